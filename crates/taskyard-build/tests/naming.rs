@@ -1,0 +1,92 @@
+//! File-to-name rules for `src/tasks/`.
+
+use std::path::Path;
+
+use taskyard_build::{duplicates, render, scan_tasks, task_name};
+
+#[test]
+fn file_paths_map_to_task_names() {
+    let table = [
+        ("cleanup.rs", Some("cleanup")),
+        ("db/migrate.rs", Some("db:migrate")),
+        ("db/index.rs", Some("db")),
+        ("index.rs", Some("index")),
+        ("a/b/c.rs", Some("a:b:c")),
+        ("a/b/index.rs", Some("a:b")),
+        ("cms/update.rs", Some("cms:update")),
+        ("echo/payload.rs", Some("echo:payload")),
+        ("db/my-task.rs", Some("db:my-task")),
+        ("README.md", None),
+        ("db/.hidden.rs", None),
+        (".git/x.rs", None),
+        ("db/migrate.rs.bak", None),
+    ];
+    for (path, expected) in table {
+        assert_eq!(task_name(Path::new(path)).as_deref(), expected, "{path}");
+    }
+}
+
+#[test]
+fn scanning_a_folder_finds_nested_files_and_reports_duplicates() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let tasks = root.path().join("src/tasks");
+    for file in [
+        "db/migrate.rs",
+        "db/index.rs",
+        "db.rs",
+        "echo/payload.rs",
+        "notes.txt",
+        "deep/er/still.rs",
+    ] {
+        let path = tasks.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, "pub fn task() -> taskyard::Task { unimplemented!() }").expect("write");
+    }
+    let files = scan_tasks(&tasks).expect("scan");
+    let found: Vec<(String, String)> = files.iter().map(|f| (f.name.clone(), f.display_path())).collect();
+    assert_eq!(
+        found,
+        [
+            ("db".to_owned(), "src/tasks/db.rs".to_owned()),
+            ("db".to_owned(), "src/tasks/db/index.rs".to_owned()),
+            ("db:migrate".to_owned(), "src/tasks/db/migrate.rs".to_owned()),
+            (
+                "deep:er:still".to_owned(),
+                "src/tasks/deep/er/still.rs".to_owned()
+            ),
+            ("echo:payload".to_owned(), "src/tasks/echo/payload.rs".to_owned()),
+        ]
+    );
+    let dups = duplicates(&files);
+    assert_eq!(dups.len(), 1);
+    assert_eq!(
+        (dups[0].0.display_path(), dups[0].1.display_path()),
+        ("src/tasks/db.rs".to_owned(), "src/tasks/db/index.rs".to_owned())
+    );
+}
+
+#[test]
+fn a_missing_tasks_folder_means_no_tasks() {
+    let root = tempfile::tempdir().expect("tempdir");
+    assert!(
+        scan_tasks(&root.path().join("src/tasks"))
+            .expect("scan")
+            .is_empty()
+    );
+}
+
+#[test]
+fn generated_code_registers_each_file_under_its_name() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let tasks = root.path().join("src/tasks/db");
+    std::fs::create_dir_all(&tasks).expect("mkdir");
+    std::fs::write(tasks.join("migrate.rs"), "").expect("write");
+    let files = scan_tasks(&root.path().join("src/tasks")).expect("scan");
+    let code = render(root.path(), &files);
+    let module_path = root.path().join("src/tasks/db/migrate.rs").display().to_string();
+    assert!(code.contains(&format!("#[path = {module_path:?}]")), "{code}");
+    assert!(
+        code.contains(".file_task(\"db:migrate\", \"src/tasks/db/migrate.rs\", __task_0_db_migrate::task())"),
+        "{code}"
+    );
+}

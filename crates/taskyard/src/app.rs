@@ -1,0 +1,265 @@
+//! [`App`]: collects an app's tasks, state and settings, then starts the runtime and the
+//! HTTP server.
+//!
+//! ```no_run
+//! use taskyard::{App, Task, TaskContext, TaskError};
+//!
+//! # async fn demo() -> taskyard::Result<()> {
+//! App::new()
+//!     .task("hello", Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>("world") }))
+//!     .serve()
+//!     .await
+//! # }
+//! ```
+
+use std::panic::Location;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::run::RuntimeParts;
+use crate::store::lease::{LeaseKeeper, LeaseSettings};
+use crate::store::{Recorder, StoreConfig};
+use crate::task::{Registry, TaskSource};
+use crate::{AppState, Error, Runtime, Task};
+
+/// An app under construction.
+pub struct App {
+    registry: Registry,
+    errors: Vec<Error>,
+    state: AppState,
+    store: Option<StoreConfig>,
+    lease: LeaseSettings,
+    shutdown_grace: Duration,
+    routes: axum::Router,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App::new()
+    }
+}
+
+impl App {
+    pub fn new() -> Self {
+        App {
+            registry: Registry::new(),
+            errors: Vec::new(),
+            state: AppState::default(),
+            store: None,
+            lease: LeaseSettings::default(),
+            shutdown_grace: Duration::from_secs(10),
+            routes: axum::Router::new(),
+        }
+    }
+
+    /// Registers a task defined in code. A name already taken is reported when the app
+    /// starts, naming both definitions.
+    #[track_caller]
+    pub fn task(mut self, name: &str, task: Task) -> Self {
+        if let Err(error) = self
+            .registry
+            .add(name, task, TaskSource::Code(Location::caller()))
+        {
+            self.errors.push(error);
+        }
+        self
+    }
+
+    /// Registers a task found in a file under `src/tasks/`; called by the code
+    /// `taskyard-build` generates.
+    #[doc(hidden)]
+    pub fn file_task(mut self, name: &str, path: &str, task: Task) -> Self {
+        if let Err(error) = self.registry.add(name, task, TaskSource::File(path.to_owned())) {
+            self.errors.push(error);
+        }
+        self
+    }
+
+    /// Shares a value with every task (`cx.state::<T>()`).
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Where run history is kept. Default: [`StoreConfig::from_env`].
+    pub fn store(mut self, store: StoreConfig) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How long an instance stays alive in the store without a heartbeat (default 30 s);
+    /// runs of an instance silent for longer are marked `abandoned`.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease.ttl = ttl;
+        self
+    }
+
+    /// How long finished runs are kept (default 7 days; `None`: forever).
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.lease.retention = retention;
+        self
+    }
+
+    /// How long running tasks may take to finish at shutdown before they are cancelled
+    /// (default 10 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Adds the app's own axum routes. Handlers reach the runtime with
+    /// `Extension<taskyard::Runtime>`.
+    pub fn routes(mut self, routes: axum::Router) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Checks the definitions, opens the store and starts the runtime, without serving HTTP.
+    pub async fn start(self) -> Result<RunningApp, Error> {
+        if let Some(error) = self.errors.into_iter().next() {
+            return Err(error);
+        }
+        let config = match self.store {
+            Some(config) => config,
+            None => StoreConfig::from_env()?,
+        };
+        let store = config.open().await?;
+        let instance = uuid::Uuid::now_v7().to_string();
+        let stop_lease = CancellationToken::new();
+        let mut background = Vec::new();
+        let recorder = match &store {
+            Some(store) => {
+                // The lease is in place before any run can be recorded, so no other
+                // instance can take this one's first runs for abandoned.
+                let mut keeper = LeaseKeeper::new(store.clone(), instance.clone(), self.lease);
+                keeper.tick().await?;
+                background.push(tokio::spawn(keeper.run(stop_lease.clone())));
+                let (recorder, writer) = Recorder::spawn(store.clone());
+                background.push(writer);
+                Some(recorder)
+            }
+            None => None,
+        };
+        let runtime = Runtime::new(RuntimeParts {
+            registry: self.registry,
+            state: self.state,
+            instance,
+            store,
+            recorder,
+        });
+        Ok(RunningApp {
+            runtime,
+            routes: self.routes,
+            shutdown_grace: self.shutdown_grace,
+            stop_lease,
+            background,
+        })
+    }
+
+    /// Starts the app and serves HTTP on `HOST:PORT` (default `127.0.0.1:3000`) until
+    /// Ctrl-C or SIGTERM, then shuts down gracefully.
+    pub async fn serve(self) -> Result<(), Error> {
+        let addr = crate::config::listen_addr()?;
+        let app = self.start().await?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("binding {addr} (set PORT to use another port)"), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?;
+        app.serve_on(listener, local, shutdown_signal()).await
+    }
+}
+
+/// A started app: the runtime plus its background work (lease keeper, record writer).
+pub struct RunningApp {
+    runtime: Runtime,
+    routes: axum::Router,
+    shutdown_grace: Duration,
+    stop_lease: CancellationToken,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningApp {
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Serves HTTP on `listener` until `signal` completes, then shuts down.
+    pub async fn serve_on(
+        self,
+        listener: tokio::net::TcpListener,
+        local: std::net::SocketAddr,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let router = crate::http::router(self.runtime.clone(), self.routes.clone());
+        let stop = CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                signal.await;
+                stop.cancel();
+            }
+        });
+        tracing::info!(
+            tasks = self.runtime.tasks().len(),
+            "taskyard listening on http://{local}"
+        );
+        println!("taskyard listening on http://{local}");
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+        // Runs must be stopped while the server drains: requests waiting on a run end
+        // when that run ends.
+        let runtime_down = async {
+            stop.cancelled().await;
+            tracing::info!("shutting down");
+            self.shutdown().await;
+        };
+        let (served, ()) = tokio::join!(server.into_future(), runtime_down);
+        served.map_err(|e| Error::io("serving HTTP", e))
+    }
+
+    /// Stops taking runs, gives running ones the grace period, cancels the rest, writes
+    /// every record and releases this instance's lease.
+    pub async fn shutdown(self) {
+        self.runtime.shutdown(self.shutdown_grace).await;
+        self.stop_lease.cancel();
+        let RunningApp {
+            runtime, background, ..
+        } = self;
+        // Dropping the runtime closes the recorder's channel so the writer drains and ends.
+        drop(runtime);
+        for task in background {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

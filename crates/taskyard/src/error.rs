@@ -1,0 +1,128 @@
+//! The crate's one error type.
+//!
+//! Every fallible public function returns [`Error`]. It is `Clone` because a deduplicated run
+//! hands the same outcome to every caller that shared it; sources that are not `Clone`
+//! (database and I/O errors) are kept behind an `Arc`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::run::RunId;
+
+/// What went wrong, in a form callers can match on and HTTP can map to a status.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No task of that name is registered.
+    #[error("Task `{0}` is not available!")]
+    TaskNotFound(String),
+
+    /// No run with that id is known to this runtime or its store.
+    #[error("Run `{0}` was not found")]
+    RunNotFound(String),
+
+    /// The payload does not fit the task's payload type. `path` is the field path
+    /// (`user.age`, `items[2].id`, or `.` for the payload itself).
+    #[error("Invalid payload for task `{task}` at `{path}`: {reason}")]
+    InvalidPayload {
+        task: String,
+        path: String,
+        reason: String,
+    },
+
+    /// The task body returned an error.
+    #[error("{message}")]
+    TaskFailed { message: String, data: Option<Value> },
+
+    /// The task body panicked; the panic was caught and the runtime kept going.
+    #[error("Task `{task}` panicked: {message}")]
+    TaskPanicked { task: String, message: String },
+
+    /// The last attempt did not finish within the task's timeout.
+    #[error("Task `{task}` timed out after {}ms", .after.as_millis())]
+    TimedOut { task: String, after: Duration },
+
+    /// The run was cancelled by id or by shutdown before it finished.
+    #[error("Run `{run_id}` of task `{task}` was cancelled")]
+    Cancelled { task: String, run_id: RunId },
+
+    /// The runtime is shutting down and takes no new runs.
+    #[error("The task runtime is shutting down and accepts no new runs")]
+    ShuttingDown,
+
+    /// Two definitions claim one task name.
+    #[error(
+        "Task `{name}` is defined twice: in {first} and in {second}. Task names must be unique; rename or remove one of them"
+    )]
+    DuplicateTask {
+        name: String,
+        first: String,
+        second: String,
+    },
+
+    /// A setting is missing or malformed.
+    #[error("Invalid configuration: {0}")]
+    Config(String),
+
+    /// The run history store failed.
+    #[error("Store error ({backend}): {source}")]
+    Store {
+        backend: &'static str,
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+
+    /// A stored row could not be decoded (written by a newer or foreign version).
+    #[error("Store error ({backend}): {message}")]
+    StoreData { backend: &'static str, message: String },
+
+    /// Binding or serving failed.
+    #[error("I/O error: {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+}
+
+/// The broad class of an [`Error`], stable across versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    NotFound,
+    InvalidInput,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Unavailable,
+    Internal,
+}
+
+impl Error {
+    /// The broad class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::TaskNotFound(_) | Error::RunNotFound(_) => ErrorKind::NotFound,
+            Error::InvalidPayload { .. } | Error::Config(_) | Error::DuplicateTask { .. } => {
+                ErrorKind::InvalidInput
+            }
+            Error::TaskFailed { .. } | Error::TaskPanicked { .. } => ErrorKind::Failed,
+            Error::TimedOut { .. } => ErrorKind::TimedOut,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::ShuttingDown => ErrorKind::Unavailable,
+            Error::Store { .. } | Error::StoreData { .. } | Error::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

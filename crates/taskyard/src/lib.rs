@@ -1,0 +1,65 @@
+//! # taskyard
+//!
+//! A framework for web services in which tasks are first-class. Drop a file in
+//! `src/tasks/` and get a named task you can run from code, HTTP or the command line; every
+//! run is recorded, can be retried, timed out, cancelled and watched.
+//!
+//! ```no_run
+//! use taskyard::{App, Task, TaskContext, TaskError};
+//!
+//! #[tokio::main]
+//! async fn main() -> taskyard::Result<()> {
+//!     App::new()
+//!         .task("db:migrate", Task::new(|cx: TaskContext| async move {
+//!             cx.progress(0.5, "halfway");
+//!             Ok::<_, TaskError>("Success")
+//!         }).description("Run database migrations"))
+//!         .serve()
+//!         .await
+//! }
+//! ```
+//!
+//! The crate is laid out by domain: [`task`] (definitions), [`run`] (the runtime),
+//! [`store`] (history), [`http`] (endpoints), [`app`] (putting it together).
+
+pub mod app;
+pub mod config;
+mod error;
+pub mod http;
+pub mod run;
+mod state;
+pub mod store;
+pub mod task;
+
+pub use app::{App, RunningApp};
+pub use error::{Error, ErrorKind, Result};
+pub use run::{RunEvent, RunHandle, RunId, RunRecord, RunRequest, RunStatus, Runtime, TaskContext};
+pub use state::AppState;
+pub use store::{RunFilter, StoreConfig};
+pub use task::{Concurrency, Retry, Task, TaskError, Trigger};
+
+/// Includes the code `taskyard-build` generated for this crate: a function
+/// `fn app() -> taskyard::App` with every task found under `src/tasks/` registered.
+///
+/// Use it once, at the root of the binary crate (`src/main.rs`):
+///
+/// ```ignore
+/// taskyard::include_app!();
+///
+/// #[tokio::main]
+/// async fn main() -> taskyard::Result<()> {
+///     app().serve().await
+/// }
+/// ```
+#[macro_export]
+macro_rules! include_app {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/taskyard_app.rs"));
+    };
+}
+
+/// Common imports for task files.
+pub mod prelude {
+    pub use crate::{Concurrency, Retry, Task, TaskContext, TaskError, Trigger};
+    pub use serde_json::{Value, json};
+}

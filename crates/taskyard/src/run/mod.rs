@@ -1,0 +1,477 @@
+//! The task runtime: starts runs, enforces concurrency, executes attempts, records history
+//! and publishes events.
+//!
+//! Data flows one way: [`Runtime::start`] looks the task up, validates the payload, passes
+//! the task's gate ([`gate`]) and spawns [`execute::execute`]; the run's state lives in an
+//! [`active::ActiveRun`] while it executes and is written to the store through the batching
+//! recorder (`store::recorder`) at start, on progress and at the end.
+
+mod active;
+mod context;
+mod events;
+mod execute;
+mod gate;
+mod record;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_util::task::TaskTracker;
+
+pub(crate) use self::active::duration_ms as duration_ms_between;
+use self::active::{ActiveRun, duration_ms};
+pub use self::context::TaskContext;
+pub use self::events::{RunEvent, RunEventKind};
+use self::execute::AttemptEnd;
+use self::gate::{Gate, GateKey, InFlight, TaskSlot, Wait, lock};
+pub use self::record::{Attempt, Progress, RunId, RunRecord, RunStatus};
+use crate::store::{Recorder, RunFilter, Store};
+use crate::task::{Registry, TaskEntry};
+use crate::{AppState, Error, Trigger};
+
+/// A request to run a task, with everything that describes the run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub task: String,
+    pub payload: Value,
+    pub trigger: Trigger,
+}
+
+impl RunRequest {
+    /// A manual run of `task` with an empty object as payload.
+    pub fn new(task: impl Into<String>) -> Self {
+        RunRequest {
+            task: task.into(),
+            payload: Value::Object(Default::default()),
+            trigger: Trigger::Manual,
+        }
+    }
+
+    pub fn payload(mut self, payload: Value) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.trigger = trigger;
+        self
+    }
+}
+
+/// A started run: its id, and its outcome to await.
+#[derive(Clone)]
+pub struct RunHandle {
+    run_id: RunId,
+    joined: bool,
+    outcome: gate::Outcome,
+}
+
+impl RunHandle {
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// True when this call joined a run already in flight instead of starting one.
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
+    /// Waits for the run to end and returns its result. Dropping this future does not
+    /// cancel the run: the runtime owns it.
+    pub async fn outcome(self) -> Result<Value, Error> {
+        self.outcome.await
+    }
+}
+
+/// The task runtime. Cheap to clone; every clone drives the same runs.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    slots: HashMap<Arc<str>, Arc<TaskSlot>>,
+    registry: Registry,
+    pub(crate) state: AppState,
+    instance: String,
+    store: Option<Arc<dyn Store>>,
+    recorder: Option<Recorder>,
+    events: broadcast::Sender<RunEvent>,
+    active: Mutex<HashMap<RunId, Arc<ActiveRun>>>,
+    accepting: AtomicBool,
+    tracker: TaskTracker,
+}
+
+/// How the runtime is put together; built by [`App`](crate::App).
+pub(crate) struct RuntimeParts {
+    pub registry: Registry,
+    pub state: AppState,
+    pub instance: String,
+    pub store: Option<Arc<dyn Store>>,
+    pub recorder: Option<Recorder>,
+}
+
+impl Runtime {
+    pub(crate) fn new(parts: RuntimeParts) -> Self {
+        let slots = parts
+            .registry
+            .entries()
+            .into_iter()
+            .map(|entry| (entry.name.clone(), Arc::new(TaskSlot::new(entry.clone()))))
+            .collect();
+        let (events, _) = broadcast::channel(1024);
+        Runtime {
+            inner: Arc::new(RuntimeInner {
+                slots,
+                registry: parts.registry,
+                state: parts.state,
+                instance: parts.instance,
+                store: parts.store,
+                recorder: parts.recorder,
+                events,
+                active: Mutex::new(HashMap::new()),
+                accepting: AtomicBool::new(true),
+                tracker: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Runs `task` with `payload` and returns its result, like Nitro's `runTask`.
+    ///
+    /// An unknown name fails with ``Task `x` is not available!``; a payload that does not fit
+    /// the task's payload type fails before anything runs, naming the field.
+    pub async fn run_task(&self, task: &str, payload: Value) -> Result<Value, Error> {
+        self.run(RunRequest {
+            task: task.to_owned(),
+            payload,
+            trigger: Trigger::Manual,
+        })
+        .await
+    }
+
+    /// Runs a request and returns its result.
+    pub async fn run(&self, request: RunRequest) -> Result<Value, Error> {
+        self.start(request)?.outcome().await
+    }
+
+    /// Starts a run (or joins one in flight, per the task's concurrency mode) without
+    /// waiting for it.
+    pub fn start(&self, request: RunRequest) -> Result<RunHandle, Error> {
+        let inner = &self.inner;
+        if !inner.accepting.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        let slot = inner
+            .slots
+            .get(request.task.as_str())
+            .ok_or_else(|| Error::TaskNotFound(request.task.clone()))?;
+        let decoded = (slot.entry.task.validate)(&slot.entry.name, &request.payload)?;
+        match &slot.gate {
+            Gate::Dedupe(cell) => {
+                let mut current = lock(cell);
+                if let Some(in_flight) = current.as_ref() {
+                    return Ok(joined(in_flight));
+                }
+                let handle = self.launch(slot, request, GateKey::Single, Wait::Nothing, decoded);
+                *current = Some(in_flight_of(&handle));
+                Ok(handle)
+            }
+            Gate::DedupeByPayload(map) => {
+                let key = gate::payload_key(&request.payload);
+                let mut map = lock(map);
+                if let Some(in_flight) = map.get(&key) {
+                    return Ok(joined(in_flight));
+                }
+                let handle = self.launch(
+                    slot,
+                    request,
+                    GateKey::Payload(key.clone()),
+                    Wait::Nothing,
+                    decoded,
+                );
+                map.insert(key, in_flight_of(&handle));
+                Ok(handle)
+            }
+            Gate::Serial(tail) => {
+                let mut tail = lock(tail);
+                let wait = match tail.take() {
+                    Some(previous) => Wait::After(previous.outcome),
+                    None => Wait::Nothing,
+                };
+                let handle = self.launch(slot, request, GateKey::Single, wait, decoded);
+                *tail = Some(in_flight_of(&handle));
+                Ok(handle)
+            }
+            Gate::Parallel(semaphore) => {
+                let wait = Wait::Permit(semaphore.clone());
+                Ok(self.launch(slot, request, GateKey::None, wait, decoded))
+            }
+        }
+    }
+
+    fn launch(
+        &self,
+        slot: &Arc<TaskSlot>,
+        request: RunRequest,
+        key: GateKey,
+        wait: Wait,
+        decoded: Option<crate::task::Decoded>,
+    ) -> RunHandle {
+        let inner = &self.inner;
+        let id = RunId::new();
+        let span = tracing::info_span!("task", name = %slot.entry.name, run_id = %id);
+        let run = Arc::new(ActiveRun::new(
+            id,
+            slot.entry.name.clone(),
+            request.payload,
+            request.trigger,
+            span,
+        ));
+        lock(&inner.active).insert(id, run.clone());
+        inner.record(&run);
+        let execution = execute::execute(self.clone(), slot.clone(), run, key, wait, decoded);
+        let join = inner.tracker.spawn(execution);
+        let outcome = join
+            .map(|joined| match joined {
+                Ok(result) => result,
+                // The executor catches task panics, so this is the tokio runtime going away.
+                Err(error) => Err(Error::ShuttingDown).inspect_err(|_| {
+                    tracing::warn!(%error, "a run's executor did not finish");
+                }),
+            })
+            .boxed()
+            .shared();
+        RunHandle {
+            run_id: id,
+            joined: false,
+            outcome,
+        }
+    }
+
+    /// Cancels a run by id. Returns `true` if it was queued or running here and is now
+    /// cancelled, `false` if it had already ended; an unknown id is `RunNotFound`.
+    pub async fn cancel(&self, run_id: RunId) -> Result<bool, Error> {
+        let active = lock(&self.inner.active).get(&run_id).cloned();
+        if let Some(run) = active {
+            run.cancel.cancel();
+            return Ok(true);
+        }
+        match self.get_run(run_id).await? {
+            Some(_) => Ok(false),
+            None => Err(Error::RunNotFound(run_id.to_string())),
+        }
+    }
+
+    /// One run: live state if it is executing here, otherwise from the store.
+    pub async fn get_run(&self, run_id: RunId) -> Result<Option<RunRecord>, Error> {
+        let active = lock(&self.inner.active).get(&run_id).cloned();
+        if let Some(run) = active {
+            return Ok(Some(run.snapshot(&self.inner.instance)));
+        }
+        match &self.inner.store {
+            Some(store) => store.get_run(run_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Recorded runs, newest first. Without a store, only runs executing now are listed.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        if let Some(store) = &self.inner.store {
+            // Runs still in the recorder's queue are not lost, only not visible yet: make
+            // listing read-your-writes.
+            if let Some(recorder) = &self.inner.recorder {
+                recorder.flush().await;
+            }
+            return store.list_runs(filter).await;
+        }
+        let active: Vec<_> = lock(&self.inner.active).values().cloned().collect();
+        let mut runs: Vec<RunRecord> = active
+            .iter()
+            .map(|run| run.snapshot(&self.inner.instance))
+            .filter(|run| filter.matches(run))
+            .collect();
+        runs.sort_by(|a, b| b.id.cmp(&a.id));
+        runs.truncate(filter.limit);
+        Ok(runs)
+    }
+
+    /// Live run events. Subscribers that fall behind skip events rather than slow runs.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The app's tasks.
+    pub fn tasks(&self) -> Vec<&Arc<TaskEntry>> {
+        self.inner.registry.entries()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.inner.state
+    }
+
+    /// This process's instance id, recorded with each of its runs.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.inner.store.as_ref()
+    }
+
+    /// Number of runs queued or running in this instance.
+    pub fn active_runs(&self) -> usize {
+        lock(&self.inner.active).len()
+    }
+
+    /// Stops taking new runs, lets running ones finish for up to `grace`, then cancels the
+    /// rest (recorded `cancelled`) and waits until every record is written.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.accepting.store(false, Ordering::Release);
+        inner.tracker.close();
+        if tokio::time::timeout(grace, inner.tracker.wait()).await.is_err() {
+            let pending: Vec<_> = lock(&inner.active).values().cloned().collect();
+            tracing::warn!(
+                runs = pending.len(),
+                grace_ms = grace.as_millis() as u64,
+                "shutdown deadline reached: cancelling runs still going"
+            );
+            for run in pending {
+                run.cancel.cancel();
+            }
+            inner.tracker.wait().await;
+        }
+        if let Some(recorder) = &inner.recorder {
+            recorder.flush().await;
+        }
+    }
+}
+
+fn joined(in_flight: &InFlight) -> RunHandle {
+    RunHandle {
+        run_id: in_flight.run_id,
+        joined: true,
+        outcome: in_flight.outcome.clone(),
+    }
+}
+
+fn in_flight_of(handle: &RunHandle) -> InFlight {
+    InFlight {
+        run_id: handle.run_id,
+        outcome: handle.outcome.clone(),
+    }
+}
+
+impl RuntimeInner {
+    fn publish(&self, run: &ActiveRun, kind: impl FnOnce() -> RunEventKind) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.events.send(RunEvent {
+            run_id: run.id,
+            task: run.task.to_string(),
+            at: Timestamp::now(),
+            kind: kind(),
+        });
+    }
+
+    /// Queues the run's current state for the store, without waiting.
+    fn record(&self, run: &ActiveRun) {
+        if let Some(recorder) = &self.recorder {
+            recorder.put(run.snapshot(&self.instance));
+        }
+    }
+
+    fn mark_started(&self, run: &ActiveRun, attempt: u32) {
+        {
+            let now = Timestamp::now();
+            let mut live = run.live();
+            live.status = RunStatus::Running;
+            live.attempt = attempt;
+            live.started_at.get_or_insert(now);
+            live.attempt_started_at = Some(now);
+        }
+        tracing::debug!(attempt, "run started");
+        self.publish(run, || RunEventKind::Started { attempt });
+        self.record(run);
+    }
+
+    fn mark_retrying(&self, run: &ActiveRun, end: &AttemptEnd, delay: Duration) {
+        let error = end_error(end);
+        {
+            let now = Timestamp::now();
+            let mut live = run.live();
+            let attempt = Attempt {
+                attempt: live.attempt,
+                status: end.status(),
+                started_at: live.attempt_started_at.unwrap_or(now),
+                finished_at: now,
+                error: error.clone(),
+                retry_delay_ms: delay.as_millis() as u64,
+            };
+            live.attempts.push(attempt);
+            live.status = RunStatus::Queued;
+        }
+        tracing::warn!(
+            error = error.as_deref().unwrap_or(""),
+            delay_ms = delay.as_millis() as u64,
+            "attempt failed; retrying"
+        );
+        self.record(run);
+    }
+
+    pub(crate) fn report_progress(&self, run: &ActiveRun, fraction: f64, message: Option<String>) {
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let progress = Progress { fraction, message };
+        run.live().progress = Some(progress.clone());
+        self.publish(run, || RunEventKind::Progress(progress));
+        self.record(run);
+    }
+
+    /// Records the run's end (waiting until the store has it) and returns its result.
+    async fn finish(&self, run: &ActiveRun, end: AttemptEnd) -> Result<Value, Error> {
+        let status = end.status();
+        let error = end_error(&end);
+        {
+            let mut live = run.live();
+            let now = Timestamp::now();
+            live.status = status;
+            live.finished_at = Some(now);
+            live.error = error.clone();
+            if let AttemptEnd::Succeeded(value) = &end {
+                live.result = Some(value.clone());
+            }
+            if let Some(started) = live.started_at {
+                tracing::debug!(%status, duration_ms = duration_ms(started, now), "run finished");
+            }
+        }
+        lock(&self.active).remove(&run.id);
+        self.publish(run, || RunEventKind::Finished { status, error });
+        if let Some(recorder) = &self.recorder
+            && let Err(error) = recorder.put_durable(run.snapshot(&self.instance)).await
+        {
+            tracing::error!(%error, run_id = %run.id, "the run's final record could not be written");
+        }
+        end.into_result(run)
+    }
+}
+
+fn end_error(end: &AttemptEnd) -> Option<String> {
+    match end {
+        AttemptEnd::Succeeded(_) => None,
+        AttemptEnd::Failed(error) => Some(error.message().to_owned()),
+        AttemptEnd::Panicked(message) => Some(format!("panicked: {message}")),
+        AttemptEnd::TimedOut(after) => Some(format!("timed out after {}ms", after.as_millis())),
+        AttemptEnd::Cancelled => Some("cancelled".to_owned()),
+    }
+}

@@ -1,0 +1,100 @@
+//! The row form of a [`RunRecord`], shared by the SQL backends: timestamps as Unix
+//! milliseconds and structured fields as JSON text, so both databases store the same thing.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::Error;
+use crate::run::{RunId, RunRecord};
+
+/// One `taskyard_runs` row.
+pub(crate) struct RunRow {
+    pub id: String,
+    pub task: String,
+    pub status: String,
+    pub trigger_kind: String,
+    pub trigger_data: String,
+    pub payload: String,
+    pub attempt: i64,
+    pub attempts: String,
+    pub instance: String,
+    pub queued_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub progress: Option<f64>,
+    pub progress_message: Option<String>,
+}
+
+/// Every column, in the order `RunRow` binds them.
+pub(crate) const COLUMNS: &str = "id, task, status, trigger_kind, trigger_data, payload, attempt, attempts, instance, queued_at, started_at, finished_at, duration_ms, result, error, progress, progress_message";
+
+impl RunRow {
+    pub fn encode(run: &RunRecord) -> RunRow {
+        RunRow {
+            id: run.id.to_string(),
+            task: run.task.clone(),
+            status: run.status.as_str().to_owned(),
+            trigger_kind: run.trigger.kind().to_owned(),
+            trigger_data: json(&run.trigger),
+            payload: run.payload.to_string(),
+            attempt: i64::from(run.attempt),
+            attempts: json(&run.attempts),
+            instance: run.instance.clone(),
+            queued_at: run.queued_at.as_millisecond(),
+            started_at: run.started_at.map(|t| t.as_millisecond()),
+            finished_at: run.finished_at.map(|t| t.as_millisecond()),
+            duration_ms: run.duration_ms.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
+            result: run.result.as_ref().map(Value::to_string),
+            error: run.error.clone(),
+            progress: run.progress.as_ref().map(|p| p.fraction),
+            progress_message: run.progress.as_ref().and_then(|p| p.message.clone()),
+        }
+    }
+
+    pub fn decode(self, backend: &'static str) -> Result<RunRecord, Error> {
+        let bad = |what: &str, detail: String| Error::StoreData {
+            backend,
+            message: format!("run {}: bad {what}: {detail}", self.id),
+        };
+        let time =
+            |what: &str, ms: i64| Timestamp::from_millisecond(ms).map_err(|e| bad(what, e.to_string()));
+        let id: RunId = self.id.parse().map_err(|_| bad("id", self.id.clone()))?;
+        let progress = self.progress.map(|fraction| crate::run::Progress {
+            fraction,
+            message: self.progress_message.clone(),
+        });
+        Ok(RunRecord {
+            id,
+            task: self.task.clone(),
+            trigger: serde_json::from_str(&self.trigger_data).map_err(|e| bad("trigger", e.to_string()))?,
+            payload: serde_json::from_str(&self.payload).map_err(|e| bad("payload", e.to_string()))?,
+            status: self
+                .status
+                .parse()
+                .map_err(|_| bad("status", self.status.clone()))?,
+            attempt: u32::try_from(self.attempt).map_err(|e| bad("attempt", e.to_string()))?,
+            attempts: serde_json::from_str(&self.attempts).map_err(|e| bad("attempts", e.to_string()))?,
+            instance: self.instance.clone(),
+            queued_at: time("queued_at", self.queued_at)?,
+            started_at: self.started_at.map(|ms| time("started_at", ms)).transpose()?,
+            finished_at: self.finished_at.map(|ms| time("finished_at", ms)).transpose()?,
+            duration_ms: self.duration_ms.map(|d| u64::try_from(d).unwrap_or(0)),
+            result: self
+                .result
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| bad("result", e.to_string()))?,
+            error: self.error.clone(),
+            progress,
+        })
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Serializing these plain data types into a String cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}

@@ -1,0 +1,109 @@
+//! [`MemoryStore`]: run history in this process's memory. Same behaviour as the SQL
+//! stores, gone when the process ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use super::{InstanceLease, RunFilter, Store};
+use crate::Error;
+use crate::run::{RunId, RunRecord, RunStatus};
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    runs: BTreeMap<RunId, RunRecord>,
+    instances: HashMap<String, InstanceLease>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // Every critical section is a handful of map operations that cannot panic.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
+        let mut tables = self.tables();
+        for run in runs {
+            tables.runs.insert(run.id, run.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
+        Ok(self.tables().runs.get(&id).cloned())
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        Ok(self
+            .tables()
+            .runs
+            .values()
+            .rev()
+            .filter(|run| filter.matches(run))
+            .take(filter.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
+        self.tables()
+            .instances
+            .insert(lease.instance.clone(), lease.clone());
+        Ok(())
+    }
+
+    async fn release_instance(&self, instance: &str) -> Result<(), Error> {
+        self.tables().instances.remove(instance);
+        Ok(())
+    }
+
+    async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
+        let mut tables = self.tables();
+        let Tables { runs, instances } = &mut *tables;
+        let live = |instance: &str| instances.get(instance).is_some_and(|l| l.lease_until >= now);
+        let mut marked = Vec::new();
+        for run in runs.values_mut() {
+            if !run.status.is_final() && !live(&run.instance) {
+                run.error = Some(format!(
+                    "abandoned: instance {} stopped renewing its lease while the run was {}",
+                    run.instance, run.status
+                ));
+                run.status = RunStatus::Abandoned;
+                run.finished_at = Some(now);
+                run.duration_ms = run
+                    .started_at
+                    .map(|start| super::super::run::duration_ms_between(start, now));
+                marked.push(run.id);
+            }
+        }
+        instances.retain(|_, lease| lease.lease_until >= now);
+        Ok(marked)
+    }
+
+    async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
+        let mut tables = self.tables();
+        let before = tables.runs.len();
+        tables
+            .runs
+            .retain(|_, run| run.finished_at.is_none_or(|at| at >= finished_before));
+        Ok((before - tables.runs.len()) as u64)
+    }
+}

@@ -1,0 +1,171 @@
+//! Run history and instance leases: one [`Store`] trait, three backends.
+//!
+//! - [`MemoryStore`]: in-process, for tests and apps that need no history across restarts.
+//! - [`SqliteStore`]: the embedded default, `.taskyard/taskyard.db`, WAL mode, safe for
+//!   several processes sharing the file.
+//! - [`PostgresStore`]: for many instances on many machines (`TASKYARD_DATABASE_URL`).
+//!
+//! The runtime writes through [`Recorder`], which batches records into one transaction per
+//! batch; the [`lease`] keeper heartbeats this instance and marks runs of dead instances
+//! `abandoned`. Every backend passes the same conformance suite (`tests/store_conformance.rs`).
+
+mod columns;
+pub(crate) mod lease;
+mod memory;
+mod migrate;
+mod postgres;
+mod recorder;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+pub use self::memory::MemoryStore;
+pub use self::migrate::MIGRATIONS_VERSION;
+pub use self::postgres::PostgresStore;
+pub(crate) use self::recorder::Recorder;
+pub use self::sqlite::SqliteStore;
+use crate::Error;
+use crate::run::{RunId, RunRecord, RunStatus};
+
+/// Storage for run history and instance leases. Implementations must make `put_runs`
+/// atomic (all records of a batch or none) and durable once it returns.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `memory`, `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Inserts or replaces runs by id, in one transaction.
+    async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error>;
+
+    async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error>;
+
+    /// Runs matching `filter`, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error>;
+
+    /// Registers or renews an instance's lease.
+    async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error>;
+
+    /// Removes an instance that stopped cleanly.
+    async fn release_instance(&self, instance: &str) -> Result<(), Error>;
+
+    /// Marks `abandoned` every queued or running run whose instance has no live lease at
+    /// `now`, forgets instances whose lease expired, and returns the runs it marked.
+    async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error>;
+
+    /// Deletes finished runs that ended before `finished_before`; returns how many.
+    async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error>;
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFilter {
+    pub task: Option<String>,
+    pub status: Option<RunStatus>,
+    /// At most this many, newest first (default 100).
+    pub limit: usize,
+}
+
+impl Default for RunFilter {
+    fn default() -> Self {
+        RunFilter {
+            task: None,
+            status: None,
+            limit: 100,
+        }
+    }
+}
+
+impl RunFilter {
+    pub fn task(mut self, task: impl Into<String>) -> Self {
+        self.task = Some(task.into());
+        self
+    }
+
+    pub fn status(mut self, status: RunStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn matches(&self, run: &RunRecord) -> bool {
+        self.task.as_deref().is_none_or(|task| task == run.task)
+            && self.status.is_none_or(|status| status == run.status)
+    }
+
+    fn sql_limit(&self) -> i64 {
+        i64::try_from(self.limit).unwrap_or(i64::MAX)
+    }
+}
+
+/// An instance's claim to be alive until `lease_until`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceLease {
+    pub instance: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub started_at: Timestamp,
+    pub lease_until: Timestamp,
+}
+
+/// Where run history is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// No history: runs are not recorded (fastest).
+    Disabled,
+    Memory,
+    /// An SQLite file, created with its folder when missing.
+    Sqlite(PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+impl StoreConfig {
+    /// `TASKYARD_DATABASE_URL` if set (PostgreSQL, or `sqlite://PATH`), otherwise
+    /// `taskyard.db` in `TASKYARD_DATA_DIR` (default `./.taskyard`).
+    pub fn from_env() -> Result<StoreConfig, Error> {
+        match std::env::var("TASKYARD_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => StoreConfig::from_url(url.trim()),
+            _ => Ok(StoreConfig::Sqlite(crate::config::data_dir().join("taskyard.db"))),
+        }
+    }
+
+    /// Parses `postgres://…`, `postgresql://…`, `sqlite://PATH` or `memory:`.
+    pub fn from_url(url: &str) -> Result<StoreConfig, Error> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(StoreConfig::Postgres(url.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(StoreConfig::Sqlite(PathBuf::from(path)))
+        } else if url == "memory:" {
+            Ok(StoreConfig::Memory)
+        } else {
+            Err(Error::Config(format!(
+                "TASKYARD_DATABASE_URL `{url}` is not supported: use postgres://user@host/db, sqlite://path/to/file.db or memory:"
+            )))
+        }
+    }
+
+    /// Opens (and migrates) the configured store; `None` when history is disabled.
+    pub async fn open(&self) -> Result<Option<Arc<dyn Store>>, Error> {
+        Ok(match self {
+            StoreConfig::Disabled => None,
+            StoreConfig::Memory => Some(Arc::new(MemoryStore::new())),
+            StoreConfig::Sqlite(path) => Some(Arc::new(SqliteStore::open(path).await?)),
+            StoreConfig::Postgres(url) => Some(Arc::new(PostgresStore::connect(url).await?)),
+        })
+    }
+}
+
+pub(crate) fn sqlx_error(backend: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |source| Error::Store {
+        backend,
+        source: Arc::new(source),
+    }
+}

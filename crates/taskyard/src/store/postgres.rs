@@ -1,0 +1,208 @@
+//! [`PostgresStore`]: run history shared by many instances through PostgreSQL.
+//!
+//! Structured fields are `JSONB`, so operators can query them; timestamps are Unix
+//! milliseconds, as in SQLite, so both backends hold identical data.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+
+use super::columns::{COLUMNS, RunRow};
+use super::sqlite::{UPSERT_TAIL, parse_ids};
+use super::{InstanceLease, RunFilter, Store, sqlx_error};
+use crate::Error;
+use crate::run::{RunId, RunRecord};
+
+const BACKEND: &str = "postgres";
+
+/// The columns with JSONB read back as text.
+const SELECT: &str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message FROM taskyard_runs";
+
+/// Run history in PostgreSQL (see the module docs).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let options: PgConnectOptions = url.parse().map_err(|e| {
+            Error::Config(format!(
+                "the PostgreSQL URL is not valid ({e}); expected postgres://user:password@host:5432/database"
+            ))
+        })?;
+        Self::connect_with(options).await
+    }
+
+    /// Connects with explicit options (e.g. a `search_path` to keep taskyard's tables in
+    /// their own schema) and applies migrations.
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self, Error> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        super::migrate::migrate_postgres(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+fn read_row(row: &PgRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        task: row.try_get("task")?,
+        status: row.try_get("status")?,
+        trigger_kind: row.try_get("trigger_kind")?,
+        trigger_data: row.try_get("trigger_data")?,
+        payload: row.try_get("payload")?,
+        attempt: row.try_get("attempt")?,
+        attempts: row.try_get("attempts")?,
+        instance: row.try_get("instance")?,
+        queued_at: row.try_get("queued_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+        progress: row.try_get("progress")?,
+        progress_message: row.try_get("progress_message")?,
+    })
+}
+
+fn decode_rows(rows: Vec<PgRow>) -> Result<Vec<RunRecord>, Error> {
+    rows.iter()
+        .map(|row| read_row(row).map_err(sqlx_error(BACKEND))?.decode(BACKEND))
+        .collect()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
+        let err = sqlx_error(BACKEND);
+        let mut tx = self.pool.begin().await.map_err(&err)?;
+        for chunk in runs.chunks(super::recorder::MAX_BATCH) {
+            let mut query = QueryBuilder::<Postgres>::new(format!("INSERT INTO taskyard_runs ({COLUMNS}) "));
+            query.push_values(chunk.iter().map(RunRow::encode), |mut values, row| {
+                values
+                    .push_bind(row.id)
+                    .push_bind(row.task)
+                    .push_bind(row.status)
+                    .push_bind(row.trigger_kind)
+                    .push_bind(row.trigger_data)
+                    .push_unseparated("::jsonb")
+                    .push_bind(row.payload)
+                    .push_unseparated("::jsonb")
+                    .push_bind(row.attempt)
+                    .push_bind(row.attempts)
+                    .push_unseparated("::jsonb")
+                    .push_bind(row.instance)
+                    .push_bind(row.queued_at)
+                    .push_bind(row.started_at)
+                    .push_bind(row.finished_at)
+                    .push_bind(row.duration_ms)
+                    .push_bind(row.result)
+                    .push_unseparated("::jsonb")
+                    .push_bind(row.error)
+                    .push_bind(row.progress)
+                    .push_bind(row.progress_message);
+            });
+            query.push(UPSERT_TAIL);
+            query.build().execute(&mut *tx).await.map_err(&err)?;
+        }
+        tx.commit().await.map_err(&err)
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1")))
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        Ok(decode_rows(rows)?.pop())
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        let mut query = QueryBuilder::<Postgres>::new(format!("{SELECT} WHERE TRUE"));
+        if let Some(task) = &filter.task {
+            query.push(" AND task = ").push_bind(task.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(filter.sql_limit());
+        let rows = query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        decode_rows(rows)
+    }
+
+    async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO taskyard_instances (id, hostname, pid, started_at, heartbeat_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, lease_until = excluded.lease_until",
+        )
+        .bind(&lease.instance)
+        .bind(&lease.hostname)
+        .bind(i64::from(lease.pid))
+        .bind(lease.started_at.as_millisecond())
+        .bind(Timestamp::now().as_millisecond())
+        .bind(lease.lease_until.as_millisecond())
+        .execute(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+        Ok(())
+    }
+
+    async fn release_instance(&self, instance: &str) -> Result<(), Error> {
+        sqlx::query("DELETE FROM taskyard_instances WHERE id = $1")
+            .bind(instance)
+            .execute(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        Ok(())
+    }
+
+    async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
+        let err = sqlx_error(BACKEND);
+        let now = now.as_millisecond();
+        let mut tx = self.pool.begin().await.map_err(&err)?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE taskyard_runs SET status = 'abandoned', finished_at = $1, \
+             duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE $1 - started_at END, \
+             error = 'abandoned: instance ' || instance || ' stopped renewing its lease while the run was ' || status \
+             WHERE status IN ('queued', 'running') AND NOT EXISTS \
+             (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= $1) \
+             RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&err)?;
+        sqlx::query("DELETE FROM taskyard_instances WHERE lease_until < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        parse_ids(ids)
+    }
+
+    async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
+        let done = sqlx::query("DELETE FROM taskyard_runs WHERE finished_at < $1")
+            .bind(finished_before.as_millisecond())
+            .execute(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,110 @@
+//! [`Recorder`]: writes run records to the store in batches, off the run path.
+//!
+//! Runs hand records to an unbounded channel and go on; one writer task drains up to
+//! [`MAX_BATCH`] at a time, keeps only the latest state of each run, and writes them in one
+//! transaction. A run's final record is acknowledged: the run's callers get its result only
+//! after the store has it, so no acknowledged run is lost. Failed writes are retried with
+//! backoff until they succeed or the app stops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::Store;
+use crate::Error;
+use crate::run::{RunId, RunRecord};
+
+/// Records per transaction. Large enough to amortise commits, small enough to keep the
+/// statement under SQLite's bound-parameter limit (17 columns × 512 rows).
+pub(crate) const MAX_BATCH: usize = 512;
+
+enum Command {
+    Put(RunRecord, Option<oneshot::Sender<()>>),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl Recorder {
+    pub fn spawn(store: Arc<dyn Store>) -> (Recorder, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_loop(store, rx));
+        (Recorder { tx }, writer)
+    }
+
+    /// Queues a record without waiting.
+    pub fn put(&self, run: RunRecord) {
+        let _ = self.tx.send(Command::Put(run, None));
+    }
+
+    /// Queues a record and waits until it is committed.
+    pub async fn put_durable(&self, run: RunRecord) -> Result<(), Error> {
+        let (ack, acked) = oneshot::channel();
+        self.tx
+            .send(Command::Put(run, Some(ack)))
+            .map_err(|_| Error::ShuttingDown)?;
+        acked.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Waits until everything queued before this call is committed.
+    pub async fn flush(&self) {
+        let (ack, acked) = oneshot::channel();
+        if self.tx.send(Command::Flush(ack)).is_ok() {
+            let _ = acked.await;
+        }
+    }
+}
+
+async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let mut commands = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<RunRecord> = Vec::with_capacity(MAX_BATCH);
+    let mut index: HashMap<RunId, usize> = HashMap::with_capacity(MAX_BATCH);
+    let mut acks = Vec::new();
+    while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
+        for command in commands.drain(..) {
+            match command {
+                Command::Put(run, ack) => {
+                    // Later states of a run replace earlier ones in the same batch.
+                    match index.get(&run.id) {
+                        Some(&at) => batch[at] = run,
+                        None => {
+                            index.insert(run.id, batch.len());
+                            batch.push(run);
+                        }
+                    }
+                    acks.extend(ack);
+                }
+                Command::Flush(ack) => acks.push(ack),
+            }
+        }
+        write_with_retry(store.as_ref(), &batch).await;
+        batch.clear();
+        index.clear();
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}
+
+async fn write_with_retry(store: &dyn Store, batch: &[RunRecord]) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match store.put_runs(batch).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, runs = batch.len(), retry_in_ms = delay.as_millis() as u64, "writing run records failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

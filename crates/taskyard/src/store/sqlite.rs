@@ -1,0 +1,226 @@
+//! [`SqliteStore`]: run history in an SQLite file.
+//!
+//! WAL mode lets readers proceed while one writer commits; every write transaction starts
+//! with `BEGIN IMMEDIATE` and waits up to the busy timeout for the write lock, so several
+//! processes can share one file without "database is locked" errors or lost writes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::columns::{COLUMNS, RunRow};
+use super::{InstanceLease, RunFilter, Store, sqlx_error};
+use crate::Error;
+use crate::run::{RunId, RunRecord};
+
+const BACKEND: &str = "sqlite";
+
+/// Run history in an SQLite file (see the module docs).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `path` (creating it and its folder if missing) and applies migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating the data folder {}", dir.display()), e))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a commit survives a process crash; only a power loss can lose
+            // the last transactions. The usual choice for WAL.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        super::migrate::migrate_sqlite(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn read_row(row: &SqliteRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        task: row.try_get("task")?,
+        status: row.try_get("status")?,
+        trigger_kind: row.try_get("trigger_kind")?,
+        trigger_data: row.try_get("trigger_data")?,
+        payload: row.try_get("payload")?,
+        attempt: row.try_get("attempt")?,
+        attempts: row.try_get("attempts")?,
+        instance: row.try_get("instance")?,
+        queued_at: row.try_get("queued_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+        progress: row.try_get("progress")?,
+        progress_message: row.try_get("progress_message")?,
+    })
+}
+
+fn decode_rows(rows: Vec<SqliteRow>) -> Result<Vec<RunRecord>, Error> {
+    rows.iter()
+        .map(|row| read_row(row).map_err(sqlx_error(BACKEND))?.decode(BACKEND))
+        .collect()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
+        let err = sqlx_error(BACKEND);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
+        for chunk in runs.chunks(super::recorder::MAX_BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new(format!("INSERT INTO taskyard_runs ({COLUMNS}) "));
+            query.push_values(chunk.iter().map(RunRow::encode), |mut values, row| {
+                values
+                    .push_bind(row.id)
+                    .push_bind(row.task)
+                    .push_bind(row.status)
+                    .push_bind(row.trigger_kind)
+                    .push_bind(row.trigger_data)
+                    .push_bind(row.payload)
+                    .push_bind(row.attempt)
+                    .push_bind(row.attempts)
+                    .push_bind(row.instance)
+                    .push_bind(row.queued_at)
+                    .push_bind(row.started_at)
+                    .push_bind(row.finished_at)
+                    .push_bind(row.duration_ms)
+                    .push_bind(row.result)
+                    .push_bind(row.error)
+                    .push_bind(row.progress)
+                    .push_bind(row.progress_message);
+            });
+            query.push(UPSERT_TAIL);
+            query.build().execute(&mut *tx).await.map_err(&err)?;
+        }
+        tx.commit().await.map_err(&err)
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM taskyard_runs WHERE id = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+        Ok(decode_rows(rows)?.pop())
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM taskyard_runs WHERE 1 = 1"));
+        if let Some(task) = &filter.task {
+            query.push(" AND task = ").push_bind(task.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(filter.sql_limit());
+        let rows = query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        decode_rows(rows)
+    }
+
+    async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
+        let now = Timestamp::now().as_millisecond();
+        sqlx::query(
+            "INSERT INTO taskyard_instances (id, hostname, pid, started_at, heartbeat_at, lease_until) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, lease_until = excluded.lease_until",
+        )
+        .bind(&lease.instance)
+        .bind(&lease.hostname)
+        .bind(i64::from(lease.pid))
+        .bind(lease.started_at.as_millisecond())
+        .bind(now)
+        .bind(lease.lease_until.as_millisecond())
+        .execute(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+        Ok(())
+    }
+
+    async fn release_instance(&self, instance: &str) -> Result<(), Error> {
+        sqlx::query("DELETE FROM taskyard_instances WHERE id = ?")
+            .bind(instance)
+            .execute(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        Ok(())
+    }
+
+    async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
+        let err = sqlx_error(BACKEND);
+        let now = now.as_millisecond();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE taskyard_runs SET status = 'abandoned', finished_at = ?1, \
+             duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE ?1 - started_at END, \
+             error = 'abandoned: instance ' || instance || ' stopped renewing its lease while the run was ' || status \
+             WHERE status IN ('queued', 'running') AND NOT EXISTS \
+             (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= ?1) \
+             RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&err)?;
+        sqlx::query("DELETE FROM taskyard_instances WHERE lease_until < ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        parse_ids(ids)
+    }
+
+    async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
+        let done = sqlx::query("DELETE FROM taskyard_runs WHERE finished_at < ?")
+            .bind(finished_before.as_millisecond())
+            .execute(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// What an upsert replaces: everything but the id and the fields fixed at creation.
+pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, attempts = excluded.attempts, instance = excluded.instance, started_at = excluded.started_at, finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, result = excluded.result, error = excluded.error, progress = excluded.progress, progress_message = excluded.progress_message";
+
+pub(super) fn parse_ids(ids: Vec<String>) -> Result<Vec<RunId>, Error> {
+    ids.into_iter()
+        .map(|id| {
+            id.parse().map_err(|_| Error::StoreData {
+                backend: BACKEND,
+                message: format!("bad run id `{id}`"),
+            })
+        })
+        .collect()
+}

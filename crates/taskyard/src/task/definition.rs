@@ -1,0 +1,207 @@
+//! [`Task`]: a task's description, options and body.
+//!
+//! A body is any async closure taking a [`TaskContext`] and, optionally, a typed payload:
+//!
+//! ```
+//! use serde::Deserialize;
+//! use taskyard::{Task, TaskContext, TaskError};
+//!
+//! #[derive(Deserialize, schemars::JsonSchema)]
+//! struct Migrate {
+//!     #[serde(default)]
+//!     dry_run: bool,
+//! }
+//!
+//! let plain = Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>("done") });
+//! let typed = Task::new(|_cx: TaskContext, p: Migrate| async move { Ok::<_, TaskError>(p.dry_run) })
+//!     .description("Run database migrations");
+//! # let _ = (plain, typed);
+//! ```
+
+use std::any::Any;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::payload;
+use crate::run::TaskContext;
+use crate::{Concurrency, Error, Retry, TaskError};
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A run's outcome as a future, shared by every caller waiting on the run.
+pub(crate) type BoxFutureOutcome = BoxFuture<Result<Value, Error>>;
+
+/// A payload decoded ahead of the run (so a bad one is refused before anything starts),
+/// handed to the first attempt. Later attempts decode again from the stored JSON.
+pub(crate) type Decoded = Box<dyn Any + Send>;
+
+type Body = dyn Fn(TaskContext, Option<Decoded>) -> BoxFuture<Result<Value, TaskError>> + Send + Sync;
+type Validate = fn(&str, &Value) -> Result<Option<Decoded>, Error>;
+
+/// A task: what it does, how it is described, and how its runs are governed.
+#[derive(Clone)]
+pub struct Task {
+    pub(crate) description: String,
+    pub(crate) concurrency: Concurrency,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retry: Retry,
+    pub(crate) payload_schema: Option<Value>,
+    pub(crate) validate: Validate,
+    pub(crate) body: Arc<Body>,
+}
+
+impl Task {
+    /// A task running `body`. See the module docs for the accepted closure shapes.
+    pub fn new<H, M>(body: H) -> Task
+    where
+        H: TaskBody<M>,
+    {
+        let (payload_schema, validate, body) = body.into_parts();
+        Task {
+            description: String::new(),
+            concurrency: Concurrency::default(),
+            timeout: None,
+            retry: Retry::NONE,
+            payload_schema,
+            validate,
+            body,
+        }
+    }
+
+    /// A one-line description, shown in listings.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// How concurrent runs are handled (default [`Concurrency::Dedupe`]).
+    pub fn concurrency(mut self, concurrency: Concurrency) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Each attempt is stopped and recorded `timed_out` after this long.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Retry failed, panicked and timed-out attempts with this policy.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn get_description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn get_concurrency(&self) -> Concurrency {
+        self.concurrency
+    }
+
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    pub fn get_retry(&self) -> &Retry {
+        &self.retry
+    }
+
+    /// The payload's JSON schema, or `None` for a task that takes no payload.
+    pub fn payload_schema(&self) -> Option<&Value> {
+        self.payload_schema.as_ref()
+    }
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("description", &self.description)
+            .field("concurrency", &self.concurrency)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("has_payload", &self.payload_schema.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Closures that can be a task's body. Implemented for
+/// `Fn(TaskContext) -> impl Future<Output = Result<R, TaskError>>` and
+/// `Fn(TaskContext, P) -> …` where `P: DeserializeOwned + JsonSchema` and `R: Serialize`.
+pub trait TaskBody<M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn into_parts(self) -> (Option<Value>, Validate, Arc<Body>);
+}
+
+#[doc(hidden)]
+pub struct WithoutPayload<R>(PhantomData<fn() -> R>);
+
+#[doc(hidden)]
+pub struct WithPayload<P, R>(PhantomData<fn() -> (P, R)>);
+
+fn to_result<R: Serialize>(result: Result<R, TaskError>) -> Result<Value, TaskError> {
+    let value = result?;
+    serde_json::to_value(value)
+        .map_err(|e| TaskError::permanent(format!("the task's result could not be serialized: {e}")))
+}
+
+impl<F, Fut, R> TaskBody<WithoutPayload<R>> for F
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, TaskError>> + Send + 'static,
+    R: Serialize,
+{
+    fn into_parts(self) -> (Option<Value>, Validate, Arc<Body>) {
+        fn accept_any(_task: &str, _payload: &Value) -> Result<Option<Decoded>, Error> {
+            Ok(None)
+        }
+        let body = move |cx: TaskContext, _decoded: Option<Decoded>| {
+            let fut = self(cx);
+            Box::pin(async move { to_result(fut.await) }) as BoxFuture<_>
+        };
+        (None, accept_any, Arc::new(body))
+    }
+}
+
+impl<F, Fut, P, R> TaskBody<WithPayload<P, R>> for F
+where
+    F: Fn(TaskContext, P) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, TaskError>> + Send + 'static,
+    P: DeserializeOwned + schemars::JsonSchema + Send + 'static,
+    R: Serialize,
+{
+    fn into_parts(self) -> (Option<Value>, Validate, Arc<Body>) {
+        fn validate<P: DeserializeOwned + Send + 'static>(
+            task: &str,
+            payload: &Value,
+        ) -> Result<Option<Decoded>, Error> {
+            let decoded: P = payload::decode(task, payload)?;
+            Ok(Some(Box::new(decoded)))
+        }
+        let body = move |cx: TaskContext, decoded: Option<Decoded>| {
+            let payload = match decoded.map(|d| d.downcast::<P>()) {
+                Some(Ok(p)) => Ok(*p),
+                _ => payload::decode::<P>(cx.task(), cx.payload()),
+            };
+            match payload {
+                Ok(p) => {
+                    let fut = self(cx, p);
+                    Box::pin(async move { to_result(fut.await) }) as BoxFuture<_>
+                }
+                Err(e) => {
+                    let error = TaskError::permanent(e.to_string());
+                    Box::pin(async move { Err(error) }) as BoxFuture<_>
+                }
+            }
+        };
+        (Some(payload::schema_of::<P>()), validate::<P>, Arc::new(body))
+    }
+}

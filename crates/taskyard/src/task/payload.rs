@@ -1,0 +1,87 @@
+//! Payload decoding: JSON in, the task's typed payload out, or an error naming the field.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::Error;
+
+/// Decodes `payload` into `P`, reporting the failing field's path and the reason.
+///
+/// The path uses `serde_path_to_error`'s notation: `user.age`, `items[2].id`, or `.` when the
+/// payload as a whole has the wrong shape.
+pub(crate) fn decode<P: DeserializeOwned>(task: &str, payload: &Value) -> Result<P, Error> {
+    serde_path_to_error::deserialize(payload).map_err(|error| {
+        let path = error.path().to_string();
+        Error::InvalidPayload {
+            task: task.to_owned(),
+            path,
+            reason: error.into_inner().to_string(),
+        }
+    })
+}
+
+/// The JSON schema of `P`, published with the task.
+pub(crate) fn schema_of<P: schemars::JsonSchema>() -> Value {
+    schemars::schema_for!(P).to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Order {
+        customer: Customer,
+        items: Vec<Item>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Customer {
+        age: u32,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        id: u64,
+    }
+
+    fn invalid(payload: Value) -> (String, String) {
+        match decode::<Order>("shop:order", &payload) {
+            Err(Error::InvalidPayload { path, reason, .. }) => (path, reason),
+            other => panic!("expected InvalidPayload, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_a_nested_field() {
+        let (path, reason) = invalid(json!({"customer": {"age": "old"}, "items": []}));
+        assert_eq!(path, "customer.age");
+        assert!(reason.contains("invalid type: string \"old\""), "{reason}");
+    }
+
+    #[test]
+    fn names_an_index_in_a_list() {
+        let (path, _) = invalid(json!({"customer": {"age": 3}, "items": [{"id": 1}, {"id": -1}]}));
+        assert_eq!(path, "items[1].id");
+    }
+
+    #[test]
+    fn names_a_missing_field() {
+        let (path, reason) = invalid(json!({"customer": {"age": 3}}));
+        assert_eq!(path, ".");
+        assert_eq!(reason, "missing field `items`");
+    }
+
+    #[test]
+    fn message_names_task_field_and_reason() {
+        let error = decode::<Order>("shop:order", &json!({"customer": {"age": true}, "items": []}))
+            .expect_err("bad payload");
+        assert_eq!(
+            error.to_string(),
+            "Invalid payload for task `shop:order` at `customer.age`: invalid type: boolean `true`, expected u32"
+        );
+    }
+}

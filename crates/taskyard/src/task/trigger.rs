@@ -1,0 +1,41 @@
+//! [`Trigger`]: what started a run.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What started a run. Stored with every run record and handed to the task in its context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Trigger {
+    /// `run_task` from code.
+    Manual,
+    /// An HTTP request.
+    Http,
+    /// The `taskyard` command line.
+    Cli,
+    /// A schedule's tick.
+    Schedule {
+        schedule: String,
+        scheduled_at: Timestamp,
+    },
+    /// A lifecycle task at startup.
+    Startup,
+    /// A custom trigger strategy, with the arguments it sent.
+    Custom { strategy: String, args: Value },
+}
+
+impl Trigger {
+    /// The `kind` tag as stored and filtered on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Http => "http",
+            Trigger::Cli => "cli",
+            Trigger::Schedule { .. } => "schedule",
+            Trigger::Startup => "startup",
+            Trigger::Custom { .. } => "custom",
+        }
+    }
+}
