@@ -349,6 +349,7 @@ impl Runtime {
         }
         if let Some(recorder) = &inner.recorder {
             recorder.flush().await;
+            recorder.close();
         }
     }
 }

@@ -15,7 +15,9 @@ use crate::Trigger;
 pub struct RunId(uuid::Uuid);
 
 impl RunId {
-    pub(crate) fn new() -> Self {
+    /// A new id, ordered after every id this process made before.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
         RunId(uuid::Uuid::now_v7())
     }
 }

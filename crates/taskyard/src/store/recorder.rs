@@ -24,6 +24,8 @@ pub(crate) const MAX_BATCH: usize = 512;
 enum Command {
     Put(RunRecord, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
+    /// Write what is queued, then stop.
+    Close,
 }
 
 #[derive(Clone)]
@@ -52,6 +54,11 @@ impl Recorder {
         acked.await.map_err(|_| Error::ShuttingDown)
     }
 
+    /// Writes everything queued so far, then stops the writer; later records are refused.
+    pub fn close(&self) {
+        let _ = self.tx.send(Command::Close);
+    }
+
     /// Waits until everything queued before this call is committed.
     pub async fn flush(&self) {
         let (ack, acked) = oneshot::channel();
@@ -66,7 +73,8 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Comma
     let mut batch: Vec<RunRecord> = Vec::with_capacity(MAX_BATCH);
     let mut index: HashMap<RunId, usize> = HashMap::with_capacity(MAX_BATCH);
     let mut acks = Vec::new();
-    while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
+    let mut closing = false;
+    while !closing && rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
         for command in commands.drain(..) {
             match command {
                 Command::Put(run, ack) => {
@@ -81,6 +89,7 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Comma
                     acks.extend(ack);
                 }
                 Command::Flush(ack) => acks.push(ack),
+                Command::Close => closing = true,
             }
         }
         write_with_retry(store.as_ref(), &batch).await;

@@ -1,0 +1,530 @@
+//! The task runtime's behaviour: concurrency modes, timeouts, retries, cancellation,
+//! panics and payload validation. History is kept in memory so records can be checked.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use taskyard::{
+    App, Concurrency, Error, Retry, RunFilter, RunStatus, RunningApp, StoreConfig, Task, TaskContext,
+    TaskError,
+};
+use tokio::sync::Mutex;
+
+async fn start(app: App) -> RunningApp {
+    app.store(StoreConfig::Memory).start().await.expect("app starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_task_is_not_found_with_nitros_message() {
+    let app = start(App::new()).await;
+    let error = app.runtime().run_task("x", json!({})).await.expect_err("unknown");
+    assert!(matches!(error, Error::TaskNotFound(_)));
+    assert_eq!(error.kind(), taskyard::ErrorKind::NotFound);
+    assert_eq!(error.to_string(), "Task `x` is not available!");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedupe_shares_one_execution_with_100_concurrent_callers() {
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    let task = Task::new(move |cx: TaskContext| {
+        let counter = counter.clone();
+        async move {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok::<_, TaskError>(json!({"execution": n, "run": cx.run_id()}))
+        }
+    });
+    let app = start(App::new().task("slow", task)).await;
+    let calls: Vec<_> = (0..100)
+        .map(|i| {
+            let runtime = app.runtime().clone();
+            tokio::spawn(async move { runtime.run_task("slow", json!({"caller": i})).await })
+        })
+        .collect();
+    let results: Vec<Value> = futures_join(calls).await;
+    assert_eq!(executions.load(Ordering::SeqCst), 1, "exactly one execution");
+    assert!(
+        results.iter().all(|r| r == &results[0]),
+        "every caller gets the same result"
+    );
+    assert_eq!(results[0]["execution"], 1);
+    let runs = app
+        .runtime()
+        .list_runs(&RunFilter::default().task("slow"))
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1, "one run recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedupe_starts_a_new_run_after_the_previous_one_ended() {
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    let task = Task::new(move |_cx: TaskContext| {
+        let counter = counter.clone();
+        async move { Ok::<_, TaskError>(counter.fetch_add(1, Ordering::SeqCst)) }
+    });
+    let app = start(App::new().task("t", task)).await;
+    for _ in 0..3 {
+        app.runtime().run_task("t", json!({})).await.expect("run");
+    }
+    assert_eq!(executions.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedupe_by_payload_shares_only_equal_payloads() {
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    let task = Task::new(move |_cx: TaskContext, p: Value| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, TaskError>(p)
+        }
+    })
+    .concurrency(Concurrency::DedupeByPayload);
+    let app = start(App::new().task("t", task)).await;
+    let calls: Vec<_> = (0..30)
+        .map(|i| {
+            let runtime = app.runtime().clone();
+            // Key order must not matter: {"a":..,"b":..} equals {"b":..,"a":..}.
+            let payload = if i % 2 == 0 {
+                json!({"a": i % 3, "b": 1})
+            } else {
+                json!({"b": 1, "a": i % 3})
+            };
+            tokio::spawn(async move { runtime.run_task("t", payload).await })
+        })
+        .collect();
+    let results = futures_join(calls).await;
+    assert_eq!(
+        executions.load(Ordering::SeqCst),
+        3,
+        "one run per distinct payload"
+    );
+    assert_eq!(results.len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_runs_one_at_a_time_in_arrival_order() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let running = Arc::new(AtomicUsize::new(0));
+    let (log2, running2) = (log.clone(), running.clone());
+    let task = Task::new(move |_cx: TaskContext, p: Value| {
+        let (log, running) = (log2.clone(), running2.clone());
+        async move {
+            assert_eq!(running.fetch_add(1, Ordering::SeqCst), 0, "never two at once");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            log.lock().await.push(p["i"].as_u64().unwrap_or(u64::MAX));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, TaskError>(())
+        }
+    })
+    .concurrency(Concurrency::Serial);
+    let app = start(App::new().task("serial", task)).await;
+    // Start in a known order (start() is synchronous), then await all.
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            app.runtime()
+                .start(taskyard::RunRequest::new("serial").payload(json!({"i": i})))
+                .expect("start")
+        })
+        .collect();
+    for handle in handles {
+        handle.outcome().await.expect("run");
+    }
+    assert_eq!(*log.lock().await, (0..20).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_limit_is_never_exceeded() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (running2, peak2) = (running.clone(), peak.clone());
+    let task = Task::new(move |_cx: TaskContext| {
+        let (running, peak) = (running2.clone(), peak2.clone());
+        async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, TaskError>(())
+        }
+    })
+    .concurrency(Concurrency::Parallel(3));
+    let app = start(App::new().task("p", task)).await;
+    let calls: Vec<_> = (0..30)
+        .map(|_| {
+            let runtime = app.runtime().clone();
+            tokio::spawn(async move { runtime.run_task("p", json!({})).await })
+        })
+        .collect();
+    futures_join(calls).await;
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "reaches but never exceeds the limit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_stops_the_attempt_and_records_timed_out() {
+    let task = Task::new(|_cx: TaskContext| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok::<_, TaskError>(())
+    })
+    .timeout(Duration::from_millis(50));
+    let app = start(App::new().task("hang", task)).await;
+    let started = std::time::Instant::now();
+    let error = app
+        .runtime()
+        .run_task("hang", json!({}))
+        .await
+        .expect_err("times out");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(error.to_string(), "Task `hang` timed out after 50ms");
+    let run = only_run(&app, "hang").await;
+    assert_eq!(run.status, RunStatus::TimedOut);
+    assert_eq!(run.error.as_deref(), Some("timed out after 50ms"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_with_backoff_are_visible_in_history() {
+    let task = Task::new(|cx: TaskContext| async move {
+        if cx.attempt() < 3 {
+            return Err(TaskError::new(format!("flaky {}", cx.attempt())));
+        }
+        Ok::<_, TaskError>(cx.attempt())
+    })
+    .retry(
+        Retry::exponential(5)
+            .initial(Duration::from_millis(40))
+            .jitter(0.0),
+    );
+    let app = start(App::new().task("flaky", task)).await;
+    let result = app
+        .runtime()
+        .run_task("flaky", json!({}))
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(result, json!(3));
+    let run = only_run(&app, "flaky").await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.attempt, 3);
+    assert_eq!(run.attempts.len(), 2);
+    assert_eq!(run.attempts[0].error.as_deref(), Some("flaky 1"));
+    assert_eq!(run.attempts[0].retry_delay_ms, 40);
+    assert_eq!(run.attempts[1].retry_delay_ms, 80, "backoff doubles");
+    let waited = run.attempts[1]
+        .started_at
+        .duration_since(run.attempts[0].finished_at);
+    assert!(
+        waited.as_millis() >= 40,
+        "second attempt started after the first backoff: {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_is_not_retried() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let task = Task::new(move |_cx: TaskContext| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Err::<(), _>(TaskError::permanent("bad input")) }
+    })
+    .retry(Retry::exponential(5).initial(Duration::from_millis(1)));
+    let app = start(App::new().task("t", task)).await;
+    let error = app.runtime().run_task("t", json!({})).await.expect_err("fails");
+    assert_eq!(error.to_string(), "bad input");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_by_run_id_stops_the_run_and_records_it() {
+    let task = Task::new(|_cx: TaskContext| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok::<_, TaskError>(())
+    });
+    let app = start(App::new().task("long", task)).await;
+    let runtime = app.runtime().clone();
+    let handle = runtime.start(taskyard::RunRequest::new("long")).expect("start");
+    let run_id = handle.run_id();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(runtime.cancel(run_id).await.expect("cancel"), "was running");
+    let error = handle.outcome().await.expect_err("cancelled");
+    assert!(matches!(error, Error::Cancelled { .. }), "{error:?}");
+    let run = runtime.get_run(run_id).await.expect("get").expect("recorded");
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert!(
+        !runtime.cancel(run_id).await.expect("second cancel"),
+        "already ended"
+    );
+    let unknown = "01a1fc73-0000-7000-8000-000000000000".parse().expect("id");
+    assert!(matches!(
+        runtime.cancel(unknown).await,
+        Err(Error::RunNotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_serial_run_cancelled_before_its_turn_never_runs() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let task = Task::new(move |_cx: TaskContext| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, TaskError>(())
+        }
+    })
+    .concurrency(Concurrency::Serial);
+    let app = start(App::new().task("s", task)).await;
+    let runtime = app.runtime();
+    let first = runtime.start(taskyard::RunRequest::new("s")).expect("first");
+    let second = runtime.start(taskyard::RunRequest::new("s")).expect("second");
+    let third = runtime.start(taskyard::RunRequest::new("s")).expect("third");
+    assert_eq!(
+        runtime
+            .get_run(second.run_id())
+            .await
+            .expect("get")
+            .expect("live")
+            .status,
+        RunStatus::Queued
+    );
+    runtime.cancel(second.run_id()).await.expect("cancel");
+    first.outcome().await.expect("first ok");
+    assert!(second.outcome().await.is_err());
+    third.outcome().await.expect("third ok, after the cancelled one");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_becomes_a_failed_run_and_the_runtime_keeps_working() {
+    let boom = Task::new(|cx: TaskContext| async move {
+        if cx.attempt() > 0 {
+            panic!("kaboom in the task");
+        }
+        Ok::<_, TaskError>(())
+    });
+    let sync_boom = Task::new(|_cx: TaskContext| -> std::future::Ready<Result<(), TaskError>> {
+        panic!("panicked before returning a future")
+    });
+    let fine = Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>("fine") });
+    let app = start(
+        App::new()
+            .task("boom", boom)
+            .task("sync-boom", sync_boom)
+            .task("fine", fine),
+    )
+    .await;
+    let runtime = app.runtime();
+    let error = runtime.run_task("boom", json!({})).await.expect_err("panics");
+    assert_eq!(error.to_string(), "Task `boom` panicked: kaboom in the task");
+    let run = only_run(&app, "boom").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.error.as_deref(), Some("panicked: kaboom in the task"));
+    let error = runtime
+        .run_task("sync-boom", json!({}))
+        .await
+        .expect_err("panics");
+    assert!(error.to_string().contains("panicked before returning a future"));
+    assert_eq!(
+        runtime.run_task("fine", json!({})).await.expect("still works"),
+        json!("fine")
+    );
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct Resize {
+    #[allow(dead_code)]
+    image: Image,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct Image {
+    #[allow(dead_code)]
+    width: u32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_payload_is_refused_before_running_naming_the_field() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let task = Task::new(move |_cx: TaskContext, _p: Resize| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, TaskError>(()) }
+    });
+    let app = start(App::new().task("resize", task)).await;
+    let error = app
+        .runtime()
+        .run_task("resize", json!({"image": {"width": "wide"}}))
+        .await
+        .expect_err("bad payload");
+    match &error {
+        Error::InvalidPayload { task, path, reason } => {
+            assert_eq!(task, "resize");
+            assert_eq!(path, "image.width");
+            assert!(reason.contains("expected u32"), "{reason}");
+        }
+        other => panic!("expected InvalidPayload, got {other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the task never ran");
+    assert!(
+        app.runtime()
+            .list_runs(&RunFilter::default())
+            .await
+            .expect("runs")
+            .is_empty()
+    );
+    app.runtime()
+        .run_task("resize", json!({"image": {"width": 3}}))
+        .await
+        .expect("good payload");
+    let schema = app.runtime().tasks()[0]
+        .task()
+        .payload_schema()
+        .expect("schema")
+        .clone();
+    assert_eq!(schema["required"], json!(["image"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_carries_run_details_progress_and_state() {
+    struct Greeting(&'static str);
+    let task = Task::new(|cx: TaskContext| async move {
+        cx.progress(0.5, "halfway");
+        let greeting = cx.state::<Greeting>()?.0;
+        Ok::<_, TaskError>(json!({
+            "task": cx.task(),
+            "attempt": cx.attempt(),
+            "trigger": cx.trigger(),
+            "payload": cx.payload(),
+            "greeting": greeting,
+            "missing": cx.state::<String>().err().map(|e| e.to_string()),
+        }))
+    });
+    let app = start(App::new().task("ctx", task).state(Greeting("hi"))).await;
+    let mut events = app.runtime().subscribe();
+    let result = app.runtime().run_task("ctx", json!({"k": 1})).await.expect("run");
+    assert_eq!(result["task"], "ctx");
+    assert_eq!(result["attempt"], 1);
+    assert_eq!(result["trigger"], json!({"kind": "manual"}));
+    assert_eq!(result["payload"], json!({"k": 1}));
+    assert_eq!(result["greeting"], "hi");
+    assert!(
+        result["missing"]
+            .as_str()
+            .expect("error")
+            .contains("add it with `App::state(value)`")
+    );
+    let kinds: Vec<String> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| {
+            serde_json::to_value(&e).expect("json")["event"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["started", "progress", "finished"]);
+    let run = only_run(&app, "ctx").await;
+    assert_eq!(
+        run.progress.expect("progress").message.as_deref(),
+        Some("halfway")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_names_fail_at_startup_naming_both_places() {
+    let noop = || Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) });
+    let result = App::new()
+        .file_task("db:migrate", "src/tasks/db/migrate.rs", noop())
+        .task("db:migrate", noop())
+        .store(StoreConfig::Disabled)
+        .start()
+        .await;
+    let Err(error) = result else {
+        panic!("duplicate names must fail")
+    };
+    let message = error.to_string();
+    assert!(message.contains("src/tasks/db/migrate.rs"), "{message}");
+    assert!(
+        message.contains("code at crates/taskyard/tests/runtime.rs:"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_quick_runs_finish_and_cancels_the_rest() {
+    let quick = Task::new(|_cx: TaskContext| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, TaskError>("done")
+    });
+    let stuck = Task::new(|_cx: TaskContext| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<_, TaskError>("never")
+    });
+    let app = start(
+        App::new()
+            .task("quick", quick)
+            .task("stuck", stuck)
+            .shutdown_grace(Duration::from_millis(300)),
+    )
+    .await;
+    let runtime = app.runtime().clone();
+    let quick = runtime.start(taskyard::RunRequest::new("quick")).expect("quick");
+    let stuck = runtime.start(taskyard::RunRequest::new("stuck")).expect("stuck");
+    let store = runtime.store().expect("store").clone();
+    let began = std::time::Instant::now();
+    app.shutdown().await;
+    assert!(began.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        quick.outcome().await.expect("finished within grace"),
+        json!("done")
+    );
+    assert!(matches!(stuck.outcome().await, Err(Error::Cancelled { .. })));
+    let stuck_run = store
+        .get_run(stuck_id(&runtime, &store).await)
+        .await
+        .expect("get")
+        .expect("recorded");
+    assert_eq!(stuck_run.status, RunStatus::Cancelled);
+    assert!(matches!(
+        runtime.run_task("quick", json!({})).await,
+        Err(Error::ShuttingDown)
+    ));
+}
+
+async fn stuck_id(_runtime: &taskyard::Runtime, store: &Arc<dyn taskyard::store::Store>) -> taskyard::RunId {
+    store
+        .list_runs(&RunFilter::default().task("stuck"))
+        .await
+        .expect("list")[0]
+        .id
+}
+
+async fn only_run(app: &RunningApp, task: &str) -> taskyard::RunRecord {
+    let mut runs = app
+        .runtime()
+        .list_runs(&RunFilter::default().task(task))
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.remove(0)
+}
+
+async fn futures_join<I>(calls: I) -> Vec<Value>
+where
+    I: IntoIterator<Item = tokio::task::JoinHandle<Result<Value, Error>>>,
+{
+    let mut results = Vec::new();
+    for call in calls {
+        results.push(call.await.expect("join").expect("run succeeds"));
+    }
+    results
+}

@@ -1,0 +1,653 @@
+//! One conformance suite for every `Store` backend: memory, SQLite and PostgreSQL.
+//!
+//! PostgreSQL comes from `TASKYARD_TEST_DATABASE_URL`; each test works in a schema of its
+//! own. Without that variable the PostgreSQL cases are skipped loudly, unless
+//! `TASKYARD_REQUIRE_PG=1`, under which a missing database fails the run.
+//!
+//! The multi-process cases re-run this test binary as a child (`child_process`, ignored in
+//! normal runs) so that real, separate processes share one store.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::json;
+use taskyard::run::{Attempt, Progress};
+use taskyard::store::{InstanceLease, MemoryStore, PostgresStore, SqliteStore, Store};
+use taskyard::{
+    App, Concurrency, RunFilter, RunId, RunRecord, RunStatus, StoreConfig, Task, TaskContext, TaskError,
+    Trigger,
+};
+
+/// A backend under test: how to open it (again) and how to describe it to a child process.
+struct Backend {
+    name: &'static str,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<String>,
+}
+
+impl Backend {
+    async fn open(&self) -> Arc<dyn Store> {
+        let config = StoreConfig::from_url(&self.url).expect("url");
+        config.open().await.expect("store opens").expect("enabled")
+    }
+
+    fn config(&self) -> StoreConfig {
+        StoreConfig::from_url(&self.url).expect("url")
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(schema) = self.pg_schema.take() {
+            let base = std::env::var("TASKYARD_TEST_DATABASE_URL").unwrap_or_default();
+            let _ = Command::new("psql")
+                .args([
+                    base.as_str(),
+                    "-qc",
+                    &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("taskyard.db").display());
+    Backend {
+        name: "sqlite",
+        url,
+        _dir: Some(dir),
+        pg_schema: None,
+    }
+}
+
+fn memory() -> Backend {
+    Backend {
+        name: "memory",
+        url: "memory:".into(),
+        _dir: None,
+        pg_schema: None,
+    }
+}
+
+/// A fresh schema in the test database, or `None` (with a loud notice) when there is none.
+async fn postgres() -> Option<Backend> {
+    let base = match std::env::var("TASKYARD_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            if std::env::var("TASKYARD_REQUIRE_PG").as_deref() == Ok("1") {
+                panic!(
+                    "TASKYARD_REQUIRE_PG=1 but TASKYARD_TEST_DATABASE_URL is not set: run scripts/setup-postgres.sh and set it"
+                );
+            }
+            eprintln!("\n*** SKIPPED PostgreSQL store tests: TASKYARD_TEST_DATABASE_URL is not set ***\n");
+            return None;
+        }
+    };
+    let schema = format!("ty_{}", uuid_simple());
+    let pool = sqlx::PgPool::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach {base}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .expect("create schema");
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(Backend {
+        name: "postgres",
+        url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        _dir: None,
+        pg_schema: Some(schema),
+    })
+}
+
+fn uuid_simple() -> String {
+    format!("{:x}{:08x}", std::process::id(), fastrand_u32())
+}
+
+fn fastrand_u32() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now()) as u32
+}
+
+/// Every backend available here: memory, SQLite, and PostgreSQL when configured.
+async fn backends() -> Vec<Backend> {
+    let mut all = vec![memory(), sqlite()];
+    all.extend(postgres().await);
+    all
+}
+
+/// Backends that outlive a process: SQLite, and PostgreSQL when configured.
+async fn durable_backends() -> Vec<Backend> {
+    let mut all = vec![sqlite()];
+    all.extend(postgres().await);
+    all
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(1_800_000_000_000 + ms).expect("timestamp")
+}
+
+fn record(task: &str, status: RunStatus, instance: &str, offset_ms: i64) -> RunRecord {
+    RunRecord {
+        id: new_id(),
+        task: task.into(),
+        trigger: Trigger::Manual,
+        payload: json!({}),
+        status,
+        attempt: 1,
+        attempts: vec![],
+        instance: instance.into(),
+        queued_at: at(offset_ms),
+        started_at: Some(at(offset_ms + 1)),
+        finished_at: status.is_final().then(|| at(offset_ms + 10)),
+        duration_ms: status.is_final().then_some(9),
+        result: None,
+        error: None,
+        progress: None,
+    }
+}
+
+fn new_id() -> RunId {
+    RunId::new()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_round_trip_every_field() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let mut run = record("db:migrate", RunStatus::Failed, "i-1", 0);
+        run.trigger = Trigger::Schedule {
+            schedule: "nightly".into(),
+            scheduled_at: at(-5),
+        };
+        run.payload = json!({"nested": {"list": [1, 2.5, "x", null, true]}, "unicode": "héllo ✓"});
+        run.attempt = 2;
+        run.attempts = vec![Attempt {
+            attempt: 1,
+            status: RunStatus::TimedOut,
+            started_at: at(1),
+            finished_at: at(4),
+            error: Some("timed out after 3ms".into()),
+            retry_delay_ms: 100,
+        }];
+        run.result = Some(json!([1, {"a": "b"}]));
+        run.error = Some("it's broken; \"quoted\"".into());
+        run.progress = Some(Progress {
+            fraction: 0.75,
+            message: Some("three quarters".into()),
+        });
+        store.put_runs(std::slice::from_ref(&run)).await.expect("put");
+        let back = store.get_run(run.id).await.expect("get").expect("found");
+        assert_eq!(back, run, "{}", backend.name);
+        let custom = RunRecord {
+            trigger: Trigger::Custom {
+                strategy: "queue".into(),
+                args: json!({"n": 1}),
+            },
+            result: None,
+            progress: Some(Progress {
+                fraction: 0.0,
+                message: None,
+            }),
+            ..record("x", RunStatus::Running, "i-1", 1)
+        };
+        store.put_runs(std::slice::from_ref(&custom)).await.expect("put");
+        assert_eq!(
+            store.get_run(custom.id).await.expect("get"),
+            Some(custom),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            store.get_run(new_id()).await.expect("get"),
+            None,
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_put_replaces_the_run_state() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let mut run = record("t", RunStatus::Running, "i-1", 0);
+        run.finished_at = None;
+        store
+            .put_runs(std::slice::from_ref(&run))
+            .await
+            .expect("put running");
+        run.status = RunStatus::Succeeded;
+        run.finished_at = Some(at(50));
+        run.duration_ms = Some(49);
+        run.result = Some(json!("ok"));
+        store
+            .put_runs(std::slice::from_ref(&run))
+            .await
+            .expect("put final");
+        assert_eq!(
+            store.get_run(run.id).await.expect("get"),
+            Some(run),
+            "{}",
+            backend.name
+        );
+        let all = store.list_runs(&RunFilter::default()).await.expect("list");
+        assert_eq!(all.len(), 1, "{}", backend.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_filters_by_task_and_status_newest_first_with_a_limit() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let runs: Vec<RunRecord> = (0..12)
+            .map(|i| {
+                let task = if i % 2 == 0 { "even" } else { "odd" };
+                let status = if i % 3 == 0 {
+                    RunStatus::Failed
+                } else {
+                    RunStatus::Succeeded
+                };
+                record(task, status, "i-1", i)
+            })
+            .collect();
+        store.put_runs(&runs).await.expect("put batch");
+        let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let newest_first: Vec<RunId> = runs.iter().rev().map(|r| r.id).collect();
+        assert_eq!(
+            ids(store.list_runs(&RunFilter::default()).await.expect("all")),
+            newest_first,
+            "{}",
+            backend.name
+        );
+        let even = store
+            .list_runs(&RunFilter::default().task("even"))
+            .await
+            .expect("even");
+        assert_eq!(even.len(), 6);
+        assert!(even.iter().all(|r| r.task == "even"));
+        let failed = store
+            .list_runs(&RunFilter::default().status(RunStatus::Failed))
+            .await
+            .expect("failed");
+        assert_eq!(failed.len(), 4, "{}", backend.name);
+        let both = store
+            .list_runs(&RunFilter::default().task("odd").status(RunStatus::Failed))
+            .await
+            .expect("both");
+        assert_eq!(ids(both), [runs[9].id, runs[3].id], "{}", backend.name);
+        let limited = store
+            .list_runs(&RunFilter::default().limit(5))
+            .await
+            .expect("limited");
+        assert_eq!(ids(limited), newest_first[..5], "{}", backend.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_instances_without_a_live_lease_are_abandoned() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let lease = |instance: &str, until: Timestamp| InstanceLease {
+            instance: instance.into(),
+            hostname: "h".into(),
+            pid: 1,
+            started_at: at(0),
+            lease_until: until,
+        };
+        store.heartbeat(&lease("alive", at(10_000))).await.expect("hb");
+        store.heartbeat(&lease("dead", at(500))).await.expect("hb");
+        let alive_running = record("t", RunStatus::Running, "alive", 0);
+        let dead_running = record("t", RunStatus::Running, "dead", 1);
+        let dead_queued = RunRecord {
+            started_at: None,
+            ..record("t", RunStatus::Queued, "dead", 2)
+        };
+        let dead_done = record("t", RunStatus::Succeeded, "dead", 3);
+        let never_registered = record("t", RunStatus::Running, "ghost", 4);
+        let all = [
+            alive_running.clone(),
+            dead_running.clone(),
+            dead_queued.clone(),
+            dead_done.clone(),
+            never_registered.clone(),
+        ];
+        store.put_runs(&all).await.expect("put");
+        let mut marked = store.mark_abandoned(at(1_000)).await.expect("reap");
+        marked.sort();
+        let mut expected = vec![dead_running.id, dead_queued.id, never_registered.id];
+        expected.sort();
+        assert_eq!(marked, expected, "{}", backend.name);
+        let get = |id| {
+            let store = store.clone();
+            async move { store.get_run(id).await.expect("get").expect("found") }
+        };
+        let abandoned = get(dead_running.id).await;
+        assert_eq!(abandoned.status, RunStatus::Abandoned, "{}", backend.name);
+        assert_eq!(abandoned.finished_at, Some(at(1_000)));
+        assert_eq!(
+            abandoned.duration_ms,
+            Some(998),
+            "started at 2, abandoned at 1000"
+        );
+        assert_eq!(
+            abandoned.error.as_deref(),
+            Some("abandoned: instance dead stopped renewing its lease while the run was running")
+        );
+        assert_eq!(get(dead_queued.id).await.duration_ms, None);
+        assert_eq!(
+            get(alive_running.id).await.status,
+            RunStatus::Running,
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            get(dead_done.id).await.status,
+            RunStatus::Succeeded,
+            "{}",
+            backend.name
+        );
+        assert!(
+            store.mark_abandoned(at(1_001)).await.expect("again").is_empty(),
+            "{}",
+            backend.name
+        );
+        // A released instance's leftover runs are abandoned too.
+        store.release_instance("alive").await.expect("release");
+        assert_eq!(
+            store.mark_abandoned(at(1_002)).await.expect("reap"),
+            [alive_running.id],
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_deletes_only_runs_finished_before_the_cutoff() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let old = record("t", RunStatus::Succeeded, "i", 0); // finished at 10
+        let recent = record("t", RunStatus::Failed, "i", 100); // finished at 110
+        let running = RunRecord {
+            finished_at: None,
+            ..record("t", RunStatus::Running, "i", -1000)
+        };
+        store
+            .put_runs(&[old.clone(), recent.clone(), running.clone()])
+            .await
+            .expect("put");
+        assert_eq!(
+            store.prune_runs(at(50)).await.expect("prune"),
+            1,
+            "{}",
+            backend.name
+        );
+        assert_eq!(store.get_run(old.id).await.expect("get"), None);
+        assert!(store.get_run(recent.id).await.expect("get").is_some());
+        assert!(
+            store.get_run(running.id).await.expect("get").is_some(),
+            "unfinished runs are kept"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_and_safe_when_started_concurrently() {
+    for backend in durable_backends().await {
+        let opens = (0..6).map(|_| {
+            let config = backend.config();
+            tokio::spawn(async move { config.open().await.map(|s| s.is_some()) })
+        });
+        for open in opens {
+            assert!(
+                open.await
+                    .expect("join")
+                    .expect("concurrent open migrates or waits"),
+                "{}",
+                backend.name
+            );
+        }
+        let store = backend.open().await;
+        let run = record("t", RunStatus::Succeeded, "i", 0);
+        store
+            .put_runs(std::slice::from_ref(&run))
+            .await
+            .expect("usable after migrations");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_and_postgres_open_directly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nested = dir.path().join("a/b/history.db");
+    let store = SqliteStore::open(&nested).await.expect("creates folders");
+    assert_eq!(store.backend(), "sqlite");
+    assert!(nested.exists());
+    assert_eq!(MemoryStore::new().backend(), "memory");
+    let bad = PostgresStore::connect("postgres://[bad")
+        .await
+        .expect_err("bad url");
+    assert!(bad.to_string().contains("expected postgres://"), "{bad}");
+    let unsupported = StoreConfig::from_url("mysql://x").expect_err("unsupported");
+    assert!(
+        unsupported.to_string().contains("sqlite://path/to/file.db"),
+        "{unsupported}"
+    );
+}
+
+fn noop_app(config: StoreConfig) -> App {
+    App::new()
+        .task(
+            "noop",
+            Task::new(|cx: TaskContext| async move { Ok::<_, TaskError>(cx.attempt()) })
+                .concurrency(Concurrency::Parallel(64)),
+        )
+        .store(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_survives_a_restart() {
+    for backend in durable_backends().await {
+        let first = noop_app(backend.config()).start().await.expect("start");
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let handle = first
+                .runtime()
+                .start(taskyard::RunRequest::new("noop"))
+                .expect("start run");
+            ids.push(handle.run_id());
+            handle.outcome().await.expect("run");
+        }
+        first.shutdown().await;
+        let second = noop_app(backend.config()).start().await.expect("restart");
+        let runs = second
+            .runtime()
+            .list_runs(&RunFilter::default().task("noop"))
+            .await
+            .expect("list");
+        let mut found: Vec<RunId> = runs.iter().map(|r| r.id).collect();
+        found.sort();
+        assert_eq!(found, ids, "{}", backend.name);
+        assert!(runs.iter().all(|r| r.status == RunStatus::Succeeded));
+        second.shutdown().await;
+    }
+}
+
+fn child(role: &str, backend: &Backend, extra: &[(&str, String)]) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([
+            "child_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TASKYARD_CHILD_ROLE", role)
+        .env("TASKYARD_CHILD_STORE", &backend.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_writing_one_store_lose_nothing() {
+    const PER_PROCESS: usize = 400;
+    for backend in durable_backends().await {
+        // Migrate first so both children find the schema; they also race on it harmlessly.
+        drop(backend.open().await);
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                child(
+                    "writer",
+                    &backend,
+                    &[("TASKYARD_CHILD_RUNS", PER_PROCESS.to_string())],
+                )
+                .spawn()
+                .expect("spawn writer")
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().expect("writer ends");
+            assert!(output.status.success(), "writer failed on {}", backend.name);
+        }
+        let store = backend.open().await;
+        let runs = store
+            .list_runs(&RunFilter::default().task("noop").limit(10_000))
+            .await
+            .expect("list");
+        assert_eq!(runs.len(), 2 * PER_PROCESS, "{}", backend.name);
+        assert!(
+            runs.iter().all(|r| r.status == RunStatus::Succeeded),
+            "{}",
+            backend.name
+        );
+        let instances: std::collections::HashSet<_> = runs.iter().map(|r| r.instance.clone()).collect();
+        assert_eq!(instances.len(), 2, "{}", backend.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_a_killed_process_ends_up_abandoned() {
+    for backend in durable_backends().await {
+        let mut sleeper = child("sleeper", &backend, &[]).spawn().expect("spawn sleeper");
+        let stdout = sleeper.stdout.take().expect("stdout");
+        // libtest prints `test child_process ... ` before the child's own output.
+        let reported = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|line| line.split_once("RUN ").map(|(_, id)| id.trim().to_owned()))
+        });
+        let reported = tokio::time::timeout(Duration::from_secs(60), reported).await;
+        let Ok(Ok(Some(run_id))) = reported else {
+            let _ = sleeper.kill();
+            panic!("the sleeper did not report its run on {}", backend.name);
+        };
+        let run_id: RunId = run_id.parse().expect("run id");
+        sleeper.kill().expect("SIGKILL");
+        sleeper.wait().expect("reaped");
+
+        let store = backend.open().await;
+        let before = store
+            .get_run(run_id)
+            .await
+            .expect("get")
+            .expect("recorded before the kill");
+        assert_eq!(before.status, RunStatus::Running, "{}", backend.name);
+
+        // A surviving instance's lease keeper notices once the dead lease expires.
+        let survivor = noop_app(backend.config())
+            .lease_ttl(Duration::from_millis(600))
+            .start()
+            .await
+            .expect("start");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let run = loop {
+            let run = store.get_run(run_id).await.expect("get").expect("found");
+            if run.status != RunStatus::Running || Instant::now() > deadline {
+                break run;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(run.status, RunStatus::Abandoned, "{}", backend.name);
+        assert!(
+            run.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("stopped renewing its lease")
+        );
+        survivor.shutdown().await;
+    }
+}
+
+/// The body of the child processes above; does nothing unless started by them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a child process by the multi-process tests"]
+async fn child_process() {
+    let Ok(role) = std::env::var("TASKYARD_CHILD_ROLE") else {
+        return;
+    };
+    let url = std::env::var("TASKYARD_CHILD_STORE").expect("store url");
+    let config = StoreConfig::from_url(&url).expect("url");
+    match role.as_str() {
+        "writer" => {
+            let runs: usize = std::env::var("TASKYARD_CHILD_RUNS")
+                .expect("runs")
+                .parse()
+                .expect("number");
+            let app = noop_app(config).start().await.expect("start");
+            let handles: Vec<_> = (0..runs)
+                .map(|_| {
+                    app.runtime()
+                        .start(taskyard::RunRequest::new("noop"))
+                        .expect("start run")
+                })
+                .collect();
+            for handle in handles {
+                handle.outcome().await.expect("run");
+            }
+            app.shutdown().await;
+        }
+        "sleeper" => {
+            let app = App::new()
+                .task(
+                    "sleep",
+                    Task::new(|_cx: TaskContext| async {
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                        Ok::<_, TaskError>(())
+                    }),
+                )
+                .store(config)
+                .lease_ttl(Duration::from_millis(600))
+                .start()
+                .await
+                .expect("start");
+            let handle = app
+                .runtime()
+                .start(taskyard::RunRequest::new("sleep"))
+                .expect("start run");
+            // Listing flushes the recorder, so the `running` record is in the store.
+            app.runtime()
+                .list_runs(&RunFilter::default())
+                .await
+                .expect("flush");
+            println!("RUN {}", handle.run_id());
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
