@@ -3,7 +3,8 @@
 //! Turns the files of a taskyard app into code, at build time. Add it as a build
 //! dependency and give the app a one-line `build.rs`:
 //!
-//! ```no_run
+//! ```text
+//! // build.rs
 //! fn main() {
 //!     taskyard_build::generate();
 //! }

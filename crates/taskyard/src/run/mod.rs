@@ -296,7 +296,7 @@ impl Runtime {
             .map(|run| run.snapshot(&self.inner.instance))
             .filter(|run| filter.matches(run))
             .collect();
-        runs.sort_by(|a, b| b.id.cmp(&a.id));
+        runs.sort_by_key(|run| std::cmp::Reverse(run.id));
         runs.truncate(filter.limit);
         Ok(runs)
     }

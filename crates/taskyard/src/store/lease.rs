@@ -92,7 +92,7 @@ impl LeaseKeeper {
             if let Err(error) = self.tick().await {
                 tracing::error!(%error, "renewing the instance lease failed");
             }
-            if ticks % prune_every == 0
+            if ticks.is_multiple_of(prune_every)
                 && let Err(error) = self.prune().await
             {
                 tracing::error!(%error, "deleting old runs failed");
