@@ -500,7 +500,7 @@ async fn shutdown_lets_quick_runs_finish_and_cancels_the_rest() {
     ));
 }
 
-async fn stuck_id(_runtime: &taskyard::Runtime, store: &Arc<dyn taskyard::store::Store>) -> taskyard::RunId {
+async fn stuck_id(store: &Arc<dyn taskyard::store::Store>) -> taskyard::RunId {
     store
         .list_runs(&RunFilter::default().task("stuck"))
         .await
