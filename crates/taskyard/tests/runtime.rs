@@ -489,7 +489,7 @@ async fn shutdown_lets_quick_runs_finish_and_cancels_the_rest() {
     );
     assert!(matches!(stuck.outcome().await, Err(Error::Cancelled { .. })));
     let stuck_run = store
-        .get_run(stuck_id(&runtime, &store).await)
+        .get_run(stuck_id(&store).await)
         .await
         .expect("get")
         .expect("recorded");
