@@ -528,3 +528,41 @@ where
     }
     results
 }
+
+/// Callers waiting on a run never hang, even when the tokio runtime executing it goes away
+/// before the run ends: they get `ShuttingDown`.
+#[test]
+fn callers_learn_when_the_executing_runtime_is_dropped() {
+    let executing = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let task = Task::new(|_cx: TaskContext| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<_, TaskError>(())
+    });
+    let app = executing
+        .block_on(
+            App::new()
+                .task("forever", task)
+                .store(StoreConfig::Disabled)
+                .start(),
+        )
+        .expect("app starts");
+    let handle = executing
+        .block_on(async { app.runtime().start(taskyard::RunRequest::new("forever")) })
+        .expect("started");
+    executing.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
+    drop(executing);
+
+    let waiting = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let outcome = waiting.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), handle.outcome())
+            .await
+            .expect("the caller is told, not left waiting")
+    });
+    assert!(matches!(outcome, Err(Error::ShuttingDown)), "{outcome:?}");
+}

@@ -1,13 +1,14 @@
 //! [`ActiveRun`]: the live state of a run this instance is executing.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use jiff::Timestamp;
 use serde_json::Value;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Attempt, Progress, RunId, RunRecord, RunStatus};
-use crate::Trigger;
+use crate::{Error, Trigger};
 
 pub(crate) struct ActiveRun {
     pub id: RunId,
@@ -18,6 +19,9 @@ pub(crate) struct ActiveRun {
     pub span: tracing::Span,
     pub queued_at: Timestamp,
     live: Mutex<Live>,
+    /// What every caller of the run receives, set once when it ends.
+    outcome: OnceLock<Result<Value, Error>>,
+    ended: Notify,
 }
 
 /// The parts of a run that change while it executes.
@@ -43,7 +47,9 @@ impl ActiveRun {
             trigger,
             cancel: CancellationToken::new(),
             span,
-            queued_at: Timestamp::now(),
+            queued_at: id.created_at(),
+            outcome: OnceLock::new(),
+            ended: Notify::new(),
             live: Mutex::new(Live {
                 status: RunStatus::Queued,
                 attempt: 1,
@@ -62,6 +68,34 @@ impl ActiveRun {
     /// `.await`, and a panic cannot happen while it is held, so poisoning is impossible.
     pub fn live(&self) -> MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Ends the run for its callers. Only the first outcome counts.
+    pub fn settle(&self, outcome: Result<Value, Error>) {
+        if self.outcome.set(outcome).is_ok() {
+            self.ended.notify_waiters();
+        }
+    }
+
+    pub fn is_settled(&self) -> bool {
+        self.outcome.get().is_some()
+    }
+
+    /// Waits until the run has ended and returns what its callers receive.
+    pub async fn outcome(&self) -> &Result<Value, Error> {
+        loop {
+            if let Some(outcome) = self.outcome.get() {
+                return outcome;
+            }
+            // Registered before the second check, so a `settle` in between still wakes us.
+            let ended = self.ended.notified();
+            let mut ended = std::pin::pin!(ended);
+            ended.as_mut().enable();
+            if let Some(outcome) = self.outcome.get() {
+                return outcome;
+            }
+            ended.await;
+        }
     }
 
     pub fn snapshot(&self, instance: &str) -> RunRecord {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -46,37 +47,60 @@ impl AttemptEnd {
 
     /// The error a caller receives for this ending.
     pub fn into_result(self, run: &ActiveRun) -> Result<Value, Error> {
-        let task = run.task.to_string();
+        let task = || run.task.to_string();
         match self {
             AttemptEnd::Succeeded(value) => Ok(value),
             AttemptEnd::Failed(error) => {
                 let (message, data) = error.into_parts();
                 Err(Error::TaskFailed { message, data })
             }
-            AttemptEnd::Panicked(message) => Err(Error::TaskPanicked { task, message }),
-            AttemptEnd::TimedOut(after) => Err(Error::TimedOut { task, after }),
-            AttemptEnd::Cancelled => Err(Error::Cancelled { task, run_id: run.id }),
+            AttemptEnd::Panicked(message) => Err(Error::TaskPanicked {
+                task: task(),
+                message,
+            }),
+            AttemptEnd::TimedOut(after) => Err(Error::TimedOut { task: task(), after }),
+            AttemptEnd::Cancelled => Err(Error::Cancelled {
+                task: task(),
+                run_id: run.id,
+            }),
         }
     }
 }
 
-/// Drives a launched run to its end and returns what its callers receive.
-pub(crate) async fn execute(
+/// Drives a launched run to its end and settles what its callers receive.
+pub(crate) fn execute(
     runtime: Runtime,
     slot: Arc<TaskSlot>,
     run: Arc<ActiveRun>,
     key: GateKey,
     wait: Wait,
     decoded: Option<Decoded>,
-) -> Result<Value, Error> {
+) -> impl Future<Output = ()> + Send + 'static {
     let span = run.span.clone();
+    // Owned by the future from the start, so even a future dropped before its first poll
+    // settles the run.
+    let unsettled = SettleOnDrop(run.clone());
     async move {
+        let _unsettled = unsettled;
         let end = run_attempts(&runtime, &slot, &run, wait, decoded).await;
         slot.release(&key, run.id);
-        runtime.inner.finish(&run, end).await
+        let outcome = runtime.inner.finish(&run, end).await;
+        run.settle(outcome);
     }
     .instrument(span)
-    .await
+}
+
+/// Callers must never wait forever: a run whose executor is dropped before the end (the
+/// tokio runtime shutting down under it) ends for them as `ShuttingDown`.
+struct SettleOnDrop(Arc<ActiveRun>);
+
+impl Drop for SettleOnDrop {
+    fn drop(&mut self) {
+        if !self.0.is_settled() {
+            tracing::warn!(run_id = %self.0.id, "a run's executor stopped before the run ended");
+            self.0.settle(Err(Error::ShuttingDown));
+        }
+    }
 }
 
 async fn run_attempts(
@@ -86,21 +110,15 @@ async fn run_attempts(
     wait: Wait,
     mut decoded: Option<Decoded>,
 ) -> AttemptEnd {
-    // Wait for our turn; a run cancelled while it waits never starts.
+    // Wait for our turn; a run cancelled while it waits never starts. The waiting and the
+    // retry delay below are boxed: they are the slow paths, and keeping their state out of
+    // this future keeps every spawned run small (the runtime copies it on spawn).
     let _permit = match wait {
         Wait::Nothing => None,
-        Wait::After(previous) => {
-            tokio::select! {
-                _ = previous => None,
-                _ = run.cancel.cancelled() => return AttemptEnd::Cancelled,
-            }
-        }
-        Wait::Permit(semaphore) => {
-            tokio::select! {
-                permit = semaphore.acquire_owned() => permit.ok(),
-                _ = run.cancel.cancelled() => return AttemptEnd::Cancelled,
-            }
-        }
+        wait => match Box::pin(wait_turn(run, wait)).await {
+            Turn::Go(permit) => permit,
+            Turn::Cancelled => return AttemptEnd::Cancelled,
+        },
     };
 
     let task = &slot.entry.task;
@@ -123,11 +141,39 @@ async fn run_attempts(
         }
         let delay = task.retry.delay(attempt);
         runtime.inner.mark_retrying(run, &end, delay);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = run.cancel.cancelled() => return AttemptEnd::Cancelled,
+        let cancelled = Box::pin(async {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => false,
+                _ = run.cancel.cancelled() => true,
+            }
+        });
+        if cancelled.await {
+            return AttemptEnd::Cancelled;
         }
         attempt += 1;
+    }
+}
+
+enum Turn {
+    Go(Option<OwnedSemaphorePermit>),
+    Cancelled,
+}
+
+async fn wait_turn(run: &ActiveRun, wait: Wait) -> Turn {
+    match wait {
+        Wait::Nothing => Turn::Go(None),
+        Wait::After(previous) => {
+            tokio::select! {
+                _ = previous.outcome() => Turn::Go(None),
+                _ = run.cancel.cancelled() => Turn::Cancelled,
+            }
+        }
+        Wait::Permit(semaphore) => {
+            tokio::select! {
+                permit = semaphore.acquire_owned() => Turn::Go(permit.ok()),
+                _ = run.cancel.cancelled() => Turn::Cancelled,
+            }
+        }
     }
 }
 
@@ -138,8 +184,7 @@ async fn run_attempt(
     cancel: &CancellationToken,
 ) -> AttemptEnd {
     // The body's synchronous part can panic as well as its future.
-    let body = task.body.clone();
-    let future = match std::panic::catch_unwind(AssertUnwindSafe(move || body(cx, decoded))) {
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (task.body)(cx, decoded))) {
         Ok(future) => future,
         Err(panic) => return AttemptEnd::Panicked(panic_message(panic.as_ref())),
     };
@@ -152,7 +197,7 @@ async fn run_attempt(
     };
     let timed = async {
         match task.timeout {
-            Some(limit) => tokio::time::timeout(limit, guarded)
+            Some(limit) => Box::pin(tokio::time::timeout(limit, guarded))
                 .await
                 .unwrap_or(AttemptEnd::TimedOut(limit)),
             None => guarded.await,

@@ -7,22 +7,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures_util::future::Shared;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::RunId;
+use super::active::ActiveRun;
 use crate::Concurrency;
 use crate::task::TaskEntry;
 
-pub(crate) type Outcome = Shared<crate::task::BoxFutureOutcome>;
-
 /// A run in flight that later callers can join or queue behind.
-#[derive(Clone)]
-pub(crate) struct InFlight {
-    pub run_id: RunId,
-    pub outcome: Outcome,
-}
+pub(crate) type InFlight = Arc<ActiveRun>;
 
 pub(crate) enum Gate {
     Dedupe(Mutex<Option<InFlight>>),
@@ -35,7 +29,7 @@ pub(crate) enum Gate {
 /// What a launched run waits for before its first attempt.
 pub(crate) enum Wait {
     Nothing,
-    After(Outcome),
+    After(Arc<ActiveRun>),
     Permit(Arc<Semaphore>),
 }
 
@@ -69,13 +63,13 @@ impl TaskSlot {
         match (&self.gate, key) {
             (Gate::Dedupe(cell) | Gate::Serial(cell), GateKey::Single) => {
                 let mut current = lock(cell);
-                if current.as_ref().is_some_and(|f| f.run_id == run_id) {
+                if current.as_ref().is_some_and(|f| f.id == run_id) {
                     *current = None;
                 }
             }
             (Gate::DedupeByPayload(map), GateKey::Payload(key)) => {
                 let mut map = lock(map);
-                if map.get(key).is_some_and(|f| f.run_id == run_id) {
+                if map.get(key).is_some_and(|f| f.id == run_id) {
                     map.remove(key);
                 }
             }

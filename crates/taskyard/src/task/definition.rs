@@ -35,9 +35,6 @@ use crate::{Concurrency, Error, Retry, TaskError};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// A run's outcome as a future, shared by every caller waiting on the run.
-pub(crate) type BoxFutureOutcome = BoxFuture<Result<Value, Error>>;
-
 /// A payload decoded ahead of the run (so a bad one is refused before anything starts),
 /// handed to the first attempt. Later attempts decode again from the stored JSON.
 pub(crate) type Decoded = Box<dyn Any + Send>;

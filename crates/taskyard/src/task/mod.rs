@@ -11,7 +11,7 @@ mod retry;
 mod trigger;
 
 pub use concurrency::Concurrency;
-pub(crate) use definition::{BoxFutureOutcome, Decoded};
+pub(crate) use definition::Decoded;
 pub use definition::{Task, TaskBody};
 pub use failure::TaskError;
 pub use registry::{Registry, TaskEntry, TaskSource};
