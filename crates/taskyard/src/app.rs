@@ -13,12 +13,16 @@
 //! ```
 
 use std::panic::Location;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::run::RuntimeParts;
+use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
+use crate::schedule::log::ScheduleLog;
+use crate::schedule::{Schedule, Scheduler, Settings as ScheduleSettings};
 use crate::store::lease::{LeaseKeeper, LeaseSettings};
 use crate::store::{Recorder, StoreConfig};
 use crate::task::{Registry, TaskSource};
@@ -33,6 +37,10 @@ pub struct App {
     lease: LeaseSettings,
     shutdown_grace: Duration,
     routes: axum::Router,
+    schedules: Vec<(String, Schedule)>,
+    worker_grace: Duration,
+    schedule_log: Option<Option<PathBuf>>,
+    time_zone: Option<String>,
 }
 
 impl Default for App {
@@ -51,7 +59,67 @@ impl App {
             lease: LeaseSettings::default(),
             shutdown_grace: Duration::from_secs(10),
             routes: axum::Router::new(),
+            schedules: Vec::new(),
+            worker_grace: Duration::from_secs(2),
+            schedule_log: None,
+            time_zone: None,
         }
+    }
+
+    /// Registers a schedule. Its values are checked when the app starts; a schedule with a
+    /// body of its own (`.run(..)`) registers that body as the task `schedule:NAME`.
+    #[track_caller]
+    pub fn schedule(self, name: &str, schedule: Schedule) -> Self {
+        let source = TaskSource::Code(Location::caller());
+        self.add_schedule(name, schedule, source)
+    }
+
+    /// Registers a schedule found in a file under `src/schedule/`; called by the code
+    /// `taskyard-build` generates.
+    #[doc(hidden)]
+    pub fn file_schedule(self, name: &str, path: &str, schedule: Schedule) -> Self {
+        self.add_schedule(name, schedule, TaskSource::File(path.to_owned()))
+    }
+
+    fn add_schedule(mut self, name: &str, schedule: Schedule, source: TaskSource) -> Self {
+        if let Some(Job::Body(body)) = &schedule.job
+            && let Err(error) = self.registry.add(&body_task_name(name), body.clone(), source)
+        {
+            self.errors.push(error);
+        }
+        self.schedules.push((name.to_owned(), schedule));
+        self
+    }
+
+    /// Reads the schedules of a `taskyard.toml` (`[scheduled_tasks]` and
+    /// `[schedules.NAME]`); `origin` names it in error messages. The code `taskyard-build`
+    /// generates calls this with the app's `taskyard.toml` when there is one.
+    pub fn config_toml(mut self, origin: &str, text: &str) -> Self {
+        match crate::schedule::config::schedules_from_toml(origin, text) {
+            Ok(schedules) => self.schedules.extend(schedules),
+            Err(error) => self.errors.push(error),
+        }
+        self
+    }
+
+    /// How long the other instances wait for the instance a `worker` tick is meant for
+    /// before one of them runs it instead (default 2 s).
+    pub fn worker_grace(mut self, grace: Duration) -> Self {
+        self.worker_grace = grace;
+        self
+    }
+
+    /// Where the schedule log goes (default `TASKYARD_DATA_DIR/logs/schedule.log` when
+    /// the app has schedules); `None` turns it off.
+    pub fn schedule_log(mut self, path: Option<PathBuf>) -> Self {
+        self.schedule_log = Some(path);
+        self
+    }
+
+    /// The default time zone of cron schedules (an IANA name). Default: `TZ`, else UTC.
+    pub fn time_zone(mut self, zone: impl Into<String>) -> Self {
+        self.time_zone = Some(zone.into());
+        self
     }
 
     /// Registers a task defined in code. A name already taken is reported when the app
@@ -121,6 +189,22 @@ impl App {
         if let Some(error) = self.errors.into_iter().next() {
             return Err(error);
         }
+        // Every definition is checked before anything starts.
+        let default_zone = match &self.time_zone {
+            Some(zone) => jiff::tz::TimeZone::get(zone).map_err(|_| {
+                Error::Config(format!(
+                    "time zone `{zone}` is not known; use an IANA name such as `Europe/Paris` or `UTC`"
+                ))
+            })?,
+            None => crate::config::default_time_zone()?,
+        };
+        let settings = ScheduleSettings {
+            worker_grace: self.worker_grace,
+            membership_refresh: Duration::from_secs(1),
+            default_zone,
+            strategies: Vec::new(),
+        };
+        let defs = check_schedules(&self.schedules, &self.registry, &settings)?;
         let config = match self.store {
             Some(config) => config,
             None => StoreConfig::from_env()?,
@@ -146,11 +230,27 @@ impl App {
             registry: self.registry,
             state: self.state,
             instance,
-            store,
+            store: store.clone(),
             recorder,
         });
+        let log_path = match self.schedule_log {
+            Some(path) => path,
+            None if self.schedules.is_empty() => None,
+            None => Some(crate::config::data_dir().join("logs").join("schedule.log")),
+        };
+        let log = match log_path {
+            Some(path) => {
+                let (log, writer) = ScheduleLog::open(path);
+                background.push(writer);
+                log
+            }
+            None => ScheduleLog::disabled(),
+        };
+        let scheduler = Scheduler::new(runtime.clone(), store, settings, log);
+        scheduler.start(defs).await?;
         Ok(RunningApp {
             runtime,
+            scheduler,
             routes: self.routes,
             shutdown_grace: self.shutdown_grace,
             stop_lease,
@@ -176,6 +276,7 @@ impl App {
 /// A started app: the runtime plus its background work (lease keeper, record writer).
 pub struct RunningApp {
     runtime: Runtime,
+    scheduler: Scheduler,
     routes: axum::Router,
     shutdown_grace: Duration,
     stop_lease: CancellationToken,
@@ -185,6 +286,17 @@ pub struct RunningApp {
 impl RunningApp {
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// The schedules: list, add, remove, pause, resume, run one now.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Runs a schedule's job once, here and now, ignoring its type and `disable`, and
+    /// returns its result (egg's `app.runSchedule`).
+    pub async fn run_schedule(&self, name: &str) -> Result<serde_json::Value, Error> {
+        self.scheduler.run_schedule(name).await
     }
 
     /// Serves HTTP on `listener` until `signal` completes, then shuts down.
@@ -227,17 +339,63 @@ impl RunningApp {
     /// Stops taking runs, gives running ones the grace period, cancels the rest, writes
     /// every record and releases this instance's lease.
     pub async fn shutdown(self) {
+        // Timers stop first, so no tick starts a run the runtime would refuse; ticks whose
+        // runs are going log their end once the runtime has stopped them.
+        self.scheduler.stop();
         self.runtime.shutdown(self.shutdown_grace).await;
+        self.scheduler.wait().await;
         self.stop_lease.cancel();
         let RunningApp {
-            runtime, background, ..
+            runtime,
+            scheduler,
+            background,
+            ..
         } = self;
-        // Dropping the runtime closes the recorder's channel so the writer drains and ends.
+        // Dropping the runtime closes the recorder's channel so the writer drains and ends;
+        // dropping the scheduler does the same for the schedule log.
+        drop(scheduler);
         drop(runtime);
         for task in background {
             let _ = task.await;
         }
     }
+}
+
+/// Checks every schedule that applies in this environment (`TASKYARD_ENV`); the others are
+/// left out, as egg-schedule does.
+fn check_schedules(
+    schedules: &[(String, Schedule)],
+    registry: &Registry,
+    settings: &ScheduleSettings,
+) -> Result<Vec<ScheduleDef>, Error> {
+    let env = crate::config::app_env();
+    let task_exists = |task: &str| registry.get(task).is_some();
+    let mut crons = std::collections::HashMap::new();
+    let mut cx = ScheduleContext {
+        task_exists: &task_exists,
+        strategies: &settings.strategies,
+        default_zone: &settings.default_zone,
+        now: jiff::Timestamp::now(),
+        crons: &mut crons,
+    };
+    let mut defs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (name, schedule) in schedules {
+        if !seen.insert(name.as_str()) {
+            return Err(Error::InvalidSchedule {
+                schedule: name.clone(),
+                message:
+                    "it is defined twice (in code, src/schedule/ or taskyard.toml); names must be unique"
+                        .to_owned(),
+            });
+        }
+        if !schedule.env.is_empty() && !schedule.env.contains(&env) {
+            tracing::info!(schedule = %name, %env, only = ?schedule.env, "schedule ignored in this environment");
+            continue;
+        }
+        defs.push(schedule.check(name, &mut cx)?);
+    }
+    Ok(defs)
 }
 
 async fn shutdown_signal() {

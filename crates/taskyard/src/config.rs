@@ -6,6 +6,8 @@
 //! | `HOST` | `127.0.0.1` | address to listen on |
 //! | `TASKYARD_DATA_DIR` | `./.taskyard` | folder for the SQLite file and logs |
 //! | `TASKYARD_DATABASE_URL` | unset | `postgres://…` to share history through PostgreSQL |
+//! | `TASKYARD_ENV` | `development` in debug builds, `production` in release builds | the app's environment, matched by a schedule's `env` list |
+//! | `TZ` | `UTC` | default time zone of cron schedules (an IANA name) |
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -39,4 +41,30 @@ pub fn listen_addr() -> Result<SocketAddr, Error> {
         _ => 3000,
     };
     Ok(SocketAddr::new(host, port))
+}
+
+/// The app's environment: `TASKYARD_ENV`, else `development` in debug builds and
+/// `production` in release builds.
+pub fn app_env() -> String {
+    match std::env::var("TASKYARD_ENV") {
+        Ok(env) if !env.trim().is_empty() => env.trim().to_owned(),
+        _ if cfg!(debug_assertions) => "development".to_owned(),
+        _ => "production".to_owned(),
+    }
+}
+
+/// The default zone for cron schedules: the process's `TZ` if it names an IANA zone,
+/// otherwise UTC.
+pub fn default_time_zone() -> Result<jiff::tz::TimeZone, Error> {
+    match std::env::var("TZ") {
+        Ok(tz) if !tz.trim().is_empty() => {
+            let name = tz.trim().trim_start_matches(':');
+            jiff::tz::TimeZone::get(name).map_err(|_| {
+                Error::Config(format!(
+                    "TZ `{tz}` is not a known time zone; use an IANA name such as `Europe/Paris`, or unset it for UTC"
+                ))
+            })
+        }
+        _ => Ok(jiff::tz::TimeZone::UTC),
+    }
 }

@@ -62,6 +62,15 @@ pub enum Error {
         second: String,
     },
 
+    /// A schedule definition is invalid; the message names the bad value and what is
+    /// accepted.
+    #[error("Invalid schedule `{schedule}`: {message}")]
+    InvalidSchedule { schedule: String, message: String },
+
+    /// No schedule of that name is registered (or it was filtered out by `env`).
+    #[error("Schedule `{0}` is not defined")]
+    ScheduleNotFound(String),
+
     /// A setting is missing or malformed.
     #[error("Invalid configuration: {0}")]
     Config(String),
@@ -104,10 +113,13 @@ impl Error {
     /// The broad class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::TaskNotFound(_) | Error::RunNotFound(_) => ErrorKind::NotFound,
-            Error::InvalidPayload { .. } | Error::Config(_) | Error::DuplicateTask { .. } => {
-                ErrorKind::InvalidInput
+            Error::TaskNotFound(_) | Error::RunNotFound(_) | Error::ScheduleNotFound(_) => {
+                ErrorKind::NotFound
             }
+            Error::InvalidPayload { .. }
+            | Error::Config(_)
+            | Error::DuplicateTask { .. }
+            | Error::InvalidSchedule { .. } => ErrorKind::InvalidInput,
             Error::TaskFailed { .. } | Error::TaskPanicked { .. } => ErrorKind::Failed,
             Error::TimedOut { .. } => ErrorKind::TimedOut,
             Error::Cancelled { .. } => ErrorKind::Cancelled,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde_json::json;
 use taskyard::run::{Attempt, Progress};
-use taskyard::store::{InstanceLease, MemoryStore, PostgresStore, SqliteStore, Store};
+use taskyard::store::{InstanceLease, MemoryStore, PostgresStore, SqliteStore, Store, TickClaim};
 use taskyard::{
     App, Concurrency, RunFilter, RunId, RunRecord, RunStatus, StoreConfig, Task, TaskContext, TaskError,
     Trigger,
@@ -368,6 +368,107 @@ async fn runs_of_instances_without_a_live_lease_are_abandoned() {
             [alive_running.id],
             "{}",
             backend.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tick_is_claimed_once_per_target_and_live_instances_are_listed() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let claim = |schedule: &str, tick: i64, target: &str, instance: &str| TickClaim {
+            schedule: schedule.into(),
+            tick: at(tick),
+            target: target.into(),
+            instance: instance.into(),
+        };
+        assert_eq!(store.last_tick("beat").await.expect("last"), None, "{name}");
+        // Eight claimers race for one worker tick: exactly one wins.
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                let claim = claim("beat", 1_000, "", &format!("i{i}"));
+                tokio::spawn(async move { store.claim_tick(&claim).await.expect("claim") })
+            })
+            .collect();
+        let mut won = 0;
+        for racer in racers {
+            won += usize::from(racer.await.expect("join"));
+        }
+        assert_eq!(won, 1, "{name}: one winner for a worker tick");
+        // `all` ticks: one claim per instance.
+        assert!(
+            store
+                .claim_tick(&claim("beat", 2_000, "a", "a"))
+                .await
+                .expect("claim"),
+            "{name}"
+        );
+        assert!(
+            store
+                .claim_tick(&claim("beat", 2_000, "b", "b"))
+                .await
+                .expect("claim"),
+            "{name}"
+        );
+        assert!(
+            !store
+                .claim_tick(&claim("beat", 2_000, "a", "b"))
+                .await
+                .expect("claim"),
+            "{name}"
+        );
+        assert!(
+            store
+                .claim_tick(&claim("other", 1_000, "", "a"))
+                .await
+                .expect("claim"),
+            "{name}"
+        );
+        assert_eq!(
+            store.last_tick("beat").await.expect("last"),
+            Some(at(2_000)),
+            "{name}"
+        );
+
+        let lease = |instance: &str, until: Timestamp| InstanceLease {
+            instance: instance.into(),
+            hostname: "h".into(),
+            pid: 1,
+            started_at: at(0),
+            lease_until: until,
+        };
+        store.heartbeat(&lease("b-live", at(10_000))).await.expect("hb");
+        store.heartbeat(&lease("a-live", at(10_000))).await.expect("hb");
+        store.heartbeat(&lease("dead", at(500))).await.expect("hb");
+        assert_eq!(
+            store.live_instances(at(1_000)).await.expect("live"),
+            ["a-live", "b-live"],
+            "{name}"
+        );
+
+        // Pruning keeps each schedule's latest tick for catch-up.
+        store
+            .prune_runs(Timestamp::now() + jiff::SignedDuration::from_hours(1))
+            .await
+            .expect("prune");
+        assert_eq!(
+            store.last_tick("beat").await.expect("last"),
+            Some(at(2_000)),
+            "{name}"
+        );
+        assert_eq!(
+            store.last_tick("other").await.expect("last"),
+            Some(at(1_000)),
+            "{name}"
+        );
+        assert!(
+            store
+                .claim_tick(&claim("beat", 1_000, "", "late"))
+                .await
+                .expect("claim"),
+            "{name}: an old pruned tick can be claimed again"
         );
     }
 }

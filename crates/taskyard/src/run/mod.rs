@@ -81,6 +81,11 @@ impl RunHandle {
         self.run.id
     }
 
+    /// True once the run has ended.
+    pub fn is_finished(&self) -> bool {
+        self.run.is_settled()
+    }
+
     /// True when this call joined a run already in flight instead of starting one.
     pub fn joined(&self) -> bool {
         self.joined

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use super::{InstanceLease, RunFilter, Store};
+use super::{InstanceLease, RunFilter, Store, TickClaim};
 use crate::Error;
 use crate::run::{RunId, RunRecord, RunStatus};
 
@@ -20,6 +20,9 @@ pub struct MemoryStore {
 struct Tables {
     runs: BTreeMap<RunId, RunRecord>,
     instances: HashMap<String, InstanceLease>,
+    /// (schedule, tick in ms, target) → when it was claimed
+    ticks: HashMap<(String, i64, String), Timestamp>,
+    last_ticks: HashMap<String, Timestamp>,
 }
 
 impl MemoryStore {
@@ -77,7 +80,7 @@ impl Store for MemoryStore {
 
     async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
         let mut tables = self.tables();
-        let Tables { runs, instances } = &mut *tables;
+        let Tables { runs, instances, .. } = &mut *tables;
         let live = |instance: &str| instances.get(instance).is_some_and(|l| l.lease_until >= now);
         let mut marked = Vec::new();
         for run in runs.values_mut() {
@@ -104,6 +107,46 @@ impl Store for MemoryStore {
         tables
             .runs
             .retain(|_, run| run.finished_at.is_none_or(|at| at >= finished_before));
-        Ok((before - tables.runs.len()) as u64)
+        let pruned = (before - tables.runs.len()) as u64;
+        // Each schedule's latest tick is kept apart in `last_ticks`.
+        tables
+            .ticks
+            .retain(|_, claimed_at| *claimed_at >= finished_before);
+        Ok(pruned)
+    }
+
+    async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
+        let mut tables = self.tables();
+        let key = (
+            claim.schedule.clone(),
+            claim.tick.as_millisecond(),
+            claim.target.clone(),
+        );
+        if tables.ticks.contains_key(&key) {
+            return Ok(false);
+        }
+        tables.ticks.insert(key, Timestamp::now());
+        let last = tables
+            .last_ticks
+            .entry(claim.schedule.clone())
+            .or_insert(claim.tick);
+        *last = (*last).max(claim.tick);
+        Ok(true)
+    }
+
+    async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
+        Ok(self.tables().last_ticks.get(schedule).copied())
+    }
+
+    async fn live_instances(&self, now: Timestamp) -> Result<Vec<String>, Error> {
+        let mut live: Vec<String> = self
+            .tables()
+            .instances
+            .values()
+            .filter(|lease| lease.lease_until >= now)
+            .map(|lease| lease.instance.clone())
+            .collect();
+        live.sort();
+        Ok(live)
     }
 }

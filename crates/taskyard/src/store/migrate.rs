@@ -16,20 +16,34 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "runs and instances",
-    sql: include_str!("migrations/sqlite/0001_runs.sql"),
-}];
+const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "runs and instances",
+        sql: include_str!("migrations/sqlite/0001_runs.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "schedule tick ledger",
+        sql: include_str!("migrations/sqlite/0002_ticks.sql"),
+    },
+];
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "runs and instances",
-    sql: include_str!("migrations/postgres/0001_runs.sql"),
-}];
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "runs and instances",
+        sql: include_str!("migrations/postgres/0001_runs.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "schedule tick ledger",
+        sql: include_str!("migrations/postgres/0002_ticks.sql"),
+    },
+];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 1;
+pub const MIGRATIONS_VERSION: i64 = 2;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

@@ -56,8 +56,32 @@ pub trait Store: Send + Sync + 'static {
     /// `now`, forgets instances whose lease expired, and returns the runs it marked.
     async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error>;
 
-    /// Deletes finished runs that ended before `finished_before`; returns how many.
+    /// Deletes finished runs that ended before `finished_before`, and schedule ticks
+    /// claimed before then except each schedule's latest; returns how many runs.
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error>;
+
+    /// Claims a schedule's tick in the ledger, which is unique on (schedule, tick,
+    /// target). Returns `true` for the one caller that claimed it, `false` for every
+    /// other: this is what makes a tick run exactly once across instances.
+    async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error>;
+
+    /// The latest claimed tick of a schedule, for catching up after downtime.
+    async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error>;
+
+    /// Ids of the instances whose lease is live at `now`, sorted.
+    async fn live_instances(&self, now: Timestamp) -> Result<Vec<String>, Error>;
+}
+
+/// One claim in the tick ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TickClaim {
+    pub schedule: String,
+    pub tick: Timestamp,
+    /// `""` for a tick that runs once in the cluster (`worker`), the instance id for one
+    /// that runs once per instance (`all`).
+    pub target: String,
+    /// The claiming instance.
+    pub instance: String,
 }
 
 /// Which runs to list.

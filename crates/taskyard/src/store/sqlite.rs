@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::columns::{COLUMNS, RunRow};
-use super::{InstanceLease, RunFilter, Store, sqlx_error};
+use super::{InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
 use crate::run::{RunId, RunRecord};
 
@@ -202,12 +202,62 @@ impl Store for SqliteStore {
     }
 
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
+        let err = sqlx_error(BACKEND);
+        let cutoff = finished_before.as_millisecond();
         let done = sqlx::query("DELETE FROM taskyard_runs WHERE finished_at < ?")
-            .bind(finished_before.as_millisecond())
+            .bind(cutoff)
             .execute(&self.pool)
             .await
-            .map_err(sqlx_error(BACKEND))?;
+            .map_err(&err)?;
+        // Each schedule's latest tick stays: catch-up after downtime starts from it.
+        sqlx::query(
+            "DELETE FROM taskyard_ticks WHERE claimed_at < ? AND tick < \
+             (SELECT MAX(latest.tick) FROM taskyard_ticks latest WHERE latest.schedule = taskyard_ticks.schedule)",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(&err)?;
         Ok(done.rows_affected())
+    }
+
+    async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&claim.schedule)
+        .bind(claim.tick.as_millisecond())
+        .bind(&claim.target)
+        .bind(&claim.instance)
+        .bind(Timestamp::now().as_millisecond())
+        .execute(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
+        let tick: Option<i64> = sqlx::query_scalar("SELECT MAX(tick) FROM taskyard_ticks WHERE schedule = ?")
+            .bind(schedule)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        tick.map(|ms| {
+            Timestamp::from_millisecond(ms).map_err(|_| Error::StoreData {
+                backend: BACKEND,
+                message: format!("bad tick `{ms}` for schedule `{schedule}`"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn live_instances(&self, now: Timestamp) -> Result<Vec<String>, Error> {
+        sqlx::query_scalar("SELECT id FROM taskyard_instances WHERE lease_until >= ? ORDER BY id")
+            .bind(now.as_millisecond())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))
     }
 }
 

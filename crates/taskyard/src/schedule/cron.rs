@@ -1,0 +1,278 @@
+//! Cron expressions: croner's syntax (5, 6 or 7 fields, `L`, `W`, `#`, `?`, names,
+//! `@daily` and friends, day-of-month OR day-of-week), evaluated in an IANA time zone with
+//! the daylight-saving behaviour of the JavaScript engines taskyard is compatible with.
+//!
+//! Parsing and matching are croner's (`croner` crate on `jiff`). One rule is taskyard's
+//! own: a local time that a spring-forward gap skips fires the gap's length later (02:30 →
+//! 03:30 when clocks jump from 02:00 to 03:00), as JavaScript dates and jiff's `compatible`
+//! disambiguation do, where croner fires at the end of the gap (03:00). In an autumn
+//! overlap croner's rule already matches the JavaScript engines: a job with a fixed hour
+//! fires once, at the first occurrence; a job with `*` hours fires in both hours.
+
+use std::fmt;
+
+use croner::Cron;
+use croner::parser::CronParser;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+
+/// A parsed cron expression.
+#[derive(Clone)]
+pub struct CronExpr {
+    source: String,
+    cron: Cron,
+}
+
+impl fmt::Debug for CronExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CronExpr").field(&self.source).finish()
+    }
+}
+
+impl fmt::Display for CronExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+const FIELDS_5: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
+const FIELDS_6: [&str; 6] = ["second", "minute", "hour", "day of month", "month", "day of week"];
+const FIELDS_7: [&str; 7] = [
+    "second",
+    "minute",
+    "hour",
+    "day of month",
+    "month",
+    "day of week",
+    "year",
+];
+
+impl CronExpr {
+    /// Parses `expr`. The error names the field at fault, by position and name, and what
+    /// is wrong with it.
+    pub fn parse(expr: &str) -> Result<CronExpr, String> {
+        let source = expr.trim().to_owned();
+        match parser().parse(&source) {
+            Ok(cron) => Ok(CronExpr { source, cron }),
+            Err(error) => Err(explain_error(&source, &error)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// A plain-language description, e.g. "At every 5 minutes, of hour 9-17, …".
+    pub fn describe(&self) -> String {
+        self.cron.describe()
+    }
+
+    /// The first fire time strictly after `after`, in `zone`; `None` when there is none
+    /// before the year 5000.
+    pub fn next_after(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+        let zoned = after.to_zoned(zone.clone());
+        let native = self
+            .cron
+            .find_next_occurrence(&zoned, false)
+            .ok()
+            // croner moves a time skipped by a gap to the gap's end, where it no longer
+            // matches the pattern; that case is answered from civil time below.
+            .filter(|next| self.cron.is_time_matching(next).unwrap_or(false))
+            .map(|next| next.timestamp());
+        let crosses_transition = match native {
+            Some(native) => zone
+                .following(after)
+                .next()
+                .is_some_and(|transition| transition.timestamp() <= native),
+            None => zone.to_fixed_offset().is_err(),
+        };
+        if !crosses_transition {
+            return native;
+        }
+        let civil = self.next_civil(zoned.datetime(), zone, after);
+        match (native, civil) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next match in local (civil) time whose instant, resolved like a JavaScript date
+    /// (a gap pushes the time forward by the gap's length; an overlap takes the earlier
+    /// instant), is after `after`.
+    fn next_civil(&self, mut civil: DateTime, zone: &TimeZone, after: Timestamp) -> Option<Timestamp> {
+        // A few rounds cover the civil times an overlap repeats.
+        for _ in 0..4 {
+            let as_utc = civil.to_zoned(TimeZone::UTC).ok()?;
+            let next: Zoned = self.cron.find_next_occurrence(&as_utc, false).ok()?;
+            civil = next.datetime();
+            let instant = zone.to_ambiguous_timestamp(civil).compatible().ok()?;
+            if instant > after {
+                return Some(instant);
+            }
+        }
+        None
+    }
+}
+
+fn parser() -> CronParser {
+    // croner's defaults: optional seconds and year, day-of-month OR day-of-week.
+    CronParser::new()
+}
+
+fn explain_error(source: &str, error: &croner::errors::CronError) -> String {
+    if source.is_empty() {
+        return "the cron expression is empty".to_owned();
+    }
+    let fields: Vec<&str> = source.split_whitespace().collect();
+    if source.starts_with('@') {
+        return format!(
+            "`{source}` is not a known shorthand; use @yearly, @annually, @monthly, @weekly, \
+             @daily, @midnight or @hourly"
+        );
+    }
+    let names: &[&str] = match fields.len() {
+        5 => &FIELDS_5,
+        6 => &FIELDS_6,
+        7 => &FIELDS_7,
+        n => {
+            return format!(
+                "`{source}` has {n} field{}; a cron expression has 5 (minute hour day-of-month \
+                 month day-of-week), 6 (a leading second) or 7 (and a trailing year)",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    };
+    // Find the first field that fails on its own, every other field being `*`.
+    for (position, field) in fields.iter().enumerate() {
+        let probe: Vec<&str> = (0..fields.len())
+            .map(|i| if i == position { *field } else { "*" })
+            .collect();
+        if let Err(field_error) = parser().parse(&probe.join(" ")) {
+            return format!(
+                "`{source}`: field {} ({}) `{field}` is invalid: {}",
+                position + 1,
+                names[position],
+                reason(&field_error)
+            );
+        }
+    }
+    format!("`{source}` is invalid: {}", reason(error))
+}
+
+fn reason(error: &croner::errors::CronError) -> String {
+    use croner::errors::CronError;
+    match error {
+        CronError::ComponentError(message)
+        | CronError::InvalidPattern(message)
+        | CronError::IllegalCharacters(message) => message.trim_end_matches('.').to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    fn next_n(expr: &str, zone: &str, from: &str, n: usize) -> Vec<String> {
+        let cron = CronExpr::parse(expr).expect("valid");
+        let zone = TimeZone::get(zone).expect("zone");
+        let mut t = at(from);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            t = cron.next_after(t, &zone).expect("a next time");
+            out.push(
+                t.to_zoned(zone.clone())
+                    .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                    .to_string(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn spring_forward_gap_fires_the_gap_length_later() {
+        assert_eq!(
+            next_n("30 2 * * *", "America/New_York", "2026-03-07T12:00:00Z", 3),
+            [
+                "2026-03-08T03:30:00-04:00",
+                "2026-03-09T02:30:00-04:00",
+                "2026-03-10T02:30:00-04:00"
+            ]
+        );
+        // Lord Howe moves by 30 minutes: 02:00 → 02:30, so 02:15 fires at 02:45.
+        assert_eq!(
+            next_n("15 2 * * *", "Australia/Lord_Howe", "2026-10-03T00:00:00Z", 2),
+            ["2026-10-04T02:45:00+11:00", "2026-10-05T02:15:00+11:00"]
+        );
+    }
+
+    #[test]
+    fn autumn_overlap_fires_fixed_hours_once_and_wildcard_hours_twice() {
+        assert_eq!(
+            next_n("30 1 * * *", "America/New_York", "2026-10-31T12:00:00Z", 2),
+            ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]
+        );
+        assert_eq!(
+            next_n("0 * * * *", "America/New_York", "2026-11-01T04:00:00Z", 4),
+            [
+                "2026-11-01T01:00:00-04:00",
+                "2026-11-01T01:00:00-05:00",
+                "2026-11-01T02:00:00-05:00",
+                "2026-11-01T03:00:00-05:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_of_croner() {
+        let utc = |expr, n| next_n(expr, "UTC", "2026-01-01T00:00:00Z", n);
+        assert_eq!(utc("0 0 3 * * *", 1), ["2026-01-01T03:00:00+00:00"]);
+        assert_eq!(utc("0 0 0 1 1 * 2030", 1), ["2030-01-01T00:00:00+00:00"]);
+        assert_eq!(utc("0 0 * * 5#L", 1), ["2026-01-30T00:00:00+00:00"]);
+        assert_eq!(utc("0 0 15W * *", 2)[1], "2026-02-16T00:00:00+00:00");
+        assert_eq!(utc("@weekly", 1), ["2026-01-04T00:00:00+00:00"]);
+        assert_eq!(utc("0 0 ? * MON", 1), ["2026-01-05T00:00:00+00:00"]);
+        // Day of month OR day of week.
+        assert_eq!(
+            utc("0 0 13 * FRI", 2),
+            ["2026-01-02T00:00:00+00:00", "2026-01-09T00:00:00+00:00"]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = |expr| CronExpr::parse(expr).expect_err("invalid");
+        assert_eq!(
+            err("61 * * * *"),
+            "`61 * * * *`: field 1 (minute) `61` is invalid: Number out of bounds"
+        );
+        assert!(
+            err("* * 32 * *").contains("field 3 (day of month) `32`"),
+            "{}",
+            err("* * 32 * *")
+        );
+        assert!(
+            err("0 0 0 * * * 0").contains("field 7 (year)"),
+            "{}",
+            err("0 0 0 * * * 0")
+        );
+        assert!(err("* * * *").contains("has 4 fields"));
+        assert!(err("@fortnightly").contains("not a known shorthand"));
+        assert!(
+            err("* * * * FRY").contains("field 5 (day of week) `FRY`"),
+            "{}",
+            err("* * * * FRY")
+        );
+    }
+
+    #[test]
+    fn never_firing_expression_has_no_next_time() {
+        let cron = CronExpr::parse("0 0 30 2 *").expect("parses");
+        assert_eq!(cron.next_after(at("2026-01-01T00:00:00Z"), &TimeZone::UTC), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! Schedules: cron expressions and intervals that run tasks, on one instance of a cluster
+//! (`worker`) or on every instance (`all`), exactly once per tick.
+//!
+//! - [`definition`]: [`Schedule`] as written and its checked form.
+//! - [`cron`] and [`interval`]: the two ways to say when.
+//! - `config`: both forms of `taskyard.toml` (`[scheduled_tasks]`, `[schedules.NAME]`).
+//! - [`Scheduler`]: timers, the tick ledger, overlap and catch-up, runtime changes.
+//! - `log`: the schedule log file.
+
+pub(crate) mod config;
+pub mod cron;
+pub(crate) mod definition;
+mod engine;
+pub mod interval;
+pub(crate) mod log;
+
+pub use self::cron::CronExpr;
+pub use self::definition::{CATCH_UP_ALL_DEFAULT, CatchUp, Overlap, Schedule};
+pub(crate) use self::engine::Settings;
+pub use self::engine::{ScheduleInfo, Scheduler};
+pub use self::interval::IntervalSpec;

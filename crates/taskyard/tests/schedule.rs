@@ -1,0 +1,467 @@
+//! The scheduler in one process: ticks, overlap and catch-up policies, immediate,
+//! disable, env, runtime add/remove/pause/resume, `run_schedule`, the schedule log and
+//! graceful shutdown. Cluster behaviour is in `schedule_cluster.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use taskyard::schedule::{CatchUp, Overlap, Schedule};
+use taskyard::{
+    App, Concurrency, Error, RunFilter, RunRecord, RunStatus, RunningApp, StoreConfig, Task, TaskContext,
+    TaskError, Trigger,
+};
+
+/// A task that counts its runs and keeps the peak of runs going at once.
+#[derive(Clone, Default)]
+struct Probe {
+    runs: Arc<AtomicUsize>,
+    active: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Probe {
+    fn task(&self, work: Duration) -> Task {
+        let probe = self.clone();
+        Task::new(move |cx: TaskContext| {
+            let probe = probe.clone();
+            async move {
+                probe.runs.fetch_add(1, Ordering::SeqCst);
+                let now = probe.active.fetch_add(1, Ordering::SeqCst) + 1;
+                probe.peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(work).await;
+                probe.active.fetch_sub(1, Ordering::SeqCst);
+                let scheduled_at = match cx.trigger() {
+                    Trigger::Schedule { scheduled_at, .. } => Some(scheduled_at.to_string()),
+                    _ => None,
+                };
+                Ok::<_, TaskError>(json!({ "scheduled_at": scheduled_at }))
+            }
+        })
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    app: RunningApp,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(app: App) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("logs/schedule.log");
+    let app = app
+        .store(StoreConfig::Memory)
+        .schedule_log(Some(log.clone()))
+        .shutdown_grace(Duration::from_millis(200))
+        .start()
+        .await
+        .expect("app starts");
+    Fixture { app, log, _dir: dir }
+}
+
+async fn schedule_runs(app: &RunningApp, task: &str) -> Vec<RunRecord> {
+    let mut runs = app
+        .runtime()
+        .list_runs(&RunFilter::default().task(task).limit(1000))
+        .await
+        .expect("runs");
+    runs.reverse();
+    runs
+}
+
+fn scheduled_at(run: &RunRecord) -> Timestamp {
+    match &run.trigger {
+        Trigger::Schedule { scheduled_at, .. } => *scheduled_at,
+        other => panic!("not a schedule trigger: {other:?}"),
+    }
+}
+
+async fn log_lines(fixture: Fixture) -> Vec<String> {
+    let Fixture { app, log, _dir } = fixture;
+    app.shutdown().await;
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_ticks_fall_on_multiples_and_run_on_time() {
+    let probe = Probe::default();
+    let fixture = start(
+        App::new()
+            .task("tick", probe.task(Duration::ZERO))
+            .schedule("every-100ms", Schedule::worker().interval("100ms").task("tick")),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    let runs = schedule_runs(&fixture.app, "tick").await;
+    assert!((5..=7).contains(&runs.len()), "{} runs in 650 ms", runs.len());
+    for run in &runs {
+        let due = scheduled_at(run);
+        assert_eq!(
+            due.as_millisecond() % 100,
+            0,
+            "tick {due} is a multiple of 100 ms"
+        );
+        let late = run.started_at.expect("started").as_millisecond() - due.as_millisecond();
+        assert!((0..50).contains(&late), "run started {late} ms after its tick");
+        assert!(matches!(&run.trigger, Trigger::Schedule { schedule, .. } if schedule == "every-100ms"));
+        assert_eq!(run.status, RunStatus::Succeeded);
+    }
+    let lines = log_lines(fixture).await;
+    for event in ["trigger", "start", "succeeded"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!(" {event} schedule=every-100ms"))),
+            "a `{event}` line in {lines:#?}"
+        );
+    }
+    assert!(lines.iter().any(|l| l.contains("duration_ms=")), "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_skip_queue_and_allow() {
+    let (skip, queue, allow) = (Probe::default(), Probe::default(), Probe::default());
+    let fixture = start(
+        App::new()
+            .task("skip", skip.task(Duration::from_millis(230)))
+            .task("queue", queue.task(Duration::from_millis(130)))
+            .task(
+                "allow",
+                allow
+                    .task(Duration::from_millis(230))
+                    .concurrency(Concurrency::Parallel(10)),
+            )
+            .schedule("skip", Schedule::worker().interval("100ms").task("skip"))
+            .schedule(
+                "queue",
+                Schedule::worker()
+                    .interval("100ms")
+                    .overlap(Overlap::Queue)
+                    .task("queue"),
+            )
+            .schedule(
+                "allow",
+                Schedule::worker()
+                    .interval("100ms")
+                    .overlap(Overlap::Allow)
+                    .task("allow"),
+            ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    let (skip_runs, queue_runs, allow_runs) = (skip.runs(), queue.runs(), allow.runs());
+    let lines = log_lines(fixture).await;
+    // skip: a 230 ms run spans two later ticks, which are skipped.
+    assert_eq!(skip.peak.load(Ordering::SeqCst), 1);
+    assert!((3..=5).contains(&skip_runs), "skip ran {skip_runs} times");
+    assert!(
+        lines.iter().any(|l| l.contains(" skipped schedule=skip")),
+        "{lines:#?}"
+    );
+    // queue: never two at once, no tick dropped (10 ticks of 130 ms work → ~8 done in time).
+    assert_eq!(queue.peak.load(Ordering::SeqCst), 1);
+    assert!(queue_runs >= 7, "queue ran {queue_runs} times");
+    assert!(!lines.iter().any(|l| l.contains(" skipped schedule=queue")));
+    // allow: runs pile up.
+    assert!(
+        allow.peak.load(Ordering::SeqCst) >= 2,
+        "allow peak {}",
+        allow.peak.load(Ordering::SeqCst)
+    );
+    assert!(allow_runs >= 9, "allow ran {allow_runs} times");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immediate_alone_runs_once_and_with_an_interval_runs_at_start_too() {
+    let (once, also) = (Probe::default(), Probe::default());
+    let started = Timestamp::now();
+    let fixture = start(
+        App::new()
+            .task("once", once.task(Duration::ZERO))
+            .task("also", also.task(Duration::ZERO))
+            .schedule("once", Schedule::worker().immediate(true).task("once"))
+            .schedule(
+                "also",
+                Schedule::worker().interval("1h").immediate(true).task("also"),
+            ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(once.runs(), 1);
+    assert_eq!(also.runs(), 1);
+    let run = &schedule_runs(&fixture.app, "also").await[0];
+    assert!(scheduled_at(run) >= started);
+    let info = fixture.app.scheduler().get("once").expect("listed");
+    assert_eq!(info.next, None, "immediate alone has no next tick");
+    assert!(
+        fixture
+            .app
+            .scheduler()
+            .get("also")
+            .expect("listed")
+            .next
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_and_other_env_schedules_do_not_fire() {
+    let (disabled, other_env) = (Probe::default(), Probe::default());
+    let fixture = start(
+        App::new()
+            .task("disabled", disabled.task(Duration::ZERO))
+            .task("other-env", other_env.task(Duration::ZERO))
+            .schedule(
+                "disabled",
+                Schedule::worker()
+                    .interval("50ms")
+                    .immediate(true)
+                    .disable(true)
+                    .task("disabled"),
+            )
+            .schedule(
+                "prod-only",
+                Schedule::worker()
+                    .interval("50ms")
+                    .env(["production"])
+                    .task("other-env"),
+            ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        disabled.runs(),
+        0,
+        "a disabled schedule never fires, not even `immediate`"
+    );
+    assert_eq!(other_env.runs(), 0, "tests run in the development environment");
+    let scheduler = fixture.app.scheduler();
+    assert!(scheduler.get("disabled").expect("registered").disabled);
+    assert!(matches!(
+        scheduler.get("prod-only"),
+        Err(Error::ScheduleNotFound(_))
+    ));
+
+    // run_schedule ignores `disable` and returns the result.
+    let result = fixture.app.run_schedule("disabled").await.expect("runs");
+    assert!(result["scheduled_at"].is_string(), "{result}");
+    assert_eq!(disabled.runs(), 1);
+    let missing = fixture
+        .app
+        .run_schedule("prod-only")
+        .await
+        .expect_err("filtered out");
+    assert_eq!(missing.to_string(), "Schedule `prod-only` is not defined");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_added_paused_resumed_and_removed_at_runtime() {
+    let probe = Probe::default();
+    let fixture = start(App::new().task("tick", probe.task(Duration::ZERO))).await;
+    let scheduler = fixture.app.scheduler().clone();
+    let settle = || tokio::time::sleep(Duration::from_millis(60));
+
+    scheduler
+        .add("live", Schedule::worker().interval("40ms").task("tick"))
+        .expect("added");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_add = probe.runs();
+    assert!(after_add >= 5, "{after_add} runs after adding");
+
+    scheduler.pause("live").expect("paused");
+    settle().await;
+    let paused_at = probe.runs();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(probe.runs(), paused_at, "no tick while paused");
+    assert!(scheduler.get("live").expect("listed").paused);
+
+    scheduler.resume("live").expect("resumed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(probe.runs() >= paused_at + 5, "ticks again after resume");
+
+    scheduler.remove("live").expect("removed");
+    settle().await;
+    let removed_at = probe.runs();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(probe.runs(), removed_at, "no tick after removal");
+    assert!(matches!(
+        scheduler.remove("live"),
+        Err(Error::ScheduleNotFound(_))
+    ));
+
+    let invalid = scheduler
+        .add("bad", Schedule::worker().interval("0ms").task("tick"))
+        .expect_err("rejected");
+    assert!(invalid.to_string().contains("must be positive"), "{invalid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_once_and_all_after_downtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = StoreConfig::Sqlite(dir.path().join("taskyard.db"));
+    let app = |probe: &Probe, catch_up: CatchUp| {
+        App::new()
+            .task("tick", probe.task(Duration::ZERO))
+            .schedule(
+                "beat",
+                Schedule::worker()
+                    .interval("200ms")
+                    .catch_up(catch_up)
+                    .task("tick"),
+            )
+            .store(store.clone())
+            .schedule_log(None)
+    };
+    // First life: a few ticks go into the ledger.
+    let first = Probe::default();
+    let running = app(&first, CatchUp::Skip).start().await.expect("starts");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    running.shutdown().await;
+    assert!(first.runs() >= 1);
+
+    // Down for ~1 s: about 5 ticks are missed.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let once = Probe::default();
+    let restarted_at = Timestamp::now();
+    let running = app(&once, CatchUp::Once).start().await.expect("starts");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let runs = schedule_runs(&running, "tick").await;
+    let caught_up: Vec<_> = runs
+        .iter()
+        .filter(|run| run.queued_at >= restarted_at && scheduled_at(run) < restarted_at)
+        .collect();
+    assert_eq!(caught_up.len(), 1, "`once` runs one missed tick");
+    running.shutdown().await;
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let all = Probe::default();
+    let restarted_at = Timestamp::now();
+    let running = app(&all, CatchUp::All(3)).start().await.expect("starts");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let runs = schedule_runs(&running, "tick").await;
+    let mut caught_up: Vec<Timestamp> = runs
+        .iter()
+        .filter(|run| run.queued_at >= restarted_at && scheduled_at(run) < restarted_at)
+        .map(scheduled_at)
+        .collect();
+    caught_up.sort();
+    assert_eq!(
+        caught_up.len(),
+        3,
+        "`all(3)` runs the 3 latest missed ticks: {caught_up:?}"
+    );
+    assert!(
+        caught_up
+            .windows(2)
+            .all(|w| w[1].as_millisecond() - w[0].as_millisecond() == 200)
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_timers_and_cancels_runs_after_the_grace_period() {
+    let probe = Probe::default();
+    let fixture = start(
+        App::new()
+            .task("slow", probe.task(Duration::from_secs(30)))
+            .schedule("slow", Schedule::worker().interval("100ms").task("slow")),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(probe.runs(), 1, "later ticks are skipped while the first runs");
+    let runtime = fixture.app.runtime().clone();
+    let started = std::time::Instant::now();
+    let lines = log_lines(fixture).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let runs = runtime
+        .list_runs(&RunFilter::default().task("slow"))
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Cancelled);
+    assert!(
+        lines.iter().any(|l| l.contains(" failed schedule=slow")),
+        "{lines:#?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(probe.runs(), 1, "no tick after shutdown");
+}
+
+#[tokio::test]
+async fn invalid_definitions_stop_the_start() {
+    let noop = || Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) });
+    let start_error = |app: App| async move {
+        app.store(StoreConfig::Disabled)
+            .start()
+            .await
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    assert_eq!(
+        start_error(
+            App::new()
+                .task("t", noop())
+                .schedule("s", Schedule::new("cluster").interval("1s").task("t"))
+        )
+        .await,
+        "Invalid schedule `s`: schedule type [cluster] is not defined; use one of: worker, all"
+    );
+    let nitro = start_error(App::new().config_toml(
+        "taskyard.toml",
+        "[scheduled_tasks]\n\"* * * * *\" = [\"cms:update\"]",
+    ))
+    .await;
+    assert_eq!(
+        nitro,
+        "Invalid schedule `cms:update@* * * * *`: task `cms:update` is not defined; define it under src/tasks/ or with App::task"
+    );
+    let twice = start_error(
+        App::new()
+            .task("t", noop())
+            .schedule("s", Schedule::worker().interval("1s").task("t"))
+            .config_toml(
+                "taskyard.toml",
+                "[schedules.s]\ntype = \"all\"\ninterval = 1000\ntask = \"t\"",
+            ),
+    )
+    .await;
+    assert!(twice.contains("defined twice"), "{twice}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_with_its_own_body_runs_it_as_a_task() {
+    let fixture = start(
+        App::new().schedule(
+            "cleandb",
+            Schedule::worker()
+                .cron("0 0 3 * * *")
+                .run(Task::new(|_cx: TaskContext| async {
+                    Ok::<_, TaskError>("cleaned")
+                })),
+        ),
+    )
+    .await;
+    let result: Value = fixture.app.run_schedule("cleandb").await.expect("runs");
+    assert_eq!(result, json!("cleaned"));
+    let info = fixture.app.scheduler().get("cleandb").expect("listed");
+    assert_eq!(info.task, "schedule:cleandb");
+    assert_eq!(info.cron.as_deref(), Some("0 0 3 * * *"));
+    let next = info.next.expect("next tick");
+    assert_eq!(next.to_zoned(jiff::tz::TimeZone::UTC).hour(), 3);
+}
