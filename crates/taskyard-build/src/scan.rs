@@ -3,7 +3,8 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-/// A task file found under `src/tasks/`.
+/// A task file found under `src/tasks/` (or a schedule file under `src/schedule/`, named
+/// by the same rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskFile {
     /// The task name, e.g. `db:migrate`.
@@ -83,15 +84,25 @@ pub fn task_name(relative: &Path) -> Option<String> {
 /// then path.
 /// A missing folder means no tasks.
 pub fn scan_tasks(tasks_dir: &Path) -> Result<Vec<TaskFile>, ScanError> {
+    scan_folder(tasks_dir, "tasks")
+}
+
+/// Every schedule file under `schedule_dir` (`src/schedule/` of the crate), named like
+/// task files: `src/schedule/cleandb.rs` is the schedule `cleandb`.
+pub fn scan_schedules(schedule_dir: &Path) -> Result<Vec<TaskFile>, ScanError> {
+    scan_folder(schedule_dir, "schedule")
+}
+
+fn scan_folder(dir: &Path, folder: &str) -> Result<Vec<TaskFile>, ScanError> {
     let mut files = Vec::new();
-    if tasks_dir.is_dir() {
-        walk(tasks_dir, tasks_dir, &mut files)?;
+    if dir.is_dir() {
+        walk(dir, dir, &Path::new("src").join(folder), &mut files)?;
     }
     files.sort_by_cached_key(|f| (f.name.clone(), f.display_path()));
     Ok(files)
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut Vec<TaskFile>) -> Result<(), ScanError> {
+fn walk(root: &Path, dir: &Path, prefix: &Path, files: &mut Vec<TaskFile>) -> Result<(), ScanError> {
     let error = |source| ScanError {
         path: dir.to_owned(),
         source,
@@ -102,7 +113,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<TaskFile>) -> Result<(), ScanEr
         let file_type = entry.file_type().map_err(error)?;
         if file_type.is_dir() {
             if !entry.file_name().to_string_lossy().starts_with('.') {
-                walk(root, &path, files)?;
+                walk(root, &path, prefix, files)?;
             }
             continue;
         }
@@ -110,7 +121,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<TaskFile>) -> Result<(), ScanEr
             continue;
         };
         if let Some(name) = task_name(relative) {
-            let crate_relative = Path::new("src").join("tasks").join(relative);
+            let crate_relative = prefix.join(relative);
             files.push(TaskFile {
                 name,
                 path: crate_relative,

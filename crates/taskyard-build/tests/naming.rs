@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use taskyard_build::{duplicates, render, scan_tasks, task_name};
+use taskyard_build::{AppSources, duplicates, render, render_app, scan_schedules, scan_tasks, task_name};
 
 #[test]
 fn file_paths_map_to_task_names() {
@@ -87,6 +87,39 @@ fn generated_code_registers_each_file_under_its_name() {
     assert!(code.contains(&format!("#[path = {module_path:?}]")), "{code}");
     assert!(
         code.contains(".file_task(\"db:migrate\", \"src/tasks/db/migrate.rs\", __task_0_db_migrate::task())"),
+        "{code}"
+    );
+}
+
+#[test]
+fn generated_code_registers_schedule_files_and_embeds_taskyard_toml() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let schedule = root.path().join("src/schedule/reports");
+    std::fs::create_dir_all(&schedule).expect("mkdir");
+    std::fs::write(root.path().join("src/schedule/cleandb.rs"), "").expect("write");
+    std::fs::write(schedule.join("weekly.rs"), "").expect("write");
+    let schedules = scan_schedules(&root.path().join("src/schedule")).expect("scan");
+    let names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["cleandb", "reports:weekly"]);
+    assert_eq!(schedules[0].display_path(), "src/schedule/cleandb.rs");
+    let config = root.path().join("taskyard.toml");
+    let app = AppSources {
+        tasks: Vec::new(),
+        schedules,
+        config: Some(config.clone()),
+    };
+    let code = render_app(root.path(), &app);
+    assert!(
+        code.contains(
+            ".file_schedule(\"cleandb\", \"src/schedule/cleandb.rs\", __schedule_0_cleandb::schedule())"
+        ),
+        "{code}"
+    );
+    assert!(
+        code.contains(&format!(
+            ".config_toml(\"taskyard.toml\", include_str!({:?}))",
+            config.display().to_string()
+        )),
         "{code}"
     );
 }

@@ -1,12 +1,18 @@
 //! The `taskyard` command line.
 //!
-//! `taskyard tasks [--dir APP] [--json]` lists the tasks an app's `src/tasks/` folder
-//! defines, with the files they come from, using the same rules as the build.
+//! - `taskyard tasks [--dir APP] [--json]` lists the tasks an app's `src/tasks/` folder
+//!   defines, with the files they come from, using the same rules as the build.
+//! - `taskyard cron next EXPR [-n N] [--from RFC3339] [--tz ZONE] [--json]` prints the next
+//!   fire times of a cron expression, computed exactly as the scheduler does.
+//! - `taskyard cron explain EXPR [--tz ZONE]` describes it in words, with its next 5 times.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use taskyard::schedule::CronExpr;
 
 #[derive(Parser)]
 #[command(name = "taskyard", version, about = "The taskyard command line")]
@@ -26,12 +32,139 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work with cron expressions (croner syntax: 5, 6 or 7 fields).
+    Cron {
+        #[command(subcommand)]
+        command: CronCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CronCommand {
+    /// Print the next fire times of EXPR.
+    Next {
+        /// The cron expression, quoted: "*/5 * * * *".
+        expr: String,
+        /// How many times to print.
+        #[arg(short = 'n', default_value_t = 5)]
+        count: usize,
+        /// Start after this instant (RFC 3339, e.g. 2026-03-08T00:00:00Z) instead of now.
+        #[arg(long)]
+        from: Option<String>,
+        /// IANA time zone the expression is read in (default: TZ, else UTC).
+        #[arg(long)]
+        tz: Option<String>,
+        /// Print a JSON array of RFC 3339 timestamps.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe EXPR in words and print its next 5 fire times.
+    Explain {
+        expr: String,
+        #[arg(long)]
+        tz: Option<String>,
+        /// Start after this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        from: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Tasks { dir, json } => list_tasks(dir, json),
+    let result = match Cli::parse().command {
+        Command::Tasks { dir, json } => return list_tasks(dir, json),
+        Command::Cron { command } => match command {
+            CronCommand::Next {
+                expr,
+                count,
+                from,
+                tz,
+                json,
+            } => cron_next(&expr, count, from.as_deref(), tz.as_deref(), json),
+            CronCommand::Explain { expr, tz, from } => cron_explain(&expr, from.as_deref(), tz.as_deref()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("taskyard: {message}");
+            ExitCode::from(2)
+        }
     }
+}
+
+/// The expression, its zone and the first instant to search from, checked.
+fn cron_input(
+    expr: &str,
+    from: Option<&str>,
+    tz: Option<&str>,
+) -> Result<(CronExpr, TimeZone, Timestamp), String> {
+    let cron = CronExpr::parse(expr).map_err(|e| format!("cron {e}"))?;
+    let zone = match tz {
+        Some(name) => TimeZone::get(name).map_err(|_| {
+            format!("time zone `{name}` is not known; use an IANA name such as Europe/Paris or UTC")
+        })?,
+        None => taskyard::config::default_time_zone().map_err(|e| e.to_string())?,
+    };
+    let from = match from {
+        Some(text) => text.parse::<Timestamp>().map_err(|_| {
+            format!("--from `{text}` is not an RFC 3339 instant such as 2026-03-08T00:00:00Z")
+        })?,
+        None => Timestamp::now(),
+    };
+    Ok((cron, zone, from))
+}
+
+fn next_times(cron: &CronExpr, zone: &TimeZone, mut from: Timestamp, count: usize) -> Vec<String> {
+    let mut times = Vec::with_capacity(count);
+    while times.len() < count {
+        let Some(next) = cron.next_after(from, zone) else {
+            break;
+        };
+        times.push(
+            next.to_zoned(zone.clone())
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string(),
+        );
+        from = next;
+    }
+    times
+}
+
+fn cron_next(
+    expr: &str,
+    count: usize,
+    from: Option<&str>,
+    tz: Option<&str>,
+    json: bool,
+) -> Result<(), String> {
+    let (cron, zone, from) = cron_input(expr, from, tz)?;
+    let times = next_times(&cron, &zone, from, count);
+    if json {
+        println!("{}", serde_json::Value::from(times));
+    } else if times.is_empty() {
+        println!("`{expr}` never fires after {from}");
+    } else {
+        for time in times {
+            println!("{time}");
+        }
+    }
+    Ok(())
+}
+
+fn cron_explain(expr: &str, from: Option<&str>, tz: Option<&str>) -> Result<(), String> {
+    let (cron, zone, from) = cron_input(expr, from, tz)?;
+    println!("{}", cron.describe());
+    let zone_name = zone.iana_name().unwrap_or("UTC");
+    let times = next_times(&cron, &zone, from, 5);
+    if times.is_empty() {
+        println!("It never fires after {from}.");
+    } else {
+        println!("Next {} times ({zone_name}):", times.len());
+        for time in times {
+            println!("  {time}");
+        }
+    }
+    Ok(())
 }
 
 fn list_tasks(dir: PathBuf, json: bool) -> ExitCode {

@@ -27,6 +27,8 @@ fn tasks_lists_the_quickstart_tasks_as_json() {
             "cms:update",
             "db:migrate",
             "demo:fail",
+            "demo:heartbeat",
+            "demo:heartbeat-all",
             "demo:slow",
             "echo:payload"
         ]
@@ -49,4 +51,66 @@ fn tasks_fails_on_duplicate_names_naming_both_files() {
         stderr.contains("task `db` is defined by both src/tasks/db.rs and src/tasks/db/index.rs"),
         "{stderr}"
     );
+}
+
+#[test]
+fn cron_next_prints_rfc3339_json_with_the_dst_rule() {
+    let output = taskyard(&[
+        "cron",
+        "next",
+        "30 2 * * *",
+        "-n",
+        "2",
+        "--from",
+        "2026-03-07T12:00:00Z",
+        "--tz",
+        "America/New_York",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let times: Vec<String> = serde_json::from_slice(&output.stdout).expect("json array");
+    // 02:30 does not exist on 8 March 2026 in New York: it fires an hour later.
+    assert_eq!(times, ["2026-03-08T03:30:00-04:00", "2026-03-09T02:30:00-04:00"]);
+}
+
+#[test]
+fn cron_explain_describes_and_lists_five_times() {
+    let output = taskyard(&[
+        "cron",
+        "explain",
+        "*/5 9-17 * * MON-FRI",
+        "--tz",
+        "UTC",
+        "--from",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        text.starts_with("At every 5 minutes, of hour 9-17, on Monday"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Next 5 times (UTC):\n  2026-01-01T09:00:00+00:00\n"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 7, "{text}");
+}
+
+#[test]
+fn cron_errors_name_the_field_and_exit_2() {
+    let output = taskyard(&["cron", "next", "0 61 * * *"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert_eq!(
+        stderr.trim(),
+        "taskyard: cron `0 61 * * *`: field 2 (hour) `61` is invalid: Number out of bounds"
+    );
+    let output = taskyard(&["cron", "next", "* * * * *", "--tz", "Mars/Base"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("time zone `Mars/Base` is not known"));
 }
