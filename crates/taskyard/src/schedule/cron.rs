@@ -22,6 +22,9 @@ use jiff::{Timestamp, Zoned};
 pub struct CronExpr {
     source: String,
     cron: Cron,
+    /// The hour field is `*`: in an autumn overlap such a job fires in both hours; any
+    /// other hour field fires once, at the first occurrence.
+    every_hour: bool,
 }
 
 impl fmt::Debug for CronExpr {
@@ -54,7 +57,11 @@ impl CronExpr {
     pub fn parse(expr: &str) -> Result<CronExpr, String> {
         let source = expr.trim().to_owned();
         match parser().parse(&source) {
-            Ok(cron) => Ok(CronExpr { source, cron }),
+            Ok(cron) => Ok(CronExpr {
+                every_hour: hour_field(&source) == Some("*"),
+                source,
+                cron,
+            }),
             Err(error) => Err(explain_error(&source, &error)),
         }
     }
@@ -70,7 +77,20 @@ impl CronExpr {
 
     /// The first fire time strictly after `after`, in `zone`; `None` when there is none
     /// before the year 5000.
-    pub fn next_after(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+    pub fn next_after(&self, mut after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+        // A candidate that repeats a local time in an overlap is skipped unless the hour
+        // field is `*`; a few rounds cover every repeat of one overlap.
+        for _ in 0..8 {
+            let next = self.next_candidate(after, zone)?;
+            if self.every_hour || !is_repeat(next, zone) {
+                return Some(next);
+            }
+            after = next;
+        }
+        None
+    }
+
+    fn next_candidate(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
         let zoned = after.to_zoned(zone.clone());
         let native = self
             .cron
@@ -112,6 +132,25 @@ impl CronExpr {
             }
         }
         None
+    }
+}
+
+/// True when `at` is the second (later) occurrence of its local time in an overlap.
+fn is_repeat(at: Timestamp, zone: &TimeZone) -> bool {
+    let civil = at.to_zoned(zone.clone()).datetime();
+    let ambiguous = zone.to_ambiguous_timestamp(civil);
+    ambiguous.is_ambiguous() && ambiguous.earlier().is_ok_and(|first| first != at)
+}
+
+/// The hour field as written; shorthands have a fixed hour except `@hourly`.
+fn hour_field(source: &str) -> Option<&str> {
+    let fields: Vec<&str> = source.split_whitespace().collect();
+    match fields.as_slice() {
+        [alias] if alias.eq_ignore_ascii_case("@hourly") => Some("*"),
+        [_] => Some("0"),
+        [_, hour, _, _, _] => Some(hour),
+        [_, _, hour, ..] => Some(hour),
+        _ => None,
     }
 }
 
@@ -225,6 +264,15 @@ mod tests {
                 "2026-11-01T02:00:00-05:00",
                 "2026-11-01T03:00:00-05:00"
             ]
+        );
+    }
+
+    #[test]
+    fn overlap_fires_stepped_hours_once() {
+        // 02:23 repeats in Berlin on 25 October 2026; hour 2 is in 0-20/2.
+        assert_eq!(
+            next_n("23 0-20/2 * * *", "Europe/Berlin", "2026-10-25T00:10:00Z", 2),
+            ["2026-10-25T02:23:00+02:00", "2026-10-25T04:23:00+01:00"]
         );
     }
 
