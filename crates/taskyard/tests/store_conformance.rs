@@ -632,7 +632,17 @@ async fn child_process() {
                 .runtime()
                 .start(taskyard::RunRequest::new("sleep"))
                 .expect("start run");
-            // Listing flushes the recorder, so the `running` record is in the store.
+            // Once the run has started here, listing flushes the recorder, so the `running`
+            // record is in the store.
+            while app
+                .runtime()
+                .get_run(handle.run_id())
+                .await
+                .expect("get")
+                .is_none_or(|run| run.status != RunStatus::Running)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             app.runtime()
                 .list_runs(&RunFilter::default())
                 .await
