@@ -27,6 +27,16 @@ fn at(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(1_800_000_000_000 + ms).expect("timestamp")
 }
 
+fn lease(instance: &str, until: Timestamp) -> InstanceLease {
+    InstanceLease {
+        instance: instance.into(),
+        hostname: "h".into(),
+        pid: 1,
+        started_at: at(0),
+        lease_until: until,
+    }
+}
+
 fn record(task: &str, status: RunStatus, instance: &str, offset_ms: i64) -> RunRecord {
     RunRecord {
         id: new_id(),
@@ -188,13 +198,6 @@ async fn listing_filters_by_task_and_status_newest_first_with_a_limit() {
 async fn runs_of_instances_without_a_live_lease_are_abandoned() {
     for backend in backends().await {
         let store = backend.open().await;
-        let lease = |instance: &str, until: Timestamp| InstanceLease {
-            instance: instance.into(),
-            hostname: "h".into(),
-            pid: 1,
-            started_at: at(0),
-            lease_until: until,
-        };
         store.heartbeat(&lease("alive", at(10_000))).await.expect("hb");
         store.heartbeat(&lease("dead", at(500))).await.expect("hb");
         let alive_running = record("t", RunStatus::Running, "alive", 0);
@@ -289,47 +292,22 @@ async fn each_tick_is_claimed_once_per_target_and_live_instances_are_listed() {
         }
         assert_eq!(won, 1, "{name}: one winner for a worker tick");
         // `all` ticks: one claim per instance.
-        assert!(
-            store
-                .claim_tick(&claim("beat", 2_000, "a", "a"))
-                .await
-                .expect("claim"),
-            "{name}"
-        );
-        assert!(
-            store
-                .claim_tick(&claim("beat", 2_000, "b", "b"))
-                .await
-                .expect("claim"),
-            "{name}"
-        );
-        assert!(
-            !store
-                .claim_tick(&claim("beat", 2_000, "a", "b"))
-                .await
-                .expect("claim"),
-            "{name}"
-        );
-        assert!(
-            store
-                .claim_tick(&claim("other", 1_000, "", "a"))
-                .await
-                .expect("claim"),
-            "{name}"
-        );
+        let mut claimed = Vec::new();
+        for attempt in [
+            claim("beat", 2_000, "a", "a"),
+            claim("beat", 2_000, "b", "b"),
+            claim("beat", 2_000, "a", "b"),
+            claim("other", 1_000, "", "a"),
+        ] {
+            claimed.push(store.claim_tick(&attempt).await.expect("claim"));
+        }
+        assert_eq!(claimed, [true, true, false, true], "{name}");
         assert_eq!(
             store.last_tick("beat").await.expect("last"),
             Some(at(2_000)),
             "{name}"
         );
 
-        let lease = |instance: &str, until: Timestamp| InstanceLease {
-            instance: instance.into(),
-            hostname: "h".into(),
-            pid: 1,
-            started_at: at(0),
-            lease_until: until,
-        };
         store.heartbeat(&lease("b-live", at(10_000))).await.expect("hb");
         store.heartbeat(&lease("a-live", at(10_000))).await.expect("hb");
         store.heartbeat(&lease("dead", at(500))).await.expect("hb");

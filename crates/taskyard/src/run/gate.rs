@@ -84,8 +84,9 @@ pub(crate) fn payload_key(payload: &Value) -> String {
     payload.to_string()
 }
 
-/// Gate locks guard a few pointer swaps and never panic while held, so a poisoned lock is
-/// still consistent.
+/// Locks a mutex whose critical sections are a few field updates or pointer swaps that
+/// never panic while held, so a poisoned lock is still consistent. Used by the gates and
+/// the scheduler.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

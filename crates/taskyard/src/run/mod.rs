@@ -28,7 +28,8 @@ use self::active::{ActiveRun, duration_ms};
 pub use self::context::TaskContext;
 pub use self::events::{RunEvent, RunEventKind};
 use self::execute::AttemptEnd;
-use self::gate::{Gate, GateKey, InFlight, TaskSlot, Wait, lock};
+pub(crate) use self::gate::lock;
+use self::gate::{Gate, GateKey, InFlight, TaskSlot, Wait};
 pub use self::record::{Attempt, Progress, RunId, RunRecord, RunStatus};
 use crate::store::{Recorder, RunFilter, Store};
 use crate::task::{Registry, TaskEntry};
@@ -302,6 +303,11 @@ impl Runtime {
     /// Live run events. Subscribers that fall behind skip events rather than slow runs.
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// True when a task of this name is registered.
+    pub fn has_task(&self, name: &str) -> bool {
+        self.inner.slots.contains_key(name)
     }
 
     /// The app's tasks.

@@ -388,6 +388,16 @@ impl Schedule {
 }
 
 impl ScheduleDef {
+    /// The run request for the tick due at `scheduled_at`.
+    pub fn request(&self, scheduled_at: Timestamp) -> crate::RunRequest {
+        crate::RunRequest::new(self.task.to_string())
+            .payload(self.payload.clone())
+            .trigger(crate::Trigger::Schedule {
+                schedule: self.name.to_string(),
+                scheduled_at,
+            })
+    }
+
     /// The first tick strictly after `after`, within `start`/`end`.
     pub fn next_tick(&self, after: Timestamp) -> Option<Timestamp> {
         let after = match self.start {

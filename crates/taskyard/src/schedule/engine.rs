@@ -16,8 +16,8 @@
 //!   heap entries of an older generation are dropped when they come up.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -30,8 +30,9 @@ use tokio_util::task::TaskTracker;
 use super::cron::CronExpr;
 use super::definition::{CatchUp, Context, Kind, Overlap, Schedule, ScheduleDef, Timing};
 use super::log::ScheduleLog;
+use crate::run::lock;
 use crate::store::{Store, TickClaim};
-use crate::{Error, RunHandle, RunRequest, Runtime, Trigger};
+use crate::{Error, RunHandle, Runtime};
 
 /// How far ahead of their instant ticks leave the heap.
 const LEAD: Duration = Duration::from_millis(25);
@@ -160,7 +161,7 @@ impl Scheduler {
     /// Checks a schedule against this app (its tasks, strategies and zone).
     pub(crate) fn check(&self, name: &str, schedule: &Schedule) -> Result<ScheduleDef, Error> {
         let runtime = &self.inner.runtime;
-        let task_exists = |task: &str| runtime.tasks().iter().any(|entry| entry.name() == task);
+        let task_exists = |task: &str| runtime.has_task(task);
         let mut crons = lock(&self.inner.crons);
         let mut cx = Context {
             task_exists: &task_exists,
@@ -261,14 +262,7 @@ impl Scheduler {
     /// state, and returns the result (egg's `app.runSchedule`). For tests and tools.
     pub async fn run_schedule(&self, name: &str) -> Result<Value, Error> {
         let entry = self.entry(name)?;
-        let def = &entry.def;
-        let request = RunRequest::new(def.task.to_string())
-            .payload(def.payload.clone())
-            .trigger(Trigger::Schedule {
-                schedule: def.name.to_string(),
-                scheduled_at: Timestamp::now(),
-            });
-        self.inner.runtime.run(request).await
+        self.inner.runtime.run(entry.def.request(Timestamp::now())).await
     }
 
     /// Every schedule, sorted by name.
@@ -353,15 +347,12 @@ impl Scheduler {
             CatchUp::Once => 1,
             CatchUp::All(limit) => limit.max(1) as usize,
         };
-        let mut missed = Vec::new();
+        let mut missed = VecDeque::with_capacity(limit + 1);
         let mut tick = last;
-        while let Some(next) = def.next_tick(tick) {
-            if next >= now {
-                break;
-            }
-            missed.push(next);
+        while let Some(next) = def.next_tick(tick).filter(|next| *next < now) {
+            missed.push_back(next);
             if missed.len() > limit {
-                missed.remove(0);
+                missed.pop_front();
             }
             tick = next;
         }
@@ -504,13 +495,7 @@ impl Scheduler {
             },
             Overlap::Allow => None,
         };
-        let request = RunRequest::new(def.task.to_string())
-            .payload(def.payload.clone())
-            .trigger(Trigger::Schedule {
-                schedule: def.name.to_string(),
-                scheduled_at: tick,
-            });
-        let handle = match inner.runtime.start(request) {
+        let handle = match inner.runtime.start(def.request(tick)) {
             Ok(handle) => handle,
             Err(error) => {
                 inner.log.line(
@@ -672,9 +657,4 @@ fn spread_hash(name: &str, tick: Timestamp) -> u64 {
 
 fn duration_until(now: Timestamp, at: Timestamp) -> Duration {
     Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections are a few field updates that cannot panic.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -8,6 +8,7 @@
 //! are renamed to `schedule.log.YYYY-MM-DD`. Several processes sharing the data folder
 //! append whole lines to the same file.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -39,11 +40,12 @@ impl ScheduleLog {
         let mut line = format!("{} {event}", Timestamp::now());
         for (key, value) in fields {
             let value = value.to_string();
-            if value.contains([' ', '"']) || value.is_empty() {
-                line.push_str(&format!(" {key}={value:?}"));
+            // Values with spaces or quotes are quoted, so each line splits on spaces.
+            let _ = if value.contains([' ', '"']) || value.is_empty() {
+                write!(line, " {key}={value:?}")
             } else {
-                line.push_str(&format!(" {key}={value}"));
-            }
+                write!(line, " {key}={value}")
+            };
         }
         line.push('\n');
         let _ = lines.send(line);
