@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::run::RuntimeParts;
 use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
 use crate::schedule::log::ScheduleLog;
-use crate::schedule::{Schedule, Scheduler, Settings as ScheduleSettings};
+use crate::schedule::strategy::StrategyFn;
+use crate::schedule::{Schedule, Scheduler, Settings as ScheduleSettings, StrategySender};
 use crate::store::lease::{LeaseKeeper, LeaseSettings};
 use crate::store::{Recorder, StoreConfig};
 use crate::task::{Registry, TaskSource};
@@ -38,6 +39,7 @@ pub struct App {
     shutdown_grace: Duration,
     routes: axum::Router,
     schedules: Vec<(String, Schedule)>,
+    strategies: Vec<(String, StrategyFn)>,
     worker_grace: Duration,
     schedule_log: Option<Option<PathBuf>>,
     time_zone: Option<String>,
@@ -60,6 +62,7 @@ impl App {
             shutdown_grace: Duration::from_secs(10),
             routes: axum::Router::new(),
             schedules: Vec::new(),
+            strategies: Vec::new(),
             worker_grace: Duration::from_secs(2),
             schedule_log: None,
             time_zone: None,
@@ -88,6 +91,45 @@ impl App {
             self.errors.push(error);
         }
         self.schedules.push((name.to_owned(), schedule));
+        self
+    }
+
+    /// Registers a custom trigger strategy: schedules whose `type` is `name` run when it
+    /// says so. `strategy` is called once for each such schedule (again after it is
+    /// re-enabled) with a [`StrategySender`] bound to it, and runs until the schedule is
+    /// removed or disabled or the app stops.
+    ///
+    /// ```no_run
+    /// use taskyard::schedule::{Schedule, StrategySender};
+    /// use taskyard::App;
+    /// use serde_json::json;
+    ///
+    /// let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(16);
+    /// let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+    /// let app = App::new()
+    ///     .strategy("orders", move |sender: StrategySender| {
+    ///         let rx = rx.clone();
+    ///         async move {
+    ///             while let Some(order) = rx.lock().await.recv().await {
+    ///                 let _ = sender.send_one(json!({ "order": order }));
+    ///             }
+    ///         }
+    ///     })
+    ///     .schedule("ship", Schedule::custom("orders").task("orders:ship"));
+    /// # let _ = (app, tx);
+    /// ```
+    pub fn strategy<F, Fut>(mut self, name: &str, strategy: F) -> Self
+    where
+        F: Fn(StrategySender) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if matches!(name, "worker" | "all") || self.strategies.iter().any(|(known, _)| known == name) {
+            self.errors.push(Error::Config(format!(
+                "strategy `{name}` is already defined (`worker` and `all` are built in); give it another name"
+            )));
+        } else {
+            self.strategies.push((name.to_owned(), StrategyFn::new(strategy)));
+        }
         self
     }
 
@@ -202,7 +244,7 @@ impl App {
             worker_grace: self.worker_grace,
             membership_refresh: Duration::from_secs(1),
             default_zone,
-            strategies: Vec::new(),
+            strategies: self.strategies,
         };
         let defs = check_schedules(&self.schedules, &self.registry, &settings)?;
         let config = match self.store {
@@ -371,9 +413,10 @@ fn check_schedules(
     let env = crate::config::app_env();
     let task_exists = |task: &str| registry.get(task).is_some();
     let mut crons = std::collections::HashMap::new();
+    let strategies = settings.strategy_names();
     let mut cx = ScheduleContext {
         task_exists: &task_exists,
-        strategies: &settings.strategies,
+        strategies: &strategies,
         default_zone: &settings.default_zone,
         now: jiff::Timestamp::now(),
         crons: &mut crons,

@@ -71,6 +71,10 @@ pub enum Error {
     #[error("Schedule `{0}` is not defined")]
     ScheduleNotFound(String),
 
+    /// A custom strategy sent while its schedule was paused, disabled, removed or stopped.
+    #[error("Schedule `{schedule}` is {state}; the send was dropped")]
+    ScheduleInactive { schedule: String, state: &'static str },
+
     /// A setting is missing or malformed.
     #[error("Invalid configuration: {0}")]
     Config(String),
@@ -123,7 +127,7 @@ impl Error {
             Error::TaskFailed { .. } | Error::TaskPanicked { .. } => ErrorKind::Failed,
             Error::TimedOut { .. } => ErrorKind::TimedOut,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
-            Error::ShuttingDown => ErrorKind::Unavailable,
+            Error::ShuttingDown | Error::ScheduleInactive { .. } => ErrorKind::Unavailable,
             Error::Store { .. } | Error::StoreData { .. } | Error::Io { .. } => ErrorKind::Internal,
         }
     }

@@ -306,6 +306,27 @@ async fn schedules_are_added_paused_resumed_and_removed_at_runtime() {
     assert!(invalid.to_string().contains("must be positive"), "{invalid}");
 }
 
+/// The ticks due before `restarted_at` run since then, sorted, once `expected` of them
+/// are recorded (or after 5 s), plus a moment for any extra one to show up.
+async fn caught_up_runs(app: &RunningApp, restarted_at: Timestamp, expected: usize) -> Vec<Timestamp> {
+    let read = || async {
+        let mut ticks: Vec<Timestamp> = schedule_runs(app, "tick")
+            .await
+            .iter()
+            .filter(|run| run.queued_at >= restarted_at && scheduled_at(run) < restarted_at)
+            .map(scheduled_at)
+            .collect();
+        ticks.sort();
+        ticks
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while read().await.len() < expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    read().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_once_and_all_after_downtime() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -335,12 +356,7 @@ async fn catch_up_once_and_all_after_downtime() {
     let once = Probe::default();
     let restarted_at = Timestamp::now();
     let running = app(&once, CatchUp::Once).start().await.expect("starts");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let runs = schedule_runs(&running, "tick").await;
-    let caught_up: Vec<_> = runs
-        .iter()
-        .filter(|run| run.queued_at >= restarted_at && scheduled_at(run) < restarted_at)
-        .collect();
+    let caught_up = caught_up_runs(&running, restarted_at, 1).await;
     assert_eq!(caught_up.len(), 1, "`once` runs one missed tick");
     running.shutdown().await;
 
@@ -348,14 +364,7 @@ async fn catch_up_once_and_all_after_downtime() {
     let all = Probe::default();
     let restarted_at = Timestamp::now();
     let running = app(&all, CatchUp::All(3)).start().await.expect("starts");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let runs = schedule_runs(&running, "tick").await;
-    let mut caught_up: Vec<Timestamp> = runs
-        .iter()
-        .filter(|run| run.queued_at >= restarted_at && scheduled_at(run) < restarted_at)
-        .map(scheduled_at)
-        .collect();
-    caught_up.sort();
+    let caught_up = caught_up_runs(&running, restarted_at, 3).await;
     assert_eq!(
         caught_up.len(),
         3,
@@ -464,4 +473,211 @@ async fn a_schedule_with_its_own_body_runs_it_as_a_task() {
     assert_eq!(info.cron.as_deref(), Some("0 0 3 * * *"));
     let next = info.next.expect("next tick");
     assert_eq!(next.to_zoned(jiff::tz::TimeZone::UTC).hour(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disable_signal_stops_and_starts_the_schedule_at_runtime() {
+    let probe = Probe::default();
+    let off = taskyard::Signal::new(true);
+    let fixture = start(App::new().task("tick", probe.task(Duration::ZERO)).schedule(
+        "flagged",
+        Schedule::worker().interval("40ms").disable(&off).task("tick"),
+    ))
+    .await;
+    let scheduler = fixture.app.scheduler().clone();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(probe.runs(), 0, "disabled by the signal from the start");
+    assert!(scheduler.get("flagged").expect("listed").disabled);
+
+    off.set(false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let enabled = probe.runs();
+    assert!(enabled >= 4, "{enabled} runs once the signal turned false");
+    let info = scheduler.get("flagged").expect("listed");
+    assert!(!info.disabled && info.next.is_some(), "{info:?}");
+
+    off.set(true);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let stopped = probe.runs();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(probe.runs(), stopped, "no tick once disabled again");
+    assert!(scheduler.get("flagged").expect("listed").next.is_none());
+
+    // Pause and disable are independent: enabling a paused schedule keeps it paused.
+    scheduler.pause("flagged").expect("paused");
+    off.set(false);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(probe.runs(), stopped, "still paused");
+    scheduler.resume("flagged").expect("resumed");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(probe.runs() >= stopped + 3, "ticks after resume");
+
+    // A clone of the scheduler kept by the app does not hold the shutdown up.
+    let lines = log_lines(fixture).await;
+    drop(scheduler);
+    assert!(
+        lines.iter().any(|l| l.contains(" enabled schedule=flagged")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(" disabled schedule=flagged")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_strategy_sends_args_to_the_task_and_stops_with_its_schedule() {
+    use taskyard::schedule::StrategySender;
+    use tokio::sync::{Mutex, mpsc};
+
+    let (events, inbox) = mpsc::unbounded_channel::<Value>();
+    let inbox = Arc::new(Mutex::new(inbox));
+    let (senders_tx, mut senders) = mpsc::unbounded_channel::<StrategySender>();
+    let starts = Arc::new(AtomicUsize::new(0));
+    let seen_args = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let off = taskyard::Signal::new(false);
+    let fixture = start(
+        App::new()
+            .task("ship", {
+                let seen_args = seen_args.clone();
+                Task::new(move |cx: TaskContext| {
+                    let seen_args = seen_args.clone();
+                    async move {
+                        let Trigger::Custom {
+                            strategy,
+                            schedule,
+                            args,
+                        } = cx.trigger()
+                        else {
+                            return Err(TaskError::new(format!("unexpected trigger {:?}", cx.trigger())));
+                        };
+                        assert_eq!((strategy.as_str(), schedule.as_str()), ("orders", "ship"));
+                        seen_args.lock().expect("lock").push(args.clone());
+                        Ok::<_, TaskError>(json!({ "shipped": args["order"] }))
+                    }
+                })
+                // Every message is its own run (the default, `dedupe`, would let a send
+                // join a run still going).
+                .concurrency(Concurrency::Serial)
+            })
+            .strategy("orders", {
+                let starts = starts.clone();
+                move |sender: StrategySender| {
+                    let inbox = inbox.clone();
+                    let senders_tx = senders_tx.clone();
+                    starts.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let _ = senders_tx.send(sender.clone());
+                        while let Some(event) = inbox.lock().await.recv().await {
+                            let run = sender.send_one(event).expect("send");
+                            run.outcome().await.expect("shipped");
+                        }
+                    }
+                }
+            })
+            .schedule(
+                "ship",
+                Schedule::custom("orders")
+                    .option("queue", json!("orders.created"))
+                    .disable(&off)
+                    .task("ship"),
+            ),
+    )
+    .await;
+    let sender = senders.recv().await.expect("strategy started");
+    assert_eq!(sender.schedule(), "ship");
+    assert_eq!(sender.strategy(), "orders");
+    assert_eq!(sender.options(), &json!({ "queue": "orders.created" }));
+
+    events.send(json!({ "order": 1 })).expect("send");
+    events.send(json!({ "order": 2 })).expect("send");
+    let result = sender
+        .send_one(json!({ "order": 3 }))
+        .expect("direct send")
+        .outcome()
+        .await
+        .expect("ok");
+    assert_eq!(result, json!({ "shipped": 3 }));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut orders: Vec<i64> = seen_args
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|args| args["order"].as_i64().expect("order"))
+        .collect();
+    orders.sort();
+    assert_eq!(orders, [1, 2, 3]);
+    let runs = schedule_runs(&fixture.app, "ship").await;
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|run| run.trigger.kind() == "custom"));
+
+    // Paused: sends are refused, naming why.
+    let scheduler = fixture.app.scheduler().clone();
+    scheduler.pause("ship").expect("paused");
+    let refused = sender.send_one(json!({})).expect_err("paused");
+    assert_eq!(
+        refused.to_string(),
+        "Schedule `ship` is paused; the send was dropped"
+    );
+    scheduler.resume("ship").expect("resumed");
+
+    // Disabled: the strategy stops; enabled again: it starts anew.
+    off.set(true);
+    tokio::time::timeout(Duration::from_secs(2), sender.closed())
+        .await
+        .expect("closed on disable");
+    assert!(sender.send_one(json!({})).is_err());
+    off.set(false);
+    let restarted = tokio::time::timeout(Duration::from_secs(2), senders.recv())
+        .await
+        .expect("restarted")
+        .expect("sender");
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+
+    // Removed: closed for good.
+    scheduler.remove("ship").expect("removed");
+    tokio::time::timeout(Duration::from_secs(2), restarted.closed())
+        .await
+        .expect("closed on removal");
+    let gone = restarted.send_one(json!({})).expect_err("removed");
+    assert!(matches!(gone, Error::ScheduleInactive { .. }), "{gone}");
+    let lines = log_lines(fixture).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" trigger schedule=ship origin=send_one")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn strategies_must_have_new_names_and_schedules_must_name_a_known_one() {
+    let noop = |_sender: taskyard::schedule::StrategySender| async {};
+    let taken = App::new()
+        .strategy("worker", noop)
+        .store(StoreConfig::Memory)
+        .start()
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        taken.to_string().contains("strategy `worker` is already defined"),
+        "{taken}"
+    );
+    let unknown = App::new()
+        .task(
+            "t",
+            Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) }),
+        )
+        .strategy("orders", noop)
+        .schedule("s", Schedule::custom("order").task("t"))
+        .store(StoreConfig::Memory)
+        .start()
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        unknown.to_string(),
+        "Invalid schedule `s`: schedule type [order] is not defined; use one of: worker, all, orders"
+    );
 }

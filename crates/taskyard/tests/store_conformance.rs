@@ -17,7 +17,7 @@ use common::{Backend, backends, durable_backends};
 use jiff::Timestamp;
 use serde_json::json;
 use taskyard::run::{Attempt, Progress};
-use taskyard::store::{InstanceLease, MemoryStore, PostgresStore, SqliteStore, Store, TickClaim};
+use taskyard::store::{Broadcast, InstanceLease, MemoryStore, PostgresStore, SqliteStore, Store, TickClaim};
 use taskyard::{
     App, Concurrency, RunFilter, RunId, RunRecord, RunStatus, StoreConfig, Task, TaskContext, TaskError,
     Trigger,
@@ -92,6 +92,7 @@ async fn records_round_trip_every_field() {
         let custom = RunRecord {
             trigger: Trigger::Custom {
                 strategy: "queue".into(),
+                schedule: "inbox".into(),
                 args: json!({"n": 1}),
             },
             result: None,
@@ -191,6 +192,107 @@ async fn listing_filters_by_task_and_status_newest_first_with_a_limit() {
             .await
             .expect("limited");
         assert_eq!(ids(limited), newest_first[..5], "{}", backend.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_filters_by_schedule_and_unfinished() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let tick = |schedule: &str, status| RunRecord {
+            trigger: Trigger::Schedule {
+                schedule: schedule.into(),
+                scheduled_at: at(5),
+            },
+            ..record("job", status, "i-1", 0)
+        };
+        let sent = RunRecord {
+            trigger: Trigger::Custom {
+                strategy: "bus".into(),
+                schedule: "nightly".into(),
+                args: json!({}),
+            },
+            ..record("job", RunStatus::Queued, "i-2", 1)
+        };
+        let runs = vec![
+            tick("nightly", RunStatus::Running),
+            tick("nightly", RunStatus::Succeeded),
+            tick("hourly", RunStatus::Running),
+            record("job", RunStatus::Running, "i-1", 2),
+            sent.clone(),
+        ];
+        store.put_runs(&runs).await.expect("put");
+        let ids = |filter: RunFilter| {
+            let store = store.clone();
+            async move {
+                let mut ids: Vec<RunId> = store
+                    .list_runs(&filter)
+                    .await
+                    .expect("list")
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
+                ids.sort();
+                ids
+            }
+        };
+        let sorted = |mut ids: Vec<RunId>| {
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            ids(RunFilter::default().schedule("nightly")).await,
+            sorted(vec![runs[0].id, runs[1].id, sent.id]),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            ids(RunFilter::default().schedule("nightly").unfinished()).await,
+            sorted(vec![runs[0].id, sent.id]),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            ids(RunFilter::default().unfinished()).await,
+            sorted(vec![runs[0].id, runs[2].id, runs[3].id, sent.id]),
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_are_listed_from_a_time_and_pruned() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let broadcast = |id: &str, ms| Broadcast {
+            id: id.into(),
+            schedule: "fanout".into(),
+            args: json!({ "id": id, "nested": [1, 2] }),
+            origin: "i-1".into(),
+            sent_at: at(ms),
+        };
+        for (id, ms) in [("b", 20), ("a", 10), ("c", 30)] {
+            store.broadcast(&broadcast(id, ms)).await.expect("broadcast");
+        }
+        let since = |ms| {
+            let store = store.clone();
+            async move {
+                store
+                    .broadcasts_since(at(ms))
+                    .await
+                    .expect("since")
+                    .into_iter()
+                    .map(|b| b.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(since(0).await, ["a", "b", "c"], "{}", backend.name);
+        assert_eq!(since(20).await, ["b", "c"], "{}", backend.name);
+        let back = store.broadcasts_since(at(30)).await.expect("since");
+        assert_eq!(back, [broadcast("c", 30)], "{}", backend.name);
+        store.prune_runs(at(25)).await.expect("prune");
+        assert_eq!(since(0).await, ["c"], "{}", backend.name);
     }
 }
 

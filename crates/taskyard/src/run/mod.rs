@@ -77,6 +77,16 @@ pub struct RunHandle {
     joined: bool,
 }
 
+impl std::fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("run_id", &self.run.id)
+            .field("joined", &self.joined)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
 impl RunHandle {
     pub fn run_id(&self) -> RunId {
         self.run.id

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::cron::CronExpr;
 use super::interval::IntervalSpec;
-use crate::{Error, Task};
+use crate::{Error, Signal, Task};
 
 /// What a tick that finds the schedule's previous run still going does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -39,6 +39,32 @@ pub enum CatchUp {
     Once,
     /// Every missed tick runs, oldest first, up to this many (the most recent ones).
     All(u32),
+}
+
+/// Whether a schedule is switched off: a fixed value, or a [`Signal`] that starts and
+/// stops it while the app runs.
+#[derive(Debug, Clone)]
+pub enum Disable {
+    Value(bool),
+    Signal(Signal<bool>),
+}
+
+impl From<bool> for Disable {
+    fn from(value: bool) -> Self {
+        Disable::Value(value)
+    }
+}
+
+impl From<Signal<bool>> for Disable {
+    fn from(signal: Signal<bool>) -> Self {
+        Disable::Signal(signal)
+    }
+}
+
+impl From<&Signal<bool>> for Disable {
+    fn from(signal: &Signal<bool>) -> Self {
+        Disable::Signal(signal.clone())
+    }
 }
 
 /// The default bound of [`CatchUp::All`] when written without one (`catch_up = "all"`).
@@ -76,7 +102,7 @@ pub struct Schedule {
     pub(crate) end: Option<Timestamp>,
     pub(crate) interval: Option<IntervalSpec>,
     pub(crate) immediate: bool,
-    pub(crate) disable: bool,
+    pub(crate) disable: Disable,
     pub(crate) env: Vec<String>,
     pub(crate) overlap: Overlap,
     pub(crate) catch_up: CatchUp,
@@ -96,7 +122,7 @@ impl Schedule {
             end: None,
             interval: None,
             immediate: false,
-            disable: false,
+            disable: Disable::Value(false),
             env: Vec::new(),
             overlap: Overlap::default(),
             catch_up: CatchUp::default(),
@@ -159,9 +185,11 @@ impl Schedule {
         self
     }
 
-    /// Registered but never fired (it can still be run with `run_schedule`).
-    pub fn disable(mut self, disable: bool) -> Self {
-        self.disable = disable;
+    /// Registered but never fired (it can still be run with `run_schedule`). Given a
+    /// [`Signal<bool>`](Signal), the schedule stops while the signal is `true` and starts
+    /// again, from the next tick after now, when it turns `false`.
+    pub fn disable(mut self, disable: impl Into<Disable>) -> Self {
+        self.disable = disable.into();
         self
     }
 
@@ -247,15 +275,37 @@ pub(crate) struct ScheduleDef {
     pub name: Arc<str>,
     pub kind: Kind,
     pub timing: Timing,
-    pub start: Option<Timestamp>,
-    pub end: Option<Timestamp>,
+    /// `start` and `end`, boxed: most schedules have neither, and a million schedules
+    /// would otherwise carry 48 bytes each for them.
+    pub bounds: Option<Box<Bounds>>,
     pub immediate: bool,
+    /// Whether it starts disabled.
     pub disable: bool,
+    /// The signal that switches it off and on, if any.
+    pub disable_signal: Option<Signal<bool>>,
     pub overlap: Overlap,
     pub catch_up: CatchUp,
     pub task: Arc<str>,
-    pub payload: Value,
-    pub options: Value,
+    pub payload: Arc<Value>,
+    pub options: Arc<Value>,
+}
+
+/// A schedule's `start` and `end`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Bounds {
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+}
+
+/// `{}`, shared by every schedule without payload or options, so they cost no allocation.
+fn shared_object(map: &Map<String, Value>) -> Arc<Value> {
+    static EMPTY: std::sync::LazyLock<Arc<Value>> =
+        std::sync::LazyLock::new(|| Arc::new(Value::Object(Map::new())));
+    if map.is_empty() {
+        EMPTY.clone()
+    } else {
+        Arc::new(Value::Object(map.clone()))
+    }
 }
 
 /// The task name a schedule's own body is registered under.
@@ -374,15 +424,29 @@ impl Schedule {
             name: Arc::from(name),
             kind,
             timing,
-            start: self.start,
-            end: self.end,
+            bounds: (self.start.is_some() || self.end.is_some()).then(|| {
+                Box::new(Bounds {
+                    start: self.start,
+                    end: self.end,
+                })
+            }),
             immediate: self.immediate,
-            disable: self.disable,
+            disable: match &self.disable {
+                Disable::Value(disable) => *disable,
+                Disable::Signal(signal) => signal.get(),
+            },
+            disable_signal: match &self.disable {
+                Disable::Value(_) => None,
+                Disable::Signal(signal) => Some(signal.clone()),
+            },
             overlap: self.overlap,
             catch_up: self.catch_up,
             task: Arc::from(task),
-            payload: self.payload.clone(),
-            options: Value::Object(self.options.clone()),
+            payload: match &self.payload {
+                Value::Object(map) => shared_object(map),
+                other => Arc::new(other.clone()),
+            },
+            options: shared_object(&self.options),
         })
     }
 }
@@ -390,27 +454,40 @@ impl Schedule {
 impl ScheduleDef {
     /// The run request for the tick due at `scheduled_at`.
     pub fn request(&self, scheduled_at: Timestamp) -> crate::RunRequest {
+        self.request_by(crate::Trigger::Schedule {
+            schedule: self.name.to_string(),
+            scheduled_at,
+        })
+    }
+
+    /// The run request for a custom strategy's send.
+    pub fn request_by(&self, trigger: crate::Trigger) -> crate::RunRequest {
         crate::RunRequest::new(self.task.to_string())
-            .payload(self.payload.clone())
-            .trigger(crate::Trigger::Schedule {
-                schedule: self.name.to_string(),
-                scheduled_at,
-            })
+            .payload(Value::clone(&self.payload))
+            .trigger(trigger)
     }
 
     /// The first tick strictly after `after`, within `start`/`end`.
+    pub fn start(&self) -> Option<Timestamp> {
+        self.bounds.as_ref().and_then(|bounds| bounds.start)
+    }
+
+    pub fn end(&self) -> Option<Timestamp> {
+        self.bounds.as_ref().and_then(|bounds| bounds.end)
+    }
+
     pub fn next_tick(&self, after: Timestamp) -> Option<Timestamp> {
-        let after = match self.start {
+        let after = match self.start() {
             // The first tick may fall exactly on `start`.
             Some(start) if start > after => start - jiff::SignedDuration::from_nanos(1),
             _ => after,
         };
         let next = match &self.timing {
             Timing::Cron { expr, zone } => expr.next_after(after, zone)?,
-            Timing::Interval(every) => next_multiple(after, *every, self.start)?,
+            Timing::Interval(every) => next_multiple(after, *every, self.start())?,
             Timing::None => return None,
         };
-        match self.end {
+        match self.end() {
             Some(end) if next > end => None,
             _ => Some(next),
         }

@@ -12,8 +12,17 @@
 //!   for `all` ticks. `worker` ticks are spread over the live instances by a hash of
 //!   (schedule, tick); the others wait a grace period before trying, so a dead instance's
 //!   ticks still run.
-//! - **Changes.** Adding, removing, pausing and resuming bump a schedule's generation;
-//!   heap entries of an older generation are dropped when they come up.
+//! - **Changes.** Adding, removing, pausing, resuming, disabling and enabling bump a
+//!   schedule's generation; heap entries of an older generation are dropped when they come
+//!   up.
+//! - **Overlap across instances.** `skip` looks at this instance's previous run and, when
+//!   other processes share the store, at the schedule's unfinished runs there. `queue`
+//!   sends every tick of a `worker` schedule to the same instance, whose fair mutex keeps
+//!   them in order, and also waits for earlier ticks still running elsewhere (after the
+//!   instance it was meant for changed).
+//! - **Custom strategies** run one future per active schedule of their type (see
+//!   `strategy`); `send_all` reaches the other instances through the store's broadcasts,
+//!   which each instance polls.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -30,14 +39,21 @@ use tokio_util::task::TaskTracker;
 use super::cron::CronExpr;
 use super::definition::{CatchUp, Context, Kind, Overlap, Schedule, ScheduleDef, Timing};
 use super::log::ScheduleLog;
+use super::strategy::{StrategyFn, StrategySender};
 use crate::run::lock;
-use crate::store::{Store, TickClaim};
-use crate::{Error, RunHandle, Runtime};
+use crate::store::{Broadcast, RunFilter, Store, TickClaim};
+use crate::{Error, RunHandle, Runtime, Trigger};
 
 /// How far ahead of their instant ticks leave the heap.
 const LEAD: Duration = Duration::from_millis(25);
 /// The longest the timer sleeps without looking at the wall clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// How often instances look for other instances' `send_all` broadcasts.
+const BROADCAST_POLL: Duration = Duration::from_millis(200);
+/// How far back each poll reads (covers slow polls and clocks a little apart).
+const BROADCAST_WINDOW: SignedDuration = SignedDuration::from_secs(60);
+/// How often a `queue` tick looks again for another instance's unfinished run.
+const QUEUE_POLL: Duration = Duration::from_millis(100);
 
 /// Scheduler settings.
 #[derive(Debug, Clone)]
@@ -48,7 +64,20 @@ pub(crate) struct Settings {
     /// How often the list of live instances is read from the store.
     pub membership_refresh: Duration,
     pub default_zone: jiff::tz::TimeZone,
-    pub strategies: Vec<String>,
+    /// Custom strategies by name.
+    pub strategies: Vec<(String, StrategyFn)>,
+}
+
+impl Settings {
+    pub fn strategy_names(&self) -> Vec<String> {
+        self.strategies.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    fn strategy(&self, name: &str) -> Option<&StrategyFn> {
+        self.strategies
+            .iter()
+            .find_map(|(known, strategy)| (known == name).then_some(strategy))
+    }
 }
 
 /// The scheduler. Cheap to clone.
@@ -64,11 +93,13 @@ struct Inner {
     shared: bool,
     instance: String,
     settings: Settings,
-    entries: Mutex<HashMap<Arc<str>, Arc<Entry>>>,
+    entries: Mutex<std::collections::HashSet<Keyed>>,
     timers: Mutex<BinaryHeap<Reverse<Due>>>,
     wake: Notify,
     members: Mutex<Arc<Vec<String>>>,
     crons: Mutex<HashMap<String, Arc<CronExpr>>>,
+    /// One shared copy of each task name schedules run.
+    task_names: Mutex<std::collections::HashSet<Arc<str>>>,
     log: ScheduleLog,
     stop: CancellationToken,
     dispatches: TaskTracker,
@@ -77,26 +108,78 @@ struct Inner {
 struct Entry {
     def: ScheduleDef,
     state: Mutex<EntryState>,
+    /// Cancelled when the schedule is removed or the scheduler stops; only schedules
+    /// with a strategy or a `disable` signal have something to stop.
+    closed: Option<CancellationToken>,
     /// Held by a `queue` tick while it waits for and runs its turn; tokio's mutex is fair,
-    /// so queued ticks run in order.
-    queue: tokio::sync::Mutex<()>,
+    /// so queued ticks run in order. Only `queue` schedules have one.
+    queue: Option<Box<tokio::sync::Mutex<()>>>,
 }
 
 #[derive(Default)]
 struct EntryState {
     paused: bool,
+    disabled: bool,
+    /// The running custom strategy, cancelled to stop it.
+    strategy: Option<CancellationToken>,
     generation: u64,
-    next: Option<Timestamp>,
     last_run: Option<RunHandle>,
     last_tick: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A schedule's next tick on the heap, ordered by due time. It holds the entry itself (a
+/// removed schedule's entry lives until its stale tick comes up), so firing needs no
+/// lookup by name.
 struct Due {
     at: Timestamp,
     generation: u64,
-    name: Arc<str>,
+    entry: Arc<Entry>,
 }
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.generation).cmp(&(other.at, other.generation))
+    }
+}
+
+/// An entry in the set of schedules, found by its name. A set of `Arc<Entry>` costs 8
+/// bytes a slot where a map from name to entry costs 24.
+#[derive(Clone)]
+struct Keyed(Arc<Entry>);
+
+impl std::borrow::Borrow<str> for Keyed {
+    fn borrow(&self) -> &str {
+        &self.0.def.name
+    }
+}
+
+impl std::hash::Hash for Keyed {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.def.name.hash(state);
+    }
+}
+
+impl PartialEq for Keyed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.def.name == other.0.def.name
+    }
+}
+
+impl Eq for Keyed {}
 
 /// What started a dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +187,10 @@ enum Origin {
     Timer,
     Immediate,
     CatchUp,
+    SendOne,
+    SendAll,
+    /// Another instance's `send_all`.
+    Broadcast,
 }
 
 /// A schedule as listed by [`Scheduler::list`].
@@ -147,10 +234,11 @@ impl Scheduler {
                 shared,
                 instance,
                 settings,
-                entries: Mutex::new(HashMap::new()),
+                entries: Mutex::new(std::collections::HashSet::new()),
                 timers: Mutex::new(BinaryHeap::new()),
                 wake: Notify::new(),
                 crons: Mutex::new(HashMap::new()),
+                task_names: Mutex::new(std::collections::HashSet::new()),
                 log,
                 stop: CancellationToken::new(),
                 dispatches: TaskTracker::new(),
@@ -162,10 +250,11 @@ impl Scheduler {
     pub(crate) fn check(&self, name: &str, schedule: &Schedule) -> Result<ScheduleDef, Error> {
         let runtime = &self.inner.runtime;
         let task_exists = |task: &str| runtime.has_task(task);
+        let strategies = self.inner.settings.strategy_names();
         let mut crons = lock(&self.inner.crons);
         let mut cx = Context {
             task_exists: &task_exists,
-            strategies: &self.inner.settings.strategies,
+            strategies: &strategies,
             default_zone: &self.inner.settings.default_zone,
             now: Timestamp::now(),
             crons: &mut crons,
@@ -196,6 +285,13 @@ impl Scheduler {
         if self.inner.shared {
             let refresher = self.clone();
             tokio::spawn(async move { refresher.run_membership().await });
+            if !self.inner.settings.strategies.is_empty() {
+                // Taken here, not in the poller: a broadcast sent right after `start`
+                // returns must count as sent after this instance started.
+                let started = Timestamp::now();
+                let poller = self.clone();
+                tokio::spawn(async move { poller.run_broadcasts(started).await });
+            }
         }
         Ok(())
     }
@@ -219,11 +315,13 @@ impl Scheduler {
 
     /// Removes a schedule; its timer stops. Runs already started go on.
     pub fn remove(&self, name: &str) -> Result<(), Error> {
-        let entry = lock(&self.inner.entries)
-            .remove(name)
+        let Keyed(entry) = lock(&self.inner.entries)
+            .take(name)
             .ok_or_else(|| Error::ScheduleNotFound(name.to_owned()))?;
-        // Bumping the generation makes its heap entry stale.
-        lock(&entry.state).generation += 1;
+        Self::deactivate(&mut lock(&entry.state));
+        if let Some(closed) = &entry.closed {
+            closed.cancel();
+        }
         self.inner.log.line("removed", &[("schedule", &name)]);
         Ok(())
     }
@@ -235,7 +333,6 @@ impl Scheduler {
         if !state.paused {
             state.paused = true;
             state.generation += 1;
-            state.next = None;
             self.inner.log.line("paused", &[("schedule", &name)]);
         }
         Ok(())
@@ -251,7 +348,9 @@ impl Scheduler {
             }
             state.paused = false;
             state.generation += 1;
-            self.arm(&entry, &mut state, Timestamp::now());
+            if !state.disabled {
+                self.arm(&entry, &mut state, Timestamp::now());
+            }
         }
         self.inner.log.line("resumed", &[("schedule", &name)]);
         self.inner.wake.notify_one();
@@ -267,7 +366,10 @@ impl Scheduler {
 
     /// Every schedule, sorted by name.
     pub fn list(&self) -> Vec<ScheduleInfo> {
-        let entries: Vec<Arc<Entry>> = lock(&self.inner.entries).values().cloned().collect();
+        let entries: Vec<Arc<Entry>> = lock(&self.inner.entries)
+            .iter()
+            .map(|Keyed(entry)| entry.clone())
+            .collect();
         let mut infos: Vec<ScheduleInfo> = entries.iter().map(|entry| entry.info()).collect();
         infos.sort_by(|a, b| a.name.cmp(&b.name));
         infos
@@ -286,34 +388,55 @@ impl Scheduler {
     }
 
     /// Waits until every started tick has logged its end (call after [`stop`](Self::stop)
-    /// and the runtime's shutdown).
+    /// and the runtime's shutdown), then closes the schedule log.
     pub async fn wait(&self) {
         self.inner.dispatches.wait().await;
+        self.inner.log.close();
     }
 
     fn entry(&self, name: &str) -> Result<Arc<Entry>, Error> {
         lock(&self.inner.entries)
             .get(name)
-            .cloned()
+            .map(|Keyed(entry)| entry.clone())
             .ok_or_else(|| Error::ScheduleNotFound(name.to_owned()))
     }
 
-    fn insert(&self, def: ScheduleDef, now: Timestamp) -> Result<Arc<Entry>, Error> {
+    fn insert(&self, mut def: ScheduleDef, now: Timestamp) -> Result<Arc<Entry>, Error> {
         let name = def.name.clone();
+        {
+            let mut tasks = lock(&self.inner.task_names);
+            match tasks.get(&def.task) {
+                Some(shared) => def.task = shared.clone(),
+                None => {
+                    tasks.insert(def.task.clone());
+                }
+            }
+        }
         let entry = Arc::new(Entry {
+            state: Mutex::new(EntryState {
+                disabled: def.disable,
+                ..EntryState::default()
+            }),
+            closed: (def.disable_signal.is_some() || matches!(def.kind, Kind::Custom(_)))
+                .then(|| self.inner.stop.child_token()),
+            queue: (def.overlap == Overlap::Queue).then(|| Box::new(tokio::sync::Mutex::new(()))),
             def,
-            state: Mutex::new(EntryState::default()),
-            queue: tokio::sync::Mutex::new(()),
         });
         {
             let mut entries = lock(&self.inner.entries);
-            if entries.contains_key(&name) {
+            if entries.contains(&*name) {
                 return Err(Error::InvalidSchedule {
                     schedule: name.to_string(),
                     message: "a schedule of this name is already registered; names must be unique".to_owned(),
                 });
             }
-            entries.insert(name.clone(), entry.clone());
+            entries.insert(Keyed(entry.clone()));
+        }
+        if let Some(signal) = &entry.def.disable_signal {
+            let this = self.clone();
+            let watched = entry.clone();
+            let changes = signal.subscribe();
+            tokio::spawn(async move { this.follow_disable(watched, changes).await });
         }
         if entry.def.disable {
             self.inner.log.line("disabled", &[("schedule", &name)]);
@@ -322,18 +445,206 @@ impl Scheduler {
         if entry.def.immediate {
             self.dispatch(entry.clone(), now, Origin::Immediate);
         }
-        self.arm(&entry, &mut lock(&entry.state), now);
+        self.activate(&entry, &mut lock(&entry.state), now);
         Ok(entry)
     }
 
+    /// Starts the schedule's timer and, for a custom type, its strategy.
+    fn activate(&self, entry: &Arc<Entry>, state: &mut EntryState, now: Timestamp) {
+        self.arm(entry, state, now);
+        let Kind::Custom(name) = &entry.def.kind else {
+            return;
+        };
+        let Some(strategy) = self.inner.settings.strategy(name) else {
+            return;
+        };
+        let Some(closed) = entry.closed.as_ref().map(CancellationToken::child_token) else {
+            return;
+        };
+        state.strategy = Some(closed.clone());
+        let running = strategy.start(StrategySender {
+            scheduler: self.clone(),
+            schedule: entry.def.name.clone(),
+            strategy: name.clone(),
+            options: entry.def.options.clone(),
+            closed: closed.clone(),
+        });
+        self.inner.dispatches.spawn(async move {
+            tokio::select! {
+                _ = closed.cancelled() => {}
+                _ = running => {}
+            }
+        });
+    }
+
+    /// Stops the schedule's timer and strategy.
+    fn deactivate(state: &mut EntryState) {
+        // Bumping the generation makes its heap entry stale.
+        state.generation += 1;
+        if let Some(strategy) = state.strategy.take() {
+            strategy.cancel();
+        }
+    }
+
+    /// Follows a `disable` signal: stops the schedule while it is `true`, starts it again
+    /// (from the next tick after now) when it turns `false`.
+    async fn follow_disable(self, entry: Arc<Entry>, mut changes: tokio::sync::watch::Receiver<bool>) {
+        let Some(closed) = entry.closed.clone() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = closed.cancelled() => return,
+            }
+            let disable = *changes.borrow_and_update();
+            let mut state = lock(&entry.state);
+            if disable == state.disabled {
+                continue;
+            }
+            state.disabled = disable;
+            if disable {
+                Self::deactivate(&mut state);
+            } else if !state.paused {
+                state.generation += 1;
+                self.activate(&entry, &mut state, Timestamp::now());
+            }
+            drop(state);
+            let event = if disable { "disabled" } else { "enabled" };
+            self.inner.log.line(event, &[("schedule", &entry.def.name)]);
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// A strategy's `send_one`.
+    pub(crate) fn send_one(&self, sender: &StrategySender, args: Value) -> Result<RunHandle, Error> {
+        let entry = self.sender_entry(sender)?;
+        self.start_custom(&entry, args, Origin::SendOne)
+    }
+
+    /// A strategy's `send_all`: the broadcast is written first, so the other instances run
+    /// their share even if this one's fails.
+    pub(crate) async fn send_all(&self, sender: &StrategySender, args: Value) -> Result<RunHandle, Error> {
+        let entry = self.sender_entry(sender)?;
+        let inner = &self.inner;
+        if let Some(store) = inner.store.as_ref().filter(|_| inner.shared) {
+            store
+                .broadcast(&Broadcast {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    schedule: entry.def.name.to_string(),
+                    args: args.clone(),
+                    origin: inner.instance.clone(),
+                    sent_at: Timestamp::now(),
+                })
+                .await?;
+        }
+        self.start_custom(&entry, args, Origin::SendAll)
+    }
+
+    fn sender_entry(&self, sender: &StrategySender) -> Result<Arc<Entry>, Error> {
+        let inactive = |state| inactive(&sender.schedule, state);
+        if self.inner.stop.is_cancelled() {
+            return Err(inactive("stopped"));
+        }
+        if sender.closed.is_cancelled() {
+            return Err(inactive("disabled or removed"));
+        }
+        self.entry(&sender.schedule).map_err(|_| inactive("removed"))
+    }
+
+    /// Starts a run for a strategy's send (or another instance's broadcast).
+    fn start_custom(&self, entry: &Arc<Entry>, args: Value, origin: Origin) -> Result<RunHandle, Error> {
+        let def = &entry.def;
+        {
+            let state = lock(&entry.state);
+            if state.disabled {
+                return Err(inactive(&def.name, "disabled"));
+            }
+            if state.paused {
+                return Err(inactive(&def.name, "paused"));
+            }
+        }
+        let handle = self.start_run(
+            entry,
+            def.request_by(Trigger::Custom {
+                strategy: def.kind.as_str().to_owned(),
+                schedule: def.name.to_string(),
+                args,
+            }),
+        )?;
+        self.inner.log.line(
+            "trigger",
+            &[
+                ("schedule", &def.name),
+                ("origin", &origin.as_str()),
+                ("instance", &self.inner.instance),
+            ],
+        );
+        let this = self.clone();
+        let entry = entry.clone();
+        let followed = handle.clone();
+        self.inner
+            .dispatches
+            .spawn(async move { this.follow_run(&entry.def, followed).await });
+        Ok(handle)
+    }
+
+    /// Runs other instances' `send_all` broadcasts here, each once.
+    async fn run_broadcasts(self, started: Timestamp) {
+        let inner = &self.inner;
+        let Some(store) = inner.store.clone() else {
+            return;
+        };
+        // Broadcasts sent before this instance started are not its to run. The store keeps
+        // whole milliseconds, so the start is rounded down to match.
+        let started = Timestamp::from_millisecond(started.as_millisecond()).unwrap_or(started);
+        let mut seen: HashMap<String, Timestamp> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(BROADCAST_POLL) => {}
+                _ = inner.stop.cancelled() => return,
+            }
+            let since = started.max(Timestamp::now() - BROADCAST_WINDOW);
+            let broadcasts = match store.broadcasts_since(since).await {
+                Ok(broadcasts) => broadcasts,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read strategy broadcasts; trying again");
+                    continue;
+                }
+            };
+            for broadcast in broadcasts {
+                if broadcast.origin == inner.instance || seen.contains_key(&broadcast.id) {
+                    continue;
+                }
+                seen.insert(broadcast.id.clone(), broadcast.sent_at);
+                let started = self
+                    .entry(&broadcast.schedule)
+                    .and_then(|entry| self.start_custom(&entry, broadcast.args, Origin::Broadcast));
+                if let Err(error) = started {
+                    inner.log.line(
+                        "skipped",
+                        &[
+                            ("schedule", &broadcast.schedule),
+                            ("origin", &Origin::Broadcast.as_str()),
+                            ("reason", &error),
+                        ],
+                    );
+                }
+            }
+            // Kept a second longer than a poll can return them (the store keeps whole
+            // milliseconds), so none is seen as new twice.
+            let forget_before = since - SignedDuration::from_secs(1);
+            seen.retain(|_, sent_at| *sent_at >= forget_before);
+        }
+    }
+
     /// Puts the schedule's next tick after `after` on the heap.
-    fn arm(&self, entry: &Entry, state: &mut EntryState, after: Timestamp) {
-        state.next = entry.def.next_tick(after);
-        if let Some(at) = state.next {
+    fn arm(&self, entry: &Arc<Entry>, state: &mut EntryState, after: Timestamp) {
+        if let Some(at) = entry.def.next_tick(after) {
             lock(&self.inner.timers).push(Reverse(Due {
                 at,
                 generation: state.generation,
-                name: entry.def.name.clone(),
+                entry: entry.clone(),
             }));
         }
     }
@@ -392,8 +703,8 @@ impl Scheduler {
                     }
                 }
             }
-            for tick in due {
-                self.fire(tick, now);
+            if !due.is_empty() {
+                self.fire(due, now);
             }
             let next_at = lock(&inner.timers).peek().map(|Reverse(top)| top.at);
             let sleep = match next_at {
@@ -408,25 +719,44 @@ impl Scheduler {
         }
     }
 
-    /// A tick came off the heap: re-arm the schedule and dispatch the tick.
-    fn fire(&self, due: Due, now: Timestamp) {
-        let Some(entry) = lock(&self.inner.entries).get(&due.name).cloned() else {
-            return;
-        };
-        {
-            let mut state = lock(&entry.state);
-            if state.generation != due.generation || state.paused {
-                return;
-            }
-            // After a suspend or a clock jump, one late tick fires and the schedule goes on
-            // from now rather than replaying every tick it slept through.
-            self.arm(
-                &entry,
-                &mut state,
-                due.at.max(now - SignedDuration::from_millis(1)),
-            );
+    /// Ticks came off the heap (in due order): dispatch them, then re-arm their schedules.
+    ///
+    /// Ticks due at the same instant share one dispatch that sleeps once and then starts
+    /// one task per tick, so thousands of schedules due together cost one timer, and the
+    /// dispatch is under way before the (slower) computation of every next tick.
+    fn fire(&self, due: Vec<Due>, now: Timestamp) {
+        // A removed, paused or disabled schedule's generation has moved on.
+        let live: Vec<(Arc<Entry>, Due)> = due
+            .into_iter()
+            .filter(|due| lock(&due.entry.state).generation == due.generation)
+            .map(|due| (due.entry.clone(), due))
+            .collect();
+        for same_instant in live.chunk_by(|(_, a), (_, b)| a.at == b.at) {
+            let at = same_instant[0].1.at;
+            let group: Vec<Arc<Entry>> = same_instant.iter().map(|(entry, _)| entry.clone()).collect();
+            let this = self.clone();
+            self.inner.dispatches.spawn(async move {
+                tokio::select! {
+                    _ = this.inner.stop.cancelled() => return,
+                    _ = tokio::time::sleep(duration_until(Timestamp::now(), at)) => {}
+                }
+                for entry in group {
+                    this.dispatch(entry, at, Origin::Timer);
+                }
+            });
         }
-        self.dispatch(entry, due.at, Origin::Timer);
+        for (entry, due) in live {
+            let mut state = lock(&entry.state);
+            if state.generation == due.generation {
+                // After a suspend or a clock jump, one late tick fires and the schedule goes
+                // on from now rather than replaying every tick it slept through.
+                self.arm(
+                    &entry,
+                    &mut state,
+                    due.at.max(now - SignedDuration::from_millis(1)),
+                );
+            }
+        }
     }
 
     fn dispatch(&self, entry: Arc<Entry>, tick: Timestamp, origin: Origin) {
@@ -474,15 +804,24 @@ impl Scheduler {
         );
         let _turn = match def.overlap {
             Overlap::Skip => {
-                let previous = lock(&entry.state).last_run.clone();
-                if let Some(previous) = previous.filter(|run| !run.is_finished()) {
+                let previous = lock(&entry.state)
+                    .last_run
+                    .as_ref()
+                    .filter(|run| !run.is_finished())
+                    .map(|run| (run.run_id().to_string(), inner.instance.clone()));
+                let previous = match previous {
+                    Some(previous) => Some(previous),
+                    None => self.unfinished_elsewhere(def, None).await,
+                };
+                if let Some((run_id, instance)) = previous {
                     inner.log.line(
                         "skipped",
                         &[
                             ("schedule", &def.name),
                             ("tick", &tick),
                             ("reason", &"previous run still going"),
-                            ("previous_run_id", &previous.run_id()),
+                            ("previous_run_id", &run_id),
+                            ("previous_instance", &instance),
                         ],
                     );
                     return;
@@ -491,11 +830,21 @@ impl Scheduler {
             }
             Overlap::Queue => tokio::select! {
                 _ = inner.stop.cancelled() => return,
-                turn = entry.queue.lock() => Some(turn),
+                turn = async {
+                    let turn = match &entry.queue {
+                        Some(queue) => Some(queue.lock().await),
+                        None => None,
+                    };
+                    // Then wait for earlier ticks' runs on other instances.
+                    while self.unfinished_elsewhere(def, Some(tick)).await.is_some() {
+                        tokio::time::sleep(QUEUE_POLL).await;
+                    }
+                    turn
+                } => Some(turn),
             },
             Overlap::Allow => None,
         };
-        let handle = match inner.runtime.start(def.request(tick)) {
+        let handle = match self.start_run(entry, def.request(tick)) {
             Ok(handle) => handle,
             Err(error) => {
                 inner.log.line(
@@ -505,7 +854,55 @@ impl Scheduler {
                 return;
             }
         };
+        self.follow_run(def, handle).await;
+    }
+
+    /// Starts a run of the schedule's job and keeps it as the schedule's latest run (what
+    /// `skip` looks at).
+    fn start_run(&self, entry: &Entry, request: crate::RunRequest) -> Result<RunHandle, Error> {
+        let handle = self.inner.runtime.start(request)?;
         lock(&entry.state).last_run = Some(handle.clone());
+        Ok(handle)
+    }
+
+    /// A run of another instance of the cluster started by this schedule (by a tick
+    /// before `before`, if given) and not finished yet, as (run id, instance). Only
+    /// `worker` and custom schedules share runs across instances; a store error counts as
+    /// none, so the tick runs.
+    async fn unfinished_elsewhere(
+        &self,
+        def: &ScheduleDef,
+        before: Option<Timestamp>,
+    ) -> Option<(String, String)> {
+        let inner = &self.inner;
+        let store = inner
+            .store
+            .as_ref()
+            .filter(|_| inner.shared && def.kind != Kind::All)?;
+        let filter = RunFilter::default()
+            .schedule(def.name.to_string())
+            .unfinished()
+            .limit(20);
+        let runs = match store.list_runs(&filter).await {
+            Ok(runs) => runs,
+            Err(error) => {
+                tracing::warn!(schedule = %def.name, %error, "cannot look for runs on other instances; running the tick");
+                return None;
+            }
+        };
+        runs.into_iter()
+            .filter(|run| run.instance != inner.instance)
+            .find(|run| match (&run.trigger, before) {
+                (Trigger::Schedule { scheduled_at, .. }, Some(before)) => *scheduled_at < before,
+                (_, Some(_)) => false,
+                (_, None) => true,
+            })
+            .map(|run| (run.id.to_string(), run.instance))
+    }
+
+    /// Logs a run's start and end in the schedule log.
+    async fn follow_run(&self, def: &ScheduleDef, handle: RunHandle) {
+        let inner = &self.inner;
         let run_id = handle.run_id();
         inner.log.line(
             "start",
@@ -554,7 +951,10 @@ impl Scheduler {
             Kind::Worker | Kind::Custom(_) => {
                 if inner.shared {
                     let members = lock(&inner.members).clone();
-                    let index = (spread_hash(&def.name, tick) % members.len() as u64) as usize;
+                    // `queue` ticks all go to one instance, whose queue keeps them in
+                    // order; the others spread tick by tick.
+                    let spread_by = (def.overlap != Overlap::Queue).then_some(tick);
+                    let index = (spread_hash(&def.name, spread_by) % members.len() as u64) as usize;
                     if members[index] != inner.instance {
                         // The tick is another instance's: give it time to claim first, then
                         // take over if it did not (it may have died).
@@ -623,13 +1023,16 @@ impl Entry {
             tz,
             interval_ms,
             immediate: def.immediate,
-            disabled: def.disable,
+            disabled: state.disabled,
             paused: state.paused,
             overlap: def.overlap,
             catch_up: def.catch_up,
-            next: state.next,
+            // Computed rather than kept: 24 bytes less for each of a million schedules.
+            next: (!state.paused && !state.disabled)
+                .then(|| def.next_tick(Timestamp::now()))
+                .flatten(),
             last_tick: state.last_tick,
-            options: def.options.clone(),
+            options: Value::clone(&def.options),
         }
     }
 }
@@ -640,19 +1043,30 @@ impl Origin {
             Origin::Timer => "timer",
             Origin::Immediate => "immediate",
             Origin::CatchUp => "catch_up",
+            Origin::SendOne => "send_one",
+            Origin::SendAll => "send_all",
+            Origin::Broadcast => "broadcast",
         }
     }
 }
 
 /// FNV-1a over the schedule name and the tick's milliseconds: every instance computes the
 /// same spread, whatever its build (std's hasher may change between Rust versions).
-fn spread_hash(name: &str, tick: Timestamp) -> u64 {
+fn spread_hash(name: &str, tick: Option<Timestamp>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes().chain(tick.as_millisecond().to_le_bytes()) {
+    let tick = tick.map(|tick| tick.as_millisecond().to_le_bytes());
+    for byte in name.bytes().chain(tick.into_iter().flatten()) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+fn inactive(schedule: &str, state: &'static str) -> Error {
+    Error::ScheduleInactive {
+        schedule: schedule.to_owned(),
+        state,
+    }
 }
 
 fn duration_until(now: Timestamp, at: Timestamp) -> Duration {

@@ -14,24 +14,42 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// A handle that queues log lines; cheap to clone. A disabled log drops them.
 #[derive(Clone)]
 pub(crate) struct ScheduleLog {
     lines: Option<mpsc::UnboundedSender<String>>,
+    closed: CancellationToken,
 }
 
 impl ScheduleLog {
     pub fn disabled() -> Self {
-        ScheduleLog { lines: None }
+        ScheduleLog {
+            lines: None,
+            closed: CancellationToken::new(),
+        }
     }
 
-    /// Starts the writer for `path`; it ends once every handle is dropped and the queue
-    /// is written.
+    /// Starts the writer for `path`; it ends once the log is [closed](Self::close) (or
+    /// every handle dropped) and the queue is written.
     pub fn open(path: PathBuf) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_lines(path, receiver));
-        (ScheduleLog { lines: Some(sender) }, writer)
+        let closed = CancellationToken::new();
+        let writer = tokio::spawn(write_lines(path, receiver, closed.clone()));
+        (
+            ScheduleLog {
+                lines: Some(sender),
+                closed,
+            },
+            writer,
+        )
+    }
+
+    /// Writes what is queued and stops the writer, even while handles remain (a
+    /// `Scheduler` clone kept by the app must not hold its shutdown up).
+    pub fn close(&self) {
+        self.closed.cancel();
     }
 
     /// Queues one line: `TIMESTAMP EVENT key=value …`.
@@ -52,9 +70,23 @@ impl ScheduleLog {
     }
 }
 
-async fn write_lines(path: PathBuf, mut receiver: mpsc::UnboundedReceiver<String>) {
+async fn write_lines(
+    path: PathBuf,
+    mut receiver: mpsc::UnboundedReceiver<String>,
+    closed: CancellationToken,
+) {
     let mut batch = Vec::new();
-    while receiver.recv_many(&mut batch, 1024).await > 0 {
+    loop {
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, 1024) => received,
+            _ = closed.cancelled() => {
+                receiver.close();
+                receiver.recv_many(&mut batch, 1024).await
+            }
+        };
+        if received == 0 {
+            break;
+        }
         let text: String = batch.drain(..).collect();
         let path = path.clone();
         let written = tokio::task::spawn_blocking(move || append(&path, text.as_bytes())).await;

@@ -6,6 +6,7 @@
 //! - `config`: both forms of `taskyard.toml` (`[scheduled_tasks]`, `[schedules.NAME]`).
 //! - [`Scheduler`]: timers, the tick ledger, overlap and catch-up, runtime changes.
 //! - `log`: the schedule log file.
+//! - [`StrategySender`]: what custom trigger strategies run jobs with.
 
 pub(crate) mod config;
 pub mod cron;
@@ -13,9 +14,11 @@ pub(crate) mod definition;
 mod engine;
 pub mod interval;
 pub(crate) mod log;
+pub(crate) mod strategy;
 
 pub use self::cron::CronExpr;
-pub use self::definition::{CATCH_UP_ALL_DEFAULT, CatchUp, Overlap, Schedule};
+pub use self::definition::{CATCH_UP_ALL_DEFAULT, CatchUp, Disable, Overlap, Schedule};
 pub(crate) use self::engine::Settings;
 pub use self::engine::{ScheduleInfo, Scheduler};
 pub use self::interval::IntervalSpec;
+pub use self::strategy::StrategySender;

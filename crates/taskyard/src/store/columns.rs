@@ -98,3 +98,21 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     // Serializing these plain data types into a String cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
+
+/// A `taskyard_broadcasts` row: (id, schedule, args, origin, sent_at).
+pub(crate) fn decode_broadcast(
+    backend: &'static str,
+    (id, schedule, args, origin, sent_at): (String, String, String, String, i64),
+) -> Result<super::Broadcast, Error> {
+    let bad = |what: &str, detail: String| Error::StoreData {
+        backend,
+        message: format!("broadcast {id}: bad {what}: {detail}"),
+    };
+    Ok(super::Broadcast {
+        args: serde_json::from_str(&args).map_err(|e| bad("args", e.to_string()))?,
+        sent_at: Timestamp::from_millisecond(sent_at).map_err(|e| bad("sent_at", e.to_string()))?,
+        id,
+        schedule,
+        origin,
+    })
+}

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use super::{InstanceLease, RunFilter, Store, TickClaim};
+use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim};
 use crate::Error;
 use crate::run::{RunId, RunRecord, RunStatus};
 
@@ -23,6 +23,7 @@ struct Tables {
     /// (schedule, tick in ms, target) → when it was claimed
     ticks: HashMap<(String, i64, String), Timestamp>,
     last_ticks: HashMap<String, Timestamp>,
+    broadcasts: Vec<Broadcast>,
 }
 
 impl MemoryStore {
@@ -112,6 +113,9 @@ impl Store for MemoryStore {
         tables
             .ticks
             .retain(|_, claimed_at| *claimed_at >= finished_before);
+        tables
+            .broadcasts
+            .retain(|broadcast| broadcast.sent_at >= finished_before);
         Ok(pruned)
     }
 
@@ -148,5 +152,22 @@ impl Store for MemoryStore {
             .collect();
         live.sort();
         Ok(live)
+    }
+
+    async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
+        self.tables().broadcasts.push(broadcast.clone());
+        Ok(())
+    }
+
+    async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error> {
+        let mut found: Vec<Broadcast> = self
+            .tables()
+            .broadcasts
+            .iter()
+            .filter(|broadcast| broadcast.sent_at >= since)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.sent_at, &a.id).cmp(&(b.sent_at, &b.id)));
+        Ok(found)
     }
 }

@@ -27,6 +27,11 @@ const SQLITE: &[Migration] = &[
         name: "schedule tick ledger",
         sql: include_str!("migrations/sqlite/0002_ticks.sql"),
     },
+    Migration {
+        version: 3,
+        name: "strategy broadcasts",
+        sql: include_str!("migrations/sqlite/0003_broadcasts.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -40,10 +45,15 @@ const POSTGRES: &[Migration] = &[
         name: "schedule tick ledger",
         sql: include_str!("migrations/postgres/0002_ticks.sql"),
     },
+    Migration {
+        version: 3,
+        name: "strategy broadcasts",
+        sql: include_str!("migrations/postgres/0003_broadcasts.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 2;
+pub const MIGRATIONS_VERSION: i64 = 3;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

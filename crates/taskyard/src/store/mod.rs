@@ -56,8 +56,9 @@ pub trait Store: Send + Sync + 'static {
     /// `now`, forgets instances whose lease expired, and returns the runs it marked.
     async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error>;
 
-    /// Deletes finished runs that ended before `finished_before`, and schedule ticks
-    /// claimed before then except each schedule's latest; returns how many runs.
+    /// Deletes finished runs that ended before `finished_before`, schedule ticks claimed
+    /// before then except each schedule's latest, and broadcasts sent before then;
+    /// returns how many runs.
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error>;
 
     /// Claims a schedule's tick in the ledger, which is unique on (schedule, tick,
@@ -70,6 +71,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ids of the instances whose lease is live at `now`, sorted.
     async fn live_instances(&self, now: Timestamp) -> Result<Vec<String>, Error>;
+
+    /// Records a custom strategy's `send_all`, for every other instance to pick up.
+    async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error>;
+
+    /// Broadcasts sent at or after `since`, oldest first.
+    async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error>;
+}
+
+/// A custom strategy's `send_all`: every live instance runs the schedule's job once with
+/// these arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broadcast {
+    /// Unique per broadcast (a UUID); instances remember the ones they ran.
+    pub id: String,
+    pub schedule: String,
+    pub args: serde_json::Value,
+    /// The sending instance, which runs its share at once.
+    pub origin: String,
+    pub sent_at: Timestamp,
 }
 
 /// One claim in the tick ledger.
@@ -89,6 +109,10 @@ pub struct TickClaim {
 pub struct RunFilter {
     pub task: Option<String>,
     pub status: Option<RunStatus>,
+    /// Only runs started by this schedule (its ticks and its strategy's sends).
+    pub schedule: Option<String>,
+    /// Only runs still `queued` or `running`.
+    pub unfinished: bool,
     /// At most this many, newest first (default 100).
     pub limit: usize,
 }
@@ -98,6 +122,8 @@ impl Default for RunFilter {
         RunFilter {
             task: None,
             status: None,
+            schedule: None,
+            unfinished: false,
             limit: 100,
         }
     }
@@ -114,6 +140,16 @@ impl RunFilter {
         self
     }
 
+    pub fn schedule(mut self, schedule: impl Into<String>) -> Self {
+        self.schedule = Some(schedule.into());
+        self
+    }
+
+    pub fn unfinished(mut self) -> Self {
+        self.unfinished = true;
+        self
+    }
+
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
         self
@@ -122,6 +158,11 @@ impl RunFilter {
     pub fn matches(&self, run: &RunRecord) -> bool {
         self.task.as_deref().is_none_or(|task| task == run.task)
             && self.status.is_none_or(|status| status == run.status)
+            && (!self.unfinished || !run.status.is_final())
+            && self
+                .schedule
+                .as_deref()
+                .is_none_or(|schedule| run.trigger.schedule() == Some(schedule))
     }
 
     fn sql_limit(&self) -> i64 {

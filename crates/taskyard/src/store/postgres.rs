@@ -10,7 +10,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
 use super::columns::{COLUMNS, RunRow};
 use super::sqlite::{UPSERT_TAIL, parse_ids};
-use super::{InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
+use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
 use crate::run::{RunId, RunRecord};
 
@@ -135,6 +135,14 @@ impl Store for PostgresStore {
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
+        if filter.unfinished {
+            query.push(" AND status IN ('queued', 'running')");
+        }
+        if let Some(schedule) = &filter.schedule {
+            query
+                .push(" AND trigger_kind IN ('schedule', 'custom') AND trigger_data->>'schedule' = ")
+                .push_bind(schedule.clone());
+        }
         query
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(filter.sql_limit());
@@ -214,6 +222,11 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(&err)?;
+        sqlx::query("DELETE FROM taskyard_broadcasts WHERE sent_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(&err)?;
         Ok(done.rows_affected())
     }
 
@@ -255,5 +268,32 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(sqlx_error(BACKEND))
+    }
+    async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3::jsonb, $4, $5)",
+        )
+        .bind(&broadcast.id)
+        .bind(&broadcast.schedule)
+        .bind(broadcast.args.to_string())
+        .bind(&broadcast.origin)
+        .bind(broadcast.sent_at.as_millisecond())
+        .execute(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+        Ok(())
+    }
+
+    async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, schedule, args::text AS args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id",
+        )
+        .bind(since.as_millisecond())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+        rows.into_iter()
+            .map(|row| super::columns::decode_broadcast(BACKEND, row))
+            .collect()
     }
 }

@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::columns::{COLUMNS, RunRow};
-use super::{InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
+use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
 use crate::run::{RunId, RunRecord};
 
@@ -138,6 +138,14 @@ impl Store for SqliteStore {
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
+        if filter.unfinished {
+            query.push(" AND status IN ('queued', 'running')");
+        }
+        if let Some(schedule) = &filter.schedule {
+            query
+                .push(" AND trigger_kind IN ('schedule', 'custom') AND json_extract(trigger_data, '$.schedule') = ")
+                .push_bind(schedule.clone());
+        }
         query
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(filter.sql_limit());
@@ -218,6 +226,11 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(&err)?;
+        sqlx::query("DELETE FROM taskyard_broadcasts WHERE sent_at < ?")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(&err)?;
         Ok(done.rows_affected())
     }
 
@@ -258,6 +271,33 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(sqlx_error(BACKEND))
+    }
+    async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&broadcast.id)
+        .bind(&broadcast.schedule)
+        .bind(broadcast.args.to_string())
+        .bind(&broadcast.origin)
+        .bind(broadcast.sent_at.as_millisecond())
+        .execute(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+        Ok(())
+    }
+
+    async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, schedule, args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= ? ORDER BY sent_at, id",
+        )
+        .bind(since.as_millisecond())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+        rows.into_iter()
+            .map(|row| super::columns::decode_broadcast(BACKEND, row))
+            .collect()
     }
 }
 

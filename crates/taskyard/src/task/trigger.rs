@@ -22,8 +22,12 @@ pub enum Trigger {
     },
     /// A lifecycle task at startup.
     Startup,
-    /// A custom trigger strategy, with the arguments it sent.
-    Custom { strategy: String, args: Value },
+    /// A custom trigger strategy's `send_one` or `send_all`, with the arguments it sent.
+    Custom {
+        strategy: String,
+        schedule: String,
+        args: Value,
+    },
 }
 
 impl Trigger {
@@ -36,6 +40,14 @@ impl Trigger {
             Trigger::Schedule { .. } => "schedule",
             Trigger::Startup => "startup",
             Trigger::Custom { .. } => "custom",
+        }
+    }
+
+    /// The schedule behind a run, for schedule ticks and strategy sends.
+    pub fn schedule(&self) -> Option<&str> {
+        match self {
+            Trigger::Schedule { schedule, .. } | Trigger::Custom { schedule, .. } => Some(schedule),
+            _ => None,
         }
     }
 }
