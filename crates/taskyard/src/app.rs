@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::TasksAccess;
 use crate::run::RuntimeParts;
 use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
 use crate::schedule::log::ScheduleLog;
@@ -43,6 +44,8 @@ pub struct App {
     worker_grace: Duration,
     schedule_log: Option<Option<PathBuf>>,
     time_zone: Option<String>,
+    body_limit: usize,
+    tasks_access: Option<TasksAccess>,
 }
 
 impl Default for App {
@@ -66,6 +69,8 @@ impl App {
             worker_grace: Duration::from_secs(2),
             schedule_log: None,
             time_zone: None,
+            body_limit: crate::http::DEFAULT_BODY_LIMIT,
+            tasks_access: None,
         }
     }
 
@@ -219,6 +224,21 @@ impl App {
         self
     }
 
+    /// The largest request body the task endpoints accept (default 1 MiB); larger ones
+    /// get `413 Payload Too Large`.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Who may call the task endpoints. Default: [`TasksAccess::from_env`] — loopback
+    /// clients in development, bearer-token clients in production when
+    /// `TASKYARD_TASKS_TOKEN` is set, nobody otherwise.
+    pub fn tasks_access(mut self, access: TasksAccess) -> Self {
+        self.tasks_access = Some(access);
+        self
+    }
+
     /// Adds the app's own axum routes. Handlers reach the runtime with
     /// `Extension<taskyard::Runtime>`.
     pub fn routes(mut self, routes: axum::Router) -> Self {
@@ -296,6 +316,9 @@ impl App {
             routes: self.routes,
             shutdown_grace: self.shutdown_grace,
             stop_lease,
+            closing: CancellationToken::new(),
+            body_limit: self.body_limit,
+            tasks_access: self.tasks_access.unwrap_or_else(TasksAccess::from_env),
             background,
         })
     }
@@ -322,6 +345,10 @@ pub struct RunningApp {
     routes: axum::Router,
     shutdown_grace: Duration,
     stop_lease: CancellationToken,
+    /// Cancelled when shutdown begins; ends open event streams.
+    closing: CancellationToken,
+    body_limit: usize,
+    tasks_access: TasksAccess,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -341,14 +368,32 @@ impl RunningApp {
         self.scheduler.run_schedule(name).await
     }
 
-    /// Serves HTTP on `listener` until `signal` completes, then shuts down.
+    /// The app's whole router: its own routes and the task endpoints (per its
+    /// [`TasksAccess`]). For serving it yourself or calling it in tests; handlers see the
+    /// client's address through `ConnectInfo<SocketAddr>`, which the task endpoints need in
+    /// development.
+    pub fn router(&self) -> axum::Router {
+        let api = crate::http::Api {
+            runtime: self.runtime.clone(),
+            scheduler: self.scheduler.clone(),
+            closing: self.closing.clone(),
+            body_limit: self.body_limit,
+        };
+        crate::http::router(api, self.tasks_access.clone(), self.routes.clone())
+            .layer(axum::Extension(self.runtime.clone()))
+    }
+
+    /// Serves HTTP on `listener` until `signal` completes, then shuts down. While it
+    /// serves, `TASKYARD_DATA_DIR/dev.json` tells the `taskyard` command line where the
+    /// app is.
     pub async fn serve_on(
         self,
         listener: tokio::net::TcpListener,
         local: std::net::SocketAddr,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let router = crate::http::router(self.runtime.clone(), self.routes.clone());
+        let router = self.router();
+        let dev_info = crate::config::DevInfo::write(local, self.runtime.instance());
         let stop = CancellationToken::new();
         tokio::spawn({
             let stop = stop.clone();
@@ -375,6 +420,7 @@ impl RunningApp {
             self.shutdown().await;
         };
         let (served, ()) = tokio::join!(server.into_future(), runtime_down);
+        drop(dev_info);
         served.map_err(|e| Error::io("serving HTTP", e))
     }
 
@@ -384,6 +430,7 @@ impl RunningApp {
         // Timers stop first, so no tick starts a run the runtime would refuse; ticks whose
         // runs are going log their end once the runtime has stopped them.
         self.scheduler.stop();
+        self.closing.cancel();
         self.runtime.shutdown(self.shutdown_grace).await;
         self.scheduler.wait().await;
         self.stop_lease.cancel();

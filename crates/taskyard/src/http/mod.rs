@@ -1,18 +1,82 @@
-//! The HTTP surface: the app's own routes plus the task endpoints under `/_tasks`.
+//! The HTTP surface: the app's own routes plus the task endpoints — Nitro's under
+//! `/_nitro/tasks` ([`nitro`]) and the native API under `/_tasks` ([`tasks`]).
 //!
-//! The HTTP layer is a client of the runtime, like the command line: it turns requests into
-//! [`RunRequest`](crate::RunRequest)s and runtime errors into JSON responses ([`error`]).
+//! The HTTP layer is a client of the runtime and the scheduler, like the command line: it
+//! turns requests into [`RunRequest`](crate::RunRequest)s and errors into JSON responses
+//! in one shape ([`HttpError`]). Access to the task endpoints follows [`TasksAccess`].
 
+mod access;
+mod body;
 mod error;
+mod events;
+mod nitro;
+mod openapi;
 mod tasks;
 
-use axum::Extension;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, OriginalUri};
+use axum::http::{Method, StatusCode};
+use axum::middleware;
+use axum::{Extension, Router};
+use tokio_util::sync::CancellationToken;
 
 use crate::Runtime;
+use crate::schedule::Scheduler;
 
+pub use self::access::{TOKEN_VAR, TasksAccess};
 pub use self::error::HttpError;
+pub use self::tasks::CLIENT_HEADER;
 
-/// The full router: the app's routes, the task endpoints, and the runtime as an extension.
-pub(crate) fn router(runtime: Runtime, routes: axum::Router) -> axum::Router {
-    routes.merge(tasks::routes()).layer(Extension(runtime))
+/// The default largest request body the task endpoints accept: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// What the task endpoints reach.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub runtime: Runtime,
+    pub scheduler: Scheduler,
+    /// Cancelled when the app shuts down: open event streams end.
+    pub closing: CancellationToken,
+    pub body_limit: usize,
+}
+
+/// The full router: the app's routes plus the task endpoints, unless `access` is
+/// [`TasksAccess::Off`].
+pub(crate) fn router(api: Api, access: TasksAccess, routes: Router) -> Router {
+    if access == TasksAccess::Off {
+        tracing::info!("task endpoints are off in production; set {TOKEN_VAR} to turn them on");
+        return routes;
+    }
+    let body_limit = api.body_limit;
+    // Nested, so each prefix has its own fallback: unknown paths under it answer in the
+    // error shape (handlers read the full path with `OriginalUri`).
+    let prefixed = |routes: Router| {
+        routes
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+    };
+    let endpoints = Router::new()
+        .nest("/_nitro", prefixed(nitro::routes()))
+        .nest("/_tasks", prefixed(tasks::routes()))
+        .layer(middleware::from_fn_with_state(Arc::new(access), access::check))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(api));
+    routes.merge(endpoints)
+}
+
+async fn not_found(OriginalUri(uri): OriginalUri) -> HttpError {
+    let message = format!(
+        "`{}` is not a task endpoint; see GET /_tasks/openapi.json for the list",
+        uri.path()
+    );
+    HttpError::new(StatusCode::NOT_FOUND, &uri, message)
+}
+
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> HttpError {
+    let message = format!(
+        "{method} is not allowed on `{}`; the Allow header lists what is",
+        uri.path()
+    );
+    HttpError::new(StatusCode::METHOD_NOT_ALLOWED, &uri, message)
 }

@@ -1,100 +1,272 @@
-//! Task endpoints under `/_tasks`: health, start a run, read a run.
-//!
-//! They run tasks on request, so they answer loopback clients only; anything else gets
-//! `403 Forbidden IP`.
+//! The native task API under `/_tasks`: tasks with their payload schemas, runs (start,
+//! list, read, cancel), schedules (list, read, pause, resume), health, the live event
+//! stream ([`events`](super::events)) and the OpenAPI document ([`openapi`](super::openapi)).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, Query, Request};
-use axum::http::{StatusCode, Uri};
-use axum::middleware::{self, Next};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, Path};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::HttpError;
-use crate::{RunId, RunRequest, Runtime, Trigger};
+use super::{Api, HttpError, body};
+use crate::{Error, RunFilter, RunId, RunRequest, RunStatus, Trigger};
+
+/// The header the `taskyard` command line sends so its runs are recorded as `cli`.
+pub const CLIENT_HEADER: &str = "x-taskyard-client";
+
+/// Most runs one listing returns.
+const MAX_LIMIT: usize = 1000;
 
 pub(super) fn routes() -> Router {
     Router::new()
-        .route("/_tasks/health", get(health))
-        .route("/_tasks/{name}/runs", post(start_run))
-        .route("/_tasks/runs/{id}", get(get_run))
-        .layer(middleware::from_fn(loopback_only))
+        .route("/", get(list_tasks))
+        .route("/health", get(health))
+        .route("/{name}/runs", post(start_run))
+        .route("/runs", get(list_runs))
+        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/schedules", get(list_schedules))
+        .route("/schedules/{name}", get(get_schedule))
+        .route("/schedules/{name}/pause", post(pause_schedule))
+        .route("/schedules/{name}/resume", post(resume_schedule))
+        .route("/events", get(super::events::stream))
+        .route("/openapi.json", get(super::openapi::document))
 }
 
-async fn loopback_only(request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    match peer {
-        Some(ip) if ip.is_loopback() => next.run(request).await,
-        _ => HttpError::new(StatusCode::FORBIDDEN, request.uri(), "Forbidden IP").into_response(),
-    }
+async fn list_tasks(Extension(api): Extension<Api>) -> Json<Value> {
+    let mut tasks: Vec<Value> = api
+        .runtime
+        .tasks()
+        .into_iter()
+        .map(|entry| {
+            let task = entry.task();
+            json!({
+                "name": entry.name(),
+                "description": task.get_description(),
+                "payload_schema": task.payload_schema(),
+                "concurrency": task.get_concurrency(),
+                "timeout_ms": task.get_timeout().map(|timeout| timeout.as_millis() as u64),
+                "max_attempts": task.get_retry().max_attempts(),
+                "source": entry.source().to_string(),
+            })
+        })
+        .collect();
+    tasks.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Json(json!({ "tasks": tasks }))
 }
 
-async fn health(Extension(runtime): Extension<Runtime>) -> Json<Value> {
+async fn health(Extension(api): Extension<Api>) -> Json<Value> {
+    let runtime = &api.runtime;
     Json(json!({
         "status": "ok",
         "instance": runtime.instance(),
         "tasks": runtime.tasks().len(),
-        "store": runtime.store().map(|s| s.backend()),
+        "store": runtime.store().map(|store| store.backend()),
         "active_runs": runtime.active_runs(),
     }))
 }
 
-#[derive(Deserialize)]
-struct StartQuery {
-    wait: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-struct StartBody {
-    #[serde(default)]
-    payload: Option<Value>,
-}
-
 async fn start_run(
-    Extension(runtime): Extension<Runtime>,
+    Extension(api): Extension<Api>,
     Path(name): Path<String>,
-    Query(query): Query<StartQuery>,
-    uri: Uri,
-    body: Option<Json<StartBody>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
-    let payload = body
-        .and_then(|Json(body)| body.payload)
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    let request = RunRequest::new(name).payload(payload).trigger(Trigger::Http);
-    let handle = runtime
+    let wait = match query_value(&uri, "wait").as_deref() {
+        None | Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        Some(other) => {
+            return Err(bad_query(&uri, "wait", other, "`true` or `false`"));
+        }
+    };
+    let payload = body::payload(&uri, body::json(&uri, body, api.body_limit)?)?;
+    let trigger = match headers.get(CLIENT_HEADER).and_then(|value| value.to_str().ok()) {
+        Some("cli") => Trigger::Cli,
+        _ => Trigger::Http,
+    };
+    let request = RunRequest::new(name)
+        .payload(Value::Object(payload))
+        .trigger(trigger);
+    let handle = api
+        .runtime
         .start(request)
-        .map_err(|e| HttpError::from_error(&uri, e))?;
+        .map_err(|error| HttpError::from_error(&uri, error))?;
     let run_id = handle.run_id();
-    if query.wait == Some(false) {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id}))).into_response());
+    if !wait {
+        let body = json!({ "run_id": run_id, "joined": handle.joined() });
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
-    let result = handle
-        .outcome()
+    match handle.outcome().await {
+        Ok(result) => Ok(Json(json!({ "run_id": run_id, "result": result })).into_response()),
+        Err(error) => {
+            let mut error = HttpError::from_error(&uri, error);
+            // The run id lets a client read the whole record of what failed.
+            let data = error.data.take();
+            error.data = Some(json!({ "run_id": run_id, "error": data }));
+            Err(error)
+        }
+    }
+}
+
+async fn list_runs(
+    Extension(api): Extension<Api>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Json<Value>, HttpError> {
+    let mut filter = RunFilter::default();
+    for (key, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "task" => filter.task = Some(value.into_owned()),
+            "schedule" => filter.schedule = Some(value.into_owned()),
+            "status" => {
+                filter.status = Some(value.parse::<RunStatus>().map_err(|error| HttpError {
+                    data: Some(json!({ "path": "status" })),
+                    ..HttpError::new(StatusCode::BAD_REQUEST, &uri, error.to_string())
+                })?)
+            }
+            "unfinished" => filter.unfinished = value == "true" || value == "1",
+            "limit" => {
+                filter.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+                    .ok_or_else(|| bad_query(&uri, "limit", &value, "a number from 1 to 1000"))?
+            }
+            _ => {}
+        }
+    }
+    let runs = api
+        .runtime
+        .list_runs(&filter)
         .await
-        .map_err(|e| HttpError::from_error(&uri, e))?;
-    Ok(Json(json!({"run_id": run_id, "result": result})).into_response())
+        .map_err(|error| HttpError::from_error(&uri, error))?;
+    Ok(Json(json!({ "runs": runs })))
+}
+
+fn parse_run_id(uri: &Uri, id: &str) -> Result<RunId, HttpError> {
+    id.parse()
+        .map_err(|_| HttpError::from_error(uri, Error::RunNotFound(id.to_owned())))
 }
 
 async fn get_run(
-    Extension(runtime): Extension<Runtime>,
+    Extension(api): Extension<Api>,
     Path(id): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, HttpError> {
-    let not_found = || HttpError::from_error(&uri, crate::Error::RunNotFound(id.clone()));
-    let run_id: RunId = id.parse().map_err(|_| not_found())?;
-    match runtime
+    let run_id = parse_run_id(&uri, &id)?;
+    match api
+        .runtime
         .get_run(run_id)
         .await
-        .map_err(|e| HttpError::from_error(&uri, e))?
+        .map_err(|error| HttpError::from_error(&uri, error))?
     {
         Some(run) => Ok(Json(run).into_response()),
-        None => Err(not_found()),
+        None => Err(HttpError::from_error(&uri, Error::RunNotFound(id))),
+    }
+}
+
+async fn cancel_run(
+    Extension(api): Extension<Api>,
+    Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Json<Value>, HttpError> {
+    let run_id = parse_run_id(&uri, &id)?;
+    let runtime = &api.runtime;
+    let cancelled = runtime
+        .cancel(run_id)
+        .await
+        .map_err(|error| HttpError::from_error(&uri, error))?;
+    if cancelled {
+        return Ok(Json(json!({ "run_id": run_id, "cancelled": true })));
+    }
+    let run = runtime
+        .get_run(run_id)
+        .await
+        .map_err(|error| HttpError::from_error(&uri, error))?
+        .ok_or_else(|| HttpError::from_error(&uri, Error::RunNotFound(id.clone())))?;
+    let message = if run.status.is_final() {
+        format!("Run `{id}` has already finished ({})", run.status.as_str())
+    } else {
+        format!(
+            "Run `{id}` is {} on instance `{}`; send the cancel to that instance",
+            run.status.as_str(),
+            run.instance
+        )
+    };
+    Err(HttpError {
+        data: Some(json!({ "run_id": run_id, "status": run.status, "instance": run.instance })),
+        ..HttpError::new(StatusCode::CONFLICT, &uri, message)
+    })
+}
+
+async fn list_schedules(Extension(api): Extension<Api>) -> Json<Value> {
+    Json(json!({ "schedules": api.scheduler.list() }))
+}
+
+async fn get_schedule(
+    Extension(api): Extension<Api>,
+    Path(name): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, HttpError> {
+    let info = api
+        .scheduler
+        .get(&name)
+        .map_err(|error| HttpError::from_error(&uri, error))?;
+    Ok(Json(info).into_response())
+}
+
+async fn pause_schedule(
+    api: Extension<Api>,
+    name: Path<String>,
+    uri: OriginalUri,
+) -> Result<Response, HttpError> {
+    change_schedule(api, name, uri, true).await
+}
+
+async fn resume_schedule(
+    api: Extension<Api>,
+    name: Path<String>,
+    uri: OriginalUri,
+) -> Result<Response, HttpError> {
+    change_schedule(api, name, uri, false).await
+}
+
+async fn change_schedule(
+    Extension(api): Extension<Api>,
+    Path(name): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    pause: bool,
+) -> Result<Response, HttpError> {
+    let scheduler = &api.scheduler;
+    let changed = if pause {
+        scheduler.pause(&name)
+    } else {
+        scheduler.resume(&name)
+    };
+    let info = changed
+        .and_then(|()| scheduler.get(&name))
+        .map_err(|error| HttpError::from_error(&uri, error))?;
+    Ok(Json(info).into_response())
+}
+
+/// The last value of a query parameter.
+pub(super) fn query_value(uri: &Uri, name: &str) -> Option<String> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+        .last()
+}
+
+pub(super) fn bad_query(uri: &Uri, name: &str, value: &str, expected: &str) -> HttpError {
+    HttpError {
+        data: Some(json!({ "path": name })),
+        ..HttpError::new(
+            StatusCode::BAD_REQUEST,
+            uri,
+            format!("query parameter `{name}={value}` is not valid; expected {expected}"),
+        )
     }
 }

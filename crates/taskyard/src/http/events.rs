@@ -1,0 +1,110 @@
+//! `GET /_tasks/events`: run events as server-sent events.
+//!
+//! Each event's name is its kind (`started`, `progress`, `finished`) and its data the
+//! [`RunEvent`] as JSON. `?task=NAME` keeps one task's events; `?run=ID` follows one run:
+//! the stream opens with a `run` event holding the run's record as it is now, so a client
+//! that subscribes late misses nothing, and it ends after that run's `finished` event (at
+//! once if the run had already finished). A client too slow to keep up gets a `lagged`
+//! event with the number of events it missed. Every stream ends when the app shuts down.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::OriginalUri;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use futures_util::stream;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+use super::tasks::query_value;
+use super::{Api, HttpError};
+use crate::run::RunEventKind;
+use crate::{Error, RunEvent, RunId};
+
+struct Follow {
+    events: broadcast::Receiver<RunEvent>,
+    closing: CancellationToken,
+    task: Option<String>,
+    run: Option<RunId>,
+    first: Option<Event>,
+    done: bool,
+}
+
+impl Follow {
+    fn wants(&self, event: &RunEvent) -> bool {
+        self.run.is_none_or(|run| run == event.run_id)
+            && self.task.as_deref().is_none_or(|task| task == event.task)
+    }
+}
+
+pub(super) async fn stream(
+    Extension(api): Extension<Api>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+    // Subscribed before the run is read, so nothing falls between the two.
+    let events = api.runtime.subscribe();
+    let task = query_value(&uri, "task");
+    let mut follow = Follow {
+        events,
+        closing: api.closing.clone(),
+        task,
+        run: None,
+        first: None,
+        done: false,
+    };
+    if let Some(id) = query_value(&uri, "run") {
+        let not_found = || HttpError::from_error(&uri, Error::RunNotFound(id.clone()));
+        let run_id: RunId = id.parse().map_err(|_| not_found())?;
+        let record = api
+            .runtime
+            .get_run(run_id)
+            .await
+            .map_err(|error| HttpError::from_error(&uri, error))?
+            .ok_or_else(not_found)?;
+        follow.done = record.status.is_final();
+        follow.first = Some(json_event("run", &record));
+        follow.run = Some(run_id);
+    }
+    let stream = stream::unfold(follow, |mut follow| async move {
+        if let Some(first) = follow.first.take() {
+            return Some((Ok(first), follow));
+        }
+        if follow.done {
+            return None;
+        }
+        loop {
+            let received = tokio::select! {
+                _ = follow.closing.cancelled() => return None,
+                received = follow.events.recv() => received,
+            };
+            match received {
+                Ok(event) if follow.wants(&event) => {
+                    let name = match &event.kind {
+                        RunEventKind::Started { .. } => "started",
+                        RunEventKind::Progress(_) => "progress",
+                        RunEventKind::Finished { .. } => {
+                            follow.done = follow.run.is_some();
+                            "finished"
+                        }
+                    };
+                    return Some((Ok(json_event(name, &event)), follow));
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => {
+                    let event = Event::default().event("lagged").data(missed.to_string());
+                    return Some((Ok(event), follow));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn json_event(name: &str, data: &impl serde::Serialize) -> Event {
+    // Serialising these types cannot fail (string keys, no custom serialisers that error).
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
+    Event::default().event(name).data(data)
+}

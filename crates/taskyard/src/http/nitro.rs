@@ -1,0 +1,79 @@
+//! Nitro's task endpoints, in Nitro's shapes, so Nitro's tools and habits carry over:
+//!
+//! - `GET /_nitro/tasks` → `{"tasks":{"name":{"description":…}},"scheduledTasks":[{"cron","tasks"}]|false}`
+//! - `GET|POST /_nitro/tasks/{name}` → `{"result":…}`; the payload is the query string (a
+//!   repeated key becomes an array) merged with the body's `payload` object, body keys
+//!   winning.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, Path};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::{Api, HttpError, body};
+use crate::{RunRequest, Trigger};
+
+pub(super) fn routes() -> Router {
+    Router::new()
+        .route("/tasks", get(list))
+        .route("/tasks/{name}", get(run).post(run))
+}
+
+async fn list(Extension(api): Extension<Api>) -> Json<Value> {
+    let tasks: Map<String, Value> = api
+        .runtime
+        .tasks()
+        .into_iter()
+        .map(|entry| {
+            let description = entry.task().get_description();
+            let meta = if description.is_empty() {
+                json!({})
+            } else {
+                json!({ "description": description })
+            };
+            (entry.name().to_owned(), meta)
+        })
+        .collect();
+    // Nitro's schedules are cron → tasks; schedules sharing an expression are listed
+    // together (in the order of schedule names). Interval and custom schedules have no cron
+    // and appear in `GET /_tasks/schedules` only.
+    let mut scheduled: Vec<(String, Vec<String>)> = Vec::new();
+    for schedule in api.scheduler.list() {
+        let Some(cron) = schedule.cron else { continue };
+        match scheduled.iter_mut().find(|(known, _)| *known == cron) {
+            Some((_, tasks)) => tasks.push(schedule.task),
+            None => scheduled.push((cron, vec![schedule.task])),
+        }
+    }
+    let scheduled_tasks = if scheduled.is_empty() {
+        Value::Bool(false)
+    } else {
+        scheduled
+            .into_iter()
+            .map(|(cron, tasks)| json!({ "cron": cron, "tasks": tasks }))
+            .collect()
+    };
+    Json(json!({ "tasks": tasks, "scheduledTasks": scheduled_tasks }))
+}
+
+async fn run(
+    Extension(api): Extension<Api>,
+    Path(name): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, HttpError> {
+    let mut payload = body::query_object(&uri);
+    let from_body = body::payload(&uri, body::json(&uri, body, api.body_limit)?)?;
+    payload.extend(from_body);
+    let request = RunRequest::new(name)
+        .payload(Value::Object(payload))
+        .trigger(Trigger::Http);
+    let result = api
+        .runtime
+        .run(request)
+        .await
+        .map_err(|error| HttpError::from_error(&uri, error))?;
+    Ok(Json(json!({ "result": result })))
+}

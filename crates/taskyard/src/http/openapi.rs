@@ -1,0 +1,363 @@
+//! `GET /_tasks/openapi.json`: an OpenAPI 3.1 document of the task API.
+//!
+//! Written out by hand: the API is small and fixed, and the only generated parts are each
+//! task's payload schema (from `schemars`, already JSON Schema 2020-12, which OpenAPI 3.1
+//! embeds as is). Each task also gets its own `POST /_tasks/<name>/runs` operation whose
+//! request body carries that schema, so clients and fuzzers see every task's payload.
+
+use axum::{Extension, Json};
+use serde_json::{Map, Value, json};
+
+use super::Api;
+
+pub(super) async fn document(Extension(api): Extension<Api>) -> Json<Value> {
+    let mut schemas = base_schemas();
+    let mut paths = base_paths();
+    let mut entries = api.runtime.tasks();
+    entries.sort_by(|a, b| a.name().cmp(b.name()));
+    for entry in entries {
+        let component = entry
+            .name()
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', ".");
+        let payload = match entry.task().payload_schema() {
+            Some(schema) => {
+                let schema = hoist(&component, schema.clone(), &mut schemas);
+                let name = format!("{component}.payload");
+                schemas.insert(name.clone(), schema);
+                json!({ "$ref": format!("#/components/schemas/{name}") })
+            }
+            None => json!({ "type": "object" }),
+        };
+        let mut operation = start_run_operation(&format!("run:{}", entry.name()), payload);
+        operation["summary"] = json!(entry.task().get_description());
+        operation["parameters"] = json!([wait_parameter()]);
+        paths.insert(
+            format!("/_tasks/{}/runs", entry.name()),
+            json!({ "post": operation }),
+        );
+    }
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "taskyard task API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Run tasks, read their runs and manage schedules. In development only \
+                            loopback clients are answered; in production every request needs \
+                            `Authorization: Bearer <TASKYARD_TASKS_TOKEN>`."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Error": {
+                    "description": "An error, in Nitro's shape",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                }
+            }
+        },
+        "security": [{}, { "bearer": [] }]
+    }))
+}
+
+/// Moves a schema's `$defs` into the document's components (named `<component>.<def>`) and
+/// points its references there, since `#/$defs/...` would resolve against the document.
+fn hoist(component: &str, mut schema: Value, schemas: &mut Map<String, Value>) -> Value {
+    if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|object| object.remove("$defs")) {
+        for (name, def) in defs {
+            let mut def = def;
+            rewrite_refs(component, &mut def);
+            schemas.insert(format!("{component}.{name}"), def);
+        }
+    }
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+    }
+    rewrite_refs(component, &mut schema);
+    schema
+}
+
+fn rewrite_refs(component: &str, value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            for (key, inner) in object.iter_mut() {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => {
+                        if let Some(name) = target.strip_prefix("#/$defs/") {
+                            *target = format!("#/components/schemas/{component}.{name}");
+                        }
+                    }
+                    (_, inner) => rewrite_refs(component, inner),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| rewrite_refs(component, item)),
+        _ => {}
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn error() -> Value {
+    json!({ "$ref": "#/components/responses/Error" })
+}
+
+fn path_parameter(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn wait_parameter() -> Value {
+    query_parameter(
+        "wait",
+        "`false` answers 202 with the run id at once instead of waiting for the result",
+        json!({ "type": "boolean", "default": true }),
+    )
+}
+
+fn start_run_operation(operation_id: &str, payload: Value) -> Value {
+    json!({
+        "operationId": operation_id,
+        "requestBody": {
+            "required": false,
+            "content": { "application/json": { "schema": {
+                "type": "object",
+                "properties": { "payload": payload }
+            } } }
+        },
+        "responses": {
+            "200": ok("The run finished; its result", json!({
+                "type": "object",
+                "properties": { "run_id": { "type": "string" }, "result": {} },
+                "required": ["run_id", "result"]
+            })),
+            "202": ok("The run started (`wait=false`)", json!({
+                "type": "object",
+                "properties": { "run_id": { "type": "string" }, "joined": { "type": "boolean" } },
+                "required": ["run_id", "joined"]
+            })),
+            "400": error(), "401": error(), "403": error(), "404": error(), "413": error(), "500": error(), "503": error()
+        }
+    })
+}
+
+fn base_paths() -> Map<String, Value> {
+    let name = path_parameter("name", "The task's name, e.g. `db:migrate`");
+    let id = path_parameter("id", "The run's id");
+    let schedule = path_parameter("name", "The schedule's name");
+    let mut generic_run = start_run_operation("startRun", json!({ "type": "object" }));
+    generic_run["summary"] = json!("Start a run of a task");
+    generic_run["parameters"] = json!([name.clone(), wait_parameter()]);
+    let schedule_change = |id: &str, summary: &str| {
+        json!({ "post": {
+            "operationId": id, "summary": summary, "parameters": [schedule.clone()],
+            "responses": { "200": ok("The schedule now", schema_ref("Schedule")), "404": error() }
+        } })
+    };
+    let paths = json!({
+        "/_tasks": { "get": {
+            "operationId": "listTasks", "summary": "Every task, with its payload schema",
+            "responses": { "200": ok("The tasks", json!({
+                "type": "object",
+                "properties": { "tasks": { "type": "array", "items": schema_ref("Task") } }
+            })) }
+        } },
+        "/_tasks/health": { "get": {
+            "operationId": "health", "summary": "This instance's state",
+            "responses": { "200": ok("Health", json!({ "type": "object" })) }
+        } },
+        "/_tasks/{name}/runs": { "post": generic_run },
+        "/_tasks/runs": { "get": {
+            "operationId": "listRuns", "summary": "Recorded runs, newest first",
+            "parameters": [
+                query_parameter("task", "Only this task's runs", json!({ "type": "string" })),
+                query_parameter("status", "Only runs with this status", schema_ref("RunStatus")),
+                query_parameter("schedule", "Only runs of this schedule", json!({ "type": "string" })),
+                query_parameter("unfinished", "Only queued or running runs", json!({ "type": "boolean" })),
+                query_parameter("limit", "At most this many", json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }))
+            ],
+            "responses": { "200": ok("The runs", json!({
+                "type": "object",
+                "properties": { "runs": { "type": "array", "items": schema_ref("Run") } }
+            })), "400": error() }
+        } },
+        "/_tasks/runs/{id}": { "get": {
+            "operationId": "getRun", "summary": "One run", "parameters": [id.clone()],
+            "responses": { "200": ok("The run", schema_ref("Run")), "404": error() }
+        } },
+        "/_tasks/runs/{id}/cancel": { "post": {
+            "operationId": "cancelRun", "summary": "Cancel a queued or running run", "parameters": [id],
+            "responses": {
+                "200": ok("Cancelled", json!({ "type": "object", "properties": { "run_id": { "type": "string" }, "cancelled": { "type": "boolean" } } })),
+                "404": error(), "409": error()
+            }
+        } },
+        "/_tasks/schedules": { "get": {
+            "operationId": "listSchedules", "summary": "Every schedule, with its next fire time",
+            "responses": { "200": ok("The schedules", json!({
+                "type": "object",
+                "properties": { "schedules": { "type": "array", "items": schema_ref("Schedule") } }
+            })) }
+        } },
+        "/_tasks/schedules/{name}": { "get": {
+            "operationId": "getSchedule", "summary": "One schedule", "parameters": [schedule.clone()],
+            "responses": { "200": ok("The schedule", schema_ref("Schedule")), "404": error() }
+        } },
+        "/_tasks/schedules/{name}/pause": schedule_change("pauseSchedule", "Stop a schedule's timer on this instance"),
+        "/_tasks/schedules/{name}/resume": schedule_change("resumeSchedule", "Restart a paused schedule's timer"),
+        "/_tasks/events": { "get": {
+            "operationId": "events", "summary": "Run events as server-sent events",
+            "parameters": [
+                query_parameter("task", "Only this task's events", json!({ "type": "string" })),
+                query_parameter("run", "Follow one run: its record first, then its events until it finishes", json!({ "type": "string" }))
+            ],
+            "responses": {
+                "200": { "description": "An event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
+                "404": error()
+            }
+        } },
+        "/_tasks/openapi.json": { "get": {
+            "operationId": "openapi", "summary": "This document",
+            "responses": { "200": ok("OpenAPI 3.1", json!({ "type": "object" })) }
+        } },
+        "/_nitro/tasks": { "get": {
+            "operationId": "nitroListTasks", "summary": "Nitro's task list",
+            "responses": { "200": ok("Tasks and cron schedules", json!({
+                "type": "object",
+                "properties": {
+                    "tasks": { "type": "object", "additionalProperties": { "type": "object", "properties": { "description": { "type": "string" } } } },
+                    "scheduledTasks": { "oneOf": [
+                        { "const": false },
+                        { "type": "array", "items": { "type": "object", "properties": {
+                            "cron": { "type": "string" }, "tasks": { "type": "array", "items": { "type": "string" } }
+                        } } }
+                    ] }
+                }
+            })) }
+        } },
+        "/_nitro/tasks/{name}": {
+            "get": nitro_run("nitroRunTaskGet", &name),
+            "post": nitro_run("nitroRunTask", &name)
+        }
+    });
+    match paths {
+        Value::Object(paths) => paths,
+        _ => Map::new(),
+    }
+}
+
+fn nitro_run(operation_id: &str, name: &Value) -> Value {
+    json!({
+        "operationId": operation_id,
+        "summary": "Run a task, Nitro's way: the payload is the query string merged with the body's `payload`",
+        "parameters": [name],
+        "responses": {
+            "200": ok("The task's result", json!({ "type": "object", "properties": { "result": {} }, "required": ["result"] })),
+            "400": error(), "404": error(), "413": error(), "500": error()
+        }
+    })
+}
+
+fn base_schemas() -> Map<String, Value> {
+    let timestamp = json!({ "type": "string", "format": "date-time" });
+    let nullable_timestamp = json!({ "type": ["string", "null"], "format": "date-time" });
+    let schemas = json!({
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": { "const": true },
+                "url": { "type": "string" },
+                "statusCode": { "type": "integer" },
+                "statusMessage": { "type": "string" },
+                "message": { "type": "string" },
+                "data": {}
+            },
+            "required": ["error", "url", "statusCode", "statusMessage", "message"]
+        },
+        "RunStatus": {
+            "type": "string",
+            "enum": ["queued", "running", "succeeded", "failed", "cancelled", "timed_out", "abandoned"]
+        },
+        "Trigger": {
+            "type": "object",
+            "properties": {
+                "kind": { "type": "string", "enum": ["manual", "http", "cli", "schedule", "startup", "custom"] },
+                "schedule": { "type": "string" },
+                "scheduled_at": timestamp,
+                "strategy": { "type": "string" },
+                "args": {}
+            },
+            "required": ["kind"]
+        },
+        "Run": {
+            "type": "object",
+            "properties": {
+                "id": { "type": "string" },
+                "task": { "type": "string" },
+                "trigger": schema_ref("Trigger"),
+                "payload": {},
+                "status": schema_ref("RunStatus"),
+                "attempt": { "type": "integer" },
+                "attempts": { "type": "array", "items": { "type": "object" } },
+                "instance": { "type": "string" },
+                "queued_at": timestamp,
+                "started_at": nullable_timestamp,
+                "finished_at": nullable_timestamp,
+                "duration_ms": { "type": ["integer", "null"] },
+                "result": {},
+                "error": { "type": ["string", "null"] },
+                "progress": {
+                    "type": ["object", "null"],
+                    "properties": { "fraction": { "type": "number" }, "message": { "type": ["string", "null"] } }
+                }
+            },
+            "required": ["id", "task", "trigger", "status", "attempt", "instance", "started_at", "finished_at", "duration_ms", "result", "error", "progress"]
+        },
+        "Task": {
+            "type": "object",
+            "properties": {
+                "name": { "type": "string" },
+                "description": { "type": "string" },
+                "payload_schema": {},
+                "concurrency": { "type": "object", "properties": { "mode": { "type": "string" }, "limit": { "type": "integer" } } },
+                "timeout_ms": { "type": ["integer", "null"] },
+                "max_attempts": { "type": "integer" },
+                "source": { "type": "string" }
+            },
+            "required": ["name", "description", "payload_schema", "concurrency"]
+        },
+        "Schedule": {
+            "type": "object",
+            "properties": {
+                "name": { "type": "string" },
+                "type": { "type": "string" },
+                "task": { "type": "string" },
+                "cron": { "type": ["string", "null"] },
+                "tz": { "type": ["string", "null"] },
+                "interval_ms": { "type": ["integer", "null"] },
+                "immediate": { "type": "boolean" },
+                "disabled": { "type": "boolean" },
+                "paused": { "type": "boolean" },
+                "overlap": { "type": "string" },
+                "catch_up": {},
+                "next": nullable_timestamp,
+                "last_tick": nullable_timestamp,
+                "options": {}
+            },
+            "required": ["name", "type", "task", "paused", "next"]
+        }
+    });
+    match schemas {
+        Value::Object(schemas) => schemas,
+        _ => Map::new(),
+    }
+}

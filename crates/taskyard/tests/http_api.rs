@@ -1,0 +1,721 @@
+//! The task endpoints over real HTTP on loopback: Nitro's shapes and examples, the native
+//! API, every error status in the one JSON shape, access rules, the event stream and the
+//! OpenAPI document.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::connect_info::MockConnectInfo;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use taskyard::http::TasksAccess;
+use taskyard::schedule::Schedule;
+use taskyard::{App, Concurrency, RunningApp, StoreConfig, Task, TaskContext, TaskError};
+use tokio_util::sync::CancellationToken;
+
+/// A served app: its address, and a way to stop it.
+struct Served {
+    base: String,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.done)
+            .await
+            .expect("the app stops in time")
+            .expect("server task");
+    }
+}
+
+/// Serves `app` on a free loopback port. With `peer`, the app sees every client as that
+/// address (the traffic itself stays on loopback).
+async fn serve(app: App, peer: Option<SocketAddr>) -> Served {
+    let running: RunningApp = app
+        .store(StoreConfig::Memory)
+        .shutdown_grace(Duration::from_millis(300))
+        .start()
+        .await
+        .expect("app starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    let router = running.router();
+    let server_stop = stop.clone();
+    let done = tokio::spawn(async move {
+        let shutdown = server_stop.clone().cancelled_owned();
+        let served = match peer {
+            Some(peer) => {
+                axum::serve(listener, router.layer(MockConnectInfo(peer)).into_make_service())
+                    .with_graceful_shutdown(shutdown)
+                    .into_future()
+                    .await
+            }
+            None => {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .into_future()
+                .await
+            }
+        };
+        served.expect("serves");
+        running.shutdown().await;
+    });
+    Served { base, stop, done }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// One request; blocking I/O on a blocking thread so the server keeps both workers.
+async fn call(method: &str, url: String, body: Option<&str>, headers: &[(&str, &str)]) -> Reply {
+    let method = method.to_owned();
+    let body = body.map(str::to_owned);
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder().method(method.as_str()).uri(&url);
+        for (key, value) in &headers {
+            request = request.header(key, value);
+        }
+        let response = match body {
+            Some(body) => agent.run(
+                request
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .expect("request"),
+            ),
+            None => agent.run(request.body(()).expect("request")),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .expect("body");
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    })
+    .await
+    .expect("request thread")
+}
+
+async fn get(served: &Served, path: &str) -> Reply {
+    call("GET", served.url(path), None, &[]).await
+}
+
+async fn post(served: &Served, path: &str, body: &str) -> Reply {
+    call("POST", served.url(path), Some(body), &[]).await
+}
+
+/// Checks the one error shape and returns the body.
+fn assert_error(reply: &Reply, status: u16, reason: &str, url: &str) -> Value {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["error"], true, "{body}");
+    assert_eq!(body["statusCode"], status, "{body}");
+    assert_eq!(body["statusMessage"], reason, "{body}");
+    assert_eq!(body["url"], url, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body.get("data").is_some(), "{body}");
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{:?}",
+        reply.headers
+    );
+    body
+}
+
+fn echo() -> Task {
+    Task::new(|_cx: TaskContext, payload: Value| async move { Ok::<_, TaskError>(payload) })
+        .description("Returns the provided payload")
+        .concurrency(Concurrency::Parallel(16))
+}
+
+fn nitro_app() -> App {
+    App::new()
+        .task("echo:payload", echo())
+        .task(
+            "db:migrate",
+            Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>("Success") })
+                .description("Run database migrations"),
+        )
+        .task(
+            "cms:update",
+            Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>("Success") })
+                .description("Update CMS content"),
+        )
+        .config_toml(
+            "taskyard.toml",
+            "[scheduled_tasks]\n\"* * * * *\" = [\"cms:update\"]",
+        )
+        .schedule_log(None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nitro_endpoints_answer_the_documented_json() {
+    let served = serve(nitro_app(), None).await;
+
+    let list = get(&served, "/_nitro/tasks").await;
+    assert_eq!(list.status, 200);
+    assert_eq!(
+        list.json(),
+        json!({
+            "tasks": {
+                "db:migrate": { "description": "Run database migrations" },
+                "cms:update": { "description": "Update CMS content" },
+                "echo:payload": { "description": "Returns the provided payload" }
+            },
+            "scheduledTasks": [{ "cron": "* * * * *", "tasks": ["cms:update"] }]
+        })
+    );
+
+    // [GET] /_nitro/tasks/echo:payload?field=value&array=1&array=2
+    let reply = get(&served, "/_nitro/tasks/echo:payload?field=value&array=1&array=2").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.json(),
+        json!({ "result": { "field": "value", "array": ["1", "2"] } })
+    );
+
+    // [POST] /_nitro/tasks/echo:payload?field=value with a body payload.
+    let body = r#"{"payload":{"answer":42,"nested":{"value":true}}}"#;
+    let reply = post(&served, "/_nitro/tasks/echo:payload?field=value", body).await;
+    assert_eq!(
+        reply.json(),
+        json!({ "result": { "field": "value", "answer": 42, "nested": { "value": true } } })
+    );
+
+    // Body keys win over query keys.
+    let reply = post(
+        &served,
+        "/_nitro/tasks/echo:payload?field=value&keep=1",
+        r#"{"payload":{"field":"from body"}}"#,
+    )
+    .await;
+    assert_eq!(
+        reply.json(),
+        json!({ "result": { "field": "from body", "keep": "1" } })
+    );
+
+    // Nitro's own task shape runs as well.
+    let reply = post(&served, "/_nitro/tasks/db:migrate", "").await;
+    assert_eq!(reply.json(), json!({ "result": "Success" }));
+    served.stop().await;
+
+    // Without schedules, `scheduledTasks` is `false`; a task without a description is `{}`.
+    let bare = App::new().task(
+        "plain",
+        Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(1) }),
+    );
+    let served = serve(bare, None).await;
+    assert_eq!(
+        get(&served, "/_nitro/tasks").await.json(),
+        json!({ "tasks": { "plain": {} }, "scheduledTasks": false })
+    );
+    served.stop().await;
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Resize {
+    width: u32,
+    image: Image,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Image {
+    url: String,
+}
+
+fn typed() -> Task {
+    Task::new(|_cx: TaskContext, resize: Resize| async move { Ok::<_, TaskError>(resize.width) })
+        .description("Resizes an image")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_has_its_status_and_the_one_json_shape() {
+    let app = nitro_app()
+        .task("image:resize", typed())
+        .task(
+            "demo:fail",
+            Task::new(|_cx: TaskContext| async {
+                Err::<Value, _>(TaskError::new("the demo fails on purpose"))
+            }),
+        )
+        .body_limit(1024);
+    let served = serve(app, None).await;
+
+    // 400: a payload that does not fit the task's type names the field.
+    let path = "/_tasks/image:resize/runs";
+    let reply = post(&served, path, r#"{"payload":{"width":10,"image":{"url":5}}}"#).await;
+    let body = assert_error(&reply, 400, "Bad Request", path);
+    assert_eq!(body["data"]["path"], "image.url", "{body}");
+    // 400: not JSON at all.
+    let reply = post(&served, path, "{not json").await;
+    let body = assert_error(&reply, 400, "Bad Request", path);
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("not valid JSON"),
+        "{body}"
+    );
+    // 400: a payload that is not an object.
+    let reply = post(&served, "/_nitro/tasks/echo:payload", r#"{"payload":[1,2]}"#).await;
+    assert_error(&reply, 400, "Bad Request", "/_nitro/tasks/echo:payload");
+    // 400: a bad query value names it.
+    let reply = get(&served, "/_tasks/runs?status=done").await;
+    let body = assert_error(&reply, 400, "Bad Request", "/_tasks/runs?status=done");
+    assert!(
+        body["message"].as_str().expect("message").contains("done"),
+        "{body}"
+    );
+
+    // 404: unknown task (Nitro's message), run, schedule and endpoint.
+    let reply = post(&served, "/_nitro/tasks/nope", "").await;
+    let body = assert_error(&reply, 404, "Not Found", "/_nitro/tasks/nope");
+    assert_eq!(body["message"], "Task `nope` is not available!");
+    let reply = post(&served, "/_tasks/nope/runs", "").await;
+    assert_error(&reply, 404, "Not Found", "/_tasks/nope/runs");
+    let missing = "/_tasks/runs/01900000-0000-7000-8000-000000000000";
+    assert_error(&get(&served, missing).await, 404, "Not Found", missing);
+    assert_error(
+        &get(&served, "/_tasks/runs/garbage").await,
+        404,
+        "Not Found",
+        "/_tasks/runs/garbage",
+    );
+    let reply = post(&served, "/_tasks/schedules/nope/pause", "").await;
+    assert_error(&reply, 404, "Not Found", "/_tasks/schedules/nope/pause");
+    assert_error(
+        &get(&served, "/_tasks/nothing/here").await,
+        404,
+        "Not Found",
+        "/_tasks/nothing/here",
+    );
+
+    // 405 with Allow.
+    let reply = call("DELETE", served.url("/_tasks/runs"), None, &[]).await;
+    assert_error(&reply, 405, "Method Not Allowed", "/_tasks/runs");
+    assert_eq!(reply.header("allow"), Some("GET,HEAD"), "{:?}", reply.headers);
+    let reply = get(&served, "/_tasks/echo:payload/runs").await;
+    assert_error(&reply, 405, "Method Not Allowed", "/_tasks/echo:payload/runs");
+
+    // 413 over the body limit.
+    let big = format!(r#"{{"payload":{{"blob":"{}"}}}}"#, "x".repeat(4096));
+    let reply = post(&served, "/_nitro/tasks/echo:payload", &big).await;
+    let body = assert_error(&reply, 413, "Payload Too Large", "/_nitro/tasks/echo:payload");
+    assert!(
+        body["message"].as_str().expect("message").contains("1024 bytes"),
+        "{body}"
+    );
+
+    // 500: the task's own error message, with the run id to read the record.
+    let reply = post(&served, "/_tasks/demo:fail/runs", "").await;
+    let body = assert_error(&reply, 500, "Internal Server Error", "/_tasks/demo:fail/runs");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("fails on purpose"),
+        "{body}"
+    );
+    let run_id = body["data"]["run_id"].as_str().expect("run id").to_owned();
+    let record = get(&served, &format!("/_tasks/runs/{run_id}")).await.json();
+    assert_eq!(record["status"], "failed", "{record}");
+
+    // 409: cancelling a run that has finished.
+    let path = format!("/_tasks/runs/{run_id}/cancel");
+    let reply = post(&served, &path, "").await;
+    let body = assert_error(&reply, 409, "Conflict", &path);
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("already finished"),
+        "{body}"
+    );
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_follows_the_rule_loopback_token_or_off() {
+    // Development: a client that is not on loopback is refused.
+    let outside: SocketAddr = "203.0.113.9:40000".parse().expect("addr");
+    let app = nitro_app().tasks_access(TasksAccess::Loopback);
+    let served = serve(app, Some(outside)).await;
+    for path in ["/_tasks", "/_nitro/tasks", "/_tasks/runs"] {
+        let reply = get(&served, path).await;
+        let body = assert_error(&reply, 403, "Forbidden", path);
+        assert_eq!(body["message"], "Forbidden IP");
+    }
+    served.stop().await;
+    let inside: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+    let served = serve(nitro_app().tasks_access(TasksAccess::Loopback), Some(inside)).await;
+    assert_eq!(get(&served, "/_nitro/tasks").await.status, 200);
+    served.stop().await;
+
+    // Production with a token: from anywhere, but only with the token.
+    let app = nitro_app().tasks_access(TasksAccess::Token("s3cret-token".into()));
+    let served = serve(app, Some(outside)).await;
+    let reply = get(&served, "/_tasks").await;
+    assert_error(&reply, 401, "Unauthorized", "/_tasks");
+    assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+    let reply = call(
+        "GET",
+        served.url("/_tasks"),
+        None,
+        &[("authorization", "Basic abc")],
+    )
+    .await;
+    assert_error(&reply, 401, "Unauthorized", "/_tasks");
+    let reply = call(
+        "GET",
+        served.url("/_tasks"),
+        None,
+        &[("authorization", "Bearer wrong")],
+    )
+    .await;
+    assert_error(&reply, 403, "Forbidden", "/_tasks");
+    let reply = call(
+        "POST",
+        served.url("/_nitro/tasks/echo:payload?a=1"),
+        None,
+        &[("authorization", "Bearer s3cret-token")],
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        (200, json!({ "result": { "a": "1" } }))
+    );
+    served.stop().await;
+
+    // Production without a token: the endpoints do not exist.
+    let served = serve(nitro_app().tasks_access(TasksAccess::Off), Some(inside)).await;
+    assert_eq!(get(&served, "/_nitro/tasks").await.status, 404);
+    assert_eq!(get(&served, "/_tasks").await.status, 404);
+    served.stop().await;
+}
+
+fn slow() -> Task {
+    #[derive(Deserialize, schemars::JsonSchema)]
+    struct Slow {
+        #[serde(default = "default_ms")]
+        ms: u64,
+    }
+    fn default_ms() -> u64 {
+        1000
+    }
+    Task::new(|cx: TaskContext, slow: Slow| async move {
+        let steps = 5u64;
+        for step in 0..steps {
+            cx.progress(step as f64 / steps as f64, format!("step {}", step + 1));
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(slow.ms / steps)) => {}
+                _ = cx.cancelled() => return Err(TaskError::new("cancelled")),
+            }
+        }
+        cx.progress(1.0, "done");
+        Ok::<_, TaskError>(json!({ "slept_ms": slow.ms }))
+    })
+    .description("Sleeps, reporting progress")
+    .concurrency(Concurrency::Parallel(4))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_and_schedules_can_be_listed_read_cancelled_and_paused() {
+    let app = nitro_app()
+        .task("demo:slow", slow())
+        .schedule("nightly", Schedule::worker().cron("0 3 * * *").task("db:migrate"));
+    let served = serve(app, None).await;
+
+    let tasks = get(&served, "/_tasks").await.json();
+    let names: Vec<&str> = tasks["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|task| task["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["cms:update", "db:migrate", "demo:slow", "echo:payload"]);
+    let slow_task = &tasks["tasks"][2];
+    assert_eq!(
+        slow_task["concurrency"],
+        json!({ "mode": "parallel", "limit": 4 })
+    );
+    assert_eq!(slow_task["payload_schema"]["properties"]["ms"]["type"], "integer");
+
+    // Start without waiting, read it running, cancel it.
+    let reply = post(
+        &served,
+        "/_tasks/demo:slow/runs?wait=false",
+        r#"{"payload":{"ms":20000}}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let run_id = reply.json()["run_id"].as_str().expect("run id").to_owned();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let running = get(&served, &format!("/_tasks/runs/{run_id}")).await.json();
+    assert_eq!(running["status"], "running", "{running}");
+    for field in [
+        "id",
+        "task",
+        "status",
+        "trigger",
+        "attempt",
+        "instance",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "result",
+        "error",
+        "progress",
+    ] {
+        assert!(running.get(field).is_some(), "`{field}` missing: {running}");
+    }
+    assert_eq!(running["trigger"], json!({ "kind": "http" }));
+    let reply = post(&served, &format!("/_tasks/runs/{run_id}/cancel"), "").await;
+    assert_eq!(reply.json(), json!({ "run_id": run_id, "cancelled": true }));
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status = get(&served, &format!("/_tasks/runs/{run_id}")).await.json()["status"].clone();
+        if status == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "cancelled");
+
+    // A waited run, then listings filtered by task and status.
+    let reply = post(&served, "/_tasks/echo:payload/runs", r#"{"payload":{"n":1}}"#).await;
+    assert_eq!(reply.json()["result"], json!({ "n": 1 }));
+    let runs = get(&served, "/_tasks/runs?task=demo:slow").await.json();
+    let runs = runs["runs"].as_array().expect("runs").clone();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["id"], run_id.as_str());
+    let succeeded = get(&served, "/_tasks/runs?status=succeeded&limit=10")
+        .await
+        .json();
+    assert!(
+        succeeded["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .all(|run| run["status"] == "succeeded" && run["task"] == "echo:payload"),
+        "{succeeded}"
+    );
+
+    // Schedules: the next fire time, pause and resume.
+    let schedules = get(&served, "/_tasks/schedules").await.json();
+    let nightly = schedules["schedules"]
+        .as_array()
+        .expect("schedules")
+        .iter()
+        .find(|schedule| schedule["name"] == "nightly")
+        .expect("nightly listed")
+        .clone();
+    assert_eq!(nightly["cron"], "0 3 * * *");
+    assert!(
+        nightly["next"].as_str().expect("next").contains("T03:00:00"),
+        "{nightly}"
+    );
+    assert_eq!(nightly["paused"], false);
+    let paused = post(&served, "/_tasks/schedules/nightly/pause", "").await.json();
+    assert_eq!(
+        (paused["paused"].clone(), paused["next"].clone()),
+        (json!(true), Value::Null)
+    );
+    let resumed = post(&served, "/_tasks/schedules/nightly/resume", "").await.json();
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(resumed["next"], nightly["next"]);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_delivers_a_runs_progress_in_order() {
+    let served = serve(nitro_app().task("demo:slow", slow()), None).await;
+    let reply = post(
+        &served,
+        "/_tasks/demo:slow/runs?wait=false",
+        r#"{"payload":{"ms":500}}"#,
+    )
+    .await;
+    let run_id = reply.json()["run_id"].as_str().expect("run id").to_owned();
+    // Follows the run: its record first, then events until it finishes, then the stream ends.
+    let stream = call(
+        "GET",
+        served.url(&format!("/_tasks/events?run={run_id}")),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    assert!(
+        stream
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/event-stream")),
+        "{:?}",
+        stream.headers
+    );
+    let mut events: Vec<(String, Value)> = Vec::new();
+    let mut name = String::new();
+    for line in stream.text.lines() {
+        if let Some(event) = line.strip_prefix("event: ") {
+            name = event.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            events.push((name.clone(), serde_json::from_str(data).expect("JSON data")));
+        }
+    }
+    assert_eq!(
+        events.first().map(|(name, _)| name.as_str()),
+        Some("run"),
+        "{events:?}"
+    );
+    assert_eq!(events[0].1["id"], run_id.as_str());
+    let (last_name, last) = events.last().expect("events");
+    assert_eq!(last_name, "finished", "{events:?}");
+    assert_eq!(last["status"], "succeeded");
+    let fractions: Vec<f64> = events
+        .iter()
+        .filter(|(name, _)| name == "progress")
+        .map(|(_, event)| event["fraction"].as_f64().expect("fraction"))
+        .collect();
+    // The run may have begun before the stream opened: what is seen is an ordered tail
+    // ending at 1.0, and at least the last steps.
+    assert!(fractions.len() >= 2, "{events:?}");
+    assert!(
+        fractions.windows(2).all(|pair| pair[0] < pair[1]),
+        "{fractions:?}"
+    );
+    assert_eq!(fractions.last(), Some(&1.0));
+    assert!(
+        events
+            .iter()
+            .all(|(_, event)| event.get("run_id").is_none_or(|id| id == run_id.as_str())),
+        "only this run's events: {events:?}"
+    );
+
+    // A finished run's stream holds its record and ends at once.
+    let again = call(
+        "GET",
+        served.url(&format!("/_tasks/events?run={run_id}")),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(again.text.matches("event: ").count(), 1, "{}", again.text);
+    assert!(again.text.contains("\"succeeded\""), "{}", again.text);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_endpoint_and_resolves_every_reference() {
+    let served = serve(nitro_app().task("image:resize", typed()), None).await;
+    let document = get(&served, "/_tasks/openapi.json").await.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    for path in [
+        "/_tasks",
+        "/_tasks/health",
+        "/_tasks/{name}/runs",
+        "/_tasks/runs",
+        "/_tasks/runs/{id}",
+        "/_tasks/runs/{id}/cancel",
+        "/_tasks/schedules",
+        "/_tasks/schedules/{name}",
+        "/_tasks/schedules/{name}/pause",
+        "/_tasks/schedules/{name}/resume",
+        "/_tasks/events",
+        "/_tasks/openapi.json",
+        "/_nitro/tasks",
+        "/_nitro/tasks/{name}",
+        "/_tasks/image:resize/runs",
+        "/_tasks/echo:payload/runs",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    // Every reference points at something in the document, including the payload
+    // schema's own definitions (moved into components).
+    let mut refs = Vec::new();
+    collect_refs(&document, &mut refs);
+    assert!(refs.iter().any(|r| r.contains("image.resize.Image")), "{refs:?}");
+    for reference in refs {
+        let pointer = reference.strip_prefix('#').expect("local ref");
+        let pointer = pointer.replace("~1", "/");
+        assert!(
+            document.pointer(&pointer).is_some(),
+            "{reference} does not resolve"
+        );
+    }
+    // Every operation id is unique.
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().expect("path item").values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count);
+    served.stop().await;
+}
+
+fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            for (key, inner) in object {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => refs.push(target.clone()),
+                    _ => collect_refs(inner, refs),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, refs)),
+        _ => {}
+    }
+}
