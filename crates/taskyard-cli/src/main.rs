@@ -5,6 +5,14 @@
 //! - `taskyard cron next EXPR [-n N] [--from RFC3339] [--tz ZONE] [--json]` prints the next
 //!   fire times of a cron expression, computed exactly as the scheduler does.
 //! - `taskyard cron explain EXPR [--tz ZONE]` describes it in words, with its next 5 times.
+//! - `taskyard task list|run|runs|cancel` and `taskyard schedule list|pause|resume` talk to a
+//!   running app, found through `--url`, `TASKYARD_URL`, then the `.taskyard/dev.json` the
+//!   app writes while it serves. `TASKYARD_TASKS_TOKEN` is sent as the bearer token.
+//!
+//! Exit codes: 0 done, 1 the app refused or the run failed, 2 bad input or no app found.
+
+mod client;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,9 +22,14 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use taskyard::schedule::CronExpr;
 
+use crate::client::{CliError, Client};
+
 #[derive(Parser)]
 #[command(name = "taskyard", version, about = "The taskyard command line")]
 struct Cli {
+    /// The running app's URL (default: TASKYARD_URL, then .taskyard/dev.json).
+    #[arg(long, global = true, env = "TASKYARD_URL")]
+    url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +49,84 @@ enum Command {
     Cron {
         #[command(subcommand)]
         command: CronCommand,
+    },
+    /// Run and inspect tasks of a running app.
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// List, pause and resume the schedules of a running app.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// List the app's tasks.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a task, showing its progress, and print its result.
+    Run {
+        /// The task's name, e.g. db:migrate.
+        name: String,
+        /// The payload, a JSON object: --payload '{"dry_run": true}'.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Print the whole run record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recorded runs, newest first.
+    Runs {
+        /// Only this task's runs.
+        #[arg(long)]
+        task: Option<String>,
+        /// Only runs with this status (queued, running, succeeded, failed, cancelled, timed_out, abandoned).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a queued or running run.
+    Cancel {
+        /// The run's id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// List the schedules with their next fire times.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a schedule's timer (on the instance answering).
+    Pause {
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restart a paused schedule's timer.
+    Resume {
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -70,7 +161,8 @@ enum CronCommand {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    let result = match cli.command {
         Command::Tasks { dir, json } => return list_tasks(dir, json),
         Command::Cron { command } => match command {
             CronCommand::Next {
@@ -81,14 +173,48 @@ fn main() -> ExitCode {
                 json,
             } => cron_next(&expr, count, from.as_deref(), tz.as_deref(), json),
             CronCommand::Explain { expr, tz, from } => cron_explain(&expr, from.as_deref(), tz.as_deref()),
-        },
+        }
+        .map_err(CliError::Usage),
+        Command::Task { command } => run_task_command(cli.url, command),
+        Command::Schedule { command } => run_schedule_command(cli.url, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("taskyard: {message}");
-            ExitCode::from(2)
+        Err(error) => {
+            eprintln!("taskyard: {}", error.message());
+            ExitCode::from(error.exit_code())
         }
+    }
+}
+
+fn run_task_command(url: Option<String>, command: TaskCommand) -> Result<(), CliError> {
+    // The payload is checked before the app is even looked for.
+    if let TaskCommand::Run { payload, .. } = &command {
+        remote::parse_payload(payload.as_deref())?;
+    }
+    let client = Client::discover(url)?;
+    match command {
+        TaskCommand::List { json } => remote::task_list(&client, json),
+        TaskCommand::Run { name, payload, json } => {
+            let payload = remote::parse_payload(payload.as_deref())?;
+            remote::task_run(&client, &name, payload, json)
+        }
+        TaskCommand::Runs {
+            task,
+            status,
+            limit,
+            json,
+        } => remote::task_runs(&client, task.as_deref(), status.as_deref(), limit, json),
+        TaskCommand::Cancel { id, json } => remote::task_cancel(&client, &id, json),
+    }
+}
+
+fn run_schedule_command(url: Option<String>, command: ScheduleCommand) -> Result<(), CliError> {
+    let client = Client::discover(url)?;
+    match command {
+        ScheduleCommand::List { json } => remote::schedule_list(&client, json),
+        ScheduleCommand::Pause { name, json } => remote::schedule_change(&client, &name, true, json),
+        ScheduleCommand::Resume { name, json } => remote::schedule_change(&client, &name, false, json),
     }
 }
 

@@ -5,7 +5,9 @@
 //! the stream opens with a `run` event holding the run's record as it is now, so a client
 //! that subscribes late misses nothing, and it ends after that run's `finished` event (at
 //! once if the run had already finished). A client too slow to keep up gets a `lagged`
-//! event with the number of events it missed. Every stream ends when the app shuts down.
+//! event with the number of events it missed. A followed run that executes on another
+//! instance sends its events there; its record is read every second, so the stream still
+//! ends with `finished`. Every stream ends when the app shuts down.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -21,9 +23,14 @@ use tokio_util::sync::CancellationToken;
 use super::tasks::query_value;
 use super::{Api, HttpError};
 use crate::run::RunEventKind;
-use crate::{Error, RunEvent, RunId};
+use crate::{Error, RunEvent, RunId, Runtime};
+
+/// How often a followed run's record is read again, for runs whose events this instance
+/// does not see (they execute on another instance).
+const RECHECK: Duration = Duration::from_secs(1);
 
 struct Follow {
+    runtime: Runtime,
     events: broadcast::Receiver<RunEvent>,
     closing: CancellationToken,
     task: Option<String>,
@@ -33,6 +40,24 @@ struct Follow {
 }
 
 impl Follow {
+    /// The followed run's `finished` event, made from its record, once the record says it
+    /// has finished.
+    async fn finished_elsewhere(&self) -> Option<RunEvent> {
+        let record = self.runtime.get_run(self.run?).await.ok()??;
+        if !record.status.is_final() {
+            return None;
+        }
+        Some(RunEvent {
+            run_id: record.id,
+            task: record.task,
+            at: record.finished_at.unwrap_or_else(jiff::Timestamp::now),
+            kind: RunEventKind::Finished {
+                status: record.status,
+                error: record.error,
+            },
+        })
+    }
+
     fn wants(&self, event: &RunEvent) -> bool {
         self.run.is_none_or(|run| run == event.run_id)
             && self.task.as_deref().is_none_or(|task| task == event.task)
@@ -47,6 +72,7 @@ pub(super) async fn stream(
     let events = api.runtime.subscribe();
     let task = query_value(&uri, "task");
     let mut follow = Follow {
+        runtime: api.runtime.clone(),
         events,
         closing: api.closing.clone(),
         task,
@@ -78,6 +104,15 @@ pub(super) async fn stream(
             let received = tokio::select! {
                 _ = follow.closing.cancelled() => return None,
                 received = follow.events.recv() => received,
+                _ = tokio::time::sleep(RECHECK), if follow.run.is_some() => {
+                    match follow.finished_elsewhere().await {
+                        Some(event) => {
+                            follow.done = true;
+                            return Some((Ok(json_event("finished", &event)), follow));
+                        }
+                        None => continue,
+                    }
+                }
             };
             match received {
                 Ok(event) if follow.wants(&event) => {

@@ -284,7 +284,14 @@ impl Runtime {
             return Ok(Some(run.snapshot(&self.inner.instance)));
         }
         match &self.inner.store {
-            Some(store) => store.get_run(run_id).await,
+            Some(store) => {
+                // A run that just left the active set may still be in the recorder's
+                // queue: read-your-writes, or a reader would see it unfinished.
+                if let Some(recorder) = &self.inner.recorder {
+                    recorder.flush().await;
+                }
+                store.get_run(run_id).await
+            }
             None => Ok(None),
         }
     }

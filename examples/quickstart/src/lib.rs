@@ -1,0 +1,50 @@
+//! The taskyard demo app.
+//!
+//! `cargo run -p quickstart` serves on http://127.0.0.1:3000 (`PORT` overrides) with run
+//! history in `./.taskyard/taskyard.db` (`TASKYARD_DATA_DIR` overrides;
+//! `TASKYARD_DATABASE_URL=postgres://…` switches to PostgreSQL). Its tasks are the files
+//! under `src/tasks/`, its schedules `src/schedule/` and `taskyard.toml`. Try, in a second
+//! terminal:
+//!
+//! ```text
+//! taskyard task list                                  # cargo run -p taskyard-cli -- task list
+//! taskyard task run demo:slow --payload '{"ms":3000}'  # a progress bar, then the result
+//! taskyard task run demo:fail                         # the error, exit code 1
+//! taskyard task runs --task demo:slow
+//! taskyard schedule list
+//! curl 'localhost:3000/_nitro/tasks/echo:payload?field=value&array=1&array=2'
+//! curl -X POST localhost:3000/_tasks/echo:payload/runs -d '{"payload":{"hello":"world"}}'
+//! curl -N 'localhost:3000/_tasks/events'              # live run events
+//! ```
+//!
+//! The command line finds the app through `.taskyard/dev.json`, which the app writes while
+//! it serves.
+//!
+//! **Who may call the task endpoints** (`/_tasks/**`, `/_nitro/tasks/**`): in development
+//! (`cargo run`, a debug build, or `TASKYARD_ENV=development`) only clients on this machine
+//! (loopback); any other client gets `403 Forbidden IP`. In production (a release build, or
+//! `TASKYARD_ENV=production`) they do not exist unless `TASKYARD_TASKS_TOKEN` is set, and then
+//! every request needs `Authorization: Bearer $TASKYARD_TASKS_TOKEN` (the command line sends
+//! it when that variable is set):
+//!
+//! ```text
+//! TASKYARD_ENV=production TASKYARD_TASKS_TOKEN=change-me cargo run -p quickstart
+//! curl -H 'Authorization: Bearer change-me' localhost:3000/_tasks
+//! ```
+//!
+//! Ctrl-C stops it gracefully: running tasks get `TASKYARD_SHUTDOWN_GRACE_MS` (default
+//! 10000) to finish, then are cancelled and recorded `cancelled`.
+
+use std::time::Duration;
+
+taskyard::include_app!();
+
+/// The demo app, with the shutdown grace period from `TASKYARD_SHUTDOWN_GRACE_MS`.
+pub fn demo() -> taskyard::App {
+    let grace = std::env::var("TASKYARD_SHUTDOWN_GRACE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(10));
+    app().shutdown_grace(grace)
+}

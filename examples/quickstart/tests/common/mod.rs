@@ -1,0 +1,91 @@
+//! The quickstart as a real process, and plain HTTP/1.1 requests to it over loopback.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running quickstart; killed when dropped.
+pub struct Quickstart {
+    pub child: Child,
+    pub addr: String,
+    pub data: tempfile::TempDir,
+}
+
+impl Quickstart {
+    /// Starts the quickstart binary on a free port with its state in a new folder and
+    /// `envs` set, and waits until it listens.
+    pub fn start(envs: &[(&str, &str)]) -> Quickstart {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_quickstart"));
+        command
+            .env("PORT", "0")
+            .env("TASKYARD_DATA_DIR", data.path())
+            .env_remove("TASKYARD_DATABASE_URL")
+            .env_remove("TASKYARD_TASKS_TOKEN")
+            .env_remove("TASKYARD_ENV")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("quickstart starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let addr = lines
+            .find_map(|line| {
+                line.strip_prefix("taskyard listening on http://")
+                    .map(str::to_owned)
+            })
+            .expect("the app reports its address");
+        // Keep reading so the app's logging never hits a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Quickstart { child, addr, data }
+    }
+
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        http(&self.addr, method, path, body, &[])
+    }
+}
+
+impl Drop for Quickstart {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request with `Connection: close`; returns the status and the body as JSON (or
+/// `Null` when it is not JSON).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let extra: String = headers
+        .iter()
+        .map(|(key, value)| format!("{key}: {value}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response[9..12].parse().expect("status");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
