@@ -4,7 +4,8 @@
 //!   defines, with the files they come from, using the same rules as the build.
 //! - `taskyard cron next EXPR [-n N] [--from RFC3339] [--tz ZONE] [--json]` prints the next
 //!   fire times of a cron expression, computed exactly as the scheduler does.
-//! - `taskyard cron explain EXPR [--tz ZONE]` describes it in words, with its next 5 times.
+//! - `taskyard cron explain EXPR [--tz ZONE] [--json]` describes it in words, with its next 5
+//!   times.
 //! - `taskyard task list|run|runs|cancel` and `taskyard schedule list|pause|resume` talk to a
 //!   running app, found through `--url`, `TASKYARD_URL`, then the `.taskyard/dev.json` the
 //!   app writes while it serves. `TASKYARD_TASKS_TOKEN` is sent as the bearer token.
@@ -157,6 +158,9 @@ enum CronCommand {
         /// Start after this instant (RFC 3339) instead of now.
         #[arg(long)]
         from: Option<String>,
+        /// Print {"expression", "description", "time_zone", "next": [RFC 3339, …]}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -172,7 +176,9 @@ fn main() -> ExitCode {
                 tz,
                 json,
             } => cron_next(&expr, count, from.as_deref(), tz.as_deref(), json),
-            CronCommand::Explain { expr, tz, from } => cron_explain(&expr, from.as_deref(), tz.as_deref()),
+            CronCommand::Explain { expr, tz, from, json } => {
+                cron_explain(&expr, from.as_deref(), tz.as_deref(), json)
+            }
         }
         .map_err(CliError::Usage),
         Command::Task { command } => run_task_command(cli.url, command),
@@ -277,11 +283,21 @@ fn cron_next(
     Ok(())
 }
 
-fn cron_explain(expr: &str, from: Option<&str>, tz: Option<&str>) -> Result<(), String> {
+fn cron_explain(expr: &str, from: Option<&str>, tz: Option<&str>, json: bool) -> Result<(), String> {
     let (cron, zone, from) = cron_input(expr, from, tz)?;
-    println!("{}", cron.describe());
     let zone_name = zone.iana_name().unwrap_or("UTC");
     let times = next_times(&cron, &zone, from, 5);
+    if json {
+        let explained = serde_json::json!({
+            "expression": expr,
+            "description": cron.describe(),
+            "time_zone": zone_name,
+            "next": times,
+        });
+        println!("{explained}");
+        return Ok(());
+    }
+    println!("{}", cron.describe());
     if times.is_empty() {
         println!("It never fires after {from}.");
     } else {

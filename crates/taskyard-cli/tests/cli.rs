@@ -99,6 +99,29 @@ fn cron_explain_describes_and_lists_five_times() {
         "{text}"
     );
     assert_eq!(text.lines().count(), 7, "{text}");
+
+    let output = taskyard(&[
+        "cron",
+        "explain",
+        "*/5 9-17 * * MON-FRI",
+        "--tz",
+        "UTC",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--json",
+    ]);
+    assert!(output.status.success());
+    let explained: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(explained["expression"], "*/5 9-17 * * MON-FRI");
+    assert_eq!(explained["time_zone"], "UTC");
+    assert!(
+        explained["description"]
+            .as_str()
+            .expect("description")
+            .starts_with("At every 5 minutes")
+    );
+    assert_eq!(explained["next"][0], "2026-01-01T09:00:00+00:00");
+    assert_eq!(explained["next"].as_array().map(Vec::len), Some(5));
 }
 
 #[test]
