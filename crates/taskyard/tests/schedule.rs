@@ -130,6 +130,58 @@ async fn interval_ticks_fall_on_multiples_and_run_on_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_between_milliseconds_still_fires_once_per_tick() {
+    // Timers keep whole milliseconds: a tick between two of them must neither fire early
+    // nor be found again when the schedule is re-armed after it. Without a store there is
+    // no ledger to drop a repeated tick, so each repeat would run.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(Timestamp, Timestamp)>::new()));
+    let task = {
+        let seen = seen.clone();
+        Task::new(move |cx: TaskContext| {
+            let started = Timestamp::now();
+            let seen = seen.clone();
+            async move {
+                if let Trigger::Schedule { scheduled_at, .. } = cx.trigger() {
+                    seen.lock().expect("lock").push((*scheduled_at, started));
+                }
+                Ok::<_, TaskError>(())
+            }
+        })
+        .concurrency(taskyard::Concurrency::Parallel(64))
+    };
+    let first = Timestamp::now() + Duration::from_micros(20_300);
+    let app = App::new()
+        .task("tick", task)
+        .schedule(
+            "sub-ms",
+            Schedule::worker()
+                .interval("100ms")
+                .start(first)
+                .overlap(Overlap::Allow)
+                .task("tick"),
+        )
+        .store(StoreConfig::Disabled)
+        .schedule_log(None)
+        .start()
+        .await
+        .expect("app starts");
+    tokio::time::sleep(Duration::from_millis(560)).await;
+    app.shutdown().await;
+    let seen = seen.lock().expect("lock").clone();
+    assert!(
+        (5..=6).contains(&seen.len()),
+        "{} runs in 560 ms: {seen:?}",
+        seen.len()
+    );
+    let mut ticks: Vec<Timestamp> = seen.iter().map(|(tick, _)| *tick).collect();
+    ticks.dedup();
+    assert_eq!(ticks.len(), seen.len(), "each tick once: {seen:?}");
+    for (tick, started) in &seen {
+        assert!(started >= tick, "never early: {tick} started {started}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlap_skip_queue_and_allow() {
     let (skip, queue, allow) = (Probe::default(), Probe::default(), Probe::default());
     let fixture = start(

@@ -272,7 +272,8 @@ pub(crate) enum Timing {
 /// A checked schedule.
 #[derive(Debug, Clone)]
 pub(crate) struct ScheduleDef {
-    pub name: Arc<str>,
+    /// Boxed rather than shared: no reference-count header, 16 bytes less per schedule.
+    pub name: Box<str>,
     pub kind: Kind,
     pub timing: Timing,
     /// `start` and `end`, boxed: most schedules have neither, and a million schedules
@@ -421,7 +422,7 @@ impl Schedule {
             }
         };
         Ok(ScheduleDef {
-            name: Arc::from(name),
+            name: Box::from(name),
             kind,
             timing,
             bounds: (self.start.is_some() || self.end.is_some()).then(|| {

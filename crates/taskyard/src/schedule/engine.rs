@@ -122,18 +122,40 @@ struct EntryState {
     disabled: bool,
     /// The running custom strategy, cancelled to stop it.
     strategy: Option<CancellationToken>,
-    generation: u64,
+    /// Bumped (wrapping) by every change that makes the heap slot stale; only compared
+    /// for equality.
+    generation: u32,
     last_run: Option<RunHandle>,
-    last_tick: Option<Timestamp>,
+    /// In Unix milliseconds, as the store keeps it (8 bytes smaller than a `Timestamp`).
+    last_tick: Option<i64>,
 }
 
 /// A schedule's next tick on the heap, ordered by due time. It holds the entry itself (a
 /// removed schedule's entry lives until its stale tick comes up), so firing needs no
 /// lookup by name.
 struct Due {
-    at: Timestamp,
-    generation: u64,
+    /// Unix milliseconds: ticks have millisecond precision at most, and a heap slot of a
+    /// million is 8 bytes smaller than with a `Timestamp`.
+    at: i64,
+    generation: u32,
     entry: Arc<Entry>,
+}
+
+impl Due {
+    fn at(&self) -> Timestamp {
+        from_millis(self.at)
+    }
+}
+
+/// Rounded up, so a tick never fires early, and re-arming after it (with `after` at or
+/// past the real tick) cannot find the same tick again.
+fn ceil_millis(at: Timestamp) -> i64 {
+    let ms = at.as_millisecond();
+    if from_millis(ms) < at { ms + 1 } else { ms }
+}
+
+fn from_millis(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::MAX)
 }
 
 impl PartialEq for Due {
@@ -332,7 +354,7 @@ impl Scheduler {
         let mut state = lock(&entry.state);
         if !state.paused {
             state.paused = true;
-            state.generation += 1;
+            state.generation = state.generation.wrapping_add(1);
             self.inner.log.line("paused", &[("schedule", &name)]);
         }
         Ok(())
@@ -347,7 +369,7 @@ impl Scheduler {
                 return Ok(());
             }
             state.paused = false;
-            state.generation += 1;
+            state.generation = state.generation.wrapping_add(1);
             if !state.disabled {
                 self.arm(&entry, &mut state, Timestamp::now());
             }
@@ -402,7 +424,7 @@ impl Scheduler {
     }
 
     fn insert(&self, mut def: ScheduleDef, now: Timestamp) -> Result<Arc<Entry>, Error> {
-        let name = def.name.clone();
+        let name = def.name.to_string();
         {
             let mut tasks = lock(&self.inner.task_names);
             match tasks.get(&def.task) {
@@ -424,7 +446,7 @@ impl Scheduler {
         });
         {
             let mut entries = lock(&self.inner.entries);
-            if entries.contains(&*name) {
+            if entries.contains(name.as_str()) {
                 return Err(Error::InvalidSchedule {
                     schedule: name.to_string(),
                     message: "a schedule of this name is already registered; names must be unique".to_owned(),
@@ -464,7 +486,7 @@ impl Scheduler {
         state.strategy = Some(closed.clone());
         let running = strategy.start(StrategySender {
             scheduler: self.clone(),
-            schedule: entry.def.name.clone(),
+            schedule: Arc::from(&*entry.def.name),
             strategy: name.clone(),
             options: entry.def.options.clone(),
             closed: closed.clone(),
@@ -480,7 +502,7 @@ impl Scheduler {
     /// Stops the schedule's timer and strategy.
     fn deactivate(state: &mut EntryState) {
         // Bumping the generation makes its heap entry stale.
-        state.generation += 1;
+        state.generation = state.generation.wrapping_add(1);
         if let Some(strategy) = state.strategy.take() {
             strategy.cancel();
         }
@@ -506,7 +528,7 @@ impl Scheduler {
             if disable {
                 Self::deactivate(&mut state);
             } else if !state.paused {
-                state.generation += 1;
+                state.generation = state.generation.wrapping_add(1);
                 self.activate(&entry, &mut state, Timestamp::now());
             }
             drop(state);
@@ -642,7 +664,7 @@ impl Scheduler {
     fn arm(&self, entry: &Arc<Entry>, state: &mut EntryState, after: Timestamp) {
         if let Some(at) = entry.def.next_tick(after) {
             lock(&self.inner.timers).push(Reverse(Due {
-                at,
+                at: ceil_millis(at),
                 generation: state.generation,
                 entry: entry.clone(),
             }));
@@ -697,6 +719,7 @@ impl Scheduler {
             let mut due = Vec::new();
             {
                 let mut timers = lock(&inner.timers);
+                let horizon = horizon.as_millisecond();
                 while timers.peek().is_some_and(|Reverse(top)| top.at <= horizon) {
                     if let Some(Reverse(top)) = timers.pop() {
                         due.push(top);
@@ -706,7 +729,7 @@ impl Scheduler {
             if !due.is_empty() {
                 self.fire(due, now);
             }
-            let next_at = lock(&inner.timers).peek().map(|Reverse(top)| top.at);
+            let next_at = lock(&inner.timers).peek().map(|Reverse(top)| top.at());
             let sleep = match next_at {
                 Some(at) => duration_until(now, at).saturating_sub(LEAD).min(MAX_SLEEP),
                 None => MAX_SLEEP,
@@ -732,7 +755,7 @@ impl Scheduler {
             .map(|due| (due.entry.clone(), due))
             .collect();
         for same_instant in live.chunk_by(|(_, a), (_, b)| a.at == b.at) {
-            let at = same_instant[0].1.at;
+            let at = same_instant[0].1.at();
             let group: Vec<Arc<Entry>> = same_instant.iter().map(|(entry, _)| entry.clone()).collect();
             let this = self.clone();
             self.inner.dispatches.spawn(async move {
@@ -753,7 +776,7 @@ impl Scheduler {
                 self.arm(
                     &entry,
                     &mut state,
-                    due.at.max(now - SignedDuration::from_millis(1)),
+                    due.at().max(now - SignedDuration::from_millis(1)),
                 );
             }
         }
@@ -792,7 +815,7 @@ impl Scheduler {
                 return;
             }
         }
-        lock(&entry.state).last_tick = Some(tick);
+        lock(&entry.state).last_tick = Some(tick.as_millisecond());
         inner.log.line(
             "trigger",
             &[
@@ -1031,7 +1054,7 @@ impl Entry {
             next: (!state.paused && !state.disabled)
                 .then(|| def.next_tick(Timestamp::now()))
                 .flatten(),
-            last_tick: state.last_tick,
+            last_tick: state.last_tick.map(from_millis),
             options: Value::clone(&def.options),
         }
     }
