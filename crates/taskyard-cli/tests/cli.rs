@@ -79,7 +79,7 @@ fn cron_next_prints_rfc3339_json_with_the_dst_rule() {
 
 #[test]
 fn cron_explain_describes_and_lists_five_times() {
-    let output = taskyard(&[
+    let args = [
         "cron",
         "explain",
         "*/5 9-17 * * MON-FRI",
@@ -87,7 +87,8 @@ fn cron_explain_describes_and_lists_five_times() {
         "UTC",
         "--from",
         "2026-01-01T00:00:00Z",
-    ]);
+    ];
+    let output = taskyard(&args);
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).expect("utf-8");
     assert!(
@@ -100,16 +101,7 @@ fn cron_explain_describes_and_lists_five_times() {
     );
     assert_eq!(text.lines().count(), 7, "{text}");
 
-    let output = taskyard(&[
-        "cron",
-        "explain",
-        "*/5 9-17 * * MON-FRI",
-        "--tz",
-        "UTC",
-        "--from",
-        "2026-01-01T00:00:00Z",
-        "--json",
-    ]);
+    let output = taskyard(&[&args[..], &["--json"]].concat());
     assert!(output.status.success());
     let explained: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(explained["expression"], "*/5 9-17 * * MON-FRI");
