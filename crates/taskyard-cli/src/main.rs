@@ -195,16 +195,14 @@ fn main() -> ExitCode {
 
 fn run_task_command(url: Option<String>, command: TaskCommand) -> Result<(), CliError> {
     // The payload is checked before the app is even looked for.
-    if let TaskCommand::Run { payload, .. } = &command {
-        remote::parse_payload(payload.as_deref())?;
-    }
+    let payload = match &command {
+        TaskCommand::Run { payload, .. } => remote::parse_payload(payload.as_deref())?,
+        _ => serde_json::Value::Null,
+    };
     let client = Client::discover(url)?;
     match command {
         TaskCommand::List { json } => remote::task_list(&client, json),
-        TaskCommand::Run { name, payload, json } => {
-            let payload = remote::parse_payload(payload.as_deref())?;
-            remote::task_run(&client, &name, payload, json)
-        }
+        TaskCommand::Run { name, json, .. } => remote::task_run(&client, &name, payload, json),
         TaskCommand::Runs {
             task,
             status,

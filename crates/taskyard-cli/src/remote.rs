@@ -65,17 +65,36 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-pub fn task_list(client: &Client, json: bool) -> Outcome {
-    let tasks = client.get("/_tasks")?;
-    let tasks = tasks["tasks"].as_array().cloned().unwrap_or_default();
+/// The array under `key` of `GET path`, or `None` once it has been printed as JSON or
+/// found empty (with `empty` said instead).
+fn listing(
+    client: &Client,
+    path: &str,
+    key: &str,
+    json: bool,
+    empty: &str,
+) -> Result<Option<Vec<Value>>, CliError> {
+    let mut reply = client.get(path)?;
+    let items = match reply[key].take() {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
     if json {
-        print_json(&Value::Array(tasks));
-        return Ok(());
+        print_json(&Value::Array(items));
+        return Ok(None);
     }
-    if tasks.is_empty() {
-        println!("the app at {} has no tasks", client.base());
-        return Ok(());
+    if items.is_empty() {
+        println!("{empty}");
+        return Ok(None);
     }
+    Ok(Some(items))
+}
+
+pub fn task_list(client: &Client, json: bool) -> Outcome {
+    let empty = format!("the app at {} has no tasks", client.base());
+    let Some(tasks) = listing(client, "/_tasks", "tasks", json, &empty)? else {
+        return Ok(());
+    };
     let rows = tasks
         .iter()
         .map(|task| {
@@ -214,16 +233,10 @@ pub fn task_runs(
         query.append_pair("status", status);
     }
     query.append_pair("limit", &limit.to_string());
-    let runs = client.get(&format!("/_tasks/runs?{}", query.finish()))?;
-    let runs = runs["runs"].as_array().cloned().unwrap_or_default();
-    if json {
-        print_json(&Value::Array(runs));
+    let path = format!("/_tasks/runs?{}", query.finish());
+    let Some(runs) = listing(client, &path, "runs", json, "no runs")? else {
         return Ok(());
-    }
-    if runs.is_empty() {
-        println!("no runs");
-        return Ok(());
-    }
+    };
     let rows = runs
         .iter()
         .map(|run| {
@@ -260,16 +273,10 @@ pub fn task_cancel(client: &Client, id: &str, json: bool) -> Outcome {
 }
 
 pub fn schedule_list(client: &Client, json: bool) -> Outcome {
-    let schedules = client.get("/_tasks/schedules")?;
-    let schedules = schedules["schedules"].as_array().cloned().unwrap_or_default();
-    if json {
-        print_json(&Value::Array(schedules));
+    let empty = format!("the app at {} has no schedules", client.base());
+    let Some(schedules) = listing(client, "/_tasks/schedules", "schedules", json, &empty)? else {
         return Ok(());
-    }
-    if schedules.is_empty() {
-        println!("the app at {} has no schedules", client.base());
-        return Ok(());
-    }
+    };
     let rows = schedules
         .iter()
         .map(|schedule| {

@@ -8,6 +8,15 @@ use serde_json::{Map, Value, json};
 
 use super::HttpError;
 
+/// The payload a request body carries ([`json`] then [`payload`]).
+pub(super) fn body_payload(
+    uri: &Uri,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Map<String, Value>, HttpError> {
+    payload(uri, json(uri, body, limit)?)
+}
+
 /// The body as JSON: `None` when it is empty; 413 over the limit, 400 when it is not JSON.
 pub(super) fn json(
     uri: &Uri,

@@ -65,7 +65,7 @@ async fn run(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, HttpError> {
     let mut payload = body::query_object(&uri);
-    let from_body = body::payload(&uri, body::json(&uri, body, api.body_limit)?)?;
+    let from_body = body::body_payload(&uri, body, api.body_limit)?;
     payload.extend(from_body);
     let request = RunRequest::new(name)
         .payload(Value::Object(payload))

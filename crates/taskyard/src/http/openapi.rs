@@ -64,8 +64,7 @@ pub(super) async fn document(Extension(api): Extension<Api>) -> Json<Value> {
 /// points its references there, since `#/$defs/...` would resolve against the document.
 fn hoist(component: &str, mut schema: Value, schemas: &mut Map<String, Value>) -> Value {
     if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|object| object.remove("$defs")) {
-        for (name, def) in defs {
-            let mut def = def;
+        for (name, mut def) in defs {
             rewrite_refs(component, &mut def);
             schemas.insert(format!("{component}.{name}"), def);
         }
@@ -102,6 +101,14 @@ fn schema_ref(name: &str) -> Value {
 
 fn ok(description: &str, schema: Value) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+/// A response `{key: [schema, …]}`.
+fn listing(description: &str, key: &str, schema: &str) -> Value {
+    ok(
+        description,
+        json!({ "type": "object", "properties": { key: { "type": "array", "items": schema_ref(schema) } } }),
+    )
 }
 
 fn error() -> Value {
@@ -166,10 +173,7 @@ fn base_paths() -> Map<String, Value> {
     let paths = json!({
         "/_tasks": { "get": {
             "operationId": "listTasks", "summary": "Every task, with its payload schema",
-            "responses": { "200": ok("The tasks", json!({
-                "type": "object",
-                "properties": { "tasks": { "type": "array", "items": schema_ref("Task") } }
-            })) }
+            "responses": { "200": listing("The tasks", "tasks", "Task") }
         } },
         "/_tasks/health": { "get": {
             "operationId": "health", "summary": "This instance's state",
@@ -185,10 +189,7 @@ fn base_paths() -> Map<String, Value> {
                 query_parameter("unfinished", "Only queued or running runs", json!({ "type": "boolean" })),
                 query_parameter("limit", "At most this many", json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }))
             ],
-            "responses": { "200": ok("The runs", json!({
-                "type": "object",
-                "properties": { "runs": { "type": "array", "items": schema_ref("Run") } }
-            })), "400": error() }
+            "responses": { "200": listing("The runs", "runs", "Run"), "400": error() }
         } },
         "/_tasks/runs/{id}": { "get": {
             "operationId": "getRun", "summary": "One run", "parameters": [id.clone()],
@@ -203,10 +204,7 @@ fn base_paths() -> Map<String, Value> {
         } },
         "/_tasks/schedules": { "get": {
             "operationId": "listSchedules", "summary": "Every schedule, with its next fire time",
-            "responses": { "200": ok("The schedules", json!({
-                "type": "object",
-                "properties": { "schedules": { "type": "array", "items": schema_ref("Schedule") } }
-            })) }
+            "responses": { "200": listing("The schedules", "schedules", "Schedule") }
         } },
         "/_tasks/schedules/{name}": { "get": {
             "operationId": "getSchedule", "summary": "One schedule", "parameters": [schedule.clone()],

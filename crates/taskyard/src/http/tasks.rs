@@ -83,7 +83,7 @@ async fn start_run(
             return Err(bad_query(&uri, "wait", other, "`true` or `false`"));
         }
     };
-    let payload = body::payload(&uri, body::json(&uri, body, api.body_limit)?)?;
+    let payload = body::body_payload(&uri, body, api.body_limit)?;
     let trigger = match headers.get(CLIENT_HEADER).and_then(|value| value.to_str().ok()) {
         Some("cli") => Trigger::Cli,
         _ => Trigger::Http,
