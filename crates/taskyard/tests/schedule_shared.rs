@@ -132,7 +132,13 @@ async fn send_all_runs_once_on_every_instance_and_send_one_only_here() {
 }
 
 /// Two instances with the same `worker` schedule, ticking faster than its runs last.
-async fn overlapping(backend: &Backend, overlap: Overlap) -> (Seen, Vec<taskyard::RunRecord>) {
+/// Runs for `watch`; the second instance takes part in the spread only once the first
+/// has seen it (membership refreshes every second).
+async fn overlapping(
+    backend: &Backend,
+    overlap: Overlap,
+    watch: Duration,
+) -> (Seen, Vec<taskyard::RunRecord>) {
     let seen = Seen::default();
     let instance = || {
         App::new()
@@ -144,7 +150,7 @@ async fn overlapping(backend: &Backend, overlap: Overlap) -> (Seen, Vec<taskyard
     };
     let a = start(backend, instance()).await;
     let b = start(backend, instance()).await;
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    tokio::time::sleep(watch).await;
     let runs = a
         .runtime()
         .list_runs(&RunFilter::default().task("slow").limit(1000))
@@ -165,7 +171,10 @@ fn tick(trigger: &Trigger) -> Timestamp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_holds_across_instances() {
     for backend in common::durable_backends().await {
-        let (seen, _) = overlapping(&backend, Overlap::Skip).await;
+        // Each run spans three ticks, so about one tick in four runs, each on an instance
+        // picked by hash: six seconds give a dozen picks, and all on one instance would
+        // be a 1-in-2,000 event.
+        let (seen, _) = overlapping(&backend, Overlap::Skip, Duration::from_secs(6)).await;
         let runs = seen.runs();
         assert_eq!(
             seen.peak.load(Ordering::SeqCst),
@@ -183,7 +192,7 @@ async fn skip_holds_across_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_holds_across_instances_and_keeps_tick_order() {
     for backend in common::durable_backends().await {
-        let (seen, _) = overlapping(&backend, Overlap::Queue).await;
+        let (seen, _) = overlapping(&backend, Overlap::Queue, Duration::from_secs(3)).await;
         let runs = seen.runs();
         assert_eq!(
             seen.peak.load(Ordering::SeqCst),

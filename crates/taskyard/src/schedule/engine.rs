@@ -1095,3 +1095,40 @@ fn inactive(schedule: &str, state: &'static str) -> Error {
 fn duration_until(now: Timestamp, at: Timestamp) -> Duration {
     Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Share of `ticks` (every `every`-th of a 150 ms schedule) that go to member 0 of
+    /// `members`, and the longest run of ticks in a row sent to one member.
+    fn spread(members: u64, every: i64) -> (f64, usize) {
+        let base = Timestamp::from_millisecond(1_795_000_000_000).expect("ts");
+        let picks: Vec<u64> = (0..3000)
+            .map(|k| base + SignedDuration::from_millis(150 * every * k))
+            .map(|tick| spread_hash("slow", Some(tick)) % members)
+            .collect();
+        let share = picks.iter().filter(|&&pick| pick == 0).count() as f64 / picks.len() as f64;
+        let longest = picks.chunk_by(|a, b| a == b).map(<[u64]>::len).max().unwrap_or(0);
+        (share, longest)
+    }
+
+    #[test]
+    fn ticks_spread_evenly_over_the_members() {
+        for members in [2, 3] {
+            for every in [1, 3, 4] {
+                let (share, longest) = spread(members, every);
+                let fair = 1.0 / members as f64;
+                assert!(
+                    (share - fair).abs() < 0.05,
+                    "{members} members, every {every}: {share}"
+                );
+                // Random picks out of 3000 make runs longer than 16 very unlikely.
+                assert!(
+                    longest <= 16,
+                    "{members} members, every {every}: {longest} in a row"
+                );
+            }
+        }
+    }
+}
