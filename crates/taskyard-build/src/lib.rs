@@ -169,11 +169,11 @@ pub fn render_app(manifest_dir: &Path, app: &AppSources) -> String {
             file.display_path(),
         );
     }
-    if let Some(config) = &app.config {
-        let _ = write!(
-            code,
-            "\n        .config_toml(\"taskyard.toml\", include_str!({:?}))",
-            config.display().to_string()
+    if app.config.is_some() {
+        // Paths from `CARGO_MANIFEST_DIR`, so the generated code names no folder of the
+        // machine that built it.
+        code.push_str(
+            "\n        .app_config(\n            \"taskyard.toml\",\n            include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/taskyard.toml\")),\n            concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/taskyard.toml\"),\n        )",
         );
     }
     code.push_str("\n}\n");

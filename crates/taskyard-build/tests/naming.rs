@@ -116,10 +116,12 @@ fn generated_code_registers_schedule_files_and_embeds_taskyard_toml() {
         "{code}"
     );
     assert!(
-        code.contains(&format!(
-            ".config_toml(\"taskyard.toml\", include_str!({:?}))",
-            config.display().to_string()
-        )),
+        code.contains("include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/taskyard.toml\"))"),
         "{code}"
+    );
+    assert!(code.contains(".app_config("), "{code}");
+    assert!(
+        !code.contains(&config.display().to_string()),
+        "the embedded config is named by a machine path: {code}"
     );
 }

@@ -29,6 +29,7 @@ fn tasks_lists_the_quickstart_tasks_as_json() {
             "demo:fail",
             "demo:heartbeat",
             "demo:heartbeat-all",
+            "demo:report",
             "demo:slow",
             "echo:payload"
         ]

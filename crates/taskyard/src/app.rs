@@ -19,7 +19,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{Config, ConfigWatch};
 use crate::http::TasksAccess;
+use crate::lifecycle::{Lifecycle, LifecycleBuilder, Setup};
 use crate::run::RuntimeParts;
 use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
 use crate::schedule::log::ScheduleLog;
@@ -46,6 +48,9 @@ pub struct App {
     time_zone: Option<String>,
     body_limit: usize,
     tasks_access: Option<TasksAccess>,
+    config: Config,
+    lifecycle: LifecycleBuilder,
+    listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for App {
@@ -71,7 +76,50 @@ impl App {
             time_zone: None,
             body_limit: crate::http::DEFAULT_BODY_LIMIT,
             tasks_access: None,
+            config: Config::default(),
+            lifecycle: LifecycleBuilder::default(),
+            listen: None,
         }
+    }
+
+    /// The address [`serve`](App::serve) listens on, instead of `HOST:PORT`.
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// The setup phase: create signals and register lifecycle tasks (see
+    /// [`lifecycle`](crate::lifecycle)). May be called more than once; registrations add up,
+    /// in order.
+    ///
+    /// ```
+    /// use taskyard::{App, TaskError};
+    ///
+    /// let app = App::new().setup(|cx| {
+    ///     let ready = cx.signal(false);
+    ///     cx.use_task("prepare", move |_t| {
+    ///         let ready = ready.clone();
+    ///         async move {
+    ///             ready.set(true); // before the server listens
+    ///             Ok::<_, TaskError>(())
+    ///         }
+    ///     });
+    /// });
+    /// # drop(app);
+    /// ```
+    pub fn setup(mut self, setup: impl FnOnce(&mut Setup<'_>)) -> Self {
+        let mut cx = Setup {
+            lifecycle: &mut self.lifecycle,
+            state: &mut self.state,
+            config: &self.config,
+        };
+        setup(&mut cx);
+        self
+    }
+
+    /// The values of the app's `taskyard.toml`, as signals that follow the file.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Registers a schedule. Its values are checked when the app starts; a schedule with a
@@ -138,14 +186,42 @@ impl App {
         self
     }
 
-    /// Reads the schedules of a `taskyard.toml` (`[scheduled_tasks]` and
-    /// `[schedules.NAME]`); `origin` names it in error messages. The code `taskyard-build`
-    /// generates calls this with the app's `taskyard.toml` when there is one.
-    pub fn config_toml(mut self, origin: &str, text: &str) -> Self {
-        match crate::schedule::config::schedules_from_toml(origin, text) {
+    /// Uses `text` as the app's `taskyard.toml`: its schedules (`[scheduled_tasks]` and
+    /// `[schedules.NAME]`) and its values ([`App::config`]). `origin` names it in error
+    /// messages. The values do not change while the app runs; see [`App::config_file`].
+    pub fn config_toml(self, origin: &str, text: &str) -> Self {
+        let config = Config::from_text(origin, text);
+        self.use_config(config)
+    }
+
+    /// Uses the file at `path` as the app's `taskyard.toml`, and watches it while the app
+    /// runs: signals made from it follow its changes.
+    pub fn config_file(self, path: impl AsRef<std::path::Path>) -> Self {
+        let config = Config::from_file(path.as_ref());
+        self.use_config(config)
+    }
+
+    /// The app's `taskyard.toml` as `taskyard-build` embedded it (read from `built_from`);
+    /// `TASKYARD_CONFIG`, or in debug builds the file itself, takes over when present.
+    #[doc(hidden)]
+    pub fn app_config(self, origin: &str, embedded: &str, built_from: &str) -> Self {
+        let config = Config::for_app(origin, embedded, built_from);
+        self.use_config(config)
+    }
+
+    fn use_config(mut self, config: Result<Config, Error>) -> Self {
+        let config = match config {
+            Ok(config) => config,
+            Err(error) => {
+                self.errors.push(error);
+                return self;
+            }
+        };
+        match crate::schedule::config::schedules_from_toml(config.origin(), &config.text(), &config) {
             Ok(schedules) => self.schedules.extend(schedules),
             Err(error) => self.errors.push(error),
         }
+        self.config = config;
         self
     }
 
@@ -247,8 +323,11 @@ impl App {
     }
 
     /// Checks the definitions, opens the store and starts the runtime, without serving HTTP.
-    pub async fn start(self) -> Result<RunningApp, Error> {
-        if let Some(error) = self.errors.into_iter().next() {
+    pub async fn start(mut self) -> Result<RunningApp, Error> {
+        let mut errors = std::mem::take(&mut self.errors);
+        errors.append(&mut self.lifecycle.errors);
+        errors.extend(self.config.take_errors());
+        if let Some(error) = errors.into_iter().next() {
             return Err(error);
         }
         // Every definition is checked before anything starts.
@@ -309,10 +388,14 @@ impl App {
             None => ScheduleLog::disabled(),
         };
         let scheduler = Scheduler::new(runtime.clone(), store, settings, log);
-        scheduler.start(defs).await?;
-        Ok(RunningApp {
+        let config_watch = self.config.watch()?;
+        let lifecycle = Lifecycle::new(self.lifecycle, runtime.clone());
+        let app = RunningApp {
             runtime,
             scheduler,
+            lifecycle,
+            config: self.config,
+            config_watch,
             routes: self.routes,
             shutdown_grace: self.shutdown_grace,
             stop_lease,
@@ -320,13 +403,27 @@ impl App {
             body_limit: self.body_limit,
             tasks_access: self.tasks_access.unwrap_or_else(TasksAccess::from_env),
             background,
-        })
+        };
+        // Startup tasks run before the schedules start and before the server listens.
+        if let Err(error) = app.lifecycle.start().await {
+            app.shutdown().await;
+            return Err(error);
+        }
+        if let Err(error) = app.scheduler.start(defs).await {
+            app.shutdown().await;
+            return Err(error);
+        }
+        Ok(app)
     }
 
-    /// Starts the app and serves HTTP on `HOST:PORT` (default `127.0.0.1:3000`) until
-    /// Ctrl-C or SIGTERM, then shuts down gracefully.
+    /// Starts the app — its startup tasks first — then serves HTTP on `HOST:PORT` (default
+    /// `127.0.0.1:3000`, or [`App::listen`]) until Ctrl-C or SIGTERM, then shuts down
+    /// gracefully.
     pub async fn serve(self) -> Result<(), Error> {
-        let addr = crate::config::listen_addr()?;
+        let addr = match self.listen {
+            Some(addr) => addr,
+            None => crate::config::listen_addr()?,
+        };
         let app = self.start().await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -342,6 +439,9 @@ impl App {
 pub struct RunningApp {
     runtime: Runtime,
     scheduler: Scheduler,
+    lifecycle: Lifecycle,
+    config: Config,
+    config_watch: Option<ConfigWatch>,
     routes: axum::Router,
     shutdown_grace: Duration,
     stop_lease: CancellationToken,
@@ -362,6 +462,16 @@ impl RunningApp {
         &self.scheduler
     }
 
+    /// The lifecycle tasks, resources and computed values.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The app's `taskyard.toml` values.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Runs a schedule's job once, here and now, ignoring its type and `disable`, and
     /// returns its result (egg's `app.runSchedule`).
     pub async fn run_schedule(&self, name: &str) -> Result<serde_json::Value, Error> {
@@ -376,11 +486,26 @@ impl RunningApp {
         let api = crate::http::Api {
             runtime: self.runtime.clone(),
             scheduler: self.scheduler.clone(),
+            lifecycle: self.lifecycle.clone(),
             closing: self.closing.clone(),
             body_limit: self.body_limit,
         };
-        crate::http::router(api, self.tasks_access.clone(), self.routes.clone())
-            .layer(axum::Extension(self.runtime.clone()))
+        let router = crate::http::router(api, self.tasks_access.clone(), self.routes.clone())
+            .layer(axum::Extension(self.runtime.clone()));
+        if self.lifecycle.watches_requests() {
+            return router.layer(axum::middleware::from_fn_with_state(
+                self.lifecycle.clone(),
+                crate::http::lifecycle::watch_requests,
+            ));
+        }
+        router
+    }
+
+    /// Tells the lifecycle the server is listening: the `Ready` visible tasks start, and
+    /// the `Idle` ones wait for a quiet moment. [`serve_on`](Self::serve_on) calls it; call
+    /// it yourself if you serve [`router`](Self::router) another way.
+    pub fn ready(&self) {
+        self.lifecycle.ready();
     }
 
     /// Serves HTTP on `listener` until `signal` completes, then shuts down. While it
@@ -412,6 +537,7 @@ impl RunningApp {
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());
+        self.ready();
         // Runs must be stopped while the server drains: requests waiting on a run end
         // when that run ends.
         let runtime_down = async {
@@ -431,6 +557,8 @@ impl RunningApp {
         // runs are going log their end once the runtime has stopped them.
         self.scheduler.stop();
         self.closing.cancel();
+        // Lifecycle cleanups may still run tasks, so they go before the runtime stops.
+        self.lifecycle.shutdown(self.shutdown_grace).await;
         self.runtime.shutdown(self.shutdown_grace).await;
         self.scheduler.wait().await;
         self.stop_lease.cancel();
@@ -438,8 +566,10 @@ impl RunningApp {
             runtime,
             scheduler,
             background,
+            config_watch,
             ..
         } = self;
+        drop(config_watch);
         // Dropping the runtime closes the recorder's channel so the writer drains and ends;
         // dropping the scheduler does the same for the schedule log.
         drop(scheduler);

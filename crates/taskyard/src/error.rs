@@ -79,6 +79,10 @@ pub enum Error {
     #[error("Invalid configuration: {0}")]
     Config(String),
 
+    /// A lifecycle task failed while the app was starting, so the app did not start.
+    #[error("Lifecycle task `{task}` failed, so the app did not start: {message}")]
+    Lifecycle { task: String, message: String },
+
     /// The run history store failed.
     #[error("Store error ({backend}): {source}")]
     Store {
@@ -124,7 +128,9 @@ impl Error {
             | Error::Config(_)
             | Error::DuplicateTask { .. }
             | Error::InvalidSchedule { .. } => ErrorKind::InvalidInput,
-            Error::TaskFailed { .. } | Error::TaskPanicked { .. } => ErrorKind::Failed,
+            Error::TaskFailed { .. } | Error::TaskPanicked { .. } | Error::Lifecycle { .. } => {
+                ErrorKind::Failed
+            }
             Error::TimedOut { .. } => ErrorKind::TimedOut,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::ShuttingDown | Error::ScheduleInactive { .. } => ErrorKind::Unavailable,

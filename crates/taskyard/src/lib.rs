@@ -20,12 +20,15 @@
 //! ```
 //!
 //! The crate is laid out by domain: [`task`] (definitions), [`run`] (the runtime),
-//! [`store`] (history), [`http`] (endpoints), [`app`] (putting it together).
+//! [`store`] (history), [`schedule`] (timers), [`lifecycle`] (startup tasks and signals),
+//! [`http`] (endpoints), [`app`] (putting it together).
 
 pub mod app;
 pub mod config;
 mod error;
 pub mod http;
+pub mod lifecycle;
+pub mod route;
 pub mod run;
 pub mod schedule;
 mod signal;

@@ -44,8 +44,16 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Signal<T> {
         }
     }
 
-    /// The current value.
+    /// The current value. Read inside a lifecycle task's `track(|| …)`, the signal becomes
+    /// one of that task's dependencies.
     pub fn get(&self) -> T {
+        if crate::lifecycle::track::collecting() {
+            // Subscribe before reading, so a change right after the read is not missed.
+            let mut receiver = self.sender.subscribe();
+            let value = receiver.borrow_and_update().clone();
+            crate::lifecycle::track::collect(receiver);
+            return value;
+        }
         self.sender.borrow().clone()
     }
 

@@ -17,6 +17,20 @@
 //! curl -N 'localhost:3000/_tasks/events'              # live run events
 //! ```
 //!
+//! Lifecycle (`src/lifecycle.rs`): the `prepare` task runs before the server listens;
+//! `feature-watch` re-runs, after its cleanup, each time the flag changes; `warm-hello` runs
+//! on the first request under `/hello/`; `feature-report` is a resource derived from the flag:
+//!
+//! ```text
+//! curl localhost:3000/hello/nitro                                # starts warm-hello
+//! curl -X POST localhost:3000/api/feature -d '{"enabled":true}'   # feature-watch re-runs
+//! curl localhost:3000/api/feature
+//! curl localhost:3000/_tasks/lifecycle
+//! ```
+//!
+//! Set `reports_paused = true` in `taskyard.toml` while the app runs: the `report` schedule
+//! stops (`taskyard schedule list`), and resumes when it is set back.
+//!
 //! The command line finds the app through `.taskyard/dev.json`, which the app writes while
 //! it serves.
 //!
@@ -37,6 +51,9 @@
 
 use std::time::Duration;
 
+pub mod lifecycle;
+pub mod routes;
+
 taskyard::include_app!();
 
 /// The demo app, with the shutdown grace period from `TASKYARD_SHUTDOWN_GRACE_MS`.
@@ -46,5 +63,8 @@ pub fn demo() -> taskyard::App {
         .and_then(|ms| ms.parse().ok())
         .map(Duration::from_millis)
         .unwrap_or(Duration::from_secs(10));
-    app().shutdown_grace(grace)
+    app()
+        .setup(lifecycle::setup)
+        .routes(routes::routes())
+        .shutdown_grace(grace)
 }

@@ -9,6 +9,7 @@ mod access;
 mod body;
 mod error;
 mod events;
+pub(crate) mod lifecycle;
 mod nitro;
 mod openapi;
 mod tasks;
@@ -36,6 +37,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 pub(crate) struct Api {
     pub runtime: Runtime,
     pub scheduler: Scheduler,
+    pub lifecycle: crate::lifecycle::Lifecycle,
     /// Cancelled when the app shuts down: open event streams end.
     pub closing: CancellationToken,
     pub body_limit: usize,

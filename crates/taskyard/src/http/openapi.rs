@@ -212,6 +212,10 @@ fn base_paths() -> Map<String, Value> {
         } },
         "/_tasks/schedules/{name}/pause": schedule_change("pauseSchedule", "Stop a schedule's timer on this instance"),
         "/_tasks/schedules/{name}/resume": schedule_change("resumeSchedule", "Restart a paused schedule's timer"),
+        "/_tasks/lifecycle": { "get": {
+            "operationId": "listLifecycle", "summary": "Every lifecycle task, visible task, resource and computed value",
+            "responses": { "200": listing("The lifecycle nodes, in registration order", "lifecycle", "LifecycleNode") }
+        } },
         "/_tasks/events": { "get": {
             "operationId": "events", "summary": "Run events as server-sent events",
             "parameters": [
@@ -280,6 +284,17 @@ fn base_schemas() -> Map<String, Value> {
                 "data": {}
             },
             "required": ["error", "url", "statusCode", "statusMessage", "message"]
+        },
+        "LifecycleNode": {
+            "type": "object",
+            "properties": {
+                "name": { "type": "string" },
+                "kind": { "type": "string", "enum": ["task", "visible_task", "resource", "computed"] },
+                "runs": { "type": "integer", "minimum": 0 },
+                "state": { "type": "string", "enum": ["waiting", "running", "idle", "failed", "stopped"] },
+                "last_error": { "type": ["string", "null"] }
+            },
+            "required": ["name", "kind", "runs", "state", "last_error"]
         },
         "RunStatus": {
             "type": "string",

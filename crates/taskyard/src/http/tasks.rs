@@ -32,6 +32,7 @@ pub(super) fn routes() -> Router {
         .route("/schedules/{name}", get(get_schedule))
         .route("/schedules/{name}/pause", post(pause_schedule))
         .route("/schedules/{name}/resume", post(resume_schedule))
+        .route("/lifecycle", get(super::lifecycle::list))
         .route("/events", get(super::events::stream))
         .route("/openapi.json", get(super::openapi::document))
 }

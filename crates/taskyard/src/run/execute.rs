@@ -210,7 +210,7 @@ async fn run_attempt(
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -28,6 +28,7 @@ use self::active::{ActiveRun, duration_ms};
 pub use self::context::TaskContext;
 pub use self::events::{RunEvent, RunEventKind};
 use self::execute::AttemptEnd;
+pub(crate) use self::execute::panic_message;
 pub(crate) use self::gate::lock;
 use self::gate::{Gate, GateKey, InFlight, TaskSlot, Wait};
 pub use self::record::{Attempt, Progress, RunId, RunRecord, RunStatus};

@@ -12,6 +12,8 @@
 //! cron = "0 0 3 * * *"
 //! cron_options = { tz = "Europe/Paris" }
 //! task = "db:cleanup"
+//! # stopped and started again as this flag of the file flips
+//! disable = { config = "features.maintenance" }
 //! ```
 //!
 //! A Nitro-form schedule is named `TASK@CRON` (`cms:update@* * * * *`) and has type
@@ -24,6 +26,7 @@ use toml::{Table, Value as Toml};
 use super::definition::{CATCH_UP_ALL_DEFAULT, CatchUp, Overlap, Schedule};
 use super::interval::IntervalSpec;
 use crate::Error;
+use crate::config::Config;
 
 /// The options a `[schedules.NAME]` table of type `worker` or `all` may have. Tables of a
 /// custom type may have others; they reach the strategy.
@@ -44,7 +47,11 @@ const KNOWN: &[&str] = &[
 
 /// Every schedule `text` (the contents of `origin`, e.g. `taskyard.toml`) defines: the
 /// Nitro form first, then the tables, each sorted by key.
-pub(crate) fn schedules_from_toml(origin: &str, text: &str) -> Result<Vec<(String, Schedule)>, Error> {
+pub(crate) fn schedules_from_toml(
+    origin: &str,
+    text: &str,
+    config: &Config,
+) -> Result<Vec<(String, Schedule)>, Error> {
     let table: Table = text
         .parse()
         .map_err(|e: toml::de::Error| Error::Config(format!("{origin}: {e}")))?;
@@ -79,7 +86,7 @@ pub(crate) fn schedules_from_toml(origin: &str, text: &str) -> Result<Vec<(Strin
                 schedule: name.clone(),
                 message: format!("in {origin}, `schedules.{name}` must be a table of options"),
             })?;
-            schedules.push((name.clone(), schedule_from_table(name, options)?));
+            schedules.push((name.clone(), schedule_from_table(name, options, config)?));
         }
     }
     Ok(schedules)
@@ -91,7 +98,7 @@ fn nitro_error(origin: &str, cron: &str) -> Error {
     ))
 }
 
-fn schedule_from_table(name: &str, options: &Table) -> Result<Schedule, Error> {
+fn schedule_from_table(name: &str, options: &Table, config: &Config) -> Result<Schedule, Error> {
     let fail = |message: String| Error::InvalidSchedule {
         schedule: name.to_owned(),
         message,
@@ -163,9 +170,20 @@ fn schedule_from_table(name: &str, options: &Table) -> Result<Schedule, Error> {
         };
         schedule = schedule.interval(spec);
     }
-    schedule = schedule
-        .immediate(boolean("immediate")?)
-        .disable(boolean("disable")?);
+    schedule = schedule.immediate(boolean("immediate")?);
+    schedule = match options.get("disable") {
+        // `disable = { config = "features.reports_off" }`: follows that flag of the file.
+        Some(Toml::Table(follow)) => match (follow.get("config"), follow.len()) {
+            (Some(Toml::String(key)), 1) => schedule.disable(config.flag(key)),
+            _ => {
+                return Err(fail(
+                    "`disable` must be true, false, or { config = \"key.of.a.flag\" } to follow a flag of taskyard.toml"
+                        .to_owned(),
+                ));
+            }
+        },
+        _ => schedule.disable(boolean("disable")?),
+    };
     if let Some(env) = options.get("env") {
         let list = env
             .as_array()
@@ -285,7 +303,7 @@ mod tests {
             path = "/hooks/cleanup"
             task = "db:cleanup"
         "#;
-        let schedules = schedules_from_toml("taskyard.toml", text).expect("valid");
+        let schedules = schedules_from_toml("taskyard.toml", text, &Config::default()).expect("valid");
         let names: Vec<&str> = schedules.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(
             names,
@@ -312,7 +330,7 @@ mod tests {
     #[test]
     fn mistakes_are_named() {
         let err = |text: &str| {
-            schedules_from_toml("taskyard.toml", text)
+            schedules_from_toml("taskyard.toml", text, &Config::default())
                 .err()
                 .expect("invalid")
                 .to_string()

@@ -9,11 +9,19 @@
 //! | `TASKYARD_ENV` | `development` in debug builds, `production` in release builds | the app's environment, matched by a schedule's `env` list |
 //! | `TZ` | `UTC` | default time zone of cron schedules (an IANA name) |
 //! | `TASKYARD_TASKS_TOKEN` | unset | in production, turns the task endpoints on and is the bearer token they require |
+//! | `TASKYARD_CONFIG` | unset | a `taskyard.toml` to read and watch instead of the copy built into the app |
+//!
+//! The app's own `taskyard.toml` is read through [`Config`] (`file.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::Error;
+
+mod file;
+
+pub(crate) use self::file::ConfigWatch;
+pub use self::file::{CONFIG_VAR, Config};
 
 /// The folder that holds the app's state.
 pub fn data_dir() -> PathBuf {
