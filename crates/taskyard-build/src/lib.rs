@@ -35,8 +35,10 @@
 //! A `taskyard.toml` beside `Cargo.toml` is embedded too: its `[scheduled_tasks]` and
 //! `[schedules.NAME]` tables are read when the app starts.
 
+mod route;
 mod scan;
 
+pub use route::{METHODS, RouteConflict, RouteEnv, RouteFile, RouteSpec, route_conflicts, route_from_file};
 pub use scan::{ScanError, TaskFile, scan_schedules, scan_tasks, task_name};
 
 use std::fmt::Write as _;
