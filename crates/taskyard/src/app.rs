@@ -217,7 +217,7 @@ impl App {
                 return self;
             }
         };
-        match crate::schedule::config::schedules_from_toml(config.origin(), &config.text(), &config) {
+        match crate::schedule::config::schedules_from_config(&config) {
             Ok(schedules) => self.schedules.extend(schedules),
             Err(error) => self.errors.push(error),
         }

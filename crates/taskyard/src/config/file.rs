@@ -119,9 +119,9 @@ impl Config {
         self.inner.path.as_deref()
     }
 
-    /// The text the current values were read from.
-    pub(crate) fn text(&self) -> String {
-        lock(&self.inner.state).text.clone()
+    /// The current values, as parsed.
+    pub(crate) fn table(&self) -> Table {
+        lock(&self.inner.state).table.clone()
     }
 
     /// A signal holding the value at `key` (dotted: `features.reports`), or `default` while
@@ -178,11 +178,11 @@ impl Config {
     /// Replaces the values with those of `text`: every signal made from them is updated. On
     /// a parse error nothing changes.
     pub(crate) fn reload(&self, text: &str) -> Result<(), Error> {
-        let table = parse(&self.inner.origin, text)?;
-        let mut state = lock(&self.inner.state);
-        if state.text == text {
+        if lock(&self.inner.state).text == text {
             return Ok(());
         }
+        let table = parse(&self.inner.origin, text)?;
+        let mut state = lock(&self.inner.state);
         for section in ["scheduled_tasks", "schedules"] {
             if state.table.get(section) != table.get(section) {
                 tracing::warn!(

@@ -71,6 +71,10 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Follow for ComputedNode<T> {
 }
 
 impl<T: Send + Sync + 'static> Node for ComputedNode<T> {
+    fn name(&self) -> Arc<str> {
+        self.status.name().clone()
+    }
+
     fn info(&self) -> LifecycleInfo {
         self.status.info()
     }

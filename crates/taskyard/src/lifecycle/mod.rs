@@ -80,6 +80,7 @@ pub const DEFAULT_MAX_RERUNS: u32 = 100;
 
 /// Something listed by `GET /_tasks/lifecycle` and stopped at shutdown.
 pub(crate) trait Node: Send + Sync {
+    fn name(&self) -> Arc<str>;
     fn info(&self) -> LifecycleInfo;
     /// The outstanding cleanups, each with its place in the registration order.
     fn take_cleanups(&self) -> Vec<(u64, Cleanup)>;
@@ -118,13 +119,20 @@ impl Shared {
     }
 }
 
-/// The lifecycle nodes registered so far.
-pub(crate) struct LifecycleBuilder {
-    nodes: Vec<Arc<dyn Node>>,
+/// The registered nodes: all of them in registration order, and each kind apart for
+/// starting.
+#[derive(Default)]
+struct Nodes {
+    all: Vec<Arc<dyn Node>>,
     tasks: Vec<Arc<TaskNode>>,
     visible: Vec<Arc<TaskNode>>,
     computed: Vec<Arc<dyn Follow>>,
     resources: Vec<Arc<dyn Follow>>,
+}
+
+/// The lifecycle nodes registered so far.
+pub(crate) struct LifecycleBuilder {
+    nodes: Nodes,
     names: HashSet<String>,
     pub(crate) errors: Vec<Error>,
     max_reruns: u32,
@@ -133,11 +141,7 @@ pub(crate) struct LifecycleBuilder {
 impl Default for LifecycleBuilder {
     fn default() -> Self {
         LifecycleBuilder {
-            nodes: Vec::new(),
-            tasks: Vec::new(),
-            visible: Vec::new(),
-            computed: Vec::new(),
-            resources: Vec::new(),
+            nodes: Nodes::default(),
             names: HashSet::new(),
             errors: Vec::new(),
             max_reruns: DEFAULT_MAX_RERUNS,
@@ -216,10 +220,11 @@ impl Setup<'_> {
     fn add_task(&mut self, name: &str, visible: Option<Visible>, body: task::Body) -> &mut Self {
         self.lifecycle.claim(name);
         let node = Arc::new(TaskNode::new(name, visible, body));
-        self.lifecycle.nodes.push(node.clone());
+        let nodes = &mut self.lifecycle.nodes;
+        nodes.all.push(node.clone());
         match node.visible {
-            None => self.lifecycle.tasks.push(node),
-            Some(_) => self.lifecycle.visible.push(node),
+            None => nodes.tasks.push(node),
+            Some(_) => nodes.visible.push(node),
         }
         self
     }
@@ -242,8 +247,8 @@ impl Setup<'_> {
         self.lifecycle.claim(name);
         let (node, output) = ComputedNode::new(name, compute);
         let node = Arc::new(node);
-        self.lifecycle.nodes.push(node.clone());
-        self.lifecycle.computed.push(node);
+        self.lifecycle.nodes.all.push(node.clone());
+        self.lifecycle.nodes.computed.push(node);
         output
     }
 
@@ -258,8 +263,8 @@ impl Setup<'_> {
     {
         self.lifecycle.claim(name);
         let (node, resource) = ResourceNode::new(name, body);
-        self.lifecycle.nodes.push(node.clone());
-        self.lifecycle.resources.push(node);
+        self.lifecycle.nodes.all.push(node.clone());
+        self.lifecycle.nodes.resources.push(node);
         resource
     }
 }
@@ -271,11 +276,7 @@ pub struct Lifecycle {
 }
 
 struct Inner {
-    nodes: Vec<Arc<dyn Node>>,
-    tasks: Vec<Arc<TaskNode>>,
-    visible: Vec<Arc<TaskNode>>,
-    computed: Vec<Arc<dyn Follow>>,
-    resources: Vec<Arc<dyn Follow>>,
+    nodes: Nodes,
     shared: Arc<Shared>,
     activity: RequestActivity,
 }
@@ -285,10 +286,6 @@ impl Lifecycle {
         Lifecycle {
             inner: Arc::new(Inner {
                 nodes: builder.nodes,
-                tasks: builder.tasks,
-                visible: builder.visible,
-                computed: builder.computed,
-                resources: builder.resources,
                 shared: Arc::new(Shared {
                     runtime,
                     order: AtomicU64::new(0),
@@ -305,11 +302,11 @@ impl Lifecycle {
     /// tracked; then starts the resources. The first failure is returned, naming the task.
     pub(crate) async fn start(&self) -> Result<(), Error> {
         let shared = &self.inner.shared;
-        for computed in &self.inner.computed {
+        for computed in &self.inner.nodes.computed {
             computed.prepare();
             shared.spawn(computed.clone().follow(shared.clone()));
         }
-        for task in &self.inner.tasks {
+        for task in &self.inner.nodes.tasks {
             let name = task.status.name().to_string();
             tracing::info!(task = %name, "lifecycle task starting");
             task.run_once(shared)
@@ -317,7 +314,7 @@ impl Lifecycle {
                 .map_err(|message| Error::Lifecycle { task: name, message })?;
             shared.spawn(task.clone().follow(shared.clone()));
         }
-        for resource in &self.inner.resources {
+        for resource in &self.inner.nodes.resources {
             shared.spawn(resource.clone().follow(shared.clone()));
         }
         Ok(())
@@ -328,7 +325,7 @@ impl Lifecycle {
     pub(crate) fn ready(&self) {
         let shared = &self.inner.shared;
         let mut idle = Vec::new();
-        for task in &self.inner.visible {
+        for task in &self.inner.nodes.visible {
             match task.visible {
                 Some(Visible::Ready) => {
                     task.start_visible(shared);
@@ -355,6 +352,7 @@ impl Lifecycle {
     /// True if requests must be watched (a visible task waits for idleness or a path).
     pub(crate) fn watches_requests(&self) -> bool {
         self.inner
+            .nodes
             .visible
             .iter()
             .any(|task| matches!(task.visible, Some(Visible::Idle | Visible::FirstRequest(_))))
@@ -363,7 +361,7 @@ impl Lifecycle {
     /// A request for `path` begins: the first-request tasks it matches start beside it.
     pub(crate) fn request_begins(&self, path: &str) {
         self.inner.activity.begin();
-        for task in &self.inner.visible {
+        for task in &self.inner.nodes.visible {
             if let Some(Visible::FirstRequest(pattern)) = &task.visible
                 && pattern.matches(path)
             {
@@ -378,7 +376,7 @@ impl Lifecycle {
 
     /// Every node, in registration order.
     pub fn list(&self) -> Vec<LifecycleInfo> {
-        self.inner.nodes.iter().map(|node| node.info()).collect()
+        self.inner.nodes.all.iter().map(|node| node.info()).collect()
     }
 
     /// Stops re-runs, lets runs in flight finish until `deadline`, then runs every
@@ -395,9 +393,9 @@ impl Lifecycle {
             tracing::warn!("lifecycle runs still going at the shutdown deadline were stopped");
         }
         let mut cleanups = Vec::new();
-        for node in &self.inner.nodes {
+        for node in &self.inner.nodes.all {
             node.stop();
-            let name = node.info().name;
+            let name = node.name();
             cleanups.extend(
                 node.take_cleanups()
                     .into_iter()

@@ -200,6 +200,10 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Follow for ResourceNode<T> {
 }
 
 impl<T: Send + Sync + 'static> Node for ResourceNode<T> {
+    fn name(&self) -> Arc<str> {
+        self.status.name().clone()
+    }
+
     fn info(&self) -> LifecycleInfo {
         self.status.info()
     }

@@ -150,6 +150,10 @@ impl TaskNode {
 }
 
 impl Node for TaskNode {
+    fn name(&self) -> Arc<str> {
+        self.status.name().clone()
+    }
+
     fn info(&self) -> super::LifecycleInfo {
         self.status.info()
     }

@@ -45,16 +45,11 @@ const KNOWN: &[&str] = &[
     "payload",
 ];
 
-/// Every schedule `text` (the contents of `origin`, e.g. `taskyard.toml`) defines: the
-/// Nitro form first, then the tables, each sorted by key.
-pub(crate) fn schedules_from_toml(
-    origin: &str,
-    text: &str,
-    config: &Config,
-) -> Result<Vec<(String, Schedule)>, Error> {
-    let table: Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| Error::Config(format!("{origin}: {e}")))?;
+/// Every schedule the app's `taskyard.toml` defines: the Nitro form first, then the
+/// tables, each sorted by key. The file was parsed once, by [`Config`].
+pub(crate) fn schedules_from_config(config: &Config) -> Result<Vec<(String, Schedule)>, Error> {
+    let origin = config.origin();
+    let table = config.table();
     let mut schedules = Vec::new();
     if let Some(nitro) = table.get("scheduled_tasks") {
         let nitro = nitro.as_table().ok_or_else(|| {
@@ -303,7 +298,7 @@ mod tests {
             path = "/hooks/cleanup"
             task = "db:cleanup"
         "#;
-        let schedules = schedules_from_toml("taskyard.toml", text, &Config::default()).expect("valid");
+        let schedules = schedules_from_toml(text).expect("valid");
         let names: Vec<&str> = schedules.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(
             names,
@@ -327,14 +322,13 @@ mod tests {
         );
     }
 
+    fn schedules_from_toml(text: &str) -> Result<Vec<(String, Schedule)>, Error> {
+        schedules_from_config(&Config::from_text("taskyard.toml", text)?)
+    }
+
     #[test]
     fn mistakes_are_named() {
-        let err = |text: &str| {
-            schedules_from_toml("taskyard.toml", text, &Config::default())
-                .err()
-                .expect("invalid")
-                .to_string()
-        };
+        let err = |text: &str| schedules_from_toml(text).err().expect("invalid").to_string();
         assert!(
             err("[schedules.a]\ncron = \"* * * * *\"").contains("schedule type [undefined] is not defined")
         );
