@@ -34,36 +34,52 @@
 //! (`src/schedule/cleandb.rs` → `cleandb`), with `pub fn schedule() -> taskyard::Schedule`.
 //! A `taskyard.toml` beside `Cargo.toml` is embedded too: its `[scheduled_tasks]` and
 //! `[schedules.NAME]` tables are read when the app starts.
+//!
+//! ## Server routes and middleware
+//!
+//! Files under `src/routes/` (at `/`) and `src/api/` (at `/api`) become routes, named by
+//! Nitro's rules ([`route_from_file`]); each defines `pub async fn handler(..)`, any axum
+//! handler, and may declare `taskyard::route_meta!({ "openapi": { .. } })`. Files under
+//! `src/middleware/` run for every request in the order of [`middleware_order`]; each
+//! defines `pub async fn middleware(request, next)`, an axum `from_fn` middleware. Two route
+//! files that declare the same route, or a file whose name cannot be a route, stop the
+//! build with the files named.
 
+mod middleware;
 mod route;
 mod scan;
 
-pub use route::{METHODS, RouteConflict, RouteEnv, RouteFile, RouteSpec, route_conflicts, route_from_file};
+pub use middleware::{MiddlewareFile, middleware_order, scan_middleware};
+pub use route::{
+    METHODS, RouteConflict, RouteEnv, RouteFile, RouteSource, RouteSpec, route_conflicts, route_from_file,
+    scan_routes,
+};
 pub use scan::{ScanError, TaskFile, scan_schedules, scan_tasks, task_name};
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Generates `$OUT_DIR/taskyard_app.rs` for the crate being built. Call it from `build.rs`.
 ///
 /// # Panics
 ///
-/// When run outside a build script (no `CARGO_MANIFEST_DIR` or `OUT_DIR`) or when the
-/// source folders cannot be read; the panic message is shown as the build error.
+/// When run outside a build script (no `CARGO_MANIFEST_DIR` or `OUT_DIR`), when the
+/// source folders cannot be read, or when route files clash or are misnamed; the panic
+/// message is shown as the build error.
 pub fn generate() {
     let manifest_dir = env_path("CARGO_MANIFEST_DIR");
     let out_dir = env_path("OUT_DIR");
-    let tasks_dir = manifest_dir.join("src").join("tasks");
-    let schedule_dir = manifest_dir.join("src").join("schedule");
+    let src = manifest_dir.join("src");
     let config = manifest_dir.join("taskyard.toml");
-    for watched in [&tasks_dir, &schedule_dir, &config] {
-        println!("cargo:rerun-if-changed={}", watched.display());
+    for folder in ["tasks", "schedule", "routes", "api", "middleware"] {
+        println!("cargo:rerun-if-changed={}", src.join(folder).display());
     }
-    let (files, schedules) = match (scan_tasks(&tasks_dir), scan_schedules(&schedule_dir)) {
-        (Ok(files), Ok(schedules)) => (files, schedules),
-        (Err(error), _) | (_, Err(error)) => panic!("taskyard-build: {error}"),
+    println!("cargo:rerun-if-changed={}", config.display());
+    let app = match read_sources(&manifest_dir) {
+        Ok(app) => app,
+        Err(error) => panic!("taskyard-build: {error}"),
     };
-    for (a, b) in duplicates(&schedules) {
+    for (a, b) in duplicates(&app.schedules) {
         println!(
             "cargo:warning=schedule `{}` is defined by both {} and {}; the app will refuse to start until one is renamed",
             a.name,
@@ -71,7 +87,7 @@ pub fn generate() {
             b.display_path()
         );
     }
-    for (a, b) in duplicates(&files) {
+    for (a, b) in duplicates(&app.tasks) {
         println!(
             "cargo:warning=task `{}` is defined by both {} and {}; the app will refuse to start until one is renamed",
             a.name,
@@ -79,16 +95,36 @@ pub fn generate() {
             b.display_path()
         );
     }
-    let app = AppSources {
-        tasks: files,
-        schedules,
-        config: config.is_file().then(|| config.clone()),
-    };
-    let code = render_app(&manifest_dir, &app);
+    // A clash in this build's profile stops it; one in the other profile is a warning.
+    let debug = std::env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_some();
+    let files: Vec<RouteFile> = app.routes.iter().map(|r| r.route.clone()).collect();
+    let clashes = route_conflicts(&files, debug);
+    if !clashes.is_empty() {
+        let list: Vec<String> = clashes.iter().map(ToString::to_string).collect();
+        panic!("taskyard-build: route files clash:\n  {}", list.join("\n  "));
+    }
+    for clash in route_conflicts(&files, !debug) {
+        let profile = if debug { "release" } else { "debug" };
+        println!("cargo:warning=in a {profile} build, {clash}");
+    }
+    let code = render_app(&manifest_dir, &out_dir, &app);
     let target = out_dir.join("taskyard_app.rs");
     if let Err(error) = std::fs::write(&target, code) {
         panic!("taskyard-build: cannot write {}: {error}", target.display());
     }
+}
+
+/// Everything the crate at `manifest_dir` defines in its source folders.
+pub fn read_sources(manifest_dir: &Path) -> Result<AppSources, String> {
+    let src = manifest_dir.join("src");
+    let config = manifest_dir.join("taskyard.toml");
+    Ok(AppSources {
+        tasks: scan_tasks(&src.join("tasks")).map_err(|e| e.to_string())?,
+        schedules: scan_schedules(&src.join("schedule")).map_err(|e| e.to_string())?,
+        routes: scan_routes(manifest_dir)?,
+        middleware: scan_middleware(manifest_dir)?,
+        config: config.is_file().then_some(config),
+    })
 }
 
 fn env_path(name: &str) -> PathBuf {
@@ -116,74 +152,152 @@ pub fn duplicates(files: &[TaskFile]) -> Vec<(&TaskFile, &TaskFile)> {
 pub struct AppSources {
     pub tasks: Vec<TaskFile>,
     pub schedules: Vec<TaskFile>,
+    pub routes: Vec<RouteSource>,
+    /// In the order they run.
+    pub middleware: Vec<MiddlewareFile>,
     /// The app's `taskyard.toml`, when it has one.
     pub config: Option<PathBuf>,
 }
 
-/// The generated source for tasks only (see [`render_app`]).
-pub fn render(manifest_dir: &Path, files: &[TaskFile]) -> String {
-    render_app(
-        manifest_dir,
-        &AppSources {
-            tasks: files.to_vec(),
-            ..AppSources::default()
-        },
-    )
-}
-
-/// The generated source: one module per task and schedule file, and `fn app()`
-/// registering them and reading the embedded `taskyard.toml`.
-pub fn render_app(manifest_dir: &Path, app: &AppSources) -> String {
+/// The generated source for the crate at `manifest_dir`, to be written into `out_dir`: one
+/// module per file and `fn app()` registering them and reading the embedded
+/// `taskyard.toml`. Modules are found by paths relative to `out_dir` (a `#[path]` in an
+/// included file resolves from there), so the code names no folder of the machine that built
+/// it.
+pub fn render_app(manifest_dir: &Path, out_dir: &Path, app: &AppSources) -> String {
     let mut code = String::from(
-        "// Generated by taskyard-build from src/tasks/, src/schedule/ and taskyard.toml. Do not edit.\n\n",
+        "// Generated by taskyard-build from src/tasks/, src/schedule/, src/routes/, src/api/,\n\
+         // src/middleware/ and taskyard.toml. Do not edit.\n\n",
     );
-    // (file, kind, module): `kind` names both the `App` method (`file_task`,
-    // `file_schedule`) and the function the file defines (`task()`, `schedule()`).
-    let entries: Vec<(&TaskFile, &str, String)> = app
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(index, file)| (file, "task", module_name("task", index, &file.name)))
-        .chain(
-            app.schedules
-                .iter()
-                .enumerate()
-                .map(|(index, file)| (file, "schedule", module_name("schedule", index, &file.name))),
-        )
-        .collect();
-    for (file, _, module) in &entries {
-        // The path is absolute because `#[path]` inside an `include!`d file would otherwise
-        // resolve against OUT_DIR; it is recomputed on every build from CARGO_MANIFEST_DIR.
-        let absolute = manifest_dir.join(&file.path);
+    let base = relative_to(out_dir, manifest_dir);
+    let mut module = |kind: &str, index: usize, name: &str, path: &Path, cfg: Option<&str>| -> String {
+        let module = module_name(kind, index, name);
+        if let Some(cfg) = cfg {
+            let _ = writeln!(code, "#[cfg({cfg})]");
+        }
         let _ = writeln!(
             code,
             "#[path = {:?}]\n#[doc(hidden)]\nmod {module};",
-            absolute.display().to_string(),
+            slash(&base.join(path)),
         );
+        module
+    };
+    let mut calls = Vec::new();
+    for (index, file) in app.tasks.iter().enumerate() {
+        let m = module("task", index, &file.name, &file.path, None);
+        calls.push((
+            None,
+            format!(
+                ".file_task({:?}, {:?}, {m}::task())",
+                file.name,
+                file.display_path()
+            ),
+        ));
     }
-    code.push_str("\n/// The app with every task under `src/tasks/` and schedule under `src/schedule/`.\n");
-    code.push_str("#[allow(dead_code)]\nfn app() -> ::taskyard::App {\n    ::taskyard::App::new()");
-    for (file, kind, module) in &entries {
-        let _ = write!(
-            code,
-            "\n        .file_{kind}({:?}, {:?}, {module}::{kind}())",
-            file.name,
-            file.display_path(),
-        );
+    for (index, file) in app.schedules.iter().enumerate() {
+        let m = module("schedule", index, &file.name, &file.path, None);
+        calls.push((
+            None,
+            format!(
+                ".file_schedule({:?}, {:?}, {m}::schedule())",
+                file.name,
+                file.display_path()
+            ),
+        ));
+    }
+    for (index, file) in app.middleware.iter().enumerate() {
+        let m = module("middleware", index, &file.file, &file.path, None);
+        calls.push((
+            None,
+            format!(
+                ".file_middleware({:?}, ::taskyard::__private::axum::middleware::from_fn({m}::middleware))",
+                file.file
+            ),
+        ));
+    }
+    for (index, source) in app.routes.iter().enumerate() {
+        let spec = &source.route.spec;
+        let cfg = match spec.env {
+            RouteEnv::Any => None,
+            RouteEnv::Dev => Some("debug_assertions"),
+            RouteEnv::Prod => Some("not(debug_assertions)"),
+        };
+        let m = module("route", index, &source.route.file, &source.path, cfg);
+        let filter = match &spec.method {
+            Some(method) => format!("Some(::taskyard::__private::axum::routing::MethodFilter::{method})"),
+            None => "None".to_owned(),
+        };
+        let meta = match source.has_meta {
+            true => format!("Some({m}::route_meta)"),
+            false => "None".to_owned(),
+        };
+        calls.push((
+            cfg,
+            format!(
+                ".file_route(::taskyard::route::FileRoute {{ file: {:?}, path: {:?}, method: {:?}, params: &{:?}, meta: {meta} }}, \
+                 ::taskyard::route::method_router({filter}, {m}::handler))",
+                source.route.file, spec.path, spec.method, spec.params,
+            ),
+        ));
+    }
+    code.push_str("\n/// The app with every file under `src/tasks/`, `src/schedule/`, `src/routes/`,\n");
+    code.push_str("/// `src/api/` and `src/middleware/`.\n");
+    code.push_str("#[allow(dead_code, unused_mut)]\nfn app() -> ::taskyard::App {\n");
+    code.push_str("    let mut app = ::taskyard::App::new()\n        .package(env!(\"CARGO_PKG_NAME\"), env!(\"CARGO_PKG_VERSION\"));\n");
+    for (cfg, call) in &calls {
+        match cfg {
+            Some(cfg) => {
+                let _ = writeln!(
+                    code,
+                    "    #[cfg({cfg})]\n    {{\n        app = app{call};\n    }}"
+                );
+            }
+            None => {
+                let _ = writeln!(code, "    app = app{call};");
+            }
+        }
     }
     if app.config.is_some() {
         // Paths from `CARGO_MANIFEST_DIR`, so the generated code names no folder of the
         // machine that built it.
         code.push_str(
-            "\n        .app_config(\n            \"taskyard.toml\",\n            include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/taskyard.toml\")),\n            concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/taskyard.toml\"),\n        )",
+            "    app = app.app_config(\n        \"taskyard.toml\",\n        include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/taskyard.toml\")),\n        concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/taskyard.toml\"),\n    );\n",
         );
     }
-    code.push_str("\n}\n");
+    code.push_str("    app\n}\n");
     code
 }
 
-fn module_name(kind: &str, index: usize, task: &str) -> String {
-    let clean: String = task
+/// `target` as a path relative to `base` (`../../src` and so on), both taken as they are
+/// on disk; `target` unchanged when they share no root.
+fn relative_to(base: &Path, target: &Path) -> PathBuf {
+    let base = base.canonicalize().unwrap_or_else(|_| base.to_owned());
+    let target = target.canonicalize().unwrap_or_else(|_| target.to_owned());
+    let base: Vec<Component> = base.components().collect();
+    let target_parts: Vec<Component> = target.components().collect();
+    let common = base.iter().zip(&target_parts).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return target;
+    }
+    let mut relative = PathBuf::new();
+    for _ in common..base.len() {
+        relative.push("..");
+    }
+    for part in &target_parts[common..] {
+        relative.push(part);
+    }
+    relative
+}
+
+fn slash(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn module_name(kind: &str, index: usize, name: &str) -> String {
+    let clean: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -193,5 +307,11 @@ fn module_name(kind: &str, index: usize, task: &str) -> String {
             }
         })
         .collect();
-    format!("__{kind}_{index}_{clean}")
+    // Runs of `_` collapse, so the name stays snake case.
+    let mut name = String::new();
+    for part in clean.split('_').filter(|p| !p.is_empty()) {
+        name.push('_');
+        name.push_str(part);
+    }
+    format!("__{kind}_{index}{name}")
 }

@@ -224,10 +224,15 @@ pub fn route_conflicts(files: &[RouteFile], debug: bool) -> Vec<RouteConflict> {
     let mut conflicts = Vec::new();
     for (index, a) in active.iter().enumerate() {
         for b in &active[index + 1..] {
-            if shape(&a.spec.path) != shape(&b.spec.path) {
-                continue;
-            }
-            let reason = if a.spec.path != b.spec.path {
+            let reason = if shape(&a.spec.path) != shape(&b.spec.path) {
+                match differently_named(&a.spec.path, &b.spec.path) {
+                    Some((x, y)) => format!(
+                        "name the parameter at the same place differently (`{x}` in {} and `{y}` in {}), which one router cannot hold; name them the same",
+                        a.spec.path, b.spec.path
+                    ),
+                    None => continue,
+                }
+            } else if a.spec.path != b.spec.path {
                 format!(
                     "declare the same path with different parameter names ({} and {}); name them the same",
                     a.spec.path, b.spec.path
@@ -247,6 +252,28 @@ pub fn route_conflicts(files: &[RouteFile], debug: bool) -> Vec<RouteConflict> {
     conflicts
 }
 
+/// The first parameters of the same kind, at the same place after the same segments, that
+/// are named differently: (`{id}`, `{uid}`) for `/users/{id}` and `/users/{uid}/posts`.
+fn differently_named<'a>(a: &'a str, b: &'a str) -> Option<(&'a str, &'a str)> {
+    for (x, y) in a.split('/').zip(b.split('/')) {
+        let kind = |s: &str| match s.strip_prefix("{*") {
+            Some(_) => 2,
+            None if s.starts_with('{') => 1,
+            None => 0,
+        };
+        match (kind(x), kind(y)) {
+            (0, 0) if x == y => continue,
+            (k, l) if k == l && k > 0 => {
+                if x != y {
+                    return Some((x, y));
+                }
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// The path with parameter names erased: `/users/{}` for `/users/{id}`.
 fn shape(path: &str) -> String {
     path.split('/')
@@ -255,6 +282,62 @@ fn shape(path: &str) -> String {
             None if segment.starts_with('{') => "{}",
             None => segment,
         })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A route file found on disk, with what it declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSource {
+    pub route: RouteFile,
+    /// The file, relative to the crate root.
+    pub path: std::path::PathBuf,
+    /// True if the file declares `route_meta!`.
+    pub has_meta: bool,
+}
+
+/// Every route file under `src/routes/` (at `/`) and `src/api/` (at `/api`) of the crate at
+/// `manifest_dir`, `src/api/` first, each folder sorted by path. An error names the file
+/// whose name cannot be a route and why.
+pub fn scan_routes(manifest_dir: &Path) -> Result<Vec<RouteSource>, String> {
+    let mut routes = Vec::new();
+    for (folder, prefix) in [("api", "/api"), ("routes", "")] {
+        let root = manifest_dir.join("src").join(folder);
+        let mut files = Vec::new();
+        crate::scan::walk_files(&root, &root, &mut files).map_err(|e| e.to_string())?;
+        files.sort();
+        for relative in files {
+            let shown = format!("src/{folder}/{}", slash_path(&relative));
+            let spec = match route_from_file(&relative, prefix) {
+                Ok(Some(spec)) => spec,
+                Ok(None) => continue,
+                Err(reason) => return Err(format!("{shown} cannot be a route: {reason}")),
+            };
+            let text = std::fs::read_to_string(root.join(&relative))
+                .map_err(|e| format!("cannot read {shown}: {e}"))?;
+            routes.push(RouteSource {
+                route: RouteFile { file: shown, spec },
+                path: Path::new("src").join(folder).join(&relative),
+                has_meta: declares_macro(&text, "route_meta!"),
+            });
+        }
+    }
+    Ok(routes)
+}
+
+/// True if a line of `text` starts with `name` (optionally behind a path such as
+/// `taskyard::`): the file declares that macro at its top level.
+pub(crate) fn declares_macro(text: &str, name: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_start();
+        line.starts_with(name) || line.starts_with(&format!("taskyard::{name}"))
+    })
+}
+
+/// A relative path with `/` separators, as shown in messages.
+pub(crate) fn slash_path(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
 }

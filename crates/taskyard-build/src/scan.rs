@@ -94,15 +94,29 @@ pub fn scan_schedules(schedule_dir: &Path) -> Result<Vec<TaskFile>, ScanError> {
 }
 
 fn scan_folder(dir: &Path, folder: &str) -> Result<Vec<TaskFile>, ScanError> {
-    let mut files = Vec::new();
-    if dir.is_dir() {
-        walk(dir, dir, &Path::new("src").join(folder), &mut files)?;
-    }
+    let mut relative = Vec::new();
+    walk_files(dir, dir, &mut relative)?;
+    let prefix = Path::new("src").join(folder);
+    let mut files: Vec<TaskFile> = relative
+        .into_iter()
+        .filter_map(|relative| {
+            let name = task_name(&relative)?;
+            Some(TaskFile {
+                name,
+                path: prefix.join(relative),
+            })
+        })
+        .collect();
     files.sort_by_cached_key(|f| (f.name.clone(), f.display_path()));
     Ok(files)
 }
 
-fn walk(root: &Path, dir: &Path, prefix: &Path, files: &mut Vec<TaskFile>) -> Result<(), ScanError> {
+/// Every file below `dir` (which is `root` or a folder in it), as paths relative to `root`,
+/// skipping hidden folders. A missing `root` holds no files.
+pub(crate) fn walk_files(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), ScanError> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
     let error = |source| ScanError {
         path: dir.to_owned(),
         source,
@@ -110,22 +124,12 @@ fn walk(root: &Path, dir: &Path, prefix: &Path, files: &mut Vec<TaskFile>) -> Re
     for entry in std::fs::read_dir(dir).map_err(error)? {
         let entry = entry.map_err(error)?;
         let path = entry.path();
-        let file_type = entry.file_type().map_err(error)?;
-        if file_type.is_dir() {
+        if entry.file_type().map_err(error)?.is_dir() {
             if !entry.file_name().to_string_lossy().starts_with('.') {
-                walk(root, &path, prefix, files)?;
+                walk_files(root, &path, files)?;
             }
-            continue;
-        }
-        let Ok(relative) = path.strip_prefix(root) else {
-            continue;
-        };
-        if let Some(name) = task_name(relative) {
-            let crate_relative = prefix.join(relative);
-            files.push(TaskFile {
-                name,
-                path: crate_relative,
-            });
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            files.push(relative.to_owned());
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use taskyard_build::{AppSources, duplicates, render, render_app, scan_schedules, scan_tasks, task_name};
+use taskyard_build::{AppSources, duplicates, render_app, scan_schedules, scan_tasks, task_name};
 
 #[test]
 fn file_paths_map_to_task_names() {
@@ -82,9 +82,19 @@ fn generated_code_registers_each_file_under_its_name() {
     std::fs::create_dir_all(&tasks).expect("mkdir");
     std::fs::write(tasks.join("migrate.rs"), "").expect("write");
     let files = scan_tasks(&root.path().join("src/tasks")).expect("scan");
-    let code = render(root.path(), &files);
-    let module_path = root.path().join("src/tasks/db/migrate.rs").display().to_string();
-    assert!(code.contains(&format!("#[path = {module_path:?}]")), "{code}");
+    let out_dir = root.path().join("target/debug/build/app-1/out");
+    std::fs::create_dir_all(&out_dir).expect("mkdir");
+    let app = AppSources {
+        tasks: files,
+        ..AppSources::default()
+    };
+    let code = render_app(root.path(), &out_dir, &app);
+    // Relative to OUT_DIR, where a `#[path]` in an included file resolves: no machine path.
+    assert!(
+        code.contains("#[path = \"../../../../../src/tasks/db/migrate.rs\"]"),
+        "{code}"
+    );
+    assert!(!code.contains(&root.path().display().to_string()), "{code}");
     assert!(
         code.contains(".file_task(\"db:migrate\", \"src/tasks/db/migrate.rs\", __task_0_db_migrate::task())"),
         "{code}"
@@ -107,8 +117,9 @@ fn generated_code_registers_schedule_files_and_embeds_taskyard_toml() {
         tasks: Vec::new(),
         schedules,
         config: Some(config.clone()),
+        ..AppSources::default()
     };
-    let code = render_app(root.path(), &app);
+    let code = render_app(root.path(), &root.path().join("out"), &app);
     assert!(
         code.contains(
             ".file_schedule(\"cleandb\", \"src/schedule/cleandb.rs\", __schedule_0_cleandb::schedule())"

@@ -16,12 +16,18 @@ use std::panic::Location;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::MethodRouter;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigWatch};
 use crate::http::TasksAccess;
 use crate::lifecycle::{Lifecycle, LifecycleBuilder, Setup};
+use crate::route::rules::RulesRuntime;
+use crate::route::{FileRoute, RouteInfo, RouteMeta, RouteRules, ServerRoute};
 use crate::run::RuntimeParts;
 use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
 use crate::schedule::log::ScheduleLog;
@@ -51,7 +57,15 @@ pub struct App {
     config: Config,
     lifecycle: LifecycleBuilder,
     listen: Option<std::net::SocketAddr>,
+    server_routes: Vec<ServerRoute>,
+    middleware: Vec<Middleware>,
+    package: (String, String),
+    production: Option<bool>,
+    openapi: Option<bool>,
 }
+
+/// A middleware layer, applied to the app's router in file-name order.
+type Middleware = Arc<dyn Fn(Router) -> Router + Send + Sync>;
 
 impl Default for App {
     fn default() -> Self {
@@ -79,7 +93,110 @@ impl App {
             config: Config::default(),
             lifecycle: LifecycleBuilder::default(),
             listen: None,
+            server_routes: Vec::new(),
+            middleware: Vec::new(),
+            package: ("taskyard app".to_owned(), "0.0.0".to_owned()),
+            production: None,
+            openapi: None,
         }
+    }
+
+    /// The app's name and version, for its OpenAPI document; the generated code passes the
+    /// crate's.
+    pub fn package(mut self, name: &str, version: &str) -> Self {
+        self.package = (name.to_owned(), version.to_owned());
+        self
+    }
+
+    /// Whether the app runs in production: unhandled errors then answer only `Internal
+    /// Server Error`, and `/_openapi.json` is off unless [`App::openapi`] turns it on.
+    /// Default: `TASKYARD_ENV` (see [`config`](crate::config)).
+    pub fn production(mut self, production: bool) -> Self {
+        self.production = Some(production);
+        self
+    }
+
+    /// Whether `GET /_openapi.json` documents the file routes. Default: in development only.
+    pub fn openapi(mut self, serve: bool) -> Self {
+        self.openapi = Some(serve);
+        self
+    }
+
+    /// Registers a route found in a file under `src/routes/` or `src/api/`; called by the
+    /// code `taskyard-build` generates.
+    #[doc(hidden)]
+    pub fn file_route(mut self, route: FileRoute, handler: MethodRouter) -> Self {
+        let meta = match route.meta.map(|meta| meta()) {
+            None => RouteMeta::default(),
+            Some(Ok(meta)) => meta,
+            Some(Err(message)) => {
+                self.errors
+                    .push(Error::Config(format!("{}: {message}", route.file)));
+                RouteMeta::default()
+            }
+        };
+        self.server_routes.push(ServerRoute {
+            info: RouteInfo {
+                source: route.file.to_owned(),
+                path: route.path.to_owned(),
+                method: route.method.map(str::to_owned),
+                params: route.params.iter().map(|p| (*p).to_owned()).collect(),
+                meta,
+            },
+            handler,
+        });
+        self
+    }
+
+    /// Adds a middleware that runs for every request, after those added before it: any
+    /// tower layer, typically `axum::middleware::from_fn(f)`. A middleware may change the
+    /// request (or its [`Context`](crate::route::Context)) and call `next`, or answer
+    /// itself and end the chain.
+    ///
+    /// ```
+    /// use axum::extract::Request;
+    /// use axum::middleware::{Next, from_fn};
+    /// use axum::response::{IntoResponse, Response};
+    ///
+    /// async fn deny_admin(request: Request, next: Next) -> Response {
+    ///     if request.uri().path().starts_with("/admin") {
+    ///         return taskyard::http::HttpError::status(axum::http::StatusCode::FORBIDDEN, "no").into_response();
+    ///     }
+    ///     next.run(request).await
+    /// }
+    ///
+    /// let app = taskyard::App::new().middleware(from_fn(deny_admin));
+    /// # drop(app);
+    /// ```
+    pub fn middleware<L>(mut self, layer: L) -> Self
+    where
+        L: tower_layer::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower_service::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Response:
+            axum::response::IntoResponse + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Error:
+            Into<std::convert::Infallible> + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.middleware
+            .push(Arc::new(move |router: Router| router.layer(layer.clone())));
+        self
+    }
+
+    /// Registers a middleware found in a file under `src/middleware/`; called by the code
+    /// `taskyard-build` generates, in the files' order.
+    #[doc(hidden)]
+    pub fn file_middleware<L>(self, _file: &str, layer: L) -> Self
+    where
+        L: tower_layer::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower_service::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Response:
+            axum::response::IntoResponse + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Error:
+            Into<std::convert::Infallible> + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.middleware(layer)
     }
 
     /// The address [`serve`](App::serve) listens on, instead of `HOST:PORT`.
@@ -346,6 +463,25 @@ impl App {
             strategies: self.strategies,
         };
         let defs = check_schedules(&self.schedules, &self.registry, &settings)?;
+        let rules = RouteRules::from_config(&self.config.table(), self.config.origin())?;
+        let route_infos: Vec<RouteInfo> = self.server_routes.iter().map(|r| r.info.clone()).collect();
+        let (routes, catch_alls) = mount_routes(&self.server_routes, self.routes)?;
+        let production = self
+            .production
+            .unwrap_or_else(|| crate::config::app_env() == "production");
+        let openapi = self.openapi.unwrap_or(!production).then(|| {
+            let (title, version) = &self.package;
+            Arc::new(crate::route::openapi::document(&route_infos, title, version))
+        });
+        let front = Arc::new(crate::http::front::Front {
+            rules,
+            runtime: RulesRuntime {
+                cache: Default::default(),
+                proxy: Default::default(),
+            },
+            production,
+            body_limit: self.body_limit,
+        });
         let config = match self.store {
             Some(config) => config,
             None => StoreConfig::from_env()?,
@@ -396,7 +532,12 @@ impl App {
             lifecycle,
             config: self.config,
             config_watch,
-            routes: self.routes,
+            routes,
+            catch_alls,
+            route_infos,
+            middleware: self.middleware,
+            front,
+            openapi,
             shutdown_grace: self.shutdown_grace,
             stop_lease,
             closing: CancellationToken::new(),
@@ -442,7 +583,15 @@ pub struct RunningApp {
     lifecycle: Lifecycle,
     config: Config,
     config_watch: Option<ConfigWatch>,
-    routes: axum::Router,
+    /// The file routes and the routes added in code, on one router.
+    routes: Router,
+    /// The catch-all file routes, which answer what `routes` does not.
+    catch_alls: Router,
+    route_infos: Vec<RouteInfo>,
+    middleware: Vec<Middleware>,
+    front: Arc<crate::http::front::Front>,
+    /// The OpenAPI document of the routes, when it is served.
+    openapi: Option<Arc<serde_json::Value>>,
     shutdown_grace: Duration,
     stop_lease: CancellationToken,
     /// Cancelled when shutdown begins; ends open event streams.
@@ -478,11 +627,16 @@ impl RunningApp {
         self.scheduler.run_schedule(name).await
     }
 
-    /// The app's whole router: its own routes and the task endpoints (per its
-    /// [`TasksAccess`]). For serving it yourself or calling it in tests; handlers see the
-    /// client's address through `ConnectInfo<SocketAddr>`, which the task endpoints need in
-    /// development.
-    pub fn router(&self) -> axum::Router {
+    /// The app's routes: where each comes from and what the OpenAPI document says of it.
+    pub fn routes(&self) -> &[RouteInfo] {
+        &self.route_infos
+    }
+
+    /// The app's whole router: the front layer (route rules, error pages), the middleware,
+    /// the app's routes and the task endpoints (per its [`TasksAccess`]). For serving it
+    /// yourself or calling it in tests; handlers see the client's address through
+    /// `ConnectInfo<SocketAddr>`, which the task endpoints need in development.
+    pub fn router(&self) -> Router {
         let api = crate::http::Api {
             runtime: self.runtime.clone(),
             scheduler: self.scheduler.clone(),
@@ -490,7 +644,38 @@ impl RunningApp {
             closing: self.closing.clone(),
             body_limit: self.body_limit,
         };
-        let router = crate::http::router(api, self.tasks_access.clone(), self.routes.clone())
+        let mut routes = self.routes.clone();
+        if let Some(document) = &self.openapi {
+            let document = document.clone();
+            routes = routes.route(
+                "/_openapi.json",
+                axum::routing::get(move || {
+                    let document = document.clone();
+                    async move { axum::Json(document.as_ref().clone()) }
+                }),
+            );
+        }
+        let catch_alls = self
+            .catch_alls
+            .clone()
+            .fallback(crate::http::route_not_found)
+            .method_not_allowed_fallback(crate::http::method_not_allowed);
+        let inner = crate::http::router(api, self.tasks_access.clone(), routes)
+            .fallback_service(catch_alls)
+            .method_not_allowed_fallback(crate::http::method_not_allowed);
+        let inner = self
+            .middleware
+            .iter()
+            .rev()
+            .fold(inner, |router, layer| layer(router));
+        // The front layer wraps the routed app whole, so it runs before routing: a proxy
+        // to an internal path is routed anew.
+        let router = Router::new()
+            .fallback_service(inner)
+            .layer(axum::middleware::from_fn_with_state(
+                self.front.clone(),
+                crate::http::front::front,
+            ))
             .layer(axum::Extension(self.runtime.clone()));
         if self.lifecycle.watches_requests() {
             return router.layer(axum::middleware::from_fn_with_state(
@@ -578,6 +763,27 @@ impl RunningApp {
             let _ = task.await;
         }
     }
+}
+
+/// The file routes and `code` on one router. axum refuses routes that cannot share a
+/// router by panicking; that is caught and reported with the files involved.
+fn mount_routes(routes: &[ServerRoute], code: Router) -> Result<(Router, Router), Error> {
+    let mounted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (routes, catch_alls) = crate::route::mount(routes);
+        (routes.merge(code), catch_alls)
+    }));
+    mounted.map_err(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("two routes overlap");
+        let files: Vec<&str> = routes.iter().map(|r| r.info.source.as_str()).collect();
+        Error::Config(format!(
+            "the app's routes cannot share one router: {reason}. Check the routes added with App::routes against the route files ({})",
+            files.join(", ")
+        ))
+    })
 }
 
 /// Checks every schedule that applies in this environment (`TASKYARD_ENV`); the others are

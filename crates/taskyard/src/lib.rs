@@ -21,7 +21,8 @@
 //!
 //! The crate is laid out by domain: [`task`] (definitions), [`run`] (the runtime),
 //! [`store`] (history), [`schedule`] (timers), [`lifecycle`] (startup tasks and signals),
-//! [`http`] (endpoints), [`app`] (putting it together).
+//! [`route`] (server routes, route rules), [`http`] (endpoints, errors), [`app`] (putting
+//! it together).
 
 pub mod app;
 pub mod config;
@@ -63,6 +64,13 @@ macro_rules! include_app {
     () => {
         include!(concat!(env!("OUT_DIR"), "/taskyard_app.rs"));
     };
+}
+
+/// What the code `taskyard-build` generates and the crate's macros reach. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use axum;
+    pub use serde_json;
 }
 
 /// Common imports for task files.

@@ -52,7 +52,6 @@
 use std::time::Duration;
 
 pub mod lifecycle;
-pub mod routes;
 
 taskyard::include_app!();
 
@@ -63,8 +62,5 @@ pub fn demo() -> taskyard::App {
         .and_then(|ms| ms.parse().ok())
         .map(Duration::from_millis)
         .unwrap_or(Duration::from_secs(10));
-    app()
-        .setup(lifecycle::setup)
-        .routes(routes::routes())
-        .shutdown_grace(grace)
+    app().setup(lifecycle::setup).shutdown_grace(grace)
 }

@@ -79,7 +79,7 @@ pub(super) fn payload(uri: &Uri, body: Option<Value>) -> Result<Map<String, Valu
 
 /// Query parameters as a JSON object, as Nitro builds a payload from them: every value a
 /// string, a repeated key an array of its values in order.
-pub(super) fn query_object(uri: &Uri) -> Map<String, Value> {
+pub(crate) fn query_object(uri: &Uri) -> Map<String, Value> {
     let mut object = Map::new();
     let query = uri.query().unwrap_or("");
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {

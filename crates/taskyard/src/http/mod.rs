@@ -9,6 +9,7 @@ mod access;
 mod body;
 mod error;
 mod events;
+pub(crate) mod front;
 pub(crate) mod lifecycle;
 mod nitro;
 mod openapi;
@@ -26,6 +27,7 @@ use crate::Runtime;
 use crate::schedule::Scheduler;
 
 pub use self::access::{TOKEN_VAR, TasksAccess};
+pub(crate) use self::body::query_object;
 pub use self::error::HttpError;
 pub use self::tasks::CLIENT_HEADER;
 
@@ -75,7 +77,13 @@ async fn not_found(OriginalUri(uri): OriginalUri) -> HttpError {
     HttpError::new(StatusCode::NOT_FOUND, &uri, message)
 }
 
-async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> HttpError {
+/// The app's 404, for paths no route or endpoint declares (h3's message).
+pub(crate) async fn route_not_found(OriginalUri(uri): OriginalUri) -> HttpError {
+    let message = format!("Cannot find any path matching {}.", uri.path());
+    HttpError::new(StatusCode::NOT_FOUND, &uri, message)
+}
+
+pub(crate) async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> HttpError {
     let message = format!(
         "{method} is not allowed on `{}`; the Allow header lists what is",
         uri.path()

@@ -1,5 +1,19 @@
-//! Routing concepts shared by the HTTP layer and the lifecycle: path patterns.
+//! Server routes: routes from files (`src/routes/`, `src/api/`) with the [`Event`]
+//! extractor and [`route_meta!`](crate::route_meta), route rules from `taskyard.toml`
+//! ([`RouteRules`]), the OpenAPI document of the routes, and path patterns shared with the
+//! lifecycle.
 
+mod event;
+mod file;
+mod meta;
+pub(crate) mod openapi;
 mod pattern;
+pub(crate) mod rules;
 
+pub(crate) use self::event::BodyLimit;
+pub use self::event::{Context, Event};
+pub use self::file::{FileRoute, RouteInfo, method_router};
+pub(crate) use self::file::{ServerRoute, mount};
+pub use self::meta::RouteMeta;
 pub use self::pattern::PathPattern;
+pub use self::rules::RouteRules;

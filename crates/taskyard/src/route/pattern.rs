@@ -52,6 +52,11 @@ impl PathPattern {
         matches_from(&self.segments, &path)
     }
 
+    /// True if a path split into its non-empty segments matches.
+    pub(crate) fn matches_segments(&self, path: &[&str]) -> bool {
+        matches_from(&self.segments, path)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.source
     }

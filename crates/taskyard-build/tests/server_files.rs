@@ -1,0 +1,171 @@
+//! Route and middleware files on disk: scanning, ordering, the generated code, and a real
+//! `cargo build` that a clash stops with both files named.
+
+use std::path::Path;
+use std::process::Command;
+
+use taskyard_build::{middleware_order, read_sources, render_app, route_conflicts};
+
+fn write(root: &Path, file: &str, text: &str) {
+    let path = root.join(file);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+#[test]
+fn numbered_middleware_sorts_by_number_then_by_name() {
+    let mut names = vec![
+        "log.rs",
+        "10.cache.rs",
+        "2.auth.rs",
+        "1.id.rs",
+        "auth.rs",
+        "02.b.rs",
+    ];
+    names.sort_by(|a, b| middleware_order(a, b));
+    assert_eq!(
+        names,
+        [
+            "1.id.rs",
+            "02.b.rs",
+            "2.auth.rs",
+            "10.cache.rs",
+            "auth.rs",
+            "log.rs"
+        ]
+    );
+}
+
+#[test]
+fn route_and_middleware_files_are_found_and_generated_with_their_builds() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    write(
+        root,
+        "src/routes/hello/[name].get.rs",
+        "pub async fn handler() {}",
+    );
+    write(root, "src/routes/debug.get.dev.rs", "pub async fn handler() {}");
+    write(root, "src/routes/report.prod.rs", "pub async fn handler() {}");
+    write(root, "src/routes/notes.md", "not a route");
+    write(
+        root,
+        "src/api/users/[id].get.rs",
+        "taskyard::route_meta!({ \"openapi\": {} });\npub async fn handler() {}",
+    );
+    write(root, "src/middleware/10.log.rs", "");
+    write(root, "src/middleware/2.auth.rs", "");
+    let app = read_sources(root).expect("sources");
+    let routes: Vec<(&str, &str, bool)> = app
+        .routes
+        .iter()
+        .map(|r| (r.route.file.as_str(), r.route.spec.path.as_str(), r.has_meta))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("src/api/users/[id].get.rs", "/api/users/{id}", true),
+            ("src/routes/debug.get.dev.rs", "/debug", false),
+            ("src/routes/hello/[name].get.rs", "/hello/{name}", false),
+            ("src/routes/report.prod.rs", "/report", false),
+        ]
+    );
+    let middleware: Vec<&str> = app.middleware.iter().map(|m| m.file.as_str()).collect();
+    assert_eq!(
+        middleware,
+        ["src/middleware/2.auth.rs", "src/middleware/10.log.rs"]
+    );
+
+    let code = render_app(root, &root.join("out"), &app);
+    assert!(
+        !code.contains(&root.display().to_string()),
+        "a machine path: {code}"
+    );
+    assert!(
+        code.contains("#[path = \"../src/api/users/[id].get.rs\"]"),
+        "{code}"
+    );
+    assert!(
+        code.contains("path: \"/api/users/{id}\", method: Some(\"GET\"), params: &[\"id\"], meta: Some(__route_0_src_api_users_id_get_rs::route_meta)"),
+        "{code}"
+    );
+    assert!(
+        code.contains("MethodFilter::GET), __route_0_src_api_users_id_get_rs::handler)"),
+        "{code}"
+    );
+    // `.dev` files exist in debug builds, `.prod` ones in release builds, module and call.
+    assert!(
+        code.contains("#[cfg(debug_assertions)]\n#[path = \"../src/routes/debug.get.dev.rs\"]"),
+        "{code}"
+    );
+    assert!(
+        code.contains("#[cfg(not(debug_assertions))]\n    {\n        app = app.file_route("),
+        "{code}"
+    );
+    assert!(
+        code.contains("method_router(None, __route_3_src_routes_report_prod_rs::handler)"),
+        "{code}"
+    );
+    let auth = code.find("src/middleware/2.auth.rs\", ").expect("auth");
+    let log = code.find("src/middleware/10.log.rs\", ").expect("log");
+    assert!(auth < log, "middleware out of order: {code}");
+}
+
+#[test]
+fn parameters_named_differently_at_one_place_clash_even_on_different_paths() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    write(root, "src/routes/users/[id].get.rs", "");
+    write(root, "src/routes/users/[uid]/posts.get.rs", "");
+    write(root, "src/routes/files/[name].get.rs", "");
+    write(root, "src/routes/files/[...path].get.rs", "");
+    let app = read_sources(root).expect("sources");
+    let files: Vec<_> = app.routes.iter().map(|r| r.route.clone()).collect();
+    let clashes: Vec<String> = route_conflicts(&files, true)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // A parameter beside a catch-all is fine (they go on separate routers).
+    assert_eq!(clashes.len(), 1, "{clashes:?}");
+    assert!(
+        clashes[0].starts_with("src/routes/users/[id].get.rs and src/routes/users/[uid]/posts.get.rs name the parameter at the same place differently"),
+        "{clashes:?}"
+    );
+}
+
+/// A real build of a crate whose `build.rs` calls `generate()`: two files declaring one
+/// route stop it, and the error names both.
+#[test]
+fn a_build_with_clashing_route_files_fails_naming_both() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    let build_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    write(
+        root,
+        "Cargo.toml",
+        &format!(
+            "[package]\nname = \"clash\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[build-dependencies]\ntaskyard-build = {{ path = {:?} }}\n",
+            build_crate.display().to_string()
+        ),
+    );
+    write(root, "build.rs", "fn main() { taskyard_build::generate(); }");
+    write(root, "src/main.rs", "fn main() {}");
+    write(root, "src/api/users.get.rs", "pub async fn handler() {}");
+    write(root, "src/routes/api/users.get.rs", "pub async fn handler() {}");
+    // One target folder for every run of this test, beside the workspace's, so the build
+    // crate is compiled once.
+    let target = build_crate.join("../../target/clash-test");
+    let output = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--offline"])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the build passed: {stderr}");
+    assert!(
+        stderr.contains("src/api/users.get.rs and src/routes/api/users.get.rs both declare GET /api/users"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,246 @@
+//! [`Event`]: Nitro's event helpers as an axum extractor, and [`Context`], the per-request
+//! map middleware fills for handlers.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, Method, StatusCode, Uri};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::http::HttpError;
+use crate::run::lock;
+use crate::{RunRequest, Runtime, Trigger};
+
+/// The largest body [`Event`] reads, set by the app (`App::body_limit`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub usize);
+
+/// A request, with Nitro's helpers: path parameters, the query, the JSON body, the context
+/// middleware filled, and the task runtime. It reads the whole body, so it comes last among
+/// a handler's extractors.
+///
+/// ```
+/// use taskyard::http::HttpError;
+/// use taskyard::route::Event;
+///
+/// // src/api/users/[id].post.rs
+/// pub async fn handler(event: Event) -> Result<String, HttpError> {
+///     let id = event.param("id").unwrap_or_default();
+///     #[derive(serde::Deserialize)]
+///     struct Rename { name: String }
+///     let body: Rename = event.json_body()?; // 400 naming the field when it does not fit
+///     let user = event.context().get("user");
+///     Ok(format!("user {id} renamed to {} by {user:?}", body.name))
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Event {
+    parts: Parts,
+    params: Vec<(String, String)>,
+    body: Bytes,
+    context: Context,
+}
+
+impl Event {
+    /// A path parameter: `id` for `[id].rs`, the rest of the path (with its `/`) for
+    /// `[...path].rs`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Every path parameter, in order.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// The query string as a JSON object: every value a string, a repeated key an array of
+    /// its values (Nitro's `getQuery`).
+    pub fn query(&self) -> Map<String, Value> {
+        crate::http::query_object(&self.parts.uri)
+    }
+
+    /// The query read into `T`; a value that does not fit is a 400 naming the key.
+    pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        from_json(Value::Object(self.query()), "query")
+    }
+
+    /// The body read as JSON into `T`: 400 when it is not JSON or does not fit, naming the
+    /// field (`user.age`) and why.
+    pub fn json_body<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        let value: Value = if self.body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(&self.body).map_err(|error| {
+                HttpError::bad_request(format!("the request body is not valid JSON: {error}"))
+                    .with_data(json!({ "line": error.line(), "column": error.column() }))
+            })?
+        };
+        from_json(value, "body")
+    }
+
+    /// The raw body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The values middleware set for this request.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.parts.method
+    }
+
+    pub fn uri(&self) -> &Uri {
+        &self.parts.uri
+    }
+
+    /// The request path, without the query.
+    pub fn path(&self) -> &str {
+        self.parts.uri.path()
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    /// A header's value, if it is present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn extensions(&self) -> &Extensions {
+        &self.parts.extensions
+    }
+
+    /// The app's task runtime.
+    pub fn runtime(&self) -> Result<&Runtime, HttpError> {
+        self.parts.extensions.get::<Runtime>().ok_or_else(|| {
+            HttpError::status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the task runtime is not reachable from this router; serve it with App::serve or RunningApp::router",
+            )
+        })
+    }
+
+    /// Runs the task `name` with `payload` (trigger `http`) and returns its result: Nitro's
+    /// `runTask` in a handler. An unknown task is a 404, a bad payload a 400, a failure a
+    /// 500 with the task's message.
+    pub async fn run_task(&self, name: &str, payload: Value) -> Result<Value, HttpError> {
+        let request = RunRequest::new(name).payload(payload).trigger(Trigger::Http);
+        Ok(self.runtime()?.run(request).await?)
+    }
+}
+
+fn from_json<T: DeserializeOwned>(value: Value, what: &str) -> Result<T, HttpError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let reason = error.into_inner().to_string();
+        HttpError::bad_request(format!("the {what} does not fit at `{path}`: {reason}"))
+            .with_data(json!({ "path": path, "reason": reason }))
+    })
+}
+
+impl<S: Send + Sync> FromRequest<S> for Event {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let params = match RawPathParams::from_request_parts(&mut parts, state).await {
+            Ok(params) => params
+                .iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let context = Context::of(&mut parts.extensions);
+        let limit = parts
+            .extensions
+            .get::<BodyLimit>()
+            .map_or(crate::http::DEFAULT_BODY_LIMIT, |l| l.0);
+        let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            HttpError::status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than the limit of {limit} bytes; send less, or raise it with `App::body_limit`"),
+            )
+        })?;
+        Ok(Event {
+            parts,
+            params,
+            body,
+            context,
+        })
+    }
+}
+
+/// Values shared by the middleware and the handler of one request, by key (Nitro's
+/// `event.context`). Clones share the map.
+///
+/// ```
+/// use axum::extract::Request;
+/// use axum::middleware::Next;
+/// use axum::response::Response;
+/// use taskyard::route::Context;
+///
+/// // src/middleware/1.user.rs
+/// pub async fn middleware(mut request: Request, next: Next) -> Response {
+///     Context::of(request.extensions_mut()).set("user", serde_json::json!({ "name": "Nitro" }));
+///     next.run(request).await
+/// }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    values: Arc<Mutex<Map<String, Value>>>,
+}
+
+impl Context {
+    /// The context of the request whose extensions these are, created on first use.
+    pub fn of(extensions: &mut Extensions) -> Context {
+        extensions.get_or_insert_default::<Context>().clone()
+    }
+
+    /// Sets `key`; a value that cannot be JSON is stored as `null`.
+    pub fn set(&self, key: &str, value: impl Serialize) {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        lock(&self.values).insert(key.to_owned(), value);
+    }
+
+    pub fn get(&self, key: &str) -> Option<Value> {
+        lock(&self.values).get(key).cloned()
+    }
+
+    /// The value at `key` read into `T`, or `None` when absent or of another shape.
+    pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_value(self.get(key)?).ok()
+    }
+
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        lock(&self.values).remove(key)
+    }
+
+    /// A copy of every value.
+    pub fn to_map(&self) -> Map<String, Value> {
+        lock(&self.values).clone()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Context::of(&mut parts.extensions))
+    }
+}

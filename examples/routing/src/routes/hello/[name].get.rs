@@ -1,0 +1,5 @@
+use axum::extract::Path;
+
+pub async fn handler(Path(name): Path<String>) -> String {
+    format!("Hello {name}!")
+}
