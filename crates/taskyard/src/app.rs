@@ -28,7 +28,7 @@ use crate::http::TasksAccess;
 use crate::lifecycle::{Lifecycle, LifecycleBuilder, Setup};
 use crate::route::rules::RulesRuntime;
 use crate::route::{FileRoute, RouteInfo, RouteMeta, RouteRules, ServerRoute};
-use crate::run::RuntimeParts;
+use crate::run::{RuntimeParts, lock};
 use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
 use crate::schedule::log::ScheduleLog;
 use crate::schedule::strategy::StrategyFn;
@@ -473,15 +473,6 @@ impl App {
             let (title, version) = &self.package;
             Arc::new(crate::route::openapi::document(&route_infos, title, version))
         });
-        let front = Arc::new(crate::http::front::Front {
-            rules,
-            runtime: RulesRuntime {
-                cache: Default::default(),
-                proxy: Default::default(),
-            },
-            production,
-            body_limit: self.body_limit,
-        });
         let config = match self.store {
             Some(config) => config,
             None => StoreConfig::from_env()?,
@@ -509,6 +500,17 @@ impl App {
             instance,
             store: store.clone(),
             recorder,
+        });
+        let front = Arc::new(crate::http::front::Front {
+            rules,
+            runtime: RulesRuntime {
+                cache: Default::default(),
+                proxy: Default::default(),
+            },
+            production,
+            body_limit: self.body_limit,
+            tasks: runtime.clone(),
+            app: std::sync::Mutex::new(None),
         });
         let log_path = match self.schedule_log {
             Some(path) => path,
@@ -668,21 +670,17 @@ impl RunningApp {
             .iter()
             .rev()
             .fold(inner, |router, layer| layer(router));
-        // The front layer wraps the routed app whole, so it runs before routing: a proxy
-        // to an internal path is routed anew.
-        let router = Router::new()
-            .fallback_service(inner)
-            .layer(axum::middleware::from_fn_with_state(
-                self.front.clone(),
-                crate::http::front::front,
-            ))
-            .layer(axum::Extension(self.runtime.clone()));
-        if self.lifecycle.watches_requests() {
-            return router.layer(axum::middleware::from_fn_with_state(
+        // The front layer is the outermost layer of every route and of the fallbacks.
+        let router = inner.layer(crate::http::front::FrontLayer(self.front.clone()));
+        let router = if self.lifecycle.watches_requests() {
+            router.layer(axum::middleware::from_fn_with_state(
                 self.lifecycle.clone(),
                 crate::http::lifecycle::watch_requests,
-            ));
-        }
+            ))
+        } else {
+            router
+        };
+        *lock(&self.front.app) = Some(router.clone());
         router
     }
 
@@ -742,6 +740,8 @@ impl RunningApp {
         // runs are going log their end once the runtime has stopped them.
         self.scheduler.stop();
         self.closing.cancel();
+        // The router holds the front layer, which holds the router: break the cycle.
+        lock(&self.front.app).take();
         // Lifecycle cleanups may still run tasks, so they go before the runtime stops.
         self.lifecycle.shutdown(self.shutdown_grace).await;
         self.runtime.shutdown(self.shutdown_grace).await;

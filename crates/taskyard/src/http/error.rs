@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -201,12 +201,9 @@ impl ErrorRequest<'_> {
     }
 }
 
-/// True if the `Accept` header names `text/html`.
-pub(crate) fn accepts_html(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .any(|value| value.to_str().is_ok_and(|v| v.contains("text/html")))
+/// True if an `Accept` header value names `text/html`.
+pub(crate) fn accepts_html(accept: &HeaderValue) -> bool {
+    accept.to_str().is_ok_and(|v| v.contains("text/html"))
 }
 
 /// Re-renders `response`, which carries `report`, for the request: its status and headers

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use toml::Value;
 
 use crate::http::HttpError;
+use crate::http::front::{Inner, call};
 use crate::run::lock;
 
 /// How many keys the cache holds before it drops the older half.
@@ -167,7 +167,7 @@ impl Keyed {
 }
 
 impl ResponseCache {
-    pub(crate) async fn serve(&self, rule: &CacheRule, request: Request, next: Next) -> Response {
+    pub(crate) async fn serve(&self, rule: &CacheRule, request: Request, inner: Inner) -> Response {
         let head = request.method() == Method::HEAD;
         let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
         let (parts, _) = request.into_parts();
@@ -204,10 +204,10 @@ impl ResponseCache {
             if rule.swr {
                 let refresh = !std::mem::replace(&mut lock(&slot.state).refreshing, true);
                 if refresh {
-                    let (slot, keyed, next) = (slot.clone(), keyed.clone(), next.clone());
+                    let (slot, keyed, inner) = (slot.clone(), keyed.clone(), inner.clone());
                     tokio::spawn(async move {
                         let _fill = slot.fill.lock().await;
-                        let fresh = call(&keyed, next).await;
+                        let fresh = fill(&keyed, inner).await;
                         let mut state = lock(&slot.state);
                         // A failed refresh keeps the stale answer.
                         if fresh.cacheable() {
@@ -230,7 +230,7 @@ impl ResponseCache {
                 return answer(entry);
             }
         }
-        let entry = Arc::new(call(&keyed, next).await);
+        let entry = Arc::new(fill(&keyed, inner).await);
         {
             let mut state = lock(&slot.state);
             state.entry = Some(entry.clone());
@@ -262,8 +262,9 @@ fn evict(slots: &mut HashMap<String, Arc<Slot>>) {
     });
 }
 
-async fn call(keyed: &Keyed, next: Next) -> Entry {
-    let response = next.run(keyed.request()).await;
+/// Calls the handler for `keyed` and keeps what it answers.
+async fn fill(keyed: &Keyed, inner: Inner) -> Entry {
+    let response = call(inner, keyed.request()).await;
     let (parts, body) = response.into_parts();
     let (status, headers, extensions, body) = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(body) => (parts.status, parts.headers, parts.extensions, body),

@@ -29,7 +29,6 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use toml::{Table, Value};
 
@@ -39,6 +38,7 @@ use self::cors::Cors;
 pub(crate) use self::proxy::ProxyClient;
 use crate::Error;
 use crate::http::HttpError;
+use crate::http::front::{Front, Inner, call};
 use crate::route::PathPattern;
 
 /// The app's route rules, broadest first.
@@ -312,7 +312,7 @@ impl Target {
 impl Resolved {
     /// Answers the request by the rules, or passes it on: a CORS preflight, a redirect, a
     /// proxy, a cached response.
-    pub(crate) async fn handle(&self, front: &RulesRuntime, request: Request, next: Next) -> Response {
+    pub(crate) async fn handle(&self, front: &Front, request: Request, inner: Inner) -> Response {
         if let Some(cors) = &self.cors
             && let Some(preflight) = cors.preflight(&request)
         {
@@ -331,14 +331,14 @@ impl Resolved {
             let Some(target) = proxy.for_request(request.uri()) else {
                 return outside_base().into_response();
             };
-            return front.proxy.forward(target, request, next).await;
+            return front.runtime.proxy.forward(front, target, request).await;
         }
         if let Some(cache) = &self.cache
             && matches!(*request.method(), Method::GET | Method::HEAD)
         {
-            return front.cache.serve(cache, request, next).await;
+            return front.runtime.cache.serve(cache, request, inner).await;
         }
-        next.run(request).await
+        call(inner, request).await
     }
 
     /// Sets the CORS and rule headers on the response, whatever answered.

@@ -1,7 +1,8 @@
 //! The `proxy` rule: a request answered by another path of the app, or by another server.
 //!
-//! An internal target (`/api/**`) is served in-process by the app's middleware and routes,
-//! with the path rewritten (the rules of the new path are not applied again). An
+//! An internal target (`/api/**`) is served in-process by the whole app again, path
+//! rewritten, so the rules and middleware of the new path apply (Nitro's local fetch); a
+//! chain of more than 8 internal proxies is a loop and answers 508. An
 //! `http://` target is forwarded with hyper: the method, headers and body go out, minus
 //! hop-by-hop headers and with `host` set to the target and `x-forwarded-*` added; the
 //! answer comes back as it is. An unreachable target answers 502.
@@ -10,13 +11,21 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower::ServiceExt;
 
 use crate::http::HttpError;
+use crate::http::front::Front;
+
+/// How many internal proxies one request may pass through.
+const MAX_HOPS: u8 = 8;
+
+/// The internal proxies a request has passed through.
+#[derive(Debug, Clone, Copy, Default)]
+struct Hops(u8);
 
 /// Checks a proxy target when the rules are read.
 pub(crate) fn check_target(to: &str) -> Result<(), String> {
@@ -64,8 +73,17 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 impl ProxyClient {
-    pub(crate) async fn forward(&self, target: String, mut request: Request, next: Next) -> Response {
+    pub(crate) async fn forward(&self, front: &Front, target: String, mut request: Request) -> Response {
         if target.starts_with('/') {
+            let hops = request.extensions().get::<Hops>().copied().unwrap_or_default();
+            if hops.0 >= MAX_HOPS {
+                return HttpError::status(
+                    StatusCode::LOOP_DETECTED,
+                    format!("the proxy rules sent this request through {MAX_HOPS} internal paths; check them for a loop"),
+                )
+                .into_response();
+            }
+            request.extensions_mut().insert(Hops(hops.0 + 1));
             let Ok(path) = PathAndQuery::try_from(target.as_str()) else {
                 return HttpError::bad_request(format!("the proxy target `{target}` is not a valid path"))
                     .into_response();
@@ -75,7 +93,14 @@ impl ProxyClient {
             if let Ok(uri) = Uri::from_parts(parts) {
                 *request.uri_mut() = uri;
             }
-            return next.run(request).await;
+            return match front.app() {
+                Some(app) => match app.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+                None => HttpError::status(StatusCode::SERVICE_UNAVAILABLE, "the app is shutting down")
+                    .into_response(),
+            };
         }
         let uri = match target.parse::<Uri>() {
             Ok(uri) => uri,
