@@ -6,7 +6,10 @@
 //! measured in alternating rounds of `ROUND_MS`, so drift on the machine touches both alike.
 //! Reported: the median requests/s of each, the median of the per-pair ratios, and the CPU
 //! time the server's worker thread spent per request — the cost that bounds requests/s on a
-//! saturated core, and the steadiest of the three on a shared machine.
+//! saturated core. On a shared machine all three drift by ±20 % from round to round, so the
+//! run ends with the part that differs measured alone: each app called in-process, without
+//! sockets or HTTP parsing, in 9 alternating batches of `CALLS` calls, the fastest batch of
+//! each kept.
 //!
 //! ```sh
 //! cargo run --release -p file-route-bench
@@ -18,7 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::convert::Infallible;
+
 use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
 use axum::routing::get;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -38,18 +45,19 @@ fn server_runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Serves `router` on a free loopback port of `runtime`.
-fn serve(runtime: &tokio::runtime::Runtime, router: axum::Router) -> SocketAddr {
+/// Serves `service` on a free loopback port of `runtime`, as `App::serve` and
+/// `axum::serve` do.
+fn serve<S>(runtime: &tokio::runtime::Runtime, service: S) -> SocketAddr
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let make = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service);
         tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
+            axum::serve(listener, make).await.expect("serve");
         });
         addr
     })
@@ -105,6 +113,35 @@ fn worker_cpu(runtime: &tokio::runtime::Runtime) -> Duration {
         .expect("the worker answers")
 }
 
+/// Nanoseconds per request of `service` called in-process, `calls` times in a row.
+fn in_process<S>(runtime: &tokio::runtime::Runtime, service: &S, calls: u64) -> f64
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
+    use tower::ServiceExt;
+    let peer = axum::extract::ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000)));
+    runtime.block_on(async {
+        let started = Instant::now();
+        for _ in 0..calls {
+            let mut request = axum::http::Request::get("/hello/bench")
+                .body(Body::empty())
+                .expect("request");
+            // As `into_make_service_with_connect_info` does for every request over HTTP.
+            request.extensions_mut().insert(peer);
+            let response = service.clone().oneshot(request).await.expect("infallible");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .expect("body");
+            assert_eq!(body.as_ref(), b"Hello bench!");
+        }
+        started.elapsed().as_nanos() as f64 / calls as f64
+    })
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -116,23 +153,36 @@ fn main() {
     let connections = setting("CONNECTIONS", 32);
 
     let file_runtime = server_runtime();
-    let file_router = file_runtime.block_on(async {
+    // What `App::serve` serves: the app as one service.
+    let file_service = file_runtime.block_on(async {
         let running = file_route_bench::file_routed_app()
             .store(taskyard::StoreConfig::Memory)
             .start()
             .await
             .expect("the app starts");
-        let router = running.router();
+        let service = running.service();
         // Kept running until the process ends.
         std::mem::forget(running);
-        router
+        service
     });
-    let file_addr = serve(&file_runtime, file_router);
+    if let Ok(which) = std::env::var("ONLY") {
+        // `ONLY=file|axum CALLS=N`: N in-process calls of one app and nothing else, for
+        // counting instructions with callgrind (scripts/bench-file-route-instructions.sh).
+        let local = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let calls = setting("CALLS", 1000);
+        let axum_router = axum::Router::new().route("/hello/{name}", get(file_route_bench::hello));
+        match which.as_str() {
+            "file" => in_process(&local, &file_service, calls),
+            _ => in_process(&local, &axum_router, calls),
+        };
+        return;
+    }
+    let file_addr = serve(&file_runtime, file_service.clone());
     let axum_runtime = server_runtime();
-    let axum_addr = serve(
-        &axum_runtime,
-        axum::Router::new().route("/hello/{name}", get(file_route_bench::hello)),
-    );
+    let axum_router = axum::Router::new().route("/hello/{name}", get(file_route_bench::hello));
+    let axum_addr = serve(&axum_runtime, axum_router.clone());
 
     if std::env::var_os("SERVE_ONLY").is_some() {
         println!("file-routed http://{file_addr}/hello/bench");
@@ -208,5 +258,29 @@ fn main() {
     println!(
         "CPU ratio axum / taskyard (requests/s on a saturated core): {:.3}",
         axum_us / file_us
+    );
+
+    let calls = setting("CALLS", 100_000);
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (mut file_ns, mut axum_ns) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        file_ns.push(in_process(&local, &file_service, calls));
+        axum_ns.push(in_process(&local, &axum_router, calls));
+    }
+    // The fastest batch of each: in-process work is CPU-bound, so the machine's noise
+    // only ever adds time.
+    let file_ns = file_ns.iter().copied().fold(f64::INFINITY, f64::min);
+    let axum_ns = axum_ns.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "in-process, routing and handler only (fastest batch): axum {axum_ns:.0} ns, taskyard {file_ns:.0} ns per request; taskyard adds {:.0} ns",
+        file_ns - axum_ns
+    );
+    let added_us = (file_ns - axum_ns) / 1000.0;
+    println!(
+        "requests/s ratio implied over HTTP (axum's {axum_us:.2} µs of server CPU per request, plus what taskyard adds): {:.3}",
+        axum_us / (axum_us + added_us)
     );
 }

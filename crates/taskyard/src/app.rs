@@ -432,8 +432,8 @@ impl App {
         self
     }
 
-    /// Adds the app's own axum routes. Handlers reach the runtime with
-    /// `Extension<taskyard::Runtime>`.
+    /// Adds the app's own axum routes. Handlers reach the runtime with a
+    /// [`Runtime`](crate::Runtime) argument, an extractor.
     pub fn routes(mut self, routes: axum::Router) -> Self {
         self.routes = self.routes.merge(routes);
         self
@@ -637,8 +637,15 @@ impl RunningApp {
     /// The app's whole router: the front layer (route rules, error pages), the middleware,
     /// the app's routes and the task endpoints (per its [`TasksAccess`]). For serving it
     /// yourself or calling it in tests; handlers see the client's address through
-    /// `ConnectInfo<SocketAddr>`, which the task endpoints need in development.
+    /// `ConnectInfo<SocketAddr>`, which the task endpoints need in development. It is
+    /// [`service`](Self::service) behind one more router level.
     pub fn router(&self) -> Router {
+        Router::new().fallback_service(self.service())
+    }
+
+    /// The app as one tower service, as [`serve_on`](Self::serve_on) serves it: the front
+    /// layer around the router of the middleware, routes and task endpoints.
+    pub fn service(&self) -> crate::http::AppService {
         let api = crate::http::Api {
             runtime: self.runtime.clone(),
             scheduler: self.scheduler.clone(),
@@ -670,18 +677,18 @@ impl RunningApp {
             .iter()
             .rev()
             .fold(inner, |router, layer| layer(router));
-        // The front layer is the outermost layer of every route and of the fallbacks.
-        let router = inner.layer(crate::http::front::FrontLayer(self.front.clone()));
-        let router = if self.lifecycle.watches_requests() {
-            router.layer(axum::middleware::from_fn_with_state(
+        let inner = if self.lifecycle.watches_requests() {
+            inner.layer(axum::middleware::from_fn_with_state(
                 self.lifecycle.clone(),
                 crate::http::lifecycle::watch_requests,
             ))
         } else {
-            router
+            inner
         };
-        *lock(&self.front.app) = Some(router.clone());
-        router
+        // The front layer wraps the whole router, so it runs before routing.
+        let service = crate::http::FrontService::new(inner, self.front.clone());
+        *lock(&self.front.app) = Some(service.clone());
+        service
     }
 
     /// Tells the lifecycle the server is listening: the `Ready` visible tasks start, and
@@ -700,7 +707,7 @@ impl RunningApp {
         local: std::net::SocketAddr,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let router = self.router();
+        let service = self.service();
         let dev_info = crate::config::DevInfo::write(local, self.runtime.instance());
         let stop = CancellationToken::new();
         tokio::spawn({
@@ -717,7 +724,9 @@ impl RunningApp {
         println!("taskyard listening on http://{local}");
         let server = axum::serve(
             listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(service),
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());
         self.ready();

@@ -17,6 +17,21 @@
 //! curl -N 'localhost:3000/_tasks/events'              # live run events
 //! ```
 //!
+//! Server routes (`src/routes/`, `src/api/`, `src/middleware/`, `[route_rules]` in
+//! `taskyard.toml`; open http://127.0.0.1:3000/ for the list):
+//!
+//! ```text
+//! curl localhost:3000/hello/nitro                     # Hello nitro!
+//! curl localhost:3000/hello/nitro/is/hot              # the catch-all
+//! curl localhost:3000/api/users/1                     # JSON; see /_openapi.json
+//! curl -X POST localhost:3000/api/test -d '{"name":"Ada"}'
+//! curl -X POST localhost:3000/api/migrate -d '{"dry_run":true}'   # runs db:migrate
+//! curl -H 'Authorization: Bearer demo' localhost:3000/api/admin/stats
+//! curl -i localhost:3000/old-hello/taskyard           # 307 to /hello/taskyard
+//! curl localhost:3000/proxy/users/2                   # served by /api/users/2
+//! curl -i localhost:3000/api/time                     # cached 5 s, then refreshed
+//! ```
+//!
 //! Lifecycle (`src/lifecycle.rs`): the `prepare` task runs before the server listens;
 //! `feature-watch` re-runs, after its cleanup, each time the flag changes; `warm-hello` runs
 //! on the first request under `/hello/`; `feature-report` is a resource derived from the flag:

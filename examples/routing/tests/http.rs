@@ -327,7 +327,8 @@ async fn proxies_reach_internal_paths_and_other_servers() {
     drop(closed);
     let extra = format!(
         "[route_rules.\"/up/**\"]\nproxy = \"http://{upstream_addr}/base/**\"\n\
-         [route_rules.\"/down/**\"]\nproxy = \"http://{closed_addr}/**\"\n"
+         [route_rules.\"/down/**\"]\nproxy = \"http://{closed_addr}/**\"\n\
+         [route_rules.\"/loop/**\"]\nproxy = \"/loop/**\"\n"
     );
     let served = serve(example(&extra)).await;
 
@@ -355,6 +356,9 @@ async fn proxies_reach_internal_paths_and_other_servers() {
         "{}",
         down.text
     );
+    // An internal proxy goes through the whole app again, rules included: a loop is cut.
+    let looped = get(&served, "/loop/x").await;
+    assert_eq!(looped.status, 508, "{}", looped.text);
     served.stop().await;
     upstream_task.abort();
 }

@@ -4,10 +4,10 @@
 //! development or production), and sets the rules' CORS and extra headers on whatever
 //! answers — error responses included.
 //!
-//! It is a tower service written out by hand rather than an `axum::middleware::from_fn`:
-//! a request that no rule matches costs no allocation here, which the file-route benchmark
-//! showed to matter (`from_fn` boxes the future and clones the rest of the stack per
-//! request).
+//! It is a tower service written out by hand around the app's whole router, rather than an
+//! `axum::middleware::from_fn` or a layer on each route: a request that no rule matches
+//! costs one extension and no boxed future here, which the file-route benchmark showed to
+//! matter (each of those adds a boxed service clone and a boxed future per request).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,6 +29,24 @@ use crate::route::rules::RulesRuntime;
 use crate::route::{BodyLimit, RouteRules};
 use crate::run::lock;
 
+tokio::task_local! {
+    /// The runtime of the app whose request this task is serving: what the `Runtime`
+    /// extractor and `Event::run_task` reach. A task-local rather than a request extension,
+    /// because a fourth extension makes the request's extension map grow and rehash, which
+    /// the file-route benchmark counted at a third of what the front layer cost.
+    static SERVING: Runtime;
+}
+
+/// The runtime of the app serving the current request, if any.
+pub(crate) fn serving_runtime() -> Option<Runtime> {
+    SERVING.try_with(Runtime::clone).ok()
+}
+
+/// `future` with `runtime` as the serving runtime (for work spawned for a request).
+pub(crate) fn serving<F: Future>(runtime: Runtime, future: F) -> impl Future<Output = F::Output> {
+    SERVING.scope(runtime, future)
+}
+
 /// The rest of the stack below the front layer, as the rules call it.
 pub(crate) type Inner = BoxCloneSyncService<Request, Response, Infallible>;
 
@@ -42,38 +60,35 @@ pub(crate) struct Front {
     pub tasks: Runtime,
     /// The whole app, for proxies to internal paths (which go through every rule and
     /// middleware again, as Nitro's local fetch does). Emptied at shutdown.
-    pub app: Mutex<Option<Router>>,
+    pub app: Mutex<Option<AppService>>,
 }
 
 impl Front {
     /// The app as it serves, for an internal proxy.
-    pub(crate) fn app(&self) -> Option<Router> {
+    pub(crate) fn app(&self) -> Option<AppService> {
         lock(&self.app).clone()
     }
 }
 
+/// The app as one tower service: what [`RunningApp::serve_on`](crate::RunningApp::serve_on)
+/// serves ([`RunningApp::service`](crate::RunningApp::service)).
+pub type AppService = FrontService<Router>;
+
+/// The front layer around the app's router (see the module documentation).
 #[derive(Clone)]
-pub(crate) struct FrontLayer(pub Arc<Front>);
-
-impl<S> tower_layer::Layer<S> for FrontLayer {
-    type Service = FrontService<S>;
-
-    fn layer(&self, inner: S) -> FrontService<S> {
-        FrontService {
-            inner,
-            front: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct FrontService<S> {
+pub struct FrontService<S> {
     inner: S,
     front: Arc<Front>,
 }
 
+impl<S> FrontService<S> {
+    pub(crate) fn new(inner: S, front: Arc<Front>) -> Self {
+        FrontService { inner, front }
+    }
+}
+
 /// What rendering an error needs of the request.
-struct Asked {
+pub struct Asked {
     uri: Uri,
     accept: Option<HeaderValue>,
 }
@@ -93,19 +108,19 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let front = self.front.clone();
-        let extensions = request.extensions_mut();
         // Each extension costs an allocation; the default limit needs none.
         if front.body_limit != super::DEFAULT_BODY_LIMIT {
-            extensions.insert(BodyLimit(front.body_limit));
+            request.extensions_mut().insert(BodyLimit(front.body_limit));
         }
-        extensions.insert(front.tasks.clone());
         let asked = Asked {
             uri: request.uri().clone(),
             accept: request.headers().get(header::ACCEPT).cloned(),
         };
         match front.rules.resolve(request.uri().path()) {
+            // No user code runs in `call` (axum's services start on first poll), so the
+            // runtime only needs to be in scope while the future is polled.
             None => FrontFuture::Plain {
-                future: self.inner.call(request),
+                future: SERVING.scope(front.tasks.clone(), self.inner.call(request)),
                 asked: Some(asked),
                 front,
             },
@@ -114,11 +129,12 @@ where
                 let clone = self.inner.clone();
                 let inner = Inner::new(std::mem::replace(&mut self.inner, clone));
                 let origin = request.headers().get(header::ORIGIN).cloned();
-                let answer = Box::pin(async move {
+                let runtime = front.tasks.clone();
+                let answer = Box::pin(SERVING.scope(runtime, async move {
                     let mut response = rules.handle(&front, request, inner).await;
                     rules.finish(&mut response, origin.as_ref());
                     finish(response, &asked, &front)
-                });
+                }));
                 FrontFuture::Rules { answer }
             }
         }
@@ -127,8 +143,13 @@ where
 
 pin_project_lite::pin_project! {
     #[project = FrontProjection]
-    pub(crate) enum FrontFuture<F> {
-        Plain { #[pin] future: F, asked: Option<Asked>, front: Arc<Front> },
+    /// The answer of [`FrontService`].
+    pub enum FrontFuture<F> {
+        Plain {
+            #[pin] future: tokio::task::futures::TaskLocalFuture<Runtime, F>,
+            asked: Option<Asked>,
+            front: Arc<Front>,
+        },
         Rules { answer: Pin<Box<dyn Future<Output = Response> + Send>> },
     }
 }

@@ -29,6 +29,7 @@ use crate::schedule::Scheduler;
 pub use self::access::{TOKEN_VAR, TasksAccess};
 pub(crate) use self::body::query_object;
 pub use self::error::HttpError;
+pub use self::front::{AppService, FrontFuture, FrontService};
 pub use self::tasks::CLIENT_HEADER;
 
 /// The default largest request body the task endpoints accept: 1 MiB.

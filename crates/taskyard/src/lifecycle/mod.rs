@@ -174,7 +174,7 @@ impl Setup<'_> {
     }
 
     /// Shares a value (often a [`Signal`]) with every task (`cx.state::<T>()`) and route
-    /// handler (`Extension<Runtime>`, then `runtime.state().get::<T>()`).
+    /// handler (a `Runtime` argument, then `runtime.state().get::<T>()`).
     pub fn state<T: Send + Sync + 'static>(&mut self, value: T) -> &mut Self {
         self.state.insert(value);
         self

@@ -37,12 +37,24 @@ pub(crate) struct BodyLimit(pub usize);
 ///     Ok(format!("user {id} renamed to {} by {user:?}", body.name))
 /// }
 /// ```
-#[derive(Debug)]
 pub struct Event {
     parts: Parts,
+    runtime: Option<Runtime>,
     params: Vec<(String, String)>,
     body: Bytes,
     context: Context,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("method", &self.parts.method)
+            .field("uri", &self.parts.uri)
+            .field("params", &self.params)
+            .field("body", &self.body.len())
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Event {
@@ -128,12 +140,7 @@ impl Event {
 
     /// The app's task runtime.
     pub fn runtime(&self) -> Result<&Runtime, HttpError> {
-        self.parts.extensions.get::<Runtime>().ok_or_else(|| {
-            HttpError::status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the task runtime is not reachable from this router; serve it with App::serve or RunningApp::router",
-            )
-        })
+        self.runtime.as_ref().ok_or_else(unreachable_runtime)
     }
 
     /// Runs the task `name` with `payload` (trigger `http`) and returns its result: Nitro's
@@ -142,6 +149,29 @@ impl Event {
     pub async fn run_task(&self, name: &str, payload: Value) -> Result<Value, HttpError> {
         let request = RunRequest::new(name).payload(payload).trigger(Trigger::Http);
         Ok(self.runtime()?.run(request).await?)
+    }
+}
+
+/// The runtime of the app serving the request: the front layer's, or one a router built by
+/// hand put in the extensions.
+fn request_runtime(parts: &Parts) -> Option<Runtime> {
+    crate::http::front::serving_runtime().or_else(|| parts.extensions.get::<Runtime>().cloned())
+}
+
+fn unreachable_runtime() -> HttpError {
+    HttpError::status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the task runtime is not reachable from this request; serve the app with App::serve, RunningApp::service or RunningApp::router",
+    )
+}
+
+/// The app's task runtime as a handler argument:
+/// `async fn handler(runtime: taskyard::Runtime) -> ..`.
+impl<S: Send + Sync> FromRequestParts<S> for Runtime {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        request_runtime(parts).ok_or_else(unreachable_runtime)
     }
 }
 
@@ -178,6 +208,7 @@ impl<S: Send + Sync> FromRequest<S> for Event {
             )
         })?;
         Ok(Event {
+            runtime: request_runtime(&parts),
             parts,
             params,
             body,

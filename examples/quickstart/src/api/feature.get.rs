@@ -1,13 +1,12 @@
 //! `GET /api/feature`: the flag and the report derived from it (see `src/lifecycle.rs`).
 
-use axum::Extension;
 use serde_json::{Value, json};
 use taskyard::Runtime;
 use taskyard::lifecycle::ResourceState;
 
 use crate::lifecycle::{Feature, FeatureReport};
 
-pub async fn handler(Extension(runtime): Extension<Runtime>) -> axum::Json<Value> {
+pub async fn handler(runtime: Runtime) -> axum::Json<Value> {
     let enabled = runtime
         .state()
         .get::<Feature>()

@@ -66,6 +66,36 @@ pub fn http(
     body: &str,
     headers: &[(&str, &str)],
 ) -> (u16, serde_json::Value) {
+    let reply = raw(addr, method, path, body, headers);
+    (
+        reply.status,
+        serde_json::from_str(&reply.body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A response as it came.
+pub struct Reply {
+    pub status: u16,
+    /// Header lines, names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One request with `Connection: close`, the whole response returned.
+pub fn raw(addr: &str, method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -83,9 +113,16 @@ pub fn http(
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let status = response[9..12].parse().expect("status");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(": "))
+        .map(|(key, value)| (key.to_ascii_lowercase(), value.to_owned()))
+        .collect();
+    Reply {
         status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+        headers,
+        body: body.to_owned(),
+    }
 }

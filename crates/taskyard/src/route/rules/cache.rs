@@ -205,7 +205,7 @@ impl ResponseCache {
                 let refresh = !std::mem::replace(&mut lock(&slot.state).refreshing, true);
                 if refresh {
                     let (slot, keyed, inner) = (slot.clone(), keyed.clone(), inner.clone());
-                    tokio::spawn(async move {
+                    let refresh = async move {
                         let _fill = slot.fill.lock().await;
                         let fresh = fill(&keyed, inner).await;
                         let mut state = lock(&slot.state);
@@ -215,7 +215,12 @@ impl ResponseCache {
                             state.generation += 1;
                         }
                         state.refreshing = false;
-                    });
+                    };
+                    // The refresh calls the handler outside this request's task.
+                    match crate::http::front::serving_runtime() {
+                        Some(runtime) => tokio::spawn(crate::http::front::serving(runtime, refresh)),
+                        None => tokio::spawn(refresh),
+                    };
                 }
                 return answer(&entry);
             }
