@@ -209,10 +209,7 @@ pub fn render_app(manifest_dir: &Path, out_dir: &Path, app: &AppSources) -> Stri
         let m = module("middleware", index, &file.file, &file.path, None);
         calls.push((
             None,
-            format!(
-                ".file_middleware({:?}, ::taskyard::__private::axum::middleware::from_fn({m}::middleware))",
-                file.file
-            ),
+            format!(".middleware(::taskyard::__private::axum::middleware::from_fn({m}::middleware))"),
         ));
     }
     for (index, source) in app.routes.iter().enumerate() {

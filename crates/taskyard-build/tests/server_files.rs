@@ -106,8 +106,12 @@ fn route_and_middleware_files_are_found_and_generated_with_their_builds() {
         code.contains("method_router(None, __route_3_src_routes_report_prod_rs::handler)"),
         "{code}"
     );
-    let auth = code.find("src/middleware/2.auth.rs\", ").expect("auth");
-    let log = code.find("src/middleware/10.log.rs\", ").expect("log");
+    let auth = code
+        .find("from_fn(__middleware_0_src_middleware_2_auth_rs::middleware)")
+        .expect("auth");
+    let log = code
+        .find("from_fn(__middleware_1_src_middleware_10_log_rs::middleware)")
+        .expect("log");
     assert!(auth < log, "middleware out of order: {code}");
 }
 

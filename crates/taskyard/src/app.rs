@@ -183,22 +183,6 @@ impl App {
         self
     }
 
-    /// Registers a middleware found in a file under `src/middleware/`; called by the code
-    /// `taskyard-build` generates, in the files' order.
-    #[doc(hidden)]
-    pub fn file_middleware<L>(self, _file: &str, layer: L) -> Self
-    where
-        L: tower_layer::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-        L::Service: tower_service::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
-        <L::Service as tower_service::Service<axum::extract::Request>>::Response:
-            axum::response::IntoResponse + 'static,
-        <L::Service as tower_service::Service<axum::extract::Request>>::Error:
-            Into<std::convert::Infallible> + 'static,
-        <L::Service as tower_service::Service<axum::extract::Request>>::Future: Send + 'static,
-    {
-        self.middleware(layer)
-    }
-
     /// The address [`serve`](App::serve) listens on, instead of `HOST:PORT`.
     pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
         self.listen = Some(addr);
