@@ -1,0 +1,100 @@
+//! The results: one row per comparison, written as JSON and as a markdown table.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+/// One comparison: what was measured on each side, and the ratio against its target.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub comparison: String,
+    pub metric: String,
+    pub taskyard: f64,
+    pub peer: f64,
+    pub peer_name: String,
+    /// taskyard / peer, or peer / taskyard where lower is better.
+    pub ratio: f64,
+    pub target: String,
+    pub met: bool,
+    pub unit: String,
+}
+
+impl Row {
+    fn json(&self) -> Value {
+        json!({
+            "comparison": self.comparison,
+            "metric": self.metric,
+            "unit": self.unit,
+            "taskyard": self.taskyard,
+            "peer": self.peer_name,
+            "peer_value": self.peer,
+            "ratio": self.ratio,
+            "target": self.target,
+            "met": self.met,
+        })
+    }
+}
+
+pub fn markdown(rows: &[Row]) -> String {
+    let mut text = String::from(
+        "| comparison | metric | taskyard | peer | ratio | target | met |\n|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        text.push_str(&format!(
+            "| {} | {} | {} {} | {}: {} {} | {:.2}× | {} | {} |\n",
+            row.comparison,
+            row.metric,
+            format_value(row.taskyard),
+            row.unit,
+            row.peer_name,
+            format_value(row.peer),
+            row.unit,
+            row.ratio,
+            row.target,
+            if row.met { "yes" } else { "**no**" },
+        ));
+    }
+    text
+}
+
+fn format_value(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// Writes `results.json` and `results.md` into `dir`.
+pub fn write(dir: &Path, rows: &[Row]) {
+    if let Err(error) = std::fs::create_dir_all(dir) {
+        eprintln!("taskyard-bench: cannot create {}: {error}", dir.display());
+        return;
+    }
+    let json = json!({
+        "machine": machine(),
+        "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+    for (name, body) in [("results.json", text), ("results.md", markdown(rows))] {
+        let path = dir.join(name);
+        if let Err(error) = std::fs::write(&path, body) {
+            eprintln!("taskyard-bench: cannot write {}: {error}", path.display());
+        }
+    }
+}
+
+/// What the numbers were measured on.
+fn machine() -> Value {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, name)| name.trim().to_owned())
+        })
+        .unwrap_or_default();
+    json!({ "cores": cores, "cpu": cpu })
+}

@@ -1,0 +1,78 @@
+//! In-process runs of a no-op task: taskyard's `run_task` against Nitro's `runTask`, each
+//! awaited one after the other, as a handler calling it would.
+
+use std::path::Path;
+use std::time::Instant;
+
+use taskyard::{App, StoreConfig, Task, TaskContext, TaskError};
+
+use crate::peers;
+use crate::report::Row;
+
+const RUNS: u64 = 200_000;
+const ROUNDS: usize = 5;
+
+pub fn compare(root: &Path) -> Vec<Row> {
+    let taskyard = taskyard_runs_per_second();
+    let nitro = nitro_runs_per_second(root);
+    eprintln!("run-task: taskyard {taskyard:.0} runs/s, Nitro {nitro:.0} runs/s");
+    let ratio = taskyard / nitro;
+    vec![Row {
+        comparison: "no-op task, in process".into(),
+        metric: "runs/s".into(),
+        taskyard,
+        peer: nitro,
+        peer_name: "Nitro runTask".into(),
+        ratio,
+        target: "≥ 20×".into(),
+        met: ratio >= 20.0,
+        unit: "runs/s".into(),
+    }]
+}
+
+/// The best of `ROUNDS` rounds of `RUNS` sequential runs, without history (Nitro keeps
+/// none), on one thread.
+fn taskyard_runs_per_second() -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let app = App::new()
+            .task(
+                "noop",
+                Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) }),
+            )
+            .store(StoreConfig::Disabled)
+            .start()
+            .await
+            .expect("the app starts");
+        let tasks = app.runtime().clone();
+        let mut best = 0.0_f64;
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            for _ in 0..RUNS {
+                tasks
+                    .run_task("noop", serde_json::Value::Null)
+                    .await
+                    .expect("run");
+            }
+            best = best.max(RUNS as f64 / started.elapsed().as_secs_f64());
+        }
+        app.shutdown().await;
+        best
+    })
+}
+
+/// The best of `ROUNDS` rounds measured inside the Nitro server (`GET /bench/run-task`).
+fn nitro_runs_per_second(root: &Path) -> f64 {
+    let nitro = peers::nitro(root);
+    let url = format!("{}/bench/run-task?n={RUNS}", nitro.base);
+    let mut best = 0.0_f64;
+    for _ in 0..ROUNDS {
+        let mut response = ureq::get(&url).call().expect("Nitro answers");
+        let body: serde_json::Value = response.body_mut().read_json().expect("JSON");
+        best = best.max(body["runs_per_s"].as_f64().expect("runs_per_s"));
+    }
+    best
+}
