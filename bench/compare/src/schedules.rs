@@ -1,0 +1,205 @@
+//! Schedules at scale, taskyard beside tokio-cron-scheduler, the same measurement on both:
+//!
+//! - **lateness**: `LATENESS_SCHEDULES` schedules `* * * * * *` on a no-op job for 3 s on
+//!   a 2-worker runtime; each run notes how long after its whole second it started.
+//!   tokio-cron-scheduler's callback is not told its tick, so lateness is taken past the
+//!   last whole second on both sides, and the run counts show whether a side fell behind;
+//! - **registration**: `REGISTER` cron schedules `0 */5 * * * *` added to a running
+//!   scheduler, timed by the wall clock, their memory counted by the counting allocator
+//!   (live bytes after minus before, per schedule).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use taskyard::schedule::Schedule;
+use taskyard::{App, Concurrency, StoreConfig, Task, TaskContext, TaskError};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::report::Row;
+use crate::{COUNTING, LIVE};
+
+const LATENESS_SCHEDULES: usize = 10_000;
+const SECONDS: u64 = 3;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// Milliseconds past the last whole second.
+fn past_the_second(now: Timestamp) -> f64 {
+    f64::from(now.subsec_nanosecond()) / 1e6
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (samples.len().max(1) - 1) as f64).round() as usize;
+    samples.get(rank).copied().unwrap_or(f64::NAN)
+}
+
+async fn taskyard_lateness(count: usize) -> Vec<f64> {
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(count * 4)));
+    let task = {
+        let samples = samples.clone();
+        Task::new(move |_cx: TaskContext| {
+            let late = past_the_second(Timestamp::now());
+            samples.lock().expect("lock").push(late);
+            async { Ok::<_, TaskError>(()) }
+        })
+        .concurrency(Concurrency::Parallel(count * 2))
+    };
+    let mut app = App::new()
+        .task("noop", task)
+        .store(StoreConfig::Disabled)
+        .schedule_log(None);
+    for i in 0..count {
+        app = app.schedule(
+            &format!("s{i}"),
+            Schedule::worker().cron("* * * * * *").task("noop"),
+        );
+    }
+    let running = app.start().await.expect("the app starts");
+    tokio::time::sleep(Duration::from_secs(SECONDS)).await;
+    running.shutdown().await;
+    samples.lock().expect("lock").clone()
+}
+
+async fn tcs_lateness(count: usize) -> Vec<f64> {
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(count * 4)));
+    let mut scheduler = JobScheduler::new().await.expect("tokio-cron-scheduler starts");
+    for _ in 0..count {
+        let samples = samples.clone();
+        let job = Job::new_async("* * * * * *", move |_id, _scheduler| {
+            let late = past_the_second(Timestamp::now());
+            samples.lock().expect("lock").push(late);
+            Box::pin(async {})
+        })
+        .expect("a job");
+        scheduler.add(job).await.expect("added");
+    }
+    scheduler.start().await.expect("started");
+    tokio::time::sleep(Duration::from_secs(SECONDS)).await;
+    scheduler.shutdown().await.expect("stopped");
+    samples.lock().expect("lock").clone()
+}
+
+/// (bytes per schedule, seconds) for `count` taskyard cron schedules.
+async fn taskyard_register(count: usize) -> (f64, f64) {
+    let running = App::new()
+        .task(
+            "noop",
+            Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) }),
+        )
+        .store(StoreConfig::Disabled)
+        .schedule_log(None)
+        .start()
+        .await
+        .expect("the app starts");
+    let scheduler = running.scheduler().clone();
+    let names: Vec<String> = (0..count).map(|i| format!("schedule-{i:07}")).collect();
+    COUNTING.store(true, Ordering::SeqCst);
+    let before = LIVE.load(Ordering::SeqCst);
+    let started = Instant::now();
+    for name in &names {
+        scheduler
+            .add(name, Schedule::worker().cron("0 */5 * * * *").task("noop"))
+            .expect("added");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = (LIVE.load(Ordering::SeqCst) - before) as f64 / count as f64;
+    COUNTING.store(false, Ordering::SeqCst);
+    drop(names);
+    running.shutdown().await;
+    (bytes, seconds)
+}
+
+/// (bytes per schedule, seconds) for `count` tokio-cron-scheduler cron jobs.
+async fn tcs_register(count: usize) -> (f64, f64) {
+    let mut scheduler = JobScheduler::new().await.expect("tokio-cron-scheduler starts");
+    scheduler.start().await.expect("started");
+    COUNTING.store(true, Ordering::SeqCst);
+    let before = LIVE.load(Ordering::SeqCst);
+    let started = Instant::now();
+    for _ in 0..count {
+        let job = Job::new_async("0 */5 * * * *", |_id, _scheduler| Box::pin(async {})).expect("a job");
+        scheduler.add(job).await.expect("added");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = (LIVE.load(Ordering::SeqCst) - before) as f64 / count as f64;
+    COUNTING.store(false, Ordering::SeqCst);
+    scheduler.shutdown().await.expect("stopped");
+    (bytes, seconds)
+}
+
+pub fn compare() -> Vec<Row> {
+    let register = setting("REGISTER", 1_000_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut ours = runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES));
+    let mut theirs = runtime.block_on(tcs_lateness(LATENESS_SCHEDULES));
+    let expected = LATENESS_SCHEDULES as u64 * SECONDS;
+    eprintln!(
+        "schedules: lateness runs taskyard {}, tokio-cron-scheduler {} (about {expected} due)",
+        ours.len(),
+        theirs.len()
+    );
+    let (our_p99, their_p99) = (percentile(&mut ours, 99.0), percentile(&mut theirs, 99.0));
+    let (our_p50, their_p50) = (percentile(&mut ours, 50.0), percentile(&mut theirs, 50.0));
+    let (our_bytes, our_seconds) = runtime.block_on(taskyard_register(register));
+    let (their_bytes, their_seconds) = runtime.block_on(tcs_register(register));
+    eprintln!(
+        "schedules: {register} registered: taskyard {our_bytes:.0} B {our_seconds:.2} s, tokio-cron-scheduler {their_bytes:.0} B {their_seconds:.2} s"
+    );
+    let row = |metric: &str, taskyard: f64, peer: f64, target: &str, met: bool, unit: &str| Row {
+        comparison: format!("{LATENESS_SCHEDULES} schedules due each second / {register} registered"),
+        metric: metric.into(),
+        taskyard,
+        peer,
+        peer_name: "tokio-cron-scheduler".into(),
+        ratio: peer / taskyard,
+        target: target.into(),
+        met,
+        unit: unit.into(),
+    };
+    vec![
+        row(
+            "lateness p50 (peer / taskyard)",
+            our_p50,
+            their_p50,
+            "—",
+            true,
+            "ms",
+        ),
+        row(
+            "lateness p99 (peer / taskyard)",
+            our_p99,
+            their_p99,
+            "p99 ≤ 5 ms",
+            our_p99 <= 5.0,
+            "ms",
+        ),
+        row(
+            "bytes per schedule (peer / taskyard)",
+            our_bytes,
+            their_bytes,
+            "≤ 300 B",
+            our_bytes <= 300.0,
+            "B",
+        ),
+        row(
+            "registration time (peer / taskyard)",
+            our_seconds,
+            their_seconds,
+            "≤ 3 s",
+            our_seconds <= 3.0,
+            "s",
+        ),
+    ]
+}
