@@ -184,12 +184,6 @@ fn main() {
     let axum_router = axum::Router::new().route("/hello/{name}", get(file_route_bench::hello));
     let axum_addr = serve(&axum_runtime, axum_router.clone());
 
-    if std::env::var_os("SERVE_ONLY").is_some() {
-        println!("file-routed http://{file_addr}/hello/bench");
-        println!("axum http://{axum_addr}/hello/bench");
-        std::thread::sleep(Duration::from_secs(setting("SERVE_ONLY", 60)));
-        return;
-    }
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -328,9 +328,10 @@ pub fn scan_routes(manifest_dir: &Path) -> Result<Vec<RouteSource>, String> {
 /// True if a line of `text` starts with `name` (optionally behind a path such as
 /// `taskyard::`): the file declares that macro at its top level.
 pub(crate) fn declares_macro(text: &str, name: &str) -> bool {
+    let qualified = format!("taskyard::{name}");
     text.lines().any(|line| {
         let line = line.trim_start();
-        line.starts_with(name) || line.starts_with(&format!("taskyard::{name}"))
+        line.starts_with(name) || line.starts_with(&qualified)
     })
 }
 

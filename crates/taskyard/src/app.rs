@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigWatch};
 use crate::http::TasksAccess;
 use crate::lifecycle::{Lifecycle, LifecycleBuilder, Setup};
-use crate::route::rules::RulesRuntime;
 use crate::route::{FileRoute, RouteInfo, RouteMeta, RouteRules, ServerRoute};
 use crate::run::{RuntimeParts, lock};
 use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
@@ -487,10 +486,8 @@ impl App {
         });
         let front = Arc::new(crate::http::front::Front {
             rules,
-            runtime: RulesRuntime {
-                cache: Default::default(),
-                proxy: Default::default(),
-            },
+            cache: Default::default(),
+            proxy: Default::default(),
             production,
             body_limit: self.body_limit,
             tasks: runtime.clone(),

@@ -25,7 +25,7 @@ use tower_service::Service;
 
 use super::error::{ErrorReport, ErrorRequest, accepts_html, render};
 use crate::Runtime;
-use crate::route::rules::RulesRuntime;
+use crate::route::rules::{ProxyClient, ResponseCache};
 use crate::route::{BodyLimit, RouteRules};
 use crate::run::lock;
 
@@ -53,7 +53,10 @@ pub(crate) type Inner = BoxCloneSyncService<Request, Response, Infallible>;
 /// What the front layer holds.
 pub(crate) struct Front {
     pub rules: RouteRules,
-    pub runtime: RulesRuntime,
+    /// The `cache` rule's responses.
+    pub cache: ResponseCache,
+    /// The `proxy` rule's client for external targets.
+    pub proxy: ProxyClient,
     /// Unhandled errors hide their details.
     pub production: bool,
     pub body_limit: usize,

@@ -331,12 +331,12 @@ impl Resolved {
             let Some(target) = proxy.for_request(request.uri()) else {
                 return outside_base().into_response();
             };
-            return front.runtime.proxy.forward(front, target, request).await;
+            return front.proxy.forward(front, target, request).await;
         }
         if let Some(cache) = &self.cache
             && matches!(*request.method(), Method::GET | Method::HEAD)
         {
-            return front.runtime.cache.serve(cache, request, inner).await;
+            return front.cache.serve(cache, request, inner).await;
         }
         call(inner, request).await
     }
@@ -356,12 +356,6 @@ impl Resolved {
 
 fn outside_base() -> HttpError {
     HttpError::bad_request("the path is outside the route rule's base")
-}
-
-/// What applying the rules needs beyond the rules.
-pub(crate) struct RulesRuntime {
-    pub cache: ResponseCache,
-    pub proxy: ProxyClient,
 }
 
 #[cfg(test)]
