@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use taskyard::schedule::CronExpr;
 
+use crate::peers;
 use crate::report::Row;
 
 /// (croner / taskyard syntax, the `cron` crate's syntax: seconds first).
@@ -104,12 +105,7 @@ pub fn compare(root: &Path) -> Vec<Row> {
 /// JavaScript croner's ns per call, in the order of `EXPRESSIONS`, its answers checked
 /// against taskyard's.
 fn javascript_croner(root: &Path, answers: &[Timestamp]) -> Vec<f64> {
-    let script = root.join("bench/peers/cron-next.mjs");
-    let peers = root.join("target/bench-peers");
-    // The script imports `croner`, which Node finds from the script's own folder upwards;
-    // it runs from a copy beside the installed packages.
-    let copy = peers.join("cron-next.mjs");
-    std::fs::copy(&script, &copy).expect("the JavaScript croner script (run bench/peers/setup.sh)");
+    let copy = peers::script(root, "cron-next.mjs");
     let output = Command::new("node")
         .arg(&copy)
         .env("TZ", "UTC")

@@ -1,13 +1,15 @@
 //! `taskyard-bench`: taskyard side by side with its peers, each comparison a ratio measured
 //! in the same run on this machine. `bench/run` sets up the peers, builds everything and
-//! calls `taskyard-bench all`, which writes `bench/results/results.json` and
-//! `bench/results/results.md`; one comparison alone (`taskyard-bench http`) only prints.
+//! calls `taskyard-bench all`, which writes `bench/results/results.json`,
+//! `bench/results/results.md` and the plots (PNG) beside them; one comparison alone
+//! (`taskyard-bench http`) writes into `target/bench-results` instead.
 //!
 //! | comparison | taskyard | peer | target |
 //! |---|---|---|---|
 //! | `run-task` | `run_task` of a no-op task, in process | Nitro `runTask`, in Node | ≥ 20× runs/s |
 //! | `http` | `POST /_nitro/tasks/echo:payload`, the quickstart | the same on a Nitro node-server | ≥ 10× req/s, p99 ≤ 1/5 |
-//! | `schedules` | 10,000 cron schedules due each second; 1,000,000 registered | tokio-cron-scheduler | p99 lateness ≤ 5 ms; ≤ 300 B and ≤ 3 s |
+//! | `recorded` | runs recorded in SQLite and in PostgreSQL | the targets | ≥ 20,000 and ≥ 10,000 runs/s |
+//! | `schedules` | 10,000 cron schedules due each second; 1,000,000 registered | tokio-cron-scheduler, JavaScript croner (lateness) | p99 lateness ≤ 5 ms; ≤ 300 B and ≤ 3 s |
 //! | `cron-next` | `CronExpr::next_after` | the `croner` and `cron` crates, JavaScript croner | as fast as the fastest |
 //!
 //! Every load is on loopback and bounded in time; every process started is stopped.
@@ -15,6 +17,8 @@
 mod cron_next;
 mod http;
 mod peers;
+mod plots;
+mod recorded;
 mod report;
 mod run_task;
 mod schedules;
@@ -64,30 +68,38 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_else(|| "all".to_owned());
     let root = workspace_root();
+    let mut charts = Vec::new();
     let rows: Vec<Row> = match command.as_str() {
         "run-task" => run_task::compare(&root),
-        "http" => http::compare(&root),
+        "http" => http::compare(&root, &mut charts),
         "cron-next" => cron_next::compare(&root),
-        "schedules" => schedules::compare(),
+        "schedules" => schedules::compare(&root, &mut charts),
+        "recorded" => recorded::compare(),
         "all" => {
             let mut rows = run_task::compare(&root);
-            rows.extend(http::compare(&root));
+            rows.extend(http::compare(&root, &mut charts));
+            rows.extend(recorded::compare());
             rows.extend(cron_next::compare(&root));
-            rows.extend(schedules::compare());
+            rows.extend(schedules::compare(&root, &mut charts));
             rows
         }
         other => {
             eprintln!(
-                "taskyard-bench: unknown comparison `{other}`; use run-task, http, cron-next, schedules or all"
+                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, cron-next, schedules or all"
             );
             std::process::exit(2);
         }
     };
-    // Only a complete run replaces the published results.
-    if command == "all" {
-        report::write(&root.join("bench").join("results"), &rows);
-    }
+    // Only a complete run replaces the published results; one comparison alone draws its
+    // plots into target/bench-results.
+    let dir = if command == "all" {
+        root.join("bench").join("results")
+    } else {
+        root.join("target").join("bench-results")
+    };
+    report::write(&dir, &rows, &charts);
     println!("{}", report::markdown(&rows));
+    println!("written to {}", dir.display());
 }
 
 /// The workspace root: two folders above this crate.

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,19 @@ fn wait_listening(name: &str, addr: &str) {
     }
 }
 
+/// A script of `bench/peers`, copied beside the packages `bench/peers/setup.sh` installed
+/// (Node resolves `import "croner"` from the script's own folder upwards).
+pub fn script(root: &Path, name: &str) -> PathBuf {
+    let copy = root.join("target/bench-peers").join(name);
+    std::fs::copy(root.join("bench/peers").join(name), &copy).unwrap_or_else(|e| {
+        panic!(
+            "cannot copy bench/peers/{name} to {} ({e}): run bench/peers/setup.sh (bench/run does)",
+            copy.display()
+        )
+    });
+    copy
+}
+
 /// The Nitro node-server built by `bench/peers/setup.sh`.
 pub fn nitro(root: &Path) -> Server {
     let entry = root.join("target/bench-peers/nitro/.output/server/index.mjs");
@@ -66,8 +79,8 @@ pub fn nitro(root: &Path) -> Server {
 }
 
 /// The quickstart's release binary in production, its task endpoints open with the
-/// bearer token `bench`, its history in a new SQLite file.
-pub fn quickstart(root: &Path, data: &Path) -> Server {
+/// bearer token `bench`, its history in a new SQLite file unless `env` says otherwise.
+pub fn quickstart(root: &Path, data: &Path, env: &[(&str, &str)]) -> Server {
     let binary = root.join("target/release/quickstart");
     assert!(
         binary.is_file(),
@@ -82,6 +95,7 @@ pub fn quickstart(root: &Path, data: &Path) -> Server {
         .env("TASKYARD_TASKS_TOKEN", "bench")
         .env("RUST_LOG", "warn")
         .env_remove("TASKYARD_DATABASE_URL")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::plots::{self, Distribution};
+
 /// One comparison: what was measured on each side, and the ratio against its target.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -65,18 +67,32 @@ fn format_value(value: f64) -> String {
     }
 }
 
-/// Writes `results.json` and `results.md` into `dir`.
-pub fn write(dir: &Path, rows: &[Row]) {
+/// Writes `results.json`, `results.md` and the plots into `dir`.
+pub fn write(dir: &Path, rows: &[Row], charts: &[Distribution]) {
     if let Err(error) = std::fs::create_dir_all(dir) {
         eprintln!("taskyard-bench: cannot create {}: {error}", dir.display());
         return;
     }
+    let plots = plots::draw(dir, charts, rows);
     let json = json!({
         "machine": machine(),
         "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        "distributions": charts.iter().map(|chart| json!({
+            "plot": format!("{}.png", chart.file),
+            "title": chart.title,
+            "unit": chart.unit,
+            "curves": chart.curves.iter().map(|curve| json!({
+                "name": curve.name,
+                "percentiles": curve.points,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&json).unwrap_or_default();
-    for (name, body) in [("results.json", text), ("results.md", markdown(rows))] {
+    let mut table = markdown(rows);
+    for plot in &plots {
+        table.push_str(&format!("\n![{plot}]({plot})\n"));
+    }
+    for (name, body) in [("results.json", text), ("results.md", table)] {
         let path = dir.join(name);
         if let Err(error) = std::fs::write(&path, body) {
             eprintln!("taskyard-bench: cannot write {}: {error}", path.display());

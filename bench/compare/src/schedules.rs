@@ -1,13 +1,17 @@
-//! Schedules at scale, taskyard beside tokio-cron-scheduler, the same measurement on both:
+//! Schedules at scale, taskyard beside tokio-cron-scheduler and JavaScript croner, the same
+//! measurement on each:
 //!
 //! - **lateness**: `LATENESS_SCHEDULES` schedules `* * * * * *` on a no-op job for 3 s on
 //!   a 2-worker runtime; each run notes how long after its whole second it started.
 //!   tokio-cron-scheduler's callback is not told its tick, so lateness is taken past the
-//!   last whole second on both sides, and the run counts show whether a side fell behind;
-//! - **registration**: `REGISTER` cron schedules `0 */5 * * * *` added to a running
+//!   last whole second on every side, and the run counts show whether a side fell behind;
+//!   JavaScript croner runs `bench/peers/lateness.mjs` in Node;
+//! - **registration** (tokio-cron-scheduler only): `REGISTER` cron schedules `0 */5 * * * *` added to a running
 //!   scheduler, timed by the wall clock, their memory counted by the counting allocator
 //!   (live bytes after minus before, per schedule).
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +21,8 @@ use taskyard::schedule::Schedule;
 use taskyard::{App, Concurrency, StoreConfig, Task, TaskContext, TaskError};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+use crate::peers;
+use crate::plots::{Curve, Distribution};
 use crate::report::Row;
 use crate::{COUNTING, LIVE};
 
@@ -35,7 +41,8 @@ fn past_the_second(now: Timestamp) -> f64 {
     f64::from(now.subsec_nanosecond()) / 1e6
 }
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+fn percentile(samples: &[f64], p: f64) -> f64 {
+    let mut samples = samples.to_vec();
     samples.sort_by(f64::total_cmp);
     let rank = ((p / 100.0) * (samples.len().max(1) - 1) as f64).round() as usize;
     samples.get(rank).copied().unwrap_or(f64::NAN)
@@ -135,30 +142,84 @@ async fn tcs_register(count: usize) -> (f64, f64) {
     (bytes, seconds)
 }
 
-pub fn compare() -> Vec<Row> {
+/// JavaScript croner's lateness, the same measure in Node (`bench/peers/lateness.mjs`).
+fn croner_js_lateness(root: &Path, count: usize) -> Vec<f64> {
+    let copy = peers::script(root, "lateness.mjs");
+    let output = Command::new("node")
+        .arg(&copy)
+        .arg(count.to_string())
+        .arg(SECONDS.to_string())
+        .output()
+        .expect("node runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!("JavaScript croner's lateness answered {text:?} ({e}); run bench/peers/setup.sh")
+    });
+    value["late_ms"]
+        .as_array()
+        .map(|samples| samples.iter().filter_map(serde_json::Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
     let register = setting("REGISTER", 1_000_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let mut ours = runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES));
-    let mut theirs = runtime.block_on(tcs_lateness(LATENESS_SCHEDULES));
+    let ours = runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES));
+    let tcs = runtime.block_on(tcs_lateness(LATENESS_SCHEDULES));
+    let javascript = croner_js_lateness(root, LATENESS_SCHEDULES);
     let expected = LATENESS_SCHEDULES as u64 * SECONDS;
     eprintln!(
-        "schedules: lateness runs taskyard {}, tokio-cron-scheduler {} (about {expected} due)",
+        "schedules: lateness runs taskyard {}, tokio-cron-scheduler {}, JavaScript croner {} (about {expected} due)",
         ours.len(),
-        theirs.len()
+        tcs.len(),
+        javascript.len()
     );
-    let (our_p99, their_p99) = (percentile(&mut ours, 99.0), percentile(&mut theirs, 99.0));
-    let (our_p50, their_p50) = (percentile(&mut ours, 50.0), percentile(&mut theirs, 50.0));
+    charts.push(Distribution {
+        file: "lateness",
+        title: format!("{LATENESS_SCHEDULES} schedules due each second: ms after the second a run starts"),
+        unit: "ms",
+        curves: vec![
+            Curve::of_samples("taskyard", &ours),
+            Curve::of_samples("tokio-cron-scheduler", &tcs),
+            Curve::of_samples("croner (JavaScript)", &javascript),
+        ],
+    });
+    let comparison = format!("lateness, {LATENESS_SCHEDULES} schedules due each second");
+    let mut rows = Vec::new();
+    for (peer_name, theirs) in [
+        ("tokio-cron-scheduler", &tcs),
+        ("croner (JavaScript)", &javascript),
+    ] {
+        for (metric, p, target) in [
+            ("p50 (peer / taskyard)", 50.0, None),
+            ("p99 (peer / taskyard)", 99.0, Some(5.0)),
+            ("max (peer / taskyard)", 100.0, None),
+        ] {
+            let (taskyard, peer) = (percentile(&ours, p), percentile(theirs, p));
+            rows.push(Row {
+                comparison: comparison.clone(),
+                metric: metric.into(),
+                taskyard,
+                peer,
+                peer_name: format!("{peer_name} ({} runs of {expected})", theirs.len()),
+                ratio: peer / taskyard,
+                target: target.map_or("—".into(), |ms| format!("p99 ≤ {ms} ms")),
+                met: target.is_none_or(|ms| taskyard <= ms),
+                unit: "ms".into(),
+            });
+        }
+    }
     let (our_bytes, our_seconds) = runtime.block_on(taskyard_register(register));
     let (their_bytes, their_seconds) = runtime.block_on(tcs_register(register));
     eprintln!(
         "schedules: {register} registered: taskyard {our_bytes:.0} B {our_seconds:.2} s, tokio-cron-scheduler {their_bytes:.0} B {their_seconds:.2} s"
     );
     let row = |metric: &str, taskyard: f64, peer: f64, target: &str, met: bool, unit: &str| Row {
-        comparison: format!("{LATENESS_SCHEDULES} schedules due each second / {register} registered"),
+        comparison: format!("{register} cron schedules registered"),
         metric: metric.into(),
         taskyard,
         peer,
@@ -168,38 +229,21 @@ pub fn compare() -> Vec<Row> {
         met,
         unit: unit.into(),
     };
-    vec![
-        row(
-            "lateness p50 (peer / taskyard)",
-            our_p50,
-            their_p50,
-            "—",
-            true,
-            "ms",
-        ),
-        row(
-            "lateness p99 (peer / taskyard)",
-            our_p99,
-            their_p99,
-            "p99 ≤ 5 ms",
-            our_p99 <= 5.0,
-            "ms",
-        ),
-        row(
-            "bytes per schedule (peer / taskyard)",
-            our_bytes,
-            their_bytes,
-            "≤ 300 B",
-            our_bytes <= 300.0,
-            "B",
-        ),
-        row(
-            "registration time (peer / taskyard)",
-            our_seconds,
-            their_seconds,
-            "≤ 3 s",
-            our_seconds <= 3.0,
-            "s",
-        ),
-    ]
+    rows.push(row(
+        "bytes per schedule (peer / taskyard)",
+        our_bytes,
+        their_bytes,
+        "≤ 300 B",
+        our_bytes <= 300.0,
+        "B",
+    ));
+    rows.push(row(
+        "registration time (peer / taskyard)",
+        our_seconds,
+        their_seconds,
+        "≤ 3 s",
+        our_seconds <= 3.0,
+        "s",
+    ));
+    rows
 }

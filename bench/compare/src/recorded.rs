@@ -1,0 +1,160 @@
+//! Recorded runs per second: no-op runs whose records are durable in SQLite or PostgreSQL
+//! before their result is returned. There is no peer that records runs (Nitro keeps no
+//! history), so each row compares against its target: ≥ 20,000 runs/s into SQLite and
+//! ≥ 10,000 into PostgreSQL.
+//!
+//! `CLIENTS` callers on a 2-worker runtime each await one `run_task` after another for
+//! `SECONDS`, `ROUNDS` times, after a warm-up; the median round counts. After the rounds
+//! the store is read back: every run a caller saw succeed must be there.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use taskyard::store::RunFilter;
+use taskyard::{App, Concurrency, StoreConfig, Task, TaskContext, TaskError};
+
+use crate::report::Row;
+
+const CLIENTS: usize = 256;
+const SECONDS: f64 = 3.0;
+const ROUNDS: usize = 3;
+
+pub fn compare() -> Vec<Row> {
+    let dir = std::env::temp_dir().join(format!("taskyard-bench-recorded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let sqlite = runs_per_second(StoreConfig::Sqlite(dir.join("taskyard.db")));
+    let _ = std::fs::remove_dir_all(&dir);
+    let schema = PostgresSchema::create();
+    let postgres = runs_per_second(StoreConfig::Postgres(schema.url.clone()));
+    drop(schema);
+    eprintln!("recorded: SQLite {sqlite:.0} runs/s, PostgreSQL {postgres:.0} runs/s");
+    [("SQLite", sqlite, 20_000.0), ("PostgreSQL", postgres, 10_000.0)]
+        .into_iter()
+        .map(|(store, runs, target)| Row {
+            comparison: format!("recorded runs into {store}"),
+            metric: "runs/s (taskyard / target)".into(),
+            taskyard: runs,
+            peer: target,
+            peer_name: "target".into(),
+            ratio: runs / target,
+            target: format!("≥ {target:.0} runs/s"),
+            met: runs >= target,
+            unit: "runs/s".into(),
+        })
+        .collect()
+}
+
+/// The median of `ROUNDS` rounds, each run's record checked in the store afterwards.
+fn runs_per_second(store: StoreConfig) -> f64 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let app = App::new()
+            .task(
+                "noop",
+                // Parallel: by default concurrent callers of one task join the run in
+                // flight (Nitro's rule), and here every call must be a run of its own.
+                Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) })
+                    .concurrency(Concurrency::Parallel(CLIENTS)),
+            )
+            .store(store)
+            .schedule_log(None)
+            .start()
+            .await
+            .expect("the app starts with its store");
+        let succeeded = Arc::new(AtomicU64::new(0));
+        round(&app, &succeeded, 1.0).await;
+        let mut rates = Vec::new();
+        for _ in 0..ROUNDS {
+            rates.push(round(&app, &succeeded, SECONDS).await);
+        }
+        let store = app.runtime().store().expect("a store").clone();
+        let recorded = store
+            .list_runs(&RunFilter::default().task("noop").limit(100_000_000))
+            .await
+            .expect("runs read back")
+            .len() as u64;
+        let succeeded = succeeded.load(Ordering::SeqCst);
+        assert_eq!(recorded, succeeded, "every run that succeeded is recorded, once");
+        app.shutdown().await;
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    })
+}
+
+/// Runs per second of `CLIENTS` callers for `seconds`.
+async fn round(app: &taskyard::RunningApp, succeeded: &Arc<AtomicU64>, seconds: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let before = succeeded.load(Ordering::SeqCst);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let tasks = app.runtime().clone();
+            let succeeded = succeeded.clone();
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    tasks
+                        .run_task("noop", serde_json::Value::Null)
+                        .await
+                        .expect("a recorded run");
+                    succeeded.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.expect("a client");
+    }
+    (succeeded.load(Ordering::SeqCst) - before) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A fresh schema in the benchmark database, dropped afterwards. The database comes from
+/// `TASKYARD_BENCH_DATABASE_URL`, else `TASKYARD_TEST_DATABASE_URL`, else the local server
+/// `scripts/setup-postgres.sh` starts.
+struct PostgresSchema {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl PostgresSchema {
+    fn create() -> PostgresSchema {
+        let base = std::env::var("TASKYARD_BENCH_DATABASE_URL")
+            .or_else(|_| std::env::var("TASKYARD_TEST_DATABASE_URL"))
+            .unwrap_or_else(|_| {
+                let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+                format!("postgres://{user}@127.0.0.1:5432/test")
+            });
+        let name = format!("taskyard_bench_{}", std::process::id());
+        psql(&base, &format!("CREATE SCHEMA {name}"));
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+        PostgresSchema { base, name, url }
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        psql(
+            &self.base,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let status = Command::new("psql")
+        .env("PGOPTIONS", "--client-min-messages=warning")
+        .args([url, "-qc", sql])
+        .status()
+        .expect("psql runs (scripts/setup-postgres.sh installs PostgreSQL; bench/run calls it)");
+    assert!(
+        status.success(),
+        "psql {url} -c {sql:?} failed: is PostgreSQL running? (scripts/setup-postgres.sh)"
+    );
+}
