@@ -14,8 +14,10 @@ use std::fmt;
 use croner::Cron;
 use croner::parser::CronParser;
 use jiff::civil::DateTime;
-use jiff::tz::TimeZone;
+use jiff::tz::{Offset, TimeZone};
 use jiff::{Timestamp, Zoned};
+
+use super::cron_fields::Fields;
 
 /// A parsed cron expression.
 #[derive(Clone)]
@@ -25,6 +27,8 @@ pub struct CronExpr {
     /// The hour field is `*`: in an autumn overlap such a job fires in both hours; any
     /// other hour field fires once, at the first occurrence.
     every_hour: bool,
+    /// The fields as bit sets, when the expression is plain enough for the fast search.
+    fields: Option<Fields>,
 }
 
 impl fmt::Debug for CronExpr {
@@ -59,6 +63,7 @@ impl CronExpr {
         match parser().parse(&source) {
             Ok(cron) => Ok(CronExpr {
                 every_hour: hour_field(&source) == Some("*"),
+                fields: Fields::of(&cron, &source),
                 source,
                 cron,
             }),
@@ -77,7 +82,17 @@ impl CronExpr {
 
     /// The first fire time strictly after `after`, in `zone`; `None` when there is none
     /// before the year 5000.
-    pub fn next_after(&self, mut after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+    pub fn next_after(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+        if let Some(fields) = &self.fields
+            && let Some(offset) = fixed_offset(zone)
+        {
+            return fields.next_after(after, i64::from(offset.seconds()));
+        }
+        self.next_after_in_zone(after, zone)
+    }
+
+    /// [`CronExpr::next_after`] through croner, with the daylight-saving rules.
+    fn next_after_in_zone(&self, mut after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
         // A candidate that repeats a local time in an overlap is skipped unless the hour
         // field is `*`; a few rounds cover every repeat of one overlap.
         for _ in 0..8 {
@@ -132,6 +147,15 @@ impl CronExpr {
             }
         }
         None
+    }
+}
+
+/// The offset of a zone without transitions: UTC or a fixed offset. IANA zones other than
+/// UTC are not asked, since jiff answers them with an allocated error.
+fn fixed_offset(zone: &TimeZone) -> Option<Offset> {
+    match zone.iana_name() {
+        None | Some("UTC") => zone.to_fixed_offset().ok(),
+        Some(_) => None,
     }
 }
 
@@ -322,5 +346,99 @@ mod tests {
     fn never_firing_expression_has_no_next_time() {
         let cron = CronExpr::parse("0 0 30 2 *").expect("parses");
         assert_eq!(cron.next_after(at("2026-01-01T00:00:00Z"), &TimeZone::UTC), None);
+    }
+
+    /// A random field: `*`, a value, a range, a step, a list, or (for months and weekdays)
+    /// a name.
+    fn random_field(rng: &mut fastrand::Rng, low: u32, high: u32, names: &[&str]) -> String {
+        let value = |rng: &mut fastrand::Rng| rng.u32(low..=high);
+        match rng.u8(0..8) {
+            0 => "*".into(),
+            1 => value(rng).to_string(),
+            2 => {
+                let a = value(rng);
+                format!("{a}-{}", rng.u32(a..=high))
+            }
+            3 => format!("*/{}", rng.u32(1..=(high - low + 1).min(20))),
+            4 => {
+                let a = value(rng);
+                format!("{a}-{}/{}", rng.u32(a..=high), rng.u32(1..=5))
+            }
+            5 => format!("{}-{high}/{}", value(rng), rng.u32(1..=10)),
+            6 if !names.is_empty() => names[rng.usize(..names.len())].into(),
+            _ => (0..rng.usize(2..=4))
+                .map(|_| value(rng).to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    #[test]
+    fn the_fast_search_agrees_with_croner_on_random_expressions() {
+        const MONTHS: [&str; 4] = ["JAN", "FEB", "JUN-AUG", "DEC"];
+        const WEEKDAYS: [&str; 4] = ["MON-FRI", "SUN", "SAT,SUN", "TUE"];
+        let zones = [
+            TimeZone::UTC,
+            TimeZone::fixed(jiff::tz::offset(5)),
+            TimeZone::fixed(jiff::tz::Offset::from_seconds(-(9 * 3600 + 30 * 60)).expect("offset")),
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut fast = 0;
+        for case in 0..3000 {
+            let mut fields = vec![
+                random_field(&mut rng, 0, 59, &[]),
+                random_field(&mut rng, 0, 23, &[]),
+                // Days of the month up to 31 give months that never have them (`30 2`).
+                random_field(&mut rng, 1, 31, &[]),
+                random_field(&mut rng, 1, 12, &MONTHS),
+                random_field(&mut rng, 0, 7, &WEEKDAYS),
+            ];
+            if rng.bool() {
+                fields.insert(0, random_field(&mut rng, 0, 59, &[]));
+            }
+            if rng.u8(0..10) == 0 {
+                let dow = fields.len() - 1;
+                fields[dow] = format!("+{}", fields[dow]);
+            }
+            let expr = fields.join(" ");
+            let cron = CronExpr::parse(&expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            fast += usize::from(cron.fields.is_some());
+            let zone = &zones[case % zones.len()];
+            // Instants from 1960 to 2100, with and without a fraction of a second.
+            let mut after = Timestamp::from_second(rng.i64(-315_619_200..4_102_444_800)).expect("instant")
+                + jiff::SignedDuration::from_millis(if rng.bool() { rng.i64(0..1000) } else { 0 });
+            for _ in 0..5 {
+                let expected = cron.next_after_in_zone(after, zone);
+                assert_eq!(
+                    cron.next_after(after, zone),
+                    expected,
+                    "`{expr}` after {after} in {zone:?}"
+                );
+                let Some(next) = expected else { break };
+                after = next;
+            }
+        }
+        assert!(fast > 2900, "only {fast} of 3000 took the fast search");
+    }
+
+    #[test]
+    fn expressions_with_modifiers_or_years_take_croners_search() {
+        for expr in [
+            "0 0 L * *",
+            "0 0 15W * *",
+            "0 0 * * MON#2",
+            "0 0 * * 5L",
+            "0 0 0 1 1 * 2030",
+        ] {
+            assert!(CronExpr::parse(expr).expect("parses").fields.is_none(), "{expr}");
+        }
+        for expr in [
+            "*/5 * * * *",
+            "0 0 0 1 1 * *",
+            "@weekly",
+            "0 9-17/2 * JAN-MAR MON-FRI",
+        ] {
+            assert!(CronExpr::parse(expr).expect("parses").fields.is_some(), "{expr}");
+        }
     }
 }

@@ -10,6 +10,7 @@
 
 pub(crate) mod config;
 pub mod cron;
+mod cron_fields;
 pub(crate) mod definition;
 mod engine;
 pub mod interval;
