@@ -115,7 +115,8 @@ fn draw_distribution(path: &Path, distribution: &Distribution) -> Result<(), Box
     });
     // A log scale shows a 20× gap and the shape of both curves at once.
     let low = (low.max(1e-3) / 1.5).max(1e-3);
-    let high = high.max(low * 10.0) * 1.5;
+    // Headroom above the highest curve keeps the legend clear of it.
+    let high = high.max(low * 10.0) * 6.0;
     let root = BitMapBackend::new(path, (960, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)

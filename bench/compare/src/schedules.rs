@@ -142,6 +142,31 @@ async fn tcs_register(count: usize) -> (f64, f64) {
     (bytes, seconds)
 }
 
+/// The floor: `count` bare tokio timers due at the same whole second, each noting how late
+/// it woke, three times over, on the same runtime as the schedulers.
+async fn timers_lateness(count: usize) -> Vec<f64> {
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(count * SECONDS as usize)));
+    for _ in 0..SECONDS {
+        let now = Timestamp::now();
+        let wait = Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanosecond().unsigned_abs()));
+        let due = tokio::time::Instant::now() + wait;
+        let timers: Vec<_> = (0..count)
+            .map(|_| {
+                let samples = samples.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(due).await;
+                    let late = past_the_second(Timestamp::now());
+                    samples.lock().expect("lock").push(late);
+                })
+            })
+            .collect();
+        for timer in timers {
+            timer.await.expect("a timer");
+        }
+    }
+    samples.lock().expect("lock").clone()
+}
+
 /// JavaScript croner's lateness, the same measure in Node (`bench/peers/lateness.mjs`).
 fn croner_js_lateness(root: &Path, count: usize) -> Vec<f64> {
     let copy = peers::script(root, "lateness.mjs");
@@ -171,6 +196,7 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
     let ours = runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES));
     let tcs = runtime.block_on(tcs_lateness(LATENESS_SCHEDULES));
     let javascript = croner_js_lateness(root, LATENESS_SCHEDULES);
+    let timers = runtime.block_on(timers_lateness(LATENESS_SCHEDULES));
     let expected = LATENESS_SCHEDULES as u64 * SECONDS;
     eprintln!(
         "schedules: lateness runs taskyard {}, tokio-cron-scheduler {}, JavaScript croner {} (about {expected} due)",
@@ -186,6 +212,7 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
             Curve::of_samples("taskyard", &ours),
             Curve::of_samples("tokio-cron-scheduler", &tcs),
             Curve::of_samples("croner (JavaScript)", &javascript),
+            Curve::of_samples("floor: bare tokio timers", &timers),
         ],
     });
     let comparison = format!("lateness, {LATENESS_SCHEDULES} schedules due each second");
@@ -213,6 +240,18 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
             });
         }
     }
+    // What a run start costs at least while each is a tokio task of its own.
+    rows.push(Row {
+        comparison: format!("floor: {LATENESS_SCHEDULES} bare tokio timers due at the same instant"),
+        metric: "lateness p99 (timers / taskyard)".into(),
+        taskyard: percentile(&ours, 99.0),
+        peer: percentile(&timers, 99.0),
+        peer_name: "bare tokio timers".into(),
+        ratio: percentile(&timers, 99.0) / percentile(&ours, 99.0),
+        target: "—".into(),
+        met: true,
+        unit: "ms".into(),
+    });
     let (our_bytes, our_seconds) = runtime.block_on(taskyard_register(register));
     let (their_bytes, their_seconds) = runtime.block_on(tcs_register(register));
     eprintln!(
