@@ -182,6 +182,7 @@ fn draw_throughput(path: &Path, rows: &[&Row]) -> Result<(), Box<dyn Error>> {
                 _ => String::new(),
             })
             .x_desc(row.unit.as_str())
+            .x_label_formatter(&|value| format!("{value:.0}"))
             .label_style(("sans-serif", 13))
             .draw()?;
         let bars = [(0, row.peer, COLORS[1]), (1, row.taskyard, COLORS[0])];
