@@ -65,6 +65,11 @@ impl RunRequest {
     }
 }
 
+/// A run's execution, not started yet: [`Runtime::start`] spawns it, the calls that await
+/// the result poll it first themselves ([`Runtime::drive`]). Detached either way: callers
+/// wait on the run itself, not on a tokio task.
+type Execution = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// What `launch` needs of a request once the task is found.
 struct Submitted {
     payload: Value,
@@ -168,21 +173,51 @@ impl Runtime {
     /// An unknown name fails with ``Task `x` is not available!``; a payload that does not fit
     /// the task's payload type fails before anything runs, naming the field.
     pub async fn run_task(&self, task: &str, payload: Value) -> Result<Value, Error> {
-        self.start_named(task, payload, Trigger::Manual)?.outcome().await
+        let (handle, execution) = self.start_named(task, payload, Trigger::Manual)?;
+        self.drive(execution);
+        handle.outcome().await
     }
 
     /// Runs a request and returns its result.
     pub async fn run(&self, request: RunRequest) -> Result<Value, Error> {
-        self.start(request)?.outcome().await
+        let (handle, execution) = self.start_named(&request.task, request.payload, request.trigger)?;
+        self.drive(execution);
+        handle.outcome().await
     }
 
     /// Starts a run (or joins one in flight, per the task's concurrency mode) without
     /// waiting for it.
     pub fn start(&self, request: RunRequest) -> Result<RunHandle, Error> {
-        self.start_named(&request.task, request.payload, request.trigger)
+        let (handle, execution) = self.start_named(&request.task, request.payload, request.trigger)?;
+        if let Some(execution) = execution {
+            drop(self.inner.tracker.spawn(execution));
+        }
+        Ok(handle)
     }
 
-    fn start_named(&self, task: &str, payload: Value, trigger: Trigger) -> Result<RunHandle, Error> {
+    /// Polls a new run's execution once on the caller's task, which is about to wait for
+    /// it anyway, and hands it to a task of its own only if it did not end there. A run
+    /// that ends at once (a task without awaits, no store to wait for) costs no spawn. The
+    /// caller cannot cancel the run by dropping its future: this first poll is synchronous,
+    /// and whatever is left belongs to the runtime, as with [`Runtime::start`].
+    fn drive(&self, execution: Option<Execution>) {
+        let Some(mut execution) = execution else {
+            return;
+        };
+        // The spawned task polls again at once with its own waker, which replaces this one.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if execution.as_mut().poll(&mut cx).is_pending() {
+            drop(self.inner.tracker.spawn(execution));
+        }
+    }
+
+    /// The handle, and the execution to start unless the call joined a run in flight.
+    fn start_named(
+        &self,
+        task: &str,
+        payload: Value,
+        trigger: Trigger,
+    ) -> Result<(RunHandle, Option<Execution>), Error> {
         let inner = &self.inner;
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
@@ -197,19 +232,19 @@ impl Runtime {
             Gate::Dedupe(cell) => {
                 let mut current = lock(cell);
                 if let Some(in_flight) = current.as_ref() {
-                    return Ok(joined(in_flight));
+                    return Ok((joined(in_flight), None));
                 }
-                let run = self.launch(slot, request, GateKey::Single, Wait::Nothing, decoded);
+                let (run, execution) = self.launch(slot, request, GateKey::Single, Wait::Nothing, decoded);
                 *current = Some(run.clone());
-                Ok(started(run))
+                Ok((started(run), Some(execution)))
             }
             Gate::DedupeByPayload(map) => {
                 let key = gate::payload_key(&request.payload);
                 let mut map = lock(map);
                 if let Some(in_flight) = map.get(&key) {
-                    return Ok(joined(in_flight));
+                    return Ok((joined(in_flight), None));
                 }
-                let run = self.launch(
+                let (run, execution) = self.launch(
                     slot,
                     request,
                     GateKey::Payload(key.clone()),
@@ -217,7 +252,7 @@ impl Runtime {
                     decoded,
                 );
                 map.insert(key, run.clone());
-                Ok(started(run))
+                Ok((started(run), Some(execution)))
             }
             Gate::Serial(tail) => {
                 let mut tail = lock(tail);
@@ -225,13 +260,14 @@ impl Runtime {
                     Some(previous) => Wait::After(previous),
                     None => Wait::Nothing,
                 };
-                let run = self.launch(slot, request, GateKey::Single, wait, decoded);
+                let (run, execution) = self.launch(slot, request, GateKey::Single, wait, decoded);
                 *tail = Some(run.clone());
-                Ok(started(run))
+                Ok((started(run), Some(execution)))
             }
             Gate::Parallel(semaphore) => {
                 let wait = Wait::Permit(semaphore.clone());
-                Ok(started(self.launch(slot, request, GateKey::None, wait, decoded)))
+                let (run, execution) = self.launch(slot, request, GateKey::None, wait, decoded);
+                Ok((started(run), Some(execution)))
             }
         }
     }
@@ -243,7 +279,7 @@ impl Runtime {
         key: GateKey,
         wait: Wait,
         decoded: Option<crate::task::Decoded>,
-    ) -> Arc<ActiveRun> {
+    ) -> (Arc<ActiveRun>, Execution) {
         let inner = &self.inner;
         let id = RunId::new();
         let span = tracing::info_span!("task", name = %slot.entry.name, run_id = %id);
@@ -257,11 +293,10 @@ impl Runtime {
         lock(&inner.active).insert(id, run.clone());
         inner.record(&run);
         let execution = execute::execute(self.clone(), slot.clone(), run.clone(), key, wait, decoded);
-        // Detached: callers wait on the run itself, not on the tokio task. Boxed because
-        // spawning copies the future several times on its way into the task cell, and a
-        // pointer is cheaper to copy than the executor's state (measured: ~70 ns a run).
-        drop(inner.tracker.spawn(Box::pin(execution)));
-        run
+        // Started by the caller once any gate lock is released. Boxed because spawning
+        // copies the future several times on its way into the task cell, and a pointer is
+        // cheaper to copy than the executor's state (measured: ~70 ns a run).
+        (run, Box::pin(execution))
     }
 
     /// Cancels a run by id. Returns `true` if it was queued or running here and is now
