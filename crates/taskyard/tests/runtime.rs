@@ -566,3 +566,51 @@ fn callers_learn_when_the_executing_runtime_is_dropped() {
     });
     assert!(matches!(outcome, Err(Error::ShuttingDown)), "{outcome:?}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_caller_that_stops_waiting_does_not_cancel_the_run() {
+    let (release, released) = tokio::sync::watch::channel(false);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let done = finished.clone();
+    let task = Task::new(move |_cx: TaskContext| {
+        let mut released = released.clone();
+        let done = done.clone();
+        async move {
+            released
+                .wait_for(|r| *r)
+                .await
+                .map_err(|e| TaskError::new(e.to_string()))?;
+            done.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, TaskError>(json!("done"))
+        }
+    });
+    // Without a store a run that does not wait ends on the caller's task; this one waits.
+    let app = App::new()
+        .task("waits", task)
+        .store(StoreConfig::Disabled)
+        .start()
+        .await
+        .expect("app starts");
+    let runtime = app.runtime().clone();
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), runtime.run_task("waits", json!({}))).await;
+    assert!(gave_up.is_err(), "the caller stopped waiting");
+    release.send(true).expect("released");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while finished.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the run went on after its caller left");
+    // A run that ends on the caller's task leaves the dedupe gate open for the next one.
+    let ends_at_once = Task::new(|cx: TaskContext| async move { Ok::<_, TaskError>(json!(cx.run_id())) });
+    let app = App::new()
+        .task("quick", ends_at_once)
+        .store(StoreConfig::Disabled)
+        .start()
+        .await
+        .expect("app starts");
+    let first = app.runtime().run_task("quick", json!({})).await.expect("first");
+    let second = app.runtime().run_task("quick", json!({})).await.expect("second");
+    assert_ne!(first, second, "two runs, not one joined");
+}
