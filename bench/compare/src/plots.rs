@@ -206,3 +206,57 @@ fn draw_throughput(path: &Path, rows: &[&Row]) -> Result<(), Box<dyn Error>> {
     root.present()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_take_the_nearest_rank_at_each_percentile() {
+        let samples: Vec<f64> = (1..=1000).rev().map(f64::from).collect();
+        let curve = Curve::of_samples("s", &samples);
+        let at = |p: f64| curve.points.iter().find(|(q, _)| *q == p).map(|(_, v)| *v);
+        assert_eq!(curve.points.len(), PERCENTILES.len());
+        assert_eq!(at(1.0), Some(11.0));
+        assert_eq!(at(50.0), Some(501.0));
+        assert_eq!(at(99.0), Some(990.0));
+        assert_eq!(at(100.0), Some(1000.0));
+    }
+
+    #[test]
+    fn every_chart_is_written_as_a_png() {
+        if !FONT_PATHS.iter().any(|path| Path::new(path).is_file()) {
+            eprintln!("\n*** SKIPPED plot drawing: DejaVu Sans is not installed (apt-get install fonts-dejavu-core) ***\n");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("taskyard-bench-plots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("folder");
+        let distribution = Distribution {
+            file: "lateness",
+            title: "lateness".into(),
+            unit: "ms",
+            curves: vec![
+                Curve::of_samples("a", &[1.0, 2.0, 3.0]),
+                Curve::of_samples("b", &[10.0, 20.0, 300.0]),
+            ],
+        };
+        let row = Row {
+            comparison: "runs".into(),
+            metric: "runs/s".into(),
+            taskyard: 2000.0,
+            peer: 1000.0,
+            peer_name: "peer".into(),
+            ratio: 2.0,
+            target: "≥ 1×".into(),
+            met: true,
+            unit: "runs/s".into(),
+        };
+        let written = draw(&dir, &[distribution], &[row]);
+        assert_eq!(written, ["lateness.png", "throughput.png"]);
+        for file in written {
+            let bytes = std::fs::read(dir.join(&file)).expect("written");
+            assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{file} is a PNG");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
