@@ -126,7 +126,14 @@ async fn run_attempts(
     let mut attempt = 1;
     loop {
         runtime.inner.mark_started(run, attempt);
-        let cancel = run.cancel.child_token();
+        // A run with one attempt is its attempt: it shares the run's token rather than
+        // making a child (an allocation and the parent's lock), and cancelling it at the
+        // end touches nothing that outlives the run.
+        let cancel = if max_attempts == 1 {
+            run.cancel.clone()
+        } else {
+            run.cancel.child_token()
+        };
         let cx = TaskContext {
             run: run.clone(),
             runtime: runtime.clone(),
