@@ -226,7 +226,9 @@ mod tests {
     #[test]
     fn every_chart_is_written_as_a_png() {
         if !FONT_PATHS.iter().any(|path| Path::new(path).is_file()) {
-            eprintln!("\n*** SKIPPED plot drawing: DejaVu Sans is not installed (apt-get install fonts-dejavu-core) ***\n");
+            eprintln!(
+                "\n*** SKIPPED plot drawing: DejaVu Sans is not installed (apt-get install fonts-dejavu-core) ***\n"
+            );
             return;
         }
         let dir = std::env::temp_dir().join(format!("taskyard-bench-plots-{}", std::process::id()));
