@@ -92,9 +92,9 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
     drop((taskyard, in_memory, nitro));
     let _ = std::fs::remove_dir_all(&data);
     charts.push(Distribution {
-        file: "http-latency",
+        file: "http-latency".into(),
         title: format!("HTTP under wrk -c{CONNECTIONS}: latency of the median round (lower is better)"),
-        unit: "ms",
+        unit: "ms".into(),
         curves: vec![
             Curve {
                 name: "taskyard task run, SQLite history".into(),

@@ -68,6 +68,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_else(|| "all".to_owned());
     let root = workspace_root();
+    if command == "plot" {
+        replot(&root.join("bench").join("results"));
+        return;
+    }
     let mut charts = Vec::new();
     let rows: Vec<Row> = match command.as_str() {
         "run-task" => run_task::compare(&root),
@@ -85,7 +89,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, cron-next, schedules or all"
+                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, cron-next, schedules, all, or plot (draws bench/results again from its results.json)"
             );
             std::process::exit(2);
         }
@@ -100,6 +104,31 @@ fn main() {
     report::write(&dir, &rows, &charts);
     println!("{}", report::markdown(&rows));
     println!("written to {}", dir.display());
+}
+
+/// Draws the plots of `dir/results.json` again, without measuring anything.
+fn replot(dir: &std::path::Path) {
+    let path = dir.join("results.json");
+    let results: serde_json::Value = match std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(results) => results,
+        Err(error) => {
+            eprintln!("taskyard-bench: cannot read {}: {error}", path.display());
+            std::process::exit(1);
+        }
+    };
+    let rows: Vec<Row> = results["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Row::from_json)
+        .collect();
+    let charts = plots::Distribution::from_results(&results);
+    for plot in plots::draw(dir, &charts, &rows) {
+        println!("{}", dir.join(plot).display());
+    }
 }
 
 /// The workspace root: two folders above this crate.

@@ -17,11 +17,13 @@ const FONT_PATHS: [&str; 2] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
 ];
-const COLORS: [RGBColor; 4] = [
+const COLORS: [RGBColor; 6] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x8c, 0x56, 0x4b),
 ];
 
 /// One side's distribution: (percentile, value) points, percentiles ascending.
@@ -58,10 +60,41 @@ pub const PERCENTILES: [f64; 16] = [
 /// A chart of distributions, written to `<file>.png`.
 #[derive(Debug, Clone)]
 pub struct Distribution {
-    pub file: &'static str,
+    pub file: String,
     pub title: String,
-    pub unit: &'static str,
+    pub unit: String,
     pub curves: Vec<Curve>,
+}
+
+impl Distribution {
+    /// The distributions of a `results.json`, to draw again without measuring again.
+    pub fn from_results(results: &serde_json::Value) -> Vec<Distribution> {
+        let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+        results["distributions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|chart| Distribution {
+                file: text(&chart["plot"]).trim_end_matches(".png").to_owned(),
+                title: text(&chart["title"]),
+                unit: text(&chart["unit"]),
+                curves: chart["curves"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|curve| Curve {
+                        name: text(&curve["name"]),
+                        points: curve["percentiles"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|point| Some((point[0].as_f64()?, point[1].as_f64()?)))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 /// Writes every distribution and the throughput chart into `dir`; returns the files written.
@@ -115,8 +148,9 @@ fn draw_distribution(path: &Path, distribution: &Distribution) -> Result<(), Box
     });
     // A log scale shows a 20× gap and the shape of both curves at once.
     let low = (low.max(1e-3) / 1.5).max(1e-3);
-    // Headroom above the highest curve keeps the legend clear of it.
-    let high = high.max(low * 10.0) * 6.0;
+    // Headroom above the highest curve (a decade per two curves) keeps the legend clear.
+    let legend_decades = distribution.curves.len().div_ceil(2) as i32;
+    let high = high.max(low * 10.0) * 10f64.powi(legend_decades);
     let root = BitMapBackend::new(path, (960, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -129,7 +163,7 @@ fn draw_distribution(path: &Path, distribution: &Distribution) -> Result<(), Box
         .configure_mesh()
         .x_desc("percentile")
         .x_label_formatter(&|p| format!("{p:.0}"))
-        .y_desc(distribution.unit)
+        .y_desc(distribution.unit.as_str())
         .label_style(("sans-serif", 14))
         .draw()?;
     for (curve, color) in distribution.curves.iter().zip(COLORS.iter().cycle()) {
@@ -234,9 +268,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("taskyard-bench-plots-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("folder");
         let distribution = Distribution {
-            file: "lateness",
+            file: "lateness".into(),
             title: "lateness".into(),
-            unit: "ms",
+            unit: "ms".into(),
             curves: vec![
                 Curve::of_samples("a", &[1.0, 2.0, 3.0]),
                 Curve::of_samples("b", &[10.0, 20.0, 300.0]),

@@ -22,6 +22,21 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row of a `results.json`.
+    pub fn from_json(row: &Value) -> Option<Row> {
+        Some(Row {
+            comparison: row["comparison"].as_str()?.to_owned(),
+            metric: row["metric"].as_str()?.to_owned(),
+            taskyard: row["taskyard"].as_f64()?,
+            peer: row["peer_value"].as_f64()?,
+            peer_name: row["peer"].as_str()?.to_owned(),
+            ratio: row["ratio"].as_f64()?,
+            target: row["target"].as_str()?.to_owned(),
+            met: row["met"].as_bool()?,
+            unit: row["unit"].as_str()?.to_owned(),
+        })
+    }
+
     fn json(&self) -> Value {
         json!({
             "comparison": self.comparison,

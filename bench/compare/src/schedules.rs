@@ -244,9 +244,9 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
         javascript.len()
     );
     charts.push(Distribution {
-        file: "lateness",
-        title: format!("{LATENESS_SCHEDULES} schedules due each second: ms after the second a run starts"),
-        unit: "ms",
+        file: "lateness".into(),
+        title: format!("{LATENESS_SCHEDULES} schedules due each second: ms from the tick to the run's start"),
+        unit: "ms".into(),
         curves: vec![
             Curve::of_samples("taskyard", &ours),
             Curve::of_samples("tokio-cron-scheduler", &tcs),
