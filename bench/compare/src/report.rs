@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::plots::{self, Distribution};
 
 /// One comparison: what was measured on each side, and the ratio against its target.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub comparison: String,
     pub metric: String,
@@ -128,4 +128,26 @@ fn machine() -> Value {
         })
         .unwrap_or_default();
     json!({ "cores": cores, "cpu": cpu })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_read_back_from_their_json() {
+        let row = Row {
+            comparison: "task run over HTTP".into(),
+            metric: "requests/s".into(),
+            taskyard: 28_570.0,
+            peer: 23_517.0,
+            peer_name: "Nitro node-server".into(),
+            ratio: 1.21,
+            target: "≥ 10×".into(),
+            met: false,
+            unit: "req/s".into(),
+        };
+        assert_eq!(Row::from_json(&row.json()), Some(row));
+        assert_eq!(Row::from_json(&json!({"comparison": "x"})), None);
+    }
 }
