@@ -38,18 +38,25 @@ impl Curve {
     pub fn of_samples(name: &str, samples: &[f64]) -> Curve {
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
-        let points = PERCENTILES
-            .iter()
-            .filter_map(|&p| {
-                let rank = ((p / 100.0) * (sorted.len().max(1) - 1) as f64).round() as usize;
-                sorted.get(rank).map(|&value| (p, value))
-            })
-            .collect();
+        let points = if sorted.is_empty() {
+            Vec::new()
+        } else {
+            PERCENTILES
+                .iter()
+                .map(|&p| (p, nearest_rank(&sorted, p)))
+                .collect()
+        };
         Curve {
             name: name.to_owned(),
             points,
         }
     }
+}
+
+/// The `p`th percentile of `sorted` (ascending) by nearest rank; NaN when it is empty.
+pub fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * (sorted.len().max(1) - 1) as f64).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
 }
 
 /// The percentiles every curve is drawn at (also what `wrk`'s script prints).

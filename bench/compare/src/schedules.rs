@@ -2,7 +2,8 @@
 //! measurement on each:
 //!
 //! - **lateness**: `LATENESS_SCHEDULES` schedules `* * * * * *` on a no-op job for 3 s on
-//!   a 2-worker runtime; each run notes how long after its whole second it started.
+//!   a 2-worker runtime; each run notes how long after its whole second it started
+//!   (taskyard's runs take it from their tick, which is that whole second).
 //!   tokio-cron-scheduler's callback is not told its tick, so lateness is taken past the
 //!   last whole second on every side, and the run counts show whether a side fell behind;
 //!   JavaScript croner runs `bench/peers/lateness.mjs` in Node;
@@ -22,7 +23,7 @@ use taskyard::{App, Concurrency, StoreConfig, Task, TaskContext, TaskError, Trig
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::peers;
-use crate::plots::{Curve, Distribution};
+use crate::plots::{Curve, Distribution, nearest_rank};
 use crate::report::Row;
 use crate::{COUNTING, LIVE};
 
@@ -41,44 +42,21 @@ fn past_the_second(now: Timestamp) -> f64 {
     f64::from(now.subsec_nanosecond()) / 1e6
 }
 
-fn percentile(samples: &[f64], p: f64) -> f64 {
-    let mut samples = samples.to_vec();
-    samples.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * (samples.len().max(1) - 1) as f64).round() as usize;
-    samples.get(rank).copied().unwrap_or(f64::NAN)
+/// How taskyard's ticks fall within each second.
+#[derive(Clone, Copy)]
+enum Due {
+    /// All on the whole second (cron `* * * * * *`), as the peers can schedule them.
+    SameInstant,
+    /// 1 s intervals whose starts are spread evenly over the second. No peer can spread
+    /// ticks within a second (cron has whole seconds; tokio-cron-scheduler looks every
+    /// 500 ms).
+    Spread,
 }
 
-async fn taskyard_lateness(count: usize) -> Vec<f64> {
-    let samples = Arc::new(Mutex::new(Vec::with_capacity(count * 4)));
-    let task = {
-        let samples = samples.clone();
-        Task::new(move |_cx: TaskContext| {
-            let late = past_the_second(Timestamp::now());
-            samples.lock().expect("lock").push(late);
-            async { Ok::<_, TaskError>(()) }
-        })
-        .concurrency(Concurrency::Parallel(count * 2))
-    };
-    let mut app = App::new()
-        .task("noop", task)
-        .store(StoreConfig::Disabled)
-        .schedule_log(None);
-    for i in 0..count {
-        app = app.schedule(
-            &format!("s{i}"),
-            Schedule::worker().cron("* * * * * *").task("noop"),
-        );
-    }
-    let running = app.start().await.expect("the app starts");
-    tokio::time::sleep(Duration::from_secs(SECONDS)).await;
-    running.shutdown().await;
-    samples.lock().expect("lock").clone()
-}
-
-/// taskyard alone: `count` 1 s interval schedules whose starts are spread evenly over the
-/// second, each run noting how long after its own due time it started. No peer can spread
-/// ticks within a second (cron has whole seconds; tokio-cron-scheduler looks every 500 ms).
-async fn taskyard_spread_lateness(count: usize) -> Vec<f64> {
+/// `count` taskyard schedules on a no-op task for `SECONDS`, each run noting how long
+/// after its tick it started (for `SameInstant`, the milliseconds past the whole second
+/// that the peers report).
+async fn taskyard_lateness(count: usize, due: Due) -> Vec<f64> {
     let samples = Arc::new(Mutex::new(Vec::with_capacity(count * 4)));
     let task = {
         let samples = samples.clone();
@@ -98,14 +76,14 @@ async fn taskyard_spread_lateness(count: usize) -> Vec<f64> {
         .schedule_log(None);
     let anchor = Timestamp::from_second(Timestamp::now().as_second()).expect("an instant");
     for i in 0..count {
-        let offset = Duration::from_nanos(1_000_000_000 / count as u64 * i as u64);
-        app = app.schedule(
-            &format!("s{i}"),
-            Schedule::worker()
-                .interval(1000u64)
-                .start(anchor + offset)
-                .task("noop"),
-        );
+        let schedule = match due {
+            Due::SameInstant => Schedule::worker().cron("* * * * * *"),
+            Due::Spread => {
+                let offset = Duration::from_nanos(1_000_000_000 / count as u64 * i as u64);
+                Schedule::worker().interval(1000u64).start(anchor + offset)
+            }
+        };
+        app = app.schedule(&format!("s{i}"), schedule.task("noop"));
     }
     let running = app.start().await.expect("the app starts");
     tokio::time::sleep(Duration::from_secs(SECONDS)).await;
@@ -231,11 +209,15 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
         .enable_all()
         .build()
         .expect("runtime");
-    let ours = runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES));
-    let tcs = runtime.block_on(tcs_lateness(LATENESS_SCHEDULES));
-    let javascript = croner_js_lateness(root, LATENESS_SCHEDULES);
-    let timers = runtime.block_on(timers_lateness(LATENESS_SCHEDULES));
-    let spread = runtime.block_on(taskyard_spread_lateness(LATENESS_SCHEDULES));
+    let sorted = |mut samples: Vec<f64>| {
+        samples.sort_by(f64::total_cmp);
+        samples
+    };
+    let ours = sorted(runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES, Due::SameInstant)));
+    let tcs = sorted(runtime.block_on(tcs_lateness(LATENESS_SCHEDULES)));
+    let javascript = sorted(croner_js_lateness(root, LATENESS_SCHEDULES));
+    let timers = sorted(runtime.block_on(timers_lateness(LATENESS_SCHEDULES)));
+    let spread = sorted(runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES, Due::Spread)));
     let expected = LATENESS_SCHEDULES as u64 * SECONDS;
     eprintln!(
         "schedules: lateness runs taskyard {}, tokio-cron-scheduler {}, JavaScript croner {} (about {expected} due)",
@@ -266,7 +248,7 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
             ("p99 (peer / taskyard)", 99.0, Some(5.0)),
             ("max (peer / taskyard)", 100.0, None),
         ] {
-            let (taskyard, peer) = (percentile(&ours, p), percentile(theirs, p));
+            let (taskyard, peer) = (nearest_rank(&ours, p), nearest_rank(theirs, p));
             rows.push(Row {
                 comparison: comparison.clone(),
                 metric: metric.into(),
@@ -284,15 +266,15 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
     rows.push(Row {
         comparison: format!("floor: {LATENESS_SCHEDULES} bare tokio timers due at the same instant"),
         metric: "lateness p99 (timers / taskyard)".into(),
-        taskyard: percentile(&ours, 99.0),
-        peer: percentile(&timers, 99.0),
+        taskyard: nearest_rank(&ours, 99.0),
+        peer: nearest_rank(&timers, 99.0),
         peer_name: "bare tokio timers".into(),
-        ratio: percentile(&timers, 99.0) / percentile(&ours, 99.0),
+        ratio: nearest_rank(&timers, 99.0) / nearest_rank(&ours, 99.0),
         target: "—".into(),
         met: true,
         unit: "ms".into(),
     });
-    let spread_p99 = percentile(&spread, 99.0);
+    let spread_p99 = nearest_rank(&spread, 99.0);
     rows.push(Row {
         comparison: format!(
             "lateness, {LATENESS_SCHEDULES} 1 s intervals spread over the second (taskyard alone, {} runs)",

@@ -66,7 +66,7 @@ impl RunRequest {
 }
 
 /// A run's execution, not started yet: [`Runtime::start`] spawns it, the calls that await
-/// the result poll it first themselves ([`Runtime::drive`]). Detached either way: callers
+/// the result poll it first themselves ([`Runtime::wait_for`]). Detached either way: callers
 /// wait on the run itself, not on a tokio task.
 type Execution = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -173,16 +173,14 @@ impl Runtime {
     /// An unknown name fails with ``Task `x` is not available!``; a payload that does not fit
     /// the task's payload type fails before anything runs, naming the field.
     pub async fn run_task(&self, task: &str, payload: Value) -> Result<Value, Error> {
-        let (handle, execution) = self.start_named(task, payload, Trigger::Manual)?;
-        self.drive(execution);
-        handle.outcome().await
+        let started = self.start_named(task, payload, Trigger::Manual)?;
+        self.wait_for(started).await
     }
 
     /// Runs a request and returns its result.
     pub async fn run(&self, request: RunRequest) -> Result<Value, Error> {
-        let (handle, execution) = self.start_named(&request.task, request.payload, request.trigger)?;
-        self.drive(execution);
-        handle.outcome().await
+        let started = self.start_named(&request.task, request.payload, request.trigger)?;
+        self.wait_for(started).await
     }
 
     /// Starts a run (or joins one in flight, per the task's concurrency mode) without
@@ -195,20 +193,21 @@ impl Runtime {
         Ok(handle)
     }
 
-    /// Polls a new run's execution once on the caller's task, which is about to wait for
-    /// it anyway, and hands it to a task of its own only if it did not end there. A run
-    /// that ends at once (a task without awaits, no store to wait for) costs no spawn. The
-    /// caller cannot cancel the run by dropping its future: this first poll is synchronous,
-    /// and whatever is left belongs to the runtime, as with [`Runtime::start`].
-    fn drive(&self, execution: Option<Execution>) {
-        let Some(mut execution) = execution else {
-            return;
-        };
-        // The spawned task polls again at once with its own waker, which replaces this one.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if execution.as_mut().poll(&mut cx).is_pending() {
-            drop(self.inner.tracker.spawn(execution));
+    /// Waits for a run just started. Its execution is polled once on the caller's task,
+    /// which is about to wait anyway, and handed to a task of its own only if it did not
+    /// end there: a run that ends at once (a task without awaits, no store to wait for)
+    /// costs no spawn. The caller cannot cancel the run by dropping this future: the first
+    /// poll is synchronous, and whatever is left belongs to the runtime, as with
+    /// [`Runtime::start`].
+    async fn wait_for(&self, (handle, execution): (RunHandle, Option<Execution>)) -> Result<Value, Error> {
+        if let Some(mut execution) = execution {
+            // The spawned task polls again at once with its own waker, which replaces this.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if execution.as_mut().poll(&mut cx).is_pending() {
+                drop(self.inner.tracker.spawn(execution));
+            }
         }
+        handle.outcome().await
     }
 
     /// The handle, and the execution to start unless the call joined a run in flight.
