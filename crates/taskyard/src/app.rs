@@ -32,8 +32,8 @@ use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, 
 use crate::schedule::log::ScheduleLog;
 use crate::schedule::strategy::StrategyFn;
 use crate::schedule::{Schedule, Scheduler, Settings as ScheduleSettings, StrategySender};
-use crate::store::lease::{LeaseKeeper, LeaseSettings};
-use crate::store::{Recorder, StoreConfig};
+use crate::store::lease::{Halt, LeaseKeeper, LeaseSettings};
+use crate::store::{Recorder, StoreConfig, StoreHealth};
 use crate::task::{Registry, TaskSource};
 use crate::{AppState, Error, Runtime, Task};
 
@@ -44,6 +44,7 @@ pub struct App {
     state: AppState,
     store: Option<StoreConfig>,
     lease: LeaseSettings,
+    store_timeout: Duration,
     shutdown_grace: Duration,
     routes: axum::Router,
     schedules: Vec<(String, Schedule)>,
@@ -80,6 +81,7 @@ impl App {
             state: AppState::default(),
             store: None,
             lease: LeaseSettings::default(),
+            store_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             routes: axum::Router::new(),
             schedules: Vec::new(),
@@ -387,6 +389,15 @@ impl App {
         self
     }
 
+    /// How long a caller waits for the store to confirm a write (a run's final record, the
+    /// queued record of a run started without waiting) before it gets `503 Service
+    /// Unavailable` (default 5 s). The record is not dropped: it is written once the store
+    /// takes writes again.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
     /// How long finished runs are kept (default 7 days; `None`: forever).
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
         self.lease.retention = retention;
@@ -463,15 +474,23 @@ impl App {
         let store = config.open().await?;
         let instance = uuid::Uuid::now_v7().to_string();
         let stop_lease = CancellationToken::new();
+        let health = Arc::new(StoreHealth::default());
+        let halt = Arc::new(Halt::default());
         let mut background = Vec::new();
         let recorder = match &store {
             Some(store) => {
                 // The lease is in place before any run can be recorded, so no other
                 // instance can take this one's first runs for abandoned.
-                let mut keeper = LeaseKeeper::new(store.clone(), instance.clone(), self.lease);
+                let mut keeper = LeaseKeeper::new(
+                    store.clone(),
+                    instance.clone(),
+                    self.lease,
+                    health.clone(),
+                    halt.clone(),
+                );
                 keeper.tick().await?;
                 background.push(tokio::spawn(keeper.run(stop_lease.clone())));
-                let (recorder, writer) = Recorder::spawn(store.clone());
+                let (recorder, writer) = Recorder::spawn(store.clone(), health.clone(), self.store_timeout);
                 background.push(writer);
                 Some(recorder)
             }
@@ -483,6 +502,7 @@ impl App {
             instance,
             store: store.clone(),
             recorder,
+            health,
         });
         let front = Arc::new(crate::http::front::Front {
             rules,
@@ -523,6 +543,7 @@ impl App {
             openapi,
             shutdown_grace: self.shutdown_grace,
             stop_lease,
+            halt,
             closing: CancellationToken::new(),
             body_limit: self.body_limit,
             tasks_access: self.tasks_access.unwrap_or_else(TasksAccess::from_env),
@@ -577,6 +598,8 @@ pub struct RunningApp {
     openapi: Option<Arc<serde_json::Value>>,
     shutdown_grace: Duration,
     stop_lease: CancellationToken,
+    /// Set when the instance must stop on its own (its SQLite file was replaced).
+    halt: Arc<Halt>,
     /// Cancelled when shutdown begins; ends open event streams.
     closing: CancellationToken,
     body_limit: usize,
@@ -689,12 +712,17 @@ impl RunningApp {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let service = self.service();
+        let halt = self.halt.clone();
         let dev_info = crate::config::DevInfo::write(local, self.runtime.instance());
         let stop = CancellationToken::new();
         tokio::spawn({
             let stop = stop.clone();
+            let halted = self.halt.token.clone();
             async move {
-                signal.await;
+                tokio::select! {
+                    () = signal => {}
+                    () = halted.cancelled() => {}
+                }
                 stop.cancel();
             }
         });
@@ -720,7 +748,11 @@ impl RunningApp {
         };
         let (served, ()) = tokio::join!(server.into_future(), runtime_down);
         drop(dev_info);
-        served.map_err(|e| Error::io("serving HTTP", e))
+        served.map_err(|e| Error::io("serving HTTP", e))?;
+        match halt.reason() {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Stops taking runs, gives running ones the grace period, cancels the rest, writes
@@ -737,6 +769,7 @@ impl RunningApp {
         self.runtime.shutdown(self.shutdown_grace).await;
         self.scheduler.wait().await;
         self.stop_lease.cancel();
+        let grace = self.shutdown_grace;
         let RunningApp {
             runtime,
             scheduler,
@@ -749,8 +782,16 @@ impl RunningApp {
         // dropping the scheduler does the same for the schedule log.
         drop(scheduler);
         drop(runtime);
-        for task in background {
-            let _ = task.await;
+        // A store that stopped taking writes must not hold the process: what the writers
+        // could not write by the end of the grace period is reported and given up.
+        let deadline = tokio::time::Instant::now() + grace;
+        for mut task in background {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::error!(
+                    "a background writer (run records, the lease or the schedule log) did not finish within the shutdown grace; stopping it"
+                );
+                task.abort();
+            }
         }
     }
 }

@@ -91,6 +91,19 @@ pub enum Error {
         source: Arc<sqlx::Error>,
     },
 
+    /// The store did not answer in time, or keeps failing: the caller was not answered
+    /// with a result, and what was queued for the store is written when it is back.
+    #[error("The run history store ({backend}) is unavailable: {message}")]
+    StoreUnavailable { backend: &'static str, message: String },
+
+    /// The SQLite file this instance opened was deleted or replaced while it ran. Going on
+    /// would split the cluster (this instance on the old file, the others on the new), so
+    /// the instance stops.
+    #[error(
+        "The SQLite file {path} was deleted or replaced while the app ran; this instance stops so that it does not split from the instances using the new file. Restart it to use the file now at that path"
+    )]
+    StoreReplaced { path: String },
+
     /// A stored row could not be decoded (written by a newer or foreign version).
     #[error("Store error ({backend}): {message}")]
     StoreData { backend: &'static str, message: String },
@@ -133,9 +146,27 @@ impl Error {
             }
             Error::TimedOut { .. } => ErrorKind::TimedOut,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
-            Error::ShuttingDown | Error::ScheduleInactive { .. } => ErrorKind::Unavailable,
-            Error::Store { .. } | Error::StoreData { .. } | Error::Io { .. } => ErrorKind::Internal,
+            Error::ShuttingDown
+            | Error::ScheduleInactive { .. }
+            | Error::Store { .. }
+            | Error::StoreUnavailable { .. }
+            | Error::StoreReplaced { .. } => ErrorKind::Unavailable,
+            Error::StoreData { .. } | Error::Io { .. } => ErrorKind::Internal,
         }
+    }
+
+    /// True for failures of the infrastructure under the app (the store, I/O) rather than
+    /// of the request: their text may carry database names, paths or hosts, so production
+    /// answers hide it.
+    pub fn is_internal_detail(&self) -> bool {
+        matches!(
+            self,
+            Error::Store { .. }
+                | Error::StoreUnavailable { .. }
+                | Error::StoreReplaced { .. }
+                | Error::StoreData { .. }
+                | Error::Io { .. }
+        )
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {

@@ -33,6 +33,7 @@ fn lease(instance: &str, until: Timestamp) -> InstanceLease {
         hostname: "h".into(),
         pid: 1,
         started_at: at(0),
+        heartbeat_at: at(100),
         lease_until: until,
     }
 }
@@ -329,11 +330,24 @@ async fn runs_of_instances_without_a_live_lease_are_abandoned() {
         };
         let abandoned = get(dead_running.id).await;
         assert_eq!(abandoned.status, RunStatus::Abandoned, "{}", backend.name);
-        assert_eq!(abandoned.finished_at, Some(at(1_000)));
+        assert_eq!(
+            abandoned.finished_at,
+            Some(at(100)),
+            "{}: the run ends at its instance's last heartbeat",
+            backend.name
+        );
         assert_eq!(
             abandoned.duration_ms,
-            Some(998),
-            "started at 2, abandoned at 1000"
+            Some(98),
+            "{}: started at 2, last heartbeat at 100",
+            backend.name
+        );
+        let ghost = get(never_registered.id).await;
+        assert_eq!(
+            (ghost.finished_at, ghost.duration_ms),
+            (Some(at(1_000)), Some(995)),
+            "{}: no heartbeat known, so it ends when found",
+            backend.name
         );
         assert_eq!(
             abandoned.error.as_deref(),
@@ -414,8 +428,15 @@ async fn each_tick_is_claimed_once_per_target_and_live_instances_are_listed() {
         store.heartbeat(&lease("a-live", at(10_000))).await.expect("hb");
         store.heartbeat(&lease("dead", at(500))).await.expect("hb");
         assert_eq!(
-            store.live_instances(at(1_000)).await.expect("live"),
+            store.live_instances(at(1_000), at(0)).await.expect("live"),
             ["a-live", "b-live"],
+            "{name}"
+        );
+        // An instance whose last heartbeat is older than `seen_since` is left out of the
+        // spread although its lease still runs.
+        assert_eq!(
+            store.live_instances(at(1_000), at(101)).await.expect("live"),
+            Vec::<String>::new(),
             "{name}"
         );
 

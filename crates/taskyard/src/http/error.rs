@@ -9,7 +9,8 @@
 //! - JSON under `/api/` and `/_`, and for clients that do not accept `text/html`; a plain
 //!   HTML page otherwise;
 //! - in development the JSON carries `stack`, the chain of causes;
-//! - in production an unhandled error says only `Internal Server Error`, without `data`.
+//! - in production an unhandled error, or one that names the store's or the machine's
+//!   internals, says only its status (`Internal Server Error`), without `data`.
 
 use std::sync::Arc;
 
@@ -108,6 +109,9 @@ impl HttpError {
         HttpError {
             data,
             stack: causes(error),
+            // A store or I/O failure names databases, paths and hosts: not for clients of
+            // a production app.
+            unhandled: error.is_internal_detail(),
             ..HttpError::status(status, error.to_string())
         }
     }
@@ -120,7 +124,7 @@ impl HttpError {
             "url": url,
             "statusCode": self.status.as_u16(),
             "statusMessage": self.status.canonical_reason().unwrap_or(""),
-            "message": if hidden { "Internal Server Error" } else { self.message.as_str() },
+            "message": if hidden { self.status.canonical_reason().unwrap_or("Error") } else { self.message.as_str() },
             "data": if hidden { None } else { self.data.as_ref() },
         });
         if !production && !self.stack.is_empty() {
@@ -242,7 +246,7 @@ fn html_page(report: &HttpError, production: bool) -> String {
     let status = report.status.as_u16();
     let reason = report.status.canonical_reason().unwrap_or("Error");
     let message = if production && report.unhandled {
-        "Internal Server Error"
+        reason
     } else {
         &report.message
     };

@@ -59,15 +59,25 @@ async fn list_tasks(Extension(api): Extension<Api>) -> Json<Value> {
     Json(json!({ "tasks": tasks }))
 }
 
-async fn health(Extension(api): Extension<Api>) -> Json<Value> {
+/// `200` with `"status": "ok"`, or `503` with `"status": "failing"` and the store's
+/// error while the store does not take writes, so a load balancer sends requests elsewhere.
+async fn health(Extension(api): Extension<Api>) -> Response {
     let runtime = &api.runtime;
-    Json(json!({
-        "status": "ok",
+    let failure = runtime.store_failure();
+    let status = if failure.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": if failure.is_some() { "failing" } else { "ok" },
         "instance": runtime.instance(),
         "tasks": runtime.tasks().len(),
         "store": runtime.store().map(|store| store.backend()),
+        "store_failure": failure,
         "active_runs": runtime.active_runs(),
-    }))
+    });
+    (status, Json(body)).into_response()
 }
 
 async fn start_run(
@@ -98,6 +108,11 @@ async fn start_run(
         .map_err(|error| HttpError::from_error(&uri, error))?;
     let run_id = handle.run_id();
     if !wait {
+        // `202` acknowledges the run: its queued record is in the store first.
+        api.runtime
+            .flush_records()
+            .await
+            .map_err(|error| HttpError::from_error(&uri, error))?;
         let body = json!({ "run_id": run_id, "joined": handle.joined() });
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }

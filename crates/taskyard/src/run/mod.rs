@@ -32,7 +32,7 @@ pub(crate) use self::execute::panic_message;
 pub(crate) use self::gate::lock;
 use self::gate::{Gate, GateKey, InFlight, TaskSlot, Wait};
 pub use self::record::{Attempt, Progress, RunId, RunRecord, RunStatus};
-use crate::store::{Recorder, RunFilter, Store};
+use crate::store::{Recorder, RunFilter, Store, StoreFailure, StoreHealth};
 use crate::task::{Registry, TaskEntry};
 use crate::{AppState, Error, Trigger};
 
@@ -98,6 +98,11 @@ impl RunHandle {
         self.run.id
     }
 
+    /// What started the run.
+    pub fn trigger(&self) -> &Trigger {
+        &self.run.trigger
+    }
+
     /// True once the run has ended.
     pub fn is_finished(&self) -> bool {
         self.run.is_settled()
@@ -128,6 +133,7 @@ pub(crate) struct RuntimeInner {
     instance: String,
     store: Option<Arc<dyn Store>>,
     recorder: Option<Recorder>,
+    health: Arc<StoreHealth>,
     events: broadcast::Sender<RunEvent>,
     active: Mutex<HashMap<RunId, Arc<ActiveRun>>>,
     accepting: AtomicBool,
@@ -141,6 +147,7 @@ pub(crate) struct RuntimeParts {
     pub instance: String,
     pub store: Option<Arc<dyn Store>>,
     pub recorder: Option<Recorder>,
+    pub health: Arc<StoreHealth>,
 }
 
 impl Runtime {
@@ -160,6 +167,7 @@ impl Runtime {
                 instance: parts.instance,
                 store: parts.store,
                 recorder: parts.recorder,
+                health: parts.health,
                 events,
                 active: Mutex::new(HashMap::new()),
                 accepting: AtomicBool::new(true),
@@ -231,7 +239,10 @@ impl Runtime {
             Gate::Dedupe(cell) => {
                 let mut current = lock(cell);
                 if let Some(in_flight) = current.as_ref() {
-                    return Ok((joined(in_flight), None));
+                    if !another_tick(&request.trigger, &in_flight.trigger) {
+                        return Ok((joined(in_flight), None));
+                    }
+                    return Ok(self.launch_outside_gate(slot, request, decoded));
                 }
                 let (run, execution) = self.launch(slot, request, GateKey::Single, Wait::Nothing, decoded);
                 *current = Some(run.clone());
@@ -241,7 +252,10 @@ impl Runtime {
                 let key = gate::payload_key(&request.payload);
                 let mut map = lock(map);
                 if let Some(in_flight) = map.get(&key) {
-                    return Ok((joined(in_flight), None));
+                    if !another_tick(&request.trigger, &in_flight.trigger) {
+                        return Ok((joined(in_flight), None));
+                    }
+                    return Ok(self.launch_outside_gate(slot, request, decoded));
                 }
                 let (run, execution) = self.launch(
                     slot,
@@ -269,6 +283,18 @@ impl Runtime {
                 Ok((started(run), Some(execution)))
             }
         }
+    }
+
+    /// A run of its own that leaves the gate to the run in flight: for a schedule's tick
+    /// that finds another tick's run of the same schedule going (see [`another_tick`]).
+    fn launch_outside_gate(
+        &self,
+        slot: &Arc<TaskSlot>,
+        request: Submitted,
+        decoded: Option<crate::task::Decoded>,
+    ) -> (RunHandle, Option<Execution>) {
+        let (run, execution) = self.launch(slot, request, GateKey::None, Wait::Nothing, decoded);
+        (started(run), Some(execution))
     }
 
     fn launch(
@@ -322,13 +348,26 @@ impl Runtime {
             Some(store) => {
                 // A run that just left the active set may still be in the recorder's
                 // queue: read-your-writes, or a reader would see it unfinished.
-                if let Some(recorder) = &self.inner.recorder {
-                    recorder.flush().await;
-                }
-                store.get_run(run_id).await
+                self.flush_records().await?;
+                self.bounded(store.get_run(run_id)).await
             }
             None => Ok(None),
         }
+    }
+
+    /// Waits until every record queued so far is in the store, for at most the store
+    /// timeout: what a run started without waiting needs before it is acknowledged.
+    pub async fn flush_records(&self) -> Result<(), Error> {
+        match &self.inner.recorder {
+            Some(recorder) => recorder.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    /// `None` while the store takes writes (or there is none); otherwise since when and
+    /// why it fails.
+    pub fn store_failure(&self) -> Option<StoreFailure> {
+        self.inner.health.failure()
     }
 
     /// Recorded runs, newest first. Without a store, only runs executing now are listed.
@@ -336,10 +375,8 @@ impl Runtime {
         if let Some(store) = &self.inner.store {
             // Runs still in the recorder's queue are not lost, only not visible yet: make
             // listing read-your-writes.
-            if let Some(recorder) = &self.inner.recorder {
-                recorder.flush().await;
-            }
-            return store.list_runs(filter).await;
+            self.flush_records().await?;
+            return self.bounded(store.list_runs(filter)).await;
         }
         let active: Vec<_> = lock(&self.inner.active).values().cloned().collect();
         let mut runs: Vec<RunRecord> = active
@@ -350,6 +387,17 @@ impl Runtime {
         runs.sort_by_key(|run| std::cmp::Reverse(run.id));
         runs.truncate(filter.limit);
         Ok(runs)
+    }
+
+    /// A store read, cut off after the store timeout: a locked table or an unreachable
+    /// server answers the caller with 503 rather than never.
+    async fn bounded<T>(&self, read: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let Some(recorder) = &self.inner.recorder else {
+            return read.await;
+        };
+        tokio::time::timeout(recorder.timeout(), read)
+            .await
+            .unwrap_or_else(|_| Err(recorder.unavailable("a read", recorder.timeout())))
     }
 
     /// Live run events. Subscribers that fall behind skip events rather than slow runs.
@@ -404,9 +452,32 @@ impl Runtime {
             inner.tracker.wait().await;
         }
         if let Some(recorder) = &inner.recorder {
-            recorder.flush().await;
+            if let Err(error) = recorder.flush_within(grace).await {
+                tracing::error!(%error, "run records are still unwritten at shutdown");
+            }
             recorder.close();
         }
+    }
+}
+
+/// True when `new` is a schedule's tick and `in_flight` a run of another tick of the same
+/// schedule. Such a tick never joins that run: each tick has a run of its own. Whether a
+/// tick may overlap its schedule's earlier run is the schedule's overlap policy, decided
+/// before the tick reaches the runtime; a tick reaching it while a run of a *later* tick
+/// is going (a dead instance's tick taken over late) must still run.
+fn another_tick(new: &Trigger, in_flight: &Trigger) -> bool {
+    match (new, in_flight) {
+        (
+            Trigger::Schedule {
+                schedule,
+                scheduled_at,
+            },
+            Trigger::Schedule {
+                schedule: other,
+                scheduled_at: other_at,
+            },
+        ) => schedule == other && scheduled_at != other_at,
+        _ => false,
     }
 }
 
@@ -491,7 +562,8 @@ impl RuntimeInner {
         self.record(run);
     }
 
-    /// Records the run's end (waiting until the store has it) and returns its result.
+    /// Records the run's end (waiting until the store has it, for at most the store
+    /// timeout) and returns its result, or the store's error when it did not confirm.
     async fn finish(&self, run: &ActiveRun, end: AttemptEnd) -> Result<Value, Error> {
         let status = end.status();
         let error = end_error(&end);
@@ -513,7 +585,9 @@ impl RuntimeInner {
         if let Some(recorder) = &self.recorder
             && let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await
         {
-            tracing::error!(%error, run_id = %run.id, "the run's final record could not be written");
+            // Not acknowledged: a caller must not take a result the store may not hold.
+            tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
+            return Err(error);
         }
         end.into_result(run)
     }

@@ -827,14 +827,16 @@ impl Scheduler {
         );
         let _turn = match def.overlap {
             Overlap::Skip => {
+                // Only an earlier tick's run counts: a dead instance's tick, taken over
+                // late, may come after this schedule's next tick has started.
                 let previous = lock(&entry.state)
                     .last_run
                     .as_ref()
-                    .filter(|run| !run.is_finished())
+                    .filter(|run| !run.is_finished() && earlier(run.trigger(), tick))
                     .map(|run| (run.run_id().to_string(), inner.instance.clone()));
                 let previous = match previous {
                     Some(previous) => Some(previous),
-                    None => self.unfinished_elsewhere(def, None).await,
+                    None => self.unfinished_elsewhere(def, tick, true).await,
                 };
                 if let Some((run_id, instance)) = previous {
                     inner.log.line(
@@ -859,7 +861,7 @@ impl Scheduler {
                         None => None,
                     };
                     // Then wait for earlier ticks' runs on other instances.
-                    while self.unfinished_elsewhere(def, Some(tick)).await.is_some() {
+                    while self.unfinished_elsewhere(def, tick, false).await.is_some() {
                         tokio::time::sleep(QUEUE_POLL).await;
                     }
                     turn
@@ -888,14 +890,15 @@ impl Scheduler {
         Ok(handle)
     }
 
-    /// A run of another instance of the cluster started by this schedule (by a tick
-    /// before `before`, if given) and not finished yet, as (run id, instance). Only
-    /// `worker` and custom schedules share runs across instances; a store error counts as
-    /// none, so the tick runs.
+    /// A run of another instance of the cluster started by this schedule by a tick before
+    /// `before` (or, with `sends`, by a strategy's send) and not finished yet, as (run id,
+    /// instance). Only `worker` and custom schedules share runs across instances; a store
+    /// error counts as none, so the tick runs.
     async fn unfinished_elsewhere(
         &self,
         def: &ScheduleDef,
-        before: Option<Timestamp>,
+        before: Timestamp,
+        sends: bool,
     ) -> Option<(String, String)> {
         let inner = &self.inner;
         let store = inner
@@ -915,10 +918,9 @@ impl Scheduler {
         };
         runs.into_iter()
             .filter(|run| run.instance != inner.instance)
-            .find(|run| match (&run.trigger, before) {
-                (Trigger::Schedule { scheduled_at, .. }, Some(before)) => *scheduled_at < before,
-                (_, Some(_)) => false,
-                (_, None) => true,
+            .find(|run| match &run.trigger {
+                Trigger::Schedule { .. } => earlier(&run.trigger, before),
+                _ => sends,
             })
             .map(|run| (run.id.to_string(), run.instance))
     }
@@ -1012,7 +1014,10 @@ impl Scheduler {
         let Some(store) = inner.store.as_ref().filter(|_| inner.shared) else {
             return;
         };
-        match store.live_instances(Timestamp::now()).await {
+        let now = Timestamp::now();
+        let window = jiff::SignedDuration::try_from(crate::store::lease::MEMBERSHIP_WINDOW)
+            .unwrap_or(jiff::SignedDuration::from_secs(3));
+        match store.live_instances(now, now - window).await {
             Ok(mut live) => {
                 if !live.contains(&inner.instance) {
                     live.push(inner.instance.clone());
@@ -1083,6 +1088,14 @@ fn spread_hash(name: &str, tick: Option<Timestamp>) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+/// True for a run started before `tick`: by an earlier tick, or by a strategy's send.
+fn earlier(trigger: &Trigger, tick: Timestamp) -> bool {
+    match trigger {
+        Trigger::Schedule { scheduled_at, .. } => *scheduled_at < tick,
+        _ => true,
+    }
 }
 
 fn inactive(schedule: &str, state: &'static str) -> Error {

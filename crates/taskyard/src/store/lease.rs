@@ -1,18 +1,47 @@
 //! The lease keeper: proves this instance is alive, and notices instances that are not.
 //!
-//! Every `ttl / 3` it renews this instance's lease in the store and asks the store to mark
-//! `abandoned` the queued or running runs of instances whose lease has expired (a process
-//! that was killed, or a machine that vanished). About once a minute it also deletes runs
-//! older than the retention period.
+//! Every [`HEARTBEAT`] (or `ttl / 3`, if shorter) it renews this instance's lease and checks
+//! that the store is still the one it opened ([`Store::verify`]); schedules spread their
+//! ticks over the instances seen within [`MEMBERSHIP_WINDOW`], so a dead instance stops
+//! being given ticks within seconds. Every `ttl / 3` it asks the store to mark `abandoned`
+//! the queued or running runs of instances whose lease has expired (a process that was
+//! killed, or a machine that vanished). About once a minute it also deletes runs older
+//! than the retention period.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
-use super::{InstanceLease, Store};
+use super::health::Writer;
+use super::{InstanceLease, Store, StoreHealth};
 use crate::Error;
+
+/// How often an instance renews its lease.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// An instance counts for the schedules' spread while its last heartbeat is at most this
+/// old: three beats, so one slow write does not drop it.
+pub(crate) const MEMBERSHIP_WINDOW: Duration = Duration::from_secs(3);
+
+/// The instance must stop: set once, with the reason, by whoever finds out first.
+#[derive(Debug, Default)]
+pub(crate) struct Halt {
+    pub token: CancellationToken,
+    reason: OnceLock<Error>,
+}
+
+impl Halt {
+    pub fn halt(&self, reason: Error) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<&Error> {
+        self.reason.get()
+    }
+}
 
 /// Lease and retention settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,10 +65,18 @@ pub(crate) struct LeaseKeeper {
     store: Arc<dyn Store>,
     lease: InstanceLease,
     settings: LeaseSettings,
+    health: Arc<StoreHealth>,
+    halt: Arc<Halt>,
 }
 
 impl LeaseKeeper {
-    pub fn new(store: Arc<dyn Store>, instance: String, settings: LeaseSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        instance: String,
+        settings: LeaseSettings,
+        health: Arc<StoreHealth>,
+        halt: Arc<Halt>,
+    ) -> Self {
         let now = Timestamp::now();
         LeaseKeeper {
             store,
@@ -48,18 +85,32 @@ impl LeaseKeeper {
                 hostname: hostname(),
                 pid: std::process::id(),
                 started_at: now,
+                heartbeat_at: now,
                 lease_until: now,
             },
             settings,
+            health,
+            halt,
         }
     }
 
     /// Renews the lease and reaps dead instances' runs.
     pub async fn tick(&mut self) -> Result<(), Error> {
+        self.beat().await?;
+        self.reap().await
+    }
+
+    /// Renews the lease, after checking the store is still the one opened.
+    async fn beat(&mut self) -> Result<(), Error> {
+        self.store.verify().await?;
         let now = Timestamp::now();
+        self.lease.heartbeat_at = now;
         self.lease.lease_until = now + signed(self.settings.ttl);
-        self.store.heartbeat(&self.lease).await?;
-        let abandoned = self.store.mark_abandoned(now).await?;
+        self.store.heartbeat(&self.lease).await
+    }
+
+    async fn reap(&self) -> Result<(), Error> {
+        let abandoned = self.store.mark_abandoned(Timestamp::now()).await?;
         if !abandoned.is_empty() {
             tracing::warn!(runs = abandoned.len(), "marked runs of dead instances abandoned");
         }
@@ -81,16 +132,33 @@ impl LeaseKeeper {
 
     /// Runs until `stop`, then releases the lease.
     pub async fn run(mut self, stop: CancellationToken) {
-        let period = (self.settings.ttl / 3).max(Duration::from_millis(50));
-        let prune_every = (Duration::from_secs(60).as_millis() / period.as_millis()).max(1) as u64;
+        let reap_period = (self.settings.ttl / 3).max(Duration::from_millis(50));
+        let period = HEARTBEAT.min(reap_period);
+        let every = |of: Duration| (of.as_millis() / period.as_millis()).max(1) as u64;
+        let (reap_every, prune_every) = (every(reap_period), every(Duration::from_secs(60)));
         let mut ticks = 0u64;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
                 _ = stop.cancelled() => break,
             }
-            if let Err(error) = self.tick().await {
-                tracing::error!(%error, "renewing the instance lease failed");
+            match self.beat().await {
+                Ok(()) => self.health.recovered(Writer::Lease),
+                Err(error @ Error::StoreReplaced { .. }) => {
+                    tracing::error!(%error, "stopping this instance");
+                    self.health.failed(Writer::Lease, &error);
+                    self.halt.halt(error);
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "renewing the instance lease failed");
+                    self.health.failed(Writer::Lease, &error);
+                }
+            }
+            if ticks.is_multiple_of(reap_every)
+                && let Err(error) = self.reap().await
+            {
+                tracing::error!(%error, "marking runs of dead instances abandoned failed");
             }
             if ticks.is_multiple_of(prune_every)
                 && let Err(error) = self.prune().await

@@ -19,7 +19,9 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Tables {
     runs: BTreeMap<RunId, RunRecord>,
-    instances: HashMap<String, InstanceLease>,
+    /// Each instance's lease, with when its last heartbeat came (kept apart, as the SQL
+    /// stores keep the column).
+    instances: HashMap<String, (InstanceLease, Timestamp)>,
     /// (schedule, tick in ms, target) → when it was claimed
     ticks: HashMap<(String, i64, String), Timestamp>,
     last_ticks: HashMap<String, Timestamp>,
@@ -70,7 +72,7 @@ impl Store for MemoryStore {
     async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
         self.tables()
             .instances
-            .insert(lease.instance.clone(), lease.clone());
+            .insert(lease.instance.clone(), (lease.clone(), lease.heartbeat_at));
         Ok(())
     }
 
@@ -82,7 +84,11 @@ impl Store for MemoryStore {
     async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
         let mut tables = self.tables();
         let Tables { runs, instances, .. } = &mut *tables;
-        let live = |instance: &str| instances.get(instance).is_some_and(|l| l.lease_until >= now);
+        let live = |instance: &str| {
+            instances
+                .get(instance)
+                .is_some_and(|(lease, _)| lease.lease_until >= now)
+        };
         let mut marked = Vec::new();
         for run in runs.values_mut() {
             if !run.status.is_final() && !live(&run.instance) {
@@ -91,14 +97,17 @@ impl Store for MemoryStore {
                     run.instance, run.status
                 ));
                 run.status = RunStatus::Abandoned;
-                run.finished_at = Some(now);
+                // The run ends at its instance's last sign of life, when that is known.
+                let seen = instances.get(&run.instance).map(|(_, seen)| *seen);
+                let ended = |from: Timestamp| seen.map_or(now, |seen| seen.max(from).min(now));
+                run.finished_at = Some(ended(run.started_at.unwrap_or(run.queued_at)));
                 run.duration_ms = run
                     .started_at
-                    .map(|start| super::super::run::duration_ms_between(start, now));
+                    .map(|start| super::super::run::duration_ms_between(start, ended(start)));
                 marked.push(run.id);
             }
         }
-        instances.retain(|_, lease| lease.lease_until >= now);
+        instances.retain(|_, (lease, _)| lease.lease_until >= now);
         Ok(marked)
     }
 
@@ -142,13 +151,13 @@ impl Store for MemoryStore {
         Ok(self.tables().last_ticks.get(schedule).copied())
     }
 
-    async fn live_instances(&self, now: Timestamp) -> Result<Vec<String>, Error> {
+    async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error> {
         let mut live: Vec<String> = self
             .tables()
             .instances
             .values()
-            .filter(|lease| lease.lease_until >= now)
-            .map(|lease| lease.instance.clone())
+            .filter(|(lease, seen)| lease.lease_until >= now && *seen >= seen_since)
+            .map(|(lease, _)| lease.instance.clone())
             .collect();
         live.sort();
         Ok(live)

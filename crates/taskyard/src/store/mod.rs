@@ -10,6 +10,7 @@
 //! `abandoned`. Every backend passes the same conformance suite (`tests/store_conformance.rs`).
 
 mod columns;
+mod health;
 pub(crate) mod lease;
 mod memory;
 mod migrate;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+pub use self::health::{StoreFailure, StoreHealth};
 pub use self::memory::MemoryStore;
 pub use self::migrate::MIGRATIONS_VERSION;
 pub use self::postgres::PostgresStore;
@@ -69,8 +71,17 @@ pub trait Store: Send + Sync + 'static {
     /// The latest claimed tick of a schedule, for catching up after downtime.
     async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error>;
 
-    /// Ids of the instances whose lease is live at `now`, sorted.
-    async fn live_instances(&self, now: Timestamp) -> Result<Vec<String>, Error>;
+    /// Ids of the instances whose lease is live at `now` and whose last heartbeat came at
+    /// or after `seen_since`, sorted. Schedules spread their ticks over these: an
+    /// instance that stopped beating drops out of the spread long before its lease (which
+    /// keeps its runs from being abandoned) runs out.
+    async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error>;
+
+    /// Checks that the store is still the one opened: for SQLite, that the file was not
+    /// deleted or replaced under the running instance. Called with every heartbeat.
+    async fn verify(&self) -> Result<(), Error> {
+        Ok(())
+    }
 
     /// Records a custom strategy's `send_all`, for every other instance to pick up.
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error>;
@@ -177,6 +188,8 @@ pub struct InstanceLease {
     pub hostname: String,
     pub pid: u32,
     pub started_at: Timestamp,
+    /// When this heartbeat was sent.
+    pub heartbeat_at: Timestamp,
     pub lease_until: Timestamp,
 }
 
@@ -211,8 +224,10 @@ impl StoreConfig {
         } else if url == "memory:" {
             Ok(StoreConfig::Memory)
         } else {
+            // Only the scheme is repeated: the rest may hold a password.
+            let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
             Err(Error::Config(format!(
-                "TASKYARD_DATABASE_URL `{url}` is not supported: use postgres://user@host/db, sqlite://path/to/file.db or memory:"
+                "TASKYARD_DATABASE_URL has the scheme `{scheme}`, which is not supported: use postgres://user@host/db, sqlite://path/to/file.db or memory:"
             )))
         }
     }

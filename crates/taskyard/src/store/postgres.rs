@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::columns::{COLUMNS, RunRow};
 use super::sqlite::{UPSERT_TAIL, parse_ids};
@@ -15,6 +15,22 @@ use crate::Error;
 use crate::run::{RunId, RunRecord};
 
 const BACKEND: &str = "postgres";
+
+/// How long connecting, or waiting for a pooled connection, may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Marks `abandoned` the unfinished runs of instances without a live lease at `$1`; the
+/// run ends at its instance's last heartbeat when that is known (as in SQLite).
+const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned', \
+     finished_at = CASE WHEN last.seen IS NULL THEN $1 ELSE LEAST($1, GREATEST(last.seen, COALESCE(taskyard_runs.started_at, taskyard_runs.queued_at))) END, \
+     duration_ms = CASE WHEN taskyard_runs.started_at IS NULL THEN NULL WHEN last.seen IS NULL THEN $1 - taskyard_runs.started_at \
+     ELSE LEAST($1, GREATEST(last.seen, taskyard_runs.started_at)) - taskyard_runs.started_at END, \
+     error = 'abandoned: instance ' || taskyard_runs.instance || ' stopped renewing its lease while the run was ' || taskyard_runs.status \
+     FROM (SELECT r.id AS run, i.heartbeat_at AS seen FROM taskyard_runs r LEFT JOIN taskyard_instances i ON i.id = r.instance \
+     WHERE r.status IN ('queued', 'running')) AS last \
+     WHERE last.run = taskyard_runs.id AND NOT EXISTS \
+     (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= $1) \
+     RETURNING taskyard_runs.id";
 
 /// The columns with JSONB read back as text.
 const SELECT: &str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message FROM taskyard_runs";
@@ -39,11 +55,40 @@ impl PostgresStore {
     /// Connects with explicit options (e.g. a `search_path` to keep taskyard's tables in
     /// their own schema) and applies migrations.
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self, Error> {
+        let place = format!(
+            "PostgreSQL at {}:{} (database `{}`)",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("the user's default")
+        );
+        let unavailable = |reason: String| Error::StoreUnavailable {
+            backend: BACKEND,
+            message: format!(
+                "cannot connect to {place}: {reason}. Check TASKYARD_DATABASE_URL and that the server runs"
+            ),
+        };
+        // One connection first: its error is the server's own ("connection refused",
+        // "password authentication failed"), where a pool only reports that it timed out.
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "no answer within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(Err(error)) => return Err(unavailable(error.to_string())),
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+            }
+        }
+        // Bounded waits for a connection: while the server is unreachable, callers get an
+        // error after this long instead of hanging.
         let pool = PgPoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(sqlx_error(BACKEND))?;
+            .map_err(|error| unavailable(error.to_string()))?;
         super::migrate::migrate_postgres(&pool).await?;
         Ok(PostgresStore { pool })
     }
@@ -163,7 +208,7 @@ impl Store for PostgresStore {
         .bind(&lease.hostname)
         .bind(i64::from(lease.pid))
         .bind(lease.started_at.as_millisecond())
-        .bind(Timestamp::now().as_millisecond())
+        .bind(lease.heartbeat_at.as_millisecond())
         .bind(lease.lease_until.as_millisecond())
         .execute(&self.pool)
         .await
@@ -184,18 +229,11 @@ impl Store for PostgresStore {
         let err = sqlx_error(BACKEND);
         let now = now.as_millisecond();
         let mut tx = self.pool.begin().await.map_err(&err)?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE taskyard_runs SET status = 'abandoned', finished_at = $1, \
-             duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE $1 - started_at END, \
-             error = 'abandoned: instance ' || instance || ' stopped renewing its lease while the run was ' || status \
-             WHERE status IN ('queued', 'running') AND NOT EXISTS \
-             (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= $1) \
-             RETURNING id",
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(&err)?;
+        let ids: Vec<String> = sqlx::query_scalar(ABANDON)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&err)?;
         sqlx::query("DELETE FROM taskyard_instances WHERE lease_until < $1")
             .bind(now)
             .execute(&mut *tx)
@@ -262,12 +300,15 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn live_instances(&self, now: Timestamp) -> Result<Vec<String>, Error> {
-        sqlx::query_scalar("SELECT id FROM taskyard_instances WHERE lease_until >= $1 ORDER BY id")
-            .bind(now.as_millisecond())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sqlx_error(BACKEND))
+    async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error> {
+        sqlx::query_scalar(
+            "SELECT id FROM taskyard_instances WHERE lease_until >= $1 AND heartbeat_at >= $2 ORDER BY id",
+        )
+        .bind(now.as_millisecond())
+        .bind(seen_since.as_millisecond())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))
     }
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
         sqlx::query(

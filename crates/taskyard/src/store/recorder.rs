@@ -5,6 +5,11 @@
 //! transaction. A run's final record is acknowledged: the run's callers get its result only
 //! after the store has it, so no acknowledged run is lost. Failed writes are retried with
 //! backoff until they succeed or the app stops.
+//!
+//! Callers never wait on a failing store for longer than the store timeout: past it they
+//! get [`Error::StoreUnavailable`] (503 over HTTP), and their records stay queued, to be
+//! written once the store takes writes again. Each write's outcome updates the shared
+//! [`StoreHealth`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +18,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::Store;
+use super::health::Writer;
+use super::{Store, StoreHealth};
 use crate::Error;
 use crate::run::{RunId, RunRecord};
 
@@ -33,13 +39,28 @@ enum Command {
 #[derive(Clone)]
 pub(crate) struct Recorder {
     tx: mpsc::UnboundedSender<Command>,
+    health: Arc<StoreHealth>,
+    backend: &'static str,
+    /// How long a caller waits for a write before it is told the store is unavailable.
+    timeout: Duration,
 }
 
 impl Recorder {
-    pub fn spawn(store: Arc<dyn Store>) -> (Recorder, JoinHandle<()>) {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        health: Arc<StoreHealth>,
+        timeout: Duration,
+    ) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_loop(store, rx));
-        (Recorder { tx }, writer)
+        let backend = store.backend();
+        let writer = tokio::spawn(write_loop(store, health.clone(), rx));
+        let recorder = Recorder {
+            tx,
+            health,
+            backend,
+            timeout,
+        };
+        (recorder, writer)
     }
 
     /// Queues a record without waiting.
@@ -47,13 +68,13 @@ impl Recorder {
         let _ = self.tx.send(Command::Put(run, None));
     }
 
-    /// Queues a record and waits until it is committed.
+    /// Queues a record and waits until it is committed, for at most the store timeout.
     pub async fn put_durable(&self, run: RunRecord) -> Result<(), Error> {
         let (ack, acked) = oneshot::channel();
         self.tx
             .send(Command::Put(run, Some(ack)))
             .map_err(|_| Error::ShuttingDown)?;
-        acked.await.map_err(|_| Error::ShuttingDown)
+        self.wait(acked, self.timeout).await
     }
 
     /// Writes everything queued so far, then stops the writer; later records are refused.
@@ -61,16 +82,60 @@ impl Recorder {
         let _ = self.tx.send(Command::Close);
     }
 
-    /// Waits until everything queued before this call is committed.
-    pub async fn flush(&self) {
+    /// Waits until everything queued before this call is committed, for at most the
+    /// store timeout.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.flush_within(self.timeout).await
+    }
+
+    /// Waits until everything queued before this call is committed, for at most `limit`.
+    pub async fn flush_within(&self, limit: Duration) -> Result<(), Error> {
         let (ack, acked) = oneshot::channel();
-        if self.tx.send(Command::Flush(ack)).is_ok() {
-            let _ = acked.await;
+        if self.tx.send(Command::Flush(ack)).is_err() {
+            return Ok(());
+        }
+        self.wait(acked, limit).await
+    }
+
+    /// How long callers wait for the store.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn wait(&self, acked: oneshot::Receiver<()>, limit: Duration) -> Result<(), Error> {
+        match tokio::time::timeout(limit, acked).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::ShuttingDown),
+            Err(_) => Err(self.unavailable("a write", limit)),
+        }
+    }
+
+    /// The error for `what` (a write, a read) that the store did not answer within `limit`.
+    pub fn unavailable(&self, what: &str, limit: Duration) -> Error {
+        let cause = match self.health.failure() {
+            Some(failure) => format!("; its latest error: {}", failure.error),
+            None => String::new(),
+        };
+        let kept = if what == "a write" {
+            " The record is kept and written when the store is back;"
+        } else {
+            ""
+        };
+        Error::StoreUnavailable {
+            backend: self.backend,
+            message: format!(
+                "{what} was not confirmed within {}ms{cause}.{kept} retry later",
+                limit.as_millis()
+            ),
         }
     }
 }
 
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Command>) {
+async fn write_loop(
+    store: Arc<dyn Store>,
+    health: Arc<StoreHealth>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut batch: Vec<RunRecord> = Vec::with_capacity(MAX_BATCH);
     let mut index: HashMap<RunId, usize> = HashMap::with_capacity(MAX_BATCH);
@@ -94,7 +159,7 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Comma
                 Command::Close => closing = true,
             }
         }
-        write_with_retry(store.as_ref(), &batch).await;
+        write_with_retry(store.as_ref(), &health, &batch).await;
         batch.clear();
         index.clear();
         for ack in acks.drain(..) {
@@ -103,18 +168,23 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Comma
     }
 }
 
-async fn write_with_retry(store: &dyn Store, batch: &[RunRecord]) {
+async fn write_with_retry(store: &dyn Store, health: &StoreHealth, batch: &[RunRecord]) {
     if batch.is_empty() {
         return;
     }
     let mut delay = Duration::from_millis(50);
     loop {
         match store.put_runs(batch).await {
-            Ok(()) => return,
+            Ok(()) => {
+                health.recovered(Writer::Records);
+                return;
+            }
             Err(error) => {
+                health.failed(Writer::Records, &error);
                 tracing::error!(%error, runs = batch.len(), retry_in_ms = delay.as_millis() as u64, "writing run records failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                // Capped low: once the store is back, waiting callers should learn it soon.
+                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }

@@ -3,16 +3,21 @@
 //! WAL mode lets readers proceed while one writer commits; every write transaction starts
 //! with `BEGIN IMMEDIATE` and waits up to the busy timeout for the write lock, so several
 //! processes can share one file without "database is locked" errors or lost writes.
+//!
+//! A write transaction that fails part-way (a full disk, an I/O error) closes its
+//! connection instead of returning it to the pool; [`Store::verify`] notices the file being
+//! deleted or replaced under the running instance.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::columns::{COLUMNS, RunRow};
 use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
@@ -25,6 +30,9 @@ const BACKEND: &str = "sqlite";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    path: PathBuf,
+    /// The opened file's identity (device, inode), to notice it being replaced.
+    identity: Option<(u64, u64)>,
 }
 
 impl SqliteStore {
@@ -47,10 +55,47 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(sqlx_error(BACKEND))?;
+            .map_err(|error| Error::StoreUnavailable {
+                backend: BACKEND,
+                message: format!(
+                    "cannot open the SQLite file {}: {error}. Check that its folder exists and is writable, or set TASKYARD_DATA_DIR",
+                    path.display()
+                ),
+            })?;
         super::migrate::migrate_sqlite(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            path: path.to_owned(),
+            identity: file_identity(path),
+        })
     }
+
+    /// A connection for a write transaction. If the transaction fails, the caller closes
+    /// it rather than returning it: SQLite may have rolled the transaction back by itself
+    /// (it does on a full disk), and a pooled connection that still counts itself inside
+    /// a transaction refuses every later `BEGIN`, which jams the store for good.
+    async fn writer(&self) -> Result<PoolConnection<Sqlite>, Error> {
+        self.pool.acquire().await.map_err(sqlx_error(BACKEND))
+    }
+}
+
+/// Closes `conn` when `result` is an error; see [`SqliteStore::writer`].
+fn close_on_error<T>(conn: &mut PoolConnection<Sqlite>, result: Result<T, sqlx::Error>) -> Result<T, Error> {
+    if result.is_err() {
+        conn.close_on_drop();
+    }
+    result.map_err(sqlx_error(BACKEND))
+}
+
+#[cfg(unix)]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|meta| (meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(_path: &Path) -> Option<(u64, u64)> {
+    None
 }
 
 fn read_row(row: &SqliteRow) -> Result<RunRow, sqlx::Error> {
@@ -88,34 +133,39 @@ impl Store for SqliteStore {
     }
 
     async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
-        let err = sqlx_error(BACKEND);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
-        for chunk in runs.chunks(super::recorder::MAX_BATCH) {
-            let mut query = QueryBuilder::<Sqlite>::new(format!("INSERT INTO taskyard_runs ({COLUMNS}) "));
-            query.push_values(chunk.iter().map(RunRow::encode), |mut values, row| {
-                values
-                    .push_bind(row.id)
-                    .push_bind(row.task)
-                    .push_bind(row.status)
-                    .push_bind(row.trigger_kind)
-                    .push_bind(row.trigger_data)
-                    .push_bind(row.payload)
-                    .push_bind(row.attempt)
-                    .push_bind(row.attempts)
-                    .push_bind(row.instance)
-                    .push_bind(row.queued_at)
-                    .push_bind(row.started_at)
-                    .push_bind(row.finished_at)
-                    .push_bind(row.duration_ms)
-                    .push_bind(row.result)
-                    .push_bind(row.error)
-                    .push_bind(row.progress)
-                    .push_bind(row.progress_message);
-            });
-            query.push(UPSERT_TAIL);
-            query.build().execute(&mut *tx).await.map_err(&err)?;
+        let mut conn = self.writer().await?;
+        let written = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            for chunk in runs.chunks(super::recorder::MAX_BATCH) {
+                let mut query =
+                    QueryBuilder::<Sqlite>::new(format!("INSERT INTO taskyard_runs ({COLUMNS}) "));
+                query.push_values(chunk.iter().map(RunRow::encode), |mut values, row| {
+                    values
+                        .push_bind(row.id)
+                        .push_bind(row.task)
+                        .push_bind(row.status)
+                        .push_bind(row.trigger_kind)
+                        .push_bind(row.trigger_data)
+                        .push_bind(row.payload)
+                        .push_bind(row.attempt)
+                        .push_bind(row.attempts)
+                        .push_bind(row.instance)
+                        .push_bind(row.queued_at)
+                        .push_bind(row.started_at)
+                        .push_bind(row.finished_at)
+                        .push_bind(row.duration_ms)
+                        .push_bind(row.result)
+                        .push_bind(row.error)
+                        .push_bind(row.progress)
+                        .push_bind(row.progress_message);
+                });
+                query.push(UPSERT_TAIL);
+                query.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await.map_err(&err)
+        .await;
+        close_on_error(&mut conn, written)
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
@@ -158,7 +208,7 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
-        let now = Timestamp::now().as_millisecond();
+        let now = lease.heartbeat_at.as_millisecond();
         sqlx::query(
             "INSERT INTO taskyard_instances (id, hostname, pid, started_at, heartbeat_at, lease_until) VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, lease_until = excluded.lease_until",
@@ -185,28 +235,19 @@ impl Store for SqliteStore {
     }
 
     async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
-        let err = sqlx_error(BACKEND);
         let now = now.as_millisecond();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE taskyard_runs SET status = 'abandoned', finished_at = ?1, \
-             duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE ?1 - started_at END, \
-             error = 'abandoned: instance ' || instance || ' stopped renewing its lease while the run was ' || status \
-             WHERE status IN ('queued', 'running') AND NOT EXISTS \
-             (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= ?1) \
-             RETURNING id",
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(&err)?;
-        sqlx::query("DELETE FROM taskyard_instances WHERE lease_until < ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(&err)?;
-        tx.commit().await.map_err(&err)?;
-        parse_ids(ids)
+        let mut conn = self.writer().await?;
+        let marked = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let ids: Vec<String> = sqlx::query_scalar(ABANDON).bind(now).fetch_all(&mut *tx).await?;
+            sqlx::query("DELETE FROM taskyard_instances WHERE lease_until < ?")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await.map(|()| ids)
+        }
+        .await;
+        parse_ids(close_on_error(&mut conn, marked)?)
     }
 
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
@@ -265,12 +306,15 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn live_instances(&self, now: Timestamp) -> Result<Vec<String>, Error> {
-        sqlx::query_scalar("SELECT id FROM taskyard_instances WHERE lease_until >= ? ORDER BY id")
-            .bind(now.as_millisecond())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sqlx_error(BACKEND))
+    async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error> {
+        sqlx::query_scalar(
+            "SELECT id FROM taskyard_instances WHERE lease_until >= ? AND heartbeat_at >= ? ORDER BY id",
+        )
+        .bind(now.as_millisecond())
+        .bind(seen_since.as_millisecond())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sqlx_error(BACKEND))
     }
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
         sqlx::query(
@@ -287,6 +331,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn verify(&self) -> Result<(), Error> {
+        let Some(opened) = self.identity else {
+            return Ok(());
+        };
+        // SQLite keeps writing to an unlinked file without a word, and another instance
+        // would create a new one at the path: the cluster would split in two.
+        if file_identity(&self.path) == Some(opened) {
+            Ok(())
+        } else {
+            Err(Error::StoreReplaced {
+                path: self.path.display().to_string(),
+            })
+        }
+    }
+
     async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error> {
         let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
             "SELECT id, schedule, args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= ? ORDER BY sent_at, id",
@@ -300,6 +359,19 @@ impl Store for SqliteStore {
             .collect()
     }
 }
+
+/// Marks `abandoned` the unfinished runs of instances without a live lease at `?1`. The
+/// run ends at its instance's last heartbeat, its last sign of life, when that is known.
+pub(super) const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned', \
+     finished_at = CASE WHEN last.seen IS NULL THEN ?1 ELSE MIN(?1, MAX(last.seen, COALESCE(started_at, queued_at))) END, \
+     duration_ms = CASE WHEN started_at IS NULL THEN NULL WHEN last.seen IS NULL THEN ?1 - started_at \
+     ELSE MIN(?1, MAX(last.seen, started_at)) - started_at END, \
+     error = 'abandoned: instance ' || instance || ' stopped renewing its lease while the run was ' || status \
+     FROM (SELECT r.id AS run, i.heartbeat_at AS seen FROM taskyard_runs r LEFT JOIN taskyard_instances i ON i.id = r.instance \
+     WHERE r.status IN ('queued', 'running')) AS last \
+     WHERE last.run = taskyard_runs.id AND NOT EXISTS \
+     (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= ?1) \
+     RETURNING id";
 
 /// What an upsert replaces: everything but the id and the fields fixed at creation.
 pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, attempts = excluded.attempts, instance = excluded.instance, started_at = excluded.started_at, finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, result = excluded.result, error = excluded.error, progress = excluded.progress, progress_message = excluded.progress_message";
