@@ -76,6 +76,42 @@ async fn dedupe_starts_a_new_run_after_the_previous_one_ended() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_tick_never_joins_another_ticks_run_but_other_callers_still_do() {
+    let app = start(App::new().task(
+        "sync",
+        Task::new(|cx: TaskContext| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, TaskError>(json!(cx.run_id()))
+        }),
+    ))
+    .await;
+    let tick = |second: i64| {
+        taskyard::RunRequest::new("sync").trigger(taskyard::Trigger::Schedule {
+            schedule: "sync".into(),
+            scheduled_at: jiff::Timestamp::from_second(second).expect("tick"),
+        })
+    };
+    let runtime = app.runtime();
+    // A later tick's run is going when an earlier tick (taken over from a dead instance)
+    // arrives: the earlier tick gets a run of its own.
+    let later = runtime.start(tick(1_800_000_002)).expect("later tick");
+    let earlier = runtime.start(tick(1_800_000_000)).expect("earlier tick");
+    assert!(!earlier.joined(), "a tick joined another tick's run");
+    assert_ne!(earlier.run_id(), later.run_id());
+    // The same tick again, or a caller from elsewhere, joins as Nitro's rule says.
+    assert!(runtime.start(tick(1_800_000_002)).expect("same tick").joined());
+    let manual = runtime.start(taskyard::RunRequest::new("sync")).expect("manual");
+    assert!(manual.joined());
+    assert_eq!(
+        manual.run_id(),
+        later.run_id(),
+        "the gate still holds the first run"
+    );
+    let (a, b) = (earlier.outcome().await, later.outcome().await);
+    assert_ne!(a.expect("earlier"), b.expect("later"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dedupe_by_payload_shares_only_equal_payloads() {
     let executions = Arc::new(AtomicUsize::new(0));
     let counter = executions.clone();

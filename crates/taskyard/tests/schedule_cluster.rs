@@ -3,6 +3,9 @@
 //! every `all` tick runs once per instance, and a killed instance's run ends `abandoned`
 //! while later ticks go on on the survivors.
 //!
+//! With the default lease (30 s) and worker grace (2 s), a killed instance's share of the
+//! ticks is taken over within seconds: every tick still has exactly one run of its own.
+//!
 //! Instances are this test binary re-run as children (`cluster_child`, ignored in normal
 //! runs). A child starts the app, prints `ready <instance>`, and shuts down gracefully when
 //! its stdin closes.
@@ -219,6 +222,79 @@ async fn a_killed_instances_run_is_abandoned_and_ticks_go_on_on_the_survivors() 
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tick_has_one_run_of_its_own_while_a_killed_instances_lease_runs_out() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        drop(backend.open().await);
+        let (mut instances, all_ready) = start_cluster(&backend, "failover");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Kill, mid-second (between two ticks), the instance that ran the latest tick.
+        let into_second = Timestamp::now().subsec_millisecond();
+        tokio::time::sleep(Duration::from_millis(((1500 - into_second) % 1000) as u64)).await;
+        let latest = runs_of(&backend, "quick")
+            .await
+            .into_iter()
+            .max_by_key(tick_of)
+            .expect("ticks ran before the kill");
+        let victim = instances
+            .iter()
+            .position(|instance| instance.id == latest.instance)
+            .expect("the run's instance is one of ours");
+        let mut victim = instances.remove(victim);
+        victim.child.kill().expect("SIGKILL");
+        victim.child.wait().expect("reaped");
+        let killed_at = Timestamp::now();
+
+        // Longer than the victim's lease (30 s): the whole time it runs out.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let stopping = Timestamp::now();
+        for instance in &mut instances {
+            stop(instance);
+        }
+        let runs = runs_of(&backend, "quick").await;
+        let mut per_tick: BTreeMap<Timestamp, Vec<&RunRecord>> = BTreeMap::new();
+        for run in &runs {
+            per_tick.entry(tick_of(run)).or_default().push(run);
+        }
+        let window = seconds_between(
+            all_ready + SignedDuration::from_secs(1),
+            stopping - SignedDuration::from_secs(4),
+        );
+        assert!(window.len() >= 55, "{name}: window of {} ticks", window.len());
+        let mut late_ms = Vec::new();
+        for tick in &window {
+            let ran = per_tick.get(tick).map_or(0, Vec::len);
+            assert_eq!(ran, 1, "{name}: tick {tick} has {ran} runs");
+            let run = per_tick[tick][0];
+            assert_eq!(run.status, RunStatus::Succeeded, "{name}: {run:?}");
+            let started = run.started_at.expect("started");
+            late_ms.push((started.as_millisecond() - tick.as_millisecond(), *tick));
+            if *tick > killed_at {
+                assert_ne!(run.instance, victim.id, "{name}: a dead instance ran tick {tick}");
+            }
+        }
+        // Ticks meant for the dead instance wait the worker grace (2 s) before another
+        // takes them; once the survivors stop counting it (three missed heartbeats), no
+        // tick waits at all.
+        let takeover = late_ms.iter().map(|(late, _)| *late).max().unwrap_or(0);
+        let settled = killed_at + SignedDuration::from_secs(6);
+        let late_after: Vec<_> = late_ms
+            .iter()
+            .filter(|(late, tick)| *tick > settled && *late > 1000)
+            .collect();
+        eprintln!(
+            "{name}: {} ticks, every one ran once; the latest start was {takeover} ms after its tick",
+            window.len()
+        );
+        assert!(takeover <= 3500, "{name}: a tick started {takeover} ms late");
+        assert!(
+            late_after.is_empty(),
+            "{name}: ticks still late 6 s after the kill: {late_after:?}"
+        );
+    }
+}
+
 /// One instance of the cluster; run by the tests above as a child process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by the cluster tests"]
@@ -260,6 +336,19 @@ async fn cluster_child() {
                     .overlap(Overlap::Allow)
                     .task("slow"),
             ),
+        // Default lease and worker grace; a task with the default concurrency (dedupe)
+        // that takes a while, so a tick taken over late overlaps the next tick's run.
+        "failover" => app
+            .lease_ttl(Duration::from_secs(30))
+            .worker_grace(Duration::from_secs(2))
+            .task(
+                "quick",
+                Task::new(|cx: TaskContext| async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok::<_, TaskError>(json!({ "instance": cx.runtime().instance() }))
+                }),
+            )
+            .schedule("quick", Schedule::worker().interval("1s").task("quick")),
         other => panic!("unknown scenario {other}"),
     };
     let running = app.start().await.expect("app starts");

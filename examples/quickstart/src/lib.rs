@@ -63,6 +63,10 @@
 //!
 //! Ctrl-C stops it gracefully: running tasks get `TASKYARD_SHUTDOWN_GRACE_MS` (default
 //! 10000) to finish, then are cancelled and recorded `cancelled`.
+//!
+//! When the store stops taking writes (a full disk, a database that went away), a caller
+//! waits at most `TASKYARD_STORE_TIMEOUT_MS` (default 5000) and gets `503`; `GET
+//! /_tasks/health` answers `503` with the store's error until it recovers by itself.
 
 use std::time::Duration;
 
@@ -70,12 +74,17 @@ pub mod lifecycle;
 
 taskyard::include_app!();
 
-/// The demo app, with the shutdown grace period from `TASKYARD_SHUTDOWN_GRACE_MS`.
+/// The demo app, with the shutdown grace period from `TASKYARD_SHUTDOWN_GRACE_MS` and
+/// the store timeout from `TASKYARD_STORE_TIMEOUT_MS`.
 pub fn demo() -> taskyard::App {
-    let grace = std::env::var("TASKYARD_SHUTDOWN_GRACE_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(10));
-    app().setup(lifecycle::setup).shutdown_grace(grace)
+    let millis = |name: &str, default: Duration| {
+        std::env::var(name)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(default, Duration::from_millis)
+    };
+    app()
+        .setup(lifecycle::setup)
+        .shutdown_grace(millis("TASKYARD_SHUTDOWN_GRACE_MS", Duration::from_secs(10)))
+        .store_timeout(millis("TASKYARD_STORE_TIMEOUT_MS", Duration::from_secs(5)))
 }

@@ -916,8 +916,11 @@ impl Scheduler {
                 return None;
             }
         };
+        // A run on an instance that stopped beating is not "still going", even while its
+        // lease has yet to run out and mark it abandoned.
+        let members = lock(&inner.members).clone();
         runs.into_iter()
-            .filter(|run| run.instance != inner.instance)
+            .filter(|run| run.instance != inner.instance && members.contains(&run.instance))
             .find(|run| match &run.trigger {
                 Trigger::Schedule { .. } => earlier(&run.trigger, before),
                 _ => sends,

@@ -1,0 +1,233 @@
+//! The quickstart on a full disk: callers get `503` within the store timeout instead of
+//! hanging, health says the store is failing, the app recovers by itself once space
+//! returns, SIGTERM still stops it within the grace, and every run that was answered
+//! `200` or `202` is in the store after a restart.
+//!
+//! The disk is a small tmpfs mounted for the test, which needs root: without it the test
+//! is skipped loudly, unless `TASKYARD_REQUIRE_TMPFS=1` (set by `.ci/run`) makes that a
+//! failure.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Quickstart;
+use serde_json::Value;
+
+const STORE_TIMEOUT_MS: u64 = 1000;
+const GRACE_MS: u64 = 1500;
+
+/// A tmpfs mounted on a new folder; unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(megabytes: u32) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if mounted {
+            return Some(Tmpfs { dir });
+        }
+        if std::env::var("TASKYARD_REQUIRE_TMPFS").as_deref() == Ok("1") {
+            panic!("TASKYARD_REQUIRE_TMPFS=1 but a tmpfs cannot be mounted here (run as root)");
+        }
+        eprintln!("\n*** SKIPPED the full-disk tests: mounting a tmpfs needs root ***\n");
+        None
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the file system is full; returns its path.
+    fn fill(&self) -> PathBuf {
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        // The last partial chunk, byte by byte, so not a page is left.
+        while file.write_all(&[0]).is_ok() {}
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+fn start(data: &Path) -> Quickstart {
+    let data = data.to_str().expect("utf-8 path");
+    Quickstart::start(&[
+        ("TASKYARD_DATA_DIR", data),
+        ("TASKYARD_STORE_TIMEOUT_MS", &STORE_TIMEOUT_MS.to_string()),
+        ("TASKYARD_SHUTDOWN_GRACE_MS", &GRACE_MS.to_string()),
+    ])
+}
+
+/// One echo run, timed: (status, body, how long the answer took).
+fn echo(quickstart: &Quickstart, query: &str, n: usize) -> (u16, Value, Duration) {
+    let began = Instant::now();
+    let (status, body) = quickstart.http(
+        "POST",
+        &format!("/_tasks/echo:payload/runs{query}"),
+        &format!(r#"{{"payload":{{"n":{n}}}}}"#),
+    );
+    (status, body, began.elapsed())
+}
+
+fn sigterm_and_wait(quickstart: &mut Quickstart, within: Duration) {
+    let began = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &quickstart.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    loop {
+        if let Some(exit) = quickstart.child.try_wait().expect("wait") {
+            assert!(exit.success(), "graceful exit: {exit:?}");
+            return;
+        }
+        assert!(
+            began.elapsed() < within,
+            "the app did not stop within {within:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_full_disk_answers_503_in_time_recovers_by_itself_and_loses_no_acknowledged_run() {
+    let Some(disk) = Tmpfs::mount(24) else {
+        return;
+    };
+    let bound = Duration::from_millis(STORE_TIMEOUT_MS) + Duration::from_secs(3);
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut quickstart = start(disk.path());
+    let (status, body, _) = echo(&quickstart, "", 0);
+    assert_eq!(status, 200, "{body}");
+    acknowledged.push(body["run_id"].as_str().expect("id").to_owned());
+
+    // Full: every request is answered in time, the first few maybe from space SQLite
+    // still had, then 503.
+    let filler = disk.fill();
+    let began = Instant::now();
+    let refused = loop {
+        let (status, body, took) = echo(&quickstart, "", acknowledged.len());
+        assert!(took < bound, "answered after {took:?}: {body}");
+        match status {
+            200 => acknowledged.push(body["run_id"].as_str().expect("id").to_owned()),
+            503 => break body,
+            other => panic!("unexpected {other}: {body}"),
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the full disk was never noticed"
+        );
+    };
+    let message = refused["message"].as_str().unwrap_or("");
+    assert!(message.contains("unavailable"), "{refused}");
+    assert!(message.contains("full"), "the cause is named: {refused}");
+    let (status, _, took) = echo(&quickstart, "?wait=false", 99);
+    assert_eq!(
+        status, 503,
+        "a 202 would acknowledge a run the store does not hold"
+    );
+    assert!(took < bound);
+    let (status, health) = quickstart.http("GET", "/_tasks/health", "");
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (503, Some("failing")),
+        "{health}"
+    );
+    assert!(
+        health["store_failure"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("full")
+    );
+    let (status, _) = quickstart.http("GET", "/_tasks/runs?limit=5", "");
+    assert_eq!(
+        status, 503,
+        "a listing waits for queued records, at most the timeout"
+    );
+
+    // Space returns: the app recovers by itself.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let began = Instant::now();
+    loop {
+        let (status, body, took) = echo(&quickstart, "", 1000 + acknowledged.len());
+        assert!(took < bound, "answered after {took:?}");
+        if status == 200 {
+            acknowledged.push(body["run_id"].as_str().expect("id").to_owned());
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "never recovered: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, body, _) = echo(&quickstart, "?wait=false", 2000);
+    assert_eq!(status, 202, "{body}");
+    acknowledged.push(body["run_id"].as_str().expect("id").to_owned());
+    // Health follows at the next write of each writer (a heartbeat comes every second).
+    let began = Instant::now();
+    loop {
+        let (status, health) = quickstart.http("GET", "/_tasks/health", "");
+        if (status, health["status"].as_str()) == (200, Some("ok")) {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "health stays failing: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sigterm_and_wait(
+        &mut quickstart,
+        Duration::from_millis(GRACE_MS) + Duration::from_secs(8),
+    );
+    drop(quickstart);
+
+    // Every acknowledged run is in the store after a restart.
+    let quickstart = start(disk.path());
+    for id in &acknowledged {
+        let (status, run) = quickstart.http("GET", &format!("/_tasks/runs/{id}"), "");
+        assert_eq!(status, 200, "acknowledged run {id} was lost: {run}");
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
+    eprintln!(
+        "{} acknowledged runs, all in the store after a restart",
+        acknowledged.len()
+    );
+
+    // SIGTERM stops it within the grace while the disk is full.
+    let mut quickstart = quickstart;
+    let _filler = disk.fill();
+    let began = Instant::now();
+    loop {
+        let (status, _, _) = echo(&quickstart, "", 3000);
+        if status == 503 {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the full disk was never noticed"
+        );
+    }
+    sigterm_and_wait(
+        &mut quickstart,
+        Duration::from_millis(GRACE_MS) + Duration::from_secs(8),
+    );
+}
