@@ -13,7 +13,7 @@
 //! taskyard task runs --task demo:slow
 //! taskyard schedule list
 //! curl 'localhost:3000/_nitro/tasks/echo:payload?field=value&array=1&array=2'
-//! curl -X POST localhost:3000/_tasks/echo:payload/runs -d '{"payload":{"hello":"world"}}'
+//! curl -X POST localhost:3000/_tasks/echo:payload/runs -H 'content-type: application/json' -d '{"payload":{"hello":"world"}}'
 //! curl -N 'localhost:3000/_tasks/events'              # live run events
 //! ```
 //!

@@ -3,18 +3,27 @@
 //! They run code on request, so by default they are closed to the outside: in development
 //! they answer loopback clients only; in production they exist only when a token is set,
 //! and then every request must carry it.
+//!
+//! A loopback client is not enough in development: the developer's browser is one, and any
+//! page it shows could send requests to the app. So a request must also be addressed to a
+//! loopback name (`Host`; this stops DNS rebinding), come from the app's own origin if a
+//! browser says where it comes from (`Origin`, `Sec-Fetch-Site`), and a request that runs a
+//! task with a body must send it as JSON or carry the command line's header: a page cannot
+//! send either to another origin without CORS, which the app never grants. Command-line
+//! clients (curl, the `taskyard` CLI) send none of the browser headers and pass.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::HttpError;
+use super::tasks::CLIENT_HEADER;
 
 /// The environment variable holding the production token.
 pub const TOKEN_VAR: &str = "TASKYARD_TASKS_TOKEN";
@@ -76,7 +85,7 @@ pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Reque
                         .map(|info| info.0.ip())
                 });
             match peer {
-                Some(ip) if ip.is_loopback() => None,
+                Some(ip) if ip.to_canonical().is_loopback() => browser_refusal(&request, &uri),
                 _ => Some(HttpError::new(StatusCode::FORBIDDEN, &uri, "Forbidden IP")),
             }
         }
@@ -99,6 +108,117 @@ pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Reque
     }
 }
 
+/// Why a request from a loopback client is still refused in development, if it is: it
+/// is addressed to another host, comes from another site's page, or runs a task with a
+/// body a page could send without CORS.
+fn browser_refusal(request: &Request, uri: &Uri) -> Option<HttpError> {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
+    if let Some(host) = host
+        && !is_loopback_host(host)
+    {
+        return Some(HttpError::new(
+            StatusCode::FORBIDDEN,
+            uri,
+            format!(
+                "Forbidden Host: `{host}` is not a loopback name; in development the task endpoints answer requests to localhost, 127.0.0.1 or [::1] only"
+            ),
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let own = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|authority| Some(authority) == host && is_loopback_host(authority));
+        if !own {
+            return Some(HttpError::new(
+                StatusCode::FORBIDDEN,
+                uri,
+                format!(
+                    "Forbidden Origin: a page from `{origin}` may not call the task endpoints; only the app's own pages may"
+                ),
+            ));
+        }
+    }
+    let site = headers
+        .get("sec-fetch-site")
+        .and_then(|value| value.to_str().ok());
+    if let Some(site @ ("cross-site" | "same-site")) = site {
+        return Some(HttpError::new(
+            StatusCode::FORBIDDEN,
+            uri,
+            format!("Forbidden: a {site} page may not call the task endpoints"),
+        ));
+    }
+    if runs_a_task(request) && has_body(request) && !is_json(request) && !headers.contains_key(CLIENT_HEADER) {
+        return Some(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            uri,
+            "a request that runs a task must send its body as JSON: add `Content-Type: application/json` (with curl: -H 'content-type: application/json')",
+        ));
+    }
+    None
+}
+
+/// `localhost`, a name under `.localhost`, or a loopback address, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[::1]:3000`
+        Some(rest) => rest.split_once(']').map_or(rest, |(address, _)| address),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }
+        }),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// `GET|POST /_nitro/tasks/NAME` and `POST /_tasks/NAME/runs`.
+fn runs_a_task(request: &Request) -> bool {
+    let path = match request.extensions().get::<OriginalUri>() {
+        Some(OriginalUri(uri)) => uri.path(),
+        None => request.uri().path(),
+    };
+    let nitro = path
+        .strip_prefix("/_nitro/tasks/")
+        .is_some_and(|name| !name.is_empty());
+    let native = request.method() == Method::POST
+        && path
+            .strip_prefix("/_tasks/")
+            .and_then(|rest| rest.strip_suffix("/runs"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'));
+    nitro || native
+}
+
+fn has_body(request: &Request) -> bool {
+    let headers = request.headers();
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match length {
+        Some(length) => length > 0,
+        None => headers.contains_key(header::TRANSFER_ENCODING) || headers.contains_key(header::CONTENT_TYPE),
+    }
+}
+
+/// `application/json` or any `+json` type: never a "simple" content type, so a page of
+/// another origin cannot send it without a CORS preflight.
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+}
+
 fn bearer_refusal(request: &Request, uri: &Uri, expected: &str) -> Option<HttpError> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Some(HttpError::new(
@@ -109,11 +229,13 @@ fn bearer_refusal(request: &Request, uri: &Uri, expected: &str) -> Option<HttpEr
             ),
         ));
     };
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
     let token = value
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match token {
         None => Some(HttpError::new(
             StatusCode::UNAUTHORIZED,

@@ -96,20 +96,27 @@ impl Reply {
 
 /// One request with `Connection: close`, the whole response returned.
 pub fn raw(addr: &str, method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
     let extra: String = headers
         .iter()
         .map(|(key, value)| format!("{key}: {value}\r\n"))
         .collect();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
-        body.len()
+    send(
+        addr,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+            body.len()
+        ),
     )
-    .expect("send");
+}
+
+/// Sends `request` exactly as written (it should ask for `Connection: close`) and returns
+/// the whole response.
+pub fn send(addr: &str, request: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let status = response[9..12].parse().expect("status");
