@@ -45,6 +45,7 @@ pub struct App {
     store: Option<StoreConfig>,
     lease: LeaseSettings,
     store_timeout: Duration,
+    server_limits: Option<crate::http::ServerLimits>,
     shutdown_grace: Duration,
     routes: axum::Router,
     schedules: Vec<(String, Schedule)>,
@@ -82,6 +83,7 @@ impl App {
             store: None,
             lease: LeaseSettings::default(),
             store_timeout: Duration::from_secs(5),
+            server_limits: None,
             shutdown_grace: Duration::from_secs(10),
             routes: axum::Router::new(),
             schedules: Vec::new(),
@@ -398,6 +400,14 @@ impl App {
         self
     }
 
+    /// The HTTP server's connection limit and header-read timeout. Default:
+    /// [`ServerLimits::default`](crate::http::ServerLimits) (1024 connections, 10 s), or
+    /// `TASKYARD_MAX_CONNECTIONS` and `TASKYARD_HEADER_READ_TIMEOUT_MS` when set.
+    pub fn server_limits(mut self, limits: crate::http::ServerLimits) -> Self {
+        self.server_limits = Some(limits);
+        self
+    }
+
     /// How long finished runs are kept (default 7 days; `None`: forever).
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
         self.lease.retention = retention;
@@ -467,6 +477,10 @@ impl App {
             let (title, version) = &self.package;
             Arc::new(crate::route::openapi::document(&route_infos, title, version))
         });
+        let server_limits = match self.server_limits {
+            Some(limits) => limits,
+            None => crate::config::server_limits()?,
+        };
         let config = match self.store {
             Some(config) => config,
             None => StoreConfig::from_env()?,
@@ -542,6 +556,7 @@ impl App {
             front,
             openapi,
             shutdown_grace: self.shutdown_grace,
+            server_limits,
             stop_lease,
             halt,
             closing: CancellationToken::new(),
@@ -597,6 +612,7 @@ pub struct RunningApp {
     /// The OpenAPI document of the routes, when it is served.
     openapi: Option<Arc<serde_json::Value>>,
     shutdown_grace: Duration,
+    server_limits: crate::http::ServerLimits,
     stop_lease: CancellationToken,
     /// Set when the instance must stop on its own (its SQLite file was replaced).
     halt: Arc<Halt>,
@@ -731,24 +747,29 @@ impl RunningApp {
             "taskyard listening on http://{local}"
         );
         println!("taskyard listening on http://{local}");
-        let server = axum::serve(
+        // New requests are answered 503 from the moment shutdown begins; the listener
+        // closes once the runtime has stopped.
+        let draining = CancellationToken::new();
+        let close = CancellationToken::new();
+        let server = crate::http::serve(
             listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                std::net::SocketAddr,
-            >(service),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+            service,
+            self.server_limits,
+            draining.clone(),
+            close.clone(),
+        );
         self.ready();
         // Runs must be stopped while the server drains: requests waiting on a run end
         // when that run ends.
         let runtime_down = async {
             stop.cancelled().await;
             tracing::info!("shutting down");
+            draining.cancel();
             self.shutdown().await;
+            close.cancel();
         };
-        let (served, ()) = tokio::join!(server.into_future(), runtime_down);
+        tokio::join!(server, runtime_down);
         drop(dev_info);
-        served.map_err(|e| Error::io("serving HTTP", e))?;
         match halt.reason() {
             Some(reason) => Err(reason.clone()),
             None => Ok(()),

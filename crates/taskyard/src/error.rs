@@ -48,6 +48,11 @@ pub enum Error {
     #[error("Run `{run_id}` of task `{task}` was cancelled")]
     Cancelled { task: String, run_id: RunId },
 
+    /// The run was cancelled because the app shut down before it finished (after the
+    /// shutdown grace period).
+    #[error("Run `{run_id}` of task `{task}` was cancelled: the app shut down before it finished")]
+    Interrupted { task: String, run_id: RunId },
+
     /// The runtime is shutting down and takes no new runs.
     #[error("The task runtime is shutting down and accepts no new runs")]
     ShuttingDown,
@@ -147,6 +152,7 @@ impl Error {
             Error::TimedOut { .. } => ErrorKind::TimedOut,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::ShuttingDown
+            | Error::Interrupted { .. }
             | Error::ScheduleInactive { .. }
             | Error::Store { .. }
             | Error::StoreUnavailable { .. }

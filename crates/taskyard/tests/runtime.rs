@@ -523,7 +523,13 @@ async fn shutdown_lets_quick_runs_finish_and_cancels_the_rest() {
         quick.outcome().await.expect("finished within grace"),
         json!("done")
     );
-    assert!(matches!(stuck.outcome().await, Err(Error::Cancelled { .. })));
+    // Its caller learns the shutdown interrupted it (503 over HTTP), not that it failed.
+    let interrupted = stuck.outcome().await.expect_err("cancelled");
+    assert!(
+        matches!(interrupted, Error::Interrupted { .. }),
+        "{interrupted:?}"
+    );
+    assert_eq!(interrupted.kind(), taskyard::ErrorKind::Unavailable);
     let stuck_run = store
         .get_run(stuck_id(&store).await)
         .await

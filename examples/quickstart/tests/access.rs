@@ -62,7 +62,13 @@ fn development_answers_loopback_clients_without_a_token() {
 }
 
 /// A request as curl or a browser would send it, headers exactly as given.
-fn request(app: &Quickstart, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+fn request(
+    app: &Quickstart,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut text = format!("{method} {path} HTTP/1.1\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
@@ -86,7 +92,13 @@ fn development_refuses_other_hosts_other_origins_and_cross_site_pages() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = request(&app, "POST", "/_nitro/tasks/echo:payload", &[("Host", &host)], "");
     assert_eq!(status, 200, "curl -X POST without a body: {body}");
-    for named in ["localhost:3000", "LOCALHOST", "app.localhost:1", "127.0.0.2", "[::1]:8080"] {
+    for named in [
+        "localhost:3000",
+        "LOCALHOST",
+        "app.localhost:1",
+        "127.0.0.2",
+        "[::1]:8080",
+    ] {
         let (status, body) = request(&app, "GET", "/_tasks", &[("Host", named)], "");
         assert_eq!(status, 200, "Host {named}: {body}");
     }
@@ -110,7 +122,11 @@ fn development_refuses_other_hosts_other_origins_and_cross_site_pages() {
     let (status, reply) = request(&app, "POST", "/_tasks/db:migrate/runs", &from_page, body);
     assert_eq!(status, 403, "{reply}");
     // `<img src>` sends no Origin, but says it is cross-site.
-    let image = [("Host", host.as_str()), ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "no-cors")];
+    let image = [
+        ("Host", host.as_str()),
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Sec-Fetch-Mode", "no-cors"),
+    ];
     let (status, reply) = request(&app, "GET", run, &image, "");
     assert_eq!(status, 403, "{reply}");
     // Without any browser header, a simple content type still cannot run a task.
@@ -118,7 +134,10 @@ fn development_refuses_other_hosts_other_origins_and_cross_site_pages() {
     let (status, reply) = request(&app, "POST", "/_nitro/tasks/db:migrate", &plain, body);
     assert_eq!(status, 415, "{reply}");
     assert!(reply.contains("application/json"), "says what to send: {reply}");
-    let form = [("Host", host.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let form = [
+        ("Host", host.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
     let (status, reply) = request(&app, "POST", "/_tasks/echo:payload/runs", &form, body);
     assert_eq!(status, 415, "{reply}");
 

@@ -151,7 +151,8 @@ fn browser_refusal(request: &Request, uri: &Uri) -> Option<HttpError> {
             format!("Forbidden: a {site} page may not call the task endpoints"),
         ));
     }
-    if runs_a_task(request) && has_body(request) && !is_json(request) && !headers.contains_key(CLIENT_HEADER) {
+    if runs_a_task(request) && has_body(request) && !is_json(request) && !headers.contains_key(CLIENT_HEADER)
+    {
         return Some(HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             uri,
@@ -167,7 +168,11 @@ fn is_loopback_host(host: &str) -> bool {
         // `[::1]:3000`
         Some(rest) => rest.split_once(']').map_or(rest, |(address, _)| address),
         None => host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
         }),
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();

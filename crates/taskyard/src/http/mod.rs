@@ -13,6 +13,7 @@ pub(crate) mod front;
 pub(crate) mod lifecycle;
 mod nitro;
 mod openapi;
+mod server;
 mod tasks;
 
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub use self::access::{TOKEN_VAR, TasksAccess};
 pub(crate) use self::body::query_object;
 pub use self::error::HttpError;
 pub use self::front::{AppService, FrontFuture, FrontService};
+pub use self::server::ServerLimits;
+pub(crate) use self::server::serve;
 pub use self::tasks::CLIENT_HEADER;
 
 /// The default largest request body the task endpoints accept: 1 MiB.

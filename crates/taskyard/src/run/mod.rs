@@ -589,7 +589,14 @@ impl RuntimeInner {
             tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
             return Err(error);
         }
-        end.into_result(run)
+        match end.into_result(run) {
+            // Cancelled by the shutdown, not by anyone's choice: the caller may retry
+            // elsewhere (503), rather than read it as a failure of the task (500).
+            Err(Error::Cancelled { task, run_id }) if !self.accepting.load(Ordering::Acquire) => {
+                Err(Error::Interrupted { task, run_id })
+            }
+            result => result,
+        }
     }
 }
 
