@@ -37,8 +37,13 @@ impl Served {
 /// Serves `app` on a free loopback port. With `peer`, the app sees every client as that
 /// address (the traffic itself stays on loopback).
 async fn serve(app: App, peer: Option<SocketAddr>) -> Served {
+    serve_on_store(app, peer, StoreConfig::Memory).await
+}
+
+/// [`serve`] with history in `store`.
+async fn serve_on_store(app: App, peer: Option<SocketAddr>, store: StoreConfig) -> Served {
     let running: RunningApp = app
-        .store(StoreConfig::Memory)
+        .store(store)
         .shutdown_grace(Duration::from_millis(300))
         .start()
         .await
@@ -650,6 +655,85 @@ async fn the_event_stream_delivers_a_runs_progress_in_order() {
     .await;
     assert_eq!(again.text.matches("event: ").count(), 1, "{}", again.text);
     assert!(again.text.contains("\"succeeded\""), "{}", again.text);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_names_and_bad_filters_are_answered_in_the_error_shape() {
+    let served = serve(nitro_app(), None).await;
+    for (method, path) in [
+        ("GET", "/_nitro/tasks/%FF"),
+        ("POST", "/_tasks/%FF/runs"),
+        ("GET", "/_tasks/runs/%FF"),
+        ("GET", "/_tasks/schedules/%C3%28"),
+        ("POST", "/_tasks/schedules/%FF/pause"),
+    ] {
+        let reply = call(method, served.url(path), None, &[]).await;
+        let body = assert_error(&reply, 400, "Bad Request", path);
+        assert!(
+            body["message"].as_str().unwrap_or("").contains("UTF-8"),
+            "{path}: {body}"
+        );
+    }
+    let reply = get(&served, "/_tasks/runs?status=bogus").await;
+    let body = assert_error(&reply, 400, "Bad Request", "/_tasks/runs?status=bogus");
+    assert_eq!(
+        body["message"],
+        "query parameter `status=bogus` is not valid; expected one of queued, running, succeeded, failed, cancelled, timed_out, abandoned"
+    );
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_run_on_another_instance_ends_soon_after_it_finishes_despite_other_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = StoreConfig::Sqlite(dir.path().join("shared.db"));
+    let served = serve_on_store(nitro_app(), None, store.clone()).await;
+    let other = App::new()
+        .task("demo:slow", slow())
+        .store(store)
+        .shutdown_grace(Duration::from_millis(300))
+        .start()
+        .await
+        .expect("the other instance starts");
+    let handle = other
+        .runtime()
+        .start(taskyard::RunRequest::new("demo:slow").payload(json!({ "ms": 1500 })))
+        .expect("a run on the other instance");
+    let run_id = handle.run_id();
+    // Unrelated events every 100 ms on the instance that streams.
+    let busy = CancellationToken::new();
+    let noise = tokio::spawn({
+        let busy = busy.clone();
+        let url = served.url("/_nitro/tasks/echo:payload");
+        async move {
+            while !busy.is_cancelled() {
+                call("GET", url.clone(), None, &[]).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let following = tokio::spawn(call(
+        "GET",
+        served.url(&format!("/_tasks/events?run={run_id}")),
+        None,
+        &[],
+    ));
+    handle.outcome().await.expect("the run succeeds");
+    let finished = std::time::Instant::now();
+    let stream = tokio::time::timeout(Duration::from_secs(8), following)
+        .await
+        .expect("the stream ends after the run finishes")
+        .expect("stream task");
+    let lag = finished.elapsed();
+    busy.cancel();
+    noise.await.expect("noise");
+    assert!(stream.text.contains("event: finished"), "{}", stream.text);
+    assert!(
+        lag < Duration::from_millis(2500),
+        "the stream ended {lag:?} after the run"
+    );
+    other.shutdown().await;
     served.stop().await;
 }
 

@@ -172,8 +172,13 @@ impl Drop for DevInfoFile {
             .ok()
             .and_then(|bytes| serde_json::from_slice::<DevInfo>(&bytes).ok())
             .is_some_and(|info| info.pid == std::process::id());
-        if ours {
-            let _ = std::fs::remove_file(&self.path);
+        if ours && let Err(error) = std::fs::remove_file(&self.path) {
+            // Left behind, it would point the command line at a process that is gone.
+            tracing::warn!(%error, path = %self.path.display(), "cannot remove the dev-info file; delete it by hand");
+            eprintln!(
+                "taskyard: cannot remove {} ({error}); delete it by hand",
+                self.path.display()
+            );
         }
     }
 }

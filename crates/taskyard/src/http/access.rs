@@ -8,9 +8,10 @@
 //! page it shows could send requests to the app. So a request must also be addressed to a
 //! loopback name (`Host`; this stops DNS rebinding), come from the app's own origin if a
 //! browser says where it comes from (`Origin`, `Sec-Fetch-Site`), and a request that runs a
-//! task with a body must send it as JSON or carry the command line's header: a page cannot
-//! send either to another origin without CORS, which the app never grants. Command-line
-//! clients (curl, the `taskyard` CLI) send none of the browser headers and pass.
+//! task must not have a content type a form could send (`text/plain`, form encodings)
+//! unless it carries the command line's header: a page cannot send JSON or a custom header
+//! to another origin without CORS, which the app never grants. Command-line clients (curl,
+//! the `taskyard` CLI) send none of the browser headers and pass.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -151,8 +152,7 @@ fn browser_refusal(request: &Request, uri: &Uri) -> Option<HttpError> {
             format!("Forbidden: a {site} page may not call the task endpoints"),
         ));
     }
-    if runs_a_task(request) && has_body(request) && !is_json(request) && !headers.contains_key(CLIENT_HEADER)
-    {
+    if runs_a_task(request) && is_simple_content_type(request) && !headers.contains_key(CLIENT_HEADER) {
         return Some(HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             uri,
@@ -200,28 +200,21 @@ fn runs_a_task(request: &Request) -> bool {
     nitro || native
 }
 
-fn has_body(request: &Request) -> bool {
-    let headers = request.headers();
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    match length {
-        Some(length) => length > 0,
-        None => headers.contains_key(header::TRANSFER_ENCODING) || headers.contains_key(header::CONTENT_TYPE),
-    }
-}
-
-/// `application/json` or any `+json` type: never a "simple" content type, so a page of
-/// another origin cannot send it without a CORS preflight.
-fn is_json(request: &Request) -> bool {
+/// A content type a page may send to another origin without a CORS preflight (the
+/// Fetch standard's CORS-safelisted ones). Browsers send one of these with every form and
+/// every string body.
+fn is_simple_content_type(request: &Request) -> bool {
     request
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .map(|essence| essence.trim().to_ascii_lowercase())
-        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+        .map(|value| value.to_str().unwrap_or(""))
+        .map(|value| value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|essence| {
+            matches!(
+                essence.as_str(),
+                "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data"
+            )
+        })
 }
 
 fn bearer_refusal(request: &Request, uri: &Uri, expected: &str) -> Option<HttpError> {

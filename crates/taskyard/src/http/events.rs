@@ -37,6 +37,9 @@ struct Follow {
     run: Option<RunId>,
     first: Option<Event>,
     done: bool,
+    /// When the followed run's record is read next: a fixed cadence, which events of
+    /// other runs arriving in between do not push back.
+    next_check: tokio::time::Instant,
 }
 
 impl Follow {
@@ -79,6 +82,7 @@ pub(super) async fn stream(
         run: None,
         first: None,
         done: false,
+        next_check: tokio::time::Instant::now() + RECHECK,
     };
     if let Some(id) = query_value(&uri, "run") {
         let not_found = || HttpError::from_error(&uri, Error::RunNotFound(id.clone()));
@@ -104,7 +108,8 @@ pub(super) async fn stream(
             let received = tokio::select! {
                 _ = follow.closing.cancelled() => return None,
                 received = follow.events.recv() => received,
-                _ = tokio::time::sleep(RECHECK), if follow.run.is_some() => {
+                _ = tokio::time::sleep_until(follow.next_check), if follow.run.is_some() => {
+                    follow.next_check = tokio::time::Instant::now() + RECHECK;
                     match follow.finished_elsewhere().await {
                         Some(event) => {
                             follow.done = true;

@@ -73,6 +73,35 @@ pub(crate) fn router(api: Api, access: TasksAccess, routes: Router) -> Router {
     routes.merge(endpoints)
 }
 
+/// The one path parameter of a task endpoint (a task, run or schedule name). A bad one
+/// (percent-encoded bytes that are not UTF-8) is answered in the error shape, where
+/// axum's own extractor answers plain text.
+pub(crate) struct Param(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Param {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, HttpError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Param(value)),
+            Err(rejection) => {
+                let uri = match parts.extensions.get::<OriginalUri>() {
+                    Some(OriginalUri(uri)) => uri.clone(),
+                    None => parts.uri.clone(),
+                };
+                Err(HttpError::new(
+                    StatusCode::BAD_REQUEST,
+                    &uri,
+                    rejection.body_text(),
+                ))
+            }
+        }
+    }
+}
+
 async fn not_found(OriginalUri(uri): OriginalUri) -> HttpError {
     let message = format!(
         "`{}` is not a task endpoint; see GET /_tasks/openapi.json for the list",

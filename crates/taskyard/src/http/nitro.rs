@@ -6,13 +6,13 @@
 //!   winning.
 
 use axum::body::Bytes;
+use axum::extract::OriginalUri;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{OriginalUri, Path};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::{Api, HttpError, body};
+use super::{Api, HttpError, Param, body};
 use crate::{RunRequest, Trigger};
 
 pub(super) fn routes() -> Router {
@@ -60,7 +60,7 @@ async fn list(Extension(api): Extension<Api>) -> Json<Value> {
 
 async fn run(
     Extension(api): Extension<Api>,
-    Path(name): Path<String>,
+    Param(name): Param,
     OriginalUri(uri): OriginalUri,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, HttpError> {

@@ -3,15 +3,15 @@
 //! stream ([`events`](super::events)) and the OpenAPI document ([`openapi`](super::openapi)).
 
 use axum::body::Bytes;
+use axum::extract::OriginalUri;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{OriginalUri, Path};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
-use super::{Api, HttpError, body};
+use super::{Api, HttpError, Param, body};
 use crate::{Error, RunFilter, RunId, RunRequest, RunStatus, Trigger};
 
 /// The header the `taskyard` command line sends so its runs are recorded as `cli`.
@@ -82,7 +82,7 @@ async fn health(Extension(api): Extension<Api>) -> Response {
 
 async fn start_run(
     Extension(api): Extension<Api>,
-    Path(name): Path<String>,
+    Param(name): Param,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -138,9 +138,13 @@ async fn list_runs(
             "task" => filter.task = Some(value.into_owned()),
             "schedule" => filter.schedule = Some(value.into_owned()),
             "status" => {
-                filter.status = Some(value.parse::<RunStatus>().map_err(|error| HttpError {
-                    data: Some(json!({ "path": "status" })),
-                    ..HttpError::new(StatusCode::BAD_REQUEST, &uri, error.to_string())
+                filter.status = Some(value.parse::<RunStatus>().map_err(|_| {
+                    bad_query(
+                        &uri,
+                        "status",
+                        &value,
+                        "one of queued, running, succeeded, failed, cancelled, timed_out, abandoned",
+                    )
                 })?)
             }
             "unfinished" => filter.unfinished = value == "true" || value == "1",
@@ -169,7 +173,7 @@ fn parse_run_id(uri: &Uri, id: &str) -> Result<RunId, HttpError> {
 
 async fn get_run(
     Extension(api): Extension<Api>,
-    Path(id): Path<String>,
+    Param(id): Param,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, HttpError> {
     let run_id = parse_run_id(&uri, &id)?;
@@ -186,7 +190,7 @@ async fn get_run(
 
 async fn cancel_run(
     Extension(api): Extension<Api>,
-    Path(id): Path<String>,
+    Param(id): Param,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Json<Value>, HttpError> {
     let run_id = parse_run_id(&uri, &id)?;
@@ -224,7 +228,7 @@ async fn list_schedules(Extension(api): Extension<Api>) -> Json<Value> {
 
 async fn get_schedule(
     Extension(api): Extension<Api>,
-    Path(name): Path<String>,
+    Param(name): Param,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, HttpError> {
     let info = api
@@ -234,25 +238,17 @@ async fn get_schedule(
     Ok(Json(info).into_response())
 }
 
-async fn pause_schedule(
-    api: Extension<Api>,
-    name: Path<String>,
-    uri: OriginalUri,
-) -> Result<Response, HttpError> {
+async fn pause_schedule(api: Extension<Api>, name: Param, uri: OriginalUri) -> Result<Response, HttpError> {
     change_schedule(api, name, uri, true).await
 }
 
-async fn resume_schedule(
-    api: Extension<Api>,
-    name: Path<String>,
-    uri: OriginalUri,
-) -> Result<Response, HttpError> {
+async fn resume_schedule(api: Extension<Api>, name: Param, uri: OriginalUri) -> Result<Response, HttpError> {
     change_schedule(api, name, uri, false).await
 }
 
 async fn change_schedule(
     Extension(api): Extension<Api>,
-    Path(name): Path<String>,
+    Param(name): Param,
     OriginalUri(uri): OriginalUri,
     pause: bool,
 ) -> Result<Response, HttpError> {
