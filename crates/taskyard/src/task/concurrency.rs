@@ -7,10 +7,16 @@ use serde::Serialize;
 #[serde(tag = "mode", content = "limit", rename_all = "snake_case")]
 pub enum Concurrency {
     /// One run per task name at a time; callers arriving while it runs share that run and
-    /// its result (their payloads are ignored). Nitro's rule, without its start-up race.
+    /// its result. Nitro's rule, without its start-up race, and the default of tasks that
+    /// take no payload.
+    ///
+    /// **Their payloads are ignored**: a caller arriving while a run of another payload is
+    /// going gets that run's result. Choose it for a task with a payload only when any run
+    /// answers every caller (a cache refresh, say).
     #[default]
     Dedupe,
-    /// Like `Dedupe`, but only callers with an equal payload share a run.
+    /// Like `Dedupe`, but only callers with an equal payload share a run. The default of
+    /// tasks that take a payload.
     DedupeByPayload,
     /// Every call gets its own run; runs execute one at a time, in arrival order.
     Serial,

@@ -61,9 +61,16 @@ impl Task {
         H: TaskBody<M>,
     {
         let (payload_schema, validate, body) = body.into_parts();
+        // Nitro's rule (concurrent callers share one run, whatever their payloads) would
+        // hand a caller the result of someone else's payload; a task that takes a payload
+        // shares runs only between equal payloads unless it asks for `Dedupe`.
+        let concurrency = match payload_schema {
+            Some(_) => Concurrency::DedupeByPayload,
+            None => Concurrency::Dedupe,
+        };
         Task {
             description: String::new(),
-            concurrency: Concurrency::default(),
+            concurrency,
             timeout: None,
             retry: Retry::NONE,
             payload_schema,
@@ -78,7 +85,9 @@ impl Task {
         self
     }
 
-    /// How concurrent runs are handled (default [`Concurrency::Dedupe`]).
+    /// How concurrent runs are handled. Default: [`Concurrency::Dedupe`] for a task without
+    /// a payload (Nitro's rule), [`Concurrency::DedupeByPayload`] for a task with one, so
+    /// that no caller gets the result of a run of another payload.
     pub fn concurrency(mut self, concurrency: Concurrency) -> Self {
         self.concurrency = concurrency;
         self
