@@ -147,6 +147,33 @@ async fn dedupe_by_payload_shares_only_equal_payloads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_with_a_payload_never_hands_a_caller_another_payloads_result_by_default() {
+    #[derive(Deserialize, schemars::JsonSchema)]
+    struct Who {
+        name: String,
+    }
+    let typed = Task::new(|_cx: TaskContext, who: Who| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, TaskError>(json!({ "hello": who.name }))
+    });
+    assert_eq!(typed.get_concurrency(), Concurrency::DedupeByPayload);
+    let plain = Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) });
+    assert_eq!(
+        plain.get_concurrency(),
+        Concurrency::Dedupe,
+        "Nitro's rule without a payload"
+    );
+    let app = start(App::new().task("greet", typed)).await;
+    let runtime = app.runtime();
+    let (ada, bob) = tokio::join!(
+        runtime.run_task("greet", json!({ "name": "ada" })),
+        runtime.run_task("greet", json!({ "name": "bob" })),
+    );
+    assert_eq!(ada.expect("ada"), json!({ "hello": "ada" }));
+    assert_eq!(bob.expect("bob"), json!({ "hello": "bob" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_runs_one_at_a_time_in_arrival_order() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let running = Arc::new(AtomicUsize::new(0));

@@ -74,18 +74,167 @@ async fn serve(
 }
 
 fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    request("GET", url, token, None)
+}
+
+/// One request (blocking; call it off the runtime's workers), with a 30 s cap.
+fn request(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let mut request = agent.get(url);
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
     if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+        builder = builder.header("authorization", format!("Bearer {token}"));
     }
-    let mut response = request.call().expect("answered");
+    let response = match body {
+        Some(body) => agent.run(
+            builder
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .expect("request"),
+        ),
+        None => agent.run(builder.body(()).expect("request")),
+    };
+    let mut response = response.expect("answered");
     let status = response.status().as_u16();
     let body = response.body_mut().read_json().unwrap_or(serde_json::Value::Null);
     (status, body)
+}
+
+/// An echo run over HTTP, timed.
+async fn echo(base: &str, n: usize) -> (u16, serde_json::Value, Duration) {
+    let url = format!("{base}/_tasks/echo/runs");
+    let body = format!(r#"{{"payload":{{"n":{n}}}}}"#);
+    tokio::task::spawn_blocking(move || {
+        let began = Instant::now();
+        let (status, reply) = request("POST", &url, None, Some(&body));
+        (status, reply, began.elapsed())
+    })
+    .await
+    .expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_losing_its_table_its_connections_or_its_lock_answers_503_in_time_and_loses_nothing() {
+    let Some(backend) = common::postgres().await else {
+        return;
+    };
+    // A name of our own, so only this app's connections are cut below.
+    let application = format!("ty_outage_{}", common::uuid_simple());
+    let url = format!("{}&application_name={application}", backend.url);
+    let app = App::new()
+        .task(
+            "echo",
+            Task::new(
+                |_cx: TaskContext, payload: serde_json::Value| async move { Ok::<_, TaskError>(payload) },
+            ),
+        )
+        .store(StoreConfig::Postgres(url))
+        .store_timeout(Duration::from_millis(1000))
+        .shutdown_grace(Duration::from_millis(300))
+        .tasks_access(TasksAccess::Loopback);
+    let (base, stop, done) = serve(app).await;
+    let admin = sqlx::PgPool::connect(&backend.url).await.expect("admin");
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&admin)
+        .await
+        .expect("schema");
+    let bound = Duration::from_secs(4);
+    let mut acknowledged = Vec::new();
+    let mut n = 0;
+    let mut run = async |expect: u16, acknowledged: &mut Vec<String>| {
+        n += 1;
+        let (status, body, took) = echo(&base, n).await;
+        assert!(took < bound, "answered after {took:?}: {body}");
+        assert_eq!(status, expect, "{body}");
+        if status == 200 {
+            acknowledged.push(body["run_id"].as_str().expect("id").to_owned());
+        }
+        body
+    };
+    run(200, &mut acknowledged).await;
+
+    // The table goes away: 503 in time, health failing; back: 200 again.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE {schema}.taskyard_runs RENAME TO taskyard_runs_away"
+    )))
+    .execute(&admin)
+    .await
+    .expect("rename");
+    let refused = run(503, &mut acknowledged).await;
+    assert!(
+        refused["message"].as_str().unwrap_or("").contains("unavailable"),
+        "{refused}"
+    );
+    let health_url = format!("{base}/_tasks/health");
+    let (status, health) = tokio::task::spawn_blocking(move || get(&health_url, None))
+        .await
+        .expect("health");
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (503, Some("failing")),
+        "{health}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE {schema}.taskyard_runs_away RENAME TO taskyard_runs"
+    )))
+    .execute(&admin)
+    .await
+    .expect("rename back");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    run(200, &mut acknowledged).await;
+
+    // A lock held on the table: inserts block; callers still get 503 in time.
+    let mut locker = admin.begin().await.expect("begin");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {schema}.taskyard_runs IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut *locker)
+    .await
+    .expect("lock");
+    run(503, &mut acknowledged).await;
+    locker.commit().await.expect("unlock");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    run(200, &mut acknowledged).await;
+
+    // Every connection of the app cut at once: the pool reconnects.
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(&application)
+        .execute(&admin)
+        .await
+        .expect("terminate");
+    let began = Instant::now();
+    loop {
+        n += 1;
+        let (status, body, took) = echo(&base, n).await;
+        assert!(took < bound, "answered after {took:?}: {body}");
+        if status == 200 {
+            acknowledged.push(body["run_id"].as_str().expect("id").to_owned());
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(began.elapsed() < Duration::from_secs(15), "never reconnected");
+    }
+
+    // Nothing acknowledged is lost.
+    for id in &acknowledged {
+        let found: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT status FROM {schema}.taskyard_runs WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&admin)
+        .await
+        .expect("read");
+        assert_eq!(found.as_deref(), Some("succeeded"), "acknowledged run {id}");
+    }
+    admin.close().await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(15), done)
+        .await
+        .expect("stops")
+        .expect("server task");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
