@@ -147,7 +147,13 @@ async fn list_runs(
                     )
                 })?)
             }
-            "unfinished" => filter.unfinished = value == "true" || value == "1",
+            "unfinished" => {
+                filter.unfinished = match value.as_ref() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => return Err(bad_query(&uri, "unfinished", other, "`true` or `false`")),
+                }
+            }
             "limit" => {
                 filter.limit = value
                     .parse::<usize>()

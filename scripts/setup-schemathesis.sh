@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs schemathesis (PyPI) into target/schemathesis, a virtual environment of its own,
+# for the test that fuzzes the task API from its OpenAPI document
+# (crates/taskyard/tests/openapi_fuzz.rs). Needs Python 3 with venv.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dir="$root/target/schemathesis"
+version="4.32.5"
+if ! python3 -m venv --help >/dev/null 2>&1; then
+  echo "setup-schemathesis: installing python3-venv with apt-get" >&2
+  apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+fi
+if [ ! -x "$dir/bin/st" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$version" ]; then
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
+  echo "$version" > "$dir/.installed"
+fi
+"$dir/bin/st" --version
+echo "setup-schemathesis: $dir/bin/st ready"
