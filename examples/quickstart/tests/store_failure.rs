@@ -1,7 +1,8 @@
 //! The quickstart on a full disk: callers get `503` within the store timeout instead of
 //! hanging, health says the store is failing, the app recovers by itself once space
 //! returns, SIGTERM still stops it within the grace, and every run that was answered
-//! `200` or `202` is in the store after a restart.
+//! `200` or `202` is in the store after a restart. Its SQLite file deleted under it, it
+//! stops with an error naming the file; a dev-info file it cannot remove is reported.
 //!
 //! The disk is a small tmpfs mounted for the test, which needs root: without it the test
 //! is skipped loudly, unless `TASKYARD_REQUIRE_TMPFS=1` (set by `.ci/run`) makes that a
@@ -10,8 +11,9 @@
 mod common;
 
 use std::io::Write;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Quickstart;
@@ -229,5 +231,143 @@ fn a_full_disk_answers_503_in_time_recovers_by_itself_and_loses_no_acknowledged_
     sigterm_and_wait(
         &mut quickstart,
         Duration::from_millis(GRACE_MS) + Duration::from_secs(8),
+    );
+}
+
+/// The quickstart with its standard error captured; returns the child, its address and a
+/// channel of its stderr lines.
+fn start_capturing(data: &Path) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    start_capturing_with(data, &[])
+}
+
+/// [`start_capturing`] with more environment.
+fn start_capturing_with(
+    data: &Path,
+    envs: &[(&str, &str)],
+) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quickstart"));
+    command
+        .env("PORT", "0")
+        .env("TASKYARD_DATA_DIR", data)
+        .env_remove("TASKYARD_DATABASE_URL")
+        .env_remove("TASKYARD_ENV")
+        .env("TASKYARD_SHUTDOWN_GRACE_MS", "500")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("quickstart starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let addr = lines
+        .find_map(|line| {
+            line.strip_prefix("taskyard listening on http://")
+                .map(str::to_owned)
+        })
+        .expect("the app reports its address");
+    std::thread::spawn(move || lines.for_each(drop));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, addr, rx)
+}
+
+/// Waits up to `limit` for the child to exit on its own.
+fn exits_within(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let began = Instant::now();
+    while began.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn an_sqlite_file_deleted_under_the_running_app_stops_it_loudly() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (mut child, addr, stderr) = start_capturing(data.path());
+    let (status, _) = common::http(&addr, "GET", "/_tasks/health", "", &[]);
+    assert_eq!(status, 200);
+    let db = data.path().join("taskyard.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let exit = exits_within(&mut child, Duration::from_secs(10));
+    let _ = child.kill();
+    let exit = exit.expect("the app kept running on a deleted file");
+    assert!(!exit.success(), "it stops with an error: {exit:?}");
+    let said: Vec<String> = stderr.try_iter().collect();
+    let said = said.join("\n");
+    assert!(said.contains("was deleted or replaced"), "{said}");
+    assert!(
+        said.contains(&db.display().to_string()),
+        "the file is named: {said}"
+    );
+}
+
+/// A folder made immutable (`chattr +i`: even root cannot add or remove entries); made
+/// mutable again when dropped.
+struct Immutable<'a>(&'a Path);
+
+impl Immutable<'_> {
+    fn set(path: &Path) -> Option<Immutable<'_>> {
+        let done = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .is_ok_and(|status| status.success());
+        if done {
+            return Some(Immutable(path));
+        }
+        if std::env::var("TASKYARD_REQUIRE_TMPFS").as_deref() == Ok("1") {
+            panic!("TASKYARD_REQUIRE_TMPFS=1 but `chattr +i` failed here (run as root on ext4)");
+        }
+        eprintln!("\n*** SKIPPED the dev-info test: `chattr +i` needs root and ext4 ***\n");
+        None
+    }
+}
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+    }
+}
+
+#[test]
+fn a_dev_info_file_that_cannot_be_removed_is_reported() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).expect("data folder");
+    let db = root.path().join("taskyard.db");
+    let (mut child, _addr, stderr) = start_capturing_with(
+        &data,
+        &[("TASKYARD_DATABASE_URL", &format!("sqlite://{}", db.display()))],
+    );
+    assert!(data.join("dev.json").exists());
+    let Some(_frozen) = Immutable::set(&data) else {
+        let _ = child.kill();
+        return;
+    };
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let exit = exits_within(&mut child, Duration::from_secs(15));
+    let _ = child.kill();
+    assert!(exit.is_some(), "the app stops");
+    let said: Vec<String> = stderr.try_iter().collect();
+    let said = said.join("\n");
+    assert!(
+        said.contains("cannot remove") && said.contains("dev.json"),
+        "{said}"
     );
 }
