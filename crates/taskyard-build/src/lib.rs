@@ -59,6 +59,28 @@ pub use scan::{ScanError, TaskFile, scan_schedules, scan_tasks, task_name};
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
+/// Tells cargo what to re-run the build script for: the source folders that exist, and
+/// `taskyard.toml` if it exists. A path that does not exist would leave the build stale
+/// forever (cargo re-runs the script on every build), so while a folder is missing, `src`
+/// as a whole is watched instead: creating the folder (or a file in it) is noticed.
+fn watch(src: &Path, config: &Path) {
+    let mut missing = false;
+    for folder in ["tasks", "schedule", "routes", "api", "middleware"] {
+        let folder = src.join(folder);
+        if folder.is_dir() {
+            println!("cargo:rerun-if-changed={}", folder.display());
+        } else {
+            missing = true;
+        }
+    }
+    if missing && src.is_dir() {
+        println!("cargo:rerun-if-changed={}", src.display());
+    }
+    if config.is_file() {
+        println!("cargo:rerun-if-changed={}", config.display());
+    }
+}
+
 /// Generates `$OUT_DIR/taskyard_app.rs` for the crate being built. Call it from `build.rs`.
 ///
 /// # Panics
@@ -71,10 +93,7 @@ pub fn generate() {
     let out_dir = env_path("OUT_DIR");
     let src = manifest_dir.join("src");
     let config = manifest_dir.join("taskyard.toml");
-    for folder in ["tasks", "schedule", "routes", "api", "middleware"] {
-        println!("cargo:rerun-if-changed={}", src.join(folder).display());
-    }
-    println!("cargo:rerun-if-changed={}", config.display());
+    watch(&src, &config);
     let app = match read_sources(&manifest_dir) {
         Ok(app) => app,
         Err(error) => panic!("taskyard-build: {error}"),

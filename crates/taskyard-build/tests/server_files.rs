@@ -173,3 +173,49 @@ fn a_build_with_clashing_route_files_fails_naming_both() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_app_without_most_source_folders_builds_once_and_then_is_fresh() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    let build_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    write(
+        root,
+        "Cargo.toml",
+        &format!(
+            "[package]\nname = \"fresh-app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[build-dependencies]\ntaskyard-build = {{ path = {:?} }}\n",
+            build_crate.display().to_string()
+        ),
+    );
+    write(root, "build.rs", "fn main() { taskyard_build::generate(); }");
+    write(root, "src/main.rs", "fn main() {}");
+    let target = build_crate.join("../../target/fresh-test");
+    let build = || {
+        let output = Command::new(env!("CARGO"))
+            .args(["build", "--offline", "-v"])
+            .arg("--manifest-path")
+            .arg(root.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    build();
+    let again = build();
+    assert!(
+        again.contains("Fresh fresh-app") && !again.contains("Compiling fresh-app"),
+        "the second build did work: {again}"
+    );
+    // A source folder created later is noticed.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write(root, "src/tasks/hello.rs", "pub fn task() {}");
+    let after = build();
+    assert!(
+        after.contains("Compiling fresh-app"),
+        "the new folder went unnoticed: {after}"
+    );
+    let settled = build();
+    assert!(settled.contains("Fresh fresh-app"), "{settled}");
+}
