@@ -63,6 +63,7 @@ pub struct App {
     package: (String, String),
     production: Option<bool>,
     openapi: Option<bool>,
+    default_logging: bool,
 }
 
 /// A middleware layer, applied to the app's router in file-name order.
@@ -101,6 +102,7 @@ impl App {
             package: ("taskyard app".to_owned(), "0.0.0".to_owned()),
             production: None,
             openapi: None,
+            default_logging: true,
         }
     }
 
@@ -116,6 +118,15 @@ impl App {
     /// Default: `TASKYARD_ENV` (see [`config`](crate::config)).
     pub fn production(mut self, production: bool) -> Self {
         self.production = Some(production);
+        self
+    }
+
+    /// Whether [`serve`](App::serve) installs a log subscriber when the app has none
+    /// (default `true`): `RUST_LOG` filters it, `info` by default, so task failures,
+    /// store trouble and shutdown are visible without setting anything up. An app that
+    /// installs its own `tracing` subscriber before `serve` keeps it either way.
+    pub fn default_logging(mut self, on: bool) -> Self {
+        self.default_logging = on;
         self
     }
 
@@ -580,6 +591,12 @@ impl App {
     /// `127.0.0.1:3000`, or [`App::listen`]) until Ctrl-C or SIGTERM, then shuts down
     /// gracefully.
     pub async fn serve(self) -> Result<(), Error> {
+        if self.default_logging && !tracing::dispatcher::has_been_set() {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            // Another subscriber set in between wins; nothing to report then.
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+        }
         let addr = match self.listen {
             Some(addr) => addr,
             None => crate::config::listen_addr()?,
@@ -742,10 +759,8 @@ impl RunningApp {
                 stop.cancel();
             }
         });
-        tracing::info!(
-            tasks = self.runtime.tasks().len(),
-            "taskyard listening on http://{local}"
-        );
+        // One line, on standard output whatever the logging: tools (and the tests) wait
+        // for it to learn the address.
         println!("taskyard listening on http://{local}");
         // New requests are answered 503 from the moment shutdown begins; the listener
         // closes once the runtime has stopped.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::run::RunId;
 
 /// What went wrong, in a form callers can match on and HTTP can map to a status.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No task of that name is registered.
@@ -120,6 +120,26 @@ pub enum Error {
         #[source]
         source: Arc<std::io::Error>,
     },
+}
+
+/// The sentence, then any cause it does not already state. `fn main() ->
+/// taskyard::Result<()>` prints a returned error with `Debug`, so this is what a person
+/// reads when an app fails to start: `Error: Lifecycle task `prepare` failed, so the app
+/// did not start: …`, not the variant's fields.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = self.to_string();
+        f.write_str(&message)?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !message.contains(&cause_text) {
+                write!(f, "\n  caused by: {cause_text}")?;
+            }
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 /// The broad class of an [`Error`], stable across versions.

@@ -131,6 +131,8 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
                     "--report-dir",
                 ])
                 .arg(&report)
+                // Its caches (.hypothesis, .schemathesis) go there, not into the sources.
+                .current_dir(report.parent().expect("report folder"))
                 .env("NO_COLOR", "1")
                 .output()
                 .expect("schemathesis runs")

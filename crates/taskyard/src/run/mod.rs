@@ -576,8 +576,14 @@ impl RuntimeInner {
             if let AttemptEnd::Succeeded(value) = &end {
                 live.result = Some(value.clone());
             }
-            if let Some(started) = live.started_at {
-                tracing::debug!(%status, duration_ms = duration_ms(started, now), "run finished");
+            let duration_ms = live.started_at.map(|started| duration_ms(started, now));
+            match &error {
+                // Visible at the default level: a failure nobody waits for is otherwise
+                // found only in the history.
+                Some(error) if status != RunStatus::Cancelled => {
+                    tracing::warn!(task = %run.task, %status, ?duration_ms, %error, "run did not succeed");
+                }
+                _ => tracing::debug!(%status, ?duration_ms, "run finished"),
             }
         }
         lock(&self.active).remove(&run.id);

@@ -120,7 +120,7 @@ fn schedule_from_table(name: &str, options: &Table, config: &Config) -> Result<S
     };
     let kind = string("type")?.ok_or_else(|| {
         fail(
-            "schedule type [undefined] is not defined: set `type` to worker, all or a custom strategy name"
+            "it has no `type`: add `type = \"worker\"` (each tick runs on one instance), `type = \"all\"` (on every instance) or a custom strategy's name (egg-schedule says: schedule type [undefined] is not defined)"
                 .to_owned(),
         )
     })?;
