@@ -45,10 +45,12 @@
 //! files that declare the same route, or a file whose name cannot be a route, stop the
 //! build with the files named.
 
+mod definition;
 mod middleware;
 mod route;
 mod scan;
 
+pub use definition::check_definitions;
 pub use middleware::{MiddlewareFile, middleware_order, scan_middleware};
 pub use route::{
     METHODS, RouteConflict, RouteEnv, RouteFile, RouteSource, RouteSpec, route_conflicts, route_from_file,
@@ -112,6 +114,13 @@ pub fn generate() {
             a.name,
             a.display_path(),
             b.display_path()
+        );
+    }
+    let missing = check_definitions(&manifest_dir, &app);
+    if !missing.is_empty() {
+        panic!(
+            "taskyard-build: these files do not define what the app calls:\n  {}",
+            missing.join("\n  ")
         );
     }
     // A clash in this build's profile stops it; one in the other profile is a warning.

@@ -219,3 +219,55 @@ fn an_app_without_most_source_folders_builds_once_and_then_is_fresh() {
     let settled = build();
     assert!(settled.contains("Fresh fresh-app"), "{settled}");
 }
+
+#[test]
+fn a_build_with_a_misnamed_or_private_task_function_fails_naming_the_file_and_the_fix() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    let build_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    write(
+        root,
+        "Cargo.toml",
+        &format!(
+            "[package]\nname = \"misnamed\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[build-dependencies]\ntaskyard-build = {{ path = {:?} }}\n",
+            build_crate.display().to_string()
+        ),
+    );
+    write(root, "build.rs", "fn main() { taskyard_build::generate(); }");
+    write(root, "src/main.rs", "fn main() {}");
+    write(root, "src/tasks/tick.rs", "pub fn tick_task() {}\n");
+    write(root, "src/tasks/greet/person.rs", "fn task() {}\n");
+    write(
+        root,
+        "src/routes/hello.get.rs",
+        "pub async fn handler() -> &'static str { \"hi\" }\n",
+    );
+    let target = build_crate.join("../../target/clash-test");
+    let output = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--offline"])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the build passed: {stderr}");
+    assert!(
+        stderr.contains(
+            "src/tasks/tick.rs: expected `pub fn task() -> Task`; found `tick_task`, rename it to `task`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("src/tasks/greet/person.rs: `fn task` must be public for the app to call it: write `pub fn task() -> Task`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hello.get.rs"),
+        "a good file is not named: {stderr}"
+    );
+    assert!(
+        !stderr.contains("taskyard_app.rs"),
+        "no word of generated code: {stderr}"
+    );
+}
