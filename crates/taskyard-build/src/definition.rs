@@ -95,8 +95,8 @@ struct Function<'a> {
     public: bool,
 }
 
-/// The functions `text` defines at the start of a line (top level, as rustfmt writes
-/// them), with comments left out.
+/// The functions `text` defines or re-exports at the start of a line (top level, as
+/// rustfmt writes them), with comments left out.
 fn functions(text: &str) -> Vec<Function<'_>> {
     text.lines()
         .filter_map(|line| {
@@ -104,6 +104,15 @@ fn functions(text: &str) -> Vec<Function<'_>> {
             // Items nested in a block are indented; the file's own are not.
             if code.starts_with(char::is_whitespace) {
                 return None;
+            }
+            // `pub use crate::hello as handler;` defines `handler` too.
+            if let Some(path) = code.strip_prefix("pub use ") {
+                let path = path.trim().trim_end_matches(';').trim();
+                let name = match path.rsplit_once(" as ") {
+                    Some((_, alias)) => alias.trim(),
+                    None => path.rsplit("::").next().unwrap_or(path).trim(),
+                };
+                return Some(Function { name, public: true });
             }
             let before_fn = code.find("fn ")?;
             let (head, rest) = code.split_at(before_fn);
@@ -159,6 +168,12 @@ mod tests {
             problem("// pub fn task() in a comment\n", &TASK).as_deref(),
             Some("expected `pub fn task() -> Task`")
         );
+    }
+
+    #[test]
+    fn a_re_export_defines_the_name() {
+        assert_eq!(problem("pub use crate::hello as handler;\n", &ROUTE), None);
+        assert_eq!(problem("pub use crate::jobs::task;\n", &TASK), None);
     }
 
     #[test]
