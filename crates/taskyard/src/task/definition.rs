@@ -142,6 +142,13 @@ impl std::fmt::Debug for Task {
 /// Closures that can be a task's body. Implemented for
 /// `Fn(TaskContext) -> impl Future<Output = Result<R, TaskError>>` and
 /// `Fn(TaskContext, P) -> …` where `P: DeserializeOwned + JsonSchema` and `R: Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot be a task's body",
+    label = "not a task body",
+    note = "a task's body is `|cx: TaskContext| async move {{ … }}` or `|cx: TaskContext, payload: P| async move {{ … }}`, returning `Result<R, TaskError>` where `R: serde::Serialize`",
+    note = "a payload type `P` must derive `serde::Deserialize` and `schemars::JsonSchema` from schemars 1 (the version `taskyard::schemars` re-exports); a `JsonSchema` derived with schemars 0.8 does not count",
+    note = "the closure and its future must be `Send + Sync + 'static`: move what it uses into it"
+)]
 pub trait TaskBody<M>: Send + Sync + 'static {
     #[doc(hidden)]
     fn into_parts(self) -> (Option<Value>, Validate, Arc<Body>);
