@@ -1,0 +1,3 @@
+fn main() {
+    taskyard_build::generate();
+}

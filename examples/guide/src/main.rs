@@ -1,0 +1,6 @@
+taskyard::include_app!();
+
+#[tokio::main]
+async fn main() -> taskyard::Result<()> {
+    app().serve().await
+}
