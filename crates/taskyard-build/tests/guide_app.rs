@@ -53,7 +53,10 @@ fn every_file_the_guide_shows_is_the_example_app() {
             assert_eq!(kept(shown), kept(&actual), "Cargo.toml differs");
             assert!(shown.contains("taskyard = \"0.1\"") && shown.contains("taskyard-build = \"0.1\""));
         } else {
-            assert_eq!(shown, &actual, "{path} differs between the guide and examples/guide");
+            assert_eq!(
+                shown, &actual,
+                "{path} differs between the guide and examples/guide"
+            );
         }
     }
 }
@@ -67,7 +70,10 @@ fn build(target: &Path) -> String {
         .output()
         .expect("cargo runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "the guide's app does not build:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the guide's app does not build:\n{stderr}"
+    );
     stderr
 }
 
@@ -111,7 +117,10 @@ fn the_guides_app_builds_from_outside_the_workspace_once_and_answers_a_task() {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
     let addr = lines
-        .find_map(|line| line.strip_prefix("taskyard listening on http://").map(str::to_owned))
+        .find_map(|line| {
+            line.strip_prefix("taskyard listening on http://")
+                .map(str::to_owned)
+        })
         .expect("the app says where it listens");
     std::thread::spawn(move || lines.for_each(drop));
     let (status, body) = request(

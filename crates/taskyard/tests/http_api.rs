@@ -659,6 +659,27 @@ async fn the_event_stream_delivers_a_runs_progress_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_values_take_the_payload_types_and_a_bad_one_says_to_send_json() {
+    let served = serve(nitro_app().task("demo:slow", slow()), None).await;
+    let reply = get(&served, "/_nitro/tasks/demo:slow?ms=20").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let path = "/_nitro/tasks/demo:slow?ms=soon";
+    let reply = get(&served, path).await;
+    let body = assert_error(&reply, 400, "Bad Request", path);
+    let message = body["message"].as_str().unwrap_or("");
+    assert!(message.contains("`ms`"), "{message}");
+    assert!(message.contains("JSON body"), "says how to send it: {message}");
+    // A body value of the wrong type is the body's fault: no word of the query.
+    let reply = post(&served, "/_nitro/tasks/demo:slow", r#"{"payload":{"ms":"soon"}}"#).await;
+    let body = assert_error(&reply, 400, "Bad Request", "/_nitro/tasks/demo:slow");
+    assert!(
+        !body["message"].as_str().unwrap_or("").contains("Query values"),
+        "{body}"
+    );
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_names_and_bad_filters_are_answered_in_the_error_shape() {
     let served = serve(nitro_app(), None).await;
     for (method, path) in [

@@ -95,6 +95,71 @@ pub(crate) fn query_object(uri: &Uri) -> Map<String, Value> {
     object
 }
 
+/// Query values are strings. Where the task's payload schema says a top-level field is an
+/// integer, a number or a boolean (or an array of them), a value that reads as one becomes
+/// one: `?times=2` is `{"times": 2}`, as a user of `?ms=100` expects. A value that does not
+/// read as its type stays a string, and the payload check then names the field.
+pub(super) fn coerce_query(query: &mut Map<String, Value>, schema: &Value) {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, value) in query.iter_mut() {
+        let Some(field) = properties.get(key) else {
+            continue;
+        };
+        match value {
+            Value::Array(items) => {
+                let item_type = field.get("items").and_then(scalar_type);
+                if let Some(item_type) = item_type {
+                    for item in items.iter_mut() {
+                        coerce(item, item_type);
+                    }
+                }
+            }
+            single => {
+                if let Some(field_type) = scalar_type(field) {
+                    coerce(single, field_type);
+                }
+            }
+        }
+    }
+}
+
+/// The scalar type a schema allows besides `null`: `integer`, `number` or `boolean`.
+fn scalar_type(schema: &Value) -> Option<&str> {
+    let allowed: Vec<&str> = match schema.get("type")? {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => return None,
+    };
+    allowed
+        .into_iter()
+        .find(|kind| matches!(*kind, "integer" | "number" | "boolean"))
+}
+
+fn coerce(value: &mut Value, kind: &str) {
+    let Value::String(text) = value else {
+        return;
+    };
+    let coerced = match kind {
+        "integer" => text.parse::<i64>().ok().map(Value::from),
+        "number" => text
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number)),
+        "boolean" => match text.as_str() {
+            "true" | "1" => Some(Value::Bool(true)),
+            "false" | "0" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(coerced) = coerced {
+        *value = coerced;
+    }
+}
+
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -118,6 +183,27 @@ mod tests {
         assert_eq!(
             Value::Object(query_object(&uri)),
             json!({ "field": "value", "array": ["1", "2", "3"], "sp": "a b" })
+        );
+    }
+
+    #[test]
+    fn query_values_take_the_scalar_types_of_the_payload_schema() {
+        let uri: Uri = "/x?times=2&ms=1.5&loud=true&name=7&ids=1&ids=2&bad=x&extra=3"
+            .parse()
+            .expect("uri");
+        let schema = json!({ "properties": {
+            "times": { "type": "integer" },
+            "ms": { "type": ["number", "null"] },
+            "loud": { "type": "boolean" },
+            "name": { "type": "string" },
+            "ids": { "type": "array", "items": { "type": "integer" } },
+            "bad": { "type": "integer" },
+        }});
+        let mut query = query_object(&uri);
+        coerce_query(&mut query, &schema);
+        assert_eq!(
+            Value::Object(query),
+            json!({ "times": 2, "ms": 1.5, "loud": true, "name": "7", "ids": [1, 2], "bad": "x", "extra": "3" })
         );
     }
 

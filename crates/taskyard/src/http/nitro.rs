@@ -13,7 +13,7 @@ use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::{Api, HttpError, Param, body};
-use crate::{RunRequest, Trigger};
+use crate::{Error, RunRequest, Trigger};
 
 pub(super) fn routes() -> Router {
     Router::new()
@@ -65,15 +65,32 @@ async fn run(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, HttpError> {
     let mut payload = body::query_object(&uri);
+    if let Some(schema) = api.runtime.payload_schema(&name) {
+        body::coerce_query(&mut payload, schema);
+    }
+    let from_query: Vec<String> = payload.keys().cloned().collect();
     let from_body = body::body_payload(&uri, body, api.body_limit)?;
+    let from_body_keys: Vec<String> = from_body.keys().cloned().collect();
     payload.extend(from_body);
     let request = RunRequest::new(name)
         .payload(Value::Object(payload))
         .trigger(Trigger::Http);
-    let result = api
-        .runtime
-        .run(request)
-        .await
-        .map_err(|error| HttpError::from_error(&uri, error))?;
+    let result = api.runtime.run(request).await.map_err(|error| {
+        // A field that came from the query string failed its type: say how to send it.
+        let hint = match &error {
+            Error::InvalidPayload { path, .. } => {
+                let root = path.split(['.', '[']).next().unwrap_or("");
+                from_query.iter().any(|key| key == root) && !from_body_keys.iter().any(|key| key == root)
+            }
+            _ => false,
+        };
+        let mut error = HttpError::from_error(&uri, error);
+        if hint {
+            error.message.push_str(
+                ". Query values are text; send this field in a JSON body instead: -H 'content-type: application/json' -d '{\"payload\":{…}}'",
+            );
+        }
+        error
+    })?;
     Ok(Json(json!({ "result": result })))
 }

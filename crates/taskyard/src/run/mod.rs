@@ -405,6 +405,12 @@ impl Runtime {
         self.inner.events.subscribe()
     }
 
+    /// The JSON schema of a task's payload; `None` for an unknown task or one without a
+    /// payload.
+    pub fn payload_schema(&self, task: &str) -> Option<&Value> {
+        self.inner.slots.get(task)?.entry.task.payload_schema()
+    }
+
     /// True when a task of this name is registered.
     pub fn has_task(&self, name: &str) -> bool {
         self.inner.slots.contains_key(name)
