@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use taskyard::config::DevInfo;
+use taskyard::config::{DevInfo, process_alive};
 
 /// What went wrong, and the exit code it means.
 #[derive(Debug)]
@@ -47,12 +47,12 @@ pub struct ServerError {
 }
 
 impl Client {
-    /// Finds the app: `url` (from `--url` or `TASKYARD_URL`), else the dev-info file of a
-    /// running app in this folder or one above it.
-    pub fn discover(url: Option<String>) -> Result<Client, CliError> {
-        let base = match url.filter(|url| !url.trim().is_empty()) {
+    /// Finds the app: the URL (from `--url` or `TASKYARD_URL`), else an instance listed in
+    /// the dev-info file of the app's folder.
+    pub fn discover(finder: Finder) -> Result<Client, CliError> {
+        let base = match finder.url.filter(|url| !url.trim().is_empty()) {
             Some(url) => url.trim().trim_end_matches('/').to_owned(),
-            None => from_dev_info()?,
+            None => from_dev_info(finder.dir.as_deref(), finder.instance.as_deref())?,
         };
         if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(CliError::Usage(format!(
@@ -181,36 +181,86 @@ impl Client {
     }
 }
 
-/// The URL in the dev-info file of a running app.
-fn from_dev_info() -> Result<String, CliError> {
-    let Some(path) = find_dev_info() else {
-        return Err(CliError::Usage(
-            "no running app found: there is no --url, no TASKYARD_URL and no .taskyard/dev.json in this folder or above. \
-             Start the app (`cargo run`) in this folder, or pass --url http://127.0.0.1:3000"
-                .to_owned(),
-        ));
+/// How to find the app: `--url`, `--dir`, `--instance`.
+pub struct Finder {
+    url: Option<String>,
+    dir: Option<PathBuf>,
+    instance: Option<String>,
+}
+
+impl Finder {
+    pub fn new(url: Option<String>, dir: Option<PathBuf>, instance: Option<String>) -> Self {
+        Finder { url, dir, instance }
+    }
+}
+
+/// The URL of a running instance listed in the dev-info file: the one `instance` names
+/// (an id or its first characters), else the newest.
+fn from_dev_info(dir: Option<&Path>, instance: Option<&str>) -> Result<String, CliError> {
+    let Some(path) = find_dev_info(dir) else {
+        let place = match dir {
+            Some(dir) => format!("no {}", dir.join(".taskyard/dev.json").display()),
+            None => "no .taskyard/dev.json in this folder or above".to_owned(),
+        };
+        return Err(CliError::Usage(format!(
+            "no running app found: there is no --url, no TASKYARD_URL and {place}. \
+             Start the app (`cargo run`) in its folder, pass --dir APP, or pass --url http://127.0.0.1:3000"
+        )));
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|error| CliError::Usage(format!("cannot read {}: {error}", path.display())))?;
-    let info: DevInfo = serde_json::from_str(&text).map_err(|error| {
-        CliError::Usage(format!(
-            "{} is not a dev-info file ({error}); delete it and start the app again",
-            path.display()
-        ))
-    })?;
-    if !process_alive(info.pid) {
+    let listed = DevInfo::read_all(&path).map_err(CliError::Usage)?;
+    let mut live: Vec<DevInfo> = listed
+        .iter()
+        .filter(|info| process_alive(info.pid))
+        .cloned()
+        .collect();
+    if live.is_empty() {
+        let pids: Vec<String> = listed.iter().map(|info| info.pid.to_string()).collect();
         return Err(CliError::Usage(format!(
             "the app that wrote {} (pid {}) is not running; start it again with `cargo run`, or pass --url",
             path.display(),
-            info.pid
+            pids.join(", ")
         )));
     }
-    Ok(info.url)
+    live.sort_by_key(|info| std::cmp::Reverse(info.started_at));
+    let ids = || {
+        live.iter()
+            .map(|info| format!("{} at {}", info.instance, info.url))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen = match instance {
+        Some(wanted) => live
+            .iter()
+            .find(|info| info.instance.starts_with(wanted))
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "no running instance `{wanted}` in {}; running: {}",
+                    path.display(),
+                    ids()
+                ))
+            })?,
+        None => {
+            if live.len() > 1 {
+                eprintln!(
+                    "taskyard: {} instances serve from this folder ({}); using the newest, {} (choose with --instance)",
+                    live.len(),
+                    ids(),
+                    live[0].instance
+                );
+            }
+            &live[0]
+        }
+    };
+    Ok(chosen.url.clone())
 }
 
-/// `TASKYARD_DATA_DIR/dev.json` when that is set, else `.taskyard/dev.json` here or in the
-/// nearest folder above that has one.
-fn find_dev_info() -> Option<PathBuf> {
+/// `APP/.taskyard/dev.json` for `--dir APP`; else `TASKYARD_DATA_DIR/dev.json` when that is
+/// set; else `.taskyard/dev.json` here or in the nearest folder above that has one.
+fn find_dev_info(dir: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = dir {
+        let path = dir.join(".taskyard").join("dev.json");
+        return path.is_file().then_some(path);
+    }
     if std::env::var_os("TASKYARD_DATA_DIR").is_some_and(|dir| !dir.is_empty()) {
         let path = DevInfo::path();
         return path.is_file().then_some(path);
@@ -219,14 +269,4 @@ fn find_dev_info() -> Option<PathBuf> {
     here.ancestors()
         .map(|dir: &Path| dir.join(".taskyard").join("dev.json"))
         .find(|path| path.is_file())
-}
-
-/// Whether a process with this pid exists. Linux answers through `/proc`; elsewhere the
-/// file is trusted and a dead app shows up as a connection error instead.
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new("/proc").join(pid.to_string()).exists()
-    } else {
-        true
-    }
 }

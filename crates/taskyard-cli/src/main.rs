@@ -8,7 +8,9 @@
 //!   times.
 //! - `taskyard task list|run|runs|cancel` and `taskyard schedule list|pause|resume` talk to a
 //!   running app, found through `--url`, `TASKYARD_URL`, then the `.taskyard/dev.json` the
-//!   app writes while it serves. `TASKYARD_TASKS_TOKEN` is sent as the bearer token.
+//!   app writes while it serves (in `--dir APP`, or this folder or the nearest above). When
+//!   several instances serve from one folder, `--instance ID` picks one, else the newest.
+//!   `TASKYARD_TASKS_TOKEN` is sent as the bearer token.
 //!
 //! Exit codes: 0 done, 1 the app refused or the run failed, 2 bad input or no app found.
 
@@ -23,7 +25,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use taskyard::schedule::CronExpr;
 
-use crate::client::{CliError, Client};
+use crate::client::{CliError, Client, Finder};
 
 #[derive(Parser)]
 #[command(name = "taskyard", version, about = "The taskyard command line")]
@@ -31,6 +33,14 @@ struct Cli {
     /// The running app's URL (default: TASKYARD_URL, then .taskyard/dev.json).
     #[arg(long, global = true, env = "TASKYARD_URL")]
     url: Option<String>,
+    /// The app's folder (the one holding Cargo.toml and .taskyard/); default: this folder,
+    /// or for a running app the nearest one above with a .taskyard/dev.json.
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
+    /// With several instances serving from one folder, the one to talk to (an instance id,
+    /// or its first characters); default: the newest.
+    #[arg(long, global = true)]
+    instance: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,9 +49,6 @@ struct Cli {
 enum Command {
     /// List the tasks defined by files under an app's src/tasks/ folder.
     Tasks {
-        /// The app's folder (the one holding Cargo.toml).
-        #[arg(long, default_value = ".")]
-        dir: PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -167,7 +174,7 @@ enum CronCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Tasks { dir, json } => return list_tasks(dir, json),
+        Command::Tasks { json } => return list_tasks(cli.dir.unwrap_or_else(|| PathBuf::from(".")), json),
         Command::Cron { command } => match command {
             CronCommand::Next {
                 expr,
@@ -181,8 +188,10 @@ fn main() -> ExitCode {
             }
         }
         .map_err(CliError::Usage),
-        Command::Task { command } => run_task_command(cli.url, command),
-        Command::Schedule { command } => run_schedule_command(cli.url, command),
+        Command::Task { command } => run_task_command(Finder::new(cli.url, cli.dir, cli.instance), command),
+        Command::Schedule { command } => {
+            run_schedule_command(Finder::new(cli.url, cli.dir, cli.instance), command)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -193,13 +202,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_task_command(url: Option<String>, command: TaskCommand) -> Result<(), CliError> {
+fn run_task_command(finder: Finder, command: TaskCommand) -> Result<(), CliError> {
     // The payload is checked before the app is even looked for.
     let payload = match &command {
         TaskCommand::Run { payload, .. } => remote::parse_payload(payload.as_deref())?,
         _ => serde_json::Value::Null,
     };
-    let client = Client::discover(url)?;
+    let client = Client::discover(finder)?;
     match command {
         TaskCommand::List { json } => remote::task_list(&client, json),
         TaskCommand::Run { name, json, .. } => remote::task_run(&client, &name, payload, json),
@@ -213,8 +222,8 @@ fn run_task_command(url: Option<String>, command: TaskCommand) -> Result<(), Cli
     }
 }
 
-fn run_schedule_command(url: Option<String>, command: ScheduleCommand) -> Result<(), CliError> {
-    let client = Client::discover(url)?;
+fn run_schedule_command(finder: Finder, command: ScheduleCommand) -> Result<(), CliError> {
+    let client = Client::discover(finder)?;
     match command {
         ScheduleCommand::List { json } => remote::schedule_list(&client, json),
         ScheduleCommand::Pause { name, json } => remote::schedule_change(&client, &name, true, json),

@@ -19,7 +19,11 @@ struct App {
 
 impl App {
     fn start() -> App {
-        let dir = tempfile::tempdir().expect("tempdir");
+        App::start_in(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// The app with its state in `dir`, which it keeps (and removes when dropped).
+    fn start_in(dir: tempfile::TempDir) -> App {
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
             .args(["quickstart_child", "--exact", "--ignored", "--nocapture"])
             .env("PORT", "0")
@@ -105,8 +109,9 @@ fn the_command_line_lists_runs_and_cancels_tasks_of_a_running_app() {
         &std::fs::read_to_string(app.dir.path().join(".taskyard/dev.json")).expect("dev.json"),
     )
     .expect("dev.json is JSON");
-    assert_eq!(dev_info["url"], app.url.as_str());
-    assert_eq!(dev_info["pid"], app.child.id());
+    let entry = &dev_info["instances"][0];
+    assert_eq!(entry["url"], app.url.as_str());
+    assert_eq!(entry["pid"], app.child.id());
 
     // task list, as a table and as JSON.
     let list = app.cli(&["task", "list"]);
@@ -320,6 +325,110 @@ fn the_app_is_found_by_url_env_or_dev_json_and_a_dead_one_is_named() {
         "{}",
         stderr(&dead)
     );
+}
+
+/// The instance that ran a run: `task run --json` prints the run's record.
+fn instance_of_run(output: &Output) -> String {
+    json(output)["instance"]
+        .as_str()
+        .expect("the record names its instance")
+        .to_owned()
+}
+
+#[test]
+fn two_instances_on_one_folder_are_both_found_and_one_can_be_chosen() {
+    let first = App::start();
+    // A second instance on the same data folder (and SQLite file).
+    let second_dir = tempfile::tempdir().expect("tempdir");
+    let mut second = {
+        let data = first.dir.path().join(".taskyard");
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["quickstart_child", "--exact", "--ignored", "--nocapture"])
+            .env("PORT", "0")
+            .env("TASKYARD_DATA_DIR", &data)
+            .env("TASKYARD_ENV", "development")
+            .env("TASKYARD_SHUTDOWN_GRACE_MS", "200")
+            .env_remove("TASKYARD_DATABASE_URL")
+            .env_remove("TASKYARD_TASKS_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the second instance starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let url = lines
+            .find_map(|line| line.strip_prefix("taskyard listening on ").map(str::to_owned))
+            .expect("the second instance reports its address");
+        std::thread::spawn(move || lines.for_each(drop));
+        App {
+            child,
+            dir: second_dir,
+            url,
+        }
+    };
+    let dev_json = first.dir.path().join(".taskyard/dev.json");
+    let listed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&dev_json).expect("dev.json")).expect("JSON");
+    let instances: Vec<String> = listed["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|entry| entry["instance"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(instances.len(), 2, "{listed}");
+
+    // Without --instance: the newest, with a note naming both.
+    let newest = first.cli(&["task", "run", "echo:payload", "--payload", "{}", "--json"]);
+    assert!(newest.status.success(), "{}", stderr(&newest));
+    assert!(stderr(&newest).contains("2 instances"), "{}", stderr(&newest));
+    assert_eq!(instance_of_run(&newest), instances[1]);
+    // --instance, by a prefix of the id; and --dir from elsewhere.
+    let prefix = &instances[0][..13];
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let dir = first.dir.path().to_str().expect("utf-8");
+    let chosen = taskyard_in(
+        elsewhere.path(),
+        &[
+            "--dir",
+            dir,
+            "--instance",
+            prefix,
+            "task",
+            "run",
+            "echo:payload",
+            "--payload",
+            "{}",
+            "--json",
+        ],
+    );
+    assert!(chosen.status.success(), "{}", stderr(&chosen));
+    assert_eq!(instance_of_run(&chosen), instances[0]);
+    let unknown = first.cli(&["--instance", "nope", "task", "list"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("no running instance `nope`"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    // The second stops: the first is still listed and found.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &second.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let began = Instant::now();
+    while second.child.try_wait().expect("wait").is_none() {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the second instance stops"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let alone = first.cli(&["task", "list", "--json"]);
+    assert!(alone.status.success(), "{}", stderr(&alone));
+    assert!(!stderr(&alone).contains("instances serve"), "{}", stderr(&alone));
+    assert!(dev_json.is_file(), "the first instance is still listed");
 }
 
 #[test]

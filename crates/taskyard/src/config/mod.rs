@@ -10,16 +10,21 @@
 //! | `TZ` | `UTC` | default time zone of cron schedules (an IANA name) |
 //! | `TASKYARD_TASKS_TOKEN` | unset | in production, turns the task endpoints on and is the bearer token they require |
 //! | `TASKYARD_CONFIG` | unset | a `taskyard.toml` to read and watch instead of the copy built into the app |
+//! | `TASKYARD_MAX_CONNECTIONS` | `1024` | most HTTP connections open at once |
+//! | `TASKYARD_HEADER_READ_TIMEOUT_MS` | `10000` | longest wait for a request's head |
 //!
-//! The app's own `taskyard.toml` is read through [`Config`] (`file.rs`).
+//! The app's own `taskyard.toml` is read through [`Config`] (`file.rs`); where a serving
+//! app can be reached is in [`DevInfo`] (`dev_info.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::Error;
 
+mod dev_info;
 mod file;
 
+pub use self::dev_info::{DevInfo, process_alive};
 pub(crate) use self::file::ConfigWatch;
 pub use self::file::{CONFIG_VAR, Config};
 
@@ -104,81 +109,5 @@ pub fn default_time_zone() -> Result<jiff::tz::TimeZone, Error> {
             })
         }
         _ => Ok(jiff::tz::TimeZone::UTC),
-    }
-}
-
-/// `TASKYARD_DATA_DIR/dev.json`: where a serving app can be reached, for the `taskyard`
-/// command line (like Nitro's dev-info file). Written when the app starts serving and
-/// removed when it stops; a file left by a killed app names a dead pid, which the command
-/// line checks.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DevInfo {
-    pub pid: u32,
-    pub url: String,
-    pub instance: String,
-    pub started_at: jiff::Timestamp,
-}
-
-/// Removes the dev-info file when dropped, if it is still this process's.
-#[derive(Debug)]
-pub(crate) struct DevInfoFile {
-    path: PathBuf,
-}
-
-impl DevInfo {
-    /// The file's path for this process's data folder.
-    pub fn path() -> PathBuf {
-        data_dir().join("dev.json")
-    }
-
-    /// Writes the file for an app listening on `local`. Failing to write it only costs
-    /// the command line's discovery, so it is logged, not fatal.
-    pub(crate) fn write(local: SocketAddr, instance: &str) -> Option<DevInfoFile> {
-        let host = match local.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        let info = DevInfo {
-            pid: std::process::id(),
-            url: format!("http://{}", SocketAddr::new(host, local.port())),
-            instance: instance.to_owned(),
-            started_at: jiff::Timestamp::now(),
-        };
-        let path = DevInfo::path();
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                let text = serde_json::to_string_pretty(&info).map_err(std::io::Error::other)?;
-                // Written aside and renamed, so a reader never sees half a file.
-                let partial = path.with_extension("json.partial");
-                std::fs::write(&partial, text)?;
-                std::fs::rename(&partial, &path)
-            });
-        match written {
-            Ok(()) => Some(DevInfoFile { path }),
-            Err(error) => {
-                tracing::warn!(%error, path = %path.display(), "cannot write the dev-info file; `taskyard` will need --url");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for DevInfoFile {
-    fn drop(&mut self) {
-        let ours = std::fs::read(&self.path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<DevInfo>(&bytes).ok())
-            .is_some_and(|info| info.pid == std::process::id());
-        if ours && let Err(error) = std::fs::remove_file(&self.path) {
-            // Left behind, it would point the command line at a process that is gone.
-            tracing::warn!(%error, path = %self.path.display(), "cannot remove the dev-info file; delete it by hand");
-            eprintln!(
-                "taskyard: cannot remove {} ({error}); delete it by hand",
-                self.path.display()
-            );
-        }
     }
 }
