@@ -100,6 +100,13 @@ enum TaskCommand {
         /// At most this many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Include runs started by schedules (left out by default, so your own runs stay
+        /// in view).
+        #[arg(long)]
+        all: bool,
+        /// Only the runs of this schedule.
+        #[arg(long)]
+        schedule: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -216,8 +223,19 @@ fn run_task_command(finder: Finder, command: TaskCommand) -> Result<(), CliError
             task,
             status,
             limit,
+            all,
+            schedule,
             json,
-        } => remote::task_runs(&client, task.as_deref(), status.as_deref(), limit, json),
+        } => {
+            let filter = remote::RunsFilter {
+                task: task.as_deref(),
+                status: status.as_deref(),
+                schedule: schedule.as_deref(),
+                all,
+                limit,
+            };
+            remote::task_runs(&client, &filter, json)
+        }
         TaskCommand::Cancel { id, json } => remote::task_cancel(&client, &id, json),
     }
 }

@@ -218,21 +218,35 @@ impl Progress {
     }
 }
 
-pub fn task_runs(
-    client: &Client,
-    task: Option<&str>,
-    status: Option<&str>,
-    limit: usize,
-    json: bool,
-) -> Outcome {
+/// Which runs `task runs` lists.
+pub struct RunsFilter<'a> {
+    pub task: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// Only this schedule's runs.
+    pub schedule: Option<&'a str>,
+    /// Schedules' runs too (left out otherwise, unless `schedule` asks for them).
+    pub all: bool,
+    pub limit: usize,
+}
+
+pub fn task_runs(client: &Client, filter: &RunsFilter<'_>, json: bool) -> Outcome {
     let mut query = form_urlencoded::Serializer::new(String::new());
-    if let Some(task) = task {
+    if let Some(task) = filter.task {
         query.append_pair("task", task);
     }
-    if let Some(status) = status {
+    if let Some(status) = filter.status {
         query.append_pair("status", status);
     }
-    query.append_pair("limit", &limit.to_string());
+    match filter.schedule {
+        Some(schedule) => {
+            query.append_pair("schedule", schedule);
+        }
+        None if !filter.all => {
+            query.append_pair("scheduled", "false");
+        }
+        None => {}
+    }
+    query.append_pair("limit", &filter.limit.to_string());
     let path = format!("/_tasks/runs?{}", query.finish());
     let Some(runs) = listing(client, &path, "runs", json, "no runs")? else {
         return Ok(());

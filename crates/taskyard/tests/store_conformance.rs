@@ -259,6 +259,19 @@ async fn listing_filters_by_schedule_and_unfinished() {
             "{}",
             backend.name
         );
+        // Runs of schedules (ticks and sends) apart from the others.
+        assert_eq!(
+            ids(RunFilter::default().scheduled(false)).await,
+            vec![runs[3].id],
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            ids(RunFilter::default().scheduled(true)).await,
+            sorted(vec![runs[0].id, runs[1].id, runs[2].id, sent.id]),
+            "{}",
+            backend.name
+        );
     }
 }
 

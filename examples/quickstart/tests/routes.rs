@@ -18,6 +18,15 @@ fn the_quickstart_shows_each_kind_of_route_middleware_and_rule() {
     assert_eq!(get("/hello/nitro/is/hot").body, "Hello nitro/is/hot!");
     let home = raw(&app.addr, "GET", "/", "", &[("Accept", "text/html")]);
     assert!(home.body.contains("taskyard quickstart"), "{}", home.body);
+    // What to try first: the task endpoints, the lifecycle and the command line.
+    for shown in [
+        "/_nitro/tasks/echo:payload",
+        "/_tasks/runs",
+        "/_tasks/lifecycle",
+        "taskyard task run",
+    ] {
+        assert!(home.body.contains(shown), "the home page shows {shown}");
+    }
     let missing = raw(&app.addr, "GET", "/nope", "", &[("Accept", "text/html")]);
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("Nothing at /nope"), "{}", missing.body);

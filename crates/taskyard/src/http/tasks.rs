@@ -147,6 +147,13 @@ async fn list_runs(
                     )
                 })?)
             }
+            "scheduled" => {
+                filter.scheduled = Some(match value.as_ref() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => return Err(bad_query(&uri, "scheduled", other, "`true` or `false`")),
+                })
+            }
             "unfinished" => {
                 filter.unfinished = match value.as_ref() {
                     "true" | "1" => true,

@@ -122,6 +122,8 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// Only runs started by this schedule (its ticks and its strategy's sends).
     pub schedule: Option<String>,
+    /// `Some(true)`: only runs started by schedules; `Some(false)`: none of them.
+    pub scheduled: Option<bool>,
     /// Only runs still `queued` or `running`.
     pub unfinished: bool,
     /// At most this many, newest first (default 100).
@@ -134,6 +136,7 @@ impl Default for RunFilter {
             task: None,
             status: None,
             schedule: None,
+            scheduled: None,
             unfinished: false,
             limit: 100,
         }
@@ -156,6 +159,12 @@ impl RunFilter {
         self
     }
 
+    /// Only runs started by schedules (`true`), or only the others (`false`).
+    pub fn scheduled(mut self, scheduled: bool) -> Self {
+        self.scheduled = Some(scheduled);
+        self
+    }
+
     pub fn unfinished(mut self) -> Self {
         self.unfinished = true;
         self
@@ -174,6 +183,9 @@ impl RunFilter {
                 .schedule
                 .as_deref()
                 .is_none_or(|schedule| run.trigger.schedule() == Some(schedule))
+            && self
+                .scheduled
+                .is_none_or(|scheduled| run.trigger.schedule().is_some() == scheduled)
     }
 
     fn sql_limit(&self) -> i64 {
