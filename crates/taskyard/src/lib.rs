@@ -73,9 +73,14 @@ pub mod __private {
     pub use serde_json;
 }
 
-/// Common imports for task files.
+/// Common imports for the files of an app: tasks (`Task`, `TaskContext`, `TaskError`,
+/// `JsonSchema` for payload types), schedules (`Schedule`, `CatchUp`, `Overlap`) and routes
+/// and middleware (`Event`, `Context`, `HttpError`, `Runtime`), with `json!` and `Value`.
 pub mod prelude {
-    pub use crate::{Concurrency, Retry, Task, TaskContext, TaskError, Trigger};
+    pub use crate::http::HttpError;
+    pub use crate::route::{Context, Event};
+    pub use crate::schedule::{CatchUp, Overlap, Schedule};
+    pub use crate::{Concurrency, Retry, Runtime, Task, TaskContext, TaskError, Trigger};
     pub use schemars::JsonSchema;
     pub use serde_json::{Value, json};
 }
