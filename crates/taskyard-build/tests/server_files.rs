@@ -141,33 +141,12 @@ fn parameters_named_differently_at_one_place_clash_even_on_different_paths() {
 /// route stop it, and the error names both.
 #[test]
 fn a_build_with_clashing_route_files_fails_naming_both() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let root = root.path();
-    let build_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    write(
-        root,
-        "Cargo.toml",
-        &format!(
-            "[package]\nname = \"clash\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[build-dependencies]\ntaskyard-build = {{ path = {:?} }}\n",
-            build_crate.display().to_string()
-        ),
-    );
-    write(root, "build.rs", "fn main() { taskyard_build::generate(); }");
-    write(root, "src/main.rs", "fn main() {}");
+    let crate_dir = build_script_crate("clash");
+    let root = crate_dir.path();
     write(root, "src/api/users.get.rs", "pub async fn handler() {}");
     write(root, "src/routes/api/users.get.rs", "pub async fn handler() {}");
-    // One target folder for every run of this test, beside the workspace's, so the build
-    // crate is compiled once.
-    let target = build_crate.join("../../target/clash-test");
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--offline"])
-        .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("cargo runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "the build passed: {stderr}");
+    let (built, stderr) = cargo_build(root);
+    assert!(!built, "the build passed: {stderr}");
     assert!(
         stderr.contains("src/api/users.get.rs and src/routes/api/users.get.rs both declare GET /api/users"),
         "{stderr}"
@@ -176,30 +155,11 @@ fn a_build_with_clashing_route_files_fails_naming_both() {
 
 #[test]
 fn an_app_without_most_source_folders_builds_once_and_then_is_fresh() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let root = root.path();
-    let build_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    write(
-        root,
-        "Cargo.toml",
-        &format!(
-            "[package]\nname = \"fresh-app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[build-dependencies]\ntaskyard-build = {{ path = {:?} }}\n",
-            build_crate.display().to_string()
-        ),
-    );
-    write(root, "build.rs", "fn main() { taskyard_build::generate(); }");
-    write(root, "src/main.rs", "fn main() {}");
-    let target = build_crate.join("../../target/fresh-test");
+    let crate_dir = build_script_crate("fresh-app");
+    let root = crate_dir.path();
     let build = || {
-        let output = Command::new(env!("CARGO"))
-            .args(["build", "--offline", "-v"])
-            .arg("--manifest-path")
-            .arg(root.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("cargo runs");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "{stderr}");
+        let (built, stderr) = cargo_build(root);
+        assert!(built, "{stderr}");
         stderr
     };
     build();
@@ -222,19 +182,8 @@ fn an_app_without_most_source_folders_builds_once_and_then_is_fresh() {
 
 #[test]
 fn a_build_with_a_misnamed_or_private_task_function_fails_naming_the_file_and_the_fix() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let root = root.path();
-    let build_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    write(
-        root,
-        "Cargo.toml",
-        &format!(
-            "[package]\nname = \"misnamed\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[build-dependencies]\ntaskyard-build = {{ path = {:?} }}\n",
-            build_crate.display().to_string()
-        ),
-    );
-    write(root, "build.rs", "fn main() { taskyard_build::generate(); }");
-    write(root, "src/main.rs", "fn main() {}");
+    let crate_dir = build_script_crate("misnamed");
+    let root = crate_dir.path();
     write(root, "src/tasks/tick.rs", "pub fn tick_task() {}\n");
     write(root, "src/tasks/greet/person.rs", "fn task() {}\n");
     write(
@@ -242,16 +191,8 @@ fn a_build_with_a_misnamed_or_private_task_function_fails_naming_the_file_and_th
         "src/routes/hello.get.rs",
         "pub async fn handler() -> &'static str { \"hi\" }\n",
     );
-    let target = build_crate.join("../../target/clash-test");
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--offline"])
-        .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("cargo runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "the build passed: {stderr}");
+    let (built, stderr) = cargo_build(root);
+    assert!(!built, "the build passed: {stderr}");
     assert!(
         stderr.contains(
             "src/tasks/tick.rs: expected `pub fn task() -> Task`; found `tick_task`, rename it to `task`"
@@ -270,4 +211,44 @@ fn a_build_with_a_misnamed_or_private_task_function_fails_naming_the_file_and_th
         !stderr.contains("taskyard_app.rs"),
         "no word of generated code: {stderr}"
     );
+}
+
+/// A crate in a new folder whose `build.rs` calls `generate()` and whose `main` is empty,
+/// named `name`; tests add its source files.
+fn build_script_crate(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let build_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    write(
+        dir.path(),
+        "Cargo.toml",
+        &format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[build-dependencies]\ntaskyard-build = {{ path = {:?} }}\n",
+            build_crate.display().to_string()
+        ),
+    );
+    write(
+        dir.path(),
+        "build.rs",
+        "fn main() { taskyard_build::generate(); }",
+    );
+    write(dir.path(), "src/main.rs", "fn main() {}");
+    dir
+}
+
+/// `cargo build -v` of the crate at `root`: whether it built, and what cargo printed. One
+/// target folder for every such build, beside the workspace's, so the build crate is
+/// compiled once.
+fn cargo_build(root: &Path) -> (bool, String) {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/build-script-tests");
+    let output = Command::new(env!("CARGO"))
+        .args(["build", "--offline", "-v"])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

@@ -19,15 +19,18 @@ struct App {
 
 impl App {
     fn start() -> App {
-        App::start_in(tempfile::tempdir().expect("tempdir"))
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join(".taskyard");
+        App::start_with(dir, &data)
     }
 
-    /// The app with its state in `dir`, which it keeps (and removes when dropped).
-    fn start_in(dir: tempfile::TempDir) -> App {
+    /// The app in the folder `dir` (kept, and removed when dropped), with its state in
+    /// `data`, which another app may share.
+    fn start_with(dir: tempfile::TempDir, data: &Path) -> App {
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
             .args(["quickstart_child", "--exact", "--ignored", "--nocapture"])
             .env("PORT", "0")
-            .env("TASKYARD_DATA_DIR", dir.path().join(".taskyard"))
+            .env("TASKYARD_DATA_DIR", data)
             .env("TASKYARD_ENV", "development")
             .env("TASKYARD_SHUTDOWN_GRACE_MS", "200")
             .env_remove("TASKYARD_DATABASE_URL")
@@ -339,33 +342,10 @@ fn instance_of_run(output: &Output) -> String {
 fn two_instances_on_one_folder_are_both_found_and_one_can_be_chosen() {
     let first = App::start();
     // A second instance on the same data folder (and SQLite file).
-    let second_dir = tempfile::tempdir().expect("tempdir");
-    let mut second = {
-        let data = first.dir.path().join(".taskyard");
-        let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["quickstart_child", "--exact", "--ignored", "--nocapture"])
-            .env("PORT", "0")
-            .env("TASKYARD_DATA_DIR", &data)
-            .env("TASKYARD_ENV", "development")
-            .env("TASKYARD_SHUTDOWN_GRACE_MS", "200")
-            .env_remove("TASKYARD_DATABASE_URL")
-            .env_remove("TASKYARD_TASKS_TOKEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the second instance starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-        let url = lines
-            .find_map(|line| line.strip_prefix("taskyard listening on ").map(str::to_owned))
-            .expect("the second instance reports its address");
-        std::thread::spawn(move || lines.for_each(drop));
-        App {
-            child,
-            dir: second_dir,
-            url,
-        }
-    };
+    let mut second = App::start_with(
+        tempfile::tempdir().expect("tempdir"),
+        &first.dir.path().join(".taskyard"),
+    );
     let dev_json = first.dir.path().join(".taskyard/dev.json");
     let listed: Value =
         serde_json::from_str(&std::fs::read_to_string(&dev_json).expect("dev.json")).expect("JSON");
