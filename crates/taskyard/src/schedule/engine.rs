@@ -42,7 +42,7 @@ use super::log::ScheduleLog;
 use super::strategy::{StrategyFn, StrategySender};
 use crate::run::lock;
 use crate::store::{Broadcast, RunFilter, Store, TickClaim};
-use crate::{Error, RunHandle, Runtime, Trigger};
+use crate::{Error, RunHandle, RunRecord, Runtime, Trigger};
 
 /// How far ahead of their instant ticks leave the heap.
 const LEAD: Duration = Duration::from_millis(25);
@@ -916,15 +916,29 @@ impl Scheduler {
                 return None;
             }
         };
-        // A run on an instance that stopped beating is not "still going", even while its
-        // lease has yet to run out and mark it abandoned.
-        let members = lock(&inner.members).clone();
-        runs.into_iter()
-            .filter(|run| run.instance != inner.instance && members.contains(&run.instance))
-            .find(|run| match &run.trigger {
+        let earlier_runs: Vec<RunRecord> = runs
+            .into_iter()
+            .filter(|run| run.instance != inner.instance)
+            .filter(|run| match &run.trigger {
                 Trigger::Schedule { .. } => earlier(&run.trigger, before),
                 _ => sends,
             })
+            .collect();
+        if earlier_runs.is_empty() {
+            return None;
+        }
+        // A run on an instance that stopped beating is not "still going", even while its
+        // lease has yet to run out and mark it abandoned. The membership list may not know
+        // an instance that started since it was read, so it is read again before a run
+        // outside it is taken for a dead instance's.
+        let mut members = lock(&inner.members).clone();
+        if earlier_runs.iter().any(|run| !members.contains(&run.instance)) {
+            self.refresh_members().await;
+            members = lock(&inner.members).clone();
+        }
+        earlier_runs
+            .into_iter()
+            .find(|run| members.contains(&run.instance))
             .map(|run| (run.id.to_string(), run.instance))
     }
 
