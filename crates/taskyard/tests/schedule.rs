@@ -358,14 +358,21 @@ async fn schedules_are_added_paused_resumed_and_removed_at_runtime() {
     assert!(invalid.to_string().contains("must be positive"), "{invalid}");
 }
 
-/// The ticks due before `restarted_at` run since then, sorted, once `expected` of them
-/// are recorded (or after 5 s), plus a moment for any extra one to show up.
-async fn caught_up_runs(app: &RunningApp, restarted_at: Timestamp, expected: usize) -> Vec<Timestamp> {
+/// The ticks due before the app was started run since `restarted_at`, sorted, once
+/// `expected` of them are recorded (or after 5 s), plus a moment for any extra one to show
+/// up. "Started" is when `start` returned: a tick that fell due while the app was starting
+/// is a missed one too (the timer arms after catch-up, from the instant catch-up looked).
+async fn caught_up_runs(
+    app: &RunningApp,
+    restarted_at: Timestamp,
+    started: Timestamp,
+    expected: usize,
+) -> Vec<Timestamp> {
     let read = || async {
         let mut ticks: Vec<Timestamp> = schedule_runs(app, "tick")
             .await
             .iter()
-            .filter(|run| run.queued_at >= restarted_at && scheduled_at(run) < restarted_at)
+            .filter(|run| run.queued_at >= restarted_at && scheduled_at(run) < started)
             .map(scheduled_at)
             .collect();
         ticks.sort();
@@ -408,7 +415,8 @@ async fn catch_up_once_and_all_after_downtime() {
     let once = Probe::default();
     let restarted_at = Timestamp::now();
     let running = app(&once, CatchUp::Once).start().await.expect("starts");
-    let caught_up = caught_up_runs(&running, restarted_at, 1).await;
+    let started = Timestamp::now();
+    let caught_up = caught_up_runs(&running, restarted_at, started, 1).await;
     assert_eq!(caught_up.len(), 1, "`once` runs one missed tick");
     running.shutdown().await;
 
@@ -416,7 +424,8 @@ async fn catch_up_once_and_all_after_downtime() {
     let all = Probe::default();
     let restarted_at = Timestamp::now();
     let running = app(&all, CatchUp::All(3)).start().await.expect("starts");
-    let caught_up = caught_up_runs(&running, restarted_at, 3).await;
+    let started = Timestamp::now();
+    let caught_up = caught_up_runs(&running, restarted_at, started, 3).await;
     assert_eq!(
         caught_up.len(),
         3,
