@@ -257,9 +257,7 @@ fn cron_input(
 ) -> Result<(CronExpr, TimeZone, Timestamp), String> {
     let cron = CronExpr::parse(expr).map_err(|e| format!("cron {e}"))?;
     let zone = match tz {
-        Some(name) => TimeZone::get(name).map_err(|_| {
-            format!("time zone `{name}` is not known; use an IANA name such as Europe/Paris or UTC")
-        })?,
+        Some(name) => taskyard::config::time_zone(name)?,
         None => taskyard::config::default_time_zone().map_err(|e| e.to_string())?,
     };
     let from = match from {

@@ -27,13 +27,14 @@ use crate::config::{Config, ConfigWatch};
 use crate::http::TasksAccess;
 use crate::lifecycle::{Lifecycle, LifecycleBuilder, Setup};
 use crate::route::{FileRoute, RouteInfo, RouteMeta, RouteRules, ServerRoute};
-use crate::run::{RuntimeParts, lock};
+use crate::run::RuntimeParts;
 use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
 use crate::schedule::log::ScheduleLog;
 use crate::schedule::strategy::StrategyFn;
 use crate::schedule::{Schedule, Scheduler, Settings as ScheduleSettings, StrategySender};
 use crate::store::lease::{Halt, LeaseKeeper, LeaseSettings};
 use crate::store::{Recorder, StoreConfig, StoreHealth};
+use crate::sync::lock;
 use crate::task::{Registry, TaskSource};
 use crate::{AppState, Error, Runtime, Task};
 
@@ -464,11 +465,7 @@ impl App {
         }
         // Every definition is checked before anything starts.
         let default_zone = match &self.time_zone {
-            Some(zone) => jiff::tz::TimeZone::get(zone).map_err(|_| {
-                Error::Config(format!(
-                    "time zone `{zone}` is not known; use an IANA name such as `Europe/Paris` or `UTC`"
-                ))
-            })?,
+            Some(zone) => crate::config::time_zone(zone).map_err(Error::Config)?,
             None => crate::config::default_time_zone()?,
         };
         let settings = ScheduleSettings {
@@ -840,11 +837,7 @@ fn mount_routes(routes: &[ServerRoute], code: Router) -> Result<(Router, Router)
         (routes.merge(code), catch_alls)
     }));
     mounted.map_err(|panic| {
-        let reason = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("two routes overlap");
+        let reason = crate::error::panic_message(panic.as_ref());
         let files: Vec<&str> = routes.iter().map(|r| r.info.source.as_str()).collect();
         Error::Config(format!(
             "the app's routes cannot share one router: {reason}. Check the routes added with App::routes against the route files ({})",

@@ -35,6 +35,7 @@ pub mod schedule;
 mod signal;
 mod state;
 pub mod store;
+mod sync;
 pub mod task;
 
 pub use app::{App, RunningApp};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use crate::run::lock;
+use crate::sync::lock;
 use crate::{Error, Signal};
 
 /// The variable naming a `taskyard.toml` to read and watch.

@@ -96,6 +96,13 @@ pub fn app_env() -> String {
     }
 }
 
+/// The IANA time zone `name`, or the sentence that says it is not one and what to write.
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(name).map_err(|_| {
+        format!("time zone `{name}` is not known; use an IANA name such as `Europe/Paris` or `UTC`")
+    })
+}
+
 /// The default zone for cron schedules: the process's `TZ` if it names an IANA zone,
 /// otherwise UTC.
 pub fn default_time_zone() -> Result<jiff::tz::TimeZone, Error> {

@@ -27,7 +27,7 @@ use super::error::{ErrorReport, ErrorRequest, accepts_html, render};
 use crate::Runtime;
 use crate::route::rules::{ProxyClient, ResponseCache};
 use crate::route::{BodyLimit, RouteRules};
-use crate::run::lock;
+use crate::sync::lock;
 
 tokio::task_local! {
     /// The runtime of the app whose request this task is serving: what the `Runtime`

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 
 use crate::TaskError;
-use crate::run::lock;
+use crate::sync::lock;
 
 type CleanupFuture = Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>;
 
@@ -45,7 +45,7 @@ impl Cleanup {
         match tokio::spawn(self.0).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(error.to_string()),
-            Err(join) => Err(panic_message(join)),
+            Err(join) => Err(join_failure(join)),
         }
     }
 }
@@ -106,9 +106,9 @@ impl Cleanups {
 }
 
 /// The message of a task that failed to join: its panic payload, or why it stopped.
-pub(crate) fn panic_message(join: tokio::task::JoinError) -> String {
+pub(crate) fn join_failure(join: tokio::task::JoinError) -> String {
     if join.is_cancelled() {
         return "it was cancelled".to_owned();
     }
-    format!("panicked: {}", crate::run::panic_message(&*join.into_panic()))
+    format!("panicked: {}", crate::error::panic_message(&*join.into_panic()))
 }

@@ -44,7 +44,7 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> ComputedNode<T> {
             }
             Err(panic) => self.status.fail(format!(
                 "panicked: {}; the last value is kept",
-                crate::run::panic_message(&*panic)
+                crate::error::panic_message(&*panic)
             )),
         }
         generation

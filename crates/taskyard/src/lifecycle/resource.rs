@@ -11,11 +11,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::task::AbortHandle;
 
-use super::cleanup::{Cleanup, Cleanups, panic_message};
+use super::cleanup::{Cleanup, Cleanups, join_failure};
 use super::status::{LifecycleKind, LifecycleState, Status};
 use super::track::Trigger;
 use super::{Follow, LifecycleInfo, Node, Scope, Shared};
-use crate::run::lock;
+use crate::sync::lock;
 use crate::{Signal, TaskError};
 
 /// The value of a [`Resource`].
@@ -169,7 +169,7 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> ResourceNode<T> {
             let state = match joined {
                 Ok(Ok(value)) => ResourceState::Resolved(value),
                 Ok(Err(error)) => ResourceState::Rejected(error.to_string()),
-                Err(join) => ResourceState::Rejected(panic_message(join)),
+                Err(join) => ResourceState::Rejected(join_failure(join)),
             };
             let _publishing = lock(&node.publish);
             if node.trigger.generation() != generation {

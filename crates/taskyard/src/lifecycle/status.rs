@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::lock;
+use crate::sync::lock;
 
 /// The kind of a lifecycle node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::AbortHandle;
 
-use super::cleanup::{Cleanup, Cleanups, IntoCleanup, panic_message};
+use super::cleanup::{Cleanup, Cleanups, IntoCleanup, join_failure};
 use super::status::{LifecycleKind, LifecycleState, Status};
 use super::track::Trigger;
 use super::visible::Visible;
 use super::{Node, Scope, Shared};
 use crate::TaskError;
-use crate::run::lock;
+use crate::sync::lock;
 
 type BodyFuture = Pin<Box<dyn Future<Output = Result<Option<Cleanup>, TaskError>> + Send>>;
 pub(crate) type Body = Box<dyn Fn(Scope) -> BodyFuture + Send + Sync>;
@@ -96,7 +96,7 @@ impl TaskNode {
                 return Ok(());
             }
             Ok(Err(error)) => error.to_string(),
-            Err(join) => panic_message(join),
+            Err(join) => join_failure(join),
         };
         self.status.fail(error.clone());
         Err(error)

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 
 use crate::Signal;
-use crate::run::lock;
+use crate::sync::lock;
 
 /// Something a run depends on: resolves once it changes (never, if it can no longer
 /// change).

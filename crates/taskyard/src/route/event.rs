@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::http::HttpError;
-use crate::run::lock;
+use crate::sync::lock;
 use crate::{RunRequest, Runtime, Trigger};
 
 /// The largest body [`Event`] reads, set by the app (`App::body_limit`).

@@ -1,7 +1,6 @@
 //! One run from its turn in the gate to its final record: attempts, timeout, retry with
 //! backoff, cancellation, and panics caught and turned into failures.
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use tracing::Instrument;
 use super::active::ActiveRun;
 use super::gate::{GateKey, TaskSlot, Wait};
 use super::{RunStatus, Runtime, TaskContext};
+use crate::error::panic_message;
 use crate::task::Decoded;
 use crate::{Error, TaskError};
 
@@ -214,15 +214,5 @@ async fn run_attempt(
         biased;
         _ = cancel.cancelled() => AttemptEnd::Cancelled,
         end = timed => end,
-    }
-}
-
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
     }
 }

@@ -5,7 +5,9 @@
 //! serial runs queue in exactly the order `start` was called.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -82,11 +84,4 @@ impl TaskSlot {
 /// keeps object keys sorted, so equal payloads serialize identically.
 pub(crate) fn payload_key(payload: &Value) -> String {
     payload.to_string()
-}
-
-/// Locks a mutex whose critical sections are a few field updates or pointer swaps that
-/// never panic while held, so a poisoned lock is still consistent. Used by the gates and
-/// the scheduler.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -28,11 +28,10 @@ use self::active::{ActiveRun, duration_ms};
 pub use self::context::TaskContext;
 pub use self::events::{RunEvent, RunEventKind};
 use self::execute::AttemptEnd;
-pub(crate) use self::execute::panic_message;
-pub(crate) use self::gate::lock;
 use self::gate::{Gate, GateKey, InFlight, TaskSlot, Wait};
 pub use self::record::{Attempt, Progress, RunId, RunRecord, RunStatus};
 use crate::store::{Recorder, RunFilter, Store, StoreFailure, StoreHealth};
+use crate::sync::lock;
 use crate::task::{Registry, TaskEntry};
 use crate::{AppState, Error, Trigger};
 

@@ -346,11 +346,7 @@ impl Schedule {
             }
         };
         let zone = match &self.tz {
-            Some(tz) => TimeZone::get(tz).map_err(|_| {
-                fail(format!(
-                    "time zone `{tz}` is not known; use an IANA name such as `Europe/Paris` or `UTC`"
-                ))
-            })?,
+            Some(tz) => crate::config::time_zone(tz).map_err(fail)?,
             None => cx.default_zone.clone(),
         };
         if let (Some(start), Some(end)) = (self.start, self.end)

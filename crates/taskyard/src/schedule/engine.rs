@@ -40,8 +40,8 @@ use super::cron::CronExpr;
 use super::definition::{CatchUp, Context, Kind, Overlap, Schedule, ScheduleDef, Timing};
 use super::log::ScheduleLog;
 use super::strategy::{StrategyFn, StrategySender};
-use crate::run::lock;
 use crate::store::{Broadcast, RunFilter, Store, TickClaim};
+use crate::sync::lock;
 use crate::{Error, RunHandle, RunRecord, Runtime, Trigger};
 
 /// How far ahead of their instant ticks leave the heap.

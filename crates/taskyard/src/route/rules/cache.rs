@@ -22,7 +22,7 @@ use toml::Value;
 
 use crate::http::HttpError;
 use crate::http::front::{Inner, call};
-use crate::run::lock;
+use crate::sync::lock;
 
 /// How many keys the cache holds before it drops the older half.
 const MAX_KEYS: usize = 10_000;
