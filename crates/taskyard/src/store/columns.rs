@@ -116,3 +116,12 @@ pub(crate) fn decode_broadcast(
         origin,
     })
 }
+
+/// The `scheduled` filter of a runs listing, the same SQL in both dialects.
+pub(super) fn scheduled_clause(filter: &super::RunFilter) -> &'static str {
+    match filter.scheduled {
+        Some(true) => " AND trigger_kind IN ('schedule', 'custom')",
+        Some(false) => " AND trigger_kind NOT IN ('schedule', 'custom')",
+        None => "",
+    }
+}

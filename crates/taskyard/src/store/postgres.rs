@@ -188,15 +188,7 @@ impl Store for PostgresStore {
                 .push(" AND trigger_kind IN ('schedule', 'custom') AND trigger_data->>'schedule' = ")
                 .push_bind(schedule.clone());
         }
-        match filter.scheduled {
-            Some(true) => {
-                query.push(" AND trigger_kind IN ('schedule', 'custom')");
-            }
-            Some(false) => {
-                query.push(" AND trigger_kind NOT IN ('schedule', 'custom')");
-            }
-            None => {}
-        }
+        query.push(super::columns::scheduled_clause(filter));
         query
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(filter.sql_limit());
