@@ -11,9 +11,8 @@
 mod common;
 
 use std::io::Write;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Quickstart;
@@ -234,48 +233,12 @@ fn a_full_disk_answers_503_in_time_recovers_by_itself_and_loses_no_acknowledged_
     );
 }
 
-/// The quickstart with its standard error captured; returns the child, its address and a
-/// channel of its stderr lines.
-fn start_capturing(data: &Path) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
-    start_capturing_with(data, &[])
-}
-
-/// [`start_capturing`] with more environment.
-fn start_capturing_with(
-    data: &Path,
-    envs: &[(&str, &str)],
-) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_quickstart"));
-    command
-        .env("PORT", "0")
-        .env("TASKYARD_DATA_DIR", data)
-        .env_remove("TASKYARD_DATABASE_URL")
-        .env_remove("TASKYARD_ENV")
-        .env("TASKYARD_SHUTDOWN_GRACE_MS", "500")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("quickstart starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    let addr = lines
-        .find_map(|line| {
-            line.strip_prefix("taskyard listening on http://")
-                .map(str::to_owned)
-        })
-        .expect("the app reports its address");
-    std::thread::spawn(move || lines.for_each(drop));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, addr, rx)
+/// The quickstart with its state in `data`, a short grace, and its standard error captured.
+fn start_capturing(data: &Path, envs: &[(&str, &str)]) -> (Quickstart, std::sync::mpsc::Receiver<String>) {
+    let data = data.to_str().expect("utf-8 path");
+    let mut all = vec![("TASKYARD_DATA_DIR", data), ("TASKYARD_SHUTDOWN_GRACE_MS", "500")];
+    all.extend_from_slice(envs);
+    Quickstart::start_capturing(&all)
 }
 
 /// Waits up to `limit` for the child to exit on its own.
@@ -293,15 +256,15 @@ fn exits_within(child: &mut std::process::Child, limit: Duration) -> Option<std:
 #[test]
 fn an_sqlite_file_deleted_under_the_running_app_stops_it_loudly() {
     let data = tempfile::tempdir().expect("tempdir");
-    let (mut child, addr, stderr) = start_capturing(data.path());
-    let (status, _) = common::http(&addr, "GET", "/_tasks/health", "", &[]);
+    let (mut quickstart, stderr) = start_capturing(data.path(), &[]);
+    let (status, _) = quickstart.http("GET", "/_tasks/health", "");
     assert_eq!(status, 200);
     let db = data.path().join("taskyard.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let exit = exits_within(&mut child, Duration::from_secs(10));
-    let _ = child.kill();
+    let exit = exits_within(&mut quickstart.child, Duration::from_secs(10));
+    let _ = quickstart.child.kill();
     let exit = exit.expect("the app kept running on a deleted file");
     assert!(!exit.success(), "it stops with an error: {exit:?}");
     let said: Vec<String> = stderr.try_iter().collect();
@@ -347,22 +310,20 @@ fn a_dev_info_file_that_cannot_be_removed_is_reported() {
     let data = root.path().join("data");
     std::fs::create_dir(&data).expect("data folder");
     let db = root.path().join("taskyard.db");
-    let (mut child, _addr, stderr) = start_capturing_with(
-        &data,
-        &[("TASKYARD_DATABASE_URL", &format!("sqlite://{}", db.display()))],
-    );
+    let url = format!("sqlite://{}", db.display());
+    let (mut quickstart, stderr) = start_capturing(&data, &[("TASKYARD_DATABASE_URL", &url)]);
     assert!(data.join("dev.json").exists());
     let Some(_frozen) = Immutable::set(&data) else {
-        let _ = child.kill();
+        let _ = quickstart.child.kill();
         return;
     };
     let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &quickstart.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(sent.success());
-    let exit = exits_within(&mut child, Duration::from_secs(15));
-    let _ = child.kill();
+    let exit = exits_within(&mut quickstart.child, Duration::from_secs(15));
+    let _ = quickstart.child.kill();
     assert!(exit.is_some(), "the app stops");
     let said: Vec<String> = stderr.try_iter().collect();
     let said = said.join("\n");

@@ -18,6 +18,19 @@ impl Quickstart {
     /// Starts the quickstart binary on a free port with its state in a new folder and
     /// `envs` set, and waits until it listens.
     pub fn start(envs: &[(&str, &str)]) -> Quickstart {
+        Quickstart::spawn(envs, false).0
+    }
+
+    /// [`Quickstart::start`], with the app's standard error as a channel of lines.
+    pub fn start_capturing(envs: &[(&str, &str)]) -> (Quickstart, std::sync::mpsc::Receiver<String>) {
+        let (quickstart, stderr) = Quickstart::spawn(envs, true);
+        (quickstart, stderr.expect("stderr is captured"))
+    }
+
+    fn spawn(
+        envs: &[(&str, &str)],
+        capture_stderr: bool,
+    ) -> (Quickstart, Option<std::sync::mpsc::Receiver<String>>) {
         let data = tempfile::tempdir().expect("tempdir");
         let mut command = Command::new(env!("CARGO_BIN_EXE_quickstart"));
         command
@@ -31,7 +44,19 @@ impl Quickstart {
         for (key, value) in envs {
             command.env(key, value);
         }
+        if capture_stderr {
+            command.stderr(Stdio::piped());
+        }
         let mut child = command.spawn().expect("quickstart starts");
+        let stderr = child.stderr.take().map(|stderr| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+            rx
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
         let addr = lines
@@ -42,7 +67,7 @@ impl Quickstart {
             .expect("the app reports its address");
         // Keep reading so the app's logging never hits a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Quickstart { child, addr, data }
+        (Quickstart { child, addr, data }, stderr)
     }
 
     pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
