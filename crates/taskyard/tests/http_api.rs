@@ -722,6 +722,14 @@ async fn following_a_run_on_another_instance_ends_soon_after_it_finishes_despite
         .start(taskyard::RunRequest::new("demo:slow").payload(json!({ "ms": 1500 })))
         .expect("a run on the other instance");
     let run_id = handle.run_id();
+    // The other instance writes the run's first record without waiting: follow it once the
+    // shared store has it.
+    let mut waited = 0;
+    while get(&served, &format!("/_tasks/runs/{run_id}")).await.status != 200 {
+        waited += 1;
+        assert!(waited < 100, "the other instance never recorded its run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Unrelated events every 100 ms on the instance that streams.
     let busy = CancellationToken::new();
     let noise = tokio::spawn({
