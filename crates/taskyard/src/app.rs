@@ -28,6 +28,7 @@ use crate::http::TasksAccess;
 use crate::lifecycle::{Lifecycle, LifecycleBuilder, Setup};
 use crate::route::{FileRoute, RouteInfo, RouteMeta, RouteRules, ServerRoute};
 use crate::run::RuntimeParts;
+use crate::run::{Registry, TaskSource};
 use crate::schedule::definition::{Context as ScheduleContext, Job, ScheduleDef, body_task_name};
 use crate::schedule::log::ScheduleLog;
 use crate::schedule::strategy::StrategyFn;
@@ -35,7 +36,6 @@ use crate::schedule::{Schedule, Scheduler, Settings as ScheduleSettings, Strateg
 use crate::store::lease::{Halt, LeaseKeeper, LeaseSettings};
 use crate::store::{Recorder, StoreConfig, StoreHealth};
 use crate::sync::lock;
-use crate::task::{Registry, TaskSource};
 use crate::{AppState, Error, Runtime, Task};
 
 /// An app under construction.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::run::RunId;
+use crate::history::RunId;
 
 /// What went wrong, in a form callers can match on and HTTP can map to a status.
 #[derive(Clone, thiserror::Error)]

@@ -27,8 +27,10 @@
 pub mod app;
 pub mod config;
 mod error;
+pub mod history;
 pub mod http;
 pub mod lifecycle;
+mod pattern;
 pub mod route;
 pub mod run;
 pub mod schedule;
@@ -40,12 +42,13 @@ pub mod task;
 
 pub use app::{App, RunningApp};
 pub use error::{Error, ErrorKind, Result};
-pub use run::{RunEvent, RunHandle, RunId, RunRecord, RunRequest, RunStatus, Runtime, TaskContext};
+pub use history::{RunFilter, RunId, RunRecord, RunStatus, Trigger};
+pub use run::{RunEvent, RunHandle, RunRequest, Runtime, Task, TaskContext};
 pub use schedule::Schedule;
 pub use signal::Signal;
 pub use state::AppState;
-pub use store::{RunFilter, StoreConfig};
-pub use task::{Concurrency, Retry, Task, TaskError, Trigger};
+pub use store::StoreConfig;
+pub use task::{Concurrency, Retry, TaskError};
 
 /// Includes the code `taskyard-build` generated for this crate: a function
 /// `fn app() -> taskyard::App` with every task found under `src/tasks/` registered.

@@ -23,10 +23,12 @@ use crate::Error;
 
 mod dev_info;
 mod file;
+mod limits;
 
 pub use self::dev_info::{DevInfo, process_alive};
 pub(crate) use self::file::ConfigWatch;
 pub use self::file::{CONFIG_VAR, Config};
+pub use self::limits::{ServerLimits, server_limits};
 
 /// The folder that holds the app's state.
 pub fn data_dir() -> PathBuf {
@@ -55,35 +57,6 @@ pub fn listen_addr() -> Result<SocketAddr, Error> {
         _ => 3000,
     };
     Ok(SocketAddr::new(host, port))
-}
-
-/// The HTTP server's limits: [`ServerLimits`](crate::http::ServerLimits)' defaults, with
-/// `TASKYARD_MAX_CONNECTIONS` and `TASKYARD_HEADER_READ_TIMEOUT_MS` taking over when set.
-pub fn server_limits() -> Result<crate::http::ServerLimits, Error> {
-    let mut limits = crate::http::ServerLimits::default();
-    let number = |name: &str| -> Result<Option<u64>, Error> {
-        match std::env::var(name) {
-            Ok(value) if !value.trim().is_empty() => value
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .map(Some)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "{name} `{value}` is not valid; use a whole number above 0"
-                    ))
-                }),
-            _ => Ok(None),
-        }
-    };
-    if let Some(max) = number("TASKYARD_MAX_CONNECTIONS")? {
-        limits.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
-    }
-    if let Some(ms) = number("TASKYARD_HEADER_READ_TIMEOUT_MS")? {
-        limits.header_read_timeout = std::time::Duration::from_millis(ms);
-    }
-    Ok(limits)
 }
 
 /// The app's environment: `TASKYARD_ENV`, else `development` in debug builds and

@@ -9,6 +9,7 @@ mod access;
 mod body;
 mod error;
 mod events;
+mod extract;
 pub(crate) mod front;
 pub(crate) mod lifecycle;
 mod nitro;
@@ -30,10 +31,11 @@ use crate::schedule::Scheduler;
 pub use self::access::{TOKEN_VAR, TasksAccess};
 pub(crate) use self::body::query_object;
 pub use self::error::HttpError;
-pub use self::front::{AppService, FrontFuture, FrontService};
-pub use self::server::ServerLimits;
+pub(crate) use self::extract::{BodyLimit, request_runtime, unreachable_runtime};
+pub use self::front::{AppService, FrontFuture, FrontService, RouteRules};
 pub(crate) use self::server::serve;
 pub use self::tasks::CLIENT_HEADER;
+pub use crate::config::ServerLimits;
 
 /// The default largest request body the task endpoints accept: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;

@@ -31,24 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::{AppService, HttpError};
-
-/// How many connections, and how long a request's head may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerLimits {
-    /// Most connections open at once (default 1024).
-    pub max_connections: usize,
-    /// Longest wait for a request's head, idle keep-alive included (default 10 s).
-    pub header_read_timeout: Duration,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        ServerLimits {
-            max_connections: 1024,
-            header_read_timeout: Duration::from_secs(10),
-        }
-    }
-}
+use crate::config::ServerLimits;
 
 /// How long open connections get to finish after the listener closes.
 const DRAIN: Duration = Duration::from_secs(5);

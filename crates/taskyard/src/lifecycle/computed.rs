@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use super::cleanup::Cleanup;
 use super::status::{LifecycleKind, LifecycleState, Status};
-use super::track::{Trigger, collecting_in};
+use super::track::Trigger;
 use super::{Follow, LifecycleInfo, Node, Shared};
 use crate::Signal;
+use crate::signal::collecting_in;
 
 pub(crate) struct ComputedNode<T> {
     status: Status,

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::route::PathPattern;
+use crate::pattern::PathPattern;
 
 /// When a [`use_visible_task`](super::Setup::use_visible_task) runs for the first time.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,13 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::http::HttpError;
+use crate::http::{BodyLimit, HttpError, request_runtime, unreachable_runtime};
 use crate::sync::lock;
 use crate::{RunRequest, Runtime, Trigger};
-
-/// The largest body [`Event`] reads, set by the app (`App::body_limit`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyLimit(pub usize);
 
 /// A request, with Nitro's helpers: path parameters, the query, the JSON body, the context
 /// middleware filled, and the task runtime. It reads the whole body, so it comes last among
@@ -149,29 +145,6 @@ impl Event {
     pub async fn run_task(&self, name: &str, payload: Value) -> Result<Value, HttpError> {
         let request = RunRequest::new(name).payload(payload).trigger(Trigger::Http);
         Ok(self.runtime()?.run(request).await?)
-    }
-}
-
-/// The runtime of the app serving the request: the front layer's, or one a router built by
-/// hand put in the extensions.
-fn request_runtime(parts: &Parts) -> Option<Runtime> {
-    crate::http::front::serving_runtime().or_else(|| parts.extensions.get::<Runtime>().cloned())
-}
-
-fn unreachable_runtime() -> HttpError {
-    HttpError::status(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the task runtime is not reachable from this request; serve the app with App::serve, RunningApp::service or RunningApp::router",
-    )
-}
-
-/// The app's task runtime as a handler argument:
-/// `async fn handler(runtime: taskyard::Runtime) -> ..`.
-impl<S: Send + Sync> FromRequestParts<S> for Runtime {
-    type Rejection = HttpError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        request_runtime(parts).ok_or_else(unreachable_runtime)
     }
 }
 

@@ -7,13 +7,10 @@ mod event;
 mod file;
 mod meta;
 pub(crate) mod openapi;
-mod pattern;
-pub(crate) mod rules;
 
-pub(crate) use self::event::BodyLimit;
 pub use self::event::{Context, Event};
 pub use self::file::{FileRoute, RouteInfo, method_router};
 pub(crate) use self::file::{ServerRoute, mount};
 pub use self::meta::RouteMeta;
-pub use self::pattern::PathPattern;
-pub use self::rules::RouteRules;
+pub use crate::http::RouteRules;
+pub use crate::pattern::PathPattern;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::RunId;
 use super::active::ActiveRun;
+use crate::history::RunId;
 use crate::{AppState, Runtime, TaskError, Trigger};
 
 /// Handed to every attempt of a task body.

@@ -11,11 +11,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::Decoded;
 use super::active::ActiveRun;
 use super::gate::{GateKey, TaskSlot, Wait};
 use super::{RunStatus, Runtime, TaskContext};
 use crate::error::panic_message;
-use crate::task::Decoded;
 use crate::{Error, TaskError};
 
 /// How one attempt ended.

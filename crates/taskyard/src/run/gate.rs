@@ -12,10 +12,10 @@ use crate::sync::lock;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::RunId;
+use super::TaskEntry;
 use super::active::ActiveRun;
 use crate::Concurrency;
-use crate::task::TaskEntry;
+use crate::history::RunId;
 
 /// A run in flight that later callers can join or queue behind.
 pub(crate) type InFlight = Arc<ActiveRun>;

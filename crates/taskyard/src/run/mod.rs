@@ -11,7 +11,8 @@ mod context;
 mod events;
 mod execute;
 mod gate;
-mod record;
+mod registry;
+mod task;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,10 +30,12 @@ pub use self::context::TaskContext;
 pub use self::events::{RunEvent, RunEventKind};
 use self::execute::AttemptEnd;
 use self::gate::{Gate, GateKey, InFlight, TaskSlot, Wait};
-pub use self::record::{Attempt, Progress, RunId, RunRecord, RunStatus};
+pub use self::registry::{Registry, TaskEntry, TaskSource};
+pub(crate) use self::task::Decoded;
+pub use self::task::{Task, TaskBody};
+pub use crate::history::{Attempt, Progress, RunId, RunRecord, RunStatus};
 use crate::store::{Recorder, RunFilter, Store, StoreFailure, StoreHealth};
 use crate::sync::lock;
-use crate::task::{Registry, TaskEntry};
 use crate::{AppState, Error, Trigger};
 
 /// A request to run a task, with everything that describes the run.
@@ -290,7 +293,7 @@ impl Runtime {
         &self,
         slot: &Arc<TaskSlot>,
         request: Submitted,
-        decoded: Option<crate::task::Decoded>,
+        decoded: Option<Decoded>,
     ) -> (RunHandle, Option<Execution>) {
         let (run, execution) = self.launch(slot, request, GateKey::None, Wait::Nothing, decoded);
         (started(run), Some(execution))
@@ -302,7 +305,7 @@ impl Runtime {
         request: Submitted,
         key: GateKey,
         wait: Wait,
-        decoded: Option<crate::task::Decoded>,
+        decoded: Option<Decoded>,
     ) -> (Arc<ActiveRun>, Execution) {
         let inner = &self.inner;
         let id = RunId::new();

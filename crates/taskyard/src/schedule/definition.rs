@@ -451,14 +451,14 @@ impl Schedule {
 impl ScheduleDef {
     /// The run request for the tick due at `scheduled_at`.
     pub fn request(&self, scheduled_at: Timestamp) -> crate::RunRequest {
-        self.request_by(crate::Trigger::Schedule {
+        self.request_by(crate::history::Trigger::Schedule {
             schedule: self.name.to_string(),
             scheduled_at,
         })
     }
 
     /// The run request for a custom strategy's send.
-    pub fn request_by(&self, trigger: crate::Trigger) -> crate::RunRequest {
+    pub fn request_by(&self, trigger: crate::history::Trigger) -> crate::RunRequest {
         crate::RunRequest::new(self.task.to_string())
             .payload(Value::clone(&self.payload))
             .trigger(trigger)

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::Error;
-use crate::run::{RunId, RunRecord};
+use crate::history::{RunId, RunRecord};
 
 /// One `taskyard_runs` row.
 pub(crate) struct RunRow {
@@ -62,7 +62,7 @@ impl RunRow {
         let time =
             |what: &str, ms: i64| Timestamp::from_millisecond(ms).map_err(|e| bad(what, e.to_string()));
         let id: RunId = self.id.parse().map_err(|_| bad("id", self.id.clone()))?;
-        let progress = self.progress.map(|fraction| crate::run::Progress {
+        let progress = self.progress.map(|fraction| crate::history::Progress {
             fraction,
             message: self.progress_message.clone(),
         });
@@ -118,7 +118,7 @@ pub(crate) fn decode_broadcast(
 }
 
 /// The `scheduled` filter of a runs listing, the same SQL in both dialects.
-pub(super) fn scheduled_clause(filter: &super::RunFilter) -> &'static str {
+pub(super) fn scheduled_clause(filter: &crate::history::RunFilter) -> &'static str {
     match filter.scheduled {
         Some(true) => " AND trigger_kind IN ('schedule', 'custom')",
         Some(false) => " AND trigger_kind NOT IN ('schedule', 'custom')",

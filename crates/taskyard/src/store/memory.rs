@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim};
 use crate::Error;
-use crate::run::{RunId, RunRecord, RunStatus};
+use crate::history::{RunId, RunRecord, RunStatus};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {

@@ -12,7 +12,7 @@ use super::columns::{COLUMNS, RunRow};
 use super::sqlite::{UPSERT_TAIL, parse_ids};
 use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
-use crate::run::{RunId, RunRecord};
+use crate::history::{RunId, RunRecord};
 
 const BACKEND: &str = "postgres";
 

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use super::health::Writer;
 use super::{Store, StoreHealth};
 use crate::Error;
-use crate::run::{RunId, RunRecord};
+use crate::history::{RunId, RunRecord};
 
 /// Records per transaction. Large enough to amortise commits, small enough to keep the
 /// statement under SQLite's bound-parameter limit (17 columns × 512 rows).

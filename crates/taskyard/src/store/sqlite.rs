@@ -22,7 +22,7 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 use super::columns::{COLUMNS, RunRow};
 use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
-use crate::run::{RunId, RunRecord};
+use crate::history::{RunId, RunRecord};
 
 const BACKEND: &str = "sqlite";
 

@@ -1,19 +1,15 @@
-//! Task definitions: what a task is ([`Task`]), how its runs may overlap ([`Concurrency`]),
-//! how it is retried ([`Retry`]), what starts it ([`Trigger`]), how it fails ([`TaskError`]),
-//! and the [`Registry`] that holds an app's tasks by name.
+//! What a task is made of: how its runs may overlap ([`Concurrency`]), how it is retried
+//! ([`Retry`]), what starts it ([`Trigger`]), how it fails ([`TaskError`]) and how its
+//! payload is described and decoded. The [`Task`](crate::Task) itself, whose body receives a
+//! [`TaskContext`](crate::TaskContext) from the runtime, lives with the runtime in
+//! [`run`](crate::run), together with the registry that holds an app's tasks by name.
 
 mod concurrency;
-mod definition;
 mod failure;
 pub(crate) mod payload;
-mod registry;
 mod retry;
-mod trigger;
 
+pub use crate::history::Trigger;
 pub use concurrency::Concurrency;
-pub(crate) use definition::Decoded;
-pub use definition::{Task, TaskBody};
 pub use failure::TaskError;
-pub use registry::{Registry, TaskEntry, TaskSource};
 pub use retry::Retry;
-pub use trigger::Trigger;

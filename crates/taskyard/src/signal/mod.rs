@@ -9,6 +9,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+mod reads;
+
+pub use reads::Dependency;
+pub(crate) use reads::collecting_in;
+use reads::{collect, collecting};
+
 /// A shared value with change notification. Cheap to clone; clones are the same signal.
 ///
 /// ```
@@ -47,11 +53,11 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Signal<T> {
     /// The current value. Read inside a lifecycle task's `track(|| …)`, the signal becomes
     /// one of that task's dependencies.
     pub fn get(&self) -> T {
-        if crate::lifecycle::track::collecting() {
+        if collecting() {
             // Subscribe before reading, so a change right after the read is not missed.
             let mut receiver = self.sender.subscribe();
             let value = receiver.borrow_and_update().clone();
-            crate::lifecycle::track::collect(receiver);
+            collect(receiver);
             return value;
         }
         self.sender.borrow().clone()

@@ -20,8 +20,8 @@ use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusC
 use axum::response::{IntoResponse, Response};
 use toml::Value;
 
+use super::{Inner, call};
 use crate::http::HttpError;
-use crate::http::front::{Inner, call};
 use crate::sync::lock;
 
 /// How many keys the cache holds before it drops the older half.

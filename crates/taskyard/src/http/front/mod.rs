@@ -9,6 +9,11 @@
 //! costs one extension and no boxed future here, which the file-route benchmark showed to
 //! matter (each of those adds a boxed service clone and a boxed future per request).
 
+mod cache;
+mod cors;
+mod proxy;
+mod rules;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,10 +28,12 @@ use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
+pub(crate) use self::cache::ResponseCache;
+pub(crate) use self::proxy::ProxyClient;
+pub use self::rules::RouteRules;
+use super::BodyLimit;
 use super::error::{ErrorReport, ErrorRequest, accepts_html, render};
 use crate::Runtime;
-use crate::route::rules::{ProxyClient, ResponseCache};
-use crate::route::{BodyLimit, RouteRules};
 use crate::sync::lock;
 
 tokio::task_local! {

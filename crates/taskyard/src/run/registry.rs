@@ -5,7 +5,8 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::{Error, Task};
+use super::Task;
+use crate::Error;
 
 /// Where a task was defined, for error messages and listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +142,7 @@ mod tests {
         );
         assert!(message.contains("src/tasks/db/migrate.rs"), "{message}");
         assert!(
-            message.contains("code at crates/taskyard/src/task/registry.rs:"),
+            message.contains(&format!("code at {}:", file!())),
             "{message}"
         );
     }

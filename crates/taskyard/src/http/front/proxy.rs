@@ -17,8 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::ServiceExt;
 
+use super::Front;
 use crate::http::HttpError;
-use crate::http::front::Front;
 
 /// How many internal proxies one request may pass through.
 const MAX_HOPS: u8 = 8;

@@ -21,25 +21,24 @@
 use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::payload;
-use crate::run::TaskContext;
+use super::TaskContext;
+use crate::task::payload;
 use crate::{Concurrency, Error, Retry, TaskError};
-
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A payload decoded ahead of the run (so a bad one is refused before anything starts),
 /// handed to the first attempt. Later attempts decode again from the stored JSON.
 pub(crate) type Decoded = Box<dyn Any + Send>;
 
-type Body = dyn Fn(TaskContext, Option<Decoded>) -> BoxFuture<Result<Value, TaskError>> + Send + Sync;
+type Body =
+    dyn Fn(TaskContext, Option<Decoded>) -> BoxFuture<'static, Result<Value, TaskError>> + Send + Sync;
 type Validate = fn(&str, &Value) -> Result<Option<Decoded>, Error>;
 
 /// A task: what it does, how it is described, and how its runs are governed.
@@ -178,7 +177,7 @@ where
         }
         let body = move |cx: TaskContext, _decoded: Option<Decoded>| {
             let fut = self(cx);
-            Box::pin(async move { to_result(fut.await) }) as BoxFuture<_>
+            Box::pin(async move { to_result(fut.await) }) as BoxFuture<'static, _>
         };
         (None, accept_any, Arc::new(body))
     }
@@ -207,11 +206,11 @@ where
             match payload {
                 Ok(p) => {
                     let fut = self(cx, p);
-                    Box::pin(async move { to_result(fut.await) }) as BoxFuture<_>
+                    Box::pin(async move { to_result(fut.await) }) as BoxFuture<'static, _>
                 }
                 Err(e) => {
                     let error = TaskError::permanent(e.to_string());
-                    Box::pin(async move { Err(error) }) as BoxFuture<_>
+                    Box::pin(async move { Err(error) }) as BoxFuture<'static, _>
                 }
             }
         };

@@ -21,10 +21,6 @@
 //! Rule headers are set last, so they land on error responses too and override the cache's
 //! `cache-control`.
 
-mod cache;
-mod cors;
-mod proxy;
-
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -32,14 +28,12 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use toml::{Table, Value};
 
-use self::cache::CacheRule;
-pub(crate) use self::cache::ResponseCache;
-use self::cors::Cors;
-pub(crate) use self::proxy::ProxyClient;
+use super::cache::CacheRule;
+use super::cors::Cors;
+use super::{Front, Inner, call};
 use crate::Error;
 use crate::http::HttpError;
-use crate::http::front::{Front, Inner, call};
-use crate::route::PathPattern;
+use crate::pattern::PathPattern;
 
 /// The app's route rules, broadest first.
 #[derive(Debug, Clone, Default)]
@@ -237,7 +231,7 @@ fn target(value: &Value, base: Option<&str>, redirect: bool) -> Result<Option<Ta
         ));
     }
     if !redirect {
-        proxy::check_target(&to)?;
+        super::proxy::check_target(&to)?;
     }
     let wildcard = to.ends_with("/**");
     if wildcard && base.is_none() {

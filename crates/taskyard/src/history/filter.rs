@@ -1,0 +1,82 @@
+//! [`RunFilter`]: which runs a history query lists.
+
+use super::{RunRecord, RunStatus};
+
+/// Which runs to list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFilter {
+    pub task: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Only runs started by this schedule (its ticks and its strategy's sends).
+    pub schedule: Option<String>,
+    /// `Some(true)`: only runs started by schedules; `Some(false)`: none of them.
+    pub scheduled: Option<bool>,
+    /// Only runs still `queued` or `running`.
+    pub unfinished: bool,
+    /// At most this many, newest first (default 100).
+    pub limit: usize,
+}
+
+impl Default for RunFilter {
+    fn default() -> Self {
+        RunFilter {
+            task: None,
+            status: None,
+            schedule: None,
+            scheduled: None,
+            unfinished: false,
+            limit: 100,
+        }
+    }
+}
+
+impl RunFilter {
+    pub fn task(mut self, task: impl Into<String>) -> Self {
+        self.task = Some(task.into());
+        self
+    }
+
+    pub fn status(mut self, status: RunStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn schedule(mut self, schedule: impl Into<String>) -> Self {
+        self.schedule = Some(schedule.into());
+        self
+    }
+
+    /// Only runs started by schedules (`true`), or only the others (`false`).
+    pub fn scheduled(mut self, scheduled: bool) -> Self {
+        self.scheduled = Some(scheduled);
+        self
+    }
+
+    pub fn unfinished(mut self) -> Self {
+        self.unfinished = true;
+        self
+    }
+
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn matches(&self, run: &RunRecord) -> bool {
+        self.task.as_deref().is_none_or(|task| task == run.task)
+            && self.status.is_none_or(|status| status == run.status)
+            && (!self.unfinished || !run.status.is_final())
+            && self
+                .schedule
+                .as_deref()
+                .is_none_or(|schedule| run.trigger.schedule() == Some(schedule))
+            && self
+                .scheduled
+                .is_none_or(|scheduled| run.trigger.schedule().is_some() == scheduled)
+    }
+
+    /// The limit as SQL takes it.
+    pub(crate) fn sql_limit(&self) -> i64 {
+        i64::try_from(self.limit).unwrap_or(i64::MAX)
+    }
+}
