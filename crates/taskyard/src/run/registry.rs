@@ -141,10 +141,7 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("src/tasks/db/migrate.rs"), "{message}");
-        assert!(
-            message.contains(&format!("code at {}:", file!())),
-            "{message}"
-        );
+        assert!(message.contains(&format!("code at {}:", file!())), "{message}");
     }
 
     #[test]

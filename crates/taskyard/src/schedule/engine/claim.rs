@@ -1,0 +1,131 @@
+//! Claims and membership: a tick runs only after its claim in the store's ledger; `worker`
+//! ticks are spread over the live instances by a hash of (schedule, tick), and the others wait
+//! a grace period before claiming, so a dead instance's ticks still run.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::Scheduler;
+use crate::Error;
+use crate::schedule::definition::{Kind, Overlap, ScheduleDef};
+use crate::store::TickClaim;
+use crate::sync::lock;
+
+impl Scheduler {
+    /// Claims `tick` for this instance in the ledger. Without a store there is only this
+    /// process, and nothing to claim against.
+    pub(super) async fn claim(&self, def: &ScheduleDef, tick: Timestamp) -> Result<bool, Error> {
+        let inner = &self.inner;
+        let Some(store) = &inner.store else {
+            return Ok(true);
+        };
+        let target = match def.kind {
+            Kind::All => inner.instance.clone(),
+            Kind::Worker | Kind::Custom(_) => {
+                if inner.shared {
+                    let members = lock(&inner.members).clone();
+                    // `queue` ticks all go to one instance, whose queue keeps them in
+                    // order; the others spread tick by tick.
+                    let spread_by = (def.overlap != Overlap::Queue).then_some(tick);
+                    let index = (spread_hash(&def.name, spread_by) % members.len() as u64) as usize;
+                    if members[index] != inner.instance {
+                        // The tick is another instance's: give it time to claim first, then
+                        // take over if it did not (it may have died).
+                        tokio::time::sleep(inner.settings.worker_grace).await;
+                    }
+                }
+                String::new()
+            }
+        };
+        store
+            .claim_tick(&TickClaim {
+                schedule: def.name.to_string(),
+                tick,
+                target,
+                instance: inner.instance.clone(),
+            })
+            .await
+    }
+
+    pub(super) async fn run_membership(self) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.inner.settings.membership_refresh) => {}
+                _ = self.inner.stop.cancelled() => return,
+            }
+            self.refresh_members().await;
+        }
+    }
+
+    pub(super) async fn refresh_members(&self) {
+        let inner = &self.inner;
+        let Some(store) = inner.store.as_ref().filter(|_| inner.shared) else {
+            return;
+        };
+        let now = Timestamp::now();
+        let window = jiff::SignedDuration::try_from(crate::store::lease::MEMBERSHIP_WINDOW)
+            .unwrap_or(jiff::SignedDuration::from_secs(3));
+        match store.live_instances(now, now - window).await {
+            Ok(mut live) => {
+                if !live.contains(&inner.instance) {
+                    live.push(inner.instance.clone());
+                    live.sort();
+                }
+                *lock(&inner.members) = Arc::new(live);
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the live instances; keeping the last list"),
+        }
+    }
+}
+
+/// FNV-1a over the schedule name and the tick's milliseconds: every instance computes the
+/// same spread, whatever its build (std's hasher may change between Rust versions).
+fn spread_hash(name: &str, tick: Option<Timestamp>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let tick = tick.map(|tick| tick.as_millisecond().to_le_bytes());
+    for byte in name.bytes().chain(tick.into_iter().flatten()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+
+    /// Share of `ticks` (every `every`-th of a 150 ms schedule) that go to member 0 of
+    /// `members`, and the longest run of ticks in a row sent to one member.
+    fn spread(members: u64, every: i64) -> (f64, usize) {
+        let base = Timestamp::from_millisecond(1_795_000_000_000).expect("ts");
+        let picks: Vec<u64> = (0..3000)
+            .map(|k| base + SignedDuration::from_millis(150 * every * k))
+            .map(|tick| spread_hash("slow", Some(tick)) % members)
+            .collect();
+        let share = picks.iter().filter(|&&pick| pick == 0).count() as f64 / picks.len() as f64;
+        let longest = picks.chunk_by(|a, b| a == b).map(<[u64]>::len).max().unwrap_or(0);
+        (share, longest)
+    }
+
+    #[test]
+    fn ticks_spread_evenly_over_the_members() {
+        for members in [2, 3] {
+            for every in [1, 3, 4] {
+                let (share, longest) = spread(members, every);
+                let fair = 1.0 / members as f64;
+                assert!(
+                    (share - fair).abs() < 0.05,
+                    "{members} members, every {every}: {share}"
+                );
+                // Random picks out of 3000 make runs longer than 16 very unlikely.
+                assert!(
+                    longest <= 16,
+                    "{members} members, every {every}: {longest} in a row"
+                );
+            }
+        }
+    }
+}

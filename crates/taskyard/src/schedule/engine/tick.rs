@@ -1,0 +1,214 @@
+//! One tick, from claim to run: claim it in the store's ledger, apply the overlap policy
+//! (this instance's earlier run, and earlier ticks' runs still going on other live
+//! instances), start the run and write the schedule log as it goes.
+
+use jiff::Timestamp;
+
+use super::timer::duration_until;
+use super::{Entry, Origin, QUEUE_POLL, Scheduler};
+use crate::schedule::definition::{Kind, Overlap, ScheduleDef};
+use crate::store::RunFilter;
+use crate::sync::lock;
+use crate::{Error, RunHandle, RunRecord, Trigger};
+
+impl Scheduler {
+    pub(super) async fn run_tick(&self, entry: &Entry, tick: Timestamp, origin: Origin) {
+        let inner = &self.inner;
+        let def = &entry.def;
+        // Until the run starts, stopping the scheduler drops the tick.
+        let claimed = tokio::select! {
+            _ = inner.stop.cancelled() => return,
+            claimed = async {
+                let wait = duration_until(Timestamp::now(), tick);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                self.claim(def, tick).await
+            } => claimed,
+        };
+        match claimed {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::error!(schedule = %def.name, %error, "cannot claim a tick; it is skipped");
+                inner.log.line(
+                    "claim_failed",
+                    &[("schedule", &def.name), ("tick", &tick), ("error", &error)],
+                );
+                return;
+            }
+        }
+        lock(&entry.state).last_tick = Some(tick.as_millisecond());
+        inner.log.line(
+            "trigger",
+            &[
+                ("schedule", &def.name),
+                ("tick", &tick),
+                ("origin", &origin.as_str()),
+                ("instance", &inner.instance),
+            ],
+        );
+        let _turn = match def.overlap {
+            Overlap::Skip => {
+                // Only an earlier tick's run counts: a dead instance's tick, taken over
+                // late, may come after this schedule's next tick has started.
+                let previous = lock(&entry.state)
+                    .last_run
+                    .as_ref()
+                    .filter(|run| !run.is_finished() && earlier(run.trigger(), tick))
+                    .map(|run| (run.run_id().to_string(), inner.instance.clone()));
+                let previous = match previous {
+                    Some(previous) => Some(previous),
+                    None => self.unfinished_elsewhere(def, tick, true).await,
+                };
+                if let Some((run_id, instance)) = previous {
+                    inner.log.line(
+                        "skipped",
+                        &[
+                            ("schedule", &def.name),
+                            ("tick", &tick),
+                            ("reason", &"previous run still going"),
+                            ("previous_run_id", &run_id),
+                            ("previous_instance", &instance),
+                        ],
+                    );
+                    return;
+                }
+                None
+            }
+            Overlap::Queue => tokio::select! {
+                _ = inner.stop.cancelled() => return,
+                turn = async {
+                    let turn = match &entry.queue {
+                        Some(queue) => Some(queue.lock().await),
+                        None => None,
+                    };
+                    // Then wait for earlier ticks' runs on other instances.
+                    while self.unfinished_elsewhere(def, tick, false).await.is_some() {
+                        tokio::time::sleep(QUEUE_POLL).await;
+                    }
+                    turn
+                } => Some(turn),
+            },
+            Overlap::Allow => None,
+        };
+        let handle = match self.start_run(entry, def.request(tick)) {
+            Ok(handle) => handle,
+            Err(error) => {
+                inner.log.line(
+                    "failed",
+                    &[("schedule", &def.name), ("tick", &tick), ("error", &error)],
+                );
+                return;
+            }
+        };
+        self.follow_run(def, handle).await;
+    }
+
+    /// Starts a run of the schedule's job and keeps it as the schedule's latest run (what
+    /// `skip` looks at).
+    pub(super) fn start_run(&self, entry: &Entry, request: crate::RunRequest) -> Result<RunHandle, Error> {
+        let handle = self.inner.runtime.start(request)?;
+        lock(&entry.state).last_run = Some(handle.clone());
+        Ok(handle)
+    }
+
+    /// A run of another instance of the cluster started by this schedule by a tick before
+    /// `before` (or, with `sends`, by a strategy's send) and not finished yet, as (run id,
+    /// instance). Only `worker` and custom schedules share runs across instances; a store
+    /// error counts as none, so the tick runs.
+    pub(super) async fn unfinished_elsewhere(
+        &self,
+        def: &ScheduleDef,
+        before: Timestamp,
+        sends: bool,
+    ) -> Option<(String, String)> {
+        let inner = &self.inner;
+        let store = inner
+            .store
+            .as_ref()
+            .filter(|_| inner.shared && def.kind != Kind::All)?;
+        let filter = RunFilter::default()
+            .schedule(def.name.to_string())
+            .unfinished()
+            .limit(20);
+        let runs = match store.list_runs(&filter).await {
+            Ok(runs) => runs,
+            Err(error) => {
+                tracing::warn!(schedule = %def.name, %error, "cannot look for runs on other instances; running the tick");
+                return None;
+            }
+        };
+        let earlier_runs: Vec<RunRecord> = runs
+            .into_iter()
+            .filter(|run| run.instance != inner.instance)
+            .filter(|run| match &run.trigger {
+                Trigger::Schedule { .. } => earlier(&run.trigger, before),
+                _ => sends,
+            })
+            .collect();
+        if earlier_runs.is_empty() {
+            return None;
+        }
+        // A run on an instance that stopped beating is not "still going", even while its
+        // lease has yet to run out and mark it abandoned. The membership list may not know
+        // an instance that started since it was read, so it is read again before a run
+        // outside it is taken for a dead instance's.
+        let mut members = lock(&inner.members).clone();
+        if earlier_runs.iter().any(|run| !members.contains(&run.instance)) {
+            self.refresh_members().await;
+            members = lock(&inner.members).clone();
+        }
+        earlier_runs
+            .into_iter()
+            .find(|run| members.contains(&run.instance))
+            .map(|run| (run.id.to_string(), run.instance))
+    }
+
+    /// Logs a run's start and end in the schedule log.
+    pub(super) async fn follow_run(&self, def: &ScheduleDef, handle: RunHandle) {
+        let inner = &self.inner;
+        let run_id = handle.run_id();
+        inner.log.line(
+            "start",
+            &[
+                ("schedule", &def.name),
+                ("run_id", &run_id),
+                ("instance", &inner.instance),
+                ("task", &def.task),
+            ],
+        );
+        let started = std::time::Instant::now();
+        let outcome = handle.outcome().await;
+        let duration_ms = started.elapsed().as_millis();
+        match outcome {
+            Ok(_) => inner.log.line(
+                "succeeded",
+                &[
+                    ("schedule", &def.name),
+                    ("run_id", &run_id),
+                    ("instance", &inner.instance),
+                    ("duration_ms", &duration_ms),
+                ],
+            ),
+            Err(error) => inner.log.line(
+                "failed",
+                &[
+                    ("schedule", &def.name),
+                    ("run_id", &run_id),
+                    ("instance", &inner.instance),
+                    ("duration_ms", &duration_ms),
+                    ("error", &error),
+                ],
+            ),
+        }
+    }
+}
+
+/// True for a run started before `tick`: by an earlier tick, or by a strategy's send.
+fn earlier(trigger: &Trigger, tick: Timestamp) -> bool {
+    match trigger {
+        Trigger::Schedule { scheduled_at, .. } => *scheduled_at < tick,
+        _ => true,
+    }
+}
