@@ -34,6 +34,7 @@ mod pattern;
 pub mod route;
 pub mod run;
 pub mod schedule;
+mod shutdown;
 mod signal;
 mod state;
 pub mod store;

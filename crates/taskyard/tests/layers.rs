@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// below its own, never from its own layer or above. `lib.rs` is the root (the facade and
 /// the prelude) and may import anything.
 const LAYERS: &[&[&str]] = &[
-    &["sync", "pattern", "history"],
+    &["sync", "pattern", "history", "shutdown"],
     &["error", "signal"],
     &["config", "task"],
     &["state"],

@@ -15,6 +15,7 @@ use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter};
 
 use super::RouteMeta;
+use crate::Error;
 
 /// A route file, as the generated code describes it.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +84,23 @@ pub(crate) fn mount(routes: &[ServerRoute]) -> (Router, Router) {
         }
     }
     (router, catch_alls)
+}
+
+/// The file routes and `code` on one router. axum refuses routes that cannot share a
+/// router by panicking; that is caught and reported with the files involved.
+pub(crate) fn mount_with(routes: &[ServerRoute], code: Router) -> Result<(Router, Router), Error> {
+    let mounted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (routes, catch_alls) = mount(routes);
+        (routes.merge(code), catch_alls)
+    }));
+    mounted.map_err(|panic| {
+        let reason = crate::error::panic_message(panic.as_ref());
+        let files: Vec<&str> = routes.iter().map(|r| r.info.source.as_str()).collect();
+        Error::Config(format!(
+            "the app's routes cannot share one router: {reason}. Check the routes added with App::routes against the route files ({})",
+            files.join(", ")
+        ))
+    })
 }
 
 /// `/hello` for `/hello/{*path}`, `/` for `/{*_}`.

@@ -10,7 +10,7 @@ pub(crate) mod openapi;
 
 pub use self::event::{Context, Event};
 pub use self::file::{FileRoute, RouteInfo, method_router};
-pub(crate) use self::file::{ServerRoute, mount};
+pub(crate) use self::file::{ServerRoute, mount_with};
 pub use self::meta::RouteMeta;
 pub use crate::http::RouteRules;
 pub use crate::pattern::PathPattern;

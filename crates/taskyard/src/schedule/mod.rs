@@ -8,6 +8,7 @@
 //! - `log`: the schedule log file.
 //! - [`StrategySender`]: what custom trigger strategies run jobs with.
 
+pub(crate) mod check;
 pub(crate) mod config;
 pub mod cron;
 mod cron_fields;

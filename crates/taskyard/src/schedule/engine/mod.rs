@@ -48,8 +48,9 @@ use tokio_util::task::TaskTracker;
 
 pub use self::info::ScheduleInfo;
 use self::timer::Due;
+use super::check::Checker;
 use super::cron::CronExpr;
-use super::definition::{CatchUp, Context, Kind, Overlap, Schedule, ScheduleDef};
+use super::definition::{CatchUp, Kind, Overlap, Schedule, ScheduleDef};
 use super::log::ScheduleLog;
 use super::strategy::{StrategyFn, StrategySender};
 use crate::store::Store;
@@ -81,8 +82,13 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub fn strategy_names(&self) -> Vec<String> {
-        self.strategies.iter().map(|(name, _)| name.clone()).collect()
+    /// What checks schedules against these settings and the app's tasks.
+    pub fn checker<'a>(&'a self, task_exists: &'a dyn Fn(&str) -> bool) -> Checker<'a> {
+        Checker {
+            task_exists,
+            strategies: self.strategies.iter().map(|(name, _)| name.clone()).collect(),
+            default_zone: &self.default_zone,
+        }
     }
 
     fn strategy(&self, name: &str) -> Option<&StrategyFn> {
@@ -214,16 +220,9 @@ impl Scheduler {
     pub(crate) fn check(&self, name: &str, schedule: &Schedule) -> Result<ScheduleDef, Error> {
         let runtime = &self.inner.runtime;
         let task_exists = |task: &str| runtime.has_task(task);
-        let strategies = self.inner.settings.strategy_names();
+        let checker = self.inner.settings.checker(&task_exists);
         let mut crons = lock(&self.inner.crons);
-        let mut cx = Context {
-            task_exists: &task_exists,
-            strategies: &strategies,
-            default_zone: &self.inner.settings.default_zone,
-            now: Timestamp::now(),
-            crons: &mut crons,
-        };
-        schedule.check(name, &mut cx)
+        checker.check(name, schedule, &mut crons)
     }
 
     /// Registers checked schedules, runs catch-up and `immediate` ticks, and starts the

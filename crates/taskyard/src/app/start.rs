@@ -1,0 +1,177 @@
+//! Starting an [`App`]: every definition checked first, then the store, the runtime, the
+//! startup tasks and the schedules, in that order; and serving it on `HOST:PORT`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{App, RunningApp};
+use crate::http::TasksAccess;
+use crate::lifecycle::Lifecycle;
+use crate::route::{RouteInfo, RouteRules};
+use crate::run::RuntimeParts;
+use crate::schedule::log::ScheduleLog;
+use crate::schedule::{Scheduler, Settings as ScheduleSettings};
+use crate::store::lease::{Halt, LeaseKeeper};
+use crate::store::{Recorder, StoreConfig, StoreHealth};
+use crate::{Error, Runtime};
+
+impl App {
+    /// Checks the definitions, opens the store and starts the runtime, without serving HTTP.
+    pub async fn start(mut self) -> Result<RunningApp, Error> {
+        let mut errors = std::mem::take(&mut self.errors);
+        errors.append(&mut self.lifecycle.errors);
+        errors.extend(self.config.take_errors());
+        if let Some(error) = errors.into_iter().next() {
+            return Err(error);
+        }
+        // Every definition is checked before anything starts.
+        let default_zone = match &self.time_zone {
+            Some(zone) => crate::config::time_zone(zone).map_err(Error::Config)?,
+            None => crate::config::default_time_zone()?,
+        };
+        let settings = ScheduleSettings {
+            worker_grace: self.worker_grace,
+            membership_refresh: Duration::from_secs(1),
+            default_zone,
+            strategies: self.strategies,
+        };
+        let registry = &self.registry;
+        let defs = settings
+            .checker(&|task| registry.get(task).is_some())
+            .check_all(&self.schedules, &crate::config::app_env())?;
+        let rules = RouteRules::from_config(&self.config.table(), self.config.origin())?;
+        let route_infos: Vec<RouteInfo> = self.server_routes.iter().map(|r| r.info.clone()).collect();
+        let (routes, catch_alls) = crate::route::mount_with(&self.server_routes, self.routes)?;
+        let production = self
+            .production
+            .unwrap_or_else(|| crate::config::app_env() == "production");
+        let openapi = self.openapi.unwrap_or(!production).then(|| {
+            let (title, version) = &self.package;
+            Arc::new(crate::route::openapi::document(&route_infos, title, version))
+        });
+        let server_limits = match self.server_limits {
+            Some(limits) => limits,
+            None => crate::config::server_limits()?,
+        };
+        let config = match self.store {
+            Some(config) => config,
+            None => StoreConfig::from_env()?,
+        };
+        let store = config.open().await?;
+        let instance = uuid::Uuid::now_v7().to_string();
+        let stop_lease = CancellationToken::new();
+        let health = Arc::new(StoreHealth::default());
+        let halt = Arc::new(Halt::default());
+        let mut background = Vec::new();
+        let recorder = match &store {
+            Some(store) => {
+                // The lease is in place before any run can be recorded, so no other
+                // instance can take this one's first runs for abandoned.
+                let mut keeper = LeaseKeeper::new(
+                    store.clone(),
+                    instance.clone(),
+                    self.lease,
+                    health.clone(),
+                    halt.clone(),
+                );
+                keeper.tick().await?;
+                background.push(tokio::spawn(keeper.run(stop_lease.clone())));
+                let (recorder, writer) = Recorder::spawn(store.clone(), health.clone(), self.store_timeout);
+                background.push(writer);
+                Some(recorder)
+            }
+            None => None,
+        };
+        let runtime = Runtime::new(RuntimeParts {
+            registry: self.registry,
+            state: self.state,
+            instance,
+            store: store.clone(),
+            recorder,
+            health,
+        });
+        let front = Arc::new(crate::http::front::Front {
+            rules,
+            cache: Default::default(),
+            proxy: Default::default(),
+            production,
+            body_limit: self.body_limit,
+            tasks: runtime.clone(),
+            app: std::sync::Mutex::new(None),
+        });
+        let log_path = match self.schedule_log {
+            Some(path) => path,
+            None if self.schedules.is_empty() => None,
+            None => Some(crate::config::data_dir().join("logs").join("schedule.log")),
+        };
+        let log = match log_path {
+            Some(path) => {
+                let (log, writer) = ScheduleLog::open(path);
+                background.push(writer);
+                log
+            }
+            None => ScheduleLog::disabled(),
+        };
+        let scheduler = Scheduler::new(runtime.clone(), store, settings, log);
+        let config_watch = self.config.watch()?;
+        let lifecycle = Lifecycle::new(self.lifecycle, runtime.clone());
+        let app = RunningApp {
+            runtime,
+            scheduler,
+            lifecycle,
+            config: self.config,
+            config_watch,
+            routes,
+            catch_alls,
+            route_infos,
+            middleware: self.middleware,
+            front,
+            openapi,
+            shutdown_grace: self.shutdown_grace,
+            server_limits,
+            stop_lease,
+            halt,
+            closing: CancellationToken::new(),
+            body_limit: self.body_limit,
+            tasks_access: self.tasks_access.unwrap_or_else(TasksAccess::from_env),
+            background,
+        };
+        // Startup tasks run before the schedules start and before the server listens.
+        if let Err(error) = app.lifecycle.start().await {
+            app.shutdown().await;
+            return Err(error);
+        }
+        if let Err(error) = app.scheduler.start(defs).await {
+            app.shutdown().await;
+            return Err(error);
+        }
+        Ok(app)
+    }
+
+    /// Starts the app — its startup tasks first — then serves HTTP on `HOST:PORT` (default
+    /// `127.0.0.1:3000`, or [`App::listen`]) until Ctrl-C or SIGTERM, then shuts down
+    /// gracefully.
+    pub async fn serve(self) -> Result<(), Error> {
+        if self.default_logging && !tracing::dispatcher::has_been_set() {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            // Another subscriber set in between wins; nothing to report then.
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+        }
+        let addr = match self.listen {
+            Some(addr) => addr,
+            None => crate::config::listen_addr()?,
+        };
+        let app = self.start().await?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("binding {addr} (set PORT to use another port)"), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?;
+        app.serve_on(listener, local, crate::shutdown::shutdown_signal())
+            .await
+    }
+}
