@@ -1,13 +1,18 @@
-//! [`ActiveRun`]: the live state of a run this instance is executing.
+//! [`ActiveRun`]: the live state of a run this instance is executing, and its transitions
+//! (started, retrying, progress, finished), each recorded and published as it happens.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Attempt, Progress, RunId, RunRecord, RunStatus};
+use super::execute::AttemptEnd;
+use super::{Attempt, Progress, RunEvent, RunEventKind, RunId, RunRecord, RunStatus, RuntimeInner};
+use crate::sync::lock;
 use crate::{Error, Trigger};
 
 pub(crate) struct ActiveRun {
@@ -127,4 +132,128 @@ impl ActiveRun {
 pub(crate) fn duration_ms(start: Timestamp, end: Timestamp) -> u64 {
     let ms = end.as_millisecond() - start.as_millisecond();
     u64::try_from(ms).unwrap_or(0)
+}
+
+impl RuntimeInner {
+    pub(super) fn publish(&self, run: &ActiveRun, kind: impl FnOnce() -> RunEventKind) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.events.send(RunEvent {
+            run_id: run.id,
+            task: run.task.to_string(),
+            at: Timestamp::now(),
+            kind: kind(),
+        });
+    }
+
+    /// Queues the run's current state for the store, without waiting.
+    pub(super) fn record(&self, run: &ActiveRun) {
+        if let Some(recorder) = &self.recorder {
+            recorder.put(run.snapshot(&self.instance));
+        }
+    }
+
+    pub(super) fn mark_started(&self, run: &ActiveRun, attempt: u32) {
+        {
+            let now = Timestamp::now();
+            let mut live = run.live();
+            live.status = RunStatus::Running;
+            live.attempt = attempt;
+            live.started_at.get_or_insert(now);
+            live.attempt_started_at = Some(now);
+        }
+        tracing::debug!(attempt, "run started");
+        self.publish(run, || RunEventKind::Started { attempt });
+        self.record(run);
+    }
+
+    pub(super) fn mark_retrying(&self, run: &ActiveRun, end: &AttemptEnd, delay: Duration) {
+        let error = end_error(end);
+        {
+            let now = Timestamp::now();
+            let mut live = run.live();
+            let attempt = Attempt {
+                attempt: live.attempt,
+                status: end.status(),
+                started_at: live.attempt_started_at.unwrap_or(now),
+                finished_at: now,
+                error: error.clone(),
+                retry_delay_ms: delay.as_millis() as u64,
+            };
+            live.attempts.push(attempt);
+            live.status = RunStatus::Queued;
+        }
+        tracing::warn!(
+            error = error.as_deref().unwrap_or(""),
+            delay_ms = delay.as_millis() as u64,
+            "attempt failed; retrying"
+        );
+        self.record(run);
+    }
+
+    pub(crate) fn report_progress(&self, run: &ActiveRun, fraction: f64, message: Option<String>) {
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let progress = Progress { fraction, message };
+        run.live().progress = Some(progress.clone());
+        self.publish(run, || RunEventKind::Progress(progress));
+        self.record(run);
+    }
+
+    /// Records the run's end (waiting until the store has it, for at most the store
+    /// timeout) and returns its result, or the store's error when it did not confirm.
+    pub(super) async fn finish(&self, run: &ActiveRun, end: AttemptEnd) -> Result<Value, Error> {
+        let status = end.status();
+        let error = end_error(&end);
+        {
+            let mut live = run.live();
+            let now = Timestamp::now();
+            live.status = status;
+            live.finished_at = Some(now);
+            live.error = error.clone();
+            if let AttemptEnd::Succeeded(value) = &end {
+                live.result = Some(value.clone());
+            }
+            let duration_ms = live.started_at.map(|started| duration_ms(started, now));
+            match &error {
+                // Visible at the default level: a failure nobody waits for is otherwise
+                // found only in the history.
+                Some(error) if status != RunStatus::Cancelled => {
+                    tracing::warn!(task = %run.task, %status, ?duration_ms, %error, "run did not succeed");
+                }
+                _ => tracing::debug!(%status, ?duration_ms, "run finished"),
+            }
+        }
+        lock(&self.active).remove(&run.id);
+        self.publish(run, || RunEventKind::Finished { status, error });
+        if let Some(recorder) = &self.recorder
+            && let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await
+        {
+            // Not acknowledged: a caller must not take a result the store may not hold.
+            tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
+            return Err(error);
+        }
+        match end.into_result(run) {
+            // Cancelled by the shutdown, not by anyone's choice: the caller may retry
+            // elsewhere (503), rather than read it as a failure of the task (500).
+            Err(Error::Cancelled { task, run_id }) if !self.accepting.load(Ordering::Acquire) => {
+                Err(Error::Interrupted { task, run_id })
+            }
+            result => result,
+        }
+    }
+}
+
+fn end_error(end: &AttemptEnd) -> Option<String> {
+    match end {
+        AttemptEnd::Succeeded(_) => None,
+        AttemptEnd::Failed(error) => Some(error.message().to_owned()),
+        AttemptEnd::Panicked(message) => Some(format!("panicked: {message}")),
+        AttemptEnd::TimedOut(after) => Some(format!("timed out after {}ms", after.as_millis())),
+        AttemptEnd::Cancelled => Some("cancelled".to_owned()),
+    }
 }

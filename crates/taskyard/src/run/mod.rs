@@ -5,6 +5,12 @@
 //! the task's gate ([`gate`]) and spawns [`execute::execute`]; the run's state lives in an
 //! [`active::ActiveRun`] while it executes and is written to the store through the batching
 //! recorder (`store::recorder`) at start, on progress and at the end.
+//!
+//! The files: `request` (what callers ask for and the handle they get), `gate` (admission
+//! for every concurrency mode), `active` (a live run and its transitions), `execute` (the
+//! attempt loop: timeout, retries, cancellation), `context` (what a body sees), `task` and
+//! `registry` (a task's definition and the app's tasks by name), `events` (what subscribers
+//! hear).
 
 mod active;
 mod context;
@@ -12,6 +18,7 @@ mod events;
 mod execute;
 mod gate;
 mod registry;
+mod request;
 mod task;
 
 use std::collections::HashMap;
@@ -19,53 +26,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
 
+use self::active::ActiveRun;
 pub(crate) use self::active::duration_ms as duration_ms_between;
-use self::active::{ActiveRun, duration_ms};
 pub use self::context::TaskContext;
 pub use self::events::{RunEvent, RunEventKind};
-use self::execute::AttemptEnd;
-use self::gate::{Gate, GateKey, InFlight, TaskSlot, Wait};
+use self::gate::{Gate, GateKey, TaskSlot, Wait};
 pub use self::registry::{Registry, TaskEntry, TaskSource};
+pub use self::request::{RunHandle, RunRequest};
+use self::request::{joined, started};
 pub(crate) use self::task::Decoded;
 pub use self::task::{Task, TaskBody};
 pub use crate::history::{Attempt, Progress, RunId, RunRecord, RunStatus};
 use crate::store::{Recorder, RunFilter, Store, StoreFailure, StoreHealth};
 use crate::sync::lock;
 use crate::{AppState, Error, Trigger};
-
-/// A request to run a task, with everything that describes the run.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    pub task: String,
-    pub payload: Value,
-    pub trigger: Trigger,
-}
-
-impl RunRequest {
-    /// A manual run of `task` with an empty object as payload.
-    pub fn new(task: impl Into<String>) -> Self {
-        RunRequest {
-            task: task.into(),
-            payload: Value::Object(Default::default()),
-            trigger: Trigger::Manual,
-        }
-    }
-
-    pub fn payload(mut self, payload: Value) -> Self {
-        self.payload = payload;
-        self
-    }
-
-    pub fn trigger(mut self, trigger: Trigger) -> Self {
-        self.trigger = trigger;
-        self
-    }
-}
 
 /// A run's execution, not started yet: [`Runtime::start`] spawns it, the calls that await
 /// the result poll it first themselves ([`Runtime::wait_for`]). Detached either way: callers
@@ -76,50 +54,6 @@ type Execution = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 struct Submitted {
     payload: Value,
     trigger: Trigger,
-}
-
-/// A started run: its id, and its outcome to await.
-#[derive(Clone)]
-pub struct RunHandle {
-    run: Arc<ActiveRun>,
-    joined: bool,
-}
-
-impl std::fmt::Debug for RunHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunHandle")
-            .field("run_id", &self.run.id)
-            .field("joined", &self.joined)
-            .field("finished", &self.is_finished())
-            .finish()
-    }
-}
-
-impl RunHandle {
-    pub fn run_id(&self) -> RunId {
-        self.run.id
-    }
-
-    /// What started the run.
-    pub fn trigger(&self) -> &Trigger {
-        &self.run.trigger
-    }
-
-    /// True once the run has ended.
-    pub fn is_finished(&self) -> bool {
-        self.run.is_settled()
-    }
-
-    /// True when this call joined a run already in flight instead of starting one.
-    pub fn joined(&self) -> bool {
-        self.joined
-    }
-
-    /// Waits for the run to end and returns its result. Dropping this future does not
-    /// cancel the run: the runtime owns it.
-    pub async fn outcome(self) -> Result<Value, Error> {
-        self.run.outcome().await.clone()
-    }
 }
 
 /// The task runtime. Cheap to clone; every clone drives the same runs.
@@ -486,140 +420,5 @@ fn another_tick(new: &Trigger, in_flight: &Trigger) -> bool {
             },
         ) => schedule == other && scheduled_at != other_at,
         _ => false,
-    }
-}
-
-fn joined(in_flight: &InFlight) -> RunHandle {
-    RunHandle {
-        run: in_flight.clone(),
-        joined: true,
-    }
-}
-
-fn started(run: Arc<ActiveRun>) -> RunHandle {
-    RunHandle { run, joined: false }
-}
-
-impl RuntimeInner {
-    fn publish(&self, run: &ActiveRun, kind: impl FnOnce() -> RunEventKind) {
-        if self.events.receiver_count() == 0 {
-            return;
-        }
-        let _ = self.events.send(RunEvent {
-            run_id: run.id,
-            task: run.task.to_string(),
-            at: Timestamp::now(),
-            kind: kind(),
-        });
-    }
-
-    /// Queues the run's current state for the store, without waiting.
-    fn record(&self, run: &ActiveRun) {
-        if let Some(recorder) = &self.recorder {
-            recorder.put(run.snapshot(&self.instance));
-        }
-    }
-
-    fn mark_started(&self, run: &ActiveRun, attempt: u32) {
-        {
-            let now = Timestamp::now();
-            let mut live = run.live();
-            live.status = RunStatus::Running;
-            live.attempt = attempt;
-            live.started_at.get_or_insert(now);
-            live.attempt_started_at = Some(now);
-        }
-        tracing::debug!(attempt, "run started");
-        self.publish(run, || RunEventKind::Started { attempt });
-        self.record(run);
-    }
-
-    fn mark_retrying(&self, run: &ActiveRun, end: &AttemptEnd, delay: Duration) {
-        let error = end_error(end);
-        {
-            let now = Timestamp::now();
-            let mut live = run.live();
-            let attempt = Attempt {
-                attempt: live.attempt,
-                status: end.status(),
-                started_at: live.attempt_started_at.unwrap_or(now),
-                finished_at: now,
-                error: error.clone(),
-                retry_delay_ms: delay.as_millis() as u64,
-            };
-            live.attempts.push(attempt);
-            live.status = RunStatus::Queued;
-        }
-        tracing::warn!(
-            error = error.as_deref().unwrap_or(""),
-            delay_ms = delay.as_millis() as u64,
-            "attempt failed; retrying"
-        );
-        self.record(run);
-    }
-
-    pub(crate) fn report_progress(&self, run: &ActiveRun, fraction: f64, message: Option<String>) {
-        let fraction = if fraction.is_finite() {
-            fraction.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let progress = Progress { fraction, message };
-        run.live().progress = Some(progress.clone());
-        self.publish(run, || RunEventKind::Progress(progress));
-        self.record(run);
-    }
-
-    /// Records the run's end (waiting until the store has it, for at most the store
-    /// timeout) and returns its result, or the store's error when it did not confirm.
-    async fn finish(&self, run: &ActiveRun, end: AttemptEnd) -> Result<Value, Error> {
-        let status = end.status();
-        let error = end_error(&end);
-        {
-            let mut live = run.live();
-            let now = Timestamp::now();
-            live.status = status;
-            live.finished_at = Some(now);
-            live.error = error.clone();
-            if let AttemptEnd::Succeeded(value) = &end {
-                live.result = Some(value.clone());
-            }
-            let duration_ms = live.started_at.map(|started| duration_ms(started, now));
-            match &error {
-                // Visible at the default level: a failure nobody waits for is otherwise
-                // found only in the history.
-                Some(error) if status != RunStatus::Cancelled => {
-                    tracing::warn!(task = %run.task, %status, ?duration_ms, %error, "run did not succeed");
-                }
-                _ => tracing::debug!(%status, ?duration_ms, "run finished"),
-            }
-        }
-        lock(&self.active).remove(&run.id);
-        self.publish(run, || RunEventKind::Finished { status, error });
-        if let Some(recorder) = &self.recorder
-            && let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await
-        {
-            // Not acknowledged: a caller must not take a result the store may not hold.
-            tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
-            return Err(error);
-        }
-        match end.into_result(run) {
-            // Cancelled by the shutdown, not by anyone's choice: the caller may retry
-            // elsewhere (503), rather than read it as a failure of the task (500).
-            Err(Error::Cancelled { task, run_id }) if !self.accepting.load(Ordering::Acquire) => {
-                Err(Error::Interrupted { task, run_id })
-            }
-            result => result,
-        }
-    }
-}
-
-fn end_error(end: &AttemptEnd) -> Option<String> {
-    match end {
-        AttemptEnd::Succeeded(_) => None,
-        AttemptEnd::Failed(error) => Some(error.message().to_owned()),
-        AttemptEnd::Panicked(message) => Some(format!("panicked: {message}")),
-        AttemptEnd::TimedOut(after) => Some(format!("timed out after {}ms", after.as_millis())),
-        AttemptEnd::Cancelled => Some("cancelled".to_owned()),
     }
 }
