@@ -455,3 +455,25 @@ fn the_checker_names_paths_it_cannot_place() {
         "{violations:#?}"
     );
 }
+
+/// Longer than this, a file usually holds two concepts (see `docs/DESIGN.md`).
+const MAX_LINES: usize = 550;
+
+#[test]
+fn no_source_file_in_the_workspace_grows_past_the_limit() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut long = Vec::new();
+    for entry in std::fs::read_dir(&crates).expect("read crates/") {
+        let src = entry.expect("a crate").path().join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        for source in read_sources(&src) {
+            let lines = source.text.lines().count();
+            if lines > MAX_LINES {
+                long.push(format!("{}/{}: {lines} lines", src.display(), source.path));
+            }
+        }
+    }
+    assert!(long.is_empty(), "files past {MAX_LINES} lines:\n{}", long.join("\n"));
+}

@@ -9,6 +9,7 @@
 //! - [`StrategySender`]: what custom trigger strategies run jobs with.
 
 pub(crate) mod check;
+pub(crate) mod checked;
 pub(crate) mod config;
 pub mod cron;
 mod cron_fields;

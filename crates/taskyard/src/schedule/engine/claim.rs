@@ -8,7 +8,8 @@ use jiff::Timestamp;
 
 use super::Scheduler;
 use crate::Error;
-use crate::schedule::definition::{Kind, Overlap, ScheduleDef};
+use crate::schedule::checked::{Kind, ScheduleDef};
+use crate::schedule::definition::Overlap;
 use crate::store::TickClaim;
 use crate::sync::lock;
 

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::Entry;
 use super::timer::from_millis;
-use crate::schedule::definition::{CatchUp, Overlap, Timing};
+use crate::schedule::checked::Timing;
+use crate::schedule::definition::{CatchUp, Overlap};
 use crate::sync::lock;
 
 /// A schedule as listed by [`Scheduler::list`].

@@ -6,7 +6,8 @@ use jiff::Timestamp;
 
 use super::timer::duration_until;
 use super::{Entry, Origin, QUEUE_POLL, Scheduler};
-use crate::schedule::definition::{Kind, Overlap, ScheduleDef};
+use crate::schedule::checked::{Kind, ScheduleDef};
+use crate::schedule::definition::Overlap;
 use crate::store::RunFilter;
 use crate::sync::lock;
 use crate::{Error, RunHandle, RunRecord, Trigger};
