@@ -23,35 +23,63 @@ pub enum Error {
     #[error("Run `{0}` was not found")]
     RunNotFound(String),
 
-    /// The payload does not fit the task's payload type. `path` is the field path
-    /// (`user.age`, `items[2].id`, or `.` for the payload itself).
+    /// The payload does not fit the task's payload type.
     #[error("Invalid payload for task `{task}` at `{path}`: {reason}")]
     InvalidPayload {
+        /// The task the payload was for.
         task: String,
+        /// Where the value does not fit: `user.age`, `items[2].id`, or `.` for the payload
+        /// itself.
         path: String,
+        /// What is wrong there.
         reason: String,
     },
 
     /// The task body returned an error.
     #[error("{message}")]
-    TaskFailed { message: String, data: Option<Value> },
+    TaskFailed {
+        /// The error's text.
+        message: String,
+        /// The JSON the body attached to it, if any.
+        data: Option<Value>,
+    },
 
     /// The task body panicked; the panic was caught and the runtime kept going.
     #[error("Task `{task}` panicked: {message}")]
-    TaskPanicked { task: String, message: String },
+    TaskPanicked {
+        /// The task.
+        task: String,
+        /// The panic's text.
+        message: String,
+    },
 
     /// The last attempt did not finish within the task's timeout.
     #[error("Task `{task}` timed out after {}ms", .after.as_millis())]
-    TimedOut { task: String, after: Duration },
+    TimedOut {
+        /// The task.
+        task: String,
+        /// The timeout it exceeded.
+        after: Duration,
+    },
 
     /// The run was cancelled by id or by shutdown before it finished.
     #[error("Run `{run_id}` of task `{task}` was cancelled")]
-    Cancelled { task: String, run_id: RunId },
+    Cancelled {
+        /// The task.
+        task: String,
+        /// The run.
+        run_id: RunId,
+    },
 
     /// The run was cancelled because the app shut down before it finished (after the
     /// shutdown grace period).
     #[error("Run `{run_id}` of task `{task}` was cancelled: the app shut down before it finished")]
-    Interrupted { task: String, run_id: RunId },
+    Interrupted {
+        /// The task.
+        task: String,
+        /// The run.
+        run_id: RunId,
+    },
 
     /// The runtime is shutting down and takes no new runs.
     #[error("The task runtime is shutting down and accepts no new runs")]
@@ -62,15 +90,23 @@ pub enum Error {
         "Task `{name}` is defined twice: in {first} and in {second}. Task names must be unique; rename or remove one of them"
     )]
     DuplicateTask {
+        /// The name given twice.
         name: String,
+        /// Where it was defined first.
         first: String,
+        /// Where it was defined again.
         second: String,
     },
 
     /// A schedule definition is invalid; the message names the bad value and what is
     /// accepted.
     #[error("Invalid schedule `{schedule}`: {message}")]
-    InvalidSchedule { schedule: String, message: String },
+    InvalidSchedule {
+        /// The schedule.
+        schedule: String,
+        /// What is wrong with it.
+        message: String,
+    },
 
     /// No schedule of that name is registered (or it was filtered out by `env`).
     #[error("Schedule `{0}` is not defined")]
@@ -78,28 +114,87 @@ pub enum Error {
 
     /// A custom strategy sent while its schedule was paused, disabled, removed or stopped.
     #[error("Schedule `{schedule}` is {state}; the send was dropped")]
-    ScheduleInactive { schedule: String, state: &'static str },
+    ScheduleInactive {
+        /// The schedule.
+        schedule: String,
+        /// Why it takes no sends: `paused`, `disabled`, `removed` or `stopped`.
+        state: &'static str,
+    },
 
-    /// A setting is missing or malformed.
-    #[error("Invalid configuration: {0}")]
-    Config(String),
+    /// An environment variable the app reads is malformed.
+    #[error("Invalid configuration: {message}")]
+    Env {
+        /// The variable, e.g. `PORT`.
+        var: &'static str,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+
+    /// `taskyard.toml` (or the text given as the app's configuration) cannot be read or
+    /// holds a value of the wrong shape.
+    #[error("Invalid configuration: {message}")]
+    ConfigFile {
+        /// Where the configuration came from: its path, or the name given in code.
+        origin: String,
+        /// What is wrong, naming the origin and the key.
+        message: String,
+    },
+
+    /// A name given in code is not valid or already taken: a task, a strategy, a
+    /// lifecycle task.
+    #[error("Invalid configuration: {message}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// A setting given in code is not valid (a time zone, a store URL).
+    #[error("Invalid configuration: {message}")]
+    Setting {
+        /// The setting, e.g. `time_zone`.
+        setting: &'static str,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+
+    /// The app's routes cannot be served: a route file's metadata is wrong, or routes
+    /// cannot share one router.
+    #[error("Invalid configuration: {message}")]
+    Routes {
+        /// What is wrong, naming the files involved.
+        message: String,
+    },
 
     /// A lifecycle task failed while the app was starting, so the app did not start.
     #[error("Lifecycle task `{task}` failed, so the app did not start: {message}")]
-    Lifecycle { task: String, message: String },
+    Lifecycle {
+        /// The lifecycle task.
+        task: String,
+        /// Its error.
+        message: String,
+    },
 
     /// The run history store failed.
     #[error("Store error ({backend}): {source}")]
     Store {
+        /// `sqlite` or `postgres`.
         backend: &'static str,
+        /// The database driver's error.
         #[source]
-        source: Arc<sqlx::Error>,
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
 
     /// The store did not answer in time, or keeps failing: the caller was not answered
     /// with a result, and what was queued for the store is written when it is back.
     #[error("The run history store ({backend}) is unavailable: {message}")]
-    StoreUnavailable { backend: &'static str, message: String },
+    StoreUnavailable {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What happened: a timeout, or the last failure.
+        message: String,
+    },
 
     /// The SQLite file this instance opened was deleted or replaced while it ran. Going on
     /// would split the cluster (this instance on the old file, the others on the new), so
@@ -107,16 +202,26 @@ pub enum Error {
     #[error(
         "The SQLite file {path} was deleted or replaced while the app ran; this instance stops so that it does not split from the instances using the new file. Restart it to use the file now at that path"
     )]
-    StoreReplaced { path: String },
+    StoreReplaced {
+        /// The file's path.
+        path: String,
+    },
 
     /// A stored row could not be decoded (written by a newer or foreign version).
     #[error("Store error ({backend}): {message}")]
-    StoreData { backend: &'static str, message: String },
+    StoreData {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What could not be decoded.
+        message: String,
+    },
 
     /// Binding or serving failed.
     #[error("I/O error: {context}: {source}")]
     Io {
+        /// What was being done, e.g. `binding 127.0.0.1:3000`.
         context: String,
+        /// The operating system's error.
         #[source]
         source: Arc<std::io::Error>,
     },
@@ -146,12 +251,19 @@ impl std::fmt::Debug for Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
+    /// Nothing of that name or id (HTTP 404).
     NotFound,
+    /// The input is wrong: a payload, a definition, a setting (HTTP 400).
     InvalidInput,
+    /// The task itself failed (HTTP 500, with the task's message).
     Failed,
+    /// It took longer than allowed (HTTP 504).
     TimedOut,
+    /// It was cancelled (HTTP 409).
     Cancelled,
+    /// Not now: shutting down, or the store is away (HTTP 503).
     Unavailable,
+    /// A fault of what the app runs on (HTTP 500).
     Internal,
 }
 
@@ -163,7 +275,11 @@ impl Error {
                 ErrorKind::NotFound
             }
             Error::InvalidPayload { .. }
-            | Error::Config(_)
+            | Error::Env { .. }
+            | Error::ConfigFile { .. }
+            | Error::InvalidName { .. }
+            | Error::Setting { .. }
+            | Error::Routes { .. }
             | Error::DuplicateTask { .. }
             | Error::InvalidSchedule { .. } => ErrorKind::InvalidInput,
             Error::TaskFailed { .. } | Error::TaskPanicked { .. } | Error::Lifecycle { .. } => {

@@ -24,6 +24,8 @@
 //! [`route`] (server routes, route rules), [`http`] (endpoints, errors), [`app`] (putting
 //! it together).
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod config;
 mod error;

@@ -30,6 +30,7 @@ enum Segment {
 }
 
 impl PathPattern {
+    /// The pattern as written (`/blog/**`, `/api/*`, `/about`).
     pub fn new(pattern: &str) -> Self {
         let segments = pattern
             .split('/')
@@ -57,6 +58,7 @@ impl PathPattern {
         matches_from(&self.segments, path)
     }
 
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.source
     }

@@ -475,5 +475,9 @@ fn no_source_file_in_the_workspace_grows_past_the_limit() {
             }
         }
     }
-    assert!(long.is_empty(), "files past {MAX_LINES} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "files past {MAX_LINES} lines:\n{}",
+        long.join("\n")
+    );
 }

@@ -76,6 +76,7 @@ impl Default for App {
 }
 
 impl App {
+    /// An app with no tasks, the default settings and `taskyard.toml` not yet read.
     pub fn new() -> Self {
         App {
             registry: Registry::new(),
@@ -144,8 +145,9 @@ impl App {
             None => RouteMeta::default(),
             Some(Ok(meta)) => meta,
             Some(Err(message)) => {
-                self.errors
-                    .push(Error::Config(format!("{}: {message}", route.file)));
+                self.errors.push(Error::Routes {
+                    message: format!("{}: {message}", route.file),
+                });
                 RouteMeta::default()
             }
         };
@@ -292,9 +294,12 @@ impl App {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         if matches!(name, "worker" | "all") || self.strategies.iter().any(|(known, _)| known == name) {
-            self.errors.push(Error::Config(format!(
-                "strategy `{name}` is already defined (`worker` and `all` are built in); give it another name"
-            )));
+            self.errors.push(Error::InvalidName {
+                name: name.to_owned(),
+                message: format!(
+                    "strategy `{name}` is already defined (`worker` and `all` are built in); give it another name"
+                ),
+            });
         } else {
             self.strategies.push((name.to_owned(), StrategyFn::new(strategy)));
         }

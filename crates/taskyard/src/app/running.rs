@@ -47,6 +47,7 @@ pub struct RunningApp {
 }
 
 impl RunningApp {
+    /// The task runtime: run, start, cancel and list runs.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
     }

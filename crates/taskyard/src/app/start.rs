@@ -28,7 +28,10 @@ impl App {
         }
         // Every definition is checked before anything starts.
         let default_zone = match &self.time_zone {
-            Some(zone) => crate::config::time_zone(zone).map_err(Error::Config)?,
+            Some(zone) => crate::config::time_zone(zone).map_err(|message| Error::Setting {
+                setting: "time_zone",
+                message,
+            })?,
             None => crate::config::default_time_zone()?,
         };
         let settings = ScheduleSettings {

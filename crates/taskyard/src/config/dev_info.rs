@@ -17,9 +17,13 @@ use super::data_dir;
 /// One serving instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DevInfo {
+    /// The process id of the instance.
     pub pid: u32,
+    /// The URL it listens on, e.g. `http://127.0.0.1:3000`.
     pub url: String,
+    /// Its instance id (a UUID), as in run records.
     pub instance: String,
+    /// When it started listening.
     pub started_at: jiff::Timestamp,
 }
 

@@ -153,7 +153,10 @@ impl Config {
         let signal = Signal::new(match read(&state.table) {
             Ok(value) => value,
             Err(message) => {
-                state.errors.push(Error::Config(message));
+                state.errors.push(Error::ConfigFile {
+                    origin: self.inner.origin.clone(),
+                    message,
+                });
                 fallback
             }
         });
@@ -203,7 +206,10 @@ impl Config {
         tracing::info!(file = %self.inner.origin, "configuration reloaded");
         match failures.is_empty() {
             true => Ok(()),
-            false => Err(Error::Config(failures.join("; "))),
+            false => Err(Error::ConfigFile {
+                origin: self.inner.origin.clone(),
+                message: failures.join("; "),
+            }),
         }
     }
 
@@ -270,8 +276,10 @@ impl Drop for ConfigWatch {
 }
 
 fn parse(origin: &str, text: &str) -> Result<Table, Error> {
-    text.parse()
-        .map_err(|e: toml::de::Error| Error::Config(format!("{origin}: {e}")))
+    text.parse().map_err(|e: toml::de::Error| Error::ConfigFile {
+        origin: origin.to_owned(),
+        message: format!("{origin}: {e}"),
+    })
 }
 
 fn lookup<'a>(table: &'a Table, key: &str) -> Option<&'a Value> {
@@ -284,5 +292,8 @@ fn lookup<'a>(table: &'a Table, key: &str) -> Option<&'a Value> {
 }
 
 fn watch_error(path: &Path, error: notify::Error) -> Error {
-    Error::Config(format!("cannot watch {} for changes: {error}", path.display()))
+    Error::ConfigFile {
+        origin: path.display().to_string(),
+        message: format!("cannot watch {} for changes: {error}", path.display()),
+    }
 }

@@ -27,7 +27,7 @@ impl Default for ServerLimits {
 /// `TASKYARD_MAX_CONNECTIONS` and `TASKYARD_HEADER_READ_TIMEOUT_MS` taking over when set.
 pub fn server_limits() -> Result<ServerLimits, Error> {
     let mut limits = ServerLimits::default();
-    let number = |name: &str| -> Result<Option<u64>, Error> {
+    let number = |name: &'static str| -> Result<Option<u64>, Error> {
         match std::env::var(name) {
             Ok(value) if !value.trim().is_empty() => value
                 .trim()
@@ -35,10 +35,9 @@ pub fn server_limits() -> Result<ServerLimits, Error> {
                 .ok()
                 .filter(|n| *n > 0)
                 .map(Some)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "{name} `{value}` is not valid; use a whole number above 0"
-                    ))
+                .ok_or_else(|| Error::Env {
+                    var: name,
+                    message: format!("{name} `{value}` is not valid; use a whole number above 0"),
                 }),
             _ => Ok(None),
         }

@@ -41,18 +41,16 @@ pub fn data_dir() -> PathBuf {
 /// The address to listen on, from `HOST` and `PORT`.
 pub fn listen_addr() -> Result<SocketAddr, Error> {
     let host = match std::env::var("HOST") {
-        Ok(host) if !host.trim().is_empty() => host.trim().parse::<IpAddr>().map_err(|_| {
-            Error::Config(format!(
-                "HOST `{host}` is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0"
-            ))
+        Ok(host) if !host.trim().is_empty() => host.trim().parse::<IpAddr>().map_err(|_| Error::Env {
+            var: "HOST",
+            message: format!("HOST `{host}` is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0"),
         })?,
         _ => IpAddr::from([127, 0, 0, 1]),
     };
     let port = match std::env::var("PORT") {
-        Ok(port) if !port.trim().is_empty() => port.trim().parse::<u16>().map_err(|_| {
-            Error::Config(format!(
-                "PORT `{port}` is not a port number; use a number from 0 to 65535"
-            ))
+        Ok(port) if !port.trim().is_empty() => port.trim().parse::<u16>().map_err(|_| Error::Env {
+            var: "PORT",
+            message: format!("PORT `{port}` is not a port number; use a number from 0 to 65535"),
         })?,
         _ => 3000,
     };
@@ -83,9 +81,12 @@ pub fn default_time_zone() -> Result<jiff::tz::TimeZone, Error> {
         Ok(tz) if !tz.trim().is_empty() => {
             let name = tz.trim().trim_start_matches(':');
             jiff::tz::TimeZone::get(name).map_err(|_| {
-                Error::Config(format!(
-                    "TZ `{tz}` is not a known time zone; use an IANA name such as `Europe/Paris`, or unset it for UTC"
-                ))
+                Error::Env {
+                    var: "TZ",
+                    message: format!(
+                        "TZ `{tz}` is not a known time zone; use an IANA name such as `Europe/Paris`, or unset it for UTC"
+                    ),
+                }
             })
         }
         _ => Ok(jiff::tz::TimeZone::UTC),

@@ -5,7 +5,9 @@ use super::{RunRecord, RunStatus};
 /// Which runs to list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunFilter {
+    /// Only runs of this task.
     pub task: Option<String>,
+    /// Only runs in this status.
     pub status: Option<RunStatus>,
     /// Only runs started by this schedule (its ticks and its strategy's sends).
     pub schedule: Option<String>,
@@ -31,16 +33,19 @@ impl Default for RunFilter {
 }
 
 impl RunFilter {
+    /// Only runs of `task`.
     pub fn task(mut self, task: impl Into<String>) -> Self {
         self.task = Some(task.into());
         self
     }
 
+    /// Only runs in `status`.
     pub fn status(mut self, status: RunStatus) -> Self {
         self.status = Some(status);
         self
     }
 
+    /// Only runs started by the schedule `schedule` (its ticks and its strategy's sends).
     pub fn schedule(mut self, schedule: impl Into<String>) -> Self {
         self.schedule = Some(schedule.into());
         self
@@ -52,16 +57,19 @@ impl RunFilter {
         self
     }
 
+    /// Only runs still `queued` or `running`.
     pub fn unfinished(mut self) -> Self {
         self.unfinished = true;
         self
     }
 
+    /// At most `limit` runs, newest first.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
         self
     }
 
+    /// True if `run` passes every condition of this filter.
     pub fn matches(&self, run: &RunRecord) -> bool {
         self.task.as_deref().is_none_or(|task| task == run.task)
             && self.status.is_none_or(|status| status == run.status)

@@ -15,16 +15,22 @@ use super::{ParseError, RunId, Trigger};
 pub enum RunStatus {
     /// Waiting for a concurrency slot or for its next attempt.
     Queued,
+    /// Executing an attempt.
     Running,
+    /// Finished with a result.
     Succeeded,
+    /// Its last attempt failed.
     Failed,
+    /// Cancelled by id, or by shutdown.
     Cancelled,
+    /// Its last attempt exceeded the task's timeout.
     TimedOut,
     /// Its instance died while it was queued or running.
     Abandoned,
 }
 
 impl RunStatus {
+    /// Every status, in the order of a run's life.
     pub const ALL: [RunStatus; 7] = [
         RunStatus::Queued,
         RunStatus::Running,
@@ -35,6 +41,7 @@ impl RunStatus {
         RunStatus::Abandoned,
     ];
 
+    /// The status as stored and sent: `queued`, `running`, …, `timed_out`, `abandoned`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Queued => "queued",
@@ -75,16 +82,22 @@ impl FromStr for RunStatus {
 pub struct Progress {
     /// From 0 to 1.
     pub fraction: f64,
+    /// What the task said with it, if anything.
     pub message: Option<String>,
 }
 
 /// An earlier, failed attempt of a run that was retried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// Its number, from 1.
     pub attempt: u32,
+    /// How it ended: `failed` or `timed_out`.
     pub status: RunStatus,
+    /// When it started.
     pub started_at: Timestamp,
+    /// When it ended.
     pub finished_at: Timestamp,
+    /// Its error.
     pub error: Option<String>,
     /// The backoff waited before the next attempt.
     pub retry_delay_ms: u64,
@@ -93,10 +106,15 @@ pub struct Attempt {
 /// Everything history keeps of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// Its id.
     pub id: RunId,
+    /// The task it runs.
     pub task: String,
+    /// What started it.
     pub trigger: Trigger,
+    /// The payload it was given.
     pub payload: Value,
+    /// Where it is in its life.
     pub status: RunStatus,
     /// The current (or last) attempt, from 1.
     pub attempt: u32,
@@ -104,11 +122,18 @@ pub struct RunRecord {
     pub attempts: Vec<Attempt>,
     /// The instance that ran it.
     pub instance: String,
+    /// When it was asked for.
     pub queued_at: Timestamp,
+    /// When its first attempt started.
     pub started_at: Option<Timestamp>,
+    /// When it ended.
     pub finished_at: Option<Timestamp>,
+    /// How long it took from start to end, in milliseconds.
     pub duration_ms: Option<u64>,
+    /// What the task returned, when it succeeded.
     pub result: Option<Value>,
+    /// Why it failed, when it did.
     pub error: Option<String>,
+    /// The last progress it reported.
     pub progress: Option<Progress>,
 }

@@ -17,15 +17,20 @@ pub enum Trigger {
     Cli,
     /// A schedule's tick.
     Schedule {
+        /// The schedule's name.
         schedule: String,
+        /// The tick's instant (not when the run started).
         scheduled_at: Timestamp,
     },
     /// A lifecycle task at startup.
     Startup,
     /// A custom trigger strategy's `send_one` or `send_all`, with the arguments it sent.
     Custom {
+        /// The strategy's name (the schedule's `type`).
         strategy: String,
+        /// The schedule whose strategy sent it.
         schedule: String,
+        /// The arguments of the send.
         args: Value,
     },
 }

@@ -37,10 +37,13 @@ use crate::{Error, ErrorKind};
 /// ```
 #[derive(Debug, Clone)]
 pub struct HttpError {
+    /// The HTTP status.
     pub status: StatusCode,
     /// The request's path and query; filled in by the front layer when empty.
     pub url: String,
+    /// What went wrong, for a person.
     pub message: String,
+    /// Extra JSON for a program (e.g. the field path of a bad payload).
     pub data: Option<Value>,
     /// True for errors nobody chose to send (converted by `?` from another error): in
     /// production their message and data are hidden.
@@ -50,6 +53,7 @@ pub struct HttpError {
 }
 
 impl HttpError {
+    /// An error with `status` and `message` for the request to `uri`.
     pub fn new(status: StatusCode, uri: &Uri, message: impl Into<String>) -> Self {
         HttpError {
             url: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned(),

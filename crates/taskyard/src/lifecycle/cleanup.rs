@@ -28,6 +28,7 @@ type CleanupFuture = Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>
 pub struct Cleanup(CleanupFuture);
 
 impl Cleanup {
+    /// A cleanup that runs `cleanup` once.
     pub fn new(cleanup: impl Future<Output = Result<(), TaskError>> + Send + 'static) -> Self {
         Cleanup(Box::pin(cleanup))
     }
@@ -52,6 +53,7 @@ impl Cleanup {
 
 /// What a lifecycle body may return: `()` for nothing to undo, or a [`Cleanup`].
 pub trait IntoCleanup: Send + 'static {
+    /// The cleanup to run later, if any.
     fn into_cleanup(self) -> Option<Cleanup>;
 }
 

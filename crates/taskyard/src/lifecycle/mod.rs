@@ -152,9 +152,12 @@ impl Default for LifecycleBuilder {
 impl LifecycleBuilder {
     fn claim(&mut self, name: &str) {
         if !self.names.insert(name.to_owned()) {
-            self.errors.push(Error::Config(format!(
-                "lifecycle task `{name}` is registered twice; lifecycle names must be unique"
-            )));
+            self.errors.push(Error::InvalidName {
+                name: name.to_owned(),
+                message: format!(
+                    "lifecycle task `{name}` is registered twice; lifecycle names must be unique"
+                ),
+            });
         }
     }
 }

@@ -30,6 +30,7 @@ pub enum ResourceState<T> {
 }
 
 impl<T> ResourceState<T> {
+    /// True while its first value is not there yet.
     pub fn is_pending(&self) -> bool {
         matches!(self, ResourceState::Pending)
     }

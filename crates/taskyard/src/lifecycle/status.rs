@@ -41,10 +41,13 @@ pub enum LifecycleState {
 /// One row of the lifecycle listing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LifecycleInfo {
+    /// Its name.
     pub name: String,
+    /// A task, a resource or a computed value.
     pub kind: LifecycleKind,
     /// How many runs have started.
     pub runs: u64,
+    /// Where it is now.
     pub state: LifecycleState,
     /// The last failure of a run or a cleanup, if any.
     pub last_error: Option<String>,

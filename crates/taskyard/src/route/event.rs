@@ -108,10 +108,12 @@ impl Event {
         &self.context
     }
 
+    /// The request method.
     pub fn method(&self) -> &Method {
         &self.parts.method
     }
 
+    /// The request URI, path and query.
     pub fn uri(&self) -> &Uri {
         &self.parts.uri
     }
@@ -121,6 +123,7 @@ impl Event {
         self.parts.uri.path()
     }
 
+    /// The request headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.parts.headers
     }
@@ -130,6 +133,7 @@ impl Event {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The request extensions (what middleware added).
     pub fn extensions(&self) -> &Extensions {
         &self.parts.extensions
     }
@@ -222,6 +226,7 @@ impl Context {
         lock(&self.values).insert(key.to_owned(), value);
     }
 
+    /// The value under `key`, if any.
     pub fn get(&self, key: &str) -> Option<Value> {
         lock(&self.values).get(key).cloned()
     }
@@ -231,6 +236,7 @@ impl Context {
         serde_json::from_value(self.get(key)?).ok()
     }
 
+    /// Removes and returns the value under `key`.
     pub fn remove(&self, key: &str) -> Option<Value> {
         lock(&self.values).remove(key)
     }

@@ -37,9 +37,13 @@ pub struct FileRoute {
 pub struct RouteInfo {
     /// Where it comes from: a file, or `code`.
     pub source: String,
+    /// Its path, as axum writes it (`/users/{id}`).
     pub path: String,
+    /// Its method, or `None` for every method.
     pub method: Option<String>,
+    /// The names of its path parameters.
     pub params: Vec<String>,
+    /// What its `route_meta!` says.
     pub meta: RouteMeta,
 }
 
@@ -96,10 +100,12 @@ pub(crate) fn mount_with(routes: &[ServerRoute], code: Router) -> Result<(Router
     mounted.map_err(|panic| {
         let reason = crate::error::panic_message(panic.as_ref());
         let files: Vec<&str> = routes.iter().map(|r| r.info.source.as_str()).collect();
-        Error::Config(format!(
-            "the app's routes cannot share one router: {reason}. Check the routes added with App::routes against the route files ({})",
-            files.join(", ")
-        ))
+        Error::Routes {
+            message: format!(
+                "the app's routes cannot share one router: {reason}. Check the routes added with App::routes against the route files ({})",
+                files.join(", ")
+            ),
+        }
     })
 }
 

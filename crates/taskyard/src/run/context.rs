@@ -24,6 +24,7 @@ impl TaskContext {
         &self.run.task
     }
 
+    /// The run's id.
     pub fn run_id(&self) -> RunId {
         self.run.id
     }
@@ -33,6 +34,7 @@ impl TaskContext {
         &self.run.payload
     }
 
+    /// What started the run.
     pub fn trigger(&self) -> &Trigger {
         &self.run.trigger
     }
@@ -49,6 +51,7 @@ impl TaskContext {
         &self.cancel
     }
 
+    /// True once this attempt is cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
@@ -77,6 +80,7 @@ impl TaskContext {
         self.runtime.inner.state.get::<T>()
     }
 
+    /// Every shared value added with `App::state`.
     pub fn app_state(&self) -> &AppState {
         &self.runtime.inner.state
     }

@@ -357,6 +357,7 @@ impl Runtime {
         self.inner.registry.entries()
     }
 
+    /// Every shared value added with `App::state`.
     pub fn state(&self) -> &AppState {
         &self.inner.state
     }
@@ -366,6 +367,7 @@ impl Runtime {
         &self.inner.instance
     }
 
+    /// The history store, unless history is disabled.
     pub fn store(&self) -> Option<&Arc<dyn Store>> {
         self.inner.store.as_ref()
     }

@@ -35,12 +35,15 @@ pub struct TaskEntry {
 }
 
 impl TaskEntry {
+    /// The task's name.
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Its definition.
     pub fn task(&self) -> &Task {
         &self.task
     }
+    /// Where it was defined.
     pub fn source(&self) -> &TaskSource {
         &self.source
     }
@@ -54,6 +57,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry.
     pub fn new() -> Self {
         Registry::default()
     }
@@ -78,6 +82,7 @@ impl Registry {
         Ok(())
     }
 
+    /// The task named `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<TaskEntry>> {
         self.by_name.get(name)
     }
@@ -89,10 +94,12 @@ impl Registry {
         entries
     }
 
+    /// How many tasks there are.
     pub fn len(&self) -> usize {
         self.by_name.len()
     }
 
+    /// True when there is no task.
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
@@ -106,9 +113,12 @@ fn validate_name(name: &str, source: &TaskSource) -> Result<(), Error> {
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '/');
     if bad {
-        return Err(Error::Config(format!(
-            "task name `{name}` (from {source}) is not valid: use segments of letters, digits, `-`, `_` or `.` joined by `:`, e.g. `db:migrate`"
-        )));
+        return Err(Error::InvalidName {
+            name: name.to_owned(),
+            message: format!(
+                "task name `{name}` (from {source}) is not valid: use segments of letters, digits, `-`, `_` or `.` joined by `:`, e.g. `db:migrate`"
+            ),
+        });
     }
     Ok(())
 }

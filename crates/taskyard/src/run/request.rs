@@ -11,8 +11,11 @@ use crate::{Error, RunId, Trigger};
 /// A request to run a task, with everything that describes the run.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
+    /// The task to run.
     pub task: String,
+    /// Its payload.
     pub payload: Value,
+    /// What starts it.
     pub trigger: Trigger,
 }
 
@@ -26,11 +29,13 @@ impl RunRequest {
         }
     }
 
+    /// Runs it with `payload`.
     pub fn payload(mut self, payload: Value) -> Self {
         self.payload = payload;
         self
     }
 
+    /// Records `trigger` as what started it.
     pub fn trigger(mut self, trigger: Trigger) -> Self {
         self.trigger = trigger;
         self
@@ -55,6 +60,7 @@ impl std::fmt::Debug for RunHandle {
 }
 
 impl RunHandle {
+    /// The run's id.
     pub fn run_id(&self) -> RunId {
         self.run.id
     }

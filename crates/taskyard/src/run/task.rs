@@ -104,18 +104,22 @@ impl Task {
         self
     }
 
+    /// What it does, for listings.
     pub fn get_description(&self) -> &str {
         &self.description
     }
 
+    /// How its runs may overlap.
     pub fn get_concurrency(&self) -> Concurrency {
         self.concurrency
     }
 
+    /// How long an attempt may take.
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
     }
 
+    /// How failed attempts are retried.
     pub fn get_retry(&self) -> &Retry {
         &self.retry
     }

@@ -52,10 +52,11 @@ pub(crate) fn schedules_from_config(config: &Config) -> Result<Vec<(String, Sche
     let table = config.table();
     let mut schedules = Vec::new();
     if let Some(nitro) = table.get("scheduled_tasks") {
-        let nitro = nitro.as_table().ok_or_else(|| {
-            Error::Config(format!(
+        let nitro = nitro.as_table().ok_or_else(|| Error::ConfigFile {
+            origin: origin.to_owned(),
+            message: format!(
                 "{origin}: `scheduled_tasks` must be a table of cron = task name or list of names"
-            ))
+            ),
         })?;
         for (cron, tasks) in nitro {
             let names: Vec<&str> = match tasks {
@@ -73,8 +74,9 @@ pub(crate) fn schedules_from_config(config: &Config) -> Result<Vec<(String, Sche
         }
     }
     if let Some(egg) = table.get("schedules") {
-        let egg = egg.as_table().ok_or_else(|| {
-            Error::Config(format!("{origin}: `schedules` must hold one table per schedule"))
+        let egg = egg.as_table().ok_or_else(|| Error::ConfigFile {
+            origin: origin.to_owned(),
+            message: format!("{origin}: `schedules` must hold one table per schedule"),
         })?;
         for (name, options) in egg {
             let options = options.as_table().ok_or_else(|| Error::InvalidSchedule {
@@ -88,9 +90,12 @@ pub(crate) fn schedules_from_config(config: &Config) -> Result<Vec<(String, Sche
 }
 
 fn nitro_error(origin: &str, cron: &str) -> Error {
-    Error::Config(format!(
-        "{origin}: `scheduled_tasks.\"{cron}\"` must be a task name or a list of task names"
-    ))
+    Error::ConfigFile {
+        origin: origin.to_owned(),
+        message: format!(
+            "{origin}: `scheduled_tasks.\"{cron}\"` must be a task name or a list of task names"
+        ),
+    }
 }
 
 fn schedule_from_table(name: &str, options: &Table, config: &Config) -> Result<Schedule, Error> {

@@ -71,6 +71,7 @@ impl CronExpr {
         }
     }
 
+    /// The expression as written.
     pub fn as_str(&self) -> &str {
         &self.source
     }

@@ -38,7 +38,9 @@ pub enum CatchUp {
 /// stops it while the app runs.
 #[derive(Debug, Clone)]
 pub enum Disable {
+    /// Switched off (`true`) or on (`false`) for good.
     Value(bool),
+    /// Switched off while the signal is `true`.
     Signal(Signal<bool>),
 }
 
@@ -196,11 +198,13 @@ impl Schedule {
         self
     }
 
+    /// What a tick does when the previous run is still going (default `skip`).
     pub fn overlap(mut self, overlap: Overlap) -> Self {
         self.overlap = overlap;
         self
     }
 
+    /// What happens to ticks missed while the app was down (default `skip`).
     pub fn catch_up(mut self, catch_up: CatchUp) -> Self {
         self.catch_up = catch_up;
         self

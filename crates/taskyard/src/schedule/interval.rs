@@ -22,8 +22,11 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// An interval as written in a definition, before it is checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IntervalSpec {
+    /// Milliseconds, as a number (`500`).
     Millis(f64),
+    /// Text: `5s`, `10m`, `1h 30m`, or milliseconds as text.
     Text(String),
+    /// A [`Duration`].
     Duration(Duration),
 }
 

@@ -44,6 +44,7 @@ impl<T: fmt::Debug> fmt::Debug for Signal<T> {
 }
 
 impl<T: Clone + PartialEq + Send + Sync + 'static> Signal<T> {
+    /// A signal holding `value`.
     pub fn new(value: T) -> Self {
         Signal {
             sender: Arc::new(watch::Sender::new(value)),

@@ -11,6 +11,7 @@ use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim};
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
 
+/// History kept in memory: lost with the process, for tests and single runs.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Tables>,
@@ -29,6 +30,7 @@ struct Tables {
 }
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
     }

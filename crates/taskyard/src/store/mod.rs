@@ -44,6 +44,7 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces runs by id, in one transaction.
     async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error>;
 
+    /// The run with `id`, if it is stored.
     async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error>;
 
     /// Runs matching `filter`, newest first.
@@ -97,17 +98,22 @@ pub trait Store: Send + Sync + 'static {
 pub struct Broadcast {
     /// Unique per broadcast (a UUID); instances remember the ones they ran.
     pub id: String,
+    /// The schedule whose strategy sent it.
     pub schedule: String,
+    /// The arguments sent.
     pub args: serde_json::Value,
     /// The sending instance, which runs its share at once.
     pub origin: String,
+    /// When it was sent.
     pub sent_at: Timestamp,
 }
 
 /// One claim in the tick ledger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TickClaim {
+    /// The schedule claimed.
     pub schedule: String,
+    /// The tick claimed.
     pub tick: Timestamp,
     /// `""` for a tick that runs once in the cluster (`worker`), the instance id for one
     /// that runs once per instance (`all`).
@@ -119,12 +125,17 @@ pub struct TickClaim {
 /// An instance's claim to be alive until `lease_until`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceLease {
+    /// The instance id.
     pub instance: String,
+    /// The host it runs on.
     pub hostname: String,
+    /// Its process id.
     pub pid: u32,
+    /// When it started.
     pub started_at: Timestamp,
     /// When this heartbeat was sent.
     pub heartbeat_at: Timestamp,
+    /// Until when it counts as alive without another heartbeat.
     pub lease_until: Timestamp,
 }
 
@@ -133,6 +144,7 @@ pub struct InstanceLease {
 pub enum StoreConfig {
     /// No history: runs are not recorded (fastest).
     Disabled,
+    /// History in memory: lost with the process.
     Memory,
     /// An SQLite file, created with its folder when missing.
     Sqlite(PathBuf),
@@ -161,9 +173,12 @@ impl StoreConfig {
         } else {
             // Only the scheme is repeated: the rest may hold a password.
             let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
-            Err(Error::Config(format!(
-                "TASKYARD_DATABASE_URL has the scheme `{scheme}`, which is not supported: use postgres://user@host/db, sqlite://path/to/file.db or memory:"
-            )))
+            Err(Error::Env {
+                var: "TASKYARD_DATABASE_URL",
+                message: format!(
+                    "TASKYARD_DATABASE_URL has the scheme `{scheme}`, which is not supported: use postgres://user@host/db, sqlite://path/to/file.db or memory:"
+                ),
+            })
         }
     }
 

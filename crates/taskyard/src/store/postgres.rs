@@ -44,10 +44,11 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url` and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        let options: PgConnectOptions = url.parse().map_err(|e| {
-            Error::Config(format!(
+        let options: PgConnectOptions = url.parse().map_err(|e| Error::Setting {
+            setting: "store",
+            message: format!(
                 "the PostgreSQL URL is not valid ({e}); expected postgres://user:password@host:5432/database"
-            ))
+            ),
         })?;
         Self::connect_with(options).await
     }

@@ -54,14 +54,17 @@ impl TaskError {
         self
     }
 
+    /// What the error says.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// The JSON attached to it, if any.
     pub fn data(&self) -> Option<&Value> {
         self.data.as_ref()
     }
 
+    /// True unless the error was made permanent (no retry).
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }

@@ -72,6 +72,7 @@ impl Retry {
         self
     }
 
+    /// How many attempts a run gets in all (1 for no retry).
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }

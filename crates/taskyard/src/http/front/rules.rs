@@ -92,14 +92,19 @@ impl RouteRules {
             return Ok(RouteRules::default());
         };
         let Value::Table(section) = section else {
-            return Err(Error::Config(format!(
-                "{origin}: `route_rules` must be a table of patterns, like [route_rules.\"/blog/**\"]"
-            )));
+            return Err(Error::ConfigFile {
+                origin: origin.to_owned(),
+                message: format!(
+                    "{origin}: `route_rules` must be a table of patterns, like [route_rules.\"/blog/**\"]"
+                ),
+            });
         };
         let mut rules = Vec::new();
         for (pattern, value) in section {
-            let fail =
-                |message: String| Error::Config(format!("{origin}: route rule `{pattern}`: {message}"));
+            let fail = |message: String| Error::ConfigFile {
+                origin: origin.to_owned(),
+                message: format!("{origin}: route rule `{pattern}`: {message}"),
+            };
             if !pattern.starts_with('/') {
                 return Err(fail("a pattern starts with `/`, like `/blog/**`".to_owned()));
             }
@@ -116,6 +121,7 @@ impl RouteRules {
         Ok(RouteRules { rules })
     }
 
+    /// True when no rule is set.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

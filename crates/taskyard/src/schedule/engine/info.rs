@@ -13,20 +13,32 @@ use crate::sync::lock;
 /// A schedule as listed by [`Scheduler::list`].
 #[derive(Debug, Clone, Serialize)]
 pub struct ScheduleInfo {
+    /// Its name.
     pub name: String,
+    /// `worker`, `all` or a custom strategy's name.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The task its ticks run.
     pub task: String,
+    /// Its cron expression, for cron schedules.
     pub cron: Option<String>,
+    /// The time zone of its cron expression.
     pub tz: Option<String>,
+    /// Its interval in milliseconds, for interval schedules.
     pub interval_ms: Option<u64>,
+    /// Whether it also runs once at start.
     pub immediate: bool,
+    /// Whether it is switched off by `disable`.
     pub disabled: bool,
+    /// Whether it is paused.
     pub paused: bool,
+    /// What a tick does when the previous run is still going.
     pub overlap: Overlap,
+    /// What happens to missed ticks.
     pub catch_up: CatchUp,
     /// The next tick this instance's timer will fire, if any.
     pub next: Option<Timestamp>,
+    /// The last tick this instance fired.
     pub last_tick: Option<Timestamp>,
     /// Options beyond the built-in ones (for custom strategies).
     pub options: Value,
