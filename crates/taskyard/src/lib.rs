@@ -73,6 +73,23 @@ macro_rules! include_app {
     };
 }
 
+/// The guides of the repository's `docs/` folder, here so that rustdoc shows them beside the
+/// API and compiles their examples as doctests. Blocks marked `ignore` need the code
+/// `taskyard-build` generates; the guide's app (`examples/guide`) builds them for real.
+#[cfg(any(doc, doctest))]
+pub mod guides {
+    #[doc = include_str!("../../../docs/guide.md")]
+    pub mod guide {}
+    #[doc = include_str!("../../../docs/http.md")]
+    pub mod http {}
+    #[doc = include_str!("../../../docs/routes.md")]
+    pub mod routes {}
+    #[doc = include_str!("../../../docs/schedules.md")]
+    pub mod schedules {}
+    #[doc = include_str!("../../../docs/lifecycle.md")]
+    pub mod lifecycle {}
+}
+
 /// What the code `taskyard-build` generates and the crate's macros reach. Not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -1,5 +1,5 @@
 //! The HTTP surface: the app's own routes plus the task endpoints — Nitro's under
-//! `/_nitro/tasks` ([`nitro`]) and the native API under `/_tasks` ([`tasks`]).
+//! `/_nitro/tasks` (`nitro`) and the native API under `/_tasks` (`tasks`).
 //!
 //! The HTTP layer is a client of the runtime and the scheduler, like the command line: it
 //! turns requests into [`RunRequest`](crate::RunRequest)s and errors into JSON responses

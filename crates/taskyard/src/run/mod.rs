@@ -2,8 +2,8 @@
 //! and publishes events.
 //!
 //! Data flows one way: [`Runtime::start`] looks the task up, validates the payload, passes
-//! the task's gate ([`gate`]) and spawns [`execute::execute`]; the run's state lives in an
-//! [`active::ActiveRun`] while it executes and is written to the store through the batching
+//! the task's gate (`gate`) and spawns `execute::execute`; the run's state lives in an
+//! `active::ActiveRun` while it executes and is written to the store through the batching
 //! recorder (`store::recorder`) at start, on progress and at the end.
 //!
 //! The files: `request` (what callers ask for and the handle they get), `gate` (admission

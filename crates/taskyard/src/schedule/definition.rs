@@ -166,7 +166,7 @@ impl Schedule {
         self
     }
 
-    /// A fixed interval: milliseconds, a [`Duration`] or an `ms`-style string (`"10s"`).
+    /// A fixed interval: milliseconds, a [`Duration`](std::time::Duration) or an `ms`-style string (`"10s"`).
     /// Ticks fall on whole multiples of the interval since the Unix epoch (or since
     /// `start`), so every instance agrees on them and they never drift.
     pub fn interval(mut self, every: impl Into<IntervalSpec>) -> Self {

@@ -1,7 +1,8 @@
 //! Schedules: cron expressions and intervals that run tasks, on one instance of a cluster
 //! (`worker`) or on every instance (`all`), exactly once per tick.
 //!
-//! - [`definition`]: [`Schedule`] as written and its checked form.
+//! - `definition`, `check` and `checked`: [`Schedule`] as written, how it is checked, and
+//!   its checked form.
 //! - [`cron`] and [`interval`]: the two ways to say when.
 //! - `config`: both forms of `taskyard.toml` (`[scheduled_tasks]`, `[schedules.NAME]`).
 //! - [`Scheduler`]: timers, the tick ledger, overlap and catch-up, runtime changes.

@@ -94,6 +94,49 @@ impl RunRow {
     }
 }
 
+/// Reads a `taskyard_runs` row of either backend (the columns have the same names and
+/// types in both).
+fn read_row<'r, R: sqlx::Row>(row: &'r R) -> Result<RunRow, sqlx::Error>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        task: row.try_get("task")?,
+        status: row.try_get("status")?,
+        trigger_kind: row.try_get("trigger_kind")?,
+        trigger_data: row.try_get("trigger_data")?,
+        payload: row.try_get("payload")?,
+        attempt: row.try_get("attempt")?,
+        attempts: row.try_get("attempts")?,
+        instance: row.try_get("instance")?,
+        queued_at: row.try_get("queued_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+        progress: row.try_get("progress")?,
+        progress_message: row.try_get("progress_message")?,
+    })
+}
+
+/// The run records of `rows`, read and decoded; `backend` names the store in errors.
+pub(super) fn decode_rows<R: sqlx::Row>(rows: &[R], backend: &'static str) -> Result<Vec<RunRecord>, Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| read_row(row).map_err(super::sqlx_error(backend))?.decode(backend))
+        .collect()
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     // Serializing these plain data types into a String cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())

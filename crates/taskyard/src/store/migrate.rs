@@ -60,31 +60,21 @@ const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"
 
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS taskyard_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
 
+/// Applies SQLite's migrations under its write lock, taken up front (`BEGIN IMMEDIATE`).
 pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), Error> {
     let err = sqlx_error("sqlite");
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
-    sqlx::query(CREATE_LEDGER).execute(&mut *tx).await.map_err(&err)?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM taskyard_migrations")
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(&err)?;
-    check_not_newer("sqlite", &applied)?;
-    for migration in SQLITE.iter().filter(|m| !applied.contains(&m.version)) {
-        sqlx::raw_sql(migration.sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(&err)?;
-        sqlx::query("INSERT INTO taskyard_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-            .bind(migration.version)
-            .bind(migration.name)
-            .bind(jiff::Timestamp::now().as_millisecond())
-            .execute(&mut *tx)
-            .await
-            .map_err(&err)?;
-    }
+    apply::<sqlx::Sqlite>(
+        &mut tx,
+        "sqlite",
+        SQLITE,
+        "INSERT INTO taskyard_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+    )
+    .await?;
     tx.commit().await.map_err(&err)
 }
 
+/// Applies PostgreSQL's migrations under a transaction-scoped advisory lock.
 pub(crate) async fn migrate_postgres(pool: &PgPool) -> Result<(), Error> {
     let err = sqlx_error("postgres");
     let mut tx = pool.begin().await.map_err(&err)?;
@@ -93,26 +83,57 @@ pub(crate) async fn migrate_postgres(pool: &PgPool) -> Result<(), Error> {
         .execute(&mut *tx)
         .await
         .map_err(&err)?;
-    sqlx::query(CREATE_LEDGER).execute(&mut *tx).await.map_err(&err)?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM taskyard_migrations")
-        .fetch_all(&mut *tx)
+    apply::<sqlx::Postgres>(
+        &mut tx,
+        "postgres",
+        POSTGRES,
+        "INSERT INTO taskyard_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+    )
+    .await?;
+    tx.commit().await.map_err(&err)
+}
+
+/// What both backends do inside the transaction that holds their migration lock: create
+/// the ledger, refuse a schema newer than this build, apply each migration not applied
+/// yet and note it with `insert` (the ledger's `INSERT` in the backend's dialect).
+async fn apply<DB>(
+    conn: &mut DB::Connection,
+    backend: &'static str,
+    migrations: &[Migration],
+    insert: &'static str,
+) -> Result<(), Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB>,
+    &'static str: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let err = sqlx_error(backend);
+    sqlx::query::<DB>(CREATE_LEDGER)
+        .execute(&mut *conn)
         .await
         .map_err(&err)?;
-    check_not_newer("postgres", &applied)?;
-    for migration in POSTGRES.iter().filter(|m| !applied.contains(&m.version)) {
+    let applied: Vec<i64> = sqlx::query_scalar::<DB, i64>("SELECT version FROM taskyard_migrations")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(&err)?;
+    check_not_newer(backend, &applied)?;
+    for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         sqlx::raw_sql(migration.sql)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(&err)?;
-        sqlx::query("INSERT INTO taskyard_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+        sqlx::query::<DB>(insert)
             .bind(migration.version)
             .bind(migration.name)
             .bind(jiff::Timestamp::now().as_millisecond())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(&err)?;
     }
-    tx.commit().await.map_err(&err)
+    Ok(())
 }
 
 fn check_not_newer(backend: &'static str, applied: &[i64]) -> Result<(), Error> {

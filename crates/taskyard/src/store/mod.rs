@@ -5,8 +5,8 @@
 //!   several processes sharing the file.
 //! - [`PostgresStore`]: for many instances on many machines (`TASKYARD_DATABASE_URL`).
 //!
-//! The runtime writes through [`Recorder`], which batches records into one transaction per
-//! batch; the [`lease`] keeper heartbeats this instance and marks runs of dead instances
+//! The runtime writes through `Recorder`, which batches records into one transaction per
+//! batch; the `lease` keeper heartbeats this instance and marks runs of dead instances
 //! `abandoned`. Every backend passes the same conformance suite (`tests/store_conformance.rs`).
 
 mod columns;

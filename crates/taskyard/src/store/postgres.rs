@@ -5,10 +5,10 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::columns::{COLUMNS, RunRow};
+use super::columns::{COLUMNS, RunRow, decode_rows};
 use super::sqlite::{UPSERT_TAIL, parse_ids};
 use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
@@ -95,34 +95,6 @@ impl PostgresStore {
     }
 }
 
-fn read_row(row: &PgRow) -> Result<RunRow, sqlx::Error> {
-    Ok(RunRow {
-        id: row.try_get("id")?,
-        task: row.try_get("task")?,
-        status: row.try_get("status")?,
-        trigger_kind: row.try_get("trigger_kind")?,
-        trigger_data: row.try_get("trigger_data")?,
-        payload: row.try_get("payload")?,
-        attempt: row.try_get("attempt")?,
-        attempts: row.try_get("attempts")?,
-        instance: row.try_get("instance")?,
-        queued_at: row.try_get("queued_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        duration_ms: row.try_get("duration_ms")?,
-        result: row.try_get("result")?,
-        error: row.try_get("error")?,
-        progress: row.try_get("progress")?,
-        progress_message: row.try_get("progress_message")?,
-    })
-}
-
-fn decode_rows(rows: Vec<PgRow>) -> Result<Vec<RunRecord>, Error> {
-    rows.iter()
-        .map(|row| read_row(row).map_err(sqlx_error(BACKEND))?.decode(BACKEND))
-        .collect()
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -170,7 +142,7 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(sqlx_error(BACKEND))?;
-        Ok(decode_rows(rows)?.pop())
+        Ok(decode_rows(&rows, BACKEND)?.pop())
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
@@ -198,7 +170,7 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(sqlx_error(BACKEND))?;
-        decode_rows(rows)
+        decode_rows(&rows, BACKEND)
     }
 
     async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {

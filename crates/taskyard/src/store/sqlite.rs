@@ -14,12 +14,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqlitePool};
 
-use super::columns::{COLUMNS, RunRow};
+use super::columns::{COLUMNS, RunRow, decode_rows};
 use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunId, RunRecord};
@@ -98,34 +96,6 @@ fn file_identity(_path: &Path) -> Option<(u64, u64)> {
     None
 }
 
-fn read_row(row: &SqliteRow) -> Result<RunRow, sqlx::Error> {
-    Ok(RunRow {
-        id: row.try_get("id")?,
-        task: row.try_get("task")?,
-        status: row.try_get("status")?,
-        trigger_kind: row.try_get("trigger_kind")?,
-        trigger_data: row.try_get("trigger_data")?,
-        payload: row.try_get("payload")?,
-        attempt: row.try_get("attempt")?,
-        attempts: row.try_get("attempts")?,
-        instance: row.try_get("instance")?,
-        queued_at: row.try_get("queued_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        duration_ms: row.try_get("duration_ms")?,
-        result: row.try_get("result")?,
-        error: row.try_get("error")?,
-        progress: row.try_get("progress")?,
-        progress_message: row.try_get("progress_message")?,
-    })
-}
-
-fn decode_rows(rows: Vec<SqliteRow>) -> Result<Vec<RunRecord>, Error> {
-    rows.iter()
-        .map(|row| read_row(row).map_err(sqlx_error(BACKEND))?.decode(BACKEND))
-        .collect()
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -176,7 +146,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(sqlx_error(BACKEND))?;
-        Ok(decode_rows(rows)?.pop())
+        Ok(decode_rows(&rows, BACKEND)?.pop())
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
@@ -205,7 +175,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(sqlx_error(BACKEND))?;
-        decode_rows(rows)
+        decode_rows(&rows, BACKEND)
     }
 
     async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {

@@ -10,7 +10,7 @@ use crate::schedule::checked::Timing;
 use crate::schedule::definition::{CatchUp, Overlap};
 use crate::sync::lock;
 
-/// A schedule as listed by [`Scheduler::list`].
+/// A schedule as listed by [`Scheduler::list`](super::Scheduler::list).
 #[derive(Debug, Clone, Serialize)]
 pub struct ScheduleInfo {
     /// Its name.
