@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
@@ -68,10 +68,6 @@ impl TasksAccess {
 
 /// The middleware enforcing a [`TasksAccess`] on every task endpoint.
 pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Request, next: Next) -> Response {
-    let uri = match request.extensions().get::<OriginalUri>() {
-        Some(OriginalUri(uri)) => uri.clone(),
-        None => request.uri().clone(),
-    };
     let refused = match access.as_ref() {
         TasksAccess::Loopback => {
             let extensions = request.extensions();
@@ -86,13 +82,13 @@ pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Reque
                         .map(|info| info.0.ip())
                 });
             match peer {
-                Some(ip) if ip.to_canonical().is_loopback() => browser_refusal(&request, &uri),
-                _ => Some(HttpError::new(StatusCode::FORBIDDEN, &uri, "Forbidden IP")),
+                Some(ip) if ip.to_canonical().is_loopback() => browser_refusal(&request),
+                _ => Some(HttpError::status(StatusCode::FORBIDDEN, "Forbidden IP")),
             }
         }
-        TasksAccess::Token(expected) => bearer_refusal(&request, &uri, expected),
+        TasksAccess::Token(expected) => bearer_refusal(&request, expected),
         // Not mounted; kept total so a router built by hand still refuses.
-        TasksAccess::Off => Some(HttpError::new(StatusCode::NOT_FOUND, &uri, "Not Found")),
+        TasksAccess::Off => Some(HttpError::status(StatusCode::NOT_FOUND, "Not Found")),
     };
     match refused {
         None => next.run(request).await,
@@ -112,15 +108,14 @@ pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Reque
 /// Why a request from a loopback client is still refused in development, if it is: it
 /// is addressed to another host, comes from another site's page, or runs a task with a
 /// body a page could send without CORS.
-fn browser_refusal(request: &Request, uri: &Uri) -> Option<HttpError> {
+fn browser_refusal(request: &Request) -> Option<HttpError> {
     let headers = request.headers();
     let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
     if let Some(host) = host
         && !is_loopback_host(host)
     {
-        return Some(HttpError::new(
+        return Some(HttpError::status(
             StatusCode::FORBIDDEN,
-            uri,
             format!(
                 "Forbidden Host: `{host}` is not a loopback name; in development the task endpoints answer requests to localhost, 127.0.0.1 or [::1] only"
             ),
@@ -133,9 +128,8 @@ fn browser_refusal(request: &Request, uri: &Uri) -> Option<HttpError> {
             .or_else(|| origin.strip_prefix("https://"))
             .is_some_and(|authority| Some(authority) == host && is_loopback_host(authority));
         if !own {
-            return Some(HttpError::new(
+            return Some(HttpError::status(
                 StatusCode::FORBIDDEN,
-                uri,
                 format!(
                     "Forbidden Origin: a page from `{origin}` may not call the task endpoints; only the app's own pages may"
                 ),
@@ -146,16 +140,14 @@ fn browser_refusal(request: &Request, uri: &Uri) -> Option<HttpError> {
         .get("sec-fetch-site")
         .and_then(|value| value.to_str().ok());
     if let Some(site @ ("cross-site" | "same-site")) = site {
-        return Some(HttpError::new(
+        return Some(HttpError::status(
             StatusCode::FORBIDDEN,
-            uri,
             format!("Forbidden: a {site} page may not call the task endpoints"),
         ));
     }
     if runs_a_task(request) && is_simple_content_type(request) && !headers.contains_key(CLIENT_HEADER) {
-        return Some(HttpError::new(
+        return Some(HttpError::status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            uri,
             "a request that runs a task must send its body as JSON: add `Content-Type: application/json` (with curl: -H 'content-type: application/json')",
         ));
     }
@@ -217,11 +209,10 @@ fn is_simple_content_type(request: &Request) -> bool {
         })
 }
 
-fn bearer_refusal(request: &Request, uri: &Uri, expected: &str) -> Option<HttpError> {
+fn bearer_refusal(request: &Request, expected: &str) -> Option<HttpError> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
-        return Some(HttpError::new(
+        return Some(HttpError::status(
             StatusCode::UNAUTHORIZED,
-            uri,
             format!(
                 "the task endpoints need `Authorization: Bearer <token>`, with the token set in {TOKEN_VAR}"
             ),
@@ -235,16 +226,14 @@ fn bearer_refusal(request: &Request, uri: &Uri, expected: &str) -> Option<HttpEr
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     match token {
-        None => Some(HttpError::new(
+        None => Some(HttpError::status(
             StatusCode::UNAUTHORIZED,
-            uri,
             "the Authorization header must be `Bearer <token>`",
         )),
         // Constant time, so the comparison's duration tells nothing about the token.
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => None,
-        Some(_) => Some(HttpError::new(
+        Some(_) => Some(HttpError::status(
             StatusCode::FORBIDDEN,
-            uri,
             format!("the bearer token does not match {TOKEN_VAR}"),
         )),
     }

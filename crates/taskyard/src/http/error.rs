@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -53,14 +53,6 @@ pub struct HttpError {
 }
 
 impl HttpError {
-    /// An error with `status` and `message` for the request to `uri`.
-    pub fn new(status: StatusCode, uri: &Uri, message: impl Into<String>) -> Self {
-        HttpError {
-            url: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned(),
-            ..HttpError::status(status, message)
-        }
-    }
-
     /// An error with `status` and `message`, for the request being answered.
     pub fn status(status: StatusCode, message: impl Into<String>) -> Self {
         HttpError {
@@ -87,15 +79,6 @@ impl HttpError {
     pub fn with_data(mut self, data: Value) -> Self {
         self.data = Some(data);
         self
-    }
-
-    /// Maps a runtime error to its status: 404 for unknown tasks and runs, 400 for bad
-    /// payloads (with the field in `data`), 503 while shutting down, 500 otherwise.
-    pub fn from_error(uri: &Uri, error: Error) -> Self {
-        HttpError {
-            url: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned(),
-            ..HttpError::from(error)
-        }
     }
 
     fn from_runtime(error: &Error) -> Self {

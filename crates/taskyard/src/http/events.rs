@@ -85,14 +85,9 @@ pub(super) async fn stream(
         next_check: tokio::time::Instant::now() + RECHECK,
     };
     if let Some(id) = query_value(&uri, "run") {
-        let not_found = || HttpError::from_error(&uri, Error::RunNotFound(id.clone()));
+        let not_found = || HttpError::from(Error::RunNotFound(id.clone()));
         let run_id: RunId = id.parse().map_err(|_| not_found())?;
-        let record = api
-            .runtime
-            .get_run(run_id)
-            .await
-            .map_err(|error| HttpError::from_error(&uri, error))?
-            .ok_or_else(not_found)?;
+        let record = api.runtime.get_run(run_id).await?.ok_or_else(not_found)?;
         follow.done = record.status.is_final();
         follow.first = Some(json_event("run", &record));
         follow.run = Some(run_id);

@@ -6,7 +6,6 @@
 //! in one shape ([`HttpError`]). Access to the task endpoints follows [`TasksAccess`].
 
 mod access;
-mod body;
 mod error;
 mod events;
 mod extract;
@@ -14,6 +13,7 @@ pub(crate) mod front;
 pub(crate) mod lifecycle;
 mod nitro;
 mod openapi;
+mod request;
 mod server;
 mod tasks;
 
@@ -29,11 +29,11 @@ use crate::Runtime;
 use crate::schedule::Scheduler;
 
 pub use self::access::{TOKEN_VAR, TasksAccess};
-pub(crate) use self::body::query_object;
 pub use self::error::HttpError;
 pub(crate) use self::extract::{BodyLimit, request_runtime, unreachable_runtime};
 pub(crate) use self::front::FrontService;
 pub use self::front::{AppService, RouteRules};
+pub(crate) use self::request::{decode, json, query_object, read_body};
 pub(crate) use self::server::serve;
 pub use self::tasks::CLIENT_HEADER;
 pub use crate::config::ServerLimits;
@@ -90,17 +90,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Param {
     ) -> Result<Self, HttpError> {
         match axum::extract::Path::<String>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Param(value)),
-            Err(rejection) => {
-                let uri = match parts.extensions.get::<OriginalUri>() {
-                    Some(OriginalUri(uri)) => uri.clone(),
-                    None => parts.uri.clone(),
-                };
-                Err(HttpError::new(
-                    StatusCode::BAD_REQUEST,
-                    &uri,
-                    rejection.body_text(),
-                ))
-            }
+            Err(rejection) => Err(HttpError::status(StatusCode::BAD_REQUEST, rejection.body_text())),
         }
     }
 }
@@ -110,13 +100,13 @@ async fn not_found(OriginalUri(uri): OriginalUri) -> HttpError {
         "`{}` is not a task endpoint; see GET /_tasks/openapi.json for the list",
         uri.path()
     );
-    HttpError::new(StatusCode::NOT_FOUND, &uri, message)
+    HttpError::status(StatusCode::NOT_FOUND, message)
 }
 
 /// The app's 404, for paths no route or endpoint declares (h3's message).
 pub(crate) async fn route_not_found(OriginalUri(uri): OriginalUri) -> HttpError {
     let message = format!("Cannot find any path matching {}.", uri.path());
-    HttpError::new(StatusCode::NOT_FOUND, &uri, message)
+    HttpError::status(StatusCode::NOT_FOUND, message)
 }
 
 pub(crate) async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> HttpError {
@@ -124,5 +114,5 @@ pub(crate) async fn method_not_allowed(method: Method, OriginalUri(uri): Origina
         "{method} is not allowed on `{}`; the Allow header lists what is",
         uri.path()
     );
-    HttpError::new(StatusCode::METHOD_NOT_ALLOWED, &uri, message)
+    HttpError::status(StatusCode::METHOD_NOT_ALLOWED, message)
 }

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::{Api, HttpError, Param, body};
+use super::{Api, HttpError, Param, request};
 use crate::{Error, RunRequest, Trigger};
 
 pub(super) fn routes() -> Router {
@@ -64,12 +64,12 @@ async fn run(
     OriginalUri(uri): OriginalUri,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, HttpError> {
-    let mut payload = body::query_object(&uri);
+    let mut payload = request::query_object(&uri);
     if let Some(schema) = api.runtime.payload_schema(&name) {
-        body::coerce_query(&mut payload, schema);
+        request::coerce_query(&mut payload, schema);
     }
     let from_query: Vec<String> = payload.keys().cloned().collect();
-    let from_body = body::body_payload(&uri, body, api.body_limit)?;
+    let from_body = request::body_payload(body, api.body_limit)?;
     let from_body_keys: Vec<String> = from_body.keys().cloned().collect();
     payload.extend(from_body);
     let request = RunRequest::new(name)
@@ -84,7 +84,7 @@ async fn run(
             }
             _ => false,
         };
-        let mut error = HttpError::from_error(&uri, error);
+        let mut error = HttpError::from(error);
         if hint {
             error.message.push_str(
                 ". Query values are text; send this field in a JSON body instead: -H 'content-type: application/json' -d '{\"payload\":{…}}'",

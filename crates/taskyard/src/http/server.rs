@@ -101,11 +101,18 @@ pub(crate) async fn serve(
 
 /// The answer to a request that arrives while the app shuts down.
 fn shutting_down(request: &axum::extract::Request) -> Response {
-    let error = HttpError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        request.uri(),
-        "The app is shutting down; retry on another instance or once it is back",
-    );
+    // Outside the front layer, which would otherwise fill in the URL.
+    let error = HttpError {
+        url: request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
+        ..HttpError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The app is shutting down; retry on another instance or once it is back",
+        )
+    };
     let mut response = error.into_response();
     response
         .headers_mut()

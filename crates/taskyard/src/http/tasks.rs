@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
-use super::{Api, HttpError, Param, body};
+use super::{Api, HttpError, Param, request};
 use crate::{Error, RunFilter, RunId, RunRequest, RunStatus, Trigger};
 
 /// The header the `taskyard` command line sends so its runs are recorded as `cli`.
@@ -91,10 +91,10 @@ async fn start_run(
         None | Some("true") | Some("1") => true,
         Some("false") | Some("0") => false,
         Some(other) => {
-            return Err(bad_query(&uri, "wait", other, "`true` or `false`"));
+            return Err(bad_query("wait", other, "`true` or `false`"));
         }
     };
-    let payload = body::body_payload(&uri, body, api.body_limit)?;
+    let payload = request::body_payload(body, api.body_limit)?;
     let trigger = match headers.get(CLIENT_HEADER).and_then(|value| value.to_str().ok()) {
         Some("cli") => Trigger::Cli,
         _ => Trigger::Http,
@@ -102,24 +102,18 @@ async fn start_run(
     let request = RunRequest::new(name)
         .payload(Value::Object(payload))
         .trigger(trigger);
-    let handle = api
-        .runtime
-        .start(request)
-        .map_err(|error| HttpError::from_error(&uri, error))?;
+    let handle = api.runtime.start(request)?;
     let run_id = handle.run_id();
     if !wait {
         // `202` acknowledges the run: its queued record is in the store first.
-        api.runtime
-            .flush_records()
-            .await
-            .map_err(|error| HttpError::from_error(&uri, error))?;
+        api.runtime.flush_records().await?;
         let body = json!({ "run_id": run_id, "joined": handle.joined() });
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
     match handle.outcome().await {
         Ok(result) => Ok(Json(json!({ "run_id": run_id, "result": result })).into_response()),
         Err(error) => {
-            let mut error = HttpError::from_error(&uri, error);
+            let mut error = HttpError::from(error);
             // The run id lets a client read the whole record of what failed.
             let data = error.data.take();
             error.data = Some(json!({ "run_id": run_id, "error": data }));
@@ -140,7 +134,6 @@ async fn list_runs(
             "status" => {
                 filter.status = Some(value.parse::<RunStatus>().map_err(|_| {
                     bad_query(
-                        &uri,
                         "status",
                         &value,
                         "one of queued, running, succeeded, failed, cancelled, timed_out, abandoned",
@@ -151,14 +144,14 @@ async fn list_runs(
                 filter.scheduled = Some(match value.as_ref() {
                     "true" | "1" => true,
                     "false" | "0" => false,
-                    other => return Err(bad_query(&uri, "scheduled", other, "`true` or `false`")),
+                    other => return Err(bad_query("scheduled", other, "`true` or `false`")),
                 })
             }
             "unfinished" => {
                 filter.unfinished = match value.as_ref() {
                     "true" | "1" => true,
                     "false" | "0" => false,
-                    other => return Err(bad_query(&uri, "unfinished", other, "`true` or `false`")),
+                    other => return Err(bad_query("unfinished", other, "`true` or `false`")),
                 }
             }
             "limit" => {
@@ -166,60 +159,39 @@ async fn list_runs(
                     .parse::<usize>()
                     .ok()
                     .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-                    .ok_or_else(|| bad_query(&uri, "limit", &value, "a number from 1 to 1000"))?
+                    .ok_or_else(|| bad_query("limit", &value, "a number from 1 to 1000"))?
             }
             _ => {}
         }
     }
-    let runs = api
-        .runtime
-        .list_runs(&filter)
-        .await
-        .map_err(|error| HttpError::from_error(&uri, error))?;
+    let runs = api.runtime.list_runs(&filter).await?;
     Ok(Json(json!({ "runs": runs })))
 }
 
-fn parse_run_id(uri: &Uri, id: &str) -> Result<RunId, HttpError> {
+fn parse_run_id(id: &str) -> Result<RunId, HttpError> {
     id.parse()
-        .map_err(|_| HttpError::from_error(uri, Error::RunNotFound(id.to_owned())))
+        .map_err(|_| HttpError::from(Error::RunNotFound(id.to_owned())))
 }
 
-async fn get_run(
-    Extension(api): Extension<Api>,
-    Param(id): Param,
-    OriginalUri(uri): OriginalUri,
-) -> Result<Response, HttpError> {
-    let run_id = parse_run_id(&uri, &id)?;
-    match api
-        .runtime
-        .get_run(run_id)
-        .await
-        .map_err(|error| HttpError::from_error(&uri, error))?
-    {
+async fn get_run(Extension(api): Extension<Api>, Param(id): Param) -> Result<Response, HttpError> {
+    let run_id = parse_run_id(&id)?;
+    match api.runtime.get_run(run_id).await? {
         Some(run) => Ok(Json(run).into_response()),
-        None => Err(HttpError::from_error(&uri, Error::RunNotFound(id))),
+        None => Err(HttpError::from(Error::RunNotFound(id))),
     }
 }
 
-async fn cancel_run(
-    Extension(api): Extension<Api>,
-    Param(id): Param,
-    OriginalUri(uri): OriginalUri,
-) -> Result<Json<Value>, HttpError> {
-    let run_id = parse_run_id(&uri, &id)?;
+async fn cancel_run(Extension(api): Extension<Api>, Param(id): Param) -> Result<Json<Value>, HttpError> {
+    let run_id = parse_run_id(&id)?;
     let runtime = &api.runtime;
-    let cancelled = runtime
-        .cancel(run_id)
-        .await
-        .map_err(|error| HttpError::from_error(&uri, error))?;
+    let cancelled = runtime.cancel(run_id).await?;
     if cancelled {
         return Ok(Json(json!({ "run_id": run_id, "cancelled": true })));
     }
     let run = runtime
         .get_run(run_id)
-        .await
-        .map_err(|error| HttpError::from_error(&uri, error))?
-        .ok_or_else(|| HttpError::from_error(&uri, Error::RunNotFound(id.clone())))?;
+        .await?
+        .ok_or_else(|| HttpError::from(Error::RunNotFound(id.clone())))?;
     let message = if run.status.is_final() {
         format!("Run `{id}` has already finished ({})", run.status.as_str())
     } else {
@@ -231,7 +203,7 @@ async fn cancel_run(
     };
     Err(HttpError {
         data: Some(json!({ "run_id": run_id, "status": run.status, "instance": run.instance })),
-        ..HttpError::new(StatusCode::CONFLICT, &uri, message)
+        ..HttpError::status(StatusCode::CONFLICT, message)
     })
 }
 
@@ -239,30 +211,22 @@ async fn list_schedules(Extension(api): Extension<Api>) -> Json<Value> {
     Json(json!({ "schedules": api.scheduler.list() }))
 }
 
-async fn get_schedule(
-    Extension(api): Extension<Api>,
-    Param(name): Param,
-    OriginalUri(uri): OriginalUri,
-) -> Result<Response, HttpError> {
-    let info = api
-        .scheduler
-        .get(&name)
-        .map_err(|error| HttpError::from_error(&uri, error))?;
+async fn get_schedule(Extension(api): Extension<Api>, Param(name): Param) -> Result<Response, HttpError> {
+    let info = api.scheduler.get(&name)?;
     Ok(Json(info).into_response())
 }
 
-async fn pause_schedule(api: Extension<Api>, name: Param, uri: OriginalUri) -> Result<Response, HttpError> {
-    change_schedule(api, name, uri, true).await
+async fn pause_schedule(api: Extension<Api>, name: Param) -> Result<Response, HttpError> {
+    change_schedule(api, name, true).await
 }
 
-async fn resume_schedule(api: Extension<Api>, name: Param, uri: OriginalUri) -> Result<Response, HttpError> {
-    change_schedule(api, name, uri, false).await
+async fn resume_schedule(api: Extension<Api>, name: Param) -> Result<Response, HttpError> {
+    change_schedule(api, name, false).await
 }
 
 async fn change_schedule(
     Extension(api): Extension<Api>,
     Param(name): Param,
-    OriginalUri(uri): OriginalUri,
     pause: bool,
 ) -> Result<Response, HttpError> {
     let scheduler = &api.scheduler;
@@ -271,9 +235,7 @@ async fn change_schedule(
     } else {
         scheduler.resume(&name)
     };
-    let info = changed
-        .and_then(|()| scheduler.get(&name))
-        .map_err(|error| HttpError::from_error(&uri, error))?;
+    let info = changed.and_then(|()| scheduler.get(&name))?;
     Ok(Json(info).into_response())
 }
 
@@ -285,12 +247,11 @@ pub(super) fn query_value(uri: &Uri, name: &str) -> Option<String> {
         .last()
 }
 
-pub(super) fn bad_query(uri: &Uri, name: &str, value: &str, expected: &str) -> HttpError {
+pub(super) fn bad_query(name: &str, value: &str, expected: &str) -> HttpError {
     HttpError {
         data: Some(json!({ "path": name })),
-        ..HttpError::new(
+        ..HttpError::status(
             StatusCode::BAD_REQUEST,
-            uri,
             format!("query parameter `{name}={value}` is not valid; expected {expected}"),
         )
     }

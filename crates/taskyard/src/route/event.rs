@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
-use axum::http::{Extensions, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Extensions, HeaderMap, Method, Uri};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::http::{BodyLimit, HttpError, request_runtime, unreachable_runtime};
 use crate::sync::lock;
@@ -76,21 +76,14 @@ impl Event {
 
     /// The query read into `T`; a value that does not fit is a 400 naming the key.
     pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
-        from_json(Value::Object(self.query()), "query")
+        crate::http::decode(Value::Object(self.query()), "query")
     }
 
     /// The body read as JSON into `T`: 400 when it is not JSON or does not fit, naming the
     /// field (`user.age`) and why.
     pub fn json_body<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
-        let value: Value = if self.body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(&self.body).map_err(|error| {
-                HttpError::bad_request(format!("the request body is not valid JSON: {error}"))
-                    .with_data(json!({ "line": error.line(), "column": error.column() }))
-            })?
-        };
-        from_json(value, "body")
+        let value = crate::http::json(&self.body)?.unwrap_or(Value::Null);
+        crate::http::decode(value, "body")
     }
 
     /// The raw body.
@@ -152,15 +145,6 @@ impl Event {
     }
 }
 
-fn from_json<T: DeserializeOwned>(value: Value, what: &str) -> Result<T, HttpError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let reason = error.into_inner().to_string();
-        HttpError::bad_request(format!("the {what} does not fit at `{path}`: {reason}"))
-            .with_data(json!({ "path": path, "reason": reason }))
-    })
-}
-
 impl<S: Send + Sync> FromRequest<S> for Event {
     type Rejection = HttpError;
 
@@ -178,12 +162,7 @@ impl<S: Send + Sync> FromRequest<S> for Event {
             .extensions
             .get::<BodyLimit>()
             .map_or(crate::http::DEFAULT_BODY_LIMIT, |l| l.0);
-        let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
-            HttpError::status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is larger than the limit of {limit} bytes; send less, or raise it with `App::body_limit`"),
-            )
-        })?;
+        let body = crate::http::read_body(body, limit).await?;
         Ok(Event {
             runtime: request_runtime(&parts),
             parts,

@@ -1,57 +1,80 @@
-//! Request bodies and query strings, read by hand so every failure answers in the one error
-//! shape (axum's own extractors answer in plain text).
+//! A request's input — its body, its JSON, its query — read in one place, so that every
+//! failure answers in the one error shape, for the task endpoints and for
+//! [`Event`](crate::route::Event) alike (axum's own extractors answer in plain text).
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, Uri};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::HttpError;
 
-/// The payload a request body carries ([`json`] then [`payload`]).
+/// 413: the body is over the app's limit.
+fn too_large(limit: usize) -> HttpError {
+    HttpError::status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is larger than the limit of {limit} bytes; send less, or raise it with `App::body_limit`"
+        ),
+    )
+}
+
+/// The whole body, at most `limit` bytes.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(limit))
+}
+
+/// The body axum's `Bytes` extractor read (under the app's `DefaultBodyLimit`).
+fn extracted(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, HttpError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(limit)
+        } else {
+            HttpError::status(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {rejection}"),
+            )
+        }
+    })
+}
+
+/// The payload a task endpoint's body carries ([`json`] then [`payload`]).
 pub(super) fn body_payload(
-    uri: &Uri,
     body: Result<Bytes, BytesRejection>,
     limit: usize,
 ) -> Result<Map<String, Value>, HttpError> {
-    payload(uri, json(uri, body, limit)?)
+    payload(json(&extracted(body, limit)?)?)
 }
 
-/// The body as JSON: `None` when it is empty; 413 over the limit, 400 when it is not JSON.
-pub(super) fn json(
-    uri: &Uri,
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<Option<Value>, HttpError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            HttpError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                uri,
-                format!("the request body is larger than the limit of {limit} bytes; send less, or raise it with `App::body_limit`"),
-            )
-        } else {
-            HttpError::new(StatusCode::BAD_REQUEST, uri, format!("cannot read the request body: {rejection}"))
-        }
-    })?;
+/// The body as JSON: `None` when it is empty or blank, 400 (with the line and column) when
+/// it is not JSON.
+pub(crate) fn json(bytes: &[u8]) -> Result<Option<Value>, HttpError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|error| HttpError {
-            data: Some(json!({ "line": error.line(), "column": error.column() })),
-            ..HttpError::new(
-                StatusCode::BAD_REQUEST,
-                uri,
-                format!("the request body is not valid JSON: {error}"),
-            )
-        })
+    serde_json::from_slice(bytes).map(Some).map_err(|error| {
+        HttpError::bad_request(format!("the request body is not valid JSON: {error}"))
+            .with_data(json!({ "line": error.line(), "column": error.column() }))
+    })
+}
+
+/// `value` read into `T`; 400 naming where it does not fit (`user.age`) and why. `what`
+/// says what was read: `body` or `query`.
+pub(crate) fn decode<T: DeserializeOwned>(value: Value, what: &str) -> Result<T, HttpError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let reason = error.into_inner().to_string();
+        HttpError::bad_request(format!("the {what} does not fit at `{path}`: {reason}"))
+            .with_data(json!({ "path": path, "reason": reason }))
+    })
 }
 
 /// The payload a body carries: its `payload` key when it has one, otherwise the whole
 /// object. Anything but an object there is refused, naming what was sent.
-pub(super) fn payload(uri: &Uri, body: Option<Value>) -> Result<Map<String, Value>, HttpError> {
+pub(super) fn payload(body: Option<Value>) -> Result<Map<String, Value>, HttpError> {
     let payload = match body {
         None => return Ok(Map::new()),
         Some(Value::Object(mut object)) => match object.remove("payload") {
@@ -65,9 +88,8 @@ pub(super) fn payload(uri: &Uri, body: Option<Value>) -> Result<Map<String, Valu
         Value::Null => Ok(Map::new()),
         other => Err(HttpError {
             data: Some(json!({ "path": "payload", "reason": "expected a JSON object" })),
-            ..HttpError::new(
+            ..HttpError::status(
                 StatusCode::BAD_REQUEST,
-                uri,
                 format!(
                     "the payload must be a JSON object, like {{\"payload\": {{\"key\": \"value\"}}}}; got {}",
                     kind(&other)
@@ -209,12 +231,11 @@ mod tests {
 
     #[test]
     fn a_body_without_a_payload_key_is_the_payload_and_scalars_are_refused() {
-        let uri: Uri = "/x".parse().expect("uri");
-        let whole = payload(&uri, Some(json!({ "a": 1 }))).expect("object");
+        let whole = payload(Some(json!({ "a": 1 }))).expect("object");
         assert_eq!(Value::Object(whole), json!({ "a": 1 }));
-        let inner = payload(&uri, Some(json!({ "payload": { "b": 2 }, "name": "x" }))).expect("object");
+        let inner = payload(Some(json!({ "payload": { "b": 2 }, "name": "x" }))).expect("object");
         assert_eq!(Value::Object(inner), json!({ "b": 2 }));
-        let error = payload(&uri, Some(json!({ "payload": [1] }))).expect_err("array");
+        let error = payload(Some(json!({ "payload": [1] }))).expect_err("array");
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
         assert!(error.message.contains("got an array"), "{}", error.message);
     }
