@@ -19,10 +19,23 @@
 //! }
 //! ```
 //!
-//! The crate is laid out by domain: [`task`] (definitions), [`run`] (the runtime),
-//! [`store`] (history), [`schedule`] (timers), [`lifecycle`] (startup tasks and signals),
-//! [`route`] (server routes, route rules), [`http`] (endpoints, errors), [`app`] (putting
-//! it together).
+//! ## Layout
+//!
+//! Bottom layer first; a module imports only from the layers below it (the crate's tests
+//! check it, and `docs/DESIGN.md` has the table):
+//!
+//! - [`history`]: the run records every layer speaks (`RunRecord`, `RunId`, `RunStatus`,
+//!   `Trigger`, `RunFilter`);
+//! - `error`, `signal`: [`Error`] and [`Signal`];
+//! - [`config`] (environment, `taskyard.toml`) and [`task`] (what a task is made of);
+//! - [`store`]: where history is kept;
+//! - [`run`]: the runtime, [`Task`] and [`TaskContext`];
+//! - [`schedule`] (timers, exactly-once ticks) and [`lifecycle`] (startup tasks, signals);
+//! - [`http`]: the front layer, the task endpoints, the server;
+//! - [`route`]: server routes from files, [`route::Event`], route rules;
+//! - [`app`]: [`App`] and [`RunningApp`], putting it together.
+//!
+//! The guides (getting started, HTTP, routes, schedules, lifecycle) are in [`guides`].
 
 #![warn(missing_docs)]
 
@@ -98,12 +111,14 @@ pub mod __private {
 }
 
 /// Common imports for the files of an app: tasks (`Task`, `TaskContext`, `TaskError`,
-/// `JsonSchema` for payload types), schedules (`Schedule`, `CatchUp`, `Overlap`) and routes
-/// and middleware (`Event`, `Context`, `HttpError`, `Runtime`), with `json!` and `Value`.
+/// `JsonSchema` for payload types), schedules and strategies (`Schedule`, `CatchUp`,
+/// `Overlap`, `StrategySender`, `Signal`) and routes and middleware (`Event`, `Context`,
+/// `HttpError`, `Runtime`), with `json!` and `Value`.
 pub mod prelude {
+    pub use crate::Signal;
     pub use crate::http::HttpError;
     pub use crate::route::{Context, Event};
-    pub use crate::schedule::{CatchUp, Overlap, Schedule};
+    pub use crate::schedule::{CatchUp, Overlap, Schedule, StrategySender};
     pub use crate::{Concurrency, Retry, Runtime, Task, TaskContext, TaskError, Trigger};
     pub use schemars::JsonSchema;
     pub use serde_json::{Value, json};
