@@ -55,6 +55,7 @@ pub struct RouteSpec {
     pub path: String,
     /// The method in capitals, or `None` for every method.
     pub method: Option<String>,
+    /// The builds it is served in (`.dev` / `.prod` in its name).
     pub env: RouteEnv,
     /// The path parameters, in order (a catch-all's name included).
     pub params: Vec<String>,
@@ -198,14 +199,18 @@ fn param_name(raw: &str) -> String {
 pub struct RouteFile {
     /// The file as shown in messages, e.g. `src/api/users/[id].get.rs`.
     pub file: String,
+    /// What it declares.
     pub spec: RouteSpec,
 }
 
 /// Two route files that cannot both be served in one build, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConflict {
+    /// The first file.
     pub first: String,
+    /// The file that clashes with it.
     pub second: String,
+    /// Why they cannot both be served.
     pub reason: String,
 }
 
@@ -289,6 +294,7 @@ fn shape(path: &str) -> String {
 /// A route file found on disk, with what it declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSource {
+    /// The file and what it declares.
     pub route: RouteFile,
     /// The file, relative to the crate root.
     pub path: std::path::PathBuf,

@@ -27,7 +27,9 @@ impl TaskFile {
 /// A task folder that cannot be read.
 #[derive(Debug)]
 pub struct ScanError {
+    /// The folder or file.
     pub path: PathBuf,
+    /// The operating system's error.
     pub source: std::io::Error,
 }
 
