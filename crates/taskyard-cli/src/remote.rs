@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use taskyard::schedule::ScheduleInfo;
+use taskyard::{RunRecord, RunStatus};
 
 use crate::client::{CliError, Client};
 
@@ -30,6 +32,21 @@ fn print_json(value: &Value) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );
+}
+
+/// A record of the app's API, read into its type; a reply that does not fit names what
+/// was expected (an app of another version, or not a taskyard app).
+fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, CliError> {
+    T::deserialize(value).map_err(|error| {
+        CliError::Failed(format!(
+            "the app's {what} record does not read as one ({error}); is the app a taskyard app of the same version?"
+        ))
+    })
+}
+
+/// A time, or `-` when there is none.
+fn or_dash(time: Option<jiff::Timestamp>) -> String {
+    time.map_or_else(|| "-".to_owned(), |time| time.to_string())
 }
 
 fn text(value: &Value) -> String {
@@ -143,27 +160,28 @@ pub fn task_run(client: &Client, name: &str, payload: Value, json: bool) -> Outc
             }
         }
     }
-    let record = loop {
-        let record = client.get(&format!("/_tasks/runs/{run_id}"))?;
-        if !matches!(record["status"].as_str(), Some("queued" | "running")) {
-            break record;
+    let (raw, record) = loop {
+        let raw = client.get(&format!("/_tasks/runs/{run_id}"))?;
+        let record: RunRecord = decode(&raw, "run")?;
+        if record.status.is_final() {
+            break (raw, record);
         }
         std::thread::sleep(Duration::from_millis(250));
     };
     progress.finish();
     if json {
-        print_json(&record);
+        print_json(&raw);
     }
-    if record["status"] == "succeeded" {
+    if record.status == RunStatus::Succeeded {
         if !json {
-            print_json(&record["result"]);
+            print_json(record.result.as_ref().unwrap_or(&Value::Null));
         }
         Ok(())
     } else {
         Err(CliError::Failed(format!(
             "task `{name}` {} (run {run_id}): {}",
-            text(&record["status"]),
-            text(&record["error"])
+            record.status,
+            record.error.as_deref().unwrap_or("-")
         )))
     }
 }
@@ -253,25 +271,22 @@ pub fn task_runs(client: &Client, filter: &RunsFilter<'_>, json: bool) -> Outcom
     };
     let rows = runs
         .iter()
-        .map(|run| {
-            let trigger = match run["trigger"]["schedule"].as_str() {
-                Some(schedule) => format!("{} {schedule}", text(&run["trigger"]["kind"])),
-                None => text(&run["trigger"]["kind"]),
+        .map(|raw| {
+            let run: RunRecord = decode(raw, "run")?;
+            let trigger = match run.trigger.schedule() {
+                Some(schedule) => format!("{} {schedule}", run.trigger.kind()),
+                None => run.trigger.kind().to_owned(),
             };
-            let duration = run["duration_ms"]
-                .as_u64()
-                .map(|ms| format!("{ms} ms"))
-                .unwrap_or_else(|| "-".to_owned());
-            vec![
-                text(&run["id"]),
-                text(&run["task"]),
-                text(&run["status"]),
+            Ok(vec![
+                run.id.to_string(),
+                run.task,
+                run.status.to_string(),
                 trigger,
-                text(&run["started_at"]),
-                duration,
-            ]
+                or_dash(run.started_at),
+                run.duration_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
+            ])
         })
-        .collect();
+        .collect::<Result<_, CliError>>()?;
     table(&["RUN", "TASK", "STATUS", "TRIGGER", "STARTED", "DURATION"], rows);
     Ok(())
 }
@@ -293,29 +308,30 @@ pub fn schedule_list(client: &Client, json: bool) -> Outcome {
     };
     let rows = schedules
         .iter()
-        .map(|schedule| {
-            let when = match (&schedule["cron"], schedule["interval_ms"].as_u64()) {
-                (Value::String(cron), _) => cron.clone(),
-                (_, Some(ms)) => format!("every {ms} ms"),
-                _ => "-".to_owned(),
+        .map(|raw| {
+            let schedule: ScheduleInfo = decode(raw, "schedule")?;
+            let when = match (schedule.cron, schedule.interval_ms) {
+                (Some(cron), _) => cron,
+                (None, Some(ms)) => format!("every {ms} ms"),
+                (None, None) => "-".to_owned(),
             };
-            let state = if schedule["paused"] == true {
+            let state = if schedule.paused {
                 "paused"
-            } else if schedule["disabled"] == true {
+            } else if schedule.disabled {
                 "disabled"
             } else {
                 "active"
             };
-            vec![
-                text(&schedule["name"]),
-                text(&schedule["type"]),
-                text(&schedule["task"]),
+            Ok(vec![
+                schedule.name,
+                schedule.kind,
+                schedule.task,
                 when,
                 state.to_owned(),
-                text(&schedule["next"]),
-            ]
+                or_dash(schedule.next),
+            ])
         })
-        .collect();
+        .collect::<Result<_, CliError>>()?;
     table(&["SCHEDULE", "TYPE", "TASK", "WHEN", "STATE", "NEXT"], rows);
     Ok(())
 }
@@ -328,7 +344,8 @@ pub fn schedule_change(client: &Client, name: &str, pause: bool, json: bool) -> 
     } else if pause {
         println!("paused schedule {name}");
     } else {
-        println!("resumed schedule {name}; next run {}", text(&info["next"]));
+        let info: ScheduleInfo = decode(&info, "schedule")?;
+        println!("resumed schedule {name}; next run {}", or_dash(info.next));
     }
     Ok(())
 }

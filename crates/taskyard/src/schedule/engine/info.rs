@@ -1,7 +1,7 @@
 //! [`ScheduleInfo`]: a schedule as the API, the CLI and the dashboard list it.
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Entry;
@@ -11,7 +11,7 @@ use crate::schedule::definition::{CatchUp, Overlap};
 use crate::sync::lock;
 
 /// A schedule as listed by [`Scheduler::list`](super::Scheduler::list).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScheduleInfo {
     /// Its name.
     pub name: String,
