@@ -283,7 +283,8 @@ pub fn task_runs(client: &Client, filter: &RunsFilter<'_>, json: bool) -> Outcom
                 run.status.to_string(),
                 trigger,
                 or_dash(run.started_at),
-                run.duration_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
+                run.duration_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
             ])
         })
         .collect::<Result<_, CliError>>()?;

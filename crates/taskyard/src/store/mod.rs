@@ -16,6 +16,7 @@ mod memory;
 mod migrate;
 mod postgres;
 mod recorder;
+mod sql;
 mod sqlite;
 
 use std::path::PathBuf;

@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::columns::{COLUMNS, RunRow, decode_rows};
+use super::columns::{COLUMNS, RunRow};
+use super::sql::Statements;
 use super::sqlite::{UPSERT_TAIL, parse_ids};
 use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
@@ -32,9 +33,6 @@ const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned', \
      (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= $1) \
      RETURNING taskyard_runs.id";
 
-/// The columns with JSONB read back as text.
-const SELECT: &str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message FROM taskyard_runs";
-
 /// Run history in PostgreSQL (see the module docs).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -42,6 +40,11 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The statements shared with the other SQL backend, on this store's pool.
+    fn sql(&self) -> Statements<'_, sqlx::Postgres> {
+        Statements { pool: &self.pool }
+    }
+
     /// Connects to `url` and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         let options: PgConnectOptions = url.parse().map_err(|e| Error::Setting {
@@ -137,66 +140,19 @@ impl Store for PostgresStore {
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1")))
-            .bind(id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sqlx_error(BACKEND))?;
-        Ok(decode_rows(&rows, BACKEND)?.pop())
+        self.sql().get_run(id).await
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
-        let mut query = QueryBuilder::<Postgres>::new(format!("{SELECT} WHERE TRUE"));
-        if let Some(task) = &filter.task {
-            query.push(" AND task = ").push_bind(task.clone());
-        }
-        if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
-        if filter.unfinished {
-            query.push(" AND status IN ('queued', 'running')");
-        }
-        if let Some(schedule) = &filter.schedule {
-            query
-                .push(" AND trigger_kind IN ('schedule', 'custom') AND trigger_data->>'schedule' = ")
-                .push_bind(schedule.clone());
-        }
-        query.push(super::columns::scheduled_clause(filter));
-        query
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(filter.sql_limit());
-        let rows = query
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sqlx_error(BACKEND))?;
-        decode_rows(&rows, BACKEND)
+        self.sql().list_runs(filter).await
     }
 
     async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO taskyard_instances (id, hostname, pid, started_at, heartbeat_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, lease_until = excluded.lease_until",
-        )
-        .bind(&lease.instance)
-        .bind(&lease.hostname)
-        .bind(i64::from(lease.pid))
-        .bind(lease.started_at.as_millisecond())
-        .bind(lease.heartbeat_at.as_millisecond())
-        .bind(lease.lease_until.as_millisecond())
-        .execute(&self.pool)
-        .await
-        .map_err(sqlx_error(BACKEND))?;
-        Ok(())
+        self.sql().heartbeat(lease).await
     }
 
     async fn release_instance(&self, instance: &str) -> Result<(), Error> {
-        sqlx::query("DELETE FROM taskyard_instances WHERE id = $1")
-            .bind(instance)
-            .execute(&self.pool)
-            .await
-            .map_err(sqlx_error(BACKEND))?;
-        Ok(())
+        self.sql().release_instance(instance).await
     }
 
     async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
@@ -218,97 +174,25 @@ impl Store for PostgresStore {
     }
 
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
-        let err = sqlx_error(BACKEND);
-        let cutoff = finished_before.as_millisecond();
-        let done = sqlx::query("DELETE FROM taskyard_runs WHERE finished_at < $1")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await
-            .map_err(&err)?;
-        // Each schedule's latest tick stays: catch-up after downtime starts from it.
-        sqlx::query(
-            "DELETE FROM taskyard_ticks WHERE claimed_at < $1 AND tick < \
-             (SELECT MAX(latest.tick) FROM taskyard_ticks latest WHERE latest.schedule = taskyard_ticks.schedule)",
-        )
-        .bind(cutoff)
-        .execute(&self.pool)
-        .await
-        .map_err(&err)?;
-        sqlx::query("DELETE FROM taskyard_broadcasts WHERE sent_at < $1")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await
-            .map_err(&err)?;
-        Ok(done.rows_affected())
+        self.sql().prune_runs(finished_before).await
     }
 
     async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
-        let done = sqlx::query(
-            "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(&claim.schedule)
-        .bind(claim.tick.as_millisecond())
-        .bind(&claim.target)
-        .bind(&claim.instance)
-        .bind(Timestamp::now().as_millisecond())
-        .execute(&self.pool)
-        .await
-        .map_err(sqlx_error(BACKEND))?;
-        Ok(done.rows_affected() == 1)
+        self.sql().claim_tick(claim).await
     }
 
     async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
-        let tick: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(tick) FROM taskyard_ticks WHERE schedule = $1")
-                .bind(schedule)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(sqlx_error(BACKEND))?;
-        tick.map(|ms| {
-            Timestamp::from_millisecond(ms).map_err(|_| Error::StoreData {
-                backend: BACKEND,
-                message: format!("bad tick `{ms}` for schedule `{schedule}`"),
-            })
-        })
-        .transpose()
+        self.sql().last_tick(schedule).await
     }
 
     async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error> {
-        sqlx::query_scalar(
-            "SELECT id FROM taskyard_instances WHERE lease_until >= $1 AND heartbeat_at >= $2 ORDER BY id",
-        )
-        .bind(now.as_millisecond())
-        .bind(seen_since.as_millisecond())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sqlx_error(BACKEND))
+        self.sql().live_instances(now, seen_since).await
     }
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3::jsonb, $4, $5)",
-        )
-        .bind(&broadcast.id)
-        .bind(&broadcast.schedule)
-        .bind(broadcast.args.to_string())
-        .bind(&broadcast.origin)
-        .bind(broadcast.sent_at.as_millisecond())
-        .execute(&self.pool)
-        .await
-        .map_err(sqlx_error(BACKEND))?;
-        Ok(())
+        self.sql().broadcast(broadcast).await
     }
 
     async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error> {
-        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
-            "SELECT id, schedule, args::text AS args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id",
-        )
-        .bind(since.as_millisecond())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sqlx_error(BACKEND))?;
-        rows.into_iter()
-            .map(|row| super::columns::decode_broadcast(BACKEND, row))
-            .collect()
+        self.sql().broadcasts_since(since).await
     }
 }

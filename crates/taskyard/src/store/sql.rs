@@ -1,0 +1,244 @@
+//! The statements both SQL backends run the same way, written once over sqlx's generic
+//! `Database`. What differs between SQLite and PostgreSQL is a [`Dialect`]: how a JSONB
+//! column is read and written, and how a statement reports the rows it changed. What
+//! each backend keeps in its own file is where they lock differently: writing a batch of
+//! runs and marking runs `abandoned` (SQLite's single writer connection, closed after a
+//! failed transaction, against PostgreSQL's pool).
+//!
+//! Placeholders are `$N` in both: SQLite reads `$N` as the N-th argument too.
+
+use jiff::Timestamp;
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
+
+use super::columns::decode_rows;
+use super::{Broadcast, InstanceLease, TickClaim, sqlx_error};
+use crate::Error;
+use crate::history::{RunFilter, RunId, RunRecord};
+
+/// What differs between the SQL backends in the statements they share.
+pub(super) trait Dialect: Database {
+    /// The backend's name in errors.
+    const BACKEND: &'static str;
+    /// `SELECT` of every run column, JSON read back as text, without a `WHERE`.
+    const SELECT_RUNS: &'static str;
+    /// The expression of a run's schedule name inside its trigger's JSON.
+    const TRIGGER_SCHEDULE: &'static str;
+    /// Inserts a broadcast (`$1` id, `$2` schedule, `$3` args as JSON text, `$4` origin,
+    /// `$5` sent_at).
+    const INSERT_BROADCAST: &'static str;
+    /// The broadcasts sent at or after `$1`, args as text, oldest first.
+    const SELECT_BROADCASTS: &'static str;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+impl Dialect for sqlx::Sqlite {
+    const BACKEND: &'static str = "sqlite";
+    const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data, payload, attempt, attempts, instance, queued_at, started_at, finished_at, duration_ms, result, error, progress, progress_message FROM taskyard_runs";
+    const TRIGGER_SCHEDULE: &'static str = "json_extract(trigger_data, '$.schedule')";
+    const INSERT_BROADCAST: &'static str =
+        "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3, $4, $5)";
+    const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+impl Dialect for sqlx::Postgres {
+    const BACKEND: &'static str = "postgres";
+    const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message FROM taskyard_runs";
+    const TRIGGER_SCHEDULE: &'static str = "trigger_data->>'schedule'";
+    const INSERT_BROADCAST: &'static str = "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3::jsonb, $4, $5)";
+    const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args::text AS args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+/// The shared statements, run on `pool`.
+pub(super) struct Statements<'p, DB: Database> {
+    pub pool: &'p Pool<DB>,
+}
+
+impl<DB> Statements<'_, DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Type<DB> + Encode<'q, DB> + sqlx::Decode<'q, DB>,
+    for<'q> i64: Type<DB> + Encode<'q, DB> + sqlx::Decode<'q, DB>,
+    for<'q> f64: Type<DB> + sqlx::Decode<'q, DB>,
+    for<'q> &'static str: Type<DB> + Encode<'q, DB>,
+    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    fn error(&self) -> impl Fn(sqlx::Error) -> Error {
+        sqlx_error(DB::BACKEND)
+    }
+
+    /// The run with `id`, if it is stored.
+    pub async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(format!("{} WHERE id = $1", DB::SELECT_RUNS)))
+            .bind(id.to_string())
+            .fetch_all(self.pool)
+            .await
+            .map_err(self.error())?;
+        Ok(decode_rows(&rows, DB::BACKEND)?.pop())
+    }
+
+    /// The runs `filter` lets through, newest first.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        let mut query = QueryBuilder::<DB>::new(format!("{} WHERE 1 = 1", DB::SELECT_RUNS));
+        if let Some(task) = &filter.task {
+            query.push(" AND task = ").push_bind(task.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if filter.unfinished {
+            query.push(" AND status IN ('queued', 'running')");
+        }
+        if let Some(schedule) = &filter.schedule {
+            query
+                .push(" AND trigger_kind IN ('schedule', 'custom') AND ")
+                .push(DB::TRIGGER_SCHEDULE)
+                .push(" = ")
+                .push_bind(schedule.clone());
+        }
+        query.push(super::columns::scheduled_clause(filter));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(filter.sql_limit());
+        let rows = query.build().fetch_all(self.pool).await.map_err(self.error())?;
+        decode_rows(&rows, DB::BACKEND)
+    }
+
+    /// Renews (or creates) an instance's lease.
+    pub async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
+        sqlx::query::<DB>(
+            "INSERT INTO taskyard_instances (id, hostname, pid, started_at, heartbeat_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, lease_until = excluded.lease_until",
+        )
+        .bind(lease.instance.clone())
+        .bind(lease.hostname.clone())
+        .bind(i64::from(lease.pid))
+        .bind(lease.started_at.as_millisecond())
+        .bind(lease.heartbeat_at.as_millisecond())
+        .bind(lease.lease_until.as_millisecond())
+        .execute(self.pool)
+        .await
+        .map_err(self.error())?;
+        Ok(())
+    }
+
+    /// Drops an instance's lease.
+    pub async fn release_instance(&self, instance: &str) -> Result<(), Error> {
+        sqlx::query::<DB>("DELETE FROM taskyard_instances WHERE id = $1")
+            .bind(instance.to_owned())
+            .execute(self.pool)
+            .await
+            .map_err(self.error())?;
+        Ok(())
+    }
+
+    /// Deletes runs finished before `finished_before`, with old ticks and broadcasts.
+    pub async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
+        let cutoff = finished_before.as_millisecond();
+        let done = sqlx::query::<DB>("DELETE FROM taskyard_runs WHERE finished_at < $1")
+            .bind(cutoff)
+            .execute(self.pool)
+            .await
+            .map_err(self.error())?;
+        // Each schedule's latest tick stays: catch-up after downtime starts from it.
+        sqlx::query::<DB>(
+            "DELETE FROM taskyard_ticks WHERE claimed_at < $1 AND tick < \
+             (SELECT MAX(latest.tick) FROM taskyard_ticks latest WHERE latest.schedule = taskyard_ticks.schedule)",
+        )
+        .bind(cutoff)
+        .execute(self.pool)
+        .await
+        .map_err(self.error())?;
+        sqlx::query::<DB>("DELETE FROM taskyard_broadcasts WHERE sent_at < $1")
+            .bind(cutoff)
+            .execute(self.pool)
+            .await
+            .map_err(self.error())?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    /// Claims a tick in the ledger; true if this call made the claim.
+    pub async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
+        let done = sqlx::query::<DB>(
+            "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(claim.schedule.clone())
+        .bind(claim.tick.as_millisecond())
+        .bind(claim.target.clone())
+        .bind(claim.instance.clone())
+        .bind(Timestamp::now().as_millisecond())
+        .execute(self.pool)
+        .await
+        .map_err(self.error())?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    /// The latest tick claimed for `schedule`.
+    pub async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
+        let tick: Option<i64> =
+            sqlx::query_scalar::<DB, Option<i64>>("SELECT MAX(tick) FROM taskyard_ticks WHERE schedule = $1")
+                .bind(schedule.to_owned())
+                .fetch_one(self.pool)
+                .await
+                .map_err(self.error())?;
+        tick.map(|ms| {
+            Timestamp::from_millisecond(ms).map_err(|_| Error::StoreData {
+                backend: DB::BACKEND,
+                message: format!("bad tick `{ms}` for schedule `{schedule}`"),
+            })
+        })
+        .transpose()
+    }
+
+    /// The instances whose lease runs at `now` and that were seen since `seen_since`.
+    pub async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error> {
+        sqlx::query_scalar::<DB, String>(
+            "SELECT id FROM taskyard_instances WHERE lease_until >= $1 AND heartbeat_at >= $2 ORDER BY id",
+        )
+        .bind(now.as_millisecond())
+        .bind(seen_since.as_millisecond())
+        .fetch_all(self.pool)
+        .await
+        .map_err(self.error())
+    }
+
+    /// Writes a broadcast for the other instances.
+    pub async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
+        sqlx::query::<DB>(DB::INSERT_BROADCAST)
+            .bind(broadcast.id.clone())
+            .bind(broadcast.schedule.clone())
+            .bind(broadcast.args.to_string())
+            .bind(broadcast.origin.clone())
+            .bind(broadcast.sent_at.as_millisecond())
+            .execute(self.pool)
+            .await
+            .map_err(self.error())?;
+        Ok(())
+    }
+
+    /// The broadcasts sent at or after `since`, oldest first.
+    pub async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error> {
+        let rows: Vec<(String, String, String, String, i64)> =
+            sqlx::query_as::<DB, (String, String, String, String, i64)>(DB::SELECT_BROADCASTS)
+                .bind(since.as_millisecond())
+                .fetch_all(self.pool)
+                .await
+                .map_err(self.error())?;
+        rows.into_iter()
+            .map(|row| super::columns::decode_broadcast(DB::BACKEND, row))
+            .collect()
+    }
+}
