@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::cleanup::Cleanup;
 use super::status::{LifecycleKind, LifecycleState, Status};
-use super::track::Trigger;
+use super::track::Rerun;
 use super::{Follow, LifecycleInfo, Node, Shared};
 use crate::Signal;
 use crate::signal::collecting_in;
@@ -15,7 +15,7 @@ pub(crate) struct ComputedNode<T> {
     status: Status,
     compute: Box<dyn Fn() -> T + Send + Sync>,
     output: Signal<T>,
-    trigger: Arc<Trigger>,
+    trigger: Arc<Rerun>,
 }
 
 impl<T: Clone + PartialEq + Send + Sync + 'static> ComputedNode<T> {

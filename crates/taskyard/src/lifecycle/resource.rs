@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 
 use super::cleanup::{Cleanup, Cleanups, join_failure};
 use super::status::{LifecycleKind, LifecycleState, Status};
-use super::track::Trigger;
+use super::track::Rerun;
 use super::{Follow, LifecycleInfo, Node, Scope, Shared};
 use crate::sync::lock;
 use crate::{Signal, TaskError};
@@ -91,7 +91,7 @@ pub(crate) struct ResourceNode<T> {
     status: Status,
     body: Box<dyn Fn(Scope) -> BodyFuture<T> + Send + Sync>,
     value: Signal<ResourceState<T>>,
-    trigger: Arc<Trigger>,
+    trigger: Arc<Rerun>,
     timeout: Mutex<Option<Duration>>,
     /// Runs whose cleanups have not run yet, with their bodies (aborted at shutdown).
     runs: Mutex<Vec<(Arc<Cleanups>, AbortHandle)>>,

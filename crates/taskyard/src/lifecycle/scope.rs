@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Shared;
 use super::cleanup::{Cleanup, Cleanups};
-use super::track::{Collected, Track, Trigger};
+use super::track::{Collected, Rerun, Track};
 use crate::{Runtime, TaskError};
 
 /// One run of a lifecycle task, resource or visible task.
@@ -28,7 +28,7 @@ pub struct Scope {
     pub(crate) name: Arc<str>,
     pub(crate) generation: u64,
     pub(crate) run: u64,
-    pub(crate) trigger: Arc<Trigger>,
+    pub(crate) trigger: Arc<Rerun>,
     pub(crate) cleanups: Arc<Cleanups>,
     pub(crate) shared: Arc<Shared>,
 }

@@ -11,7 +11,7 @@ use tokio::task::AbortHandle;
 
 use super::cleanup::{Cleanup, Cleanups, IntoCleanup, join_failure};
 use super::status::{LifecycleKind, LifecycleState, Status};
-use super::track::Trigger;
+use super::track::Rerun;
 use super::visible::Visible;
 use super::{Node, Scope, Shared};
 use crate::TaskError;
@@ -37,7 +37,7 @@ pub(crate) struct TaskNode {
     /// `None` for a `use_task`; when a visible task runs for a first time otherwise.
     pub(crate) visible: Option<Visible>,
     body: Body,
-    trigger: Arc<Trigger>,
+    trigger: Arc<Rerun>,
     /// The cleanups of the latest run.
     cleanups: Mutex<Arc<Cleanups>>,
     /// The body in flight, to abort if shutdown's deadline passes.

@@ -55,7 +55,7 @@ impl<F: FnOnce() -> R, R> Track<R> for F {
 
 /// Wakes one lifecycle node when something its current run tracked changes.
 #[derive(Default)]
-pub(crate) struct Trigger {
+pub(crate) struct Rerun {
     wake: Notify,
     /// The generation of the run now current; bumped as each run begins.
     generation: AtomicU64,
@@ -64,7 +64,7 @@ pub(crate) struct Trigger {
     watchers: Mutex<Vec<AbortHandle>>,
 }
 
-impl Trigger {
+impl Rerun {
     /// Starts a new run: the previous runs' watchers stop, and its generation is returned.
     pub(crate) fn begin_run(&self) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;

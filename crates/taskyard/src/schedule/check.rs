@@ -32,7 +32,7 @@ impl Checker<'_> {
         schedule: &Schedule,
         crons: &mut HashMap<String, Arc<CronExpr>>,
     ) -> Result<ScheduleDef, Error> {
-        let mut cx = Context {
+        let mut cx = CheckContext {
             task_exists: self.task_exists,
             strategies: &self.strategies,
             default_zone: self.default_zone,
@@ -72,7 +72,7 @@ impl Checker<'_> {
 }
 
 /// What validation needs to know about the app.
-pub(crate) struct Context<'a> {
+pub(crate) struct CheckContext<'a> {
     pub task_exists: &'a dyn Fn(&str) -> bool,
     pub strategies: &'a [String],
     pub default_zone: &'a TimeZone,
@@ -84,7 +84,7 @@ pub(crate) struct Context<'a> {
 impl Schedule {
     /// Checks every value; the error names the schedule, the bad value and what is
     /// accepted.
-    pub(crate) fn check(&self, name: &str, cx: &mut Context<'_>) -> Result<ScheduleDef, Error> {
+    pub(crate) fn check(&self, name: &str, cx: &mut CheckContext<'_>) -> Result<ScheduleDef, Error> {
         let fail = |message: String| Error::InvalidSchedule {
             schedule: name.to_owned(),
             message,
@@ -222,7 +222,7 @@ mod tests {
 
     fn check(schedule: Schedule) -> Result<ScheduleDef, String> {
         let mut crons = HashMap::new();
-        let mut cx = Context {
+        let mut cx = CheckContext {
             task_exists: &|name| name == "db:cleanup",
             strategies: &["queue".to_owned()],
             default_zone: &TimeZone::UTC,
