@@ -40,30 +40,57 @@ use crate::{AppState, Error, Task};
 /// An app under construction.
 pub struct App {
     registry: Registry,
+    /// Definitions refused so far; the first stops `start`.
     errors: Vec<Error>,
     state: AppState,
-    store: Option<StoreConfig>,
-    lease: LeaseSettings,
-    store_timeout: Duration,
-    server_limits: Option<crate::http::ServerLimits>,
-    shutdown_grace: Duration,
-    routes: axum::Router,
-    schedules: Vec<(String, Schedule)>,
-    strategies: Vec<(String, StrategyFn)>,
-    worker_grace: Duration,
-    schedule_log: Option<Option<PathBuf>>,
-    time_zone: Option<String>,
-    body_limit: usize,
-    tasks_access: Option<TasksAccess>,
     config: Config,
     lifecycle: LifecycleBuilder,
+    store: StoreSettings,
+    schedules: ScheduleSettings,
+    http: HttpSettings,
+    shutdown_grace: Duration,
+    default_logging: bool,
+}
+
+/// Where history goes, and how long callers wait for it.
+struct StoreSettings {
+    /// `None`: from the environment at start.
+    config: Option<StoreConfig>,
+    lease: LeaseSettings,
+    timeout: Duration,
+}
+
+/// The app's schedules and what they run with.
+struct ScheduleSettings {
+    list: Vec<(String, Schedule)>,
+    strategies: Vec<(String, StrategyFn)>,
+    worker_grace: Duration,
+    /// `None`: the default path when there are schedules; `Some(None)`: no log.
+    log: Option<Option<PathBuf>>,
+    /// `None`: `TZ`, else UTC.
+    time_zone: Option<String>,
+}
+
+/// How the app is served: its routes, middleware and limits.
+struct HttpSettings {
+    /// `None`: `HOST` and `PORT`.
     listen: Option<std::net::SocketAddr>,
+    /// `None`: the defaults, with the environment's overrides.
+    limits: Option<crate::http::ServerLimits>,
+    body_limit: usize,
+    /// `None`: from the environment (`TASKYARD_TASKS_TOKEN`).
+    tasks_access: Option<TasksAccess>,
+    /// Routes added in code.
+    routes: axum::Router,
+    /// Routes from files.
     server_routes: Vec<ServerRoute>,
     middleware: Vec<Middleware>,
+    /// The name and version in the OpenAPI document.
     package: (String, String),
+    /// `None`: from `TASKYARD_ENV`.
     production: Option<bool>,
+    /// `None`: served unless in production.
     openapi: Option<bool>,
-    default_logging: bool,
 }
 
 /// A middleware layer, applied to the app's router in file-name order.
@@ -82,27 +109,33 @@ impl App {
             registry: Registry::new(),
             errors: Vec::new(),
             state: AppState::default(),
-            store: None,
-            lease: LeaseSettings::default(),
-            store_timeout: Duration::from_secs(5),
-            server_limits: None,
-            shutdown_grace: Duration::from_secs(10),
-            routes: axum::Router::new(),
-            schedules: Vec::new(),
-            strategies: Vec::new(),
-            worker_grace: Duration::from_secs(2),
-            schedule_log: None,
-            time_zone: None,
-            body_limit: crate::http::DEFAULT_BODY_LIMIT,
-            tasks_access: None,
             config: Config::default(),
             lifecycle: LifecycleBuilder::default(),
-            listen: None,
-            server_routes: Vec::new(),
-            middleware: Vec::new(),
-            package: ("taskyard app".to_owned(), "0.0.0".to_owned()),
-            production: None,
-            openapi: None,
+            store: StoreSettings {
+                config: None,
+                lease: LeaseSettings::default(),
+                timeout: Duration::from_secs(5),
+            },
+            schedules: ScheduleSettings {
+                list: Vec::new(),
+                strategies: Vec::new(),
+                worker_grace: Duration::from_secs(2),
+                log: None,
+                time_zone: None,
+            },
+            http: HttpSettings {
+                listen: None,
+                limits: None,
+                body_limit: crate::http::DEFAULT_BODY_LIMIT,
+                tasks_access: None,
+                routes: axum::Router::new(),
+                server_routes: Vec::new(),
+                middleware: Vec::new(),
+                package: ("taskyard app".to_owned(), "0.0.0".to_owned()),
+                production: None,
+                openapi: None,
+            },
+            shutdown_grace: Duration::from_secs(10),
             default_logging: true,
         }
     }
@@ -110,7 +143,7 @@ impl App {
     /// The app's name and version, for its OpenAPI document; the generated code passes the
     /// crate's.
     pub fn package(mut self, name: &str, version: &str) -> Self {
-        self.package = (name.to_owned(), version.to_owned());
+        self.http.package = (name.to_owned(), version.to_owned());
         self
     }
 
@@ -118,7 +151,7 @@ impl App {
     /// Server Error`, and `/_openapi.json` is off unless [`App::openapi`] turns it on.
     /// Default: `TASKYARD_ENV` (see [`config`](crate::config)).
     pub fn production(mut self, production: bool) -> Self {
-        self.production = Some(production);
+        self.http.production = Some(production);
         self
     }
 
@@ -133,7 +166,7 @@ impl App {
 
     /// Whether `GET /_openapi.json` documents the file routes. Default: in development only.
     pub fn openapi(mut self, serve: bool) -> Self {
-        self.openapi = Some(serve);
+        self.http.openapi = Some(serve);
         self
     }
 
@@ -151,7 +184,7 @@ impl App {
                 RouteMeta::default()
             }
         };
-        self.server_routes.push(ServerRoute {
+        self.http.server_routes.push(ServerRoute {
             info: RouteInfo {
                 source: route.file.to_owned(),
                 path: route.path.to_owned(),
@@ -194,14 +227,15 @@ impl App {
             Into<std::convert::Infallible> + 'static,
         <L::Service as tower_service::Service<axum::extract::Request>>::Future: Send + 'static,
     {
-        self.middleware
+        self.http
+            .middleware
             .push(Arc::new(move |router: Router| router.layer(layer.clone())));
         self
     }
 
     /// The address [`serve`](App::serve) listens on, instead of `HOST:PORT`.
     pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
-        self.listen = Some(addr);
+        self.http.listen = Some(addr);
         self
     }
 
@@ -260,7 +294,7 @@ impl App {
         {
             self.errors.push(error);
         }
-        self.schedules.push((name.to_owned(), schedule));
+        self.schedules.list.push((name.to_owned(), schedule));
         self
     }
 
@@ -293,7 +327,9 @@ impl App {
         F: Fn(StrategySender) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        if matches!(name, "worker" | "all") || self.strategies.iter().any(|(known, _)| known == name) {
+        if matches!(name, "worker" | "all")
+            || self.schedules.strategies.iter().any(|(known, _)| known == name)
+        {
             self.errors.push(Error::InvalidName {
                 name: name.to_owned(),
                 message: format!(
@@ -301,7 +337,9 @@ impl App {
                 ),
             });
         } else {
-            self.strategies.push((name.to_owned(), StrategyFn::new(strategy)));
+            self.schedules
+                .strategies
+                .push((name.to_owned(), StrategyFn::new(strategy)));
         }
         self
     }
@@ -338,7 +376,7 @@ impl App {
             }
         };
         match crate::schedule::config::schedules_from_config(&config) {
-            Ok(schedules) => self.schedules.extend(schedules),
+            Ok(schedules) => self.schedules.list.extend(schedules),
             Err(error) => self.errors.push(error),
         }
         self.config = config;
@@ -348,20 +386,20 @@ impl App {
     /// How long the other instances wait for the instance a `worker` tick is meant for
     /// before one of them runs it instead (default 2 s).
     pub fn worker_grace(mut self, grace: Duration) -> Self {
-        self.worker_grace = grace;
+        self.schedules.worker_grace = grace;
         self
     }
 
     /// Where the schedule log goes (default `TASKYARD_DATA_DIR/logs/schedule.log` when
     /// the app has schedules); `None` turns it off.
     pub fn schedule_log(mut self, path: Option<PathBuf>) -> Self {
-        self.schedule_log = Some(path);
+        self.schedules.log = Some(path);
         self
     }
 
     /// The default time zone of cron schedules (an IANA name). Default: `TZ`, else UTC.
     pub fn time_zone(mut self, zone: impl Into<String>) -> Self {
-        self.time_zone = Some(zone.into());
+        self.schedules.time_zone = Some(zone.into());
         self
     }
 
@@ -396,14 +434,14 @@ impl App {
 
     /// Where run history is kept. Default: [`StoreConfig::from_env`].
     pub fn store(mut self, store: StoreConfig) -> Self {
-        self.store = Some(store);
+        self.store.config = Some(store);
         self
     }
 
     /// How long an instance stays alive in the store without a heartbeat (default 30 s);
     /// runs of an instance silent for longer are marked `abandoned`.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease.ttl = ttl;
+        self.store.lease.ttl = ttl;
         self
     }
 
@@ -412,7 +450,7 @@ impl App {
     /// Unavailable` (default 5 s). The record is not dropped: it is written once the store
     /// takes writes again.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
-        self.store_timeout = timeout;
+        self.store.timeout = timeout;
         self
     }
 
@@ -420,13 +458,13 @@ impl App {
     /// [`ServerLimits::default`](crate::http::ServerLimits) (1024 connections, 10 s), or
     /// `TASKYARD_MAX_CONNECTIONS` and `TASKYARD_HEADER_READ_TIMEOUT_MS` when set.
     pub fn server_limits(mut self, limits: crate::http::ServerLimits) -> Self {
-        self.server_limits = Some(limits);
+        self.http.limits = Some(limits);
         self
     }
 
     /// How long finished runs are kept (default 7 days; `None`: forever).
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
-        self.lease.retention = retention;
+        self.store.lease.retention = retention;
         self
     }
 
@@ -440,7 +478,7 @@ impl App {
     /// The largest request body the task endpoints accept (default 1 MiB); larger ones
     /// get `413 Payload Too Large`.
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
+        self.http.body_limit = bytes;
         self
     }
 
@@ -448,14 +486,14 @@ impl App {
     /// clients in development, bearer-token clients in production when
     /// `TASKYARD_TASKS_TOKEN` is set, nobody otherwise.
     pub fn tasks_access(mut self, access: TasksAccess) -> Self {
-        self.tasks_access = Some(access);
+        self.http.tasks_access = Some(access);
         self
     }
 
     /// Adds the app's own axum routes. Handlers reach the runtime with a
     /// [`Runtime`](crate::Runtime) argument, an extractor.
     pub fn routes(mut self, routes: axum::Router) -> Self {
-        self.routes = self.routes.merge(routes);
+        self.http.routes = self.http.routes.merge(routes);
         self
     }
 }

@@ -27,7 +27,7 @@ impl App {
             return Err(error);
         }
         // Every definition is checked before anything starts.
-        let default_zone = match &self.time_zone {
+        let default_zone = match &self.schedules.time_zone {
             Some(zone) => crate::config::time_zone(zone).map_err(|message| Error::Setting {
                 setting: "time_zone",
                 message,
@@ -35,30 +35,31 @@ impl App {
             None => crate::config::default_time_zone()?,
         };
         let settings = ScheduleSettings {
-            worker_grace: self.worker_grace,
+            worker_grace: self.schedules.worker_grace,
             membership_refresh: Duration::from_secs(1),
             default_zone,
-            strategies: self.strategies,
+            strategies: self.schedules.strategies,
         };
         let registry = &self.registry;
         let defs = settings
             .checker(&|task| registry.get(task).is_some())
-            .check_all(&self.schedules, &crate::config::app_env())?;
+            .check_all(&self.schedules.list, &crate::config::app_env())?;
         let rules = RouteRules::from_config(&self.config.table(), self.config.origin())?;
-        let route_infos: Vec<RouteInfo> = self.server_routes.iter().map(|r| r.info.clone()).collect();
-        let (routes, catch_alls) = crate::route::mount_with(&self.server_routes, self.routes)?;
+        let route_infos: Vec<RouteInfo> = self.http.server_routes.iter().map(|r| r.info.clone()).collect();
+        let (routes, catch_alls) = crate::route::mount_with(&self.http.server_routes, self.http.routes)?;
         let production = self
+            .http
             .production
             .unwrap_or_else(|| crate::config::app_env() == "production");
-        let openapi = self.openapi.unwrap_or(!production).then(|| {
-            let (title, version) = &self.package;
+        let openapi = self.http.openapi.unwrap_or(!production).then(|| {
+            let (title, version) = &self.http.package;
             Arc::new(crate::route::openapi::document(&route_infos, title, version))
         });
-        let server_limits = match self.server_limits {
+        let server_limits = match self.http.limits {
             Some(limits) => limits,
             None => crate::config::server_limits()?,
         };
-        let config = match self.store {
+        let config = match self.store.config {
             Some(config) => config,
             None => StoreConfig::from_env()?,
         };
@@ -75,13 +76,13 @@ impl App {
                 let mut keeper = LeaseKeeper::new(
                     store.clone(),
                     instance.clone(),
-                    self.lease,
+                    self.store.lease,
                     health.clone(),
                     halt.clone(),
                 );
                 keeper.tick().await?;
                 background.push(tokio::spawn(keeper.run(stop_lease.clone())));
-                let (recorder, writer) = Recorder::spawn(store.clone(), health.clone(), self.store_timeout);
+                let (recorder, writer) = Recorder::spawn(store.clone(), health.clone(), self.store.timeout);
                 background.push(writer);
                 Some(recorder)
             }
@@ -100,13 +101,13 @@ impl App {
             cache: Default::default(),
             proxy: Default::default(),
             production,
-            body_limit: self.body_limit,
+            body_limit: self.http.body_limit,
             tasks: runtime.clone(),
             app: std::sync::Mutex::new(None),
         });
-        let log_path = match self.schedule_log {
+        let log_path = match self.schedules.log {
             Some(path) => path,
-            None if self.schedules.is_empty() => None,
+            None if self.schedules.list.is_empty() => None,
             None => Some(crate::config::data_dir().join("logs").join("schedule.log")),
         };
         let log = match log_path {
@@ -129,7 +130,7 @@ impl App {
             routes,
             catch_alls,
             route_infos,
-            middleware: self.middleware,
+            middleware: self.http.middleware,
             front,
             openapi,
             shutdown_grace: self.shutdown_grace,
@@ -137,8 +138,8 @@ impl App {
             stop_lease,
             halt,
             closing: CancellationToken::new(),
-            body_limit: self.body_limit,
-            tasks_access: self.tasks_access.unwrap_or_else(TasksAccess::from_env),
+            body_limit: self.http.body_limit,
+            tasks_access: self.http.tasks_access.unwrap_or_else(TasksAccess::from_env),
             background,
         };
         // Startup tasks run before the schedules start and before the server listens.
@@ -163,7 +164,7 @@ impl App {
             // Another subscriber set in between wins; nothing to report then.
             let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
         }
-        let addr = match self.listen {
+        let addr = match self.http.listen {
             Some(addr) => addr,
             None => crate::config::listen_addr()?,
         };
