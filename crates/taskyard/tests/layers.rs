@@ -153,6 +153,57 @@ fn paths_from(code: &str) -> Vec<Vec<String>> {
     }
 }
 
+/// The module path of a file: `store/memory.rs` → `[store, memory]`, `store/mod.rs` →
+/// `[store]`, `lib.rs` → `[]`.
+fn module_path(path: &str) -> Vec<String> {
+    let mut segments: Vec<String> = path
+        .trim_end_matches(".rs")
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    if matches!(segments.last().map(String::as_str), Some("mod" | "lib")) {
+        segments.pop();
+    }
+    segments
+}
+
+/// Every path the code reaches through `super::`, made absolute from the file's module
+/// (`super::super::run::x` in `store/memory.rs` is `run::x`). The file's unit tests are
+/// left out: their `super` is the file itself.
+fn super_paths(code: &str, module: &[String]) -> Vec<Vec<String>> {
+    let code = match code.find("#[cfg(test)]\nmod tests") {
+        Some(at) => &code[..at],
+        None => code,
+    };
+    let mut paths = Vec::new();
+    let mut from = 0;
+    while let Some(found) = code[from..].find("super::") {
+        let at = from + found;
+        let before = code[..at].chars().next_back();
+        if before.is_some_and(|c| is_ident(c) || c == ':') {
+            from = at + "super::".len();
+            continue;
+        }
+        let mut ups = 0;
+        let mut rest = &code[at..];
+        while let Some(next) = rest.strip_prefix("super::") {
+            ups += 1;
+            rest = next;
+        }
+        from = code.len() - rest.len();
+        let Some(base) = module.len().checked_sub(ups) else {
+            continue;
+        };
+        for tail in paths_from(rest) {
+            let absolute: Vec<String> = module[..base].iter().cloned().chain(tail).collect();
+            if !absolute.is_empty() {
+                paths.push(absolute);
+            }
+        }
+    }
+    paths
+}
+
 /// The names `lib.rs` re-exports at the root, with the module each comes from.
 fn root_exports(lib: &str) -> BTreeMap<String, String> {
     let mut exports = BTreeMap::new();
@@ -265,7 +316,10 @@ fn check(sources: &[Source], layers: &[&[&str]]) -> Vec<Violation> {
             });
             continue;
         };
-        for path in crate_paths(&code_of(&source.text)) {
+        let code = code_of(&source.text);
+        let mut paths = crate_paths(&code);
+        paths.extend(super_paths(&code, &module_path(&source.path)));
+        for path in paths {
             let first = path[0].as_str();
             let target = if layer_of.contains_key(first) {
                 first.to_owned()
@@ -441,6 +495,29 @@ fn the_checker_finds_folders_that_import_each_other() {
         violations[0]
             .message
             .contains("`high/a` and `high/b` import each other"),
+        "{violations:#?}"
+    );
+}
+
+#[test]
+fn the_checker_follows_super_paths_out_of_a_folder() {
+    let sources = fake(&[
+        ("lib.rs", ""),
+        ("low/mod.rs", "mod deep;\nuse super::low::Fine;\n"),
+        (
+            "low/deep.rs",
+            "use super::Sibling;\nuse super::super::high::Top;\n#[cfg(test)]\nmod tests {\n    use super::super::Tested;\n}\n",
+        ),
+        ("mid.rs", ""),
+        ("side.rs", ""),
+        ("high.rs", ""),
+    ]);
+    let violations = check(&sources, FAKE_LAYERS);
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert!(
+        violations[0]
+            .message
+            .contains("imports `crate::high::Top` from `high`"),
         "{violations:#?}"
     );
 }

@@ -17,7 +17,9 @@ use common::{Backend, backends, durable_backends};
 use jiff::Timestamp;
 use serde_json::json;
 use taskyard::run::{Attempt, Progress};
-use taskyard::store::{Broadcast, InstanceLease, MemoryStore, PostgresStore, SqliteStore, Store, TickClaim};
+use taskyard::store::{
+    Broadcast, Enqueued, InstanceLease, Job, MemoryStore, PostgresStore, SqliteStore, Store, TickClaim,
+};
 use taskyard::{
     App, Concurrency, RunFilter, RunId, RunRecord, RunStatus, StoreConfig, Task, TaskContext, TaskError,
     Trigger,
@@ -765,5 +767,251 @@ async fn child_process() {
             tokio::time::sleep(Duration::from_secs(600)).await;
         }
         other => panic!("unknown child role {other}"),
+    }
+}
+
+fn queued(task: &str) -> RunRecord {
+    RunRecord {
+        status: RunStatus::Queued,
+        started_at: None,
+        instance: "enqueuer".into(),
+        ..record(task, RunStatus::Queued, "enqueuer", 0)
+    }
+}
+
+fn job(run_at_ms: i64, priority: i32, key: Option<&str>) -> Job {
+    Job {
+        run_at: at(run_at_ms),
+        priority,
+        key: key.map(str::to_owned),
+        max_attempts: 3,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_runs_are_claimed_when_due_by_priority_then_time() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let tasks = vec!["mail".to_owned()];
+        let mut ids = Vec::new();
+        for (run_at, priority) in [(200, 0), (100, 0), (300, 5), (10_000, 9)] {
+            let run = queued("mail");
+            let enqueued = store
+                .enqueue(&run, &job(run_at, priority, None))
+                .await
+                .expect("enqueue");
+            assert_eq!(enqueued, Enqueued::New(run.id), "{name}");
+            ids.push(run.id);
+        }
+        let other = queued("other");
+        store
+            .enqueue(&other, &job(0, 0, None))
+            .await
+            .expect("enqueue other");
+        // A queued durable run belongs to no instance: a dead enqueuer does not abandon it.
+        store.mark_abandoned(at(1_000)).await.expect("abandon");
+        assert_eq!(
+            store.get_run(ids[0]).await.expect("get").expect("run").status,
+            RunStatus::Queued,
+            "{name}"
+        );
+
+        let first = store.claim("i1", &tasks, at(1_000), 2).await.expect("claim");
+        let order: Vec<RunId> = first.iter().map(|c| c.run.id).collect();
+        assert_eq!(
+            order,
+            [ids[2], ids[1]],
+            "{name}: priority, then the earliest run_at"
+        );
+        for claimed in &first {
+            assert_eq!(claimed.run.status, RunStatus::Running, "{name}");
+            assert_eq!(claimed.run.instance, "i1", "{name}");
+            assert_eq!(claimed.fence, 1, "{name}");
+            assert_eq!(claimed.max_attempts, 3, "{name}");
+            assert_eq!(claimed.run.started_at, Some(at(1_000)), "{name}");
+        }
+        let second = store.claim("i2", &tasks, at(1_000), 10).await.expect("claim");
+        assert_eq!(
+            second.iter().map(|c| c.run.id).collect::<Vec<_>>(),
+            [ids[0]],
+            "{name}: the one not due stays"
+        );
+        assert!(
+            store
+                .claim("i2", &tasks, at(1_000), 10)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "{name}"
+        );
+        let later = store.claim("i2", &tasks, at(10_000), 10).await.expect("claim");
+        assert_eq!(
+            later.iter().map(|c| c.run.id).collect::<Vec<_>>(),
+            [ids[3]],
+            "{name}"
+        );
+        assert_eq!(
+            store.get_run(other.id).await.expect("get").expect("run").status,
+            RunStatus::Queued,
+            "{name}: other tasks are not claimed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_from_an_attempt_that_lost_its_claim_is_refused() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let run = queued("mail");
+        store.enqueue(&run, &job(0, 0, None)).await.expect("enqueue");
+        let claimed = store
+            .claim("i1", &["mail".to_owned()], at(1_000), 1)
+            .await
+            .expect("claim")
+            .remove(0);
+        let mut progress = claimed.run.clone();
+        progress.progress = Some(Progress {
+            fraction: 0.5,
+            message: Some("half".into()),
+        });
+        assert!(
+            store.put_claimed(&progress, claimed.fence).await.expect("put"),
+            "{name}"
+        );
+        let mut done = claimed.run.clone();
+        done.status = RunStatus::Succeeded;
+        done.finished_at = Some(at(2_000));
+        done.result = Some(json!({ "sent": true }));
+        assert!(
+            !store.put_claimed(&done, claimed.fence + 1).await.expect("put"),
+            "{name}: a stale fence writes nothing"
+        );
+        let stored = store.get_run(run.id).await.expect("get").expect("run");
+        assert_eq!(stored.status, RunStatus::Running, "{name}");
+        assert_eq!(stored.progress.as_ref().map(|p| p.fraction), Some(0.5), "{name}");
+        assert!(
+            store.put_claimed(&done, claimed.fence).await.expect("put"),
+            "{name}"
+        );
+        let stored = store.get_run(run.id).await.expect("get").expect("run");
+        assert_eq!(stored.status, RunStatus::Succeeded, "{name}");
+        assert_eq!(stored.result, Some(json!({ "sent": true })), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_live_run_per_task_and_key_held_by_the_store() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        // Sixteen callers enqueue the same key at once: one run, and everyone gets its id.
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let run = queued("report");
+                    store
+                        .enqueue(&run, &job(0, 0, Some("2026-11")))
+                        .await
+                        .expect("enqueue")
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for racer in racers {
+            outcomes.push(racer.await.expect("join"));
+        }
+        let new: Vec<_> = outcomes
+            .iter()
+            .filter(|o| matches!(o, Enqueued::New(_)))
+            .collect();
+        assert_eq!(new.len(), 1, "{name}: {outcomes:?}");
+        let live = new[0].run_id();
+        assert!(
+            outcomes.iter().all(|o| o.run_id() == live),
+            "{name}: {outcomes:?}"
+        );
+        // Another task, or another key, is another run.
+        let other_key = store
+            .enqueue(&queued("report"), &job(0, 0, Some("2026-12")))
+            .await
+            .expect("enqueue");
+        assert!(matches!(other_key, Enqueued::New(_)), "{name}");
+        let other_task = store
+            .enqueue(&queued("digest"), &job(0, 0, Some("2026-11")))
+            .await
+            .expect("enqueue");
+        assert!(matches!(other_task, Enqueued::New(_)), "{name}");
+        // Still one while the run is running; a new one once it finished.
+        let claimed = store
+            .claim("i1", &["report".to_owned()], at(1_000), 10)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2, "{name}");
+        let again = store
+            .enqueue(&queued("report"), &job(0, 0, Some("2026-11")))
+            .await
+            .expect("enqueue");
+        assert_eq!(again, Enqueued::Existing(live), "{name}");
+        let mut done = claimed
+            .iter()
+            .find(|c| c.run.id == live)
+            .expect("the live run")
+            .clone();
+        done.run.status = RunStatus::Succeeded;
+        done.run.finished_at = Some(at(2_000));
+        assert!(
+            store.put_claimed(&done.run, done.fence).await.expect("put"),
+            "{name}"
+        );
+        let after = store
+            .enqueue(&queued("report"), &job(0, 0, Some("2026-11")))
+            .await
+            .expect("enqueue");
+        assert!(
+            matches!(after, Enqueued::New(id) if id != live),
+            "{name}: {after:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_never_get_the_same_run() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let run = queued("burn");
+            store.enqueue(&run, &job(0, 0, None)).await.expect("enqueue");
+            ids.insert(run.id);
+        }
+        let claimers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store
+                            .claim(&format!("i{i}"), &["burn".to_owned()], at(1_000), 7)
+                            .await
+                            .expect("claim");
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.into_iter().map(|c| c.run.id));
+                    }
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for claimer in claimers {
+            claimed.extend(claimer.await.expect("join"));
+        }
+        assert_eq!(claimed.len(), 200, "{name}: every run claimed once, none twice");
+        let unique: std::collections::HashSet<_> = claimed.iter().copied().collect();
+        assert_eq!(unique, ids, "{name}");
     }
 }

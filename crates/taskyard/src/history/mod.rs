@@ -9,6 +9,7 @@ mod trigger;
 
 pub use filter::RunFilter;
 pub use id::RunId;
+pub(crate) use record::duration_ms;
 pub use record::{Attempt, Progress, RunRecord, RunStatus};
 pub use trigger::Trigger;
 

@@ -137,3 +137,8 @@ pub struct RunRecord {
     /// The last progress it reported.
     pub progress: Option<Progress>,
 }
+
+pub(crate) fn duration_ms(start: Timestamp, end: Timestamp) -> u64 {
+    let ms = end.as_millisecond() - start.as_millisecond();
+    u64::try_from(ms).unwrap_or(0)
+}

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::execute::AttemptEnd;
 use super::{Attempt, Progress, RunEvent, RunEventKind, RunId, RunRecord, RunStatus, RuntimeInner};
+use crate::history::duration_ms;
 use crate::sync::lock;
 use crate::{Error, Trigger};
 
@@ -127,11 +128,6 @@ impl ActiveRun {
             progress: live.progress,
         }
     }
-}
-
-pub(crate) fn duration_ms(start: Timestamp, end: Timestamp) -> u64 {
-    let ms = end.as_millisecond() - start.as_millisecond();
-    u64::try_from(ms).unwrap_or(0)
 }
 
 impl RuntimeInner {

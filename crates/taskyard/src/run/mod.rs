@@ -31,7 +31,6 @@ use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
 
 use self::active::ActiveRun;
-pub(crate) use self::active::duration_ms as duration_ms_between;
 pub use self::context::TaskContext;
 pub use self::events::{RunEvent, RunEventKind};
 use self::gate::{Gate, GateKey, TaskSlot, Wait};

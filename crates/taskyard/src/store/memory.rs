@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim};
+use super::{Broadcast, Claimed, Enqueued, InstanceLease, Job, RunFilter, Store, TickClaim};
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
 
@@ -27,6 +27,8 @@ struct Tables {
     ticks: HashMap<(String, i64, String), Timestamp>,
     last_ticks: HashMap<String, Timestamp>,
     broadcasts: Vec<Broadcast>,
+    /// Durable runs: how each waits, and the fence of its current claim.
+    jobs: HashMap<RunId, (Job, i64)>,
 }
 
 impl MemoryStore {
@@ -85,7 +87,12 @@ impl Store for MemoryStore {
 
     async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
         let mut tables = self.tables();
-        let Tables { runs, instances, .. } = &mut *tables;
+        let Tables {
+            runs,
+            instances,
+            jobs,
+            ..
+        } = &mut *tables;
         let live = |instance: &str| {
             instances
                 .get(instance)
@@ -93,7 +100,9 @@ impl Store for MemoryStore {
         };
         let mut marked = Vec::new();
         for run in runs.values_mut() {
-            if !run.status.is_final() && !live(&run.instance) {
+            // A durable run waiting in the queue belongs to no instance.
+            let waiting = run.status == RunStatus::Queued && jobs.contains_key(&run.id);
+            if !run.status.is_final() && !waiting && !live(&run.instance) {
                 run.error = Some(format!(
                     "abandoned: instance {} stopped renewing its lease while the run was {}",
                     run.instance, run.status
@@ -105,7 +114,7 @@ impl Store for MemoryStore {
                 run.finished_at = Some(ended(run.started_at.unwrap_or(run.queued_at)));
                 run.duration_ms = run
                     .started_at
-                    .map(|start| super::super::run::duration_ms_between(start, ended(start)));
+                    .map(|start| crate::history::duration_ms(start, ended(start)));
                 marked.push(run.id);
             }
         }
@@ -180,5 +189,69 @@ impl Store for MemoryStore {
             .collect();
         found.sort_by(|a, b| (a.sent_at, &a.id).cmp(&(b.sent_at, &b.id)));
         Ok(found)
+    }
+
+    async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
+        let mut tables = self.tables();
+        if let Some(key) = &job.key {
+            let live = tables.jobs.iter().find_map(|(id, (other, _))| {
+                let record = tables.runs.get(id)?;
+                (other.key.as_ref() == Some(key) && record.task == run.task && !record.status.is_final())
+                    .then_some(*id)
+            });
+            if let Some(id) = live {
+                return Ok(Enqueued::Existing(id));
+            }
+        }
+        tables.runs.insert(run.id, run.clone());
+        tables.jobs.insert(run.id, (job.clone(), 0));
+        Ok(Enqueued::New(run.id))
+    }
+
+    async fn claim(
+        &self,
+        instance: &str,
+        tasks: &[String],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, Error> {
+        let mut tables = self.tables();
+        let Tables { runs, jobs, .. } = &mut *tables;
+        let mut due: Vec<(i32, Timestamp, RunId)> = jobs
+            .iter()
+            .filter(|(id, (job, _))| {
+                job.run_at <= now
+                    && runs
+                        .get(id)
+                        .is_some_and(|run| run.status == RunStatus::Queued && tasks.contains(&run.task))
+            })
+            .map(|(id, (job, _))| (job.priority, job.run_at, *id))
+            .collect();
+        due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut claimed = Vec::new();
+        for (_, _, id) in due.into_iter().take(limit) {
+            let (Some(run), Some((job, fence))) = (runs.get_mut(&id), jobs.get_mut(&id)) else {
+                continue;
+            };
+            run.status = RunStatus::Running;
+            run.instance = instance.to_owned();
+            run.started_at = run.started_at.or(Some(now));
+            *fence += 1;
+            claimed.push(Claimed {
+                run: run.clone(),
+                fence: *fence,
+                max_attempts: job.max_attempts,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
+        let mut tables = self.tables();
+        if tables.jobs.get(&run.id).map(|(_, current)| *current) != Some(fence) {
+            return Ok(false);
+        }
+        tables.runs.insert(run.id, run.clone());
+        Ok(true)
     }
 }

@@ -32,6 +32,11 @@ const SQLITE: &[Migration] = &[
         name: "strategy broadcasts",
         sql: include_str!("migrations/sqlite/0003_broadcasts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "durable run queue",
+        sql: include_str!("migrations/sqlite/0004_queue.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -50,10 +55,15 @@ const POSTGRES: &[Migration] = &[
         name: "strategy broadcasts",
         sql: include_str!("migrations/postgres/0003_broadcasts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "durable run queue",
+        sql: include_str!("migrations/postgres/0004_queue.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 3;
+pub const MIGRATIONS_VERSION: i64 = 4;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

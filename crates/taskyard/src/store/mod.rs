@@ -7,7 +7,9 @@
 //!
 //! The runtime writes through `Recorder`, which batches records into one transaction per
 //! batch; the `lease` keeper heartbeats this instance and marks runs of dead instances
-//! `abandoned`. Every backend passes the same conformance suite (`tests/store_conformance.rs`).
+//! `abandoned`. Durable runs wait in the same table as queued records any instance may
+//! claim ([`Store::enqueue`], [`Store::claim`], fenced by [`Store::put_claimed`]). Every
+//! backend passes the same conformance suite (`tests/store_conformance.rs`).
 
 mod columns;
 mod health;
@@ -15,6 +17,7 @@ pub(crate) mod lease;
 mod memory;
 mod migrate;
 mod postgres;
+mod queue;
 mod recorder;
 mod sql;
 mod sqlite;
@@ -29,6 +32,7 @@ pub use self::health::{StoreFailure, StoreHealth};
 pub use self::memory::MemoryStore;
 pub use self::migrate::MIGRATIONS_VERSION;
 pub use self::postgres::PostgresStore;
+pub use self::queue::{Claimed, Enqueued, Job};
 pub(crate) use self::recorder::Recorder;
 pub use self::sqlite::SqliteStore;
 use crate::Error;
@@ -91,6 +95,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Broadcasts sent at or after `since`, oldest first.
     async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error>;
+
+    /// Writes `run` (status `queued`) as a durable run waiting as `job` says, in one
+    /// statement: it is committed when this returns. With a key, a queued or running run of
+    /// the same task and key wins (the database's unique index decides, never a read
+    /// before the write) and its id comes back instead.
+    async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error>;
+
+    /// Claims for `instance` at most `limit` durable runs of `tasks` that are due at `now`,
+    /// highest priority first, then earliest `run_at`, then oldest: each becomes `running`
+    /// there with a new fence. Concurrent claimers on any number of instances never get the
+    /// same run.
+    async fn claim(
+        &self,
+        instance: &str,
+        tasks: &[String],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, Error>;
+
+    /// Writes the state of a claimed run (progress, its end) if `fence` is still the run's;
+    /// `false`, writing nothing, when the attempt lost its claim.
+    async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error>;
 }
 
 /// A custom strategy's `send_all`: every live instance runs the schedule's job once with

@@ -10,7 +10,11 @@
 use jiff::Timestamp;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
-use super::columns::decode_rows;
+use sqlx::Row;
+
+use super::columns::{COLUMNS, RunRow, decode_rows};
+use super::queue::{Claimed, Enqueued, Job};
+use super::sqlite::parse_ids;
 use super::{Broadcast, InstanceLease, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunFilter, RunId, RunRecord};
@@ -21,6 +25,8 @@ pub(super) trait Dialect: Database {
     const BACKEND: &'static str;
     /// `SELECT` of every run column, JSON read back as text, without a `WHERE`.
     const SELECT_RUNS: &'static str;
+    /// Every run column, JSON read back as text, as a `SELECT` or `RETURNING` list.
+    const RUN_COLUMNS: &'static str;
     /// The expression of a run's schedule name inside its trigger's JSON.
     const TRIGGER_SCHEDULE: &'static str;
     /// Inserts a broadcast (`$1` id, `$2` schedule, `$3` args as JSON text, `$4` origin,
@@ -29,6 +35,16 @@ pub(super) trait Dialect: Database {
     /// The broadcasts sent at or after `$1`, args as text, oldest first.
     const SELECT_BROADCASTS: &'static str;
 
+    /// What follows a JSON parameter so that it is stored as JSON (`::jsonb`, or nothing).
+    const JSON: &'static str;
+    /// The task names of the JSON array bound as `$3`, as a subquery.
+    const TASKS_OF_3: &'static str;
+    /// What locks the rows a claim picks without waiting for other claimers.
+    const SKIP_LOCKED: &'static str;
+    /// A claimed run's fence, attempt limit, priority and `run_at`, as `RETURNING` reads
+    /// them.
+    const CLAIM_EXTRA: &'static str;
+
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
@@ -36,10 +52,16 @@ pub(super) trait Dialect: Database {
 impl Dialect for sqlx::Sqlite {
     const BACKEND: &'static str = "sqlite";
     const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data, payload, attempt, attempts, instance, queued_at, started_at, finished_at, duration_ms, result, error, progress, progress_message FROM taskyard_runs";
+    const RUN_COLUMNS: &'static str = COLUMNS;
     const TRIGGER_SCHEDULE: &'static str = "json_extract(trigger_data, '$.schedule')";
     const INSERT_BROADCAST: &'static str =
         "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3, $4, $5)";
     const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
+    const JSON: &'static str = "";
+    const TASKS_OF_3: &'static str = "SELECT value FROM json_each($3)";
+    // SQLite has one writer at a time: the claim's single statement is atomic.
+    const SKIP_LOCKED: &'static str = "";
+    const CLAIM_EXTRA: &'static str = "fence, max_attempts, priority, run_at";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -49,9 +71,15 @@ impl Dialect for sqlx::Sqlite {
 impl Dialect for sqlx::Postgres {
     const BACKEND: &'static str = "postgres";
     const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message FROM taskyard_runs";
+    const RUN_COLUMNS: &'static str = "id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message";
     const TRIGGER_SCHEDULE: &'static str = "trigger_data->>'schedule'";
     const INSERT_BROADCAST: &'static str = "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3::jsonb, $4, $5)";
     const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args::text AS args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
+    const JSON: &'static str = "::jsonb";
+    const TASKS_OF_3: &'static str = "SELECT jsonb_array_elements_text($3::jsonb)";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const CLAIM_EXTRA: &'static str =
+        "fence, max_attempts::bigint AS max_attempts, priority::bigint AS priority, run_at";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -70,8 +98,11 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> String: Type<DB> + Encode<'q, DB> + sqlx::Decode<'q, DB>,
     for<'q> i64: Type<DB> + Encode<'q, DB> + sqlx::Decode<'q, DB>,
-    for<'q> f64: Type<DB> + sqlx::Decode<'q, DB>,
+    for<'q> f64: Type<DB> + Encode<'q, DB> + sqlx::Decode<'q, DB>,
     for<'q> &'static str: Type<DB> + Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
     for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
@@ -240,5 +271,155 @@ where
         rows.into_iter()
             .map(|row| super::columns::decode_broadcast(DB::BACKEND, row))
             .collect()
+    }
+
+    /// Writes a durable run to the queue (see `Store::enqueue`).
+    pub async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
+        let j = DB::JSON;
+        let insert = format!(
+            "INSERT INTO taskyard_runs ({COLUMNS}, durable, run_at, priority, unique_key, max_attempts, fence) \
+             VALUES ($1, $2, $3, $4, $5{j}, $6{j}, $7, $8{j}, $9, $10, $11, $12, $13, $14{j}, $15, $16, $17, TRUE, $18, $19, $20, $21, 0) \
+             ON CONFLICT (task, unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING \
+             RETURNING id"
+        );
+        // A keyed run that finished between the refused insert and the read of the live
+        // one leaves nothing to hand back: insert again.
+        for _ in 0..3 {
+            let row = RunRow::encode(run);
+            let inserted: Option<String> =
+                sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(insert.clone()))
+                    .bind(row.id)
+                    .bind(row.task)
+                    .bind(row.status)
+                    .bind(row.trigger_kind)
+                    .bind(row.trigger_data)
+                    .bind(row.payload)
+                    .bind(row.attempt)
+                    .bind(row.attempts)
+                    .bind(row.instance)
+                    .bind(row.queued_at)
+                    .bind(row.started_at)
+                    .bind(row.finished_at)
+                    .bind(row.duration_ms)
+                    .bind(row.result)
+                    .bind(row.error)
+                    .bind(row.progress)
+                    .bind(row.progress_message)
+                    .bind(job.run_at.as_millisecond())
+                    .bind(i64::from(job.priority))
+                    .bind(job.key.clone())
+                    .bind(i64::from(job.max_attempts))
+                    .fetch_optional(self.pool)
+                    .await
+                    .map_err(self.error())?;
+            if inserted.is_some() {
+                return Ok(Enqueued::New(run.id));
+            }
+            let Some(key) = &job.key else {
+                break;
+            };
+            let live: Option<String> = sqlx::query_scalar::<DB, String>(
+                "SELECT id FROM taskyard_runs WHERE task = $1 AND unique_key = $2 AND status IN ('queued', 'running')",
+            )
+            .bind(run.task.clone())
+            .bind(key.clone())
+            .fetch_optional(self.pool)
+            .await
+            .map_err(self.error())?;
+            if let Some(id) = live {
+                return Ok(Enqueued::Existing(parse_ids(vec![id])?.remove(0)));
+            }
+        }
+        Err(Error::StoreData {
+            backend: DB::BACKEND,
+            message: format!(
+                "run {} of task `{}` could be neither queued nor found",
+                run.id, run.task
+            ),
+        })
+    }
+
+    /// Claims due durable runs for `instance` (see `Store::claim`).
+    pub async fn claim(
+        &self,
+        instance: &str,
+        tasks: &[String],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, Error> {
+        if tasks.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let claim = format!(
+            "WITH due AS (SELECT id FROM taskyard_runs WHERE durable AND status = 'queued' AND run_at <= $2 \
+             AND task IN ({tasks}) ORDER BY priority DESC, run_at, id LIMIT $4{lock}) \
+             UPDATE taskyard_runs SET status = 'running', instance = $1, started_at = COALESCE(started_at, $2), fence = fence + 1 \
+             WHERE id IN (SELECT id FROM due) AND status = 'queued' \
+             RETURNING {columns}, {extra}",
+            tasks = DB::TASKS_OF_3,
+            lock = DB::SKIP_LOCKED,
+            columns = DB::RUN_COLUMNS,
+            extra = DB::CLAIM_EXTRA,
+        );
+        let names = serde_json::to_string(tasks).map_err(|error| Error::StoreData {
+            backend: DB::BACKEND,
+            message: format!("task names as JSON: {error}"),
+        })?;
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(claim))
+            .bind(instance.to_owned())
+            .bind(now.as_millisecond())
+            .bind(names)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.pool)
+            .await
+            .map_err(self.error())?;
+        let runs = decode_rows(&rows, DB::BACKEND)?;
+        let mut claimed = Vec::with_capacity(runs.len());
+        for (run, row) in runs.into_iter().zip(&rows) {
+            let fence: i64 = row.try_get("fence").map_err(self.error())?;
+            let max_attempts: i64 = row.try_get("max_attempts").map_err(self.error())?;
+            let priority: i64 = row.try_get("priority").map_err(self.error())?;
+            let run_at: i64 = row.try_get("run_at").map_err(self.error())?;
+            claimed.push((
+                (std::cmp::Reverse(priority), run_at, run.id),
+                Claimed {
+                    run,
+                    fence,
+                    max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
+                },
+            ));
+        }
+        // `RETURNING` keeps no order: the queue's order is restored here.
+        claimed.sort_by_key(|(order, _)| *order);
+        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
+    }
+
+    /// Writes a claimed run's state if `fence` is still its own (see `Store::put_claimed`).
+    pub async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
+        let j = DB::JSON;
+        let update = format!(
+            "UPDATE taskyard_runs SET status = $2, attempt = $3, attempts = $4{j}, instance = $5, started_at = $6, \
+             finished_at = $7, duration_ms = $8, result = $9{j}, error = $10, progress = $11, progress_message = $12 \
+             WHERE id = $1 AND fence = $13"
+        );
+        let row = RunRow::encode(run);
+        let done = sqlx::query::<DB>(sqlx::AssertSqlSafe(update))
+            .bind(row.id)
+            .bind(row.status)
+            .bind(row.attempt)
+            .bind(row.attempts)
+            .bind(row.instance)
+            .bind(row.started_at)
+            .bind(row.finished_at)
+            .bind(row.duration_ms)
+            .bind(row.result)
+            .bind(row.error)
+            .bind(row.progress)
+            .bind(row.progress_message)
+            .bind(fence)
+            .execute(self.pool)
+            .await
+            .map_err(self.error())?;
+        Ok(DB::rows_affected(&done) == 1)
     }
 }

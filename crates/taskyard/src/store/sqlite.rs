@@ -19,7 +19,7 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqlitePool};
 
 use super::columns::{COLUMNS, RunRow};
 use super::sql::Statements;
-use super::{Broadcast, InstanceLease, RunFilter, Store, TickClaim, sqlx_error};
+use super::{Broadcast, Claimed, Enqueued, InstanceLease, Job, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunId, RunRecord};
 
@@ -213,6 +213,24 @@ impl Store for SqliteStore {
     async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error> {
         self.sql().broadcasts_since(since).await
     }
+
+    async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
+        self.sql().enqueue(run, job).await
+    }
+
+    async fn claim(
+        &self,
+        instance: &str,
+        tasks: &[String],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, Error> {
+        self.sql().claim(instance, tasks, now, limit).await
+    }
+
+    async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
+        self.sql().put_claimed(run, fence).await
+    }
 }
 
 /// Marks `abandoned` the unfinished runs of instances without a live lease at `?1`. The
@@ -223,7 +241,7 @@ pub(super) const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned',
      ELSE MIN(?1, MAX(last.seen, started_at)) - started_at END, \
      error = 'abandoned: instance ' || instance || ' stopped renewing its lease while the run was ' || status \
      FROM (SELECT r.id AS run, i.heartbeat_at AS seen FROM taskyard_runs r LEFT JOIN taskyard_instances i ON i.id = r.instance \
-     WHERE r.status IN ('queued', 'running')) AS last \
+     WHERE r.status IN ('queued', 'running') AND NOT (r.durable AND r.status = 'queued')) AS last \
      WHERE last.run = taskyard_runs.id AND NOT EXISTS \
      (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= ?1) \
      RETURNING id";
