@@ -1015,3 +1015,80 @@ async fn concurrent_claimers_never_get_the_same_run() {
         assert_eq!(unique, ids, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_runs_of_a_dead_instance_go_back_to_the_queue_as_their_next_attempt() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        store.heartbeat(&lease("dead", at(5_000))).await.expect("hb");
+        store.heartbeat(&lease("live", at(60_000))).await.expect("hb");
+        let twice = queued("mail");
+        let once = Job {
+            max_attempts: 1,
+            ..job(0, 0, None)
+        };
+        let last = queued("mail");
+        let plain = record("mail", RunStatus::Running, "dead", 0);
+        store.enqueue(&twice, &job(0, 0, None)).await.expect("enqueue");
+        store.enqueue(&last, &once).await.expect("enqueue");
+        store.put_runs(std::slice::from_ref(&plain)).await.expect("put");
+        let claimed = store
+            .claim("dead", &["mail".to_owned()], at(50), 10)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2, "{name}");
+        // The dead instance's runs stay while its lease runs.
+        let (requeued, abandoned) = store.requeue_orphans(at(4_000)).await.expect("rescue");
+        assert!(requeued.is_empty() && abandoned.is_empty(), "{name}");
+
+        let (requeued, abandoned) = store.requeue_orphans(at(10_000)).await.expect("rescue");
+        assert_eq!(requeued, [twice.id], "{name}");
+        assert_eq!(abandoned, [last.id], "{name}");
+        let again = store.get_run(twice.id).await.expect("get").expect("run");
+        assert_eq!(again.status, RunStatus::Queued, "{name}");
+        assert_eq!(again.attempt, 2, "{name}");
+        assert_eq!(again.attempts.len(), 1, "{name}");
+        assert_eq!(again.attempts[0].status, RunStatus::Abandoned, "{name}");
+        assert_eq!(
+            again.attempts[0].finished_at,
+            at(100),
+            "{name}: the lost attempt ends at the last heartbeat"
+        );
+        let ended = store.get_run(last.id).await.expect("get").expect("run");
+        assert_eq!(ended.status, RunStatus::Abandoned, "{name}");
+        assert!(
+            ended
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("instance dead")),
+            "{name}: {:?}",
+            ended.error
+        );
+        // A second sweep (another instance's) finds nothing left to rescue.
+        let (requeued, abandoned) = store.requeue_orphans(at(10_000)).await.expect("rescue");
+        assert!(requeued.is_empty() && abandoned.is_empty(), "{name}");
+        // The lost attempts write no more.
+        for lost in &claimed {
+            let mut late = lost.run.clone();
+            late.status = RunStatus::Succeeded;
+            assert!(
+                !store.put_claimed(&late, lost.fence).await.expect("put"),
+                "{name}"
+            );
+        }
+        // A plain run of the dead instance is abandoned as before, by `mark_abandoned`.
+        let marked = store.mark_abandoned(at(10_000)).await.expect("abandon");
+        assert_eq!(marked, [plain.id], "{name}");
+        // A live instance takes the run again.
+        let retaken = store
+            .claim("live", &["mail".to_owned()], at(10_000), 10)
+            .await
+            .expect("claim");
+        assert_eq!(retaken.len(), 1, "{name}");
+        assert_eq!(retaken[0].run.id, twice.id, "{name}");
+        assert_eq!(retaken[0].run.attempt, 2, "{name}");
+        assert_eq!(retaken[0].run.instance, "live", "{name}");
+        assert!(retaken[0].fence > claimed[0].fence, "{name}");
+    }
+}

@@ -3,9 +3,10 @@
 //! Every [`HEARTBEAT`] (or `ttl / 3`, if shorter) it renews this instance's lease and checks
 //! that the store is still the one it opened ([`Store::verify`]); schedules spread their
 //! ticks over the instances seen within [`MEMBERSHIP_WINDOW`], so a dead instance stops
-//! being given ticks within seconds. Every `ttl / 3` it asks the store to mark `abandoned`
-//! the queued or running runs of instances whose lease has expired (a process that was
-//! killed, or a machine that vanished). About once a minute it also deletes runs older
+//! being given ticks within seconds. Every `ttl / 3` it asks the store to queue again the
+//! durable runs of instances whose lease has expired (a process that was killed, or a
+//! machine that vanished), as their next attempt, and to mark `abandoned` their other
+//! queued or running runs. About once a minute it also deletes runs older
 //! than the retention period.
 
 use std::sync::{Arc, OnceLock};
@@ -110,9 +111,21 @@ impl LeaseKeeper {
     }
 
     async fn reap(&self) -> Result<(), Error> {
-        let abandoned = self.store.mark_abandoned(Timestamp::now()).await?;
-        if !abandoned.is_empty() {
-            tracing::warn!(runs = abandoned.len(), "marked runs of dead instances abandoned");
+        let now = Timestamp::now();
+        // Durable runs first, while the dead instances' last heartbeats are still known.
+        let (requeued, out_of_attempts) = self.store.requeue_orphans(now).await?;
+        if !requeued.is_empty() {
+            tracing::warn!(
+                runs = requeued.len(),
+                "queued the durable runs of dead instances again"
+            );
+        }
+        let abandoned = self.store.mark_abandoned(now).await?;
+        if !abandoned.is_empty() || !out_of_attempts.is_empty() {
+            tracing::warn!(
+                runs = abandoned.len() + out_of_attempts.len(),
+                "marked runs of dead instances abandoned"
+            );
         }
         Ok(())
     }

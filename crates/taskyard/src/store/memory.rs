@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use super::{Broadcast, Claimed, Enqueued, InstanceLease, Job, RunFilter, Store, TickClaim};
+use super::{Broadcast, Claimed, Enqueued, InstanceLease, Job, Orphan, RunFilter, Store, TickClaim, rescue};
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
 
@@ -100,9 +100,10 @@ impl Store for MemoryStore {
         };
         let mut marked = Vec::new();
         for run in runs.values_mut() {
-            // A durable run waiting in the queue belongs to no instance.
-            let waiting = run.status == RunStatus::Queued && jobs.contains_key(&run.id);
-            if !run.status.is_final() && !waiting && !live(&run.instance) {
+            // Durable runs are rescued by `requeue_orphans`; a queued one belongs to no
+            // instance.
+            let durable = jobs.contains_key(&run.id);
+            if !run.status.is_final() && !durable && !live(&run.instance) {
                 run.error = Some(format!(
                     "abandoned: instance {} stopped renewing its lease while the run was {}",
                     run.instance, run.status
@@ -253,5 +254,42 @@ impl Store for MemoryStore {
         }
         tables.runs.insert(run.id, run.clone());
         Ok(true)
+    }
+
+    async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
+        let mut tables = self.tables();
+        let Tables {
+            runs,
+            instances,
+            jobs,
+            ..
+        } = &mut *tables;
+        let (mut requeued, mut abandoned) = (Vec::new(), Vec::new());
+        for (id, (job, fence)) in jobs.iter_mut() {
+            let Some(run) = runs.get_mut(id) else {
+                continue;
+            };
+            let lease = instances.get(&run.instance);
+            if run.status != RunStatus::Running || lease.is_some_and(|(lease, _)| lease.lease_until >= now) {
+                continue;
+            }
+            let orphan = Orphan {
+                run: run.clone(),
+                fence: *fence,
+                max_attempts: job.max_attempts,
+                seen: lease.map(|(_, seen)| *seen),
+            };
+            let (next, again) = rescue(&orphan, now);
+            *run = next;
+            // The lost attempt can write no more.
+            *fence += 1;
+            if again {
+                job.run_at = now;
+                requeued.push(*id);
+            } else {
+                abandoned.push(*id);
+            }
+        }
+        Ok((requeued, abandoned))
     }
 }

@@ -33,6 +33,7 @@ pub use self::memory::MemoryStore;
 pub use self::migrate::MIGRATIONS_VERSION;
 pub use self::postgres::PostgresStore;
 pub use self::queue::{Claimed, Enqueued, Job};
+pub(crate) use self::queue::{Orphan, rescue};
 pub(crate) use self::recorder::Recorder;
 pub use self::sqlite::SqliteStore;
 use crate::Error;
@@ -117,6 +118,13 @@ pub trait Store: Send + Sync + 'static {
     /// Writes the state of a claimed run (progress, its end) if `fence` is still the run's;
     /// `false`, writing nothing, when the attempt lost its claim.
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error>;
+
+    /// Rescues the running durable runs of instances without a live lease at `now`: each
+    /// goes back to the queue as its next attempt, or ends `abandoned` when it had its
+    /// last; either way its claim's fence moves on, so the lost attempt can write no more. Each run is
+    /// changed only if its fence is still the lost claim's, so instances sweeping at once
+    /// rescue it once. Returns the runs queued again and the runs abandoned.
+    async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error>;
 }
 
 /// A custom strategy's `send_all`: every live instance runs the schedule's job once with

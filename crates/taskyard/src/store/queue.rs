@@ -10,7 +10,7 @@
 
 use jiff::Timestamp;
 
-use crate::history::{RunId, RunRecord};
+use crate::history::{Attempt, RunId, RunRecord, RunStatus, duration_ms};
 
 /// How a durable run waits in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,4 +54,51 @@ pub struct Claimed {
     pub fence: i64,
     /// How many attempts the run gets in all.
     pub max_attempts: u32,
+}
+
+/// A claimed durable run whose instance stopped renewing its lease.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Orphan {
+    /// The run as its last write left it (`running`).
+    pub run: RunRecord,
+    /// The fence of the lost claim.
+    pub fence: i64,
+    /// How many attempts the run gets in all.
+    pub max_attempts: u32,
+    /// The instance's last heartbeat, if its lease row is still there.
+    pub seen: Option<Timestamp>,
+}
+
+/// What becomes of an orphan at `now`: its lost attempt ends at its instance's last sign
+/// of life and is kept among the attempts; the run goes back to the queue, due at once, as
+/// its next attempt, or ends `abandoned` when it had its last. Returns the run and whether
+/// it was queued again.
+pub(crate) fn rescue(orphan: &Orphan, now: Timestamp) -> (RunRecord, bool) {
+    let mut run = orphan.run.clone();
+    let started = run.started_at.unwrap_or(run.queued_at);
+    let ended = orphan.seen.map_or(now, |seen| seen.max(started).min(now));
+    let error = format!(
+        "abandoned: instance {} stopped renewing its lease while the run was running",
+        run.instance
+    );
+    let again = run.attempt < orphan.max_attempts;
+    if again {
+        run.attempts.push(Attempt {
+            attempt: run.attempt,
+            status: RunStatus::Abandoned,
+            started_at: started,
+            finished_at: ended,
+            error: Some(error),
+            retry_delay_ms: 0,
+        });
+        run.attempt += 1;
+        run.status = RunStatus::Queued;
+        run.progress = None;
+    } else {
+        run.status = RunStatus::Abandoned;
+        run.finished_at = Some(ended);
+        run.duration_ms = run.started_at.map(|start| duration_ms(start, ended));
+        run.error = Some(error);
+    }
+    (run, again)
 }

@@ -13,7 +13,7 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 use sqlx::Row;
 
 use super::columns::{COLUMNS, RunRow, decode_rows};
-use super::queue::{Claimed, Enqueued, Job};
+use super::queue::{Claimed, Enqueued, Job, Orphan, rescue};
 use super::sqlite::parse_ids;
 use super::{Broadcast, InstanceLease, TickClaim, sqlx_error};
 use crate::Error;
@@ -396,10 +396,62 @@ where
 
     /// Writes a claimed run's state if `fence` is still its own (see `Store::put_claimed`).
     pub async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
+        self.update_fenced(run, fence, None, false).await
+    }
+
+    /// Rescues the running durable runs of dead instances (see `Store::requeue_orphans`).
+    pub async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
+        let select = format!(
+            "SELECT {columns}, {extra}, (SELECT heartbeat_at FROM taskyard_instances i WHERE i.id = taskyard_runs.instance) AS seen \
+             FROM taskyard_runs WHERE durable AND status = 'running' AND NOT EXISTS \
+             (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= $1)",
+            columns = DB::RUN_COLUMNS,
+            extra = DB::CLAIM_EXTRA,
+        );
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(select))
+            .bind(now.as_millisecond())
+            .fetch_all(self.pool)
+            .await
+            .map_err(self.error())?;
+        let runs = decode_rows(&rows, DB::BACKEND)?;
+        let (mut requeued, mut abandoned) = (Vec::new(), Vec::new());
+        for (run, row) in runs.into_iter().zip(&rows) {
+            let fence: i64 = row.try_get("fence").map_err(self.error())?;
+            let max_attempts: i64 = row.try_get("max_attempts").map_err(self.error())?;
+            let seen: Option<i64> = row.try_get("seen").map_err(self.error())?;
+            let orphan = Orphan {
+                run,
+                fence,
+                max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
+                seen: seen.and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+            };
+            let (next, again) = rescue(&orphan, now);
+            // Another instance may be rescuing the same run: the fence lets one through.
+            if self
+                .update_fenced(&next, fence, again.then_some(now), true)
+                .await?
+            {
+                if again { &mut requeued } else { &mut abandoned }.push(next.id);
+            }
+        }
+        Ok((requeued, abandoned))
+    }
+
+    /// Writes `run`'s state where the run's fence is still `fence`; with `requeue_at`, the
+    /// run is due again then; with `end_claim`, the fence moves on, so the claim's attempt
+    /// can write no more. True if it wrote.
+    async fn update_fenced(
+        &self,
+        run: &RunRecord,
+        fence: i64,
+        requeue_at: Option<Timestamp>,
+        end_claim: bool,
+    ) -> Result<bool, Error> {
         let j = DB::JSON;
         let update = format!(
             "UPDATE taskyard_runs SET status = $2, attempt = $3, attempts = $4{j}, instance = $5, started_at = $6, \
-             finished_at = $7, duration_ms = $8, result = $9{j}, error = $10, progress = $11, progress_message = $12 \
+             finished_at = $7, duration_ms = $8, result = $9{j}, error = $10, progress = $11, progress_message = $12, \
+             run_at = COALESCE($14, run_at), fence = fence + $15 \
              WHERE id = $1 AND fence = $13"
         );
         let row = RunRow::encode(run);
@@ -417,6 +469,8 @@ where
             .bind(row.progress)
             .bind(row.progress_message)
             .bind(fence)
+            .bind(requeue_at.map(|at| at.as_millisecond()))
+            .bind(i64::from(end_claim))
             .execute(self.pool)
             .await
             .map_err(self.error())?;

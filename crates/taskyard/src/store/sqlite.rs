@@ -231,6 +231,10 @@ impl Store for SqliteStore {
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
         self.sql().put_claimed(run, fence).await
     }
+
+    async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
+        self.sql().requeue_orphans(now).await
+    }
 }
 
 /// Marks `abandoned` the unfinished runs of instances without a live lease at `?1`. The
@@ -241,7 +245,7 @@ pub(super) const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned',
      ELSE MIN(?1, MAX(last.seen, started_at)) - started_at END, \
      error = 'abandoned: instance ' || instance || ' stopped renewing its lease while the run was ' || status \
      FROM (SELECT r.id AS run, i.heartbeat_at AS seen FROM taskyard_runs r LEFT JOIN taskyard_instances i ON i.id = r.instance \
-     WHERE r.status IN ('queued', 'running') AND NOT (r.durable AND r.status = 'queued')) AS last \
+     WHERE r.status IN ('queued', 'running') AND NOT r.durable) AS last \
      WHERE last.run = taskyard_runs.id AND NOT EXISTS \
      (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= ?1) \
      RETURNING id";
