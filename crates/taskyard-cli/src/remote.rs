@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use taskyard::run::TaskInfo;
 use taskyard::schedule::ScheduleInfo;
 use taskyard::{RunRecord, RunStatus};
 
@@ -114,14 +115,12 @@ pub fn task_list(client: &Client, json: bool) -> Outcome {
     };
     let rows = tasks
         .iter()
-        .map(|task| {
-            vec![
-                text(&task["name"]),
-                text(&task["concurrency"]["mode"]),
-                text(&task["description"]),
-            ]
+        .map(|raw| {
+            let task: TaskInfo = decode(raw, "task")?;
+            let concurrency = serde_json::to_value(task.concurrency).unwrap_or_default();
+            Ok(vec![task.name, text(&concurrency["mode"]), task.description])
         })
-        .collect();
+        .collect::<Result<_, CliError>>()?;
     table(&["TASK", "CONCURRENCY", "DESCRIPTION"], rows);
     Ok(())
 }

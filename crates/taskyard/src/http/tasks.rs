@@ -38,24 +38,13 @@ pub(super) fn routes() -> Router {
 }
 
 async fn list_tasks(Extension(api): Extension<Api>) -> Json<Value> {
-    let mut tasks: Vec<Value> = api
+    let mut tasks: Vec<_> = api
         .runtime
         .tasks()
         .into_iter()
-        .map(|entry| {
-            let task = entry.task();
-            json!({
-                "name": entry.name(),
-                "description": task.get_description(),
-                "payload_schema": task.payload_schema(),
-                "concurrency": task.get_concurrency(),
-                "timeout_ms": task.get_timeout().map(|timeout| timeout.as_millis() as u64),
-                "max_attempts": task.get_retry().max_attempts(),
-                "source": entry.source().to_string(),
-            })
-        })
+        .map(|entry| entry.info())
         .collect();
-    tasks.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    tasks.sort_by(|a, b| a.name.cmp(&b.name));
     Json(json!({ "tasks": tasks }))
 }
 

@@ -34,7 +34,7 @@ use self::active::ActiveRun;
 pub use self::context::TaskContext;
 pub use self::events::{RunEvent, RunEventKind};
 use self::gate::{Gate, GateKey, TaskSlot, Wait};
-pub use self::registry::{Registry, TaskEntry, TaskSource};
+pub use self::registry::{Registry, TaskEntry, TaskInfo, TaskSource};
 pub use self::request::{RunHandle, RunRequest};
 use self::request::{joined, started};
 pub(crate) use self::task::Decoded;

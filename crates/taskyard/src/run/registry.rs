@@ -123,6 +123,43 @@ fn validate_name(name: &str, source: &TaskSource) -> Result<(), Error> {
     Ok(())
 }
 
+/// A task as the API and the CLI list it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskInfo {
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// The JSON Schema of its payload, for a task that takes one.
+    pub payload_schema: Option<serde_json::Value>,
+    /// How its runs may overlap.
+    pub concurrency: crate::Concurrency,
+    /// How long an attempt may take, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// How many attempts a run gets in all.
+    pub max_attempts: u32,
+    /// Where it was defined: a file, or code.
+    pub source: String,
+}
+
+impl TaskEntry {
+    /// The task as the API lists it.
+    pub fn info(&self) -> TaskInfo {
+        let task = self.task();
+        TaskInfo {
+            name: self.name().to_owned(),
+            description: task.get_description().to_owned(),
+            payload_schema: task.payload_schema().cloned(),
+            concurrency: task.get_concurrency(),
+            timeout_ms: task
+                .get_timeout()
+                .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            max_attempts: task.get_retry().max_attempts(),
+            source: self.source().to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

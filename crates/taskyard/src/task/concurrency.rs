@@ -1,9 +1,9 @@
 //! [`Concurrency`]: how runs of one task may overlap.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How concurrent requests to run the same task are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "mode", content = "limit", rename_all = "snake_case")]
 pub enum Concurrency {
     /// One run per task name at a time; callers arriving while it runs share that run and
