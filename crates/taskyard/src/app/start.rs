@@ -151,6 +151,7 @@ impl App {
             app.shutdown().await;
             return Err(error);
         }
+        app.runtime.start_queue();
         Ok(app)
     }
 

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::execute::AttemptEnd;
 use super::{Attempt, Progress, RunEvent, RunEventKind, RunId, RunRecord, RunStatus, RuntimeInner};
 use crate::history::duration_ms;
+use crate::store::Claimed;
 use crate::sync::lock;
 use crate::{Error, Trigger};
 
@@ -24,10 +25,21 @@ pub(crate) struct ActiveRun {
     pub cancel: CancellationToken,
     pub span: tracing::Span,
     pub queued_at: Timestamp,
+    /// For a durable run this instance claimed: the claim's fence and the run's attempts.
+    pub claim: Option<Claim>,
     live: Mutex<Live>,
     /// What every caller of the run receives, set once when it ends.
     outcome: OnceLock<Result<Value, Error>>,
     ended: Notify,
+}
+
+/// What an instance holds of a durable run it claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// The claim's fencing token; every write of the run carries it.
+    pub fence: i64,
+    /// How many attempts the run gets in all.
+    pub max_attempts: u32,
 }
 
 /// The parts of a run that change while it executes.
@@ -54,6 +66,7 @@ impl ActiveRun {
             cancel: CancellationToken::new(),
             span,
             queued_at: id.created_at(),
+            claim: None,
             outcome: OnceLock::new(),
             ended: Notify::new(),
             live: Mutex::new(Live {
@@ -61,6 +74,37 @@ impl ActiveRun {
                 attempt: 1,
                 attempts: Vec::new(),
                 started_at: None,
+                attempt_started_at: None,
+                finished_at: None,
+                result: None,
+                error: None,
+                progress: None,
+            }),
+        }
+    }
+
+    /// A durable run as this instance claimed it: it goes on from its stored attempt.
+    pub fn claimed(claimed: &Claimed, task: Arc<str>, span: tracing::Span) -> Self {
+        let record = &claimed.run;
+        ActiveRun {
+            id: record.id,
+            task,
+            payload: record.payload.clone(),
+            trigger: record.trigger.clone(),
+            cancel: CancellationToken::new(),
+            span,
+            queued_at: record.queued_at,
+            claim: Some(Claim {
+                fence: claimed.fence,
+                max_attempts: claimed.max_attempts,
+            }),
+            outcome: OnceLock::new(),
+            ended: Notify::new(),
+            live: Mutex::new(Live {
+                status: RunStatus::Running,
+                attempt: record.attempt,
+                attempts: record.attempts.clone(),
+                started_at: record.started_at,
                 attempt_started_at: None,
                 finished_at: None,
                 result: None,
@@ -143,10 +187,15 @@ impl RuntimeInner {
         });
     }
 
-    /// Queues the run's current state for the store, without waiting.
+    /// Queues the run's current state for the store, without waiting; a claimed run's
+    /// write is fenced by its claim.
     pub(super) fn record(&self, run: &ActiveRun) {
         if let Some(recorder) = &self.recorder {
-            recorder.put(run.snapshot(&self.instance));
+            let snapshot = run.snapshot(&self.instance);
+            match run.claim {
+                Some(claim) => recorder.put_claimed(snapshot, claim.fence),
+                None => recorder.put(snapshot),
+            }
         }
     }
 
@@ -178,7 +227,13 @@ impl RuntimeInner {
                 retry_delay_ms: delay.as_millis() as u64,
             };
             live.attempts.push(attempt);
-            live.status = RunStatus::Queued;
+            // A claimed run stays `running` in the store while it waits here: `queued`
+            // would let another instance claim it meanwhile.
+            live.status = if run.claim.is_some() {
+                RunStatus::Running
+            } else {
+                RunStatus::Queued
+            };
         }
         tracing::warn!(
             error = error.as_deref().unwrap_or(""),
@@ -226,12 +281,32 @@ impl RuntimeInner {
         }
         lock(&self.active).remove(&run.id);
         self.publish(run, || RunEventKind::Finished { status, error });
-        if let Some(recorder) = &self.recorder
-            && let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await
-        {
-            // Not acknowledged: a caller must not take a result the store may not hold.
-            tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
-            return Err(error);
+        let interrupted = matches!(end, AttemptEnd::Cancelled) && !self.accepting.load(Ordering::Acquire);
+        match (&self.recorder, run.claim) {
+            // A durable run the shutdown interrupted keeps its claim's `running` row: once
+            // this instance's lease is gone, a live instance queues it again.
+            (Some(_), Some(_)) if interrupted => {}
+            (Some(recorder), Some(claim)) => {
+                match Box::pin(recorder.put_claimed_durable(run.snapshot(&self.instance), claim.fence)).await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(run_id = %run.id, "the run lost its claim; its end was not recorded")
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
+                        return Err(error);
+                    }
+                }
+            }
+            (Some(recorder), None) => {
+                if let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await {
+                    // Not acknowledged: a caller must not take a result the store may not hold.
+                    tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
+                    return Err(error);
+                }
+            }
+            (None, _) => {}
         }
         match end.into_result(run) {
             // Cancelled by the shutdown, not by anyone's choice: the caller may retry

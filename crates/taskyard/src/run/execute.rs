@@ -122,8 +122,11 @@ async fn run_attempts(
     };
 
     let task = &slot.entry.task;
-    let max_attempts = task.retry.max_attempts();
-    let mut attempt = 1;
+    // A claimed durable run goes on from its stored attempt, against its own limit.
+    let (max_attempts, mut attempt) = match run.claim {
+        Some(claim) => (claim.max_attempts, run.live().attempt),
+        None => (task.retry.max_attempts(), 1),
+    };
     loop {
         runtime.inner.mark_started(run, attempt);
         // A run with one attempt is its attempt: it shares the run's token rather than

@@ -14,9 +14,11 @@
 
 mod active;
 mod context;
+mod enqueue;
 mod events;
 mod execute;
 mod gate;
+mod queue;
 mod registry;
 mod request;
 mod task;
@@ -32,6 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use self::active::ActiveRun;
 pub use self::context::TaskContext;
+pub use self::enqueue::Enqueue;
 pub use self::events::{RunEvent, RunEventKind};
 use self::gate::{Gate, GateKey, TaskSlot, Wait};
 pub use self::registry::{Registry, TaskEntry, TaskInfo, TaskSource};
@@ -73,6 +76,10 @@ pub(crate) struct RuntimeInner {
     active: Mutex<HashMap<RunId, Arc<ActiveRun>>>,
     accepting: AtomicBool,
     tracker: TaskTracker,
+    /// Wakes this instance's claimer: a durable run was enqueued here.
+    queue_wake: tokio::sync::Notify,
+    /// Stops the claimer, even in the middle of a store call, when the runtime stops.
+    queue_stop: tokio_util::sync::CancellationToken,
 }
 
 /// How the runtime is put together; built by [`App`](crate::App).
@@ -107,6 +114,8 @@ impl Runtime {
                 active: Mutex::new(HashMap::new()),
                 accepting: AtomicBool::new(true),
                 tracker: TaskTracker::new(),
+                queue_wake: tokio::sync::Notify::new(),
+                queue_stop: tokio_util::sync::CancellationToken::new(),
             }),
         }
     }
@@ -124,6 +133,40 @@ impl Runtime {
     pub async fn run(&self, request: RunRequest) -> Result<Value, Error> {
         let started = self.start_named(&request.task, request.payload, request.trigger)?;
         self.wait_for(started).await
+    }
+
+    /// A durable run of `task` with `payload`: written to the store before the caller is
+    /// answered, executed by whichever live instance of the app claims it first, and run
+    /// again elsewhere if that instance dies. Set when and how with the returned
+    /// [`Enqueue`], then `.await` it for the run's id.
+    ///
+    /// Fails, storing nothing, for an unknown task, a payload that does not fit, or an app
+    /// without a store.
+    ///
+    /// ```no_run
+    /// # async fn demo(runtime: taskyard::Runtime) -> taskyard::Result<()> {
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    ///
+    /// let run_id = runtime
+    ///     .enqueue("email:send", json!({ "to": "ada@example.com" }))
+    ///     .after(Duration::from_secs(600))
+    ///     .key("welcome:ada")
+    ///     .await?;
+    /// # let _ = run_id;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn enqueue(&self, task: &str, payload: Value) -> Enqueue {
+        Enqueue::new(self.clone(), task, payload)
+    }
+
+    /// Starts this instance's claimer of durable runs; it ends when the runtime stops
+    /// accepting runs. Does nothing without a store.
+    pub(crate) fn start_queue(&self) {
+        if self.inner.store.is_some() {
+            drop(self.inner.tracker.spawn(self.clone().run_queue()));
+        }
     }
 
     /// Starts a run (or joins one in flight, per the task's concurrency mode) without
@@ -381,6 +424,7 @@ impl Runtime {
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
         inner.accepting.store(false, Ordering::Release);
+        inner.queue_stop.cancel();
         inner.tracker.close();
         if tokio::time::timeout(grace, inner.tracker.wait()).await.is_err() {
             let pending: Vec<_> = lock(&inner.active).values().cloned().collect();
@@ -421,5 +465,23 @@ fn another_tick(new: &Trigger, in_flight: &Trigger) -> bool {
             },
         ) => schedule == other && scheduled_at != other_at,
         _ => false,
+    }
+}
+
+impl RuntimeInner {
+    /// The slot of `task` and the store its durable runs go to, or why there are none.
+    fn queue_target(&self, task: &str) -> Result<(&Arc<TaskSlot>, &Arc<dyn Store>), Error> {
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        let slot = self
+            .slots
+            .get(task)
+            .ok_or_else(|| Error::TaskNotFound(task.to_owned()))?;
+        let store = self.store.as_ref().ok_or_else(|| Error::Setting {
+            setting: "store",
+            message: "durable runs are kept in the store, and this app's history is disabled; use SQLite (the default) or PostgreSQL".to_owned(),
+        })?;
+        Ok((slot, store))
     }
 }

@@ -31,6 +31,9 @@ pub(crate) const MAX_BATCH: usize = 512;
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Put(RunRecord, Option<oneshot::Sender<()>>),
+    /// A claimed durable run's state, written only while `i64` is still its fence; the
+    /// acknowledgement says whether it was.
+    PutClaimed(RunRecord, i64, Option<oneshot::Sender<bool>>),
     Flush(oneshot::Sender<()>),
     /// Write what is queued, then stop.
     Close,
@@ -75,6 +78,25 @@ impl Recorder {
             .send(Command::Put(run, Some(ack)))
             .map_err(|_| Error::ShuttingDown)?;
         self.wait(acked, self.timeout).await
+    }
+
+    /// Queues a claimed run's state, fenced by its claim, without waiting.
+    pub fn put_claimed(&self, run: RunRecord, fence: i64) {
+        let _ = self.tx.send(Command::PutClaimed(run, fence, None));
+    }
+
+    /// Queues a claimed run's state and waits until it is committed, for at most the store
+    /// timeout: `false` when the store refused it because the claim was lost.
+    pub async fn put_claimed_durable(&self, run: RunRecord, fence: i64) -> Result<bool, Error> {
+        let (ack, acked) = oneshot::channel();
+        self.tx
+            .send(Command::PutClaimed(run, fence, Some(ack)))
+            .map_err(|_| Error::ShuttingDown)?;
+        match tokio::time::timeout(self.timeout, acked).await {
+            Ok(Ok(written)) => Ok(written),
+            Ok(Err(_)) => Err(Error::ShuttingDown),
+            Err(_) => Err(self.unavailable("a write", self.timeout)),
+        }
     }
 
     /// Writes everything queued so far, then stops the writer; later records are refused.
@@ -140,6 +162,7 @@ async fn write_loop(
     let mut batch: Vec<RunRecord> = Vec::with_capacity(MAX_BATCH);
     let mut index: HashMap<RunId, usize> = HashMap::with_capacity(MAX_BATCH);
     let mut acks = Vec::new();
+    let mut claimed = Vec::new();
     let mut closing = false;
     while !closing && rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
         for command in commands.drain(..) {
@@ -155,6 +178,7 @@ async fn write_loop(
                     }
                     acks.extend(ack);
                 }
+                Command::PutClaimed(run, fence, ack) => claimed.push((run, fence, ack)),
                 Command::Flush(ack) => acks.push(ack),
                 Command::Close => closing = true,
             }
@@ -162,6 +186,16 @@ async fn write_loop(
         write_with_retry(store.as_ref(), &health, &batch).await;
         batch.clear();
         index.clear();
+        // Claimed runs one by one, in order: each write is fenced on its own.
+        for (run, fence, ack) in claimed.drain(..) {
+            let written = write_claimed_with_retry(store.as_ref(), &health, &run, fence).await;
+            if !written {
+                tracing::warn!(run_id = %run.id, "a write of an attempt that lost its claim was refused");
+            }
+            if let Some(ack) = ack {
+                let _ = ack.send(written);
+            }
+        }
         for ack in acks.drain(..) {
             let _ = ack.send(());
         }
@@ -184,6 +218,29 @@ async fn write_with_retry(store: &dyn Store, health: &StoreHealth, batch: &[RunR
                 tracing::error!(%error, runs = batch.len(), retry_in_ms = delay.as_millis() as u64, "writing run records failed; retrying");
                 tokio::time::sleep(delay).await;
                 // Capped low: once the store is back, waiting callers should learn it soon.
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn write_claimed_with_retry(
+    store: &dyn Store,
+    health: &StoreHealth,
+    run: &RunRecord,
+    fence: i64,
+) -> bool {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match store.put_claimed(run, fence).await {
+            Ok(written) => {
+                health.recovered(Writer::Records);
+                return written;
+            }
+            Err(error) => {
+                health.failed(Writer::Records, &error);
+                tracing::error!(%error, run_id = %run.id, retry_in_ms = delay.as_millis() as u64, "writing a claimed run failed; retrying");
+                tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
         }

@@ -365,6 +365,21 @@ where
             backend: DB::BACKEND,
             message: format!("task names as JSON: {error}"),
         })?;
+        // A read first: on SQLite even an `UPDATE` that changes nothing takes the write
+        // lock, and an idle instance asks several times a second.
+        let probe = format!(
+            "SELECT id FROM taskyard_runs WHERE durable AND status = 'queued' AND run_at <= $1 AND task IN ({}) LIMIT 1",
+            DB::TASKS_OF_3.replace("$3", "$2")
+        );
+        let due: Option<String> = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(probe))
+            .bind(now.as_millisecond())
+            .bind(names.clone())
+            .fetch_optional(self.pool)
+            .await
+            .map_err(self.error())?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(claim))
             .bind(instance.to_owned())
             .bind(now.as_millisecond())

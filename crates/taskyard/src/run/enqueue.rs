@@ -1,0 +1,134 @@
+//! [`Enqueue`]: a durable run, written to the store before the caller is answered, that any
+//! live instance of the app may take.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use super::Runtime;
+use crate::Error;
+use crate::history::{RunId, RunRecord, RunStatus, Trigger};
+use crate::store::{Enqueued, Job};
+
+/// A durable run being described; `.await` it to write it to the queue.
+#[must_use = "an enqueue does nothing until it is awaited"]
+pub struct Enqueue {
+    runtime: Runtime,
+    task: String,
+    payload: Value,
+    trigger: Trigger,
+    run_at: Option<Timestamp>,
+    delay: Duration,
+    key: Option<String>,
+    priority: i32,
+    max_attempts: Option<u32>,
+}
+
+impl Enqueue {
+    pub(super) fn new(runtime: Runtime, task: &str, payload: Value) -> Self {
+        Enqueue {
+            runtime,
+            task: task.to_owned(),
+            payload,
+            trigger: Trigger::Manual,
+            run_at: None,
+            delay: Duration::ZERO,
+            key: None,
+            priority: 0,
+            max_attempts: None,
+        }
+    }
+
+    /// Not before `time`; a time in the past runs now.
+    pub fn at(mut self, time: Timestamp) -> Self {
+        self.run_at = Some(time);
+        self
+    }
+
+    /// Not before `delay` from now.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// At most one queued or running run of the task per `key`: while one is, enqueuing
+    /// another returns its id and writes nothing.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Among the runs that are due, higher priorities start first (default 0).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// How many attempts the run gets in all (default: the task's `Retry`).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts.max(1));
+        self
+    }
+
+    /// What the run's record says started it (default `manual`).
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.trigger = trigger;
+        self
+    }
+
+    /// Checks the task and payload, then writes the run to the queue: it is committed when
+    /// this returns its id (with a key, the id of the live run it joined).
+    pub async fn send(self) -> Result<RunId, Error> {
+        let inner = &self.runtime.inner;
+        let (slot, store) = inner.queue_target(&self.task)?;
+        (slot.entry.task.validate)(&slot.entry.name, &self.payload)?;
+        let now = Timestamp::now();
+        let after = SignedDuration::try_from(self.delay).unwrap_or(SignedDuration::MAX);
+        let run_at = self
+            .run_at
+            .unwrap_or(now)
+            .max(now.checked_add(after).unwrap_or(now));
+        let run = RunRecord {
+            id: RunId::new(),
+            task: self.task,
+            trigger: self.trigger,
+            payload: self.payload,
+            status: RunStatus::Queued,
+            attempt: 1,
+            attempts: Vec::new(),
+            instance: inner.instance.clone(),
+            queued_at: now,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            result: None,
+            error: None,
+            progress: None,
+        };
+        let job = Job {
+            run_at,
+            priority: self.priority,
+            key: self.key,
+            max_attempts: self
+                .max_attempts
+                .unwrap_or_else(|| slot.entry.task.retry.max_attempts()),
+        };
+        let enqueued = self.runtime.bounded(store.enqueue(&run, &job)).await?;
+        if let Enqueued::New(_) = enqueued {
+            inner.queue_wake.notify_one();
+        }
+        Ok(enqueued.run_id())
+    }
+}
+
+impl IntoFuture for Enqueue {
+    type Output = Result<RunId, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}

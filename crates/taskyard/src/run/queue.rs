@@ -1,0 +1,92 @@
+//! The claimer: each instance takes due durable runs from the store and executes them.
+//!
+//! One task per instance claims what its room allows, woken by this instance's enqueues
+//! and polling otherwise, so runs enqueued by other instances start within a poll. A
+//! claimed run executes like any other, except that its records are fenced writes of its
+//! claim (see `store::queue`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::Semaphore;
+
+use super::active::ActiveRun;
+use super::gate::{GateKey, Wait};
+use super::{Runtime, execute};
+use crate::store::Claimed;
+use crate::sync::lock;
+
+/// How often an instance looks for runs enqueued elsewhere.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Claimed runs one instance executes at once.
+const ROOM: usize = 64;
+
+/// Runs claimed in one statement at most.
+const BATCH: usize = 32;
+
+impl Runtime {
+    /// Claims and executes due durable runs until the runtime stops accepting runs.
+    pub(crate) async fn run_queue(self) {
+        let inner = &self.inner;
+        let Some(store) = inner.store.clone() else {
+            return;
+        };
+        let tasks: Vec<String> = inner.slots.keys().map(|name| name.to_string()).collect();
+        let room = Arc::new(Semaphore::new(ROOM));
+        let stop = inner.queue_stop.clone();
+        while !stop.is_cancelled() {
+            let free = room.available_permits().min(BATCH);
+            if free > 0 {
+                let claim = self.bounded(store.claim(&inner.instance, &tasks, Timestamp::now(), free));
+                let claimed = tokio::select! {
+                    claimed = claim => claimed,
+                    _ = stop.cancelled() => break,
+                };
+                match claimed {
+                    Ok(claimed) => {
+                        let full = claimed.len() == free;
+                        for run in claimed {
+                            let Ok(permit) = room.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            let execution = self.execute_claimed(run);
+                            drop(inner.tracker.spawn(async move {
+                                execution.await;
+                                drop(permit);
+                            }));
+                        }
+                        if full {
+                            // More may be due: look again at once.
+                            continue;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "claiming durable runs failed; trying again"),
+                }
+            }
+            tokio::select! {
+                _ = inner.queue_wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stop.cancelled() => break,
+            }
+        }
+    }
+
+    /// The execution of a run this instance claimed.
+    fn execute_claimed(&self, claimed: Claimed) -> impl Future<Output = ()> + Send + 'static {
+        let inner = &self.inner;
+        let slot = inner.slots.get(claimed.run.task.as_str()).cloned();
+        let runtime = self.clone();
+        async move {
+            // Only this instance's own tasks are claimed, so the slot is there.
+            let Some(slot) = slot else {
+                return;
+            };
+            let span = tracing::info_span!("task", name = %slot.entry.name, run_id = %claimed.run.id);
+            let run = Arc::new(ActiveRun::claimed(&claimed, slot.entry.name.clone(), span));
+            lock(&runtime.inner.active).insert(run.id, run.clone());
+            execute::execute(runtime, slot, run, GateKey::None, Wait::Nothing, None).await;
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Durable runs through the runtime: `Runtime::enqueue`, the claimer of every instance,
+//! delays and keys, and bad input refused before anything is stored. Two apps in this
+//! process share one store as two instances would (the crash test with real processes is
+//! separate).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::durable_backends;
+use serde_json::{Value, json};
+use taskyard::{
+    App, Error, RunId, RunRecord, RunStatus, RunningApp, StoreConfig, Task, TaskContext, TaskError,
+};
+
+/// Which instance ran which run, and how many times.
+#[derive(Clone, Default)]
+struct Ledger(Arc<Mutex<HashMap<RunId, Vec<String>>>>);
+
+impl Ledger {
+    fn task(&self, instance: &'static str) -> Task {
+        let ledger = self.clone();
+        Task::new(move |cx: TaskContext| {
+            let ledger = ledger.clone();
+            async move {
+                ledger
+                    .0
+                    .lock()
+                    .expect("ledger")
+                    .entry(cx.run_id())
+                    .or_default()
+                    .push(instance.to_owned());
+                Ok::<_, TaskError>(json!({ "echo": cx.payload().clone(), "by": instance }))
+            }
+        })
+    }
+
+    fn runs(&self) -> HashMap<RunId, Vec<String>> {
+        self.0.lock().expect("ledger").clone()
+    }
+}
+
+async fn start(store: StoreConfig, instance: &'static str, ledger: &Ledger) -> RunningApp {
+    App::new()
+        .store(store)
+        .task("mail", ledger.task(instance))
+        .shutdown_grace(Duration::from_millis(500))
+        .start()
+        .await
+        .expect("app starts")
+}
+
+/// Waits (at most 10 s) until the run has ended, and returns its record.
+async fn ended(app: &RunningApp, id: RunId) -> RunRecord {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let run = app.runtime().get_run(id).await.expect("read").expect("stored");
+        if run.status.is_final() {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {id} still {} after 10 s",
+            run.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueued_run_is_stored_then_run_and_its_record_holds_the_result() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let ledger = Ledger::default();
+        let app = start(backend.config(), "a", &ledger).await;
+        let id = app
+            .runtime()
+            .enqueue("mail", json!({ "to": "ada" }))
+            .await
+            .expect("enqueued");
+        let run = ended(&app, id).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{name}: {run:?}");
+        assert_eq!(
+            run.result,
+            Some(json!({ "echo": { "to": "ada" }, "by": "a" })),
+            "{name}"
+        );
+        assert_eq!(ledger.runs()[&id].len(), 1, "{name}");
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_queue_and_every_run_runs_once() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let ledger = Ledger::default();
+        let a = start(backend.config(), "a", &ledger).await;
+        let b = start(backend.config(), "b", &ledger).await;
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let app = if i % 2 == 0 { &a } else { &b };
+            ids.push(
+                app.runtime()
+                    .enqueue("mail", json!({ "n": i }))
+                    .await
+                    .expect("enqueued"),
+            );
+        }
+        for id in &ids {
+            let run = ended(&a, *id).await;
+            assert_eq!(run.status, RunStatus::Succeeded, "{name}: {run:?}");
+        }
+        let runs = ledger.runs();
+        for id in &ids {
+            assert_eq!(runs[id].len(), 1, "{name}: run {id} ran {:?}", runs[id]);
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_run_waits_and_a_key_holds_one_live_run() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let ledger = Ledger::default();
+        let app = start(backend.config(), "a", &ledger).await;
+        let runtime = app.runtime();
+        let delayed = runtime
+            .enqueue("mail", json!({}))
+            .after(Duration::from_millis(400))
+            .await
+            .expect("enqueued");
+        let run = ended(&app, delayed).await;
+        let waited = run.started_at.expect("started").as_millisecond() - run.queued_at.as_millisecond();
+        assert!(waited >= 400, "{name}: started {waited} ms after it was queued");
+
+        let first = runtime
+            .enqueue("mail", json!({ "n": 1 }))
+            .key("report")
+            .after(Duration::from_millis(300))
+            .await
+            .expect("enqueued");
+        let second = runtime
+            .enqueue("mail", json!({ "n": 2 }))
+            .key("report")
+            .await
+            .expect("enqueued");
+        assert_eq!(first, second, "{name}: one live run per key");
+        let run = ended(&app, first).await;
+        assert_eq!(
+            run.result.as_ref().map(|r| r["echo"].clone()),
+            Some(json!({ "n": 1 })),
+            "{name}"
+        );
+        assert_eq!(
+            ledger.runs().len(),
+            2,
+            "{name}: the delayed run and the keyed one"
+        );
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_nothing_is_stored() {
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Mail {
+        #[allow(dead_code)]
+        to: String,
+    }
+    let app = App::new()
+        .store(StoreConfig::Memory)
+        .task(
+            "typed",
+            Task::new(|_cx: TaskContext, _mail: Mail| async { Ok::<_, TaskError>(Value::Null) }),
+        )
+        .start()
+        .await
+        .expect("app starts");
+    let runtime = app.runtime();
+    let unknown = runtime.enqueue("nope", json!({})).await.expect_err("unknown");
+    assert!(matches!(unknown, Error::TaskNotFound(_)), "{unknown}");
+    let bad = runtime
+        .enqueue("typed", json!({ "to": 5 }))
+        .await
+        .expect_err("bad payload");
+    assert!(
+        matches!(&bad, Error::InvalidPayload { path, .. } if path == "to"),
+        "{bad}"
+    );
+    let listed = runtime
+        .list_runs(&taskyard::RunFilter::default())
+        .await
+        .expect("list");
+    assert!(listed.is_empty(), "{listed:?}");
+    app.shutdown().await;
+
+    let no_store = App::new()
+        .store(StoreConfig::Disabled)
+        .task(
+            "typed",
+            Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) }),
+        )
+        .start()
+        .await
+        .expect("app starts");
+    let refused = no_store
+        .runtime()
+        .enqueue("typed", json!({}))
+        .await
+        .expect_err("no store");
+    assert!(
+        refused.to_string().contains("durable runs are kept in the store"),
+        "{refused}"
+    );
+    no_store.shutdown().await;
+}
