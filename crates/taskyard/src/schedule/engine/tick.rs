@@ -51,12 +51,17 @@ impl Scheduler {
         );
         let _turn = match def.overlap {
             Overlap::Skip => {
-                // Only an earlier tick's run counts: a dead instance's tick, taken over
-                // late, may come after this schedule's next tick has started.
+                // Only an earlier tick's run that began before this tick counts: a dead
+                // instance's tick, taken over late, may start at or after this schedule's
+                // next tick, and did not overlap it when it came.
                 let previous = lock(&entry.state)
                     .last_run
                     .as_ref()
-                    .filter(|run| !run.is_finished() && earlier(run.trigger(), tick))
+                    .filter(|run| {
+                        !run.is_finished()
+                            && earlier(run.trigger(), tick)
+                            && run.run_id().created_at() <= tick
+                    })
                     .map(|run| (run.run_id().to_string(), inner.instance.clone()));
                 let previous = match previous {
                     Some(previous) => Some(previous),
@@ -115,7 +120,8 @@ impl Scheduler {
     }
 
     /// A run of another instance of the cluster started by this schedule by a tick before
-    /// `before` (or, with `sends`, by a strategy's send) and not finished yet, as (run id,
+    /// `before`, and itself begun by then (or, with `sends`, by a strategy's send), and not
+    /// finished yet, as (run id,
     /// instance). Only `worker` and custom schedules share runs across instances; a store
     /// error counts as none, so the tick runs.
     pub(super) async fn unfinished_elsewhere(
@@ -144,7 +150,7 @@ impl Scheduler {
             .into_iter()
             .filter(|run| run.instance != inner.instance)
             .filter(|run| match &run.trigger {
-                Trigger::Schedule { .. } => earlier(&run.trigger, before),
+                Trigger::Schedule { .. } => earlier(&run.trigger, before) && run.queued_at <= before,
                 _ => sends,
             })
             .collect();
