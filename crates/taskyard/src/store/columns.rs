@@ -168,3 +168,19 @@ pub(super) fn scheduled_clause(filter: &crate::history::RunFilter) -> &'static s
         None => "",
     }
 }
+
+/// What an upsert replaces: everything but the id and the fields fixed at creation.
+pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, attempts = excluded.attempts, instance = excluded.instance, started_at = excluded.started_at, finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, result = excluded.result, error = excluded.error, progress = excluded.progress, progress_message = excluded.progress_message";
+
+/// Run ids as the store returned them; `backend` names the store in errors.
+pub(super) fn parse_ids(backend: &'static str, ids: Vec<String>) -> Result<Vec<RunId>, Error> {
+    ids.into_iter().map(|id| parse_id(backend, id)).collect()
+}
+
+/// A run id as the store returned it; `backend` names the store in errors.
+pub(super) fn parse_id(backend: &'static str, id: String) -> Result<RunId, Error> {
+    id.parse().map_err(|_| Error::StoreData {
+        backend,
+        message: format!("bad run id `{id}`"),
+    })
+}

@@ -8,9 +8,8 @@ use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::columns::{COLUMNS, RunRow};
+use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
 use super::sql::Statements;
-use super::sqlite::{UPSERT_TAIL, parse_ids};
 use super::{Broadcast, Claimed, Enqueued, InstanceLease, Job, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunId, RunRecord};
@@ -170,7 +169,7 @@ impl Store for PostgresStore {
             .await
             .map_err(&err)?;
         tx.commit().await.map_err(&err)?;
-        parse_ids(ids)
+        parse_ids(BACKEND, ids)
     }
 
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {

@@ -92,11 +92,7 @@ impl Recorder {
         self.tx
             .send(Command::PutClaimed(run, fence, Some(ack)))
             .map_err(|_| Error::ShuttingDown)?;
-        match tokio::time::timeout(self.timeout, acked).await {
-            Ok(Ok(written)) => Ok(written),
-            Ok(Err(_)) => Err(Error::ShuttingDown),
-            Err(_) => Err(self.unavailable("a write", self.timeout)),
-        }
+        self.wait(acked, self.timeout).await
     }
 
     /// Writes everything queued so far, then stops the writer; later records are refused.
@@ -124,9 +120,9 @@ impl Recorder {
         self.timeout
     }
 
-    async fn wait(&self, acked: oneshot::Receiver<()>, limit: Duration) -> Result<(), Error> {
+    async fn wait<T>(&self, acked: oneshot::Receiver<T>, limit: Duration) -> Result<T, Error> {
         match tokio::time::timeout(limit, acked).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(Error::ShuttingDown),
             Err(_) => Err(self.unavailable("a write", limit)),
         }
@@ -203,24 +199,11 @@ async fn write_loop(
 }
 
 async fn write_with_retry(store: &dyn Store, health: &StoreHealth, batch: &[RunRecord]) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut delay = Duration::from_millis(50);
-    loop {
-        match store.put_runs(batch).await {
-            Ok(()) => {
-                health.recovered(Writer::Records);
-                return;
-            }
-            Err(error) => {
-                health.failed(Writer::Records, &error);
-                tracing::error!(%error, runs = batch.len(), retry_in_ms = delay.as_millis() as u64, "writing run records failed; retrying");
-                tokio::time::sleep(delay).await;
-                // Capped low: once the store is back, waiting callers should learn it soon.
-                delay = (delay * 2).min(Duration::from_secs(1));
-            }
-        }
+    if !batch.is_empty() {
+        retrying(health, &format!("{} run records", batch.len()), || {
+            store.put_runs(batch)
+        })
+        .await;
     }
 }
 
@@ -230,17 +213,31 @@ async fn write_claimed_with_retry(
     run: &RunRecord,
     fence: i64,
 ) -> bool {
+    retrying(health, &format!("claimed run {}", run.id), || {
+        store.put_claimed(run, fence)
+    })
+    .await
+}
+
+/// Runs `write` until it succeeds, telling `health` how each try went and backing off
+/// between failures.
+async fn retrying<T, F: Future<Output = Result<T, Error>>>(
+    health: &StoreHealth,
+    what: &str,
+    mut write: impl FnMut() -> F,
+) -> T {
     let mut delay = Duration::from_millis(50);
     loop {
-        match store.put_claimed(run, fence).await {
-            Ok(written) => {
+        match write().await {
+            Ok(done) => {
                 health.recovered(Writer::Records);
-                return written;
+                return done;
             }
             Err(error) => {
                 health.failed(Writer::Records, &error);
-                tracing::error!(%error, run_id = %run.id, retry_in_ms = delay.as_millis() as u64, "writing a claimed run failed; retrying");
+                tracing::error!(%error, retry_in_ms = delay.as_millis() as u64, "writing {what} failed; retrying");
                 tokio::time::sleep(delay).await;
+                // Capped low: once the store is back, waiting callers should learn it soon.
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
         }

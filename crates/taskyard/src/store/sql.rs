@@ -12,9 +12,8 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
 use sqlx::Row;
 
-use super::columns::{COLUMNS, RunRow, decode_rows};
+use super::columns::{COLUMNS, RunRow, decode_rows, parse_id};
 use super::queue::{Claimed, Enqueued, Job, Orphan, rescue};
-use super::sqlite::parse_ids;
 use super::{Broadcast, InstanceLease, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunFilter, RunId, RunRecord};
@@ -37,8 +36,8 @@ pub(super) trait Dialect: Database {
 
     /// What follows a JSON parameter so that it is stored as JSON (`::jsonb`, or nothing).
     const JSON: &'static str;
-    /// The task names of the JSON array bound as `$3`, as a subquery.
-    const TASKS_OF_3: &'static str;
+    /// The task names of the JSON array bound as `$2`, as a subquery.
+    const TASKS_OF_2: &'static str;
     /// What locks the rows a claim picks without waiting for other claimers.
     const SKIP_LOCKED: &'static str;
     /// A claimed run's fence, attempt limit, priority and `run_at`, as `RETURNING` reads
@@ -58,7 +57,7 @@ impl Dialect for sqlx::Sqlite {
         "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3, $4, $5)";
     const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
     const JSON: &'static str = "";
-    const TASKS_OF_3: &'static str = "SELECT value FROM json_each($3)";
+    const TASKS_OF_2: &'static str = "SELECT value FROM json_each($2)";
     // SQLite has one writer at a time: the claim's single statement is atomic.
     const SKIP_LOCKED: &'static str = "";
     const CLAIM_EXTRA: &'static str = "fence, max_attempts, priority, run_at";
@@ -76,7 +75,7 @@ impl Dialect for sqlx::Postgres {
     const INSERT_BROADCAST: &'static str = "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3::jsonb, $4, $5)";
     const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args::text AS args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
     const JSON: &'static str = "::jsonb";
-    const TASKS_OF_3: &'static str = "SELECT jsonb_array_elements_text($3::jsonb)";
+    const TASKS_OF_2: &'static str = "SELECT jsonb_array_elements_text($2::jsonb)";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const CLAIM_EXTRA: &'static str =
         "fence, max_attempts::bigint AS max_attempts, priority::bigint AS priority, run_at";
@@ -327,7 +326,7 @@ where
             .await
             .map_err(self.error())?;
             if let Some(id) = live {
-                return Ok(Enqueued::Existing(parse_ids(vec![id])?.remove(0)));
+                return Ok(Enqueued::Existing(parse_id(DB::BACKEND, id)?));
             }
         }
         Err(Error::StoreData {
@@ -350,40 +349,40 @@ where
         if tasks.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let claim = format!(
-            "WITH due AS (SELECT id FROM taskyard_runs WHERE durable AND status = 'queued' AND run_at <= $2 \
-             AND task IN ({tasks}) ORDER BY priority DESC, run_at, id LIMIT $4{lock}) \
-             UPDATE taskyard_runs SET status = 'running', instance = $1, started_at = COALESCE(started_at, $2), fence = fence + 1 \
-             WHERE id IN (SELECT id FROM due) AND status = 'queued' \
-             RETURNING {columns}, {extra}",
-            tasks = DB::TASKS_OF_3,
-            lock = DB::SKIP_LOCKED,
-            columns = DB::RUN_COLUMNS,
-            extra = DB::CLAIM_EXTRA,
-        );
         let names = serde_json::to_string(tasks).map_err(|error| Error::StoreData {
             backend: DB::BACKEND,
             message: format!("task names as JSON: {error}"),
         })?;
+        // The runs of `tasks` due at `$1`; `$2` is the task names as a JSON array.
+        let due = format!(
+            "durable AND status = 'queued' AND run_at <= $1 AND task IN ({})",
+            DB::TASKS_OF_2
+        );
         // A read first: on SQLite even an `UPDATE` that changes nothing takes the write
         // lock, and an idle instance asks several times a second.
-        let probe = format!(
-            "SELECT id FROM taskyard_runs WHERE durable AND status = 'queued' AND run_at <= $1 AND task IN ({}) LIMIT 1",
-            DB::TASKS_OF_3.replace("$3", "$2")
-        );
-        let due: Option<String> = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(probe))
+        let probe = format!("SELECT id FROM taskyard_runs WHERE {due} LIMIT 1");
+        let found: Option<String> = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(probe))
             .bind(now.as_millisecond())
             .bind(names.clone())
             .fetch_optional(self.pool)
             .await
             .map_err(self.error())?;
-        if due.is_none() {
+        if found.is_none() {
             return Ok(Vec::new());
         }
+        let claim = format!(
+            "WITH due AS (SELECT id FROM taskyard_runs WHERE {due} ORDER BY priority DESC, run_at, id LIMIT $4{lock}) \
+             UPDATE taskyard_runs SET status = 'running', instance = $3, started_at = COALESCE(started_at, $1), fence = fence + 1 \
+             WHERE id IN (SELECT id FROM due) AND status = 'queued' \
+             RETURNING {columns}, {extra}",
+            lock = DB::SKIP_LOCKED,
+            columns = DB::RUN_COLUMNS,
+            extra = DB::CLAIM_EXTRA,
+        );
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(claim))
-            .bind(instance.to_owned())
             .bind(now.as_millisecond())
             .bind(names)
+            .bind(instance.to_owned())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(self.pool)
             .await

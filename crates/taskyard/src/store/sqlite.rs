@@ -17,7 +17,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Sqlite, SqlitePool};
 
-use super::columns::{COLUMNS, RunRow};
+use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
 use super::sql::Statements;
 use super::{Broadcast, Claimed, Enqueued, InstanceLease, Job, RunFilter, Store, TickClaim, sqlx_error};
 use crate::Error;
@@ -173,7 +173,7 @@ impl Store for SqliteStore {
             tx.commit().await.map(|()| ids)
         }
         .await;
-        parse_ids(close_on_error(&mut conn, marked)?)
+        parse_ids(BACKEND, close_on_error(&mut conn, marked)?)
     }
 
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
@@ -249,17 +249,3 @@ pub(super) const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned',
      WHERE last.run = taskyard_runs.id AND NOT EXISTS \
      (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= ?1) \
      RETURNING id";
-
-/// What an upsert replaces: everything but the id and the fields fixed at creation.
-pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, attempts = excluded.attempts, instance = excluded.instance, started_at = excluded.started_at, finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, result = excluded.result, error = excluded.error, progress = excluded.progress, progress_message = excluded.progress_message";
-
-pub(super) fn parse_ids(ids: Vec<String>) -> Result<Vec<RunId>, Error> {
-    ids.into_iter()
-        .map(|id| {
-            id.parse().map_err(|_| Error::StoreData {
-                backend: BACKEND,
-                message: format!("bad run id `{id}`"),
-            })
-        })
-        .collect()
-}
