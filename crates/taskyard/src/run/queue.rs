@@ -14,7 +14,8 @@ use tokio::sync::Semaphore;
 use super::active::ActiveRun;
 use super::gate::{GateKey, Wait};
 use super::{Runtime, execute};
-use crate::store::Claimed;
+use crate::Concurrency;
+use crate::store::{ClaimTask, Claimed};
 use crate::sync::lock;
 
 /// How often an instance looks for runs enqueued elsewhere.
@@ -33,7 +34,19 @@ impl Runtime {
         let Some(store) = inner.store.clone() else {
             return;
         };
-        let tasks: Vec<String> = inner.slots.keys().map(|name| name.to_string()).collect();
+        let tasks: Vec<ClaimTask> = inner
+            .slots
+            .values()
+            .map(|slot| ClaimTask {
+                name: slot.entry.name.to_string(),
+                limit: match slot.entry.task.concurrency {
+                    Concurrency::Serial => Some(1),
+                    Concurrency::Parallel(limit) => Some(u32::try_from(limit.max(1)).unwrap_or(u32::MAX)),
+                    // One live run per task (and payload) is the unique key's job.
+                    Concurrency::Dedupe | Concurrency::DedupeByPayload => None,
+                },
+            })
+            .collect();
         let room = Arc::new(Semaphore::new(ROOM));
         let stop = inner.queue_stop.clone();
         while !stop.is_cancelled() {

@@ -184,3 +184,12 @@ pub(super) fn parse_id(backend: &'static str, id: String) -> Result<RunId, Error
         message: format!("bad run id `{id}`"),
     })
 }
+
+/// A timestamp as the store keeps it (Unix milliseconds); `backend` names the store in
+/// errors.
+pub(super) fn timestamp(backend: &'static str, ms: i64) -> Result<Timestamp, Error> {
+    Timestamp::from_millisecond(ms).map_err(|error| Error::StoreData {
+        backend,
+        message: format!("bad timestamp {ms}: {error}"),
+    })
+}

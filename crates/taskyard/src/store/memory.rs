@@ -1,13 +1,16 @@
 //! [`MemoryStore`]: run history in this process's memory. Same behaviour as the SQL
 //! stores, gone when the process ends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use super::{Broadcast, Claimed, Enqueued, InstanceLease, Job, Orphan, RunFilter, Store, TickClaim, rescue};
+use super::{
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Orphan, RunFilter,
+    SchedulePause, Store, TickClaim, rescue,
+};
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
 
@@ -29,6 +32,10 @@ struct Tables {
     broadcasts: Vec<Broadcast>,
     /// Durable runs: how each waits, and the fence of its current claim.
     jobs: HashMap<RunId, (Job, i64)>,
+    /// Runs someone asked to cancel.
+    cancels: HashSet<RunId>,
+    /// Schedules paused or resumed, by name.
+    pauses: BTreeMap<String, SchedulePause>,
 }
 
 impl MemoryStore {
@@ -212,28 +219,51 @@ impl Store for MemoryStore {
     async fn claim(
         &self,
         instance: &str,
-        tasks: &[String],
+        tasks: &[ClaimTask],
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error> {
         let mut tables = self.tables();
         let Tables { runs, jobs, .. } = &mut *tables;
+        let limits: HashMap<&str, Option<u32>> = tasks
+            .iter()
+            .map(|task| (task.name.as_str(), task.limit))
+            .collect();
+        let mut running: HashMap<String, u32> = HashMap::new();
+        for id in jobs.keys() {
+            if let Some(run) = runs.get(id).filter(|run| run.status == RunStatus::Running) {
+                *running.entry(run.task.clone()).or_default() += 1;
+            }
+        }
         let mut due: Vec<(i32, Timestamp, RunId)> = jobs
             .iter()
             .filter(|(id, (job, _))| {
                 job.run_at <= now
-                    && runs
-                        .get(id)
-                        .is_some_and(|run| run.status == RunStatus::Queued && tasks.contains(&run.task))
+                    && runs.get(id).is_some_and(|run| {
+                        run.status == RunStatus::Queued && limits.contains_key(run.task.as_str())
+                    })
             })
             .map(|(id, (job, _))| (job.priority, job.run_at, *id))
             .collect();
         due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         let mut claimed = Vec::new();
-        for (_, _, id) in due.into_iter().take(limit) {
+        for (_, _, id) in due {
+            if claimed.len() == limit {
+                break;
+            }
             let (Some(run), Some((job, fence))) = (runs.get_mut(&id), jobs.get_mut(&id)) else {
                 continue;
             };
+            let count = running.entry(run.task.clone()).or_default();
+            if limits
+                .get(run.task.as_str())
+                .copied()
+                .flatten()
+                .is_some_and(|max| *count >= max)
+            {
+                continue;
+            }
+            *count += 1;
             run.status = RunStatus::Running;
             run.instance = instance.to_owned();
             run.started_at = run.started_at.or(Some(now));
@@ -262,6 +292,7 @@ impl Store for MemoryStore {
             runs,
             instances,
             jobs,
+            cancels,
             ..
         } = &mut *tables;
         let (mut requeued, mut abandoned) = (Vec::new(), Vec::new());
@@ -278,6 +309,7 @@ impl Store for MemoryStore {
                 fence: *fence,
                 max_attempts: job.max_attempts,
                 seen: lease.map(|(_, seen)| *seen),
+                cancel_requested: cancels.contains(id),
             };
             let (next, again) = rescue(&orphan, now);
             *run = next;
@@ -291,5 +323,97 @@ impl Store for MemoryStore {
             }
         }
         Ok((requeued, abandoned))
+    }
+
+    async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
+        let mut tables = self.tables();
+        let Tables { runs, jobs, .. } = &mut *tables;
+        match jobs.get_mut(&run.id) {
+            Some((job, current)) if *current == fence => {
+                job.run_at = run_at;
+                *current += 1;
+                runs.insert(run.id, run.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error> {
+        let mut tables = self.tables();
+        if tables.runs.get(&run.id).map(|stored| stored.status) != Some(finished_as) {
+            return Ok(false);
+        }
+        let Tables {
+            runs, jobs, cancels, ..
+        } = &mut *tables;
+        let key = jobs.get(&run.id).and_then(|(job, _)| job.key.clone());
+        if let Some(key) = &key {
+            let held = jobs.iter().any(|(id, (other, _))| {
+                *id != run.id
+                    && other.key.as_ref() == Some(key)
+                    && runs
+                        .get(id)
+                        .is_some_and(|other| other.task == run.task && !other.status.is_final())
+            });
+            if held {
+                return Ok(false);
+            }
+        }
+        let fence = jobs.get(&run.id).map_or(0, |(_, fence)| *fence) + 1;
+        jobs.insert(run.id, (Job { key, ..job.clone() }, fence));
+        cancels.remove(&run.id);
+        runs.insert(run.id, run.clone());
+        Ok(true)
+    }
+
+    async fn request_cancel(&self, id: RunId, now: Timestamp) -> Result<Option<CancelRequest>, Error> {
+        let mut tables = self.tables();
+        let Tables {
+            runs, jobs, cancels, ..
+        } = &mut *tables;
+        let Some(run) = runs.get_mut(&id) else {
+            return Ok(None);
+        };
+        if run.status.is_final() {
+            return Ok(Some(CancelRequest::Finished(run.clone())));
+        }
+        match jobs.get_mut(&id) {
+            Some((_, fence)) if run.status == RunStatus::Queued => {
+                *fence += 1;
+                run.status = RunStatus::Cancelled;
+                run.finished_at = Some(now);
+                run.error = Some("cancelled".to_owned());
+                Ok(Some(CancelRequest::Cancelled(run.clone())))
+            }
+            _ => {
+                cancels.insert(id);
+                Ok(Some(CancelRequest::Requested(run.clone())))
+            }
+        }
+    }
+
+    async fn cancel_requests(&self, instance: &str) -> Result<Vec<RunId>, Error> {
+        let tables = self.tables();
+        Ok(tables
+            .cancels
+            .iter()
+            .filter(|id| {
+                tables
+                    .runs
+                    .get(id)
+                    .is_some_and(|run| run.instance == instance && !run.status.is_final())
+            })
+            .copied()
+            .collect())
+    }
+
+    async fn set_schedule_paused(&self, pause: &SchedulePause) -> Result<(), Error> {
+        self.tables().pauses.insert(pause.schedule.clone(), pause.clone());
+        Ok(())
+    }
+
+    async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error> {
+        Ok(self.tables().pauses.values().cloned().collect())
     }
 }

@@ -37,6 +37,11 @@ const SQLITE: &[Migration] = &[
         name: "durable run queue",
         sql: include_str!("migrations/sqlite/0004_queue.sql"),
     },
+    Migration {
+        version: 5,
+        name: "cancels, cluster concurrency and schedule pauses",
+        sql: include_str!("migrations/sqlite/0005_cluster.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -60,10 +65,15 @@ const POSTGRES: &[Migration] = &[
         name: "durable run queue",
         sql: include_str!("migrations/postgres/0004_queue.sql"),
     },
+    Migration {
+        version: 5,
+        name: "cancels, cluster concurrency and schedule pauses",
+        sql: include_str!("migrations/postgres/0005_cluster.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 4;
+pub const MIGRATIONS_VERSION: i64 = 5;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

@@ -18,6 +18,7 @@ mod memory;
 mod migrate;
 mod postgres;
 mod queue;
+mod queue_sql;
 mod recorder;
 mod sql;
 mod sqlite;
@@ -32,13 +33,13 @@ pub use self::health::{StoreFailure, StoreHealth};
 pub use self::memory::MemoryStore;
 pub use self::migrate::MIGRATIONS_VERSION;
 pub use self::postgres::PostgresStore;
-pub use self::queue::{Claimed, Enqueued, Job};
+pub use self::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, Job, SchedulePause};
 pub(crate) use self::queue::{Orphan, rescue};
 pub(crate) use self::recorder::Recorder;
 pub use self::sqlite::SqliteStore;
 use crate::Error;
 pub use crate::history::RunFilter;
-use crate::history::{RunId, RunRecord};
+use crate::history::{RunId, RunRecord, RunStatus};
 
 /// Storage for run history and instance leases. Implementations must make `put_runs`
 /// atomic (all records of a batch or none) and durable once it returns.
@@ -106,11 +107,11 @@ pub trait Store: Send + Sync + 'static {
     /// Claims for `instance` at most `limit` durable runs of `tasks` that are due at `now`,
     /// highest priority first, then earliest `run_at`, then oldest: each becomes `running`
     /// there with a new fence. Concurrent claimers on any number of instances never get the
-    /// same run.
+    /// same run, and never take a task past its limit of running runs across the cluster.
     async fn claim(
         &self,
         instance: &str,
-        tasks: &[String],
+        tasks: &[ClaimTask],
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error>;
@@ -119,11 +120,38 @@ pub trait Store: Send + Sync + 'static {
     /// `false`, writing nothing, when the attempt lost its claim.
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error>;
 
+    /// Ends a claimed attempt that will be retried: writes `run` (status `queued`, the
+    /// failed attempt among its attempts) due again at `run_at`, if `fence` is still the
+    /// run's; the claim ends with it. `false`, writing nothing, when the attempt lost its
+    /// claim.
+    async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error>;
+
+    /// Puts a finished run back in the queue as a durable run waiting as `job` says (its
+    /// key aside: the run keeps the key it had): `run` is its next state, `queued`. Only
+    /// if the stored run is still `finished_as`; `false`, writing nothing, when it is not
+    /// or when another run of the task holds its key.
+    async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error>;
+
+    /// Asks for a run to be cancelled, from any instance: a queued durable run ends
+    /// `cancelled` at once; a run queued or running on an instance is flagged for that
+    /// instance to cancel ([`Store::cancel_requests`]). `None` for an unknown run.
+    async fn request_cancel(&self, id: RunId, now: Timestamp) -> Result<Option<CancelRequest>, Error>;
+
+    /// The runs queued or running on `instance` that someone asked to cancel.
+    async fn cancel_requests(&self, instance: &str) -> Result<Vec<RunId>, Error>;
+
+    /// Stores a schedule's pause (or resume) for every instance, restarts included.
+    async fn set_schedule_paused(&self, pause: &SchedulePause) -> Result<(), Error>;
+
+    /// Every stored pause or resume, by schedule name.
+    async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error>;
+
     /// Rescues the running durable runs of instances without a live lease at `now`: each
     /// goes back to the queue as its next attempt, or ends `abandoned` when it had its
-    /// last; either way its claim's fence moves on, so the lost attempt can write no more. Each run is
-    /// changed only if its fence is still the lost claim's, so instances sweeping at once
-    /// rescue it once. Returns the runs queued again and the runs abandoned.
+    /// last (`cancelled` when a cancel was asked for); either way its claim's fence moves
+    /// on, so the lost attempt can write no more. Each run is changed only if its fence is
+    /// still the lost claim's, so instances sweeping at once rescue it once. Returns the
+    /// runs queued again and the runs ended.
     async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error>;
 }
 

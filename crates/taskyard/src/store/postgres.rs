@@ -10,9 +10,12 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 
 use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
 use super::sql::Statements;
-use super::{Broadcast, Claimed, Enqueued, InstanceLease, Job, RunFilter, Store, TickClaim, sqlx_error};
+use super::{
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunFilter, SchedulePause,
+    Store, TickClaim, sqlx_error,
+};
 use crate::Error;
-use crate::history::{RunId, RunRecord};
+use crate::history::{RunId, RunRecord, RunStatus};
 
 const BACKEND: &str = "postgres";
 
@@ -202,7 +205,7 @@ impl Store for PostgresStore {
     async fn claim(
         &self,
         instance: &str,
-        tasks: &[String],
+        tasks: &[ClaimTask],
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error> {
@@ -215,5 +218,29 @@ impl Store for PostgresStore {
 
     async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
         self.sql().requeue_orphans(now).await
+    }
+
+    async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
+        self.sql().requeue_claimed(run, fence, run_at).await
+    }
+
+    async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error> {
+        self.sql().requeue(run, job, finished_as).await
+    }
+
+    async fn request_cancel(&self, id: RunId, now: Timestamp) -> Result<Option<CancelRequest>, Error> {
+        self.sql().request_cancel(id, now).await
+    }
+
+    async fn cancel_requests(&self, instance: &str) -> Result<Vec<RunId>, Error> {
+        self.sql().cancel_requests(instance).await
+    }
+
+    async fn set_schedule_paused(&self, pause: &SchedulePause) -> Result<(), Error> {
+        self.sql().set_schedule_paused(pause).await
+    }
+
+    async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error> {
+        self.sql().schedule_pauses().await
     }
 }

@@ -56,6 +56,41 @@ pub struct Claimed {
     pub max_attempts: u32,
 }
 
+/// A task whose durable runs an instance claims, and how many of them may run at once
+/// across the cluster (`None`: no limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimTask {
+    /// The task's name.
+    pub name: String,
+    /// At most this many of its durable runs `running` at once, on all instances together.
+    pub limit: Option<u32>,
+}
+
+/// What [`Store::request_cancel`](super::Store::request_cancel) did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelRequest {
+    /// The run was a queued durable run: it is `cancelled` now, before any instance took it.
+    Cancelled(RunRecord),
+    /// The run is queued or running on an instance: it is flagged, and that instance
+    /// cancels it when it sees the flag.
+    Requested(RunRecord),
+    /// The run had already ended: nothing changed.
+    Finished(RunRecord),
+}
+
+/// A schedule paused or resumed through some instance, as the store keeps it for all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulePause {
+    /// The schedule's name.
+    pub schedule: String,
+    /// Paused (`true`) or resumed.
+    pub paused: bool,
+    /// When it was changed.
+    pub changed_at: Timestamp,
+    /// The instance it was changed through.
+    pub instance: String,
+}
+
 /// A claimed durable run whose instance stopped renewing its lease.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Orphan {
@@ -67,12 +102,14 @@ pub(crate) struct Orphan {
     pub max_attempts: u32,
     /// The instance's last heartbeat, if its lease row is still there.
     pub seen: Option<Timestamp>,
+    /// Someone asked to cancel the run: it ends `cancelled` instead of running again.
+    pub cancel_requested: bool,
 }
 
 /// What becomes of an orphan at `now`: its lost attempt ends at its instance's last sign
 /// of life and is kept among the attempts; the run goes back to the queue, due at once, as
-/// its next attempt, or ends `abandoned` when it had its last. Returns the run and whether
-/// it was queued again.
+/// its next attempt, or ends `abandoned` when it had its last (`cancelled` when a cancel
+/// was asked for). Returns the run and whether it was queued again.
 pub(crate) fn rescue(orphan: &Orphan, now: Timestamp) -> (RunRecord, bool) {
     let mut run = orphan.run.clone();
     let started = run.started_at.unwrap_or(run.queued_at);
@@ -81,8 +118,13 @@ pub(crate) fn rescue(orphan: &Orphan, now: Timestamp) -> (RunRecord, bool) {
         "abandoned: instance {} stopped renewing its lease while the run was running",
         run.instance
     );
-    let again = run.attempt < orphan.max_attempts;
-    if again {
+    let again = run.attempt < orphan.max_attempts && !orphan.cancel_requested;
+    if orphan.cancel_requested {
+        run.status = RunStatus::Cancelled;
+        run.finished_at = Some(ended);
+        run.duration_ms = run.started_at.map(|start| duration_ms(start, ended));
+        run.error = Some("cancelled".to_owned());
+    } else if again {
         run.attempts.push(Attempt {
             attempt: run.attempt,
             status: RunStatus::Abandoned,

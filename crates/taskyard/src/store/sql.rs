@@ -5,15 +5,14 @@
 //! runs and marking runs `abandoned` (SQLite's single writer connection, closed after a
 //! failed transaction, against PostgreSQL's pool).
 //!
-//! Placeholders are `$N` in both: SQLite reads `$N` as the N-th argument too.
+//! Placeholders are `$N` in both: SQLite reads `$N` as the N-th argument too. The durable
+//! queue's statements are in `queue_sql`.
 
 use jiff::Timestamp;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
-use sqlx::Row;
-
-use super::columns::{COLUMNS, RunRow, decode_rows, parse_id};
-use super::queue::{Claimed, Enqueued, Job, Orphan, rescue};
+use super::columns::{COLUMNS, decode_rows};
+use super::queue::SchedulePause;
 use super::{Broadcast, InstanceLease, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunFilter, RunId, RunRecord};
@@ -40,9 +39,17 @@ pub(super) trait Dialect: Database {
     const TASKS_OF_2: &'static str;
     /// What locks the rows a claim picks without waiting for other claimers.
     const SKIP_LOCKED: &'static str;
-    /// A claimed run's fence, attempt limit, priority and `run_at`, as `RETURNING` reads
-    /// them.
+    /// A claimed run's fence, attempt limit, priority, `run_at` and cancel flag (0 or 1),
+    /// as `RETURNING` reads them.
     const CLAIM_EXTRA: &'static str;
+    /// The larger and the smaller of two values: `MAX`/`MIN` or `GREATEST`/`LEAST`.
+    const GREATEST: &'static str;
+    /// See [`Dialect::GREATEST`].
+    const LEAST: &'static str;
+    /// What a claim for a task with a limit of running runs takes first, in its
+    /// transaction, with the task's name as `$1`, so that claimers of that task count
+    /// its running runs one after another (`None`: the statement alone is atomic).
+    const TASK_LOCK: Option<&'static str>;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -60,7 +67,11 @@ impl Dialect for sqlx::Sqlite {
     const TASKS_OF_2: &'static str = "SELECT value FROM json_each($2)";
     // SQLite has one writer at a time: the claim's single statement is atomic.
     const SKIP_LOCKED: &'static str = "";
-    const CLAIM_EXTRA: &'static str = "fence, max_attempts, priority, run_at";
+    const CLAIM_EXTRA: &'static str = "fence, max_attempts, priority, run_at, cancel_requested";
+    const GREATEST: &'static str = "MAX";
+    const LEAST: &'static str = "MIN";
+    // One writer at a time: the claim's statement counts and claims under the write lock.
+    const TASK_LOCK: Option<&'static str> = None;
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -77,8 +88,14 @@ impl Dialect for sqlx::Postgres {
     const JSON: &'static str = "::jsonb";
     const TASKS_OF_2: &'static str = "SELECT jsonb_array_elements_text($2::jsonb)";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
-    const CLAIM_EXTRA: &'static str =
-        "fence, max_attempts::bigint AS max_attempts, priority::bigint AS priority, run_at";
+    const CLAIM_EXTRA: &'static str = "fence, max_attempts::bigint AS max_attempts, priority::bigint AS priority, run_at, \
+         (CASE WHEN cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested";
+    const GREATEST: &'static str = "GREATEST";
+    const LEAST: &'static str = "LEAST";
+    // Under READ COMMITTED two claims could both count the same running runs: a lock per
+    // task, held to the end of the transaction, makes the second count after the first
+    // committed.
+    const TASK_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtext('taskyard:' || $1))");
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -105,7 +122,7 @@ where
     for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
-    fn error(&self) -> impl Fn(sqlx::Error) -> Error {
+    pub(super) fn error(&self) -> impl Fn(sqlx::Error) -> Error {
         sqlx_error(DB::BACKEND)
     }
 
@@ -272,222 +289,40 @@ where
             .collect()
     }
 
-    /// Writes a durable run to the queue (see `Store::enqueue`).
-    pub async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
-        let j = DB::JSON;
-        let insert = format!(
-            "INSERT INTO taskyard_runs ({COLUMNS}, durable, run_at, priority, unique_key, max_attempts, fence) \
-             VALUES ($1, $2, $3, $4, $5{j}, $6{j}, $7, $8{j}, $9, $10, $11, $12, $13, $14{j}, $15, $16, $17, TRUE, $18, $19, $20, $21, 0) \
-             ON CONFLICT (task, unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING \
-             RETURNING id"
-        );
-        // A keyed run that finished between the refused insert and the read of the live
-        // one leaves nothing to hand back: insert again.
-        for _ in 0..3 {
-            let row = RunRow::encode(run);
-            let inserted: Option<String> =
-                sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(insert.clone()))
-                    .bind(row.id)
-                    .bind(row.task)
-                    .bind(row.status)
-                    .bind(row.trigger_kind)
-                    .bind(row.trigger_data)
-                    .bind(row.payload)
-                    .bind(row.attempt)
-                    .bind(row.attempts)
-                    .bind(row.instance)
-                    .bind(row.queued_at)
-                    .bind(row.started_at)
-                    .bind(row.finished_at)
-                    .bind(row.duration_ms)
-                    .bind(row.result)
-                    .bind(row.error)
-                    .bind(row.progress)
-                    .bind(row.progress_message)
-                    .bind(job.run_at.as_millisecond())
-                    .bind(i64::from(job.priority))
-                    .bind(job.key.clone())
-                    .bind(i64::from(job.max_attempts))
-                    .fetch_optional(self.pool)
-                    .await
-                    .map_err(self.error())?;
-            if inserted.is_some() {
-                return Ok(Enqueued::New(run.id));
-            }
-            let Some(key) = &job.key else {
-                break;
-            };
-            let live: Option<String> = sqlx::query_scalar::<DB, String>(
-                "SELECT id FROM taskyard_runs WHERE task = $1 AND unique_key = $2 AND status IN ('queued', 'running')",
-            )
-            .bind(run.task.clone())
-            .bind(key.clone())
-            .fetch_optional(self.pool)
-            .await
-            .map_err(self.error())?;
-            if let Some(id) = live {
-                return Ok(Enqueued::Existing(parse_id(DB::BACKEND, id)?));
-            }
-        }
-        Err(Error::StoreData {
-            backend: DB::BACKEND,
-            message: format!(
-                "run {} of task `{}` could be neither queued nor found",
-                run.id, run.task
-            ),
-        })
+    /// Stores a schedule's pause or resume (see `Store::set_schedule_paused`).
+    pub async fn set_schedule_paused(&self, pause: &SchedulePause) -> Result<(), Error> {
+        sqlx::query::<DB>(
+            "INSERT INTO taskyard_schedules (schedule, paused, changed_at, instance) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (schedule) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at, \
+             instance = excluded.instance",
+        )
+        .bind(pause.schedule.clone())
+        .bind(i64::from(pause.paused))
+        .bind(pause.changed_at.as_millisecond())
+        .bind(pause.instance.clone())
+        .execute(self.pool)
+        .await
+        .map_err(self.error())?;
+        Ok(())
     }
 
-    /// Claims due durable runs for `instance` (see `Store::claim`).
-    pub async fn claim(
-        &self,
-        instance: &str,
-        tasks: &[String],
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Claimed>, Error> {
-        if tasks.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let names = serde_json::to_string(tasks).map_err(|error| Error::StoreData {
-            backend: DB::BACKEND,
-            message: format!("task names as JSON: {error}"),
-        })?;
-        // The runs of `tasks` due at `$1`; `$2` is the task names as a JSON array.
-        let due = format!(
-            "durable AND status = 'queued' AND run_at <= $1 AND task IN ({})",
-            DB::TASKS_OF_2
-        );
-        // A read first: on SQLite even an `UPDATE` that changes nothing takes the write
-        // lock, and an idle instance asks several times a second.
-        let probe = format!("SELECT id FROM taskyard_runs WHERE {due} LIMIT 1");
-        let found: Option<String> = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(probe))
-            .bind(now.as_millisecond())
-            .bind(names.clone())
-            .fetch_optional(self.pool)
-            .await
-            .map_err(self.error())?;
-        if found.is_none() {
-            return Ok(Vec::new());
-        }
-        let claim = format!(
-            "WITH due AS (SELECT id FROM taskyard_runs WHERE {due} ORDER BY priority DESC, run_at, id LIMIT $4{lock}) \
-             UPDATE taskyard_runs SET status = 'running', instance = $3, started_at = COALESCE(started_at, $1), fence = fence + 1 \
-             WHERE id IN (SELECT id FROM due) AND status = 'queued' \
-             RETURNING {columns}, {extra}",
-            lock = DB::SKIP_LOCKED,
-            columns = DB::RUN_COLUMNS,
-            extra = DB::CLAIM_EXTRA,
-        );
-        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(claim))
-            .bind(now.as_millisecond())
-            .bind(names)
-            .bind(instance.to_owned())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.pool)
-            .await
-            .map_err(self.error())?;
-        let runs = decode_rows(&rows, DB::BACKEND)?;
-        let mut claimed = Vec::with_capacity(runs.len());
-        for (run, row) in runs.into_iter().zip(&rows) {
-            let fence: i64 = row.try_get("fence").map_err(self.error())?;
-            let max_attempts: i64 = row.try_get("max_attempts").map_err(self.error())?;
-            let priority: i64 = row.try_get("priority").map_err(self.error())?;
-            let run_at: i64 = row.try_get("run_at").map_err(self.error())?;
-            claimed.push((
-                (std::cmp::Reverse(priority), run_at, run.id),
-                Claimed {
-                    run,
-                    fence,
-                    max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
-                },
-            ));
-        }
-        // `RETURNING` keeps no order: the queue's order is restored here.
-        claimed.sort_by_key(|(order, _)| *order);
-        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
-    }
-
-    /// Writes a claimed run's state if `fence` is still its own (see `Store::put_claimed`).
-    pub async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
-        self.update_fenced(run, fence, None, false).await
-    }
-
-    /// Rescues the running durable runs of dead instances (see `Store::requeue_orphans`).
-    pub async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
-        let select = format!(
-            "SELECT {columns}, {extra}, (SELECT heartbeat_at FROM taskyard_instances i WHERE i.id = taskyard_runs.instance) AS seen \
-             FROM taskyard_runs WHERE durable AND status = 'running' AND NOT EXISTS \
-             (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= $1)",
-            columns = DB::RUN_COLUMNS,
-            extra = DB::CLAIM_EXTRA,
-        );
-        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(select))
-            .bind(now.as_millisecond())
-            .fetch_all(self.pool)
-            .await
-            .map_err(self.error())?;
-        let runs = decode_rows(&rows, DB::BACKEND)?;
-        let (mut requeued, mut abandoned) = (Vec::new(), Vec::new());
-        for (run, row) in runs.into_iter().zip(&rows) {
-            let fence: i64 = row.try_get("fence").map_err(self.error())?;
-            let max_attempts: i64 = row.try_get("max_attempts").map_err(self.error())?;
-            let seen: Option<i64> = row.try_get("seen").map_err(self.error())?;
-            let orphan = Orphan {
-                run,
-                fence,
-                max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
-                seen: seen.and_then(|ms| Timestamp::from_millisecond(ms).ok()),
-            };
-            let (next, again) = rescue(&orphan, now);
-            // Another instance may be rescuing the same run: the fence lets one through.
-            if self
-                .update_fenced(&next, fence, again.then_some(now), true)
-                .await?
-            {
-                if again { &mut requeued } else { &mut abandoned }.push(next.id);
-            }
-        }
-        Ok((requeued, abandoned))
-    }
-
-    /// Writes `run`'s state where the run's fence is still `fence`; with `requeue_at`, the
-    /// run is due again then; with `end_claim`, the fence moves on, so the claim's attempt
-    /// can write no more. True if it wrote.
-    async fn update_fenced(
-        &self,
-        run: &RunRecord,
-        fence: i64,
-        requeue_at: Option<Timestamp>,
-        end_claim: bool,
-    ) -> Result<bool, Error> {
-        let j = DB::JSON;
-        let update = format!(
-            "UPDATE taskyard_runs SET status = $2, attempt = $3, attempts = $4{j}, instance = $5, started_at = $6, \
-             finished_at = $7, duration_ms = $8, result = $9{j}, error = $10, progress = $11, progress_message = $12, \
-             run_at = COALESCE($14, run_at), fence = fence + $15 \
-             WHERE id = $1 AND fence = $13"
-        );
-        let row = RunRow::encode(run);
-        let done = sqlx::query::<DB>(sqlx::AssertSqlSafe(update))
-            .bind(row.id)
-            .bind(row.status)
-            .bind(row.attempt)
-            .bind(row.attempts)
-            .bind(row.instance)
-            .bind(row.started_at)
-            .bind(row.finished_at)
-            .bind(row.duration_ms)
-            .bind(row.result)
-            .bind(row.error)
-            .bind(row.progress)
-            .bind(row.progress_message)
-            .bind(fence)
-            .bind(requeue_at.map(|at| at.as_millisecond()))
-            .bind(i64::from(end_claim))
-            .execute(self.pool)
-            .await
-            .map_err(self.error())?;
-        Ok(DB::rows_affected(&done) == 1)
+    /// Every stored pause or resume.
+    pub async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error> {
+        let rows = sqlx::query_as::<DB, (String, i64, i64, String)>(
+            "SELECT schedule, paused, changed_at, instance FROM taskyard_schedules ORDER BY schedule",
+        )
+        .fetch_all(self.pool)
+        .await
+        .map_err(self.error())?;
+        rows.into_iter()
+            .map(|(schedule, paused, changed_at, instance)| {
+                Ok(SchedulePause {
+                    schedule,
+                    paused: paused != 0,
+                    changed_at: super::columns::timestamp(DB::BACKEND, changed_at)?,
+                    instance,
+                })
+            })
+            .collect()
     }
 }

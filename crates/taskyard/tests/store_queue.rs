@@ -1,0 +1,621 @@
+//! The durable queue's part of the store conformance suite, on memory, SQLite and
+//! PostgreSQL: enqueue with unique keys, claims by priority and time under each task's limit
+//! across the cluster, fenced writes, retries and orphans back in the queue, cancels asked
+//! for through any instance, and schedule pauses.
+
+mod common;
+
+use common::backends;
+use common::records::{at, job, lease, queued, record};
+use serde_json::json;
+use taskyard::run::Progress;
+use taskyard::store::{CancelRequest, ClaimTask, Enqueued, Job, SchedulePause};
+use taskyard::{RunId, RunStatus};
+
+/// `task`, claimed without a limit.
+fn free(task: &str) -> Vec<ClaimTask> {
+    vec![ClaimTask {
+        name: task.to_owned(),
+        limit: None,
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_runs_are_claimed_when_due_by_priority_then_time() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let tasks = free("mail");
+        let mut ids = Vec::new();
+        for (run_at, priority) in [(200, 0), (100, 0), (300, 5), (10_000, 9)] {
+            let run = queued("mail");
+            let enqueued = store
+                .enqueue(&run, &job(run_at, priority, None))
+                .await
+                .expect("enqueue");
+            assert_eq!(enqueued, Enqueued::New(run.id), "{name}");
+            ids.push(run.id);
+        }
+        let other = queued("other");
+        store
+            .enqueue(&other, &job(0, 0, None))
+            .await
+            .expect("enqueue other");
+        // A queued durable run belongs to no instance: a dead enqueuer does not abandon it.
+        store.mark_abandoned(at(1_000)).await.expect("abandon");
+        assert_eq!(
+            store.get_run(ids[0]).await.expect("get").expect("run").status,
+            RunStatus::Queued,
+            "{name}"
+        );
+
+        let first = store.claim("i1", &tasks, at(1_000), 2).await.expect("claim");
+        let order: Vec<RunId> = first.iter().map(|c| c.run.id).collect();
+        assert_eq!(
+            order,
+            [ids[2], ids[1]],
+            "{name}: priority, then the earliest run_at"
+        );
+        for claimed in &first {
+            assert_eq!(claimed.run.status, RunStatus::Running, "{name}");
+            assert_eq!(claimed.run.instance, "i1", "{name}");
+            assert_eq!(claimed.fence, 1, "{name}");
+            assert_eq!(claimed.max_attempts, 3, "{name}");
+            assert_eq!(claimed.run.started_at, Some(at(1_000)), "{name}");
+        }
+        let second = store.claim("i2", &tasks, at(1_000), 10).await.expect("claim");
+        assert_eq!(
+            second.iter().map(|c| c.run.id).collect::<Vec<_>>(),
+            [ids[0]],
+            "{name}: the one not due stays"
+        );
+        assert!(
+            store
+                .claim("i2", &tasks, at(1_000), 10)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "{name}"
+        );
+        let later = store.claim("i2", &tasks, at(10_000), 10).await.expect("claim");
+        assert_eq!(
+            later.iter().map(|c| c.run.id).collect::<Vec<_>>(),
+            [ids[3]],
+            "{name}"
+        );
+        assert_eq!(
+            store.get_run(other.id).await.expect("get").expect("run").status,
+            RunStatus::Queued,
+            "{name}: other tasks are not claimed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_from_an_attempt_that_lost_its_claim_is_refused() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let run = queued("mail");
+        store.enqueue(&run, &job(0, 0, None)).await.expect("enqueue");
+        let claimed = store
+            .claim("i1", &free("mail"), at(1_000), 1)
+            .await
+            .expect("claim")
+            .remove(0);
+        let mut progress = claimed.run.clone();
+        progress.progress = Some(Progress {
+            fraction: 0.5,
+            message: Some("half".into()),
+        });
+        assert!(
+            store.put_claimed(&progress, claimed.fence).await.expect("put"),
+            "{name}"
+        );
+        let mut done = claimed.run.clone();
+        done.status = RunStatus::Succeeded;
+        done.finished_at = Some(at(2_000));
+        done.result = Some(json!({ "sent": true }));
+        assert!(
+            !store.put_claimed(&done, claimed.fence + 1).await.expect("put"),
+            "{name}: a stale fence writes nothing"
+        );
+        let stored = store.get_run(run.id).await.expect("get").expect("run");
+        assert_eq!(stored.status, RunStatus::Running, "{name}");
+        assert_eq!(stored.progress.as_ref().map(|p| p.fraction), Some(0.5), "{name}");
+        assert!(
+            store.put_claimed(&done, claimed.fence).await.expect("put"),
+            "{name}"
+        );
+        let stored = store.get_run(run.id).await.expect("get").expect("run");
+        assert_eq!(stored.status, RunStatus::Succeeded, "{name}");
+        assert_eq!(stored.result, Some(json!({ "sent": true })), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_live_run_per_task_and_key_held_by_the_store() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        // Sixteen callers enqueue the same key at once: one run, and everyone gets its id.
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let run = queued("report");
+                    store
+                        .enqueue(&run, &job(0, 0, Some("2026-11")))
+                        .await
+                        .expect("enqueue")
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for racer in racers {
+            outcomes.push(racer.await.expect("join"));
+        }
+        let new: Vec<_> = outcomes
+            .iter()
+            .filter(|o| matches!(o, Enqueued::New(_)))
+            .collect();
+        assert_eq!(new.len(), 1, "{name}: {outcomes:?}");
+        let live = new[0].run_id();
+        assert!(
+            outcomes.iter().all(|o| o.run_id() == live),
+            "{name}: {outcomes:?}"
+        );
+        // Another task, or another key, is another run.
+        let other_key = store
+            .enqueue(&queued("report"), &job(0, 0, Some("2026-12")))
+            .await
+            .expect("enqueue");
+        assert!(matches!(other_key, Enqueued::New(_)), "{name}");
+        let other_task = store
+            .enqueue(&queued("digest"), &job(0, 0, Some("2026-11")))
+            .await
+            .expect("enqueue");
+        assert!(matches!(other_task, Enqueued::New(_)), "{name}");
+        // Still one while the run is running; a new one once it finished.
+        let claimed = store
+            .claim("i1", &free("report"), at(1_000), 10)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2, "{name}");
+        let again = store
+            .enqueue(&queued("report"), &job(0, 0, Some("2026-11")))
+            .await
+            .expect("enqueue");
+        assert_eq!(again, Enqueued::Existing(live), "{name}");
+        let mut done = claimed
+            .iter()
+            .find(|c| c.run.id == live)
+            .expect("the live run")
+            .clone();
+        done.run.status = RunStatus::Succeeded;
+        done.run.finished_at = Some(at(2_000));
+        assert!(
+            store.put_claimed(&done.run, done.fence).await.expect("put"),
+            "{name}"
+        );
+        let after = store
+            .enqueue(&queued("report"), &job(0, 0, Some("2026-11")))
+            .await
+            .expect("enqueue");
+        assert!(
+            matches!(after, Enqueued::New(id) if id != live),
+            "{name}: {after:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_never_get_the_same_run() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let run = queued("burn");
+            store.enqueue(&run, &job(0, 0, None)).await.expect("enqueue");
+            ids.insert(run.id);
+        }
+        let claimers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store
+                            .claim(&format!("i{i}"), &free("burn"), at(1_000), 7)
+                            .await
+                            .expect("claim");
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.into_iter().map(|c| c.run.id));
+                    }
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for claimer in claimers {
+            claimed.extend(claimer.await.expect("join"));
+        }
+        assert_eq!(claimed.len(), 200, "{name}: every run claimed once, none twice");
+        let unique: std::collections::HashSet<_> = claimed.iter().copied().collect();
+        assert_eq!(unique, ids, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_runs_of_a_dead_instance_go_back_to_the_queue_as_their_next_attempt() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        store.heartbeat(&lease("dead", at(5_000))).await.expect("hb");
+        store.heartbeat(&lease("live", at(60_000))).await.expect("hb");
+        let twice = queued("mail");
+        let once = Job {
+            max_attempts: 1,
+            ..job(0, 0, None)
+        };
+        let last = queued("mail");
+        let plain = record("mail", RunStatus::Running, "dead", 0);
+        store.enqueue(&twice, &job(0, 0, None)).await.expect("enqueue");
+        store.enqueue(&last, &once).await.expect("enqueue");
+        store.put_runs(std::slice::from_ref(&plain)).await.expect("put");
+        let claimed = store
+            .claim("dead", &free("mail"), at(50), 10)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2, "{name}");
+        // The dead instance's runs stay while its lease runs.
+        let (requeued, abandoned) = store.requeue_orphans(at(4_000)).await.expect("rescue");
+        assert!(requeued.is_empty() && abandoned.is_empty(), "{name}");
+
+        let (requeued, abandoned) = store.requeue_orphans(at(10_000)).await.expect("rescue");
+        assert_eq!(requeued, [twice.id], "{name}");
+        assert_eq!(abandoned, [last.id], "{name}");
+        let again = store.get_run(twice.id).await.expect("get").expect("run");
+        assert_eq!(again.status, RunStatus::Queued, "{name}");
+        assert_eq!(again.attempt, 2, "{name}");
+        assert_eq!(again.attempts.len(), 1, "{name}");
+        assert_eq!(again.attempts[0].status, RunStatus::Abandoned, "{name}");
+        assert_eq!(
+            again.attempts[0].finished_at,
+            at(100),
+            "{name}: the lost attempt ends at the last heartbeat"
+        );
+        let ended = store.get_run(last.id).await.expect("get").expect("run");
+        assert_eq!(ended.status, RunStatus::Abandoned, "{name}");
+        assert!(
+            ended
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("instance dead")),
+            "{name}: {:?}",
+            ended.error
+        );
+        // A second sweep (another instance's) finds nothing left to rescue.
+        let (requeued, abandoned) = store.requeue_orphans(at(10_000)).await.expect("rescue");
+        assert!(requeued.is_empty() && abandoned.is_empty(), "{name}");
+        // The lost attempts write no more.
+        for lost in &claimed {
+            let mut late = lost.run.clone();
+            late.status = RunStatus::Succeeded;
+            assert!(
+                !store.put_claimed(&late, lost.fence).await.expect("put"),
+                "{name}"
+            );
+        }
+        // A plain run of the dead instance is abandoned as before, by `mark_abandoned`.
+        let marked = store.mark_abandoned(at(10_000)).await.expect("abandon");
+        assert_eq!(marked, [plain.id], "{name}");
+        // A live instance takes the run again.
+        let retaken = store
+            .claim("live", &free("mail"), at(10_000), 10)
+            .await
+            .expect("claim");
+        assert_eq!(retaken.len(), 1, "{name}");
+        assert_eq!(retaken[0].run.id, twice.id, "{name}");
+        assert_eq!(retaken[0].run.attempt, 2, "{name}");
+        assert_eq!(retaken[0].run.instance, "live", "{name}");
+        assert!(retaken[0].fence > claimed[0].fence, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_with_a_limit_never_has_more_running_across_claimers() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        for _ in 0..6 {
+            store
+                .enqueue(&queued("serial"), &job(0, 0, None))
+                .await
+                .expect("enqueue");
+            store
+                .enqueue(&queued("pair"), &job(0, 0, None))
+                .await
+                .expect("enqueue");
+        }
+        let tasks = vec![
+            ClaimTask {
+                name: "serial".into(),
+                limit: Some(1),
+            },
+            ClaimTask {
+                name: "pair".into(),
+                limit: Some(2),
+            },
+        ];
+        // Eight claimers at once, each asking for as many as it can get.
+        let mut claims = Vec::new();
+        for i in 0..8 {
+            let store = store.clone();
+            let tasks = tasks.clone();
+            claims.push(tokio::spawn(async move {
+                store
+                    .claim(&format!("i{i}"), &tasks, at(1_000), 10)
+                    .await
+                    .expect("claim")
+            }));
+        }
+        let mut claimed = Vec::new();
+        for claim in claims {
+            claimed.extend(claim.await.expect("claimer"));
+        }
+        let count = |task: &str| claimed.iter().filter(|c| c.run.task == task).count();
+        assert_eq!(
+            count("serial"),
+            1,
+            "{name}: one serial run at a time in the cluster"
+        );
+        assert_eq!(count("pair"), 2, "{name}: parallel(2)");
+
+        // A run that ends makes room for the next, in the queue's order.
+        let mut done = claimed
+            .iter()
+            .find(|c| c.run.task == "serial")
+            .expect("serial")
+            .clone();
+        done.run.status = RunStatus::Succeeded;
+        done.run.finished_at = Some(at(1_100));
+        assert!(
+            store.put_claimed(&done.run, done.fence).await.expect("end"),
+            "{name}"
+        );
+        let next = store.claim("i9", &tasks, at(1_200), 10).await.expect("claim");
+        assert_eq!(
+            next.len(),
+            1,
+            "{name}: the next serial run, and no third pair run"
+        );
+        assert_eq!(next[0].run.task, "serial", "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_waits_in_the_queue_and_a_finished_run_can_be_queued_again() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let run = queued("mail");
+        store.enqueue(&run, &job(0, 0, Some("k"))).await.expect("enqueue");
+        let claimed = store.claim("i1", &free("mail"), at(100), 1).await.expect("claim");
+        let claimed = claimed.into_iter().next().expect("claimed");
+
+        // The attempt failed: back in the queue, due in 5 s, its claim over.
+        let mut retry = claimed.run.clone();
+        retry.status = RunStatus::Queued;
+        retry.attempt = 2;
+        assert!(
+            store
+                .requeue_claimed(&retry, claimed.fence, at(5_100))
+                .await
+                .expect("requeue"),
+            "{name}"
+        );
+        assert!(
+            !store
+                .put_claimed(&claimed.run, claimed.fence)
+                .await
+                .expect("stale"),
+            "{name}: the failed attempt's claim is over"
+        );
+        assert!(
+            store
+                .claim("i2", &free("mail"), at(5_000), 1)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "{name}: not before its backoff"
+        );
+        let again = store
+            .claim("i2", &free("mail"), at(5_100), 1)
+            .await
+            .expect("claim");
+        assert_eq!(again.len(), 1, "{name}");
+        assert_eq!(again[0].run.attempt, 2, "{name}");
+
+        // It fails for good; a retry from history queues it again as attempt 3.
+        let mut failed = again[0].run.clone();
+        failed.status = RunStatus::Failed;
+        failed.finished_at = Some(at(5_200));
+        failed.error = Some("smtp down".into());
+        assert!(
+            store.put_claimed(&failed, again[0].fence).await.expect("end"),
+            "{name}"
+        );
+        let mut next = failed.clone();
+        next.status = RunStatus::Queued;
+        next.attempt = 3;
+        next.finished_at = None;
+        next.error = None;
+        let retry_job = Job {
+            max_attempts: 3,
+            ..job(6_000, 0, None)
+        };
+        // Its key is free again, but not if a new run of the task took it meanwhile.
+        let holder = queued("mail");
+        store
+            .enqueue(&holder, &job(0, 0, Some("k")))
+            .await
+            .expect("enqueue holder");
+        assert!(
+            !store
+                .requeue(&next, &retry_job, RunStatus::Failed)
+                .await
+                .expect("requeue"),
+            "{name}: another live run holds the key"
+        );
+        assert_eq!(
+            store.request_cancel(holder.id, at(5_900)).await.expect("cancel"),
+            store
+                .get_run(holder.id)
+                .await
+                .expect("get")
+                .map(CancelRequest::Cancelled),
+            "{name}: a queued durable run is cancelled at once"
+        );
+        assert!(
+            store
+                .requeue(&next, &retry_job, RunStatus::Failed)
+                .await
+                .expect("requeue"),
+            "{name}"
+        );
+        assert!(
+            !store
+                .requeue(&next, &retry_job, RunStatus::Failed)
+                .await
+                .expect("requeue"),
+            "{name}: only once: it is no longer failed"
+        );
+        let third = store
+            .claim("i3", &free("mail"), at(6_000), 1)
+            .await
+            .expect("claim");
+        assert_eq!(third.len(), 1, "{name}");
+        assert_eq!(third[0].run.attempt, 3, "{name}");
+        assert_eq!(third[0].max_attempts, 3, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_asked_anywhere_reaches_the_instance_of_the_run() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        store.heartbeat(&lease("a", at(60_000))).await.expect("hb");
+        // A run in process on `a`, and a durable run `a` claimed.
+        let plain = record("report", RunStatus::Running, "a", 0);
+        store.put_runs(std::slice::from_ref(&plain)).await.expect("put");
+        let durable = queued("mail");
+        store.enqueue(&durable, &job(0, 0, None)).await.expect("enqueue");
+        let claimed = store.claim("a", &free("mail"), at(100), 1).await.expect("claim");
+        assert_eq!(claimed.len(), 1, "{name}");
+        assert!(
+            store.cancel_requests("a").await.expect("requests").is_empty(),
+            "{name}"
+        );
+
+        for id in [plain.id, durable.id] {
+            let request = store.request_cancel(id, at(200)).await.expect("cancel");
+            assert!(
+                matches!(request, Some(CancelRequest::Requested(ref run)) if run.instance == "a"),
+                "{name}: {request:?}"
+            );
+        }
+        let mut asked = store.cancel_requests("a").await.expect("requests");
+        asked.sort();
+        let mut expected = vec![plain.id, durable.id];
+        expected.sort();
+        assert_eq!(asked, expected, "{name}");
+        assert!(
+            store.cancel_requests("b").await.expect("requests").is_empty(),
+            "{name}"
+        );
+
+        // `a` ends the runs: nothing is asked of it any more.
+        let mut ended = plain.clone();
+        ended.status = RunStatus::Cancelled;
+        ended.finished_at = Some(at(300));
+        store.put_runs(std::slice::from_ref(&ended)).await.expect("put");
+        let mut ended = claimed[0].run.clone();
+        ended.status = RunStatus::Cancelled;
+        ended.finished_at = Some(at(300));
+        assert!(
+            store.put_claimed(&ended, claimed[0].fence).await.expect("end"),
+            "{name}"
+        );
+        assert!(
+            store.cancel_requests("a").await.expect("requests").is_empty(),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                store.request_cancel(plain.id, at(400)).await.expect("cancel"),
+                Some(CancelRequest::Finished(_))
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            store.request_cancel(RunId::new(), at(400)).await.expect("cancel"),
+            None,
+            "{name}"
+        );
+
+        // An orphan someone asked to cancel ends `cancelled` instead of running again.
+        let orphan = queued("mail");
+        store.enqueue(&orphan, &job(0, 0, None)).await.expect("enqueue");
+        store.heartbeat(&lease("dying", at(1_000))).await.expect("hb");
+        let claimed = store
+            .claim("dying", &free("mail"), at(500), 1)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1, "{name}");
+        store.request_cancel(orphan.id, at(600)).await.expect("cancel");
+        let (requeued, ended) = store.requeue_orphans(at(2_000)).await.expect("rescue");
+        assert!(requeued.is_empty(), "{name}");
+        assert_eq!(ended, vec![orphan.id], "{name}");
+        let stored = store.get_run(orphan.id).await.expect("get").expect("run");
+        assert_eq!(stored.status, RunStatus::Cancelled, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_pauses_are_kept_for_every_instance() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        assert!(
+            store.schedule_pauses().await.expect("pauses").is_empty(),
+            "{name}"
+        );
+        let pause = |schedule: &str, paused: bool, ms: i64, instance: &str| SchedulePause {
+            schedule: schedule.into(),
+            paused,
+            changed_at: at(ms),
+            instance: instance.into(),
+        };
+        store
+            .set_schedule_paused(&pause("nightly", true, 100, "a"))
+            .await
+            .expect("pause");
+        store
+            .set_schedule_paused(&pause("hourly", true, 150, "b"))
+            .await
+            .expect("pause");
+        store
+            .set_schedule_paused(&pause("nightly", false, 200, "c"))
+            .await
+            .expect("resume");
+        assert_eq!(
+            store.schedule_pauses().await.expect("pauses"),
+            vec![pause("hourly", true, 150, "b"), pause("nightly", false, 200, "c")],
+            "{name}"
+        );
+    }
+}
