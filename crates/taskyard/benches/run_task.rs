@@ -65,9 +65,10 @@ fn run_task(c: &mut Criterion) {
         let runtime = app.runtime().clone();
         group.bench_function(format!("noop, {label}, {BATCH} at once"), |b| {
             b.to_async(&rt).iter(|| async {
-                let handles: Vec<_> = (0..BATCH)
-                    .map(|_| runtime.start(RunRequest::new("noop:many")).expect("start"))
-                    .collect();
+                let mut handles = Vec::with_capacity(BATCH);
+                for _ in 0..BATCH {
+                    handles.push(runtime.start(RunRequest::new("noop:many")).await.expect("start"));
+                }
                 for handle in handles {
                     handle.outcome().await.expect("run");
                 }

@@ -720,6 +720,7 @@ async fn following_a_run_on_another_instance_ends_soon_after_it_finishes_despite
     let handle = other
         .runtime()
         .start(taskyard::RunRequest::new("demo:slow").payload(json!({ "ms": 1500 })))
+        .await
         .expect("a run on the other instance");
     let run_id = handle.run_id();
     // The other instance writes the run's first record without waiting: follow it once the

@@ -94,13 +94,22 @@ async fn a_schedule_tick_never_joins_another_ticks_run_but_other_callers_still_d
     let runtime = app.runtime();
     // A later tick's run is going when an earlier tick (taken over from a dead instance)
     // arrives: the earlier tick gets a run of its own.
-    let later = runtime.start(tick(1_800_000_002)).expect("later tick");
-    let earlier = runtime.start(tick(1_800_000_000)).expect("earlier tick");
+    let later = runtime.start(tick(1_800_000_002)).await.expect("later tick");
+    let earlier = runtime.start(tick(1_800_000_000)).await.expect("earlier tick");
     assert!(!earlier.joined(), "a tick joined another tick's run");
     assert_ne!(earlier.run_id(), later.run_id());
     // The same tick again, or a caller from elsewhere, joins as Nitro's rule says.
-    assert!(runtime.start(tick(1_800_000_002)).expect("same tick").joined());
-    let manual = runtime.start(taskyard::RunRequest::new("sync")).expect("manual");
+    assert!(
+        runtime
+            .start(tick(1_800_000_002))
+            .await
+            .expect("same tick")
+            .joined()
+    );
+    let manual = runtime
+        .start(taskyard::RunRequest::new("sync"))
+        .await
+        .expect("manual");
     assert!(manual.joined());
     assert_eq!(
         manual.run_id(),
@@ -190,14 +199,16 @@ async fn serial_runs_one_at_a_time_in_arrival_order() {
     })
     .concurrency(Concurrency::Serial);
     let app = start(App::new().task("serial", task)).await;
-    // Start in a known order (start() is synchronous), then await all.
-    let handles: Vec<_> = (0..20)
-        .map(|i| {
+    // Start in a known order, then await all.
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        handles.push(
             app.runtime()
                 .start(taskyard::RunRequest::new("serial").payload(json!({"i": i})))
-                .expect("start")
-        })
-        .collect();
+                .await
+                .expect("start"),
+        );
+    }
     for handle in handles {
         handle.outcome().await.expect("run");
     }
@@ -315,7 +326,10 @@ async fn cancellation_by_run_id_stops_the_run_and_records_it() {
     });
     let app = start(App::new().task("long", task)).await;
     let runtime = app.runtime().clone();
-    let handle = runtime.start(taskyard::RunRequest::new("long")).expect("start");
+    let handle = runtime
+        .start(taskyard::RunRequest::new("long"))
+        .await
+        .expect("start");
     let run_id = handle.run_id();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(runtime.cancel(run_id).await.expect("cancel"), "was running");
@@ -348,9 +362,18 @@ async fn a_queued_serial_run_cancelled_before_its_turn_never_runs() {
     .concurrency(Concurrency::Serial);
     let app = start(App::new().task("s", task)).await;
     let runtime = app.runtime();
-    let first = runtime.start(taskyard::RunRequest::new("s")).expect("first");
-    let second = runtime.start(taskyard::RunRequest::new("s")).expect("second");
-    let third = runtime.start(taskyard::RunRequest::new("s")).expect("third");
+    let first = runtime
+        .start(taskyard::RunRequest::new("s"))
+        .await
+        .expect("first");
+    let second = runtime
+        .start(taskyard::RunRequest::new("s"))
+        .await
+        .expect("second");
+    let third = runtime
+        .start(taskyard::RunRequest::new("s"))
+        .await
+        .expect("third");
     assert_eq!(
         runtime
             .get_run(second.run_id())
@@ -540,8 +563,14 @@ async fn shutdown_lets_quick_runs_finish_and_cancels_the_rest() {
     )
     .await;
     let runtime = app.runtime().clone();
-    let quick = runtime.start(taskyard::RunRequest::new("quick")).expect("quick");
-    let stuck = runtime.start(taskyard::RunRequest::new("stuck")).expect("stuck");
+    let quick = runtime
+        .start(taskyard::RunRequest::new("quick"))
+        .await
+        .expect("quick");
+    let stuck = runtime
+        .start(taskyard::RunRequest::new("stuck"))
+        .await
+        .expect("stuck");
     let store = runtime.store().expect("store").clone();
     let began = std::time::Instant::now();
     app.shutdown().await;
@@ -619,7 +648,7 @@ fn callers_learn_when_the_executing_runtime_is_dropped() {
         )
         .expect("app starts");
     let handle = executing
-        .block_on(async { app.runtime().start(taskyard::RunRequest::new("forever")) })
+        .block_on(app.runtime().start(taskyard::RunRequest::new("forever")))
         .expect("started");
     executing.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
     drop(executing);

@@ -639,7 +639,7 @@ async fn custom_strategy_sends_args_to_the_task_and_stops_with_its_schedule() {
                     async move {
                         let _ = senders_tx.send(sender.clone());
                         while let Some(event) = inbox.lock().await.recv().await {
-                            let run = sender.send_one(event).expect("send");
+                            let run = sender.send_one(event).await.expect("send");
                             run.outcome().await.expect("shipped");
                         }
                     }
@@ -663,6 +663,7 @@ async fn custom_strategy_sends_args_to_the_task_and_stops_with_its_schedule() {
     events.send(json!({ "order": 2 })).expect("send");
     let result = sender
         .send_one(json!({ "order": 3 }))
+        .await
         .expect("direct send")
         .outcome()
         .await
@@ -684,7 +685,7 @@ async fn custom_strategy_sends_args_to_the_task_and_stops_with_its_schedule() {
     // Paused: sends are refused, naming why.
     let scheduler = fixture.app.scheduler().clone();
     scheduler.pause("ship").expect("paused");
-    let refused = sender.send_one(json!({})).expect_err("paused");
+    let refused = sender.send_one(json!({})).await.expect_err("paused");
     assert_eq!(
         refused.to_string(),
         "Schedule `ship` is paused; the send was dropped"
@@ -696,7 +697,7 @@ async fn custom_strategy_sends_args_to_the_task_and_stops_with_its_schedule() {
     tokio::time::timeout(Duration::from_secs(2), sender.closed())
         .await
         .expect("closed on disable");
-    assert!(sender.send_one(json!({})).is_err());
+    assert!(sender.send_one(json!({})).await.is_err());
     off.set(false);
     let restarted = tokio::time::timeout(Duration::from_secs(2), senders.recv())
         .await
@@ -709,7 +710,7 @@ async fn custom_strategy_sends_args_to_the_task_and_stops_with_its_schedule() {
     tokio::time::timeout(Duration::from_secs(2), restarted.closed())
         .await
         .expect("closed on removal");
-    let gone = restarted.send_one(json!({})).expect_err("removed");
+    let gone = restarted.send_one(json!({})).await.expect_err("removed");
     assert!(matches!(gone, Error::ScheduleInactive { .. }), "{gone}");
     let lines = log_lines(fixture).await;
     assert!(

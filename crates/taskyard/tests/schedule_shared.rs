@@ -113,6 +113,7 @@ async fn send_all_runs_once_on_every_instance_and_send_one_only_here() {
 
         from_b
             .send_one(json!({ "n": 2 }))
+            .await
             .expect("sent")
             .outcome()
             .await

@@ -532,6 +532,7 @@ async fn history_survives_a_restart() {
             let handle = first
                 .runtime()
                 .start(taskyard::RunRequest::new("noop"))
+                .await
                 .expect("start run");
             ids.push(handle.run_id());
             handle.outcome().await.expect("run");
@@ -678,13 +679,15 @@ async fn child_process() {
                 .parse()
                 .expect("number");
             let app = noop_app(config).start().await.expect("start");
-            let handles: Vec<_> = (0..runs)
-                .map(|_| {
+            let mut handles = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                handles.push(
                     app.runtime()
                         .start(taskyard::RunRequest::new("noop"))
-                        .expect("start run")
-                })
-                .collect();
+                        .await
+                        .expect("start run"),
+                );
+            }
             for handle in handles {
                 handle.outcome().await.expect("run");
             }
@@ -707,6 +710,7 @@ async fn child_process() {
             let handle = app
                 .runtime()
                 .start(taskyard::RunRequest::new("sleep"))
+                .await
                 .expect("start run");
             // Once the run has started here, listing flushes the recorder, so the `running`
             // record is in the store.

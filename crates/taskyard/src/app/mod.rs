@@ -315,7 +315,7 @@ impl App {
     ///         let rx = rx.clone();
     ///         async move {
     ///             while let Some(order) = rx.lock().await.recv().await {
-    ///                 let _ = sender.send_one(json!({ "order": order }));
+    ///                 let _ = sender.send_one(json!({ "order": order })).await;
     ///             }
     ///         }
     ///     })

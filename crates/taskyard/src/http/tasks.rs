@@ -91,7 +91,7 @@ async fn start_run(
     let request = RunRequest::new(name)
         .payload(Value::Object(payload))
         .trigger(trigger);
-    let handle = api.runtime.start(request)?;
+    let handle = api.runtime.start(request).await?;
     let run_id = handle.run_id();
     if !wait {
         // `202` acknowledges the run: its queued record is in the store first.

@@ -150,6 +150,12 @@ impl ActiveRun {
 
     pub fn snapshot(&self, instance: &str) -> RunRecord {
         let live = self.live().clone();
+        self.snapshot_of(&live, instance)
+    }
+
+    /// The record of the run in state `live`.
+    fn snapshot_of(&self, live: &Live, instance: &str) -> RunRecord {
+        let live = live.clone();
         let duration_ms = match (live.started_at, live.finished_at) {
             (Some(start), Some(end)) => Some(duration_ms(start, end)),
             _ => None,
@@ -213,20 +219,78 @@ impl RuntimeInner {
         self.record(run);
     }
 
-    pub(super) fn mark_retrying(&self, run: &ActiveRun, end: &AttemptEnd, delay: Duration) {
+    /// Keeps the attempt that just ended among the run's attempts; returns its error.
+    fn end_attempt(live: &mut Live, end: &AttemptEnd, delay: Duration) -> Option<String> {
         let error = end_error(end);
-        {
-            let now = Timestamp::now();
+        let now = Timestamp::now();
+        let attempt = Attempt {
+            attempt: live.attempt,
+            status: end.status(),
+            started_at: live.attempt_started_at.unwrap_or(now),
+            finished_at: now,
+            error: error.clone(),
+            retry_delay_ms: delay.as_millis() as u64,
+        };
+        live.attempts.push(attempt);
+        error
+    }
+
+    /// Puts a claimed run whose attempt failed back in the store as its next attempt, due
+    /// after `delay`, and lets it go here. `false` when the store did not take it (the run
+    /// then waits for its retry here).
+    pub(super) async fn requeue(&self, run: &ActiveRun, end: &AttemptEnd, delay: Duration) -> bool {
+        let (Some(store), Some(claim)) = (&self.store, run.claim) else {
+            return false;
+        };
+        let (snapshot, error) = {
             let mut live = run.live();
-            let attempt = Attempt {
-                attempt: live.attempt,
-                status: end.status(),
-                started_at: live.attempt_started_at.unwrap_or(now),
-                finished_at: now,
-                error: error.clone(),
-                retry_delay_ms: delay.as_millis() as u64,
-            };
-            live.attempts.push(attempt);
+            let before = live.clone();
+            let error = Self::end_attempt(&mut live, end, delay);
+            live.status = RunStatus::Queued;
+            live.attempt += 1;
+            live.attempt_started_at = None;
+            live.progress = None;
+            let snapshot = run.snapshot_of(&live, &self.instance);
+            *live = before;
+            (snapshot, error)
+        };
+        let run_at = Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or(jiff::SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        let timeout = self
+            .recorder
+            .as_ref()
+            .map_or(Duration::from_secs(5), |r| r.timeout());
+        match tokio::time::timeout(timeout, store.requeue_claimed(&snapshot, claim.fence, run_at)).await {
+            Ok(Ok(requeued)) => {
+                if requeued {
+                    tracing::warn!(
+                        error = error.as_deref().unwrap_or(""),
+                        delay_ms = delay.as_millis() as u64,
+                        "attempt failed; the run waits in the store for its retry"
+                    );
+                } else {
+                    tracing::warn!(run_id = %run.id, "the run lost its claim; its retry was not recorded");
+                }
+                lock(&self.active).remove(&run.id);
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the store did not take the retry; it waits here");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("the store did not take the retry in time; it waits here");
+                false
+            }
+        }
+    }
+
+    pub(super) fn mark_retrying(&self, run: &ActiveRun, end: &AttemptEnd, delay: Duration) {
+        let error;
+        {
+            let mut live = run.live();
+            error = Self::end_attempt(&mut live, end, delay);
             // A claimed run stays `running` in the store while it waits here: `queued`
             // would let another instance claim it meanwhile.
             live.status = if run.claim.is_some() {

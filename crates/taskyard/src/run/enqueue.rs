@@ -9,9 +9,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use super::Runtime;
-use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus, Trigger};
 use crate::store::{Enqueued, Job};
+use crate::{Concurrency, Error};
 
 /// A durable run being described; `.await` it to write it to the queue.
 #[must_use = "an enqueue does nothing until it is awaited"]
@@ -82,6 +82,14 @@ impl Enqueue {
     /// Checks the task and payload, then writes the run to the queue: it is committed when
     /// this returns its id (with a key, the id of the live run it joined).
     pub async fn send(self) -> Result<RunId, Error> {
+        self.submit().await.map(Enqueued::run_id)
+    }
+
+    /// [`Enqueue::send`], saying whether the run is new or a live one it joined. Without an
+    /// explicit key, a `Dedupe` task's run joins the task's live durable run, and a
+    /// `DedupeByPayload` task's the live one of the same payload; a schedule's tick never
+    /// joins (the tick ledger already runs each tick once).
+    pub(crate) async fn submit(self) -> Result<Enqueued, Error> {
         let inner = &self.runtime.inner;
         let (slot, store) = inner.queue_target(&self.task)?;
         (slot.entry.task.validate)(&slot.entry.name, &self.payload)?;
@@ -108,10 +116,17 @@ impl Enqueue {
             error: None,
             progress: None,
         };
+        let key = match (self.key, slot.entry.task.concurrency, &run.trigger) {
+            (Some(key), _, _) => Some(key),
+            (None, _, Trigger::Schedule { .. }) => None,
+            (None, Concurrency::Dedupe, _) => Some(DEDUPE_KEY.to_owned()),
+            (None, Concurrency::DedupeByPayload, _) => Some(payload_key(&run.payload)),
+            (None, Concurrency::Serial | Concurrency::Parallel(_), _) => None,
+        };
         let job = Job {
             run_at,
             priority: self.priority,
-            key: self.key,
+            key,
             max_attempts: self
                 .max_attempts
                 .unwrap_or_else(|| slot.entry.task.retry.max_attempts()),
@@ -120,7 +135,7 @@ impl Enqueue {
         if let Enqueued::New(_) = enqueued {
             inner.queue_wake.notify_one();
         }
-        Ok(enqueued.run_id())
+        Ok(enqueued)
     }
 }
 
@@ -131,4 +146,16 @@ impl IntoFuture for Enqueue {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.send())
     }
+}
+
+/// The key of a `Dedupe` task's durable runs: one live run per task.
+const DEDUPE_KEY: &str = "dedupe";
+
+/// The key of a `DedupeByPayload` task's durable runs: a digest of the canonical payload
+/// (object keys sorted), short enough for the store's unique index whatever the payload.
+fn payload_key(payload: &Value) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(super::gate::payload_key(payload).as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("payload:{hex}")
 }

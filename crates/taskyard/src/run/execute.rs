@@ -84,7 +84,14 @@ pub(crate) fn execute(
         let _unsettled = unsettled;
         let end = run_attempts(&runtime, &slot, &run, wait, decoded).await;
         slot.release(&key, run.id);
-        let outcome = runtime.inner.finish(&run, end).await;
+        let outcome = match end {
+            Some(end) => runtime.inner.finish(&run, end).await,
+            // Back in the store for its next attempt, on whichever instance claims it.
+            None => Err(Error::Interrupted {
+                task: run.task.to_string(),
+                run_id: run.id,
+            }),
+        };
         run.settle(outcome);
     }
     .instrument(span)
@@ -103,13 +110,15 @@ impl Drop for SettleOnDrop {
     }
 }
 
+/// The run's attempts until one ends it; `None` when a claimed durable run went back to
+/// the store to wait for its next attempt there.
 async fn run_attempts(
     runtime: &Runtime,
     slot: &TaskSlot,
     run: &Arc<ActiveRun>,
     wait: Wait,
     mut decoded: Option<Decoded>,
-) -> AttemptEnd {
+) -> Option<AttemptEnd> {
     // Wait for our turn; a run cancelled while it waits never starts. The waiting and the
     // retry delay below are boxed: they are the slow paths, and keeping their state out of
     // this future keeps every spawned run small (the runtime copies it on spawn).
@@ -117,7 +126,7 @@ async fn run_attempts(
         Wait::Nothing => None,
         wait => match Box::pin(wait_turn(run, wait)).await {
             Turn::Go(permit) => permit,
-            Turn::Cancelled => return AttemptEnd::Cancelled,
+            Turn::Cancelled => return Some(AttemptEnd::Cancelled),
         },
     };
 
@@ -147,9 +156,14 @@ async fn run_attempts(
         // Anything the attempt left waiting on its token learns that the attempt is over.
         cancel.cancel();
         if attempt >= max_attempts || !end.retryable() || run.cancel.is_cancelled() {
-            return end;
+            return Some(end);
         }
         let delay = task.retry.delay(attempt);
+        // A claimed run waits for its retry in the store, where a restart cannot forget
+        // it; if the store does not take it, it waits here, still claimed.
+        if run.claim.is_some() && runtime.inner.requeue(run, &end, delay).await {
+            return None;
+        }
         runtime.inner.mark_retrying(run, &end, delay);
         let cancelled = Box::pin(async {
             tokio::select! {
@@ -158,7 +172,7 @@ async fn run_attempts(
             }
         });
         if cancelled.await {
-            return AttemptEnd::Cancelled;
+            return Some(AttemptEnd::Cancelled);
         }
         attempt += 1;
     }

@@ -13,6 +13,7 @@
 //! hear).
 
 mod active;
+mod cancels;
 mod context;
 mod enqueue;
 mod events;
@@ -21,6 +22,7 @@ mod gate;
 mod queue;
 mod registry;
 mod request;
+mod stored;
 mod task;
 
 use std::collections::HashMap;
@@ -39,11 +41,11 @@ pub use self::events::{RunEvent, RunEventKind};
 use self::gate::{Gate, GateKey, TaskSlot, Wait};
 pub use self::registry::{Registry, TaskEntry, TaskInfo, TaskSource};
 pub use self::request::{RunHandle, RunRequest};
-use self::request::{joined, started};
+use self::request::{joined, started, stored};
 pub(crate) use self::task::Decoded;
 pub use self::task::{Task, TaskBody};
 pub use crate::history::{Attempt, Progress, RunId, RunRecord, RunStatus};
-use crate::store::{Recorder, RunFilter, Store, StoreFailure, StoreHealth};
+use crate::store::{CancelRequest, Recorder, RunFilter, Store, StoreFailure, StoreHealth};
 use crate::sync::lock;
 use crate::{AppState, Error, Trigger};
 
@@ -125,14 +127,34 @@ impl Runtime {
     /// An unknown name fails with ``Task `x` is not available!``; a payload that does not fit
     /// the task's payload type fails before anything runs, naming the field.
     pub async fn run_task(&self, task: &str, payload: Value) -> Result<Value, Error> {
-        let started = self.start_named(task, payload, Trigger::Manual)?;
+        let slot = self.slot(task)?;
+        if slot.entry.task.durable {
+            return self
+                .start(RunRequest::new(task).payload(payload))
+                .await?
+                .outcome()
+                .await;
+        }
+        let started = self.start_in_process(slot, payload, Trigger::Manual)?;
         self.wait_for(started).await
     }
 
     /// Runs a request and returns its result.
     pub async fn run(&self, request: RunRequest) -> Result<Value, Error> {
-        let started = self.start_named(&request.task, request.payload, request.trigger)?;
+        let slot = self.slot(&request.task)?;
+        if request.durable || slot.entry.task.durable {
+            return self.start(request).await?.outcome().await;
+        }
+        let started = self.start_in_process(slot, request.payload, request.trigger)?;
         self.wait_for(started).await
+    }
+
+    /// The task's slot, or `TaskNotFound`.
+    fn slot(&self, task: &str) -> Result<&Arc<TaskSlot>, Error> {
+        self.inner
+            .slots
+            .get(task)
+            .ok_or_else(|| Error::TaskNotFound(task.to_owned()))
     }
 
     /// A durable run of `task` with `payload`: written to the store before the caller is
@@ -161,18 +183,32 @@ impl Runtime {
         Enqueue::new(self.clone(), task, payload)
     }
 
-    /// Starts this instance's claimer of durable runs; it ends when the runtime stops
-    /// accepting runs. Does nothing without a store.
+    /// Starts this instance's claimer of durable runs and its watch for cancels asked for
+    /// through other instances; both end when the runtime stops accepting runs. Does
+    /// nothing without a store.
     pub(crate) fn start_queue(&self) {
         if self.inner.store.is_some() {
             drop(self.inner.tracker.spawn(self.clone().run_queue()));
+            drop(self.inner.tracker.spawn(self.clone().watch_cancels()));
         }
     }
 
     /// Starts a run (or joins one in flight, per the task's concurrency mode) without
-    /// waiting for it.
-    pub fn start(&self, request: RunRequest) -> Result<RunHandle, Error> {
-        let (handle, execution) = self.start_named(&request.task, request.payload, request.trigger)?;
+    /// waiting for it. A durable run (see [`RunRequest::durable`] and
+    /// [`Task::durable`]) is in the store when this returns.
+    pub async fn start(&self, request: RunRequest) -> Result<RunHandle, Error> {
+        let slot = self.slot(&request.task)?;
+        if request.durable || slot.entry.task.durable {
+            let trigger = request.trigger.clone();
+            let enqueued = self
+                .enqueue(&request.task, request.payload)
+                .trigger(request.trigger)
+                .submit()
+                .await?;
+            let joined = matches!(enqueued, crate::store::Enqueued::Existing(_));
+            return Ok(stored(self.clone(), enqueued.run_id(), trigger, joined));
+        }
+        let (handle, execution) = self.start_in_process(slot, request.payload, request.trigger)?;
         if let Some(execution) = execution {
             drop(self.inner.tracker.spawn(execution));
         }
@@ -197,9 +233,9 @@ impl Runtime {
     }
 
     /// The handle, and the execution to start unless the call joined a run in flight.
-    fn start_named(
+    fn start_in_process(
         &self,
-        task: &str,
+        slot: &Arc<TaskSlot>,
         payload: Value,
         trigger: Trigger,
     ) -> Result<(RunHandle, Option<Execution>), Error> {
@@ -207,10 +243,6 @@ impl Runtime {
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
-        let slot = inner
-            .slots
-            .get(task)
-            .ok_or_else(|| Error::TaskNotFound(task.to_owned()))?;
         let decoded = (slot.entry.task.validate)(&slot.entry.name, &payload)?;
         let request = Submitted { payload, trigger };
         match &slot.gate {
@@ -302,16 +334,27 @@ impl Runtime {
         (run, Box::pin(execution))
     }
 
-    /// Cancels a run by id. Returns `true` if it was queued or running here and is now
-    /// cancelled, `false` if it had already ended; an unknown id is `RunNotFound`.
+    /// Cancels a run by id, wherever it is. Returns `true` if it was queued or running and
+    /// is now cancelled (a run executing here at once; a queued durable run at once, in the
+    /// store; a run on another instance within a second, when that instance sees the
+    /// request), `false` if it had already ended; an unknown id is `RunNotFound`.
     pub async fn cancel(&self, run_id: RunId) -> Result<bool, Error> {
         let active = lock(&self.inner.active).get(&run_id).cloned();
         if let Some(run) = active {
             run.cancel.cancel();
             return Ok(true);
         }
-        match self.get_run(run_id).await? {
-            Some(_) => Ok(false),
+        let Some(store) = &self.inner.store else {
+            return Err(Error::RunNotFound(run_id.to_string()));
+        };
+        // A run that just ended here may still be in the recorder's queue.
+        self.flush_records().await?;
+        match self
+            .bounded(store.request_cancel(run_id, jiff::Timestamp::now()))
+            .await?
+        {
+            Some(CancelRequest::Cancelled(_) | CancelRequest::Requested(_)) => Ok(true),
+            Some(CancelRequest::Finished(_)) => Ok(false),
             None => Err(Error::RunNotFound(run_id.to_string())),
         }
     }

@@ -138,6 +138,9 @@ pub struct TaskInfo {
     pub timeout_ms: Option<u64>,
     /// How many attempts a run gets in all.
     pub max_attempts: u32,
+    /// Whether every run goes through the store.
+    #[serde(default)]
+    pub durable: bool,
     /// Where it was defined: a file, or code.
     pub source: String,
 }
@@ -155,6 +158,7 @@ impl TaskEntry {
                 .get_timeout()
                 .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
             max_attempts: task.get_retry().max_attempts(),
+            durable: task.is_durable(),
             source: self.source().to_string(),
         }
     }

@@ -1,9 +1,10 @@
 //! [`RunRequest`]: what a caller asks to run; [`RunHandle`]: the run it got, to await.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
+use super::Runtime;
 use super::active::ActiveRun;
 use super::gate::InFlight;
 use crate::{Error, RunId, Trigger};
@@ -17,6 +18,8 @@ pub struct RunRequest {
     pub payload: Value,
     /// What starts it.
     pub trigger: Trigger,
+    /// Through the store, as a durable run, even if the task is not declared durable.
+    pub durable: bool,
 }
 
 impl RunRequest {
@@ -26,6 +29,7 @@ impl RunRequest {
             task: task.into(),
             payload: Value::Object(Default::default()),
             trigger: Trigger::Manual,
+            durable: false,
         }
     }
 
@@ -40,19 +44,43 @@ impl RunRequest {
         self.trigger = trigger;
         self
     }
+
+    /// Runs it through the store, as a durable run (see [`Task::durable`](crate::Task::durable)),
+    /// even if the task is not declared durable.
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
 }
 
 /// A started run: its id, and its outcome to await.
 #[derive(Clone)]
 pub struct RunHandle {
-    run: Arc<ActiveRun>,
+    run: Started,
     joined: bool,
+}
+
+/// Where a started run lives.
+#[derive(Clone)]
+enum Started {
+    /// Executing in this process.
+    Local(Arc<ActiveRun>),
+    /// A durable run, in the store: any instance may execute it.
+    Stored(Arc<StoredRun>),
+}
+
+/// A durable run a caller waits for, and its outcome once someone saw it.
+pub(super) struct StoredRun {
+    pub id: RunId,
+    pub trigger: Trigger,
+    pub runtime: Runtime,
+    pub outcome: OnceLock<Result<Value, Error>>,
 }
 
 impl std::fmt::Debug for RunHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunHandle")
-            .field("run_id", &self.run.id)
+            .field("run_id", &self.run_id())
             .field("joined", &self.joined)
             .field("finished", &self.is_finished())
             .finish()
@@ -62,17 +90,27 @@ impl std::fmt::Debug for RunHandle {
 impl RunHandle {
     /// The run's id.
     pub fn run_id(&self) -> RunId {
-        self.run.id
+        match &self.run {
+            Started::Local(run) => run.id,
+            Started::Stored(run) => run.id,
+        }
     }
 
-    /// What started the run.
+    /// What started the run (for a durable run this call joined, what started this call).
     pub fn trigger(&self) -> &Trigger {
-        &self.run.trigger
+        match &self.run {
+            Started::Local(run) => &run.trigger,
+            Started::Stored(run) => &run.trigger,
+        }
     }
 
-    /// True once the run has ended.
+    /// True once the run has ended (for a durable run, once a clone of this handle saw its
+    /// outcome).
     pub fn is_finished(&self) -> bool {
-        self.run.is_settled()
+        match &self.run {
+            Started::Local(run) => run.is_settled(),
+            Started::Stored(run) => run.outcome.get().is_some(),
+        }
     }
 
     /// True when this call joined a run already in flight instead of starting one.
@@ -80,20 +118,53 @@ impl RunHandle {
         self.joined
     }
 
+    /// True when the run is durable: kept in the store, executed by any instance.
+    pub fn is_durable(&self) -> bool {
+        matches!(self.run, Started::Stored(_))
+    }
+
     /// Waits for the run to end and returns its result. Dropping this future does not
-    /// cancel the run: the runtime owns it.
+    /// cancel the run: the runtime owns it (or, for a durable run, the store).
     pub async fn outcome(self) -> Result<Value, Error> {
-        self.run.outcome().await.clone()
+        match self.run {
+            Started::Local(run) => run.outcome().await.clone(),
+            Started::Stored(run) => {
+                if let Some(outcome) = run.outcome.get() {
+                    return outcome.clone();
+                }
+                let outcome = run.runtime.outcome(run.id).await;
+                if !matches!(outcome, Err(Error::Store { .. } | Error::StoreUnavailable { .. })) {
+                    let _ = run.outcome.set(outcome.clone());
+                }
+                outcome
+            }
+        }
     }
 }
 
 pub(super) fn joined(in_flight: &InFlight) -> RunHandle {
     RunHandle {
-        run: in_flight.clone(),
+        run: Started::Local(in_flight.clone()),
         joined: true,
     }
 }
 
 pub(super) fn started(run: Arc<ActiveRun>) -> RunHandle {
-    RunHandle { run, joined: false }
+    RunHandle {
+        run: Started::Local(run),
+        joined: false,
+    }
+}
+
+/// The handle of a durable run in the store; `joined` when the call found it there.
+pub(super) fn stored(runtime: Runtime, id: RunId, trigger: Trigger, joined: bool) -> RunHandle {
+    RunHandle {
+        run: Started::Stored(Arc::new(StoredRun {
+            id,
+            trigger,
+            runtime,
+            outcome: OnceLock::new(),
+        })),
+        joined,
+    }
 }

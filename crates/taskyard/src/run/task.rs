@@ -48,6 +48,7 @@ pub struct Task {
     pub(crate) concurrency: Concurrency,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: Retry,
+    pub(crate) durable: bool,
     pub(crate) payload_schema: Option<Value>,
     pub(crate) validate: Validate,
     pub(crate) body: Arc<Body>,
@@ -72,6 +73,7 @@ impl Task {
             concurrency,
             timeout: None,
             retry: Retry::NONE,
+            durable: false,
             payload_schema,
             validate,
             body,
@@ -102,6 +104,21 @@ impl Task {
     pub fn retry(mut self, retry: Retry) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// Every run goes through the store, however it is started (code, HTTP, the Nitro
+    /// endpoint, the CLI, schedules): it is written before the caller is answered, any live
+    /// instance of the app may take it, its retries wait in the store, and it runs again
+    /// elsewhere if its instance dies. Its concurrency holds across the cluster. See
+    /// `docs/queue.md`.
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// True when every run goes through the store ([`Task::durable`]).
+    pub fn is_durable(&self) -> bool {
+        self.durable
     }
 
     /// What it does, for listings.

@@ -81,8 +81,8 @@ impl StrategySender {
     /// Runs the job once, on this instance, with `args` as the trigger's arguments, and
     /// returns the run (await [`RunHandle::outcome`] for its result). Fails with
     /// [`Error::ScheduleInactive`] while the schedule is paused, disabled or removed.
-    pub fn send_one(&self, args: Value) -> Result<RunHandle, Error> {
-        self.scheduler.send_one(self, args)
+    pub async fn send_one(&self, args: Value) -> Result<RunHandle, Error> {
+        self.scheduler.send_one(self, args).await
     }
 
     /// Runs the job once on every live instance, this one included, with `args` as the

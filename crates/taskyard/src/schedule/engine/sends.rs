@@ -15,9 +15,9 @@ use crate::{Error, RunHandle, Trigger};
 
 impl Scheduler {
     /// A strategy's `send_one`.
-    pub(crate) fn send_one(&self, sender: &StrategySender, args: Value) -> Result<RunHandle, Error> {
+    pub(crate) async fn send_one(&self, sender: &StrategySender, args: Value) -> Result<RunHandle, Error> {
         let entry = self.sender_entry(sender)?;
-        self.start_custom(&entry, args, Origin::SendOne)
+        self.start_custom(&entry, args, Origin::SendOne).await
     }
 
     /// A strategy's `send_all`: the broadcast is written first, so the other instances run
@@ -36,7 +36,7 @@ impl Scheduler {
                 })
                 .await?;
         }
-        self.start_custom(&entry, args, Origin::SendAll)
+        self.start_custom(&entry, args, Origin::SendAll).await
     }
 
     pub(super) fn sender_entry(&self, sender: &StrategySender) -> Result<Arc<Entry>, Error> {
@@ -51,7 +51,7 @@ impl Scheduler {
     }
 
     /// Starts a run for a strategy's send (or another instance's broadcast).
-    pub(super) fn start_custom(
+    pub(super) async fn start_custom(
         &self,
         entry: &Arc<Entry>,
         args: Value,
@@ -67,14 +67,16 @@ impl Scheduler {
                 return Err(inactive(&def.name, "paused"));
             }
         }
-        let handle = self.start_run(
-            entry,
-            def.request_by(Trigger::Custom {
-                strategy: def.kind.as_str().to_owned(),
-                schedule: def.name.to_string(),
-                args,
-            }),
-        )?;
+        let handle = self
+            .start_run(
+                entry,
+                def.request_by(Trigger::Custom {
+                    strategy: def.kind.as_str().to_owned(),
+                    schedule: def.name.to_string(),
+                    args,
+                }),
+            )
+            .await?;
         self.inner.log.line(
             "trigger",
             &[
@@ -120,9 +122,10 @@ impl Scheduler {
                     continue;
                 }
                 seen.insert(broadcast.id.clone(), broadcast.sent_at);
-                let started = self
-                    .entry(&broadcast.schedule)
-                    .and_then(|entry| self.start_custom(&entry, broadcast.args, Origin::Broadcast));
+                let started = match self.entry(&broadcast.schedule) {
+                    Ok(entry) => self.start_custom(&entry, broadcast.args, Origin::Broadcast).await,
+                    Err(error) => Err(error),
+                };
                 if let Err(error) = started {
                     inner.log.line(
                         "skipped",

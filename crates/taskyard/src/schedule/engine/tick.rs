@@ -98,7 +98,7 @@ impl Scheduler {
             },
             Overlap::Allow => None,
         };
-        let handle = match self.start_run(entry, def.request(tick)) {
+        let handle = match self.start_run(entry, def.request(tick)).await {
             Ok(handle) => handle,
             Err(error) => {
                 inner.log.line(
@@ -113,8 +113,12 @@ impl Scheduler {
 
     /// Starts a run of the schedule's job and keeps it as the schedule's latest run (what
     /// `skip` looks at).
-    pub(super) fn start_run(&self, entry: &Entry, request: crate::RunRequest) -> Result<RunHandle, Error> {
-        let handle = self.inner.runtime.start(request)?;
+    pub(super) async fn start_run(
+        &self,
+        entry: &Entry,
+        request: crate::RunRequest,
+    ) -> Result<RunHandle, Error> {
+        let handle = self.inner.runtime.start(request).await?;
         lock(&entry.state).last_run = Some(handle.clone());
         Ok(handle)
     }

@@ -1,0 +1,303 @@
+//! Durable tasks across instances: every way of starting a `.durable()` task goes through
+//! the store, its concurrency holds across instances, its retries wait in the store, and a
+//! cancel asked for through one instance reaches the run on another. Apps in this process
+//! share one store as instances would (the tests with real processes are in
+//! `queue_processes.rs`).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::durable_backends;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use taskyard::{
+    App, Concurrency, Error, Retry, RunId, RunRecord, RunRequest, RunStatus, RunningApp, StoreConfig, Task,
+    TaskContext, TaskError, Trigger,
+};
+
+/// A run's id, its instance, when it began and when it ended.
+type Span = (RunId, &'static str, Timestamp, Timestamp);
+
+/// When each run of a task began and ended, on which instance.
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<Vec<Span>>>);
+
+impl Spans {
+    /// A durable task that takes `busy`, noting its span, and answers with its instance.
+    fn task(&self, instance: &'static str, busy: Duration, concurrency: Concurrency) -> Task {
+        let spans = self.clone();
+        Task::new(move |cx: TaskContext| {
+            let spans = spans.clone();
+            async move {
+                let began = Timestamp::now();
+                tokio::time::sleep(busy).await;
+                spans
+                    .0
+                    .lock()
+                    .expect("spans")
+                    .push((cx.run_id(), instance, began, Timestamp::now()));
+                Ok::<_, TaskError>(json!({ "by": instance }))
+            }
+        })
+        .concurrency(concurrency)
+        .durable()
+    }
+
+    fn all(&self) -> Vec<Span> {
+        self.0.lock().expect("spans").clone()
+    }
+}
+
+async fn app(store: StoreConfig, name: &str, task: Task) -> RunningApp {
+    App::new()
+        .store(store)
+        .task(name, task)
+        .shutdown_grace(Duration::from_millis(300))
+        .start()
+        .await
+        .expect("app starts")
+}
+
+/// Waits (at most 10 s) until `check` holds for the run's record, and returns it.
+async fn until(app: &RunningApp, id: RunId, what: &str, check: impl Fn(&RunRecord) -> bool) -> RunRecord {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let run = app.runtime().get_run(id).await.expect("read").expect("stored");
+        if check(&run) {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {id}: {what} not reached in 10 s: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedupe_task_has_one_run_across_instances_and_every_caller_gets_its_result() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let spans = Spans::default();
+        let busy = Duration::from_millis(400);
+        let a = app(
+            backend.config(),
+            "db:migrate",
+            spans.task("a", busy, Concurrency::Dedupe),
+        )
+        .await;
+        let b = app(
+            backend.config(),
+            "db:migrate",
+            spans.task("b", busy, Concurrency::Dedupe),
+        )
+        .await;
+        let mut calls = Vec::new();
+        for i in 0..20 {
+            let runtime = if i % 2 == 0 { a.runtime() } else { b.runtime() }.clone();
+            calls.push(tokio::spawn(async move {
+                let handle = runtime.start(RunRequest::new("db:migrate")).await.expect("start");
+                let id = handle.run_id();
+                (id, handle.outcome().await.expect("result"))
+            }));
+        }
+        let mut results = Vec::new();
+        for call in calls {
+            results.push(call.await.expect("caller"));
+        }
+        let ran = spans.all();
+        assert_eq!(ran.len(), 1, "{name}: one run for twenty callers: {ran:?}");
+        let by = ran[0].1;
+        for (id, result) in &results {
+            assert_eq!(*id, ran[0].0, "{name}: every caller has the run's id");
+            assert_eq!(*result, json!({ "by": by }), "{name}: and its result");
+        }
+        // `run_task` goes through the store too, and waits for the result.
+        let result = b.runtime().run_task("db:migrate", json!({})).await.expect("run");
+        assert!(result["by"].is_string(), "{name}: {result}");
+        assert_eq!(spans.all().len(), 2, "{name}");
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_task_never_runs_twice_at_once_across_instances() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let spans = Spans::default();
+        let busy = Duration::from_millis(60);
+        let a = app(
+            backend.config(),
+            "reindex",
+            spans.task("a", busy, Concurrency::Serial),
+        )
+        .await;
+        let b = app(
+            backend.config(),
+            "reindex",
+            spans.task("b", busy, Concurrency::Serial),
+        )
+        .await;
+        let mut handles = Vec::new();
+        for i in 0..8 {
+            let runtime = if i % 2 == 0 { a.runtime() } else { b.runtime() };
+            handles.push(runtime.start(RunRequest::new("reindex")).await.expect("start"));
+        }
+        for handle in handles {
+            handle.outcome().await.expect("run");
+        }
+        let mut ran = spans.all();
+        assert_eq!(ran.len(), 8, "{name}");
+        ran.sort_by_key(|span| span.2);
+        for pair in ran.windows(2) {
+            assert!(
+                pair[1].2 >= pair[0].3,
+                "{name}: {} began on {} before {} ended on {}",
+                pair[1].0,
+                pair[1].1,
+                pair[0].0,
+                pair[0].1
+            );
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_waits_in_the_store_and_another_instance_runs_it_after_a_restart() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let flaky = |instance: &'static str| {
+            Task::new(move |cx: TaskContext| async move {
+                if cx.attempt() == 1 {
+                    return Err(TaskError::new("smtp down"));
+                }
+                Ok::<_, TaskError>(json!({ "attempt": cx.attempt(), "by": instance }))
+            })
+            .retry(
+                Retry::exponential(3)
+                    .initial(Duration::from_millis(800))
+                    .jitter(0.0),
+            )
+            .durable()
+        };
+        let a = app(backend.config(), "mail", flaky("a")).await;
+        let id = a.runtime().enqueue("mail", json!({})).await.expect("enqueued");
+        let waiting = until(&a, id, "its retry", |run| run.attempt == 2).await;
+        assert_eq!(
+            waiting.status,
+            RunStatus::Queued,
+            "{name}: the retry waits in the store"
+        );
+        assert_eq!(waiting.attempts.len(), 1, "{name}");
+        assert_eq!(waiting.attempts[0].error.as_deref(), Some("smtp down"), "{name}");
+        // The instance goes away during the backoff; another one runs the retry.
+        a.shutdown().await;
+        let b = app(backend.config(), "mail", flaky("b")).await;
+        let run = until(&b, id, "the end", |run| run.status.is_final()).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{name}: {run:?}");
+        assert_eq!(run.result, Some(json!({ "attempt": 2, "by": "b" })), "{name}");
+        let backoff = run.started_at.map(|_| run.attempts[0].retry_delay_ms);
+        assert_eq!(backoff, Some(800), "{name}");
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_another_instance_ends_the_run_within_a_second() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let endless = || {
+            Task::new(|cx: TaskContext| async move {
+                cx.cancelled().await;
+                Ok::<_, TaskError>(Value::Null)
+            })
+        };
+        let a = App::new()
+            .store(backend.config())
+            .task("durable:wait", endless().durable())
+            .task("wait", endless())
+            .start()
+            .await
+            .expect("a starts");
+        // `b` does not have the tasks: it cannot take the runs, only cancel them.
+        let b = App::new()
+            .store(backend.config())
+            .task("other", endless())
+            .start()
+            .await
+            .expect("b starts");
+        let durable = a
+            .runtime()
+            .start(RunRequest::new("durable:wait"))
+            .await
+            .expect("start")
+            .run_id();
+        let local = a
+            .runtime()
+            .start(RunRequest::new("wait"))
+            .await
+            .expect("start")
+            .run_id();
+        for id in [durable, local] {
+            until(&a, id, "running", |run| run.status == RunStatus::Running).await;
+            let asked = Instant::now();
+            assert!(b.runtime().cancel(id).await.expect("cancel"), "{name}");
+            let run = until(&b, id, "cancelled", |run| run.status.is_final()).await;
+            assert_eq!(run.status, RunStatus::Cancelled, "{name}: {run:?}");
+            assert!(
+                asked.elapsed() < Duration::from_secs(1),
+                "{name}: cancelled {:?} after it was asked",
+                asked.elapsed()
+            );
+            assert!(
+                !b.runtime().cancel(id).await.expect("again"),
+                "{name}: already ended"
+            );
+        }
+        // A queued durable run is cancelled in the store before anyone takes it.
+        let later = b
+            .runtime()
+            .enqueue("other", json!({}))
+            .after(Duration::from_secs(60))
+            .await
+            .expect("enqueued");
+        assert!(a.runtime().cancel(later).await.expect("cancel"), "{name}");
+        let run = b.runtime().get_run(later).await.expect("read").expect("stored");
+        assert_eq!(run.status, RunStatus::Cancelled, "{name}");
+        let error = b.runtime().outcome(later).await.expect_err("cancelled");
+        assert!(matches!(error, Error::Cancelled { .. }), "{name}: {error}");
+        assert!(
+            matches!(a.runtime().cancel(RunId::new()).await, Err(Error::RunNotFound(_))),
+            "{name}"
+        );
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_request_of_a_plain_task_goes_through_the_store() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let spans = Spans::default();
+        let plain = Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(json!("done")) });
+        let a = app(backend.config(), "report", plain).await;
+        let handle = a
+            .runtime()
+            .start(RunRequest::new("report").trigger(Trigger::Cli).durable())
+            .await
+            .expect("start");
+        assert!(handle.is_durable(), "{name}");
+        let id = handle.run_id();
+        assert_eq!(handle.outcome().await.expect("result"), json!("done"), "{name}");
+        let run = a.runtime().get_run(id).await.expect("read").expect("stored");
+        assert_eq!(run.trigger, Trigger::Cli, "{name}");
+        assert!(spans.all().is_empty());
+        a.shutdown().await;
+    }
+}
