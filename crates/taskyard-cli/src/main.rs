@@ -89,6 +89,39 @@ enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Queue a durable run: stored before this returns, run by any live instance, now or
+    /// later.
+    Enqueue {
+        /// The task's name, e.g. email:send.
+        name: String,
+        /// The payload, a JSON object: --payload '{"to": "ada@example.com"}'.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Not before this time (RFC 3339 with its offset): --at 2026-12-01T09:00:00Z.
+        #[arg(long, conflicts_with = "after")]
+        at: Option<String>,
+        /// Not before this long from now: --in 10m (ms, s, m, h, d).
+        #[arg(long = "in", value_name = "DURATION")]
+        after: Option<String>,
+        /// One queued or running run of the task per key: --key welcome:ada.
+        #[arg(long)]
+        key: Option<String>,
+        /// Higher runs first among those due (-100 to 100).
+        #[arg(long, allow_negative_numbers = true)]
+        priority: Option<i32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a run that failed, timed out, was cancelled or abandoned again, as its next
+    /// attempt.
+    Retry {
+        /// The run's id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List recorded runs, newest first.
     Runs {
         /// Only this task's runs.
@@ -212,7 +245,9 @@ fn main() -> ExitCode {
 fn run_task_command(finder: Finder, command: TaskCommand) -> Result<(), CliError> {
     // The payload is checked before the app is even looked for.
     let payload = match &command {
-        TaskCommand::Run { payload, .. } => remote::parse_payload(payload.as_deref())?,
+        TaskCommand::Run { payload, .. } | TaskCommand::Enqueue { payload, .. } => {
+            remote::parse_payload(payload.as_deref())?
+        }
         _ => serde_json::Value::Null,
     };
     let client = Client::discover(finder)?;
@@ -237,6 +272,24 @@ fn run_task_command(finder: Finder, command: TaskCommand) -> Result<(), CliError
             remote::task_runs(&client, &filter, json)
         }
         TaskCommand::Cancel { id, json } => remote::task_cancel(&client, &id, json),
+        TaskCommand::Enqueue {
+            name,
+            at,
+            after,
+            key,
+            priority,
+            json,
+            ..
+        } => {
+            let when = remote::Enqueue {
+                at: at.as_deref(),
+                after: after.as_deref(),
+                key: key.as_deref(),
+                priority,
+            };
+            remote::task_enqueue(&client, &name, payload, &when, json)
+        }
+        TaskCommand::Retry { id, json } => remote::task_retry(&client, &id, json),
     }
 }
 

@@ -301,6 +301,66 @@ pub fn task_cancel(client: &Client, id: &str, json: bool) -> Outcome {
     Ok(())
 }
 
+/// When and how a durable run waits, as `task enqueue` was asked.
+pub struct Enqueue<'a> {
+    pub at: Option<&'a str>,
+    pub after: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub priority: Option<i32>,
+}
+
+pub fn task_enqueue(
+    client: &Client,
+    name: &str,
+    payload: Value,
+    enqueue: &Enqueue<'_>,
+    json: bool,
+) -> Outcome {
+    let mut body = json!({ "payload": payload, "durable": true });
+    for (field, value) in [
+        ("run_at", enqueue.at),
+        ("delay", enqueue.after),
+        ("key", enqueue.key),
+    ] {
+        if let Some(value) = value {
+            body[field] = json!(value);
+        }
+    }
+    if let Some(priority) = enqueue.priority {
+        body["priority"] = json!(priority);
+    }
+    let path = format!("/_tasks/{}/runs?wait=false", segment(name));
+    let reply = client
+        .send("POST", &path, Some(&body))?
+        .map_err(|error| CliError::Failed(format!("cannot enqueue task `{name}`: {}", error.message)))?;
+    if json {
+        print_json(&reply);
+        return Ok(());
+    }
+    let run_id = text(&reply["run_id"]);
+    let when = match (enqueue.at, enqueue.after) {
+        (Some(at), _) => format!(", not before {at}"),
+        (None, Some(after)) => format!(", in {after}"),
+        (None, None) => String::new(),
+    };
+    if reply["joined"] == json!(true) {
+        println!("run {run_id} of {name} was already queued with that key; nothing new was queued");
+    } else {
+        println!("queued run {run_id} of {name}{when}");
+    }
+    Ok(())
+}
+
+pub fn task_retry(client: &Client, id: &str, json: bool) -> Outcome {
+    let reply = client.post(&format!("/_tasks/runs/{}/retry", segment(id)), None)?;
+    if json {
+        print_json(&reply);
+    } else {
+        println!("queued run {id} again, as attempt {}", reply["attempt"]);
+    }
+    Ok(())
+}
+
 pub fn schedule_list(client: &Client, json: bool) -> Outcome {
     let empty = format!("the app at {} has no schedules", client.base());
     let Some(schedules) = listing(client, "/_tasks/schedules", "schedules", json, &empty)? else {

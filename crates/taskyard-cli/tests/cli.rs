@@ -31,7 +31,8 @@ fn tasks_lists_the_quickstart_tasks_as_json() {
             "demo:heartbeat-all",
             "demo:report",
             "demo:slow",
-            "echo:payload"
+            "echo:payload",
+            "email:send"
         ]
     );
     assert_eq!(list[1]["file"], "src/tasks/db/migrate.rs");

@@ -285,6 +285,118 @@ fn the_command_line_lists_runs_and_cancels_tasks_of_a_running_app() {
     assert!(stderr(&missing).contains("nope"), "{}", stderr(&missing));
 }
 
+/// The run of `task` the command line lists first (the newest), once `done` holds for it
+/// (at most 15 s).
+fn newest_run(app: &App, task: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let began = Instant::now();
+    loop {
+        let runs = json(&app.cli(&["task", "runs", "--task", task, "--all", "--json"]));
+        if let Some(run) = runs
+            .as_array()
+            .and_then(|runs| runs.first())
+            .filter(|run| done(run))
+        {
+            return run.clone();
+        }
+        assert!(began.elapsed() < Duration::from_secs(15), "{task}: {runs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_command_line_enqueues_durable_runs_and_retries_failed_ones() {
+    let app = App::start();
+    let payload = r#"{"to": "ada@example.com", "subject": "hello"}"#;
+    let queued = app.cli(&[
+        "task",
+        "enqueue",
+        "email:send",
+        "--payload",
+        payload,
+        "--in",
+        "300ms",
+    ]);
+    assert!(queued.status.success(), "{}", stderr(&queued));
+    let line = stdout(&queued);
+    assert!(
+        line.starts_with("queued run ") && line.contains("of email:send, in 300ms"),
+        "{line}"
+    );
+    let run_id = line.split_whitespace().nth(2).expect("run id").to_owned();
+    let run = newest_run(&app, "email:send", |run| run["status"] == "succeeded");
+    assert_eq!(run["id"], run_id.as_str());
+    let sent = std::fs::read_to_string(app.dir.path().join(format!(".taskyard/outbox/{run_id}.eml")))
+        .expect("the e-mail is in the outbox");
+    assert!(sent.starts_with("To: ada@example.com\nSubject: hello"), "{sent}");
+
+    // With a key: the second enqueue joins the queued run.
+    let later = [
+        "task",
+        "enqueue",
+        "email:send",
+        "--payload",
+        payload,
+        "--in",
+        "1h",
+        "--key",
+        "k",
+        "--json",
+    ];
+    let first = json(&app.cli(&later));
+    let second = json(&app.cli(&later));
+    assert_eq!(first["run_id"], second["run_id"]);
+    assert_eq!(second["joined"], true);
+    assert!(
+        app.cli(&["task", "cancel", first["run_id"].as_str().expect("id")])
+            .status
+            .success()
+    );
+
+    // Bad input is refused, naming what to send, and nothing is queued.
+    let bad = app.cli(&[
+        "task",
+        "enqueue",
+        "email:send",
+        "--payload",
+        payload,
+        "--at",
+        "tomorrow",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("`run_at` is \"tomorrow\""),
+        "{}",
+        stderr(&bad)
+    );
+    let both = app.cli(&[
+        "task",
+        "enqueue",
+        "email:send",
+        "--at",
+        "2026-01-01T00:00:00Z",
+        "--in",
+        "1s",
+    ]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+
+    // A failed run, retried from history as its next attempt.
+    assert!(!app.cli(&["task", "run", "demo:fail"]).status.success());
+    let failed = newest_run(&app, "demo:fail", |run| run["status"] == "failed");
+    let failed_id = failed["id"].as_str().expect("id");
+    let retried = app.cli(&["task", "retry", failed_id]);
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    assert_eq!(
+        stdout(&retried).trim(),
+        format!("queued run {failed_id} again, as attempt 4")
+    );
+    let again = newest_run(&app, "demo:fail", |run| {
+        run["status"] == "failed" && run["attempt"] == 6
+    });
+    assert_eq!(again["attempts"].as_array().map(Vec::len), Some(5), "{again}");
+    let twice = app.cli(&["task", "retry", "0190b6a2-0000-7000-8000-000000000000"]);
+    assert!(stderr(&twice).contains("was not found"), "{}", stderr(&twice));
+}
+
 #[test]
 fn the_app_is_found_by_url_env_or_dev_json_and_a_dead_one_is_named() {
     let app = App::start();

@@ -23,6 +23,16 @@ pub enum Error {
     #[error("Run `{0}` was not found")]
     RunNotFound(String),
 
+    /// The run is not in a state that allows what was asked (retrying a run that is still
+    /// going, or that succeeded).
+    #[error("{message}")]
+    RunState {
+        /// The run.
+        run_id: RunId,
+        /// What is wrong, and what to do instead.
+        message: String,
+    },
+
     /// The payload does not fit the task's payload type.
     #[error("Invalid payload for task `{task}` at `{path}`: {reason}")]
     InvalidPayload {
@@ -261,6 +271,8 @@ pub enum ErrorKind {
     TimedOut,
     /// It was cancelled (HTTP 409).
     Cancelled,
+    /// The run's state does not allow it (HTTP 409).
+    Conflict,
     /// Not now: shutting down, or the store is away (HTTP 503).
     Unavailable,
     /// A fault of what the app runs on (HTTP 500).
@@ -287,6 +299,7 @@ impl Error {
             }
             Error::TimedOut { .. } => ErrorKind::TimedOut,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::RunState { .. } => ErrorKind::Conflict,
             Error::ShuttingDown
             | Error::Interrupted { .. }
             | Error::ScheduleInactive { .. }

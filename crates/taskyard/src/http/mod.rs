@@ -14,6 +14,7 @@ pub(crate) mod lifecycle;
 mod nitro;
 mod openapi;
 mod request;
+mod run_options;
 mod server;
 mod tasks;
 

@@ -9,6 +9,7 @@ use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
 use super::Api;
+use super::run_options::{MAX_ATTEMPTS, MAX_KEY, MAX_PRIORITY};
 
 pub(super) async fn document(Extension(api): Extension<Api>) -> Json<Value> {
     let mut schemas = base_schemas();
@@ -138,7 +139,19 @@ fn start_run_operation(operation_id: &str, payload: Value) -> Value {
             "required": false,
             "content": { "application/json": { "schema": {
                 "type": "object",
-                "properties": { "payload": payload }
+                "properties": {
+                    "payload": payload,
+                    "durable": { "type": "boolean", "description": "Through the store: any instance may run it, and it survives the death of one" },
+                    "run_at": { "description": "Not before this time (RFC 3339, or Unix milliseconds); durable", "oneOf": [
+                        { "type": "string", "format": "date-time" }, { "type": "integer" }
+                    ] },
+                    "delay": { "description": "Not before this long from now (milliseconds, or like `10m`); durable", "oneOf": [
+                        { "type": "integer", "minimum": 0 }, { "type": "string" }
+                    ] },
+                    "key": { "type": "string", "minLength": 1, "maxLength": MAX_KEY, "description": "One queued or running run of the task per key; durable" },
+                    "priority": { "type": "integer", "minimum": -MAX_PRIORITY, "maximum": MAX_PRIORITY, "default": 0, "description": "Higher runs first; durable" },
+                    "max_attempts": { "type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS, "description": "Attempts in all (default: the task's retries); durable" }
+                }
             } } }
         },
         "responses": {
@@ -147,10 +160,10 @@ fn start_run_operation(operation_id: &str, payload: Value) -> Value {
                 "properties": { "run_id": { "type": "string" }, "result": {} },
                 "required": ["run_id", "result"]
             })),
-            "202": ok("The run started (`wait=false`)", json!({
+            "202": ok("The run started (`wait=false`), or is queued for later (`run_at`, `delay`)", json!({
                 "type": "object",
-                "properties": { "run_id": { "type": "string" }, "joined": { "type": "boolean" } },
-                "required": ["run_id", "joined"]
+                "properties": { "run_id": { "type": "string" }, "joined": { "type": "boolean" }, "durable": { "type": "boolean" } },
+                "required": ["run_id", "joined", "durable"]
             })),
             "400": error(), "401": error(), "403": error(), "404": error(), "413": error(), "500": error(), "503": error()
         }
@@ -201,6 +214,16 @@ fn base_paths() -> Map<String, Value> {
             "responses": {
                 "200": ok("Cancelled", json!({ "type": "object", "properties": { "run_id": { "type": "string" }, "cancelled": { "type": "boolean" } } })),
                 "404": error(), "409": error()
+            }
+        } },
+        "/_tasks/runs/{id}/retry": { "post": {
+            "operationId": "retryRun", "summary": "Queue a run that failed, timed out, was cancelled or abandoned again, as its next attempt",
+            "parameters": [id.clone()],
+            "responses": {
+                "202": ok("Queued again", json!({ "type": "object", "properties": {
+                    "run_id": { "type": "string" }, "attempt": { "type": "integer" }, "status": schema_ref("RunStatus")
+                } })),
+                "404": error(), "409": error(), "503": error()
             }
         } },
         "/_tasks/schedules": { "get": {

@@ -10,6 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::HttpError;
 
+/// A JSON object.
+type Object = Map<String, Value>;
+
 /// 413: the body is over the app's limit.
 fn too_large(limit: usize) -> HttpError {
     HttpError::status(
@@ -46,6 +49,15 @@ pub(super) fn body_payload(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
 ) -> Result<Map<String, Value>, HttpError> {
+    payload(json(&extracted(body, limit)?)?).map(|(payload, _)| payload)
+}
+
+/// The payload a task endpoint's body carries and, when the body wraps it in `payload`,
+/// the body's other keys (the run's options).
+pub(super) fn body_payload_and_options(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<(Object, Object), HttpError> {
     payload(json(&extracted(body, limit)?)?)
 }
 
@@ -73,19 +85,20 @@ pub(crate) fn decode<T: DeserializeOwned>(value: Value, what: &str) -> Result<T,
 }
 
 /// The payload a body carries: its `payload` key when it has one, otherwise the whole
-/// object. Anything but an object there is refused, naming what was sent.
-pub(super) fn payload(body: Option<Value>) -> Result<Map<String, Value>, HttpError> {
-    let payload = match body {
-        None => return Ok(Map::new()),
+/// object. Anything but an object there is refused, naming what was sent. Beside it, the
+/// body's other keys when it has a `payload` key.
+pub(super) fn payload(body: Option<Value>) -> Result<(Object, Object), HttpError> {
+    let (payload, rest) = match body {
+        None => return Ok((Map::new(), Map::new())),
         Some(Value::Object(mut object)) => match object.remove("payload") {
-            Some(payload) => payload,
-            None => Value::Object(object),
+            Some(payload) => (payload, object),
+            None => (Value::Object(object), Map::new()),
         },
-        Some(other) => other,
+        Some(other) => (other, Map::new()),
     };
     match payload {
-        Value::Object(object) => Ok(object),
-        Value::Null => Ok(Map::new()),
+        Value::Object(object) => Ok((object, rest)),
+        Value::Null => Ok((Map::new(), rest)),
         other => Err(HttpError {
             data: Some(json!({ "path": "payload", "reason": "expected a JSON object" })),
             ..HttpError::status(
@@ -231,10 +244,12 @@ mod tests {
 
     #[test]
     fn a_body_without_a_payload_key_is_the_payload_and_scalars_are_refused() {
-        let whole = payload(Some(json!({ "a": 1 }))).expect("object");
+        let (whole, rest) = payload(Some(json!({ "a": 1 }))).expect("object");
         assert_eq!(Value::Object(whole), json!({ "a": 1 }));
-        let inner = payload(Some(json!({ "payload": { "b": 2 }, "name": "x" }))).expect("object");
+        assert!(rest.is_empty());
+        let (inner, rest) = payload(Some(json!({ "payload": { "b": 2 }, "name": "x" }))).expect("object");
         assert_eq!(Value::Object(inner), json!({ "b": 2 }));
+        assert_eq!(Value::Object(rest), json!({ "name": "x" }));
         let error = payload(Some(json!({ "payload": [1] }))).expect_err("array");
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
         assert!(error.message.contains("got an array"), "{}", error.message);

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
+use super::run_options::RunOptions;
 use super::{Api, HttpError, Param, request};
 use crate::{Error, RunFilter, RunId, RunRequest, RunStatus, Trigger};
 
@@ -28,6 +29,7 @@ pub(super) fn routes() -> Router {
         .route("/runs", get(list_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/runs/{id}/retry", post(retry_run))
         .route("/schedules", get(list_schedules))
         .route("/schedules/{name}", get(get_schedule))
         .route("/schedules/{name}/pause", post(pause_schedule))
@@ -76,27 +78,60 @@ async fn start_run(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
+    let (payload, options) = request::body_payload_and_options(body, api.body_limit)?;
+    let options = RunOptions::read(&options, &uri)?;
     let wait = match query_value(&uri, "wait").as_deref() {
-        None | Some("true") | Some("1") => true,
+        // A run for later answers at once, with its id.
+        None => !options.deferred(),
+        Some("true") | Some("1") if options.deferred() => {
+            return Err(HttpError::bad_request(
+                "`wait=true` cannot wait for a run due later within one request; drop `wait` and follow the run at GET /_tasks/runs/ID",
+            )
+            .with_data(json!({ "path": "wait" })));
+        }
+        Some("true") | Some("1") => true,
         Some("false") | Some("0") => false,
         Some(other) => {
             return Err(bad_query("wait", other, "`true` or `false`"));
         }
     };
-    let payload = request::body_payload(body, api.body_limit)?;
     let trigger = match headers.get(CLIENT_HEADER).and_then(|value| value.to_str().ok()) {
         Some("cli") => Trigger::Cli,
         _ => Trigger::Http,
     };
-    let request = RunRequest::new(name)
-        .payload(Value::Object(payload))
-        .trigger(trigger);
-    let handle = api.runtime.start(request).await?;
+    let runtime = &api.runtime;
+    let handle = if options.asks_for_queue() {
+        let mut enqueue = runtime.enqueue(&name, Value::Object(payload)).trigger(trigger);
+        if let Some(at) = options.run_at {
+            enqueue = enqueue.at(at);
+        }
+        if let Some(delay) = options.delay {
+            enqueue = enqueue.after(delay);
+        }
+        if let Some(key) = options.key {
+            enqueue = enqueue.key(key);
+        }
+        if let Some(priority) = options.priority {
+            enqueue = enqueue.priority(priority);
+        }
+        if let Some(attempts) = options.max_attempts {
+            enqueue = enqueue.max_attempts(attempts);
+        }
+        enqueue.handle().await?
+    } else {
+        let mut request = RunRequest::new(name)
+            .payload(Value::Object(payload))
+            .trigger(trigger);
+        if options.durable() {
+            request = request.durable();
+        }
+        runtime.start(request).await?
+    };
     let run_id = handle.run_id();
     if !wait {
         // `202` acknowledges the run: its queued record is in the store first.
-        api.runtime.flush_records().await?;
-        let body = json!({ "run_id": run_id, "joined": handle.joined() });
+        runtime.flush_records().await?;
+        let body = json!({ "run_id": run_id, "joined": handle.joined(), "durable": handle.is_durable() });
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
     match handle.outcome().await {
@@ -181,19 +216,19 @@ async fn cancel_run(Extension(api): Extension<Api>, Param(id): Param) -> Result<
         .get_run(run_id)
         .await?
         .ok_or_else(|| HttpError::from(Error::RunNotFound(id.clone())))?;
-    let message = if run.status.is_final() {
-        format!("Run `{id}` has already finished ({})", run.status.as_str())
-    } else {
-        format!(
-            "Run `{id}` is {} on instance `{}`; send the cancel to that instance",
-            run.status.as_str(),
-            run.instance
-        )
-    };
+    let message = format!("Run `{id}` has already finished ({})", run.status.as_str());
     Err(HttpError {
         data: Some(json!({ "run_id": run_id, "status": run.status, "instance": run.instance })),
         ..HttpError::status(StatusCode::CONFLICT, message)
     })
+}
+
+/// Queues a run that ended without success again, as its next attempt.
+async fn retry_run(Extension(api): Extension<Api>, Param(id): Param) -> Result<Response, HttpError> {
+    let run_id = parse_run_id(&id)?;
+    let attempt = api.runtime.retry(run_id).await?;
+    let body = json!({ "run_id": run_id, "attempt": attempt, "status": RunStatus::Queued });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 async fn list_schedules(Extension(api): Extension<Api>) -> Json<Value> {

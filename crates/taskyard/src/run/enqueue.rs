@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use super::Runtime;
+use super::{RunHandle, Runtime};
 use crate::history::{RunId, RunRecord, RunStatus, Trigger};
 use crate::store::{Enqueued, Job};
 use crate::{Concurrency, Error};
@@ -83,6 +83,21 @@ impl Enqueue {
     /// this returns its id (with a key, the id of the live run it joined).
     pub async fn send(self) -> Result<RunId, Error> {
         self.submit().await.map(Enqueued::run_id)
+    }
+
+    /// [`Enqueue::send`], with the run's handle to await its result (joined when the run
+    /// was already live under the same key).
+    pub async fn handle(self) -> Result<RunHandle, Error> {
+        let runtime = self.runtime.clone();
+        let trigger = self.trigger.clone();
+        let enqueued = self.submit().await?;
+        let joined = matches!(enqueued, Enqueued::Existing(_));
+        Ok(super::request::stored(
+            runtime,
+            enqueued.run_id(),
+            trigger,
+            joined,
+        ))
     }
 
     /// [`Enqueue::send`], saying whether the run is new or a live one it joined. Without an

@@ -22,6 +22,7 @@ mod gate;
 mod queue;
 mod registry;
 mod request;
+mod retry;
 mod stored;
 mod task;
 
@@ -41,7 +42,7 @@ pub use self::events::{RunEvent, RunEventKind};
 use self::gate::{Gate, GateKey, TaskSlot, Wait};
 pub use self::registry::{Registry, TaskEntry, TaskInfo, TaskSource};
 pub use self::request::{RunHandle, RunRequest};
-use self::request::{joined, started, stored};
+use self::request::{joined, started};
 pub(crate) use self::task::Decoded;
 pub use self::task::{Task, TaskBody};
 pub use crate::history::{Attempt, Progress, RunId, RunRecord, RunStatus};
@@ -199,14 +200,11 @@ impl Runtime {
     pub async fn start(&self, request: RunRequest) -> Result<RunHandle, Error> {
         let slot = self.slot(&request.task)?;
         if request.durable || slot.entry.task.durable {
-            let trigger = request.trigger.clone();
-            let enqueued = self
+            return self
                 .enqueue(&request.task, request.payload)
                 .trigger(request.trigger)
-                .submit()
-                .await?;
-            let joined = matches!(enqueued, crate::store::Enqueued::Existing(_));
-            return Ok(stored(self.clone(), enqueued.run_id(), trigger, joined));
+                .handle()
+                .await;
         }
         let (handle, execution) = self.start_in_process(slot, request.payload, request.trigger)?;
         if let Some(execution) = execution {

@@ -14,6 +14,7 @@ use std::time::Instant;
 use taskyard::StoreConfig;
 use taskyard::store::Store;
 
+pub mod http;
 pub mod records;
 
 /// A backend under test: how to open it (again) and how to describe it to a child process.
