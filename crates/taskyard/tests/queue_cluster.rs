@@ -301,3 +301,161 @@ async fn a_durable_request_of_a_plain_task_goes_through_the_store() {
         a.shutdown().await;
     }
 }
+
+/// An app with a `worker` schedule `tick` every 200 ms, its runs counted in `count`.
+async fn ticking(store: StoreConfig, count: Arc<Mutex<usize>>, durable: bool) -> RunningApp {
+    use taskyard::schedule::Schedule;
+    let task = Task::new(move |_cx: TaskContext| {
+        let count = count.clone();
+        async move {
+            *count.lock().expect("count") += 1;
+            Ok::<_, TaskError>(Value::Null)
+        }
+    })
+    .concurrency(Concurrency::Parallel(4));
+    App::new()
+        .store(store)
+        .task("beat", task)
+        .schedule(
+            "tick",
+            Schedule::worker().interval("200ms").durable(durable).task("beat"),
+        )
+        .schedule_log(None)
+        .shutdown_grace(Duration::from_millis(300))
+        .start()
+        .await
+        .expect("app starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_through_one_instance_holds_on_all_and_survives_a_restart() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let count = Arc::new(Mutex::new(0));
+        let runs = || *count.lock().expect("count");
+        let a = ticking(backend.config(), count.clone(), false).await;
+        let b = ticking(backend.config(), count.clone(), false).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(runs() >= 2, "{name}: the schedule runs: {}", runs());
+
+        a.scheduler().pause("tick").await.expect("pause through a");
+        // Within a second every instance holds it; a tick already going may still end.
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        assert!(
+            b.scheduler().get("tick").expect("info").paused,
+            "{name}: b follows"
+        );
+        let paused_at = runs();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(runs(), paused_at, "{name}: no instance fires while paused");
+
+        // Every instance restarts: the pause is in the store.
+        a.shutdown().await;
+        b.shutdown().await;
+        let a = ticking(backend.config(), count.clone(), false).await;
+        let c = ticking(backend.config(), count.clone(), false).await;
+        assert!(
+            a.scheduler().get("tick").expect("info").paused,
+            "{name}: still paused"
+        );
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(runs(), paused_at, "{name}: nothing fired after the restart");
+
+        c.scheduler().resume("tick").await.expect("resume through c");
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        assert!(
+            !a.scheduler().get("tick").expect("info").paused,
+            "{name}: a follows"
+        );
+        assert!(runs() > paused_at + 1, "{name}: it runs again");
+        a.shutdown().await;
+        c.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_tick_of_an_instance_that_goes_away_runs_on_another() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let slow = |instance: &'static str| {
+            let finished = finished.clone();
+            Task::new(move |cx: TaskContext| {
+                let finished = finished.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(1_500)).await;
+                    finished
+                        .lock()
+                        .expect("finished")
+                        .push((cx.run_id(), instance, cx.attempt()));
+                    Ok::<_, TaskError>(Value::Null)
+                }
+            })
+            .retry(Retry::exponential(3))
+        };
+        let schedule = || {
+            taskyard::schedule::Schedule::worker()
+                .interval("1h")
+                .immediate(true)
+                .durable(true)
+                .task("slow")
+        };
+        let a = App::new()
+            .store(backend.config())
+            .task("slow", slow("a"))
+            .schedule("hourly", schedule())
+            .schedule_log(None)
+            .shutdown_grace(Duration::from_millis(100))
+            .start()
+            .await
+            .expect("a starts");
+        let b = App::new()
+            .store(backend.config())
+            .task("slow", slow("b"))
+            .shutdown_grace(Duration::from_millis(100))
+            .start()
+            .await
+            .expect("b starts");
+        // The immediate tick's run starts on one of them; the other waits.
+        let started = Instant::now();
+        let id = loop {
+            let runs = a
+                .runtime()
+                .list_runs(&taskyard::RunFilter::default().schedule("hourly".to_owned()))
+                .await
+                .expect("list");
+            if let Some(run) = runs.into_iter().find(|run| run.status == RunStatus::Running) {
+                break run.id;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{name}: no tick run");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let holder = a
+            .runtime()
+            .get_run(id)
+            .await
+            .expect("read")
+            .expect("run")
+            .instance;
+        let (gone, stays) = if holder == a.runtime().instance() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        // Its instance stops mid-run: the claimed run keeps its row, and the other
+        // instance runs it again as its next attempt once the lease is gone.
+        gone.shutdown().await;
+        let run = until(&stays, id, "the re-run", |run| run.status.is_final()).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{name}: {run:?}");
+        assert_eq!(run.instance, stays.runtime().instance(), "{name}");
+        assert_eq!(run.attempt, 2, "{name}: {run:?}");
+        assert_eq!(run.attempts[0].status, RunStatus::Abandoned, "{name}: {run:?}");
+        let done = finished.lock().expect("finished").clone();
+        assert_eq!(
+            done.len(),
+            1,
+            "{name}: only the second attempt finished: {done:?}"
+        );
+        stays.shutdown().await;
+    }
+}

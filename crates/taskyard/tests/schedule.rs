@@ -104,7 +104,12 @@ async fn interval_ticks_fall_on_multiples_and_run_on_time() {
     .await;
     tokio::time::sleep(Duration::from_millis(650)).await;
     // Stop the ticks and let the last run end, so that the history read below is settled.
-    fixture.app.scheduler().pause("every-100ms").expect("paused");
+    fixture
+        .app
+        .scheduler()
+        .pause("every-100ms")
+        .await
+        .expect("paused");
     let mut runs = schedule_runs(&fixture.app, "tick").await;
     for _ in 0..100 {
         if runs.iter().all(|run| run.status.is_final()) {
@@ -340,14 +345,14 @@ async fn schedules_are_added_paused_resumed_and_removed_at_runtime() {
     let after_add = probe.runs();
     assert!(after_add >= 5, "{after_add} runs after adding");
 
-    scheduler.pause("live").expect("paused");
+    scheduler.pause("live").await.expect("paused");
     settle().await;
     let paused_at = probe.runs();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(probe.runs(), paused_at, "no tick while paused");
     assert!(scheduler.get("live").expect("listed").paused);
 
-    scheduler.resume("live").expect("resumed");
+    scheduler.resume("live").await.expect("resumed");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(probe.runs() >= paused_at + 5, "ticks again after resume");
 
@@ -574,11 +579,11 @@ async fn a_disable_signal_stops_and_starts_the_schedule_at_runtime() {
     assert!(scheduler.get("flagged").expect("listed").next.is_none());
 
     // Pause and disable are independent: enabling a paused schedule keeps it paused.
-    scheduler.pause("flagged").expect("paused");
+    scheduler.pause("flagged").await.expect("paused");
     off.set(false);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(probe.runs(), stopped, "still paused");
-    scheduler.resume("flagged").expect("resumed");
+    scheduler.resume("flagged").await.expect("resumed");
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(probe.runs() >= stopped + 3, "ticks after resume");
 
@@ -684,13 +689,13 @@ async fn custom_strategy_sends_args_to_the_task_and_stops_with_its_schedule() {
 
     // Paused: sends are refused, naming why.
     let scheduler = fixture.app.scheduler().clone();
-    scheduler.pause("ship").expect("paused");
+    scheduler.pause("ship").await.expect("paused");
     let refused = sender.send_one(json!({})).await.expect_err("paused");
     assert_eq!(
         refused.to_string(),
         "Schedule `ship` is paused; the send was dropped"
     );
-    scheduler.resume("ship").expect("resumed");
+    scheduler.resume("ship").await.expect("resumed");
 
     // Disabled: the strategy stops; enabled again: it starts anew.
     off.set(true);

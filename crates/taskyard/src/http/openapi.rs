@@ -234,7 +234,7 @@ fn base_paths() -> Map<String, Value> {
             "operationId": "getSchedule", "summary": "One schedule", "parameters": [schedule.clone()],
             "responses": { "200": ok("The schedule", schema_ref("Schedule")), "404": error() }
         } },
-        "/_tasks/schedules/{name}/pause": schedule_change("pauseSchedule", "Stop a schedule's timer on this instance"),
+        "/_tasks/schedules/{name}/pause": schedule_change("pauseSchedule", "Stop a schedule's timer on every instance (stored: it survives restarts)"),
         "/_tasks/schedules/{name}/resume": schedule_change("resumeSchedule", "Restart a paused schedule's timer"),
         "/_tasks/lifecycle": { "get": {
             "operationId": "listLifecycle", "summary": "Every lifecycle task, visible task, resource and computed value",

@@ -255,9 +255,9 @@ async fn change_schedule(
 ) -> Result<Response, HttpError> {
     let scheduler = &api.scheduler;
     let changed = if pause {
-        scheduler.pause(&name)
+        scheduler.pause(&name).await
     } else {
-        scheduler.resume(&name)
+        scheduler.resume(&name).await
     };
     let info = changed.and_then(|()| scheduler.get(&name))?;
     Ok(Json(info).into_response())

@@ -133,7 +133,11 @@ impl RunHandle {
                     return outcome.clone();
                 }
                 let outcome = run.runtime.outcome(run.id).await;
-                if !matches!(outcome, Err(Error::Store { .. } | Error::StoreUnavailable { .. })) {
+                // Only the run's own end is kept, not a failure to follow it.
+                if !matches!(
+                    outcome,
+                    Err(Error::Store { .. } | Error::StoreUnavailable { .. } | Error::ShuttingDown)
+                ) {
                     let _ = run.outcome.set(outcome.clone());
                 }
                 outcome

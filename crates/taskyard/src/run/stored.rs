@@ -20,7 +20,8 @@ const LONGEST_WAIT: Duration = Duration::from_millis(250);
 impl Runtime {
     /// Waits until the run `run_id` has ended, on this instance or any other, and returns
     /// what its callers receive: its result, or the error it ended with. An unknown id is
-    /// `RunNotFound`.
+    /// `RunNotFound`; once this runtime shuts down, a run still going elsewhere is
+    /// `ShuttingDown` here.
     pub async fn outcome(&self, run_id: RunId) -> Result<Value, Error> {
         let mut events = self.subscribe();
         let mut wait = FIRST_WAIT;
@@ -50,6 +51,8 @@ impl Runtime {
             tokio::select! {
                 () = ended_here => {}
                 () = tokio::time::sleep(wait) => wait = (wait * 2).min(LONGEST_WAIT),
+                // The run goes on elsewhere; this instance no longer follows it.
+                () = self.inner.queue_stop.cancelled() => return Err(Error::ShuttingDown),
             }
         }
     }

@@ -156,6 +156,12 @@ impl Schedule {
                 Timing::None
             }
         };
+        if self.durable && kind != Kind::Worker {
+            return Err(fail(format!(
+                "`durable` ticks are for `worker` schedules (one run per tick in the cluster), and this one is `{}`; drop `durable` or make it a `worker` schedule",
+                kind.as_str()
+            )));
+        }
         let task = match &self.job {
             Some(Job::Task(task)) => {
                 if !(cx.task_exists)(task) {
@@ -185,6 +191,7 @@ impl Schedule {
                 })
             }),
             immediate: self.immediate,
+            durable: self.durable,
             disable: match &self.disable {
                 Disable::Value(disable) => *disable,
                 Disable::Signal(signal) => signal.get(),

@@ -52,6 +52,8 @@ pub(crate) struct ScheduleDef {
     /// would otherwise carry 48 bytes each for them.
     pub bounds: Option<Box<Bounds>>,
     pub immediate: bool,
+    /// Whether each tick's run is durable.
+    pub durable: bool,
     /// Whether it starts disabled.
     pub disable: bool,
     /// The signal that switches it off and on, if any.
@@ -81,9 +83,10 @@ impl ScheduleDef {
 
     /// The run request for a custom strategy's send.
     pub fn request_by(&self, trigger: crate::history::Trigger) -> crate::RunRequest {
-        crate::RunRequest::new(self.task.to_string())
+        let request = crate::RunRequest::new(self.task.to_string())
             .payload(Value::clone(&self.payload))
-            .trigger(trigger)
+            .trigger(trigger);
+        if self.durable { request.durable() } else { request }
     }
 
     /// The first tick strictly after `after`, within `start`/`end`.

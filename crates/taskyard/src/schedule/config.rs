@@ -36,6 +36,7 @@ const KNOWN: &[&str] = &[
     "cron_options",
     "interval",
     "immediate",
+    "durable",
     "disable",
     "env",
     "overlap",
@@ -171,6 +172,7 @@ fn schedule_from_table(name: &str, options: &Table, config: &Config) -> Result<S
         schedule = schedule.interval(spec);
     }
     schedule = schedule.immediate(boolean("immediate")?);
+    schedule = schedule.durable(boolean("durable")?);
     schedule = match options.get("disable") {
         // `disable = { config = "features.reports_off" }`: follows that flag of the file.
         Some(Toml::Table(follow)) => match (follow.get("config"), follow.len()) {

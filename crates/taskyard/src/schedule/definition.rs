@@ -97,6 +97,7 @@ pub struct Schedule {
     pub(crate) end: Option<Timestamp>,
     pub(crate) interval: Option<IntervalSpec>,
     pub(crate) immediate: bool,
+    pub(crate) durable: bool,
     pub(crate) disable: Disable,
     pub(crate) env: Vec<String>,
     pub(crate) overlap: Overlap,
@@ -117,6 +118,7 @@ impl Schedule {
             end: None,
             interval: None,
             immediate: false,
+            durable: false,
             disable: Disable::Value(false),
             env: Vec::new(),
             overlap: Overlap::default(),
@@ -177,6 +179,14 @@ impl Schedule {
     /// Also run once as soon as the instance starts.
     pub fn immediate(mut self, immediate: bool) -> Self {
         self.immediate = immediate;
+        self
+    }
+
+    /// Each tick's run is a durable run (`worker` schedules only): still once per tick
+    /// through the tick ledger, written to the store before it starts, and run again on
+    /// another instance if the one running it dies. See `docs/queue.md`.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
         self
     }
 

@@ -28,6 +28,9 @@ pub struct ScheduleInfo {
     pub interval_ms: Option<u64>,
     /// Whether it also runs once at start.
     pub immediate: bool,
+    /// Whether each tick's run is durable.
+    #[serde(default)]
+    pub durable: bool,
     /// Whether it is switched off by `disable`.
     pub disabled: bool,
     /// Whether it is paused.
@@ -65,6 +68,7 @@ impl Entry {
             tz,
             interval_ms,
             immediate: def.immediate,
+            durable: def.durable,
             disabled: state.disabled,
             paused: state.paused,
             overlap: def.overlap,

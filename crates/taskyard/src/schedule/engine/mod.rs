@@ -31,6 +31,7 @@
 
 mod claim;
 mod info;
+mod pauses;
 mod sends;
 mod tick;
 mod timer;
@@ -231,7 +232,9 @@ impl Scheduler {
     pub(crate) async fn start(&self, defs: Vec<ScheduleDef>) -> Result<(), Error> {
         let now = Timestamp::now();
         self.refresh_members().await;
+        let paused = self.stored_pauses().await?;
         for def in defs {
+            let is_paused = paused.contains(def.name.as_ref());
             let last = match &self.inner.store {
                 Some(store) if !def.disable && def.catch_up != CatchUp::Skip => {
                     store.last_tick(&def.name).await?
@@ -239,7 +242,11 @@ impl Scheduler {
                 _ => None,
             };
             let entry = self.insert(def, now)?;
-            if let Some(last) = last {
+            if is_paused {
+                // Paused through some instance, before or during this one's downtime: it
+                // catches up when it is resumed.
+                self.pause_here(&entry, None);
+            } else if let Some(last) = last {
                 self.catch_up(entry, last, now);
             }
         }
@@ -249,6 +256,8 @@ impl Scheduler {
         if self.inner.shared {
             let refresher = self.clone();
             tokio::spawn(async move { refresher.run_membership().await });
+            let pauses = self.clone();
+            tokio::spawn(async move { pauses.follow_pauses().await });
             if !self.inner.settings.strategies.is_empty() {
                 // Taken here, not in the poller: a broadcast sent right after `start`
                 // returns must count as sent after this instance started.
@@ -287,37 +296,6 @@ impl Scheduler {
             closed.cancel();
         }
         self.inner.log.line("removed", &[("schedule", &name)]);
-        Ok(())
-    }
-
-    /// Stops a schedule's timer until [`resume`](Self::resume).
-    pub fn pause(&self, name: &str) -> Result<(), Error> {
-        let entry = self.entry(name)?;
-        let mut state = lock(&entry.state);
-        if !state.paused {
-            state.paused = true;
-            state.generation = state.generation.wrapping_add(1);
-            self.inner.log.line("paused", &[("schedule", &name)]);
-        }
-        Ok(())
-    }
-
-    /// Restarts a paused schedule's timer from now (ticks missed while paused are not run).
-    pub fn resume(&self, name: &str) -> Result<(), Error> {
-        let entry = self.entry(name)?;
-        {
-            let mut state = lock(&entry.state);
-            if !state.paused {
-                return Ok(());
-            }
-            state.paused = false;
-            state.generation = state.generation.wrapping_add(1);
-            if !state.disabled {
-                self.arm(&entry, &mut state, Timestamp::now());
-            }
-        }
-        self.inner.log.line("resumed", &[("schedule", &name)]);
-        self.inner.wake.notify_one();
         Ok(())
     }
 
