@@ -39,7 +39,21 @@ impl Scheduler {
                 return;
             }
         }
-        lock(&entry.state).last_tick = Some(tick.as_millisecond());
+        {
+            let mut state = lock(&entry.state);
+            // Paused or disabled while the tick waited for its time or its turn to claim
+            // (another instance's pause reaches this one within a second).
+            if state.paused || state.disabled {
+                drop(state);
+                let reason = "paused or disabled before the tick ran";
+                inner.log.line(
+                    "skipped",
+                    &[("schedule", &def.name), ("tick", &tick), ("reason", &reason)],
+                );
+                return;
+            }
+            state.last_tick = Some(tick.as_millisecond());
+        }
         inner.log.line(
             "trigger",
             &[
