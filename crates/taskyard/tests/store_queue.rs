@@ -9,7 +9,7 @@ use common::backends;
 use common::records::{at, job, lease, queued, record};
 use serde_json::json;
 use taskyard::run::Progress;
-use taskyard::store::{CancelRequest, ClaimTask, Enqueued, Job, SchedulePause};
+use taskyard::store::{CancelRequest, ClaimTask, Enqueued, Job, Notice, SchedulePause};
 use taskyard::{RunId, RunStatus};
 
 /// `task`, claimed without a limit.
@@ -615,6 +615,57 @@ async fn schedule_pauses_are_kept_for_every_instance() {
         assert_eq!(
             store.schedule_pauses().await.expect("pauses"),
             vec![pause("hourly", true, 150, "b"), pause("nightly", false, 200, "c")],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pushes_a_notice_for_each_queued_run_and_each_cancel() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let Some(mut notices) = store.notices() else {
+            assert_ne!(name, "postgres", "PostgreSQL pushes notices");
+            continue;
+        };
+        // The listener connects in the background: enqueue until its first notice comes.
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                store
+                    .enqueue(&queued("mail"), &job(0, 0, None))
+                    .await
+                    .expect("enqueue");
+                if let Ok(Some(notice)) =
+                    tokio::time::timeout(std::time::Duration::from_millis(200), notices.recv()).await
+                {
+                    return notice;
+                }
+            }
+        })
+        .await
+        .expect("a notice within 10 s");
+        assert_eq!(first, Notice::Queued, "{name}");
+        store.heartbeat(&lease("a", at(60_000))).await.expect("hb");
+        let plain = record("report", RunStatus::Running, "a", 0);
+        store.put_runs(std::slice::from_ref(&plain)).await.expect("put");
+        store.request_cancel(plain.id, at(100)).await.expect("cancel");
+        let cancel = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                match notices.recv().await.expect("open") {
+                    Notice::Queued => continue,
+                    cancel => return cancel,
+                }
+            }
+        })
+        .await
+        .expect("the cancel's notice");
+        assert_eq!(
+            cancel,
+            Notice::Cancel {
+                instance: "a".into(),
+                run: plain.id
+            },
             "{name}"
         );
     }

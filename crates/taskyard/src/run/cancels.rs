@@ -1,10 +1,15 @@
 //! Cancels asked for through another instance: the store keeps the request
 //! ([`Store::request_cancel`](crate::store::Store::request_cancel)) and the instance that
-//! executes the run looks for requests about its runs a few times a second, while it has any.
+//! executes the run looks for requests about its runs a few times a second, while it has
+//! any; a store that pushes notices (PostgreSQL) tells it at once, and wakes its claimer
+//! when a run is queued.
 
 use std::time::Duration;
 
-use super::Runtime;
+use tokio::sync::mpsc::Receiver;
+
+use super::{RunId, Runtime};
+use crate::store::Notice;
 use crate::sync::lock;
 
 /// How often an instance with runs looks for cancels asked for elsewhere: a cancel reaches
@@ -29,17 +34,36 @@ impl Runtime {
                 continue;
             }
             match self.bounded(store.cancel_requests(&inner.instance)).await {
-                Ok(ids) => {
-                    let active = lock(&inner.active);
-                    for id in ids {
-                        if let Some(run) = active.get(&id) {
-                            tracing::info!(run_id = %id, "cancel asked for through another instance");
-                            run.cancel.cancel();
-                        }
-                    }
-                }
+                Ok(ids) => ids.into_iter().for_each(|id| self.cancel_here(id)),
                 Err(error) => tracing::warn!(%error, "reading cancel requests failed; trying again"),
             }
+        }
+    }
+
+    /// Acts on the store's notices until the runtime stops accepting runs.
+    pub(crate) async fn follow_notices(self, mut notices: Receiver<Notice>) {
+        let stop = self.inner.queue_stop.clone();
+        loop {
+            let notice = tokio::select! {
+                notice = notices.recv() => notice,
+                () = stop.cancelled() => return,
+            };
+            match notice {
+                Some(Notice::Queued) => self.inner.queue_wake.notify_one(),
+                Some(Notice::Cancel { instance, run }) if instance == self.inner.instance => {
+                    self.cancel_here(run)
+                }
+                Some(Notice::Cancel { .. }) => {}
+                None => return,
+            }
+        }
+    }
+
+    /// Cancels `run` if it executes here.
+    fn cancel_here(&self, run: RunId) {
+        if let Some(active) = lock(&self.inner.active).get(&run) {
+            tracing::info!(run_id = %run, "cancel asked for through another instance");
+            active.cancel.cancel();
         }
     }
 }

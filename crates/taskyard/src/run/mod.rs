@@ -188,9 +188,12 @@ impl Runtime {
     /// through other instances; both end when the runtime stops accepting runs. Does
     /// nothing without a store.
     pub(crate) fn start_queue(&self) {
-        if self.inner.store.is_some() {
+        if let Some(store) = &self.inner.store {
             drop(self.inner.tracker.spawn(self.clone().run_queue()));
             drop(self.inner.tracker.spawn(self.clone().watch_cancels()));
+            if let Some(notices) = store.notices() {
+                drop(self.inner.tracker.spawn(self.clone().follow_notices(notices)));
+            }
         }
     }
 

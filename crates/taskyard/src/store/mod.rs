@@ -146,6 +146,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored pause or resume, by schedule name.
     async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error>;
 
+    /// Wake-ups the database pushes to this instance as they happen (PostgreSQL's
+    /// LISTEN/NOTIFY), so that a queued run starts, and a cancel lands, without waiting
+    /// for a poll. `None` for a store without them: the polls alone then.
+    fn notices(&self) -> Option<tokio::sync::mpsc::Receiver<Notice>> {
+        None
+    }
+
     /// Rescues the running durable runs of instances without a live lease at `now`: each
     /// goes back to the queue as its next attempt, or ends `abandoned` when it had its
     /// last (`cancelled` when a cancel was asked for); either way its claim's fence moves
@@ -153,6 +160,20 @@ pub trait Store: Send + Sync + 'static {
     /// still the lost claim's, so instances sweeping at once rescue it once. Returns the
     /// runs queued again and the runs ended.
     async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error>;
+}
+
+/// What the database pushes to instances ([`Store::notices`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A durable run was queued (it may be due later).
+    Queued,
+    /// Someone asked to cancel `run`, which `instance` executes.
+    Cancel {
+        /// The instance running it.
+        instance: String,
+        /// The run.
+        run: RunId,
+    },
 }
 
 /// A custom strategy's `send_all`: every live instance runs the schedule's job once with

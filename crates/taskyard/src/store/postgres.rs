@@ -11,8 +11,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
 use super::sql::Statements;
 use super::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunFilter, SchedulePause,
-    Store, TickClaim, sqlx_error,
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunFilter,
+    SchedulePause, Store, TickClaim, sqlx_error,
 };
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
@@ -220,6 +220,12 @@ impl Store for PostgresStore {
         self.sql().requeue_orphans(now).await
     }
 
+    fn notices(&self) -> Option<tokio::sync::mpsc::Receiver<Notice>> {
+        let (send, receive) = tokio::sync::mpsc::channel(NOTICES);
+        drop(tokio::spawn(listen(self.pool.clone(), send)));
+        Some(receive)
+    }
+
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
         self.sql().requeue_claimed(run, fence, run_at).await
     }
@@ -242,5 +248,67 @@ impl Store for PostgresStore {
 
     async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error> {
         self.sql().schedule_pauses().await
+    }
+}
+
+/// Notices waiting for the instance at most; more are dropped (a wake-up repeats what the
+/// next poll finds anyway).
+const NOTICES: usize = 256;
+
+/// How long to wait before listening again after the connection dropped.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Forwards the notifications of the queue's triggers to `send` until its receiver is
+/// dropped, connecting again after a lost connection.
+async fn listen(pool: PgPool, send: tokio::sync::mpsc::Sender<Notice>) {
+    loop {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen_all(["taskyard_queue", "taskyard_cancel"]).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match listener.await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for queue notifications; polling meanwhile");
+                tokio::time::sleep(LISTEN_RETRY).await;
+                if send.is_closed() {
+                    return;
+                }
+                continue;
+            }
+        };
+        loop {
+            let notification = tokio::select! {
+                notification = listener.try_recv() => notification,
+                () = send.closed() => return,
+            };
+            let notice = match notification {
+                Ok(Some(notification)) if notification.channel() == "taskyard_cancel" => {
+                    let Some((instance, run)) = notification.payload().split_once(' ') else {
+                        continue;
+                    };
+                    let Ok(run) = run.parse() else {
+                        continue;
+                    };
+                    Notice::Cancel {
+                        instance: instance.to_owned(),
+                        run,
+                    }
+                }
+                Ok(Some(_)) => Notice::Queued,
+                // The connection dropped: notifications may have been missed, so wake
+                // the instance up to look, then listen again.
+                Ok(None) => Notice::Queued,
+                Err(error) => {
+                    tracing::warn!(%error, "lost the queue notifications; listening again");
+                    break;
+                }
+            };
+            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = send.try_send(notice) {
+                return;
+            }
+        }
+        tokio::time::sleep(LISTEN_RETRY).await;
     }
 }

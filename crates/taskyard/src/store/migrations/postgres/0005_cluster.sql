@@ -12,3 +12,18 @@ CREATE TABLE taskyard_schedules (
     changed_at BIGINT NOT NULL,
     instance TEXT NOT NULL
 );
+-- Wake-ups pushed to every instance: a durable run is queued, or a cancel is asked for.
+CREATE FUNCTION taskyard_notify_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('taskyard_queue', NEW.task);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER taskyard_runs_queued AFTER INSERT OR UPDATE OF status ON taskyard_runs
+    FOR EACH ROW WHEN (NEW.durable AND NEW.status = 'queued') EXECUTE FUNCTION taskyard_notify_queued();
+CREATE FUNCTION taskyard_notify_cancel() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('taskyard_cancel', NEW.instance || ' ' || NEW.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER taskyard_runs_cancel AFTER UPDATE OF cancel_requested ON taskyard_runs
+    FOR EACH ROW WHEN (NEW.cancel_requested AND NOT OLD.cancel_requested) EXECUTE FUNCTION taskyard_notify_cancel();
