@@ -101,6 +101,8 @@ pub mod guides {
     pub mod schedules {}
     #[doc = include_str!("../../../docs/lifecycle.md")]
     pub mod lifecycle {}
+    #[doc = include_str!("../../../docs/queue.md")]
+    pub mod queue {}
 }
 
 /// What the code `taskyard-build` generates and the crate's macros reach. Not a public API.
