@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the benchmarks' JavaScript peers from the npm registry into
-# target/bench-peers (nitropack, croner) and builds the Nitro app of bench/peers/nitro there as a
+# target/bench-peers (nitropack, croner, graphile-worker, pg) and builds the Nitro app of bench/peers/nitro there as a
 # production node-server. Needs Node.js and npm (installed with apt-get when missing).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -11,7 +11,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 cp "$root/bench/peers/package.json" "$dir/package.json"
-if [ ! -d "$dir/node_modules/nitropack" ] || [ ! -d "$dir/node_modules/croner" ] || ! cmp -s "$dir/package.json" "$dir/.installed"; then
+if [ ! -d "$dir/node_modules/nitropack" ] || [ ! -d "$dir/node_modules/croner" ] || [ ! -d "$dir/node_modules/graphile-worker" ] || ! cmp -s "$dir/package.json" "$dir/.installed"; then
   (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
   cp "$dir/package.json" "$dir/.installed"
 fi

@@ -9,6 +9,7 @@
 //! | `run-task` | `run_task` of a no-op task, in process | Nitro `runTask`, in Node | ≥ 20× runs/s |
 //! | `http` | `POST /_nitro/tasks/echo:payload`, the quickstart | the same on a Nitro node-server | ≥ 10× req/s, p99 ≤ 1/5 |
 //! | `recorded` | runs recorded in SQLite and in PostgreSQL | the targets | ≥ 20,000 and ≥ 10,000 runs/s |
+//! | `queue` | a burn-down of 100,000 durable no-op jobs; enqueue→start when idle | graphile-worker (npm), same PostgreSQL and concurrency | ≥ 2× jobs/s, p50 ≤ 5 ms |
 //! | `schedules` | 10,000 cron schedules due each second; 1,000,000 registered | tokio-cron-scheduler, JavaScript croner (lateness) | p99 lateness ≤ 5 ms; ≤ 300 B and ≤ 3 s |
 //! | `cron-next` | `CronExpr::next_after` | the `croner` and `cron` crates, JavaScript croner | as fast as the fastest |
 //!
@@ -18,6 +19,7 @@ mod cron_next;
 mod http;
 mod peers;
 mod plots;
+mod queue;
 mod recorded;
 mod report;
 mod run_task;
@@ -79,17 +81,19 @@ fn main() {
         "cron-next" => cron_next::compare(&root),
         "schedules" => schedules::compare(&root, &mut charts),
         "recorded" => recorded::compare(),
+        "queue" => queue::compare(&root),
         "all" => {
             let mut rows = run_task::compare(&root);
             rows.extend(http::compare(&root, &mut charts));
             rows.extend(recorded::compare());
+            rows.extend(queue::compare(&root));
             rows.extend(cron_next::compare(&root));
             rows.extend(schedules::compare(&root, &mut charts));
             rows
         }
         other => {
             eprintln!(
-                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, cron-next, schedules, all, or plot (draws bench/results again from its results.json)"
+                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, queue, cron-next, schedules, all, or plot (draws bench/results again from its results.json)"
             );
             std::process::exit(2);
         }

@@ -116,14 +116,17 @@ async fn round(app: &taskyard::RunningApp, succeeded: &Arc<AtomicU64>, seconds: 
 /// A fresh schema in the benchmark database, dropped afterwards. The database comes from
 /// `TASKYARD_BENCH_DATABASE_URL`, else `TASKYARD_TEST_DATABASE_URL`, else the local server
 /// `scripts/setup-postgres.sh` starts.
-struct PostgresSchema {
-    base: String,
+/// A schema of its own in the benchmark database, dropped afterwards.
+pub(crate) struct PostgresSchema {
+    /// The database's URL.
+    pub base: String,
     name: String,
-    url: String,
+    /// The database's URL with the schema as its search path.
+    pub url: String,
 }
 
 impl PostgresSchema {
-    fn create() -> PostgresSchema {
+    pub(crate) fn create() -> PostgresSchema {
         let base = std::env::var("TASKYARD_BENCH_DATABASE_URL")
             .or_else(|_| std::env::var("TASKYARD_TEST_DATABASE_URL"))
             .unwrap_or_else(|_| {
@@ -147,7 +150,7 @@ impl Drop for PostgresSchema {
     }
 }
 
-fn psql(url: &str, sql: &str) {
+pub(crate) fn psql(url: &str, sql: &str) {
     let status = Command::new("psql")
         .env("PGOPTIONS", "--client-min-messages=warning")
         .args([url, "-qc", sql])

@@ -1,0 +1,309 @@
+//! Durable runs beside graphile-worker (npm) on the same local PostgreSQL: a burn-down of
+//! `JOBS` no-op jobs queued beforehand in bulk (as graphile-worker's own benchmark does),
+//! with the same worker concurrency, then the enqueue→start latency of single jobs on an
+//! idle worker, and the rows written per job (`pg_stat_database`). The same burn-down on
+//! SQLite is reported beside it. `TASKYARD_BENCH_QUEUE_JOBS` sets the size.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use taskyard::store::{Job, Store};
+use taskyard::{
+    App, Concurrency, RunId, RunRecord, RunStatus, StoreConfig, Task, TaskContext, TaskError, Trigger,
+};
+use tokio::sync::mpsc;
+
+use crate::peers;
+use crate::recorded::PostgresSchema;
+use crate::report::Row;
+
+/// Jobs burned down by each system.
+const JOBS: usize = 100_000;
+
+/// Jobs each system runs at once (taskyard: one instance's room).
+const CONCURRENCY: usize = 64;
+
+/// Single jobs timed from enqueue to start on an idle worker.
+const LATENCY_JOBS: usize = 50;
+
+/// What one system measured.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    jobs_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rows_per_job: f64,
+}
+
+pub fn compare(root: &Path) -> Vec<Row> {
+    let jobs = std::env::var("TASKYARD_BENCH_QUEUE_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(JOBS);
+    let schema = PostgresSchema::create();
+    let ours = measure(
+        StoreConfig::Postgres(schema.url.clone()),
+        Some(&schema.base),
+        jobs,
+    );
+    drop(schema);
+    let graphile = graphile_worker(root, jobs);
+    let dir = std::env::temp_dir().join(format!("taskyard-bench-queue-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let sqlite = measure(StoreConfig::Sqlite(dir.join("taskyard.db")), None, jobs);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("queue: taskyard PostgreSQL {ours:?}");
+    eprintln!("queue: graphile-worker {graphile:?}");
+    eprintln!("queue: taskyard SQLite {sqlite:?}");
+    let row = |metric: &str,
+               taskyard: f64,
+               peer: f64,
+               higher_better: bool,
+               target: String,
+               met: bool,
+               unit: &str| Row {
+        comparison: format!("durable queue, {jobs} no-op jobs, concurrency {CONCURRENCY}"),
+        metric: metric.to_owned(),
+        taskyard,
+        peer,
+        peer_name: "graphile-worker".into(),
+        ratio: if higher_better {
+            taskyard / peer
+        } else {
+            peer / taskyard
+        },
+        target,
+        met,
+        unit: unit.to_owned(),
+    };
+    vec![
+        row(
+            "burn-down on PostgreSQL, jobs/s (taskyard / graphile-worker)",
+            ours.jobs_per_s,
+            graphile.jobs_per_s,
+            true,
+            "≥ 2× the best peer".into(),
+            ours.jobs_per_s >= 2.0 * graphile.jobs_per_s,
+            "jobs/s",
+        ),
+        row(
+            "enqueue→start p50 when idle, ms (graphile-worker / taskyard)",
+            ours.p50_ms,
+            graphile.p50_ms,
+            false,
+            "≤ 5 ms".into(),
+            ours.p50_ms <= 5.0,
+            "ms",
+        ),
+        row(
+            "enqueue→start p99 when idle, ms (graphile-worker / taskyard)",
+            ours.p99_ms,
+            graphile.p99_ms,
+            false,
+            "—".into(),
+            ours.p99_ms <= graphile.p99_ms,
+            "ms",
+        ),
+        row(
+            "rows written per job during the burn-down (graphile-worker / taskyard)",
+            ours.rows_per_job,
+            graphile.rows_per_job,
+            false,
+            "—".into(),
+            ours.rows_per_job <= graphile.rows_per_job,
+            "rows",
+        ),
+        Row {
+            comparison: format!("durable queue, {jobs} no-op jobs, concurrency {CONCURRENCY}"),
+            metric: "burn-down on SQLite, jobs/s (taskyard on SQLite / on PostgreSQL)".into(),
+            taskyard: sqlite.jobs_per_s,
+            peer: ours.jobs_per_s,
+            peer_name: "taskyard on PostgreSQL".into(),
+            ratio: sqlite.jobs_per_s / ours.jobs_per_s,
+            target: "—".into(),
+            met: true,
+            unit: "jobs/s".into(),
+        },
+    ]
+}
+
+/// taskyard's burn-down and latency on `store`; `stats` is the PostgreSQL database whose
+/// row counters are read.
+fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize) -> Measured {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let queue = store.open().await.expect("store opens").expect("a store");
+        fill(&queue, jobs).await;
+        let done = Arc::new(AtomicUsize::new(0));
+        let (started, mut starts) = mpsc::unbounded_channel::<Instant>();
+        let counter = done.clone();
+        let noop = Task::new(move |_cx: TaskContext| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, TaskError>(())
+            }
+        })
+        .concurrency(Concurrency::Parallel(CONCURRENCY))
+        .durable();
+        let latency = Task::new(move |_cx: TaskContext| {
+            let started = started.clone();
+            async move {
+                let _ = started.send(Instant::now());
+                Ok::<_, TaskError>(())
+            }
+        })
+        .concurrency(Concurrency::Parallel(CONCURRENCY))
+        .durable();
+        let before = stats.map(rows_written);
+        let began = Instant::now();
+        let app = App::new()
+            .store(store)
+            .schedule_log(None)
+            .retention(None)
+            .task("noop", noop)
+            .task("latency", latency)
+            .start()
+            .await
+            .expect("the app starts");
+        while done.load(Ordering::Relaxed) < jobs {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let seconds = began.elapsed().as_secs_f64();
+        app.runtime().flush_records().await.expect("records written");
+        let after = stats.map(rows_written);
+        let mut latencies = Vec::with_capacity(LATENCY_JOBS);
+        for _ in 0..LATENCY_JOBS {
+            let asked = Instant::now();
+            app.runtime()
+                .enqueue("latency", json!({}))
+                .await
+                .expect("enqueued");
+            let start = starts.recv().await.expect("started");
+            latencies.push(start.duration_since(asked).as_secs_f64() * 1000.0);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app.shutdown().await;
+        latencies.sort_by(f64::total_cmp);
+        Measured {
+            jobs_per_s: jobs as f64 / seconds,
+            p50_ms: latencies[latencies.len() / 2],
+            p99_ms: latencies[latencies.len() * 99 / 100],
+            rows_per_job: match (before, after) {
+                (Some(before), Some(after)) => (after - before) as f64 / jobs as f64,
+                _ => f64::NAN,
+            },
+        }
+    })
+}
+
+/// Queues `jobs` runs of `noop` straight into the store, 16 at a time.
+async fn fill(store: &Arc<dyn Store>, jobs: usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..16 {
+        let (store, next) = (store.clone(), next.clone());
+        writers.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < jobs {
+                let now = Timestamp::now();
+                let run = RunRecord {
+                    id: RunId::new(),
+                    task: "noop".into(),
+                    trigger: Trigger::Manual,
+                    payload: Value::Object(Default::default()),
+                    status: RunStatus::Queued,
+                    attempt: 1,
+                    attempts: Vec::new(),
+                    instance: "bench".into(),
+                    queued_at: now,
+                    started_at: None,
+                    finished_at: None,
+                    duration_ms: None,
+                    result: None,
+                    error: None,
+                    progress: None,
+                };
+                let job = Job {
+                    run_at: now,
+                    priority: 0,
+                    key: None,
+                    max_attempts: 1,
+                };
+                store.enqueue(&run, &job).await.expect("queued");
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+}
+
+/// Rows inserted, updated and deleted in the database so far.
+fn rows_written(url: &str) -> i64 {
+    let output = Command::new("psql")
+        .args([
+            url,
+            "-Atc",
+            "SELECT pg_stat_force_next_flush(); SELECT pg_sleep(0.6); \
+             SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()",
+        ])
+        .output()
+        .expect("psql runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .last()
+        .unwrap_or_else(|| {
+            panic!(
+                "no counters from psql: {text} {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+/// graphile-worker's burn-down, in Node, on a schema of its own.
+fn graphile_worker(root: &Path, jobs: usize) -> Measured {
+    let script = peers::script(root, "queue-graphile.mjs");
+    let schema = PostgresSchema::create();
+    let worker_schema = format!("graphile_bench_{}", std::process::id());
+    let output = Command::new("node")
+        .arg(&script)
+        .args([
+            &schema.base,
+            &worker_schema,
+            &jobs.to_string(),
+            &CONCURRENCY.to_string(),
+        ])
+        .env("NODE_PATH", root.join("target/bench-peers/node_modules"))
+        .output()
+        .expect("node runs (bench/peers/setup.sh installs it)");
+    crate::recorded::psql(
+        &schema.base,
+        &format!("DROP SCHEMA IF EXISTS {worker_schema} CASCADE"),
+    );
+    drop(schema);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let value: Value = serde_json::from_str(line).unwrap_or_else(|error| {
+        panic!(
+            "graphile-worker printed no result ({error}): {text}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let number = |key: &str| value[key].as_f64().unwrap_or(f64::NAN);
+    Measured {
+        jobs_per_s: number("jobs_per_s"),
+        p50_ms: number("p50_ms"),
+        p99_ms: number("p99_ms"),
+        rows_per_job: number("rows_per_job"),
+    }
+}

@@ -1,0 +1,75 @@
+// graphile-worker's side of the queue comparison: a burn-down of N no-op jobs added in
+// batches (as graphile-worker's own benchmark does), then the add→start latency of jobs
+// added one at a time to an idle worker, and the database writes per job. Prints one JSON
+// line. Usage: node queue-graphile.mjs DATABASE_URL SCHEMA N CONCURRENCY
+import { run, makeWorkerUtils } from "graphile-worker";
+import pg from "pg";
+
+const [connectionString, schema, total, concurrency] = [
+  process.argv[2], process.argv[3], Number(process.argv[4]), Number(process.argv[5]),
+];
+const utils = await makeWorkerUtils({ connectionString, schema });
+await utils.migrate();
+const stats = new pg.Client({ connectionString });
+await stats.connect();
+const counters = async () => {
+  await stats.query("SELECT pg_stat_force_next_flush()").catch(() => {});
+  await new Promise((r) => setTimeout(r, 600));
+  const { rows } = await stats.query(
+    "SELECT xact_commit::bigint AS commits, (tup_inserted + tup_updated + tup_deleted)::bigint AS rows FROM pg_stat_database WHERE datname = current_database()",
+  );
+  return { commits: Number(rows[0].commits), rows: Number(rows[0].rows) };
+};
+
+for (let i = 0; i < total; i += 1000) {
+  const batch = [];
+  for (let j = i; j < Math.min(total, i + 1000); j++) batch.push({ identifier: "noop", payload: { n: j } });
+  await utils.addJobs(batch);
+}
+
+let done = 0;
+let allDone;
+const finished = new Promise((resolve) => (allDone = resolve));
+let latencyDone;
+const latencies = [];
+const before = await counters();
+const began = performance.now();
+const runner = await run({
+  connectionString,
+  schema,
+  concurrency,
+  noHandleSignals: true,
+  pollInterval: 200,
+  taskList: {
+    noop: async () => {
+      if (++done === total) allDone();
+    },
+    latency: async (payload) => {
+      latencies.push(performance.now() - payload.t);
+      latencyDone();
+    },
+  },
+});
+await finished;
+const seconds = (performance.now() - began) / 1000;
+const after = await counters();
+
+// Idle: one job at a time, each added once the previous one started.
+for (let i = 0; i < 50; i++) {
+  const started = new Promise((resolve) => (latencyDone = resolve));
+  await utils.addJob("latency", { t: performance.now() });
+  await started;
+  await new Promise((r) => setTimeout(r, 20));
+}
+latencies.sort((a, b) => a - b);
+await runner.stop();
+await utils.release();
+await stats.end();
+console.log(JSON.stringify({
+  jobs_per_s: total / seconds,
+  p50_ms: latencies[Math.floor(latencies.length / 2)],
+  p99_ms: latencies[Math.floor(latencies.length * 0.99)],
+  commits_per_job: (after.commits - before.commits) / total,
+  rows_per_job: (after.rows - before.rows) / total,
+}));
+process.exit(0);
