@@ -2,19 +2,22 @@
 // batches (as graphile-worker's own benchmark does), then the add→start latency of jobs
 // added one at a time to an idle worker, and the database writes per job. Prints one JSON
 // line. Usage: node queue-graphile.mjs DATABASE_URL SCHEMA N CONCURRENCY
-import { run, makeWorkerUtils } from "graphile-worker";
+import { Logger, run, makeWorkerUtils } from "graphile-worker";
 import pg from "pg";
 
 const [connectionString, schema, total, concurrency] = [
   process.argv[2], process.argv[3], Number(process.argv[4]), Number(process.argv[5]),
 ];
-const utils = await makeWorkerUtils({ connectionString, schema });
+// Quiet: a log line per job would measure the terminal.
+const logger = new Logger(() => () => {});
+const utils = await makeWorkerUtils({ connectionString, schema, logger });
 await utils.migrate();
 const stats = new pg.Client({ connectionString });
 await stats.connect();
 const counters = async () => {
   await stats.query("SELECT pg_stat_force_next_flush()").catch(() => {});
-  await new Promise((r) => setTimeout(r, 600));
+  // Idle backends send their counters after at most 10 s.
+  await new Promise((r) => setTimeout(r, 11000));
   const { rows } = await stats.query(
     "SELECT xact_commit::bigint AS commits, (tup_inserted + tup_updated + tup_deleted)::bigint AS rows FROM pg_stat_database WHERE datname = current_database()",
   );
@@ -34,12 +37,23 @@ let latencyDone;
 const latencies = [];
 const before = await counters();
 const began = performance.now();
+// The configuration of graphile-worker's own performance page: a local queue and batched
+// completions, with the pool one larger than the concurrency.
 const runner = await run({
-  connectionString,
-  schema,
-  concurrency,
+  logger,
   noHandleSignals: true,
-  pollInterval: 200,
+  preset: {
+    worker: {
+      connectionString,
+      schema,
+      concurrentJobs: concurrency,
+      maxPoolSize: concurrency + 1,
+      pollInterval: 200,
+      localQueue: { size: 500 },
+      completeJobBatchDelay: 0,
+      failJobBatchDelay: 0,
+    },
+  },
   taskList: {
     noop: async () => {
       if (++done === total) allDone();

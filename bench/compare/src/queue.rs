@@ -247,13 +247,14 @@ async fn fill(store: &Arc<dyn Store>, jobs: usize) {
     }
 }
 
-/// Rows inserted, updated and deleted in the database so far.
+/// Rows inserted, updated and deleted in the database so far, once every connection has
+/// sent its counters (an idle backend sends them within 10 s).
 fn rows_written(url: &str) -> i64 {
     let output = Command::new("psql")
         .args([
             url,
             "-Atc",
-            "SELECT pg_stat_force_next_flush(); SELECT pg_sleep(0.6); \
+            "SELECT pg_stat_force_next_flush(); SELECT pg_sleep(11); \
              SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()",
         ])
         .output()
