@@ -261,8 +261,8 @@ fn rows_written(url: &str) -> i64 {
         .expect("psql runs");
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
-        .filter_map(|line| line.trim().parse().ok())
-        .last()
+        .rev()
+        .find_map(|line| line.trim().parse().ok())
         .unwrap_or_else(|| {
             panic!(
                 "no counters from psql: {text} {}",

@@ -670,3 +670,40 @@ async fn postgres_pushes_a_notice_for_each_queued_run_and_each_cancel() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimed_writes_in_one_group_are_each_fenced() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        for _ in 0..2 {
+            store
+                .enqueue(&queued("mail"), &job(0, 0, None))
+                .await
+                .expect("enqueue");
+        }
+        let claimed = store.claim("i1", &free("mail"), at(100), 2).await.expect("claim");
+        assert_eq!(claimed.len(), 2, "{name}");
+        let mut ended: Vec<(taskyard::RunRecord, i64)> = claimed
+            .iter()
+            .map(|claim| {
+                let mut run = claim.run.clone();
+                run.status = RunStatus::Succeeded;
+                run.finished_at = Some(at(200));
+                (run, claim.fence)
+            })
+            .collect();
+        // The second one's claim is stale.
+        ended[1].1 -= 1;
+        let written = store.put_claimed_many(&ended).await.expect("written");
+        assert_eq!(written, vec![true, false], "{name}");
+        let first = store.get_run(ended[0].0.id).await.expect("get").expect("run");
+        let second = store.get_run(ended[1].0.id).await.expect("get").expect("run");
+        assert_eq!(first.status, RunStatus::Succeeded, "{name}");
+        assert_eq!(
+            second.status,
+            RunStatus::Running,
+            "{name}: the stale write changed nothing"
+        );
+    }
+}

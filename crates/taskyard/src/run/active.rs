@@ -205,7 +205,9 @@ impl RuntimeInner {
         }
     }
 
-    pub(super) fn mark_started(&self, run: &ActiveRun, attempt: u32) {
+    /// The attempt began; `record` writes the run's new state (not needed where the
+    /// store already holds it).
+    pub(super) fn mark_started(&self, run: &ActiveRun, attempt: u32, record: bool) {
         {
             let now = Timestamp::now();
             let mut live = run.live();
@@ -216,7 +218,9 @@ impl RuntimeInner {
         }
         tracing::debug!(attempt, "run started");
         self.publish(run, || RunEventKind::Started { attempt });
-        self.record(run);
+        if record {
+            self.record(run);
+        }
     }
 
     /// Keeps the attempt that just ended among the run's attempts; returns its error.

@@ -136,8 +136,12 @@ async fn run_attempts(
         Some(claim) => (claim.max_attempts, run.live().attempt),
         None => (task.retry.max_attempts(), 1),
     };
+    // The claim itself stored a claimed run as `running` on this instance: its first
+    // attempt's start needs no write of its own.
+    let mut record_start = run.claim.is_none();
     loop {
-        runtime.inner.mark_started(run, attempt);
+        runtime.inner.mark_started(run, attempt, record_start);
+        record_start = true;
         // A run with one attempt is its attempt: it shares the run's token rather than
         // making a child (an allocation and the parent's lock), and cancelling it at the
         // end touches nothing that outlives the run.

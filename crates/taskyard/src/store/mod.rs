@@ -120,6 +120,16 @@ pub trait Store: Send + Sync + 'static {
     /// `false`, writing nothing, when the attempt lost its claim.
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error>;
 
+    /// [`Store::put_claimed`] for several runs, in one transaction where the store has
+    /// them: one answer per write, in order.
+    async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
+        let mut written = Vec::with_capacity(runs.len());
+        for (run, fence) in runs {
+            written.push(self.put_claimed(run, *fence).await?);
+        }
+        Ok(written)
+    }
+
     /// Ends a claimed attempt that will be retried: writes `run` (status `queued`, the
     /// failed attempt among its attempts) due again at `run_at`, if `fence` is still the
     /// run's; the claim ends with it. `false`, writing nothing, when the attempt lost its

@@ -226,6 +226,10 @@ impl Store for PostgresStore {
         Some(receive)
     }
 
+    async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
+        self.sql().put_claimed_many(runs).await
+    }
+
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
         self.sql().requeue_claimed(run, fence, run_at).await
     }

@@ -238,6 +238,26 @@ where
         self.update_fenced(run, fence, None, false).await
     }
 
+    /// Writes several claimed runs' states, each fenced, in one transaction (see
+    /// `Store::put_claimed_many`): one commit for the group instead of one per write.
+    pub async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
+        let update = fenced_update(DB::JSON);
+        let mut tx = self.pool.begin().await.map_err(self.error())?;
+        let mut written = Vec::with_capacity(runs.len());
+        for (run, fence) in runs {
+            let done = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update.clone())), run)
+                .bind(*fence)
+                .bind(None::<i64>)
+                .bind(0_i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.error())?;
+            written.push(DB::rows_affected(&done) == 1);
+        }
+        tx.commit().await.map_err(self.error())?;
+        Ok(written)
+    }
+
     /// Puts a claimed run back in the queue for its next attempt (see
     /// `Store::requeue_claimed`).
     pub async fn requeue_claimed(
@@ -317,11 +337,7 @@ where
         requeue_at: Option<Timestamp>,
         end_claim: bool,
     ) -> Result<bool, Error> {
-        let update = format!(
-            "UPDATE taskyard_runs SET {set}, run_at = COALESCE($19, run_at), fence = fence + $20 \
-             WHERE id = $1 AND fence = $18",
-            set = set_columns(DB::JSON)
-        );
+        let update = fenced_update(DB::JSON);
         let done = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update)), run)
             .bind(fence)
             .bind(requeue_at.map(|at| at.as_millisecond()))
@@ -382,6 +398,16 @@ where
 
 /// A claimed run's place in the queue: priority (highest first), `run_at`, id.
 type QueueOrder = (std::cmp::Reverse<i64>, i64, RunId);
+
+/// Writes a run's columns (`$1`…`$17`) where its fence is still `$18`; `$19`, when not
+/// null, is its new `run_at`, and `$20` is added to its fence.
+fn fenced_update(j: &str) -> String {
+    format!(
+        "UPDATE taskyard_runs SET {set}, run_at = COALESCE($19, run_at), fence = fence + $20 \
+         WHERE id = $1 AND fence = $18",
+        set = set_columns(j)
+    )
+}
 
 /// Durable runs due at `$1`.
 const DUE: &str = "durable AND status = 'queued' AND run_at <= $1";

@@ -182,14 +182,39 @@ async fn write_loop(
         write_with_retry(store.as_ref(), &health, &batch).await;
         batch.clear();
         index.clear();
-        // Claimed runs one by one, in order: each write is fenced on its own.
-        for (run, fence, ack) in claimed.drain(..) {
-            let written = write_claimed_with_retry(store.as_ref(), &health, &run, fence).await;
-            if !written {
-                tracing::warn!(run_id = %run.id, "a write of an attempt that lost its claim was refused");
+        // Claimed runs in one transaction, each write fenced on its own; of a run's
+        // states in this batch only the last is written, and its answer goes to every
+        // write it replaced.
+        if !claimed.is_empty() {
+            let mut latest: Vec<(RunRecord, i64)> = Vec::with_capacity(claimed.len());
+            let mut waiting: Vec<Vec<oneshot::Sender<bool>>> = Vec::with_capacity(claimed.len());
+            let mut at: HashMap<(RunId, i64), usize> = HashMap::with_capacity(claimed.len());
+            for (run, fence, ack) in claimed.drain(..) {
+                let slot = match at.get(&(run.id, fence)) {
+                    Some(&slot) => {
+                        latest[slot].0 = run;
+                        slot
+                    }
+                    None => {
+                        at.insert((run.id, fence), latest.len());
+                        latest.push((run, fence));
+                        waiting.push(Vec::new());
+                        latest.len() - 1
+                    }
+                };
+                waiting[slot].extend(ack);
             }
-            if let Some(ack) = ack {
-                let _ = ack.send(written);
+            let written = retrying(&health, &format!("{} claimed runs", latest.len()), || {
+                store.put_claimed_many(&latest)
+            })
+            .await;
+            for (((run, _), acks), written) in latest.iter().zip(waiting).zip(written) {
+                if !written {
+                    tracing::warn!(run_id = %run.id, "a write of an attempt that lost its claim was refused");
+                }
+                for ack in acks {
+                    let _ = ack.send(written);
+                }
             }
         }
         for ack in acks.drain(..) {
@@ -205,18 +230,6 @@ async fn write_with_retry(store: &dyn Store, health: &StoreHealth, batch: &[RunR
         })
         .await;
     }
-}
-
-async fn write_claimed_with_retry(
-    store: &dyn Store,
-    health: &StoreHealth,
-    run: &RunRecord,
-    fence: i64,
-) -> bool {
-    retrying(health, &format!("claimed run {}", run.id), || {
-        store.put_claimed(run, fence)
-    })
-    .await
 }
 
 /// Runs `write` until it succeeds, telling `health` how each try went and backing off
