@@ -65,9 +65,13 @@ impl Runtime {
                                 break;
                             };
                             let execution = self.execute_claimed(run);
+                            let runtime = self.clone();
                             drop(inner.tracker.spawn(async move {
                                 execution.await;
                                 drop(permit);
+                                // Its end is in the store: room here, and under the task's
+                                // limit in the cluster, for the next run at once.
+                                runtime.inner.queue_wake.notify_one();
                             }));
                         }
                         if full {
