@@ -410,7 +410,9 @@ async fn queue_child() {
                 .append(true)
                 .open(&path)
                 .map_err(|error| TaskError::new(error.to_string()))?;
-            writeln!(file, "{} {}", cx.run_id(), cx.attempt())
+            // One `write` for the whole line: a kill cannot leave half of it.
+            let line = format!("{} {}\n", cx.run_id(), cx.attempt());
+            file.write_all(line.as_bytes())
                 .map_err(|error| TaskError::new(error.to_string()))?;
             Ok::<_, TaskError>(Value::Null)
         }
