@@ -198,19 +198,25 @@ async fn durable_runs_survive_instances_killed_and_restarted_during_the_burn_dow
                     run.attempt
                 );
             }
-            // Re-run within the lease and five seconds of its instance's last heartbeat
-            // (plus the run's own length).
-            for attempt in run
-                .attempts
-                .iter()
-                .filter(|attempt| attempt.status == RunStatus::Abandoned)
-            {
+            // Each lost attempt is followed within the lease and six seconds of its
+            // instance's last heartbeat by the next attempt's start (or, for the last lost
+            // one, by the run's end; the run itself takes under half a second).
+            for (index, attempt) in run.attempts.iter().enumerate() {
+                if attempt.status != RunStatus::Abandoned {
+                    continue;
+                }
                 rerun += 1;
-                let finished = run.finished_at.expect("finished");
-                let waited = finished.duration_since(attempt.finished_at);
+                let next = run
+                    .attempts
+                    .get(index + 1)
+                    .map(|next| next.started_at)
+                    .or(run.finished_at)
+                    .expect("finished");
+                let waited = next.duration_since(attempt.finished_at);
                 assert!(
                     waited <= jiff::SignedDuration::try_from(LEASE + Duration::from_secs(6)).expect("span"),
-                    "{name}: run {} ended {waited:?} after its instance's last heartbeat",
+                    "{name}: attempt {} of run {} was followed {waited:?} after its instance's last heartbeat",
+                    attempt.attempt,
                     run.id
                 );
             }
