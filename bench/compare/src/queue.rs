@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use taskyard::store::{Job, Store};
-use taskyard::{
-    App, Concurrency, RunId, RunRecord, RunStatus, StoreConfig, Task, TaskContext, TaskError, Trigger,
-};
+use taskyard::{App, Concurrency, RunRecord, StoreConfig, Task, TaskContext, TaskError, Trigger};
 use tokio::sync::mpsc;
 
 use crate::peers;
@@ -215,23 +213,13 @@ async fn fill(store: &Arc<dyn Store>, jobs: usize) {
         writers.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < jobs {
                 let now = Timestamp::now();
-                let run = RunRecord {
-                    id: RunId::new(),
-                    task: "noop".into(),
-                    trigger: Trigger::Manual,
-                    payload: Value::Object(Default::default()),
-                    status: RunStatus::Queued,
-                    attempt: 1,
-                    attempts: Vec::new(),
-                    instance: "bench".into(),
-                    queued_at: now,
-                    started_at: None,
-                    finished_at: None,
-                    duration_ms: None,
-                    result: None,
-                    error: None,
-                    progress: None,
-                };
+                let run = RunRecord::queued(
+                    "noop".into(),
+                    Value::Object(Default::default()),
+                    Trigger::Manual,
+                    "bench".into(),
+                    now,
+                );
                 let job = Job {
                     run_at: now,
                     priority: 0,

@@ -138,6 +138,35 @@ pub struct RunRecord {
     pub progress: Option<Progress>,
 }
 
+impl RunRecord {
+    /// A new run of `task`, `queued` by `instance` at `queued_at`, with no attempt begun.
+    pub fn queued(
+        task: String,
+        payload: serde_json::Value,
+        trigger: Trigger,
+        instance: String,
+        queued_at: Timestamp,
+    ) -> Self {
+        RunRecord {
+            id: RunId::new(),
+            task,
+            trigger,
+            payload,
+            status: RunStatus::Queued,
+            attempt: 1,
+            attempts: Vec::new(),
+            instance,
+            queued_at,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            result: None,
+            error: None,
+            progress: None,
+        }
+    }
+}
+
 pub(crate) fn duration_ms(start: Timestamp, end: Timestamp) -> u64 {
     let ms = end.as_millisecond() - start.as_millisecond();
     u64::try_from(ms).unwrap_or(0)

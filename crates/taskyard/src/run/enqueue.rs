@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use super::{RunHandle, Runtime};
-use crate::history::{RunId, RunRecord, RunStatus, Trigger};
+use crate::history::{RunId, RunRecord, Trigger};
 use crate::store::{Enqueued, Job};
 use crate::{Concurrency, Error};
 
@@ -114,23 +114,7 @@ impl Enqueue {
             .run_at
             .unwrap_or(now)
             .max(now.checked_add(after).unwrap_or(now));
-        let run = RunRecord {
-            id: RunId::new(),
-            task: self.task,
-            trigger: self.trigger,
-            payload: self.payload,
-            status: RunStatus::Queued,
-            attempt: 1,
-            attempts: Vec::new(),
-            instance: inner.instance.clone(),
-            queued_at: now,
-            started_at: None,
-            finished_at: None,
-            duration_ms: None,
-            result: None,
-            error: None,
-            progress: None,
-        };
+        let run = RunRecord::queued(self.task, self.payload, self.trigger, inner.instance.clone(), now);
         let key = match (self.key, slot.entry.task.concurrency, &run.trigger) {
             (Some(key), _, _) => Some(key),
             (None, _, Trigger::Schedule { .. }) => None,
