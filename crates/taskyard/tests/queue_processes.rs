@@ -136,9 +136,10 @@ async fn durable_runs_survive_instances_killed_and_restarted_during_the_burn_dow
             .map(|_| Instance::start(&backend, effects.path(), total / 4))
             .collect();
         let mut kills = 0;
-        let mut next = 0;
         let burned = loop {
-            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            // At random moments and on a random instance: kills in step with the lease would
+            // hand a rescued run to the next victim again and again.
+            tokio::time::sleep(Duration::from_millis(1_000 + fastrand::u64(0..1_000))).await;
             let runs = runs_of(&backend, "burn").await;
             let done = runs.iter().filter(|run| run.status.is_final()).count();
             if runs.len() == total && done == total {
@@ -149,12 +150,11 @@ async fn durable_runs_survive_instances_killed_and_restarted_during_the_burn_dow
                 "{name}: {done} of {total} runs ended after {:?}",
                 began.elapsed()
             );
-            // SIGKILL one instance (in turn) and start another in its place.
-            let victim = instances.remove(next % instances.len());
+            // SIGKILL one instance and start another in its place.
+            let victim = instances.swap_remove(fastrand::usize(0..instances.len()));
             victim.kill();
             kills += 1;
-            instances.insert(next % 4, Instance::start(&backend, effects.path(), 0));
-            next += 1;
+            instances.push(Instance::start(&backend, effects.path(), 0));
         };
         for instance in instances {
             instance.stop();
@@ -221,8 +221,9 @@ async fn durable_runs_survive_instances_killed_and_restarted_during_the_burn_dow
                 );
             }
         }
+        let most = burned.iter().map(|run| run.attempt).max().unwrap_or_default();
         println!(
-            "{name}: {total} runs, {kills} instances killed, {rerun} attempts re-run, {:?}",
+            "{name}: {total} runs, {kills} instances killed, {rerun} attempts re-run (at most {most} attempts for one run), {:?}",
             began.elapsed()
         );
     }

@@ -9,7 +9,7 @@ use common::backends;
 use common::records::{at, job, lease, queued, record};
 use serde_json::json;
 use taskyard::run::Progress;
-use taskyard::store::{CancelRequest, ClaimTask, Enqueued, Job, Notice, SchedulePause};
+use taskyard::store::{CancelRequest, ClaimTask, Enqueued, InstanceLease, Job, Notice, SchedulePause};
 use taskyard::{RunId, RunStatus};
 
 /// `task`, claimed without a limit.
@@ -322,6 +322,33 @@ async fn durable_runs_of_a_dead_instance_go_back_to_the_queue_as_their_next_atte
         assert_eq!(retaken[0].run.attempt, 2, "{name}");
         assert_eq!(retaken[0].run.instance, "live", "{name}");
         assert!(retaken[0].fence > claimed[0].fence, "{name}");
+        assert_eq!(
+            again.attempts[0].started_at,
+            at(50),
+            "{name}: the lost attempt began at its claim"
+        );
+        // That instance dies too: its attempt began when it claimed the run, not at the run's
+        // first start.
+        let beat = InstanceLease {
+            heartbeat_at: at(60_000),
+            ..lease("live", at(61_000))
+        };
+        store.heartbeat(&beat).await.expect("hb");
+        let (requeued, _) = store.requeue_orphans(at(90_000)).await.expect("rescue");
+        assert_eq!(requeued, [twice.id], "{name}");
+        let third = store.get_run(twice.id).await.expect("get").expect("run");
+        assert_eq!(third.attempt, 3, "{name}");
+        assert_eq!(
+            third.started_at,
+            Some(at(50)),
+            "{name}: the run began at its first claim"
+        );
+        let lost = &third.attempts[1];
+        assert_eq!(
+            (lost.started_at, lost.finished_at),
+            (at(10_000), at(60_000)),
+            "{name}: the second attempt ran from its claim to its instance's last heartbeat"
+        );
     }
 }
 

@@ -324,7 +324,8 @@ impl RuntimeInner {
     }
 
     /// Records the run's end (waiting until the store has it, for at most the store
-    /// timeout) and returns its result, or the store's error when it did not confirm.
+    /// timeout; a claimed durable run's end is only queued) and returns its result, or
+    /// the store's error when it did not confirm.
     pub(super) async fn finish(&self, run: &ActiveRun, end: AttemptEnd) -> Result<Value, Error> {
         let status = end.status();
         let error = end_error(&end);
@@ -354,19 +355,10 @@ impl RuntimeInner {
             // A durable run the shutdown interrupted keeps its claim's `running` row: once
             // this instance's lease is gone, a live instance queues it again.
             (Some(_), Some(_)) if interrupted => {}
-            (Some(recorder), Some(claim)) => {
-                match Box::pin(recorder.put_claimed_durable(run.snapshot(&self.instance), claim.fence)).await
-                {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(run_id = %run.id, "the run lost its claim; its end was not recorded")
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
-                        return Err(error);
-                    }
-                }
-            }
+            // Queued, not awaited: the claim's fence keeps a late write from landing over
+            // another attempt, and a run whose end never reaches the store is queued again
+            // once this instance's lease is gone. Its room is free at once.
+            (Some(recorder), Some(claim)) => recorder.put_claimed(run.snapshot(&self.instance), claim.fence),
             (Some(recorder), None) => {
                 if let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await {
                     // Not acknowledged: a caller must not take a result the store may not hold.

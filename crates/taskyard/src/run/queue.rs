@@ -24,9 +24,6 @@ const POLL: Duration = Duration::from_millis(200);
 /// Claimed runs one instance executes at once.
 const ROOM: usize = 64;
 
-/// Runs claimed in one statement at most.
-const BATCH: usize = 32;
-
 impl Runtime {
     /// Claims and executes due durable runs until the runtime stops accepting runs.
     pub(crate) async fn run_queue(self) {
@@ -48,9 +45,14 @@ impl Runtime {
             })
             .collect();
         let room = Arc::new(Semaphore::new(ROOM));
+        // Ends are written after their runs' room is free: a claim that found a task at
+        // its limit tries again once they are in.
+        let written = inner.recorder.as_ref().map(|recorder| recorder.claimed_written());
         let stop = inner.queue_stop.clone();
         while !stop.is_cancelled() {
-            let free = room.available_permits().min(BATCH);
+            // All the room in one claim: a statement per run's slot would cost a round trip
+            // each.
+            let free = room.available_permits();
             if free > 0 {
                 let claim = self.bounded(store.claim(&inner.instance, &tasks, Timestamp::now(), free));
                 let claimed = tokio::select! {
@@ -69,8 +71,8 @@ impl Runtime {
                             drop(inner.tracker.spawn(async move {
                                 execution.await;
                                 drop(permit);
-                                // Its end is in the store: room here, and under the task's
-                                // limit in the cluster, for the next run at once.
+                                // Its end is on its way to the store: room here for the next
+                                // run at once.
                                 runtime.inner.queue_wake.notify_one();
                             }));
                         }
@@ -84,6 +86,7 @@ impl Runtime {
             }
             tokio::select! {
                 _ = inner.queue_wake.notified() => {}
+                () = async { if let Some(written) = &written { written.notified().await } else { std::future::pending().await } } => {}
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stop.cancelled() => break,
             }

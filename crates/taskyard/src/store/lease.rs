@@ -3,11 +3,11 @@
 //! Every [`HEARTBEAT`] (or `ttl / 3`, if shorter) it renews this instance's lease and checks
 //! that the store is still the one it opened ([`Store::verify`]); schedules spread their
 //! ticks over the instances seen within [`MEMBERSHIP_WINDOW`], so a dead instance stops
-//! being given ticks within seconds. Every `ttl / 3` it asks the store to queue again the
-//! durable runs of instances whose lease has expired (a process that was killed, or a
-//! machine that vanished), as their next attempt, and to mark `abandoned` their other
-//! queued or running runs. About once a minute it also deletes runs older
-//! than the retention period.
+//! being given ticks within seconds. Beside that beat, on the same period but never
+//! delaying it, it asks the store to queue again the durable runs of instances whose lease
+//! has expired (a process that was killed, or a machine that vanished), as their next
+//! attempt, and to mark `abandoned` their other queued or running runs. About once a
+//! minute it also deletes runs older than the retention period.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -25,6 +25,9 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
 /// An instance counts for the schedules' spread while its last heartbeat is at most this
 /// old: three beats, so one slow write does not drop it.
 pub(crate) const MEMBERSHIP_WINDOW: Duration = Duration::from_secs(3);
+
+/// How often runs past the retention period are deleted.
+const PRUNE: Duration = Duration::from_secs(60);
 
 /// The instance must stop: set once, with the reason, by whoever finds out first.
 #[derive(Debug, Default)]
@@ -98,7 +101,12 @@ impl LeaseKeeper {
     /// Renews the lease and reaps dead instances' runs.
     pub async fn tick(&mut self) -> Result<(), Error> {
         self.beat().await?;
-        self.reap().await
+        Sweeper {
+            store: self.store.clone(),
+            retention: self.settings.retention,
+        }
+        .reap()
+        .await
     }
 
     /// Renews the lease, after checking the store is still the one opened.
@@ -108,6 +116,79 @@ impl LeaseKeeper {
         self.lease.heartbeat_at = now;
         self.lease.lease_until = now + signed(self.settings.ttl);
         self.store.heartbeat(&self.lease).await
+    }
+
+    /// Runs until `stop`, then releases the lease. The heartbeat keeps its own beat: the
+    /// sweep of dead instances' runs and the pruning of old ones run beside it, so a slow
+    /// sweep on a busy store never makes this instance look dead.
+    pub async fn run(mut self, stop: CancellationToken) {
+        // Sweeping as often as beating: a dead instance's runs go on elsewhere within a
+        // beat of its lease's end, not a third of the lease later.
+        let period = HEARTBEAT
+            .min(self.settings.ttl / 3)
+            .max(Duration::from_millis(50));
+        let sweeper = Sweeper {
+            store: self.store.clone(),
+            retention: self.settings.retention,
+        };
+        let sweeping = sweeper.run(period, stop.clone());
+        let beating = async {
+            let mut beats = every(period);
+            loop {
+                tokio::select! {
+                    _ = beats.tick() => {}
+                    _ = stop.cancelled() => break,
+                }
+                match self.beat().await {
+                    Ok(()) => self.health.recovered(Writer::Lease),
+                    Err(error @ Error::StoreReplaced { .. }) => {
+                        tracing::error!(%error, "stopping this instance");
+                        self.health.failed(Writer::Lease, &error);
+                        self.halt.halt(error);
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "renewing the instance lease failed");
+                        self.health.failed(Writer::Lease, &error);
+                    }
+                }
+            }
+            if let Err(error) = self.store.release_instance(&self.lease.instance).await {
+                tracing::warn!(%error, "releasing the instance lease failed");
+            }
+        };
+        tokio::join!(beating, sweeping);
+    }
+}
+
+/// Sweeps up after dead instances and deletes runs past the retention period.
+struct Sweeper {
+    store: Arc<dyn Store>,
+    retention: Option<Duration>,
+}
+
+impl Sweeper {
+    /// Every `period` until `stop`: queues again the durable runs of dead instances and marks
+    /// their other runs abandoned; about once a minute, prunes old runs.
+    async fn run(self, period: Duration, stop: CancellationToken) {
+        let mut sweeps = every(period);
+        let prune_every = (PRUNE.as_millis() / period.as_millis()).max(1);
+        let mut count = 0u128;
+        loop {
+            tokio::select! {
+                _ = sweeps.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Err(error) = self.reap().await {
+                tracing::error!(%error, "marking runs of dead instances abandoned failed");
+            }
+            if count.is_multiple_of(prune_every)
+                && let Err(error) = self.prune().await
+            {
+                tracing::error!(%error, "deleting old runs failed");
+            }
+            count += 1;
+        }
     }
 
     async fn reap(&self) -> Result<(), Error> {
@@ -131,7 +212,7 @@ impl LeaseKeeper {
     }
 
     async fn prune(&self) -> Result<(), Error> {
-        if let Some(retention) = self.settings.retention {
+        if let Some(retention) = self.retention {
             let pruned = self
                 .store
                 .prune_runs(Timestamp::now() - signed(retention))
@@ -142,48 +223,14 @@ impl LeaseKeeper {
         }
         Ok(())
     }
+}
 
-    /// Runs until `stop`, then releases the lease.
-    pub async fn run(mut self, stop: CancellationToken) {
-        let reap_period = (self.settings.ttl / 3).max(Duration::from_millis(50));
-        let period = HEARTBEAT.min(reap_period);
-        let every = |of: Duration| (of.as_millis() / period.as_millis()).max(1) as u64;
-        let (reap_every, prune_every) = (every(reap_period), every(Duration::from_secs(60)));
-        let mut ticks = 0u64;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(period) => {}
-                _ = stop.cancelled() => break,
-            }
-            match self.beat().await {
-                Ok(()) => self.health.recovered(Writer::Lease),
-                Err(error @ Error::StoreReplaced { .. }) => {
-                    tracing::error!(%error, "stopping this instance");
-                    self.health.failed(Writer::Lease, &error);
-                    self.halt.halt(error);
-                    return;
-                }
-                Err(error) => {
-                    tracing::error!(%error, "renewing the instance lease failed");
-                    self.health.failed(Writer::Lease, &error);
-                }
-            }
-            if ticks.is_multiple_of(reap_every)
-                && let Err(error) = self.reap().await
-            {
-                tracing::error!(%error, "marking runs of dead instances abandoned failed");
-            }
-            if ticks.is_multiple_of(prune_every)
-                && let Err(error) = self.prune().await
-            {
-                tracing::error!(%error, "deleting old runs failed");
-            }
-            ticks += 1;
-        }
-        if let Err(error) = self.store.release_instance(&self.lease.instance).await {
-            tracing::warn!(%error, "releasing the instance lease failed");
-        }
-    }
+/// A steady beat of `period` whose first tick is one period away; a late tick delays the
+/// next rather than bunching them.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
 }
 
 fn signed(duration: Duration) -> SignedDuration {

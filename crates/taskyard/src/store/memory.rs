@@ -267,6 +267,7 @@ impl Store for MemoryStore {
             run.status = RunStatus::Running;
             run.instance = instance.to_owned();
             run.started_at = run.started_at.or(Some(now));
+            job.run_at = now;
             *fence += 1;
             claimed.push(Claimed {
                 run: run.clone(),
@@ -308,6 +309,7 @@ impl Store for MemoryStore {
                 run: run.clone(),
                 fence: *fence,
                 max_attempts: job.max_attempts,
+                claimed_at: Some(job.run_at),
                 seen: lease.map(|(_, seen)| *seen),
                 cancel_requested: cancels.contains(id),
             };

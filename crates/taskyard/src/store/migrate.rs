@@ -42,6 +42,11 @@ const SQLITE: &[Migration] = &[
         name: "cancels, cluster concurrency and schedule pauses",
         sql: include_str!("migrations/sqlite/0005_cluster.sql"),
     },
+    Migration {
+        version: 6,
+        name: "queue order index",
+        sql: include_str!("migrations/sqlite/0006_queue_order.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -70,10 +75,15 @@ const POSTGRES: &[Migration] = &[
         name: "cancels, cluster concurrency and schedule pauses",
         sql: include_str!("migrations/postgres/0005_cluster.sql"),
     },
+    Migration {
+        version: 6,
+        name: "queue order index",
+        sql: include_str!("migrations/postgres/0006_queue_order.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 5;
+pub const MIGRATIONS_VERSION: i64 = 6;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

@@ -3,7 +3,8 @@
 //! attempt that holds it.
 //!
 //! The run record is the job row: a durable run is a `queued` record any live instance may
-//! claim once `run_at` has come. A claim bumps the run's fence; every later write of that
+//! claim once `run_at` has come. A claim bumps the run's fence and sets `run_at` to the claim's
+//! time, which is when the attempt began should its instance die; every later write of that
 //! attempt (progress, the end) carries the fence it was claimed with, and the store refuses
 //! a write whose fence is no longer the run's, so an attempt that lost its claim (its
 //! instance was presumed dead and the run handed on) never writes over the live one.
@@ -100,6 +101,8 @@ pub(crate) struct Orphan {
     pub fence: i64,
     /// How many attempts the run gets in all.
     pub max_attempts: u32,
+    /// When the lost attempt was claimed (a running run's `run_at`), if known.
+    pub claimed_at: Option<Timestamp>,
     /// The instance's last heartbeat, if its lease row is still there.
     pub seen: Option<Timestamp>,
     /// Someone asked to cancel the run: it ends `cancelled` instead of running again.
@@ -112,7 +115,7 @@ pub(crate) struct Orphan {
 /// was asked for). Returns the run and whether it was queued again.
 pub(crate) fn rescue(orphan: &Orphan, now: Timestamp) -> (RunRecord, bool) {
     let mut run = orphan.run.clone();
-    let started = run.started_at.unwrap_or(run.queued_at);
+    let started = orphan.claimed_at.or(run.started_at).unwrap_or(run.queued_at);
     let ended = orphan.seen.map_or(now, |seen| seen.max(started).min(now));
     let error = format!(
         "abandoned: instance {} stopped renewing its lease while the run was running",

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::health::Writer;
@@ -31,9 +31,8 @@ pub(crate) const MAX_BATCH: usize = 512;
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Put(RunRecord, Option<oneshot::Sender<()>>),
-    /// A claimed durable run's state, written only while `i64` is still its fence; the
-    /// acknowledgement says whether it was.
-    PutClaimed(RunRecord, i64, Option<oneshot::Sender<bool>>),
+    /// A claimed durable run's state, written only while `i64` is still its fence.
+    PutClaimed(RunRecord, i64),
     Flush(oneshot::Sender<()>),
     /// Write what is queued, then stop.
     Close,
@@ -46,6 +45,8 @@ pub(crate) struct Recorder {
     backend: &'static str,
     /// How long a caller waits for a write before it is told the store is unavailable.
     timeout: Duration,
+    /// Told after each group of claimed runs' writes is committed.
+    claimed_written: Arc<Notify>,
 }
 
 impl Recorder {
@@ -56,12 +57,14 @@ impl Recorder {
     ) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let backend = store.backend();
-        let writer = tokio::spawn(write_loop(store, health.clone(), rx));
+        let claimed_written = Arc::new(Notify::new());
+        let writer = tokio::spawn(write_loop(store, health.clone(), claimed_written.clone(), rx));
         let recorder = Recorder {
             tx,
             health,
             backend,
             timeout,
+            claimed_written,
         };
         (recorder, writer)
     }
@@ -80,19 +83,17 @@ impl Recorder {
         self.wait(acked, self.timeout).await
     }
 
-    /// Queues a claimed run's state, fenced by its claim, without waiting.
+    /// Queues a claimed run's state, fenced by its claim, without waiting: a write the
+    /// store refuses because the claim was lost is logged, and a run whose end was never
+    /// written is queued again once its instance's lease is gone.
     pub fn put_claimed(&self, run: RunRecord, fence: i64) {
-        let _ = self.tx.send(Command::PutClaimed(run, fence, None));
+        let _ = self.tx.send(Command::PutClaimed(run, fence));
     }
 
-    /// Queues a claimed run's state and waits until it is committed, for at most the store
-    /// timeout: `false` when the store refused it because the claim was lost.
-    pub async fn put_claimed_durable(&self, run: RunRecord, fence: i64) -> Result<bool, Error> {
-        let (ack, acked) = oneshot::channel();
-        self.tx
-            .send(Command::PutClaimed(run, fence, Some(ack)))
-            .map_err(|_| Error::ShuttingDown)?;
-        self.wait(acked, self.timeout).await
+    /// Notified each time a group of claimed runs' writes is committed: runs that ended
+    /// left room under their tasks' limits across the cluster.
+    pub fn claimed_written(&self) -> Arc<Notify> {
+        self.claimed_written.clone()
     }
 
     /// Writes everything queued so far, then stops the writer; later records are refused.
@@ -152,6 +153,7 @@ impl Recorder {
 async fn write_loop(
     store: Arc<dyn Store>,
     health: Arc<StoreHealth>,
+    claimed_written: Arc<Notify>,
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
@@ -174,7 +176,7 @@ async fn write_loop(
                     }
                     acks.extend(ack);
                 }
-                Command::PutClaimed(run, fence, ack) => claimed.push((run, fence, ack)),
+                Command::PutClaimed(run, fence) => claimed.push((run, fence)),
                 Command::Flush(ack) => acks.push(ack),
                 Command::Close => closing = true,
             }
@@ -183,39 +185,29 @@ async fn write_loop(
         batch.clear();
         index.clear();
         // Claimed runs in one transaction, each write fenced on its own; of a run's
-        // states in this batch only the last is written, and its answer goes to every
-        // write it replaced.
+        // states in this batch only the last is written.
         if !claimed.is_empty() {
             let mut latest: Vec<(RunRecord, i64)> = Vec::with_capacity(claimed.len());
-            let mut waiting: Vec<Vec<oneshot::Sender<bool>>> = Vec::with_capacity(claimed.len());
             let mut at: HashMap<(RunId, i64), usize> = HashMap::with_capacity(claimed.len());
-            for (run, fence, ack) in claimed.drain(..) {
-                let slot = match at.get(&(run.id, fence)) {
-                    Some(&slot) => {
-                        latest[slot].0 = run;
-                        slot
-                    }
+            for (run, fence) in claimed.drain(..) {
+                match at.get(&(run.id, fence)) {
+                    Some(&slot) => latest[slot].0 = run,
                     None => {
                         at.insert((run.id, fence), latest.len());
                         latest.push((run, fence));
-                        waiting.push(Vec::new());
-                        latest.len() - 1
                     }
-                };
-                waiting[slot].extend(ack);
+                }
             }
             let written = retrying(&health, &format!("{} claimed runs", latest.len()), || {
                 store.put_claimed_many(&latest)
             })
             .await;
-            for (((run, _), acks), written) in latest.iter().zip(waiting).zip(written) {
+            for ((run, _), written) in latest.iter().zip(written) {
                 if !written {
                     tracing::warn!(run_id = %run.id, "a write of an attempt that lost its claim was refused");
                 }
-                for ack in acks {
-                    let _ = ack.send(written);
-                }
             }
+            claimed_written.notify_one();
         }
         for ack in acks.drain(..) {
             let _ = ack.send(());

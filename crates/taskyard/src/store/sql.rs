@@ -39,6 +39,10 @@ pub(super) trait Dialect: Database {
     const TASKS_OF_2: &'static str;
     /// What locks the rows a claim picks without waiting for other claimers.
     const SKIP_LOCKED: &'static str;
+    /// The rows whose id the CTE `due` picked, as a `WHERE` condition that looks each up
+    /// by its key (PostgreSQL plans `IN (SELECT …)` over a limit it cannot estimate as a
+    /// scan of the whole table).
+    const IN_DUE: &'static str;
     /// A claimed run's fence, attempt limit, priority, `run_at` and cancel flag (0 or 1),
     /// as `RETURNING` reads them.
     const CLAIM_EXTRA: &'static str;
@@ -67,6 +71,7 @@ impl Dialect for sqlx::Sqlite {
     const TASKS_OF_2: &'static str = "SELECT value FROM json_each($2)";
     // SQLite has one writer at a time: the claim's single statement is atomic.
     const SKIP_LOCKED: &'static str = "";
+    const IN_DUE: &'static str = "id IN (SELECT id FROM due)";
     const CLAIM_EXTRA: &'static str = "fence, max_attempts, priority, run_at, cancel_requested";
     const GREATEST: &'static str = "MAX";
     const LEAST: &'static str = "MIN";
@@ -88,6 +93,7 @@ impl Dialect for sqlx::Postgres {
     const JSON: &'static str = "::jsonb";
     const TASKS_OF_2: &'static str = "SELECT jsonb_array_elements_text($2::jsonb)";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const IN_DUE: &'static str = "id = ANY(ARRAY(SELECT id FROM due))";
     const CLAIM_EXTRA: &'static str = "fence, max_attempts::bigint AS max_attempts, priority::bigint AS priority, run_at, \
          (CASE WHEN cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested";
     const GREATEST: &'static str = "GREATEST";
