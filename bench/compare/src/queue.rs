@@ -1,8 +1,10 @@
-//! Durable runs beside graphile-worker (npm) on the same local PostgreSQL: a burn-down of
-//! `JOBS` no-op jobs queued beforehand in bulk (as graphile-worker's own benchmark does),
-//! with the same worker concurrency, then the enqueue→start latency of single jobs on an
-//! idle worker, and the rows written per job (`pg_stat_database`). The same burn-down on
-//! SQLite is reported beside it. `TASKYARD_BENCH_QUEUE_JOBS` sets the size.
+//! Durable runs beside graphile-worker (npm) and apalis (crates.io) on the same local
+//! PostgreSQL: a burn-down of `JOBS` no-op jobs queued beforehand in bulk (as
+//! graphile-worker's own benchmark does), with the same worker concurrency, then the
+//! enqueue→start latency of single jobs on an idle worker, and the rows written per job
+//! (`pg_stat_database`). The same on SQLite beside apalis's SQLite backend.
+//! `TASKYARD_BENCH_QUEUE_JOBS` sets the size; `TASKYARD_BENCH_QUEUE_TASKYARD_ONLY=1` measures
+//! taskyard on PostgreSQL alone (to profile it).
 
 use std::path::Path;
 use std::process::Command;
@@ -43,6 +45,13 @@ pub fn compare(root: &Path) -> Vec<Row> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(JOBS);
+    if std::env::var_os("TASKYARD_BENCH_QUEUE_TASKYARD_ONLY").is_some() {
+        // For profiling taskyard's side alone: its numbers, no peers, no rows.
+        let schema = PostgresSchema::create();
+        let ours = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs);
+        eprintln!("queue: taskyard PostgreSQL {ours:?}");
+        return Vec::new();
+    }
     let schema = PostgresSchema::create();
     let ours = measure(
         StoreConfig::Postgres(schema.url.clone()),
@@ -51,83 +60,109 @@ pub fn compare(root: &Path) -> Vec<Row> {
     );
     drop(schema);
     let graphile = graphile_worker(root, jobs);
+    let apalis_pg = {
+        let schema = PostgresSchema::create();
+        // apalis keeps its jobs in a schema of its own, `apalis`.
+        crate::recorded::psql(&schema.base, "DROP SCHEMA IF EXISTS apalis CASCADE");
+        let measured = apalis(root, "postgres", &schema.url, jobs);
+        crate::recorded::psql(&schema.base, "DROP SCHEMA IF EXISTS apalis CASCADE");
+        measured
+    };
     let dir = std::env::temp_dir().join(format!("taskyard-bench-queue-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let sqlite = measure(StoreConfig::Sqlite(dir.join("taskyard.db")), None, jobs);
+    let apalis_sqlite = apalis(root, "sqlite", &dir.join("apalis.db").display().to_string(), jobs);
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("queue: taskyard PostgreSQL {ours:?}");
     eprintln!("queue: graphile-worker {graphile:?}");
+    eprintln!("queue: apalis PostgreSQL {apalis_pg:?}");
     eprintln!("queue: taskyard SQLite {sqlite:?}");
-    let row = |metric: &str,
-               taskyard: f64,
-               peer: f64,
-               higher_better: bool,
-               target: String,
-               met: bool,
-               unit: &str| Row {
-        comparison: format!("durable queue, {jobs} no-op jobs, concurrency {CONCURRENCY}"),
-        metric: metric.to_owned(),
-        taskyard,
-        peer,
-        peer_name: "graphile-worker".into(),
-        ratio: if higher_better {
-            taskyard / peer
+    eprintln!("queue: apalis SQLite {apalis_sqlite:?}");
+    let best = graphile.jobs_per_s.max(apalis_pg.jobs_per_s);
+    let comparison = format!("durable queue, {jobs} no-op jobs, concurrency {CONCURRENCY}");
+    let mut rows = Vec::new();
+    for (backend, taskyard, peer, name) in [
+        ("PostgreSQL", ours, graphile, "graphile-worker"),
+        ("PostgreSQL", ours, apalis_pg, "apalis"),
+        ("SQLite", sqlite, apalis_sqlite, "apalis"),
+    ] {
+        let row = |metric: String,
+                   ours: f64,
+                   theirs: f64,
+                   higher_better: bool,
+                   target: &str,
+                   met: bool,
+                   unit: &str| Row {
+            comparison: comparison.clone(),
+            metric,
+            taskyard: ours,
+            peer: theirs,
+            peer_name: name.into(),
+            ratio: if higher_better {
+                ours / theirs
+            } else {
+                theirs / ours
+            },
+            target: target.into(),
+            met,
+            unit: unit.into(),
+        };
+        let (target, met) = if backend == "PostgreSQL" {
+            ("≥ 2× the best peer", taskyard.jobs_per_s >= 2.0 * best)
         } else {
-            peer / taskyard
-        },
-        target,
-        met,
-        unit: unit.to_owned(),
-    };
-    vec![
-        row(
-            "burn-down on PostgreSQL, jobs/s (taskyard / graphile-worker)",
-            ours.jobs_per_s,
-            graphile.jobs_per_s,
+            ("—", taskyard.jobs_per_s >= peer.jobs_per_s)
+        };
+        rows.push(row(
+            format!("burn-down on {backend}, jobs/s (taskyard / {name})"),
+            taskyard.jobs_per_s,
+            peer.jobs_per_s,
             true,
-            "≥ 2× the best peer".into(),
-            ours.jobs_per_s >= 2.0 * graphile.jobs_per_s,
+            target,
+            met,
             "jobs/s",
-        ),
-        row(
-            "enqueue→start p50 when idle, ms (graphile-worker / taskyard)",
-            ours.p50_ms,
-            graphile.p50_ms,
+        ));
+        rows.push(row(
+            format!("enqueue→start p50 when idle on {backend}, ms ({name} / taskyard)"),
+            taskyard.p50_ms,
+            peer.p50_ms,
             false,
-            "≤ 5 ms".into(),
-            ours.p50_ms <= 5.0,
+            "≤ 5 ms",
+            taskyard.p50_ms <= 5.0,
             "ms",
-        ),
-        row(
-            "enqueue→start p99 when idle, ms (graphile-worker / taskyard)",
-            ours.p99_ms,
-            graphile.p99_ms,
+        ));
+        rows.push(row(
+            format!("enqueue→start p99 when idle on {backend}, ms ({name} / taskyard)"),
+            taskyard.p99_ms,
+            peer.p99_ms,
             false,
-            "—".into(),
-            ours.p99_ms <= graphile.p99_ms,
+            "—",
+            taskyard.p99_ms <= peer.p99_ms,
             "ms",
-        ),
-        row(
-            "rows written per job during the burn-down (graphile-worker / taskyard)",
-            ours.rows_per_job,
-            graphile.rows_per_job,
-            false,
-            "—".into(),
-            ours.rows_per_job <= graphile.rows_per_job,
-            "rows",
-        ),
-        Row {
-            comparison: format!("durable queue, {jobs} no-op jobs, concurrency {CONCURRENCY}"),
-            metric: "burn-down on SQLite, jobs/s (taskyard on SQLite / on PostgreSQL)".into(),
-            taskyard: sqlite.jobs_per_s,
-            peer: ours.jobs_per_s,
-            peer_name: "taskyard on PostgreSQL".into(),
-            ratio: sqlite.jobs_per_s / ours.jobs_per_s,
-            target: "—".into(),
-            met: true,
-            unit: "jobs/s".into(),
-        },
-    ]
+        ));
+        if backend == "PostgreSQL" {
+            rows.push(row(
+                format!("rows written per job during the burn-down ({name} / taskyard)"),
+                taskyard.rows_per_job,
+                peer.rows_per_job,
+                false,
+                "—",
+                taskyard.rows_per_job <= peer.rows_per_job,
+                "rows",
+            ));
+        }
+    }
+    rows
+}
+
+/// apalis's burn-down and latency (`bench/peers/apalis`, built by `bench/run`) on
+/// `backend` at `url` (PostgreSQL) or in the file `url` (SQLite).
+fn apalis(root: &Path, backend: &str, url: &str, jobs: usize) -> Measured {
+    let binary = root.join("target/bench-peers/apalis/release/apalis-queue");
+    let output = Command::new(&binary)
+        .args([backend, url, &jobs.to_string(), &CONCURRENCY.to_string()])
+        .output()
+        .unwrap_or_else(|error| panic!("{} runs (bench/run builds it): {error}", binary.display()));
+    measured(&output, "apalis")
 }
 
 /// taskyard's burn-down and latency on `store`; `stats` is the PostgreSQL database whose
@@ -176,8 +211,9 @@ fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize) -> Measured {
         while done.load(Ordering::Relaxed) < jobs {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let seconds = began.elapsed().as_secs_f64();
+        // Done when every end is in the store, not when the last body ran.
         app.runtime().flush_records().await.expect("records written");
+        let seconds = began.elapsed().as_secs_f64();
         let after = stats.map(rows_written);
         let mut latencies = Vec::with_capacity(LATENCY_JOBS);
         for _ in 0..LATENCY_JOBS {
@@ -280,11 +316,16 @@ fn graphile_worker(root: &Path, jobs: usize) -> Measured {
         &format!("DROP SCHEMA IF EXISTS {worker_schema} CASCADE"),
     );
     drop(schema);
+    measured(&output, "graphile-worker")
+}
+
+/// What a peer printed: one JSON line of `jobs_per_s`, `p50_ms`, `p99_ms`, `rows_per_job`.
+fn measured(output: &std::process::Output, peer: &str) -> Measured {
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().last().unwrap_or_default();
     let value: Value = serde_json::from_str(line).unwrap_or_else(|error| {
         panic!(
-            "graphile-worker printed no result ({error}): {text}\n{}",
+            "{peer} printed no result ({error}): {text}\n{}",
             String::from_utf8_lossy(&output.stderr)
         )
     });
