@@ -19,6 +19,9 @@ use crate::history::{RunId, RunRecord, RunStatus};
 
 const BACKEND: &str = "postgres";
 
+/// Connections for claims: each instance claims with one statement at a time.
+const CLAIM_CONNECTIONS: u32 = 2;
+
 /// How long connecting, or waiting for a pooled connection, may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -39,6 +42,8 @@ const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned', \
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The claimer's connections (see `connect_with`).
+    claims: PgPool,
 }
 
 impl PostgresStore {
@@ -92,11 +97,18 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|error| unavailable(error.to_string()))?;
         super::migrate::migrate_postgres(&pool).await?;
-        Ok(PostgresStore { pool })
+        // Claims walk the queue's index in its order. Told not to sort, the planner keeps
+        // to it even while the table's statistics still describe the empty table of a
+        // minute ago (a claim of 64 among 50,000 queued runs: 80 ms sorted, 2 ms walked).
+        let claims = PgPoolOptions::new()
+            .max_connections(CLAIM_CONNECTIONS)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(options.options([("enable_sort", "off")]));
+        Ok(PostgresStore { pool, claims })
     }
 }
 
@@ -209,7 +221,9 @@ impl Store for PostgresStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error> {
-        self.sql().claim(instance, tasks, now, limit).await
+        Statements { pool: &self.claims }
+            .claim(instance, tasks, now, limit)
+            .await
     }
 
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {

@@ -111,7 +111,8 @@ where
 
     /// Claims due durable runs for `instance` (see `Store::claim`): the tasks without a
     /// limit in one statement, each task with a limit in one of its own that counts the
-    /// task's running runs as it claims.
+    /// task's running runs as it claims. Every statement walks the queue's indexes (named
+    /// on SQLite; on PostgreSQL the store claims through connections that do not sort).
     pub async fn claim(
         &self,
         instance: &str,
@@ -124,7 +125,7 @@ where
         let mut claimed = Vec::new();
         let names: Vec<&str> = free.iter().map(|task| task.name.as_str()).collect();
         if !names.is_empty() && limit > 0 && self.any_due(&names, now).await? {
-            let statement = claim_statement::<DB>(&format!("task IN ({})", DB::TASKS_OF_2), "$4");
+            let statement = claim_statement::<DB>(&format!("task IN ({})", DB::TASKS_OF_2), "$4", DUE_INDEX);
             let query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement))
                 .bind(now.as_millisecond())
                 .bind(json_names(&names)?)
@@ -150,11 +151,13 @@ where
 
     /// True when a durable run of one of `tasks` is due at `now`. A read first: on SQLite
     /// even an `UPDATE` that changes nothing takes the write lock, and an idle instance
-    /// asks several times a second.
+    /// asks several times a second. Ordered as the queue is, so that it walks the queue's
+    /// index: without an order PostgreSQL scans the table past every finished run.
     async fn any_due(&self, tasks: &[&str], now: Timestamp) -> Result<bool, Error> {
         let probe = format!(
-            "SELECT id FROM taskyard_runs WHERE {DUE} AND task IN ({}) LIMIT 1",
-            DB::TASKS_OF_2
+            "SELECT id FROM taskyard_runs{index} WHERE {DUE} AND task IN ({tasks}) ORDER BY priority DESC, run_at, id LIMIT 1",
+            index = DB::indexed_by(DUE_INDEX),
+            tasks = DB::TASKS_OF_2
         );
         let found: Option<String> = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(probe))
             .bind(now.as_millisecond())
@@ -181,7 +184,7 @@ where
             greatest = DB::GREATEST,
             least = DB::LEAST
         );
-        let statement = claim_statement::<DB>("task = $2", &count);
+        let statement = claim_statement::<DB>("task = $2", &count, DUE_BY_TASK_INDEX);
         let query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement))
             .bind(now.as_millisecond())
             .bind(task.name.clone())
@@ -484,14 +487,19 @@ fn fenced_batch(j: &str, rows: usize) -> String {
 /// Durable runs due at `$1`.
 const DUE: &str = "durable AND status = 'queued' AND run_at <= $1";
 
+/// The queue's order over the queued durable runs, and the same per task (migration 6).
+const DUE_INDEX: &str = "taskyard_runs_due";
+const DUE_BY_TASK_INDEX: &str = "taskyard_runs_due_by_task";
+
 /// Claims for instance `$3` the due runs `which` picks, at most `count` of them, in the
-/// queue's order.
-fn claim_statement<DB: Dialect>(which: &str, count: &str) -> String {
+/// queue's order, walking `index`.
+fn claim_statement<DB: Dialect>(which: &str, count: &str, index: &str) -> String {
     format!(
-        "WITH due AS (SELECT id FROM taskyard_runs WHERE {DUE} AND {which} ORDER BY priority DESC, run_at, id LIMIT {count}{lock}) \
+        "WITH due AS (SELECT id FROM taskyard_runs{indexed} WHERE {DUE} AND {which} ORDER BY priority DESC, run_at, id LIMIT {count}{lock}) \
          UPDATE taskyard_runs SET status = 'running', instance = $3, started_at = COALESCE(started_at, $1), run_at = $1, fence = fence + 1 \
          WHERE {in_due} AND status = 'queued' \
          RETURNING {columns}, {extra}",
+        indexed = DB::indexed_by(index),
         lock = DB::SKIP_LOCKED,
         in_due = DB::IN_DUE,
         columns = DB::RUN_COLUMNS,

@@ -57,6 +57,11 @@ pub(super) trait Dialect: Database {
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// What follows a table's name in `FROM` to make a query use `index`: SQLite's
+    /// `INDEXED BY` (without statistics it sorts the queue by a temporary B-tree), nothing on
+    /// PostgreSQL.
+    fn indexed_by(index: &str) -> String;
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -80,6 +85,10 @@ impl Dialect for sqlx::Sqlite {
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
+    }
+
+    fn indexed_by(index: &str) -> String {
+        format!(" INDEXED BY {index}")
     }
 }
 
@@ -105,6 +114,10 @@ impl Dialect for sqlx::Postgres {
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
+    }
+
+    fn indexed_by(_index: &str) -> String {
+        String::new()
     }
 }
 

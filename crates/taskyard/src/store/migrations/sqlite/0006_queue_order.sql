@@ -6,3 +6,7 @@ CREATE INDEX taskyard_runs_due ON taskyard_runs (priority DESC, run_at, id)
     WHERE durable AND status = 'queued';
 CREATE INDEX taskyard_runs_due_by_task ON taskyard_runs (task, priority DESC, run_at, id)
     WHERE durable AND status = 'queued';
+-- The in-process runs of dead instances, found by the lease keeper every second without
+-- reading the durable queue.
+CREATE INDEX taskyard_runs_unfinished_local ON taskyard_runs (instance)
+    WHERE status IN ('queued', 'running') AND NOT durable;
