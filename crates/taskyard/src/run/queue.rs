@@ -28,7 +28,8 @@ impl Runtime {
     /// Claims and executes due durable runs until the runtime stops accepting runs.
     pub(crate) async fn run_queue(self) {
         let inner = &self.inner;
-        let Some(store) = inner.store.clone() else {
+        // A store comes with its recorder: without both there is nothing to claim.
+        let (Some(store), Some(recorder)) = (inner.store.clone(), inner.recorder.as_ref()) else {
             return;
         };
         let tasks: Vec<ClaimTask> = inner
@@ -47,7 +48,7 @@ impl Runtime {
         let room = Arc::new(Semaphore::new(ROOM));
         // Ends are written after their runs' room is free: a claim that found a task at
         // its limit tries again once they are in.
-        let written = inner.recorder.as_ref().map(|recorder| recorder.claimed_written());
+        let written = recorder.claimed_written();
         let stop = inner.queue_stop.clone();
         while !stop.is_cancelled() {
             // All the room in one claim: a statement per run's slot would cost a round trip
@@ -86,7 +87,7 @@ impl Runtime {
             }
             tokio::select! {
                 _ = inner.queue_wake.notified() => {}
-                () = async { if let Some(written) = &written { written.notified().await } else { std::future::pending().await } } => {}
+                _ = written.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stop.cancelled() => break,
             }

@@ -101,12 +101,14 @@ impl LeaseKeeper {
     /// Renews the lease and reaps dead instances' runs.
     pub async fn tick(&mut self) -> Result<(), Error> {
         self.beat().await?;
+        self.sweeper().reap().await
+    }
+
+    fn sweeper(&self) -> Sweeper {
         Sweeper {
             store: self.store.clone(),
             retention: self.settings.retention,
         }
-        .reap()
-        .await
     }
 
     /// Renews the lease, after checking the store is still the one opened.
@@ -127,11 +129,7 @@ impl LeaseKeeper {
         let period = HEARTBEAT
             .min(self.settings.ttl / 3)
             .max(Duration::from_millis(50));
-        let sweeper = Sweeper {
-            store: self.store.clone(),
-            retention: self.settings.retention,
-        };
-        let sweeping = sweeper.run(period, stop.clone());
+        let sweeping = self.sweeper().run(period, stop.clone());
         let beating = async {
             let mut beats = every(period);
             loop {
