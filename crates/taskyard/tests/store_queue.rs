@@ -17,6 +17,7 @@ fn free(task: &str) -> Vec<ClaimTask> {
     vec![ClaimTask {
         name: task.to_owned(),
         limit: None,
+        ended: Vec::new(),
     }]
 }
 
@@ -371,10 +372,12 @@ async fn a_task_with_a_limit_never_has_more_running_across_claimers() {
             ClaimTask {
                 name: "serial".into(),
                 limit: Some(1),
+                ended: Vec::new(),
             },
             ClaimTask {
                 name: "pair".into(),
                 limit: Some(2),
+                ended: Vec::new(),
             },
         ];
         // Eight claimers at once, each asking for as many as it can get.
@@ -420,6 +423,44 @@ async fn a_task_with_a_limit_never_has_more_running_across_claimers() {
             "{name}: the next serial run, and no third pair run"
         );
         assert_eq!(next[0].run.task, "serial", "{name}");
+
+        // A claimer whose ended run is still `running` in the store (its end on the way)
+        // counts it out: room for one more pair run, and no more.
+        let mut pair = claimed
+            .iter()
+            .find(|c| c.run.task == "pair")
+            .expect("pair")
+            .clone();
+        let mut ended = tasks.clone();
+        ended[1].ended = vec![pair.run.id];
+        let more = store.claim("i1", &ended, at(1_300), 10).await.expect("claim");
+        let tasks_of = |claimed: &[taskyard::store::Claimed]| {
+            claimed.iter().map(|c| c.run.task.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tasks_of(&more),
+            ["pair"],
+            "{name}: one pair run for the one that ended"
+        );
+        let none = store.claim("i1", &ended, at(1_400), 10).await.expect("claim");
+        assert_eq!(
+            tasks_of(&none),
+            Vec::<String>::new(),
+            "{name}: the ended run counted once"
+        );
+        // Its end lands before the claim: still counted out once, not twice.
+        pair.run.status = RunStatus::Succeeded;
+        pair.run.finished_at = Some(at(1_450));
+        assert!(
+            store.put_claimed(&pair.run, pair.fence).await.expect("end"),
+            "{name}"
+        );
+        let none = store.claim("i1", &ended, at(1_500), 10).await.expect("claim");
+        assert_eq!(
+            tasks_of(&none),
+            Vec::<String>::new(),
+            "{name}: an end written meanwhile"
+        );
     }
 }
 

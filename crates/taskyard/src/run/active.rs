@@ -358,7 +358,9 @@ impl RuntimeInner {
             // Queued, not awaited: the claim's fence keeps a late write from landing over
             // another attempt, and a run whose end never reaches the store is queued again
             // once this instance's lease is gone. Its room is free at once.
-            (Some(recorder), Some(claim)) => recorder.put_claimed(run.snapshot(&self.instance), claim.fence),
+            (Some(recorder), Some(claim)) => {
+                recorder.put_claimed_end(run.snapshot(&self.instance), claim.fence)
+            }
             (Some(recorder), None) => {
                 if let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await {
                     // Not acknowledged: a caller must not take a result the store may not hold.

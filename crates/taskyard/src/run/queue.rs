@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::active::ActiveRun;
 use super::gate::{GateKey, Wait};
 use super::{Runtime, execute};
 use crate::Concurrency;
-use crate::store::{ClaimTask, Claimed};
+use crate::store::{ClaimTask, Claimed, Store};
 use crate::sync::lock;
 
 /// How often an instance looks for runs enqueued elsewhere.
@@ -23,6 +23,15 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// Claimed runs one instance executes at once.
 const ROOM: usize = 64;
+
+/// Claims one instance has in flight at once: the next is on its way while the store
+/// answers the one before.
+const CLAIMS_IN_FLIGHT: usize = 2;
+
+/// How long a busy instance lets room gather before it claims into less than half of it:
+/// under a stream of short runs, a claim per ended run would cost the store a statement
+/// and a commit per run; this bounds the wait a run due meanwhile may add.
+const GATHER: Duration = Duration::from_millis(2);
 
 impl Runtime {
     /// Claims and executes due durable runs until the runtime stops accepting runs.
@@ -32,7 +41,7 @@ impl Runtime {
         let (Some(store), Some(recorder)) = (inner.store.clone(), inner.recorder.as_ref()) else {
             return;
         };
-        let tasks: Vec<ClaimTask> = inner
+        let mut tasks: Vec<ClaimTask> = inner
             .slots
             .values()
             .map(|slot| ClaimTask {
@@ -43,47 +52,42 @@ impl Runtime {
                     // One live run per task (and payload) is the unique key's job.
                     Concurrency::Dedupe | Concurrency::DedupeByPayload => None,
                 },
+                ended: Vec::new(),
             })
             .collect();
         let room = Arc::new(Semaphore::new(ROOM));
+        let claims = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
         // Ends are written after their runs' room is free: a claim that found a task at
         // its limit tries again once they are in.
         let written = recorder.claimed_written();
         let stop = inner.queue_stop.clone();
         while !stop.is_cancelled() {
-            // All the room in one claim: a statement per run's slot would cost a round trip
-            // each.
+            // All the free room in one claim (a statement per run's slot would cost a
+            // round trip each), its permits held by the claim until its runs take them.
             let free = room.available_permits();
-            if free > 0 {
-                let claim = self.bounded(store.claim(&inner.instance, &tasks, Timestamp::now(), free));
-                let claimed = tokio::select! {
-                    claimed = claim => claimed,
-                    _ = stop.cancelled() => break,
-                };
-                match claimed {
-                    Ok(claimed) => {
-                        let full = claimed.len() == free;
-                        for run in claimed {
-                            let Ok(permit) = room.clone().try_acquire_owned() else {
-                                break;
-                            };
-                            let execution = self.execute_claimed(run);
-                            let runtime = self.clone();
-                            drop(inner.tracker.spawn(async move {
-                                execution.await;
-                                drop(permit);
-                                // Its end is on its way to the store: room here for the next
-                                // run at once.
-                                runtime.inner.queue_wake.notify_one();
-                            }));
-                        }
-                        if full {
-                            // More may be due: look again at once.
-                            continue;
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "claiming durable runs failed; trying again"),
+            let reserved = (free > 0)
+                .then(|| {
+                    Some((
+                        claims.clone().try_acquire_owned().ok()?,
+                        room.clone().try_acquire_many_owned(free as u32).ok()?,
+                    ))
+                })
+                .flatten();
+            if let Some((claiming, reserved)) = reserved {
+                // Runs that ended here leave room under their task's limit at once, not
+                // when their ends reach the store.
+                for task in tasks.iter_mut().filter(|task| task.limit.is_some()) {
+                    task.ended = recorder.ended_unwritten(&task.name);
                 }
+                drop(
+                    inner.tracker.spawn(self.clone().claim_into(
+                        store.clone(),
+                        tasks.clone(),
+                        reserved,
+                        claiming,
+                    )),
+                );
+                continue;
             }
             tokio::select! {
                 _ = inner.queue_wake.notified() => {}
@@ -91,6 +95,57 @@ impl Runtime {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stop.cancelled() => break,
             }
+            if room.available_permits() < ROOM / 2 {
+                tokio::select! {
+                    _ = tokio::time::sleep(GATHER) => {}
+                    _ = stop.cancelled() => break,
+                }
+            }
+        }
+    }
+
+    /// One claim for as many runs as `reserved` holds permits, each claimed run executed
+    /// under one of them; `claiming` is this claim's place among those in flight.
+    async fn claim_into(
+        self,
+        store: Arc<dyn Store>,
+        tasks: Vec<ClaimTask>,
+        mut reserved: OwnedSemaphorePermit,
+        claiming: OwnedSemaphorePermit,
+    ) {
+        let inner = &self.inner;
+        let asked = reserved.num_permits();
+        let claim = self.bounded(store.claim(&inner.instance, &tasks, Timestamp::now(), asked));
+        let claimed = tokio::select! {
+            claimed = claim => claimed,
+            _ = inner.queue_stop.cancelled() => return,
+        };
+        drop(claiming);
+        match claimed {
+            Ok(claimed) => {
+                let full = claimed.len() == asked;
+                for run in claimed {
+                    let Some(permit) = reserved.split(1) else {
+                        break;
+                    };
+                    let execution = self.execute_claimed(run);
+                    let runtime = self.clone();
+                    drop(inner.tracker.spawn(async move {
+                        execution.await;
+                        drop(permit);
+                        // Its end is on its way to the store: room here for the next run
+                        // at once.
+                        runtime.inner.queue_wake.notify_one();
+                    }));
+                }
+                drop(reserved);
+                if full {
+                    // More may be due: look again at once.
+                    inner.queue_wake.notify_one();
+                }
+            }
+            // The claimer looks again at its next poll or wake-up.
+            Err(error) => tracing::warn!(%error, "claiming durable runs failed; trying again"),
         }
     }
 

@@ -229,8 +229,9 @@ impl Store for MemoryStore {
             .iter()
             .map(|task| (task.name.as_str(), task.limit))
             .collect();
+        let ended: HashSet<RunId> = tasks.iter().flat_map(|task| task.ended.iter().copied()).collect();
         let mut running: HashMap<String, u32> = HashMap::new();
-        for id in jobs.keys() {
+        for id in jobs.keys().filter(|id| !ended.contains(id)) {
             if let Some(run) = runs.get(id).filter(|run| run.status == RunStatus::Running) {
                 *running.entry(run.task.clone()).or_default() += 1;
             }

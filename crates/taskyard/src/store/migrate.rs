@@ -47,6 +47,11 @@ const SQLITE: &[Migration] = &[
         name: "queue order index",
         sql: include_str!("migrations/sqlite/0006_queue_order.sql"),
     },
+    Migration {
+        version: 7,
+        name: "claims in one call",
+        sql: include_str!("migrations/sqlite/0007_claim.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -80,10 +85,15 @@ const POSTGRES: &[Migration] = &[
         name: "queue order index",
         sql: include_str!("migrations/postgres/0006_queue_order.sql"),
     },
+    Migration {
+        version: 7,
+        name: "claims in one call",
+        sql: include_str!("migrations/postgres/0007_claim.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 6;
+pub const MIGRATIONS_VERSION: i64 = 7;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

@@ -25,6 +25,15 @@ const CLAIM_CONNECTIONS: u32 = 2;
 /// How long connecting, or waiting for a pooled connection, may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A claim (see `Store::claim`) in one round trip, through the function of migration 7:
+/// the tasks without a limit together in the queue's order, then each task with a limit
+/// under a lock of its own. Run on the claims pool, whose connections never sort.
+const CLAIM: &str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, \
+     attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, \
+     result::text AS result, error, progress, progress_message, fence, max_attempts::bigint AS max_attempts, \
+     priority::bigint AS priority, run_at, (CASE WHEN cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested \
+     FROM taskyard_claim($1, $2, $3, $4, $5, $6, $7)";
+
 /// Marks `abandoned` the unfinished runs of instances without a live lease at `$1`; the
 /// run ends at its instance's last heartbeat when that is known (as in SQLite).
 const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned', \
@@ -221,9 +230,32 @@ impl Store for PostgresStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error> {
-        Statements { pool: &self.claims }
-            .claim(instance, tasks, now, limit)
+        let (limited, free): (Vec<&ClaimTask>, Vec<&ClaimTask>) =
+            tasks.iter().partition(|task| task.limit.is_some());
+        let names = |tasks: &[&ClaimTask]| tasks.iter().map(|task| task.name.clone()).collect::<Vec<_>>();
+        let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let rows = sqlx::query::<Postgres>(CLAIM)
+            .bind(instance)
+            .bind(now.as_millisecond())
+            .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+            .bind(names(&free))
+            .bind(names(&limited))
+            .bind(
+                limited
+                    .iter()
+                    .map(|task| count(task.limit.unwrap_or(u32::MAX)))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                limited
+                    .iter()
+                    .flat_map(|task| task.ended.iter().map(ToString::to_string))
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&self.claims)
             .await
+            .map_err(sqlx_error(BACKEND))?;
+        self.sql().claimed_in_order(&rows)
     }
 
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {

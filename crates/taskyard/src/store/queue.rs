@@ -65,6 +65,10 @@ pub struct ClaimTask {
     pub name: String,
     /// At most this many of its durable runs `running` at once, on all instances together.
     pub limit: Option<u32>,
+    /// Of the runs the claiming instance took, those that ended and whose end is on its
+    /// way to the store: perhaps still `running` there, but no longer holding room under
+    /// the limit. Named by id, so that an end written meanwhile is not counted out twice.
+    pub ended: Vec<RunId>,
 }
 
 /// What [`Store::request_cancel`](super::Store::request_cancel) did.

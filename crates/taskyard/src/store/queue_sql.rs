@@ -177,8 +177,10 @@ where
         now: Timestamp,
         room: usize,
     ) -> Result<Vec<(QueueOrder, Claimed)>, Error> {
-        let running =
-            "(SELECT COUNT(*) FROM taskyard_runs WHERE task = $2 AND durable AND status = 'running')";
+        let running = format!(
+            "(SELECT COUNT(*) FROM taskyard_runs WHERE task = $2 AND durable AND status = 'running' AND id NOT IN ({ended}))",
+            ended = DB::TASKS_OF_6
+        );
         let count = format!(
             "{greatest}(0, {least}($4, $5 - {running}))",
             greatest = DB::GREATEST,
@@ -190,7 +192,8 @@ where
             .bind(task.name.clone())
             .bind(instance.to_owned())
             .bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .bind(i64::from(task.limit.unwrap_or(u32::MAX)));
+            .bind(i64::from(task.limit.unwrap_or(u32::MAX)))
+            .bind(json_ids(&task.ended)?);
         let rows = match DB::TASK_LOCK {
             None => query.fetch_all(self.pool).await.map_err(self.error())?,
             Some(lock) => {
@@ -206,6 +209,14 @@ where
             }
         };
         self.claimed(&rows)
+    }
+
+    /// Claimed runs as a statement returned them (the run's columns, then `CLAIM_EXTRA`),
+    /// in the queue's order: `RETURNING` keeps none.
+    pub fn claimed_in_order(&self, rows: &[DB::Row]) -> Result<Vec<Claimed>, Error> {
+        let mut claimed = self.claimed(rows)?;
+        claimed.sort_by_key(|(order, _)| *order);
+        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
     }
 
     /// Claimed runs as `RETURNING` read them, each with its place in the queue.
@@ -505,6 +516,16 @@ fn claim_statement<DB: Dialect>(which: &str, count: &str, index: &str) -> String
         columns = DB::RUN_COLUMNS,
         extra = DB::CLAIM_EXTRA,
     )
+}
+
+/// Run ids as the JSON array `TASKS_OF_6` reads.
+fn json_ids(ids: &[RunId]) -> Result<String, Error> {
+    serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).map_err(|error| {
+        Error::StoreData {
+            backend: "sql",
+            message: format!("run ids as JSON: {error}"),
+        }
+    })
 }
 
 /// Task names as the JSON array `TASKS_OF_2` reads.

@@ -11,8 +11,8 @@
 //! written once the store takes writes again. Each write's outcome updates the shared
 //! [`StoreHealth`].
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -22,6 +22,7 @@ use super::health::Writer;
 use super::{Store, StoreHealth};
 use crate::Error;
 use crate::history::{RunId, RunRecord};
+use crate::sync::lock;
 
 /// Records per transaction. Large enough to amortise commits, small enough to keep the
 /// statement under SQLite's bound-parameter limit (17 columns × 512 rows).
@@ -31,8 +32,9 @@ pub(crate) const MAX_BATCH: usize = 512;
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Put(RunRecord, Option<oneshot::Sender<()>>),
-    /// A claimed durable run's state, written only while `i64` is still its fence.
-    PutClaimed(RunRecord, i64),
+    /// A claimed durable run's state, written only while `i64` is still its fence; `true`
+    /// when it is the run's end.
+    PutClaimed(RunRecord, i64, bool),
     Flush(oneshot::Sender<()>),
     /// Write what is queued, then stop.
     Close,
@@ -47,7 +49,12 @@ pub(crate) struct Recorder {
     timeout: Duration,
     /// Told after each group of claimed runs' writes is committed.
     claimed_written: Arc<Notify>,
+    /// Per task, the claimed runs whose end is queued here and not yet committed.
+    ended: Ended,
 }
+
+/// Per task, the claimed runs whose ends are on their way to the store.
+type Ended = Arc<Mutex<HashMap<String, HashSet<RunId>>>>;
 
 impl Recorder {
     pub fn spawn(
@@ -58,13 +65,20 @@ impl Recorder {
         let (tx, rx) = mpsc::unbounded_channel();
         let backend = store.backend();
         let claimed_written = Arc::new(Notify::new());
-        let writer = tokio::spawn(write_loop(store, health.clone(), claimed_written.clone(), rx));
+        let ended = Ended::default();
+        let writer = tokio::spawn(write_loop(
+            store,
+            health.clone(),
+            (claimed_written.clone(), ended.clone()),
+            rx,
+        ));
         let recorder = Recorder {
             tx,
             health,
             backend,
             timeout,
             claimed_written,
+            ended,
         };
         (recorder, writer)
     }
@@ -87,7 +101,26 @@ impl Recorder {
     /// store refuses because the claim was lost is logged, and a run whose end was never
     /// written is queued again once its instance's lease is gone.
     pub fn put_claimed(&self, run: RunRecord, fence: i64) {
-        let _ = self.tx.send(Command::PutClaimed(run, fence));
+        let _ = self.tx.send(Command::PutClaimed(run, fence, false));
+    }
+
+    /// [`Recorder::put_claimed`] for a claimed run's end: until it is committed, the run
+    /// is counted in [`Recorder::ended_unwritten`].
+    pub fn put_claimed_end(&self, run: RunRecord, fence: i64) {
+        lock(&self.ended)
+            .entry(run.task.clone())
+            .or_default()
+            .insert(run.id);
+        let _ = self.tx.send(Command::PutClaimed(run, fence, true));
+    }
+
+    /// `task`'s claimed runs that ended here with their ends not yet committed: the store
+    /// still holds them `running`, but their room under the task's limit is free.
+    pub fn ended_unwritten(&self, task: &str) -> Vec<RunId> {
+        lock(&self.ended)
+            .get(task)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Notified each time a group of claimed runs' writes is committed: runs that ended
@@ -153,7 +186,7 @@ impl Recorder {
 async fn write_loop(
     store: Arc<dyn Store>,
     health: Arc<StoreHealth>,
-    claimed_written: Arc<Notify>,
+    (claimed_written, ended): (Arc<Notify>, Ended),
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
@@ -161,6 +194,7 @@ async fn write_loop(
     let mut index: HashMap<RunId, usize> = HashMap::with_capacity(MAX_BATCH);
     let mut acks = Vec::new();
     let mut claimed = Vec::new();
+    let mut ends: Vec<(String, RunId)> = Vec::new();
     let mut closing = false;
     while !closing && rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
         for command in commands.drain(..) {
@@ -176,7 +210,12 @@ async fn write_loop(
                     }
                     acks.extend(ack);
                 }
-                Command::PutClaimed(run, fence) => claimed.push((run, fence)),
+                Command::PutClaimed(run, fence, end) => {
+                    if end {
+                        ends.push((run.task.clone(), run.id));
+                    }
+                    claimed.push((run, fence));
+                }
                 Command::Flush(ack) => acks.push(ack),
                 Command::Close => closing = true,
             }
@@ -207,6 +246,15 @@ async fn write_loop(
                     tracing::warn!(run_id = %run.id, "a write of an attempt that lost its claim was refused");
                 }
             }
+            // Committed (or refused: the run is another attempt's now), so no longer
+            // `running` on this instance's account.
+            let mut ended = lock(&ended);
+            for (task, id) in ends.drain(..) {
+                if let Some(ids) = ended.get_mut(&task) {
+                    ids.remove(&id);
+                }
+            }
+            drop(ended);
             claimed_written.notify_one();
         }
         for ack in acks.drain(..) {

@@ -37,6 +37,8 @@ pub(super) trait Dialect: Database {
     const JSON: &'static str;
     /// The task names of the JSON array bound as `$2`, as a subquery.
     const TASKS_OF_2: &'static str;
+    /// The strings of the JSON array bound as `$6` (run ids), as a subquery.
+    const TASKS_OF_6: &'static str;
     /// What locks the rows a claim picks without waiting for other claimers.
     const SKIP_LOCKED: &'static str;
     /// The rows whose id the CTE `due` picked, as a `WHERE` condition that looks each up
@@ -74,6 +76,7 @@ impl Dialect for sqlx::Sqlite {
     const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
     const JSON: &'static str = "";
     const TASKS_OF_2: &'static str = "SELECT value FROM json_each($2)";
+    const TASKS_OF_6: &'static str = "SELECT value FROM json_each($6)";
     // SQLite has one writer at a time: the claim's single statement is atomic.
     const SKIP_LOCKED: &'static str = "";
     const IN_DUE: &'static str = "id IN (SELECT id FROM due)";
@@ -101,6 +104,7 @@ impl Dialect for sqlx::Postgres {
     const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args::text AS args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
     const JSON: &'static str = "::jsonb";
     const TASKS_OF_2: &'static str = "SELECT jsonb_array_elements_text($2::jsonb)";
+    const TASKS_OF_6: &'static str = "SELECT jsonb_array_elements_text($6::jsonb)";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const IN_DUE: &'static str = "id = ANY(ARRAY(SELECT id FROM due))";
     const CLAIM_EXTRA: &'static str = "fence, max_attempts::bigint AS max_attempts, priority::bigint AS priority, run_at, \
