@@ -51,6 +51,64 @@ const EXPRESSIONS: &[&str] = &[
     "*/20 * * * * *",
     "0 30 2 * * *",
     "0 0 0 1 1 * 2030",
+    // Steps whose times fall inside a spring-forward gap.
+    "*/20 3 * * *",
+    "*/15 2 * * *",
+    "*/10 2 * * *",
+    "*/20 0 * * *",
+];
+
+/// Which engine taskyard follows for a piece of syntax, checked in UTC from 2026-01-01.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Follows {
+    /// Both engines give the same answer (the same times, or both refuse), and so does
+    /// taskyard.
+    Both,
+    /// croner's syntax, which cron-parser lacks or reads otherwise: taskyard answers as
+    /// croner (Nitro's engine) does.
+    Croner,
+    /// cron-parser's syntax, which croner refuses or reads otherwise: taskyard answers as
+    /// cron-parser (egg-schedule's engine) does.
+    CronParser,
+}
+
+/// Syntax cases; every disagreement here is in docs/schedules.md's table.
+const SYNTAX: &[(&str, Follows)] = &[
+    ("@midnight", Follows::Croner),
+    ("@MIDNIGHT", Follows::Croner),
+    ("@daily", Follows::Both),
+    ("? * * * *", Follows::Croner),
+    ("0 ? * * *", Follows::Croner),
+    ("?/5 * * * *", Follows::Croner),
+    ("0 0 ? ? ?", Follows::Croner),
+    ("0 0 ?/2 * *", Follows::Both),
+    ("0 0 12 ? * * *", Follows::Croner),
+    // `?` beside a day of the week: croner fires every day, cron-parser on those days.
+    ("0 0 1 * ?", Follows::CronParser),
+    ("0 0 ? * 1", Follows::CronParser),
+    ("*/10 * * * * ,", Follows::Both),
+    ("*/10 * * * * ,2", Follows::Both),
+    ("1,,2 * * * *", Follows::Both),
+    ("0 12 1 * +", Follows::Both),
+    ("*/60 * * * *", Follows::Both),
+    ("0 */24 * * *", Follows::Both),
+    ("0 0 */31 * *", Follows::Both),
+    ("0 0 1 */12 *", Follows::Both),
+    ("*/61 * * * *", Follows::Croner),
+    ("0 */25 * * *", Follows::Croner),
+    ("0 0 */32 * *", Follows::Croner),
+    ("0 0 1 */13 *", Follows::Croner),
+    ("0 0 * * */8", Follows::Croner),
+    ("5-10/61 * * * *", Follows::Croner),
+    ("0 0 0 1 1 * */2", Follows::Croner),
+    ("0 0 0 1 1 * 2030", Follows::Croner),
+    ("0/30 * * * *", Follows::CronParser),
+    ("5/15 * * * *", Follows::CronParser),
+    ("0 0/6 * * *", Follows::CronParser),
+    ("0 0 1/10 * *", Follows::CronParser),
+    ("0 0 * 1/3 *", Follows::CronParser),
+    ("0 0 * * 1/2", Follows::CronParser),
+    ("10/20 * * * * *", Follows::CronParser),
 ];
 
 /// Zones, each with start instants just before its daylight-saving changes in 2026 (and
@@ -71,9 +129,30 @@ const STARTS: &[(&str, &[&str])] = &[
         &["2026-10-03T14:40:00Z", "2026-04-04T14:10:00Z"],
     ),
     ("Asia/Kolkata", &["2026-06-30T18:00:00Z"]),
+    // Athens skips 03:00–04:00 on 27 March 2016.
+    ("Europe/Athens", &["2016-03-26T23:00:00Z"]),
+    // The southern hemisphere: Sydney springs forward in October and falls back in April;
+    // Santiago skips midnight in September.
+    (
+        "Australia/Sydney",
+        &["2026-10-03T14:00:00Z", "2026-04-04T14:00:00Z"],
+    ),
+    ("America/Santiago", &["2026-09-05T20:00:00Z"]),
 ];
 
 const TIMES: usize = 6;
+
+/// Steps whose times fall inside a spring-forward gap, where taskyard fires each of them the
+/// gap's length later as cron-parser does (croner fires the gap's end once): checked against
+/// cron-parser's times in every start of the zone.
+const STEPS_IN_GAPS: &[(&str, &str)] = &[
+    ("*/20 3 * * *", "Europe/Athens"),
+    ("*/15 2 * * *", "America/New_York"),
+    ("*/15 2 * * *", "Europe/Berlin"),
+    ("*/10 2 * * *", "Australia/Sydney"),
+    ("*/15 2 * * *", "Australia/Sydney"),
+    ("*/10 2 * * *", "Australia/Lord_Howe"),
+];
 
 const MS_CORPUS: &[&str] = &[
     "100",
@@ -152,25 +231,16 @@ fn taskyard_times(case: &Case) -> Option<Vec<String>> {
     Some(times)
 }
 
-#[test]
-fn taskyard_agrees_with_croner_and_cron_parser_where_they_agree() {
-    let Some(peers) = node_peers() else { return };
-    let cases: Vec<Case> = EXPRESSIONS
-        .iter()
-        .flat_map(|expr| {
-            STARTS
-                .iter()
-                .flat_map(move |(tz, froms)| froms.iter().map(move |from| Case { expr, tz, from }))
-        })
-        .collect();
+/// The JavaScript engines' answers for `cases`, and `ms` for each of `ms`.
+fn ask_node(peers: &std::path::Path, cases: &[Case], ms: &[&str]) -> Value {
     let input = json!({
         "cron": cases.iter().map(|c| json!({"expr": c.expr, "tz": c.tz, "from": c.from, "n": TIMES})).collect::<Vec<_>>(),
-        "ms": MS_CORPUS,
+        "ms": ms,
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/peers.cjs");
     let mut node = Command::new("node")
         .arg(script)
-        .arg(&peers)
+        .arg(peers)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -183,10 +253,75 @@ fn taskyard_agrees_with_croner_and_cron_parser_where_they_agree() {
         .expect("write");
     let output = node.wait_with_output().expect("node ends");
     assert!(output.status.success(), "node failed");
-    let answers: Value = serde_json::from_slice(&output.stdout).expect("json");
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+#[test]
+fn syntax_follows_the_engine_the_docs_name() {
+    let Some(peers) = node_peers() else { return };
+    let cases: Vec<Case> = SYNTAX
+        .iter()
+        .map(|(expr, _)| Case {
+            expr,
+            tz: "UTC",
+            from: "2026-01-01T00:00:00Z",
+        })
+        .collect();
+    let answers = ask_node(&peers, &cases, &[]);
+    let mut wrong = Vec::new();
+    for ((case, (_, follows)), answer) in cases
+        .iter()
+        .zip(SYNTAX)
+        .zip(answers["cron"].as_array().expect("cron answers"))
+    {
+        // An engine's times, or `None` where it refuses the expression.
+        let engine = |key: &str| -> Option<Vec<String>> {
+            answer[key]["ok"].as_array().map(|times| {
+                times
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
+        };
+        let (croner, cron_parser) = (engine("croner"), engine("cronParser"));
+        let expected = match follows {
+            Follows::Both if croner != cron_parser => {
+                wrong.push(format!(
+                    "{:?}: listed as agreed, but croner {} / cron-parser {}",
+                    case.expr, answer["croner"], answer["cronParser"]
+                ));
+                continue;
+            }
+            Follows::Both | Follows::Croner => croner,
+            Follows::CronParser => cron_parser,
+        };
+        let ours = taskyard_times(case);
+        if ours != expected {
+            wrong.push(format!(
+                "{:?} ({follows:?}): expected {expected:?}, taskyard {ours:?} ({})",
+                case.expr,
+                CronExpr::parse(case.expr).err().unwrap_or_default()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn taskyard_agrees_with_croner_and_cron_parser_where_they_agree() {
+    let Some(peers) = node_peers() else { return };
+    let cases: Vec<Case> = EXPRESSIONS
+        .iter()
+        .flat_map(|expr| {
+            STARTS
+                .iter()
+                .flat_map(move |(tz, froms)| froms.iter().map(move |from| Case { expr, tz, from }))
+        })
+        .collect();
+    let answers = ask_node(&peers, &cases, MS_CORPUS);
 
     let (mut agreed, mut disagreements) = (0, Vec::new());
-    let mut mismatches = Vec::new();
+    let (mut mismatches, mut gaps) = (Vec::new(), 0);
     for (case, answer) in cases
         .iter()
         .zip(answers["cron"].as_array().expect("cron answers"))
@@ -194,6 +329,21 @@ fn taskyard_agrees_with_croner_and_cron_parser_where_they_agree() {
         let croner = answer["croner"]["ok"].as_array();
         let cron_parser = answer["cronParser"]["ok"].as_array();
         let ours = taskyard_times(case);
+        if STEPS_IN_GAPS.contains(&(case.expr, case.tz)) {
+            let expected: Option<Vec<String>> = cron_parser.map(|times| {
+                times
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            });
+            gaps += 1;
+            if ours != expected {
+                mismatches.push(format!(
+                    "{:?} in {} from {} (a step inside a gap):\n  cron-parser: {expected:?}\n  taskyard:    {ours:?}",
+                    case.expr, case.tz, case.from
+                ));
+            }
+        }
         match (croner, cron_parser) {
             (Some(a), Some(b)) if a == b => {
                 agreed += 1;
@@ -223,6 +373,7 @@ fn taskyard_agrees_with_croner_and_cron_parser_where_they_agree() {
     for line in &disagreements {
         eprintln!("  {line}");
     }
+    assert!(gaps >= 8, "only {gaps} cases of steps inside gaps");
     assert!(
         agreed >= 150,
         "only {agreed} agreeing cases: the corpus is too thin"

@@ -757,3 +757,66 @@ async fn strategies_must_have_new_names_and_schedules_must_name_a_known_one() {
         "Invalid schedule `s`: schedule type [order] is not defined; use one of: worker, all, orders"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nitro_form_schedules_pass_the_tick_as_scheduled_time() {
+    let echo = Task::new(|cx: TaskContext| async move { Ok::<_, TaskError>(cx.payload().clone()) });
+    let fixture = start(
+        App::new()
+            .config_toml("taskyard.toml", "[scheduled_tasks]\n\"* * * * * *\" = \"echo\"\n")
+            .task("echo", echo),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let runs = schedule_runs(&fixture.app, "echo").await;
+        if let Some(run) = runs.into_iter().find(|run| run.status == RunStatus::Succeeded) {
+            break run;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no tick ran within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let tick = scheduled_at(&run).as_millisecond();
+    assert_eq!(run.payload, json!({ "scheduledTime": tick }));
+    assert_eq!(run.result, Some(json!({ "scheduledTime": tick })));
+    assert_eq!(tick % 1000, 0, "a whole second: the tick, not the time it ran");
+    fixture.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_schedule_with_passes_arguments_and_an_ended_schedule_says_so_once() {
+    let echo = Task::new(|cx: TaskContext| async move { Ok::<_, TaskError>(cx.payload().clone()) });
+    let end = Timestamp::now() + jiff::SignedDuration::from_millis(600);
+    let fixture = start(
+        App::new().task("echo", echo).schedule(
+            "short",
+            Schedule::worker()
+                .interval("100ms")
+                .end(end)
+                .payload(json!({ "own": true }))
+                .task("echo"),
+        ),
+    )
+    .await;
+    // egg's `app.runSchedule(name, ...args)`: the arguments are the run's payload.
+    let result = fixture
+        .app
+        .run_schedule_with("short", json!(["a", 2]))
+        .await
+        .expect("runs");
+    assert_eq!(result, json!(["a", 2]));
+    let own = fixture.app.run_schedule("short").await.expect("runs");
+    assert_eq!(own, json!({ "own": true }));
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let runs = schedule_runs(&fixture.app, "echo").await;
+    assert!(
+        runs.iter().all(|run| scheduled_at(run) <= end),
+        "no tick after the end"
+    );
+    let lines = log_lines(fixture).await;
+    let ended: Vec<&String> = lines.iter().filter(|line| line.contains(" ended ")).collect();
+    assert_eq!(ended.len(), 1, "{lines:#?}");
+    assert!(ended[0].contains("schedule=short"), "{}", ended[0]);
+    assert!(ended[0].contains("will stop"), "{}", ended[0]);
+}

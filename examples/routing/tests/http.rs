@@ -240,6 +240,9 @@ async fn errors_are_json_for_the_api_and_html_pages_for_browsers() {
     );
     // Rule headers land on error responses too.
     assert_eq!(teapot.header("x-api"), Some("yes"));
+    // `POST /api/**` applies to POST requests only, over the rule for every method.
+    let write = call("POST", format!("{}/api/echo", served.base), Some("{}"), &[]).await;
+    assert_eq!(write.header("x-api"), Some("write"), "{}", write.text);
     // Outside /api: an HTML page for a browser, JSON for anything else.
     let page = call("GET", format!("{}/page-error", served.base), None, &html).await;
     assert_eq!(page.status, 404);
@@ -302,6 +305,7 @@ async fn proxies_reach_internal_paths_and_other_servers() {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let upstream_addr = upstream.local_addr().expect("addr");
     let echo = axum::Router::new().fallback(|request: axum::extract::Request| async move {
+        let path = request.uri().path().to_owned();
         let host = request
             .headers()
             .get("host")
@@ -318,7 +322,7 @@ async fn proxies_reach_internal_paths_and_other_servers() {
             .await
             .unwrap_or_default();
         axum::Json(
-            json!({ "host": host, "forwarded_host": forwarded, "body": String::from_utf8_lossy(&body) }),
+            json!({ "host": host, "forwarded_host": forwarded, "path": path, "body": String::from_utf8_lossy(&body) }),
         )
     });
     let upstream_task = tokio::spawn(async move { axum::serve(upstream, echo).await });
@@ -328,6 +332,7 @@ async fn proxies_reach_internal_paths_and_other_servers() {
     let extra = format!(
         "[route_rules.\"/up/**\"]\nproxy = \"http://{upstream_addr}/base/**\"\n\
          [route_rules.\"/down/**\"]\nproxy = \"http://{closed_addr}/**\"\n\
+         [route_rules.\"/bare/**\"]\nproxy = \"http://{upstream_addr}/**\"\n\
          [route_rules.\"/loop/**\"]\nproxy = \"/loop/**\"\n"
     );
     let served = serve(example(&extra)).await;
@@ -345,6 +350,22 @@ async fn proxies_reach_internal_paths_and_other_servers() {
             .unwrap_or("")
             .starts_with("127.0.0.1:"),
         "{body}"
+    );
+    assert_eq!(body["path"], "/base/x/y");
+    // Slashes after the rule's base collapse: never a path that names another host.
+    for (path, reached) in [
+        ("/up//evil.com/x", "/base/evil.com/x"),
+        ("/bare//evil.com", "/evil.com"),
+        ("/bare////evil.com", "/evil.com"),
+    ] {
+        let reply = get(&served, path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+        assert_eq!(reply.json()["path"], reached, "{path}");
+    }
+    let internal = get(&served, "/alias//evil.com").await;
+    assert_eq!(
+        internal.text, "Hello evil.com!",
+        "/hello/evil.com, not /hello//evil.com"
     );
     let down = get(&served, "/down/x").await;
     assert_eq!(down.status, 502, "{}", down.text);
@@ -369,12 +390,22 @@ async fn rules_merge_from_broad_to_narrow_and_false_removes_one() {
     let broad = get(&served, "/rules/x").await;
     assert_eq!(broad.header("x-rules"), Some("broad"));
     assert_eq!(broad.header("x-broad"), Some("yes"));
-    assert_eq!(broad.header("access-control-allow-origin"), Some("*"));
+    // `cors = true`: h3's default headers on a plain request too.
+    for (name, value) in [
+        ("access-control-allow-origin", "*"),
+        ("access-control-allow-methods", "*"),
+        ("access-control-allow-headers", "*"),
+        ("access-control-expose-headers", "*"),
+        ("access-control-max-age", "0"),
+    ] {
+        assert_eq!(broad.header(name), Some(value), "{name}");
+    }
     let narrow = get(&served, "/rules/narrow/x").await;
     assert_eq!(narrow.header("x-rules"), Some("narrow"));
     // Each key is replaced whole by the narrower rule, so the broad headers table is gone.
     assert_eq!(narrow.header("x-broad"), None);
     assert_eq!(narrow.header("access-control-allow-origin"), None);
+    assert_eq!(narrow.header("access-control-expose-headers"), None);
     let preflight = call(
         "OPTIONS",
         format!("{}/rules/x", served.base),
@@ -475,8 +506,24 @@ async fn the_openapi_document_parses_and_merges_user_parameters() {
     assert_eq!(reply.status, 200);
     let spec =
         oas3::from_json(&reply.text).unwrap_or_else(|e| panic!("not OpenAPI 3.1 ({e}): {}", reply.text));
-    assert_eq!(spec.info.title, "routing-example");
+    // `[openapi]` of taskyard.toml.
+    assert_eq!(spec.info.title, "Routing example");
+    assert_eq!(spec.info.version, "1.0.0");
+    assert_eq!(
+        spec.info.description.as_deref(),
+        Some("Every kind of file route, middleware and route rule")
+    );
     let document = reply.json();
+    // A route's `$global` components, in the document's, and out of its operation.
+    assert_eq!(
+        document["components"]["schemas"]["User"]["properties"]["id"]["type"],
+        "integer"
+    );
+    assert!(
+        document["paths"]["/api/users/{id}"]["get"]
+            .get("$global")
+            .is_none()
+    );
     let user = &document["paths"]["/api/users/{id}"]["get"];
     assert_eq!(user["tags"], json!(["users"]));
     let parameters = user["parameters"].as_array().expect("parameters");

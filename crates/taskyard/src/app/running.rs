@@ -73,6 +73,17 @@ impl RunningApp {
         self.scheduler.run_schedule(name).await
     }
 
+    /// [`RunningApp::run_schedule`] with `args` as the run's payload in place of the
+    /// schedule's own: egg-schedule's `app.runSchedule(name, ...args)` (several arguments
+    /// as a JSON array).
+    pub async fn run_schedule_with(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        self.scheduler.run_schedule_with(name, args).await
+    }
+
     /// The app's routes: where each comes from and what the OpenAPI document says of it.
     pub fn routes(&self) -> &[RouteInfo] {
         &self.route_infos

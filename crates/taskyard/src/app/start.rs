@@ -51,10 +51,18 @@ impl App {
             .http
             .production
             .unwrap_or_else(|| crate::config::app_env() == "production");
-        let openapi = self.http.openapi.unwrap_or(!production).then(|| {
-            let (title, version) = &self.http.package;
-            Arc::new(crate::route::openapi::document(&route_infos, title, version))
-        });
+        let (title, version) = &self.http.package;
+        let info = crate::route::openapi::Info::from_config(
+            &self.config.table(),
+            self.config.origin(),
+            title,
+            version,
+        )?;
+        let openapi = self
+            .http
+            .openapi
+            .unwrap_or(!production)
+            .then(|| Arc::new(crate::route::openapi::document(&route_infos, &info)));
         let server_limits = match self.http.limits {
             Some(limits) => limits,
             None => crate::config::server_limits()?,

@@ -7,14 +7,71 @@
 //! declared ones: a user parameter with the same `name` and `in` replaces the declared one,
 //! others are added (Nitro replaces the whole list). Default tags: `API Routes` under
 //! `/api/`, `Internal` under `/_`, `App Routes` otherwise.
+//!
+//! The document's `info` is the package's name and version, or what `[openapi]` in
+//! `taskyard.toml` says (`title`, `description`, `version`). A route's `$global` object
+//! (Nitro's `defineRouteMeta({ openAPI: { $global } })`) is not part of its operation: its
+//! `components` are merged into the document's, each kind (`schemas`, `securitySchemes`, …)
+//! by name.
 
 use serde_json::{Map, Value, json};
+use toml::Table;
 
 use super::RouteInfo;
+use crate::Error;
 
-/// The document for `routes` of the app `title` at `version`.
-pub(crate) fn document(routes: &[RouteInfo], title: &str, version: &str) -> Value {
+/// The document's `info`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Info {
+    pub title: String,
+    pub description: Option<String>,
+    pub version: String,
+}
+
+impl Info {
+    /// The package's `title` and `version`, replaced by the `[openapi]` table of the app's
+    /// `taskyard.toml` (read from `origin`) where it has them.
+    pub fn from_config(table: &Table, origin: &str, title: &str, version: &str) -> Result<Info, Error> {
+        let mut info = Info {
+            title: title.to_owned(),
+            description: None,
+            version: version.to_owned(),
+        };
+        let Some(section) = table.get("openapi") else {
+            return Ok(info);
+        };
+        let fail = |message: String| Error::ConfigFile {
+            origin: origin.to_owned(),
+            message: format!("{origin}: {message}"),
+        };
+        let toml::Value::Table(section) = section else {
+            return Err(fail(
+                "`openapi` must be a table, like [openapi] with title = \"My API\"".to_owned(),
+            ));
+        };
+        for (key, value) in section {
+            let toml::Value::String(text) = value else {
+                return Err(fail(format!("`openapi.{key}` must be a string")));
+            };
+            match key.as_str() {
+                "title" => info.title.clone_from(text),
+                "description" => info.description = Some(text.clone()),
+                "version" => info.version.clone_from(text),
+                other => {
+                    return Err(fail(format!(
+                        "`openapi.{other}` is not a setting; the settings are title, description and version"
+                    )));
+                }
+            }
+        }
+        Ok(info)
+    }
+}
+
+/// The document for `routes`, described by `info`.
+pub(crate) fn document(routes: &[RouteInfo], info: &Info) -> Value {
     let mut paths = Map::new();
+    let mut components = Map::new();
     for route in routes {
         let path = openapi_path(&route.path);
         let method = route.method.as_deref().unwrap_or("GET").to_ascii_lowercase();
@@ -22,12 +79,36 @@ pub(crate) fn document(routes: &[RouteInfo], title: &str, version: &str) -> Valu
         if let Value::Object(item) = item {
             item.insert(method, operation(route));
         }
+        let global = route
+            .meta
+            .openapi
+            .as_ref()
+            .and_then(|openapi| openapi.get("$global"));
+        if let Some(Value::Object(kinds)) = global.and_then(|global| global.get("components")) {
+            for (kind, named) in kinds {
+                let into = components
+                    .entry(kind.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let (Value::Object(into), Value::Object(named)) = (into, named) {
+                    into.extend(named.iter().map(|(name, value)| (name.clone(), value.clone())));
+                }
+            }
+        }
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": title, "version": version },
-        "paths": paths,
-    })
+    let mut description = Map::new();
+    description.insert("title".to_owned(), json!(info.title));
+    if let Some(text) = &info.description {
+        description.insert("description".to_owned(), json!(text));
+    }
+    description.insert("version".to_owned(), json!(info.version));
+    let mut document = Map::new();
+    document.insert("openapi".to_owned(), json!("3.1.0"));
+    document.insert("info".to_owned(), Value::Object(description));
+    document.insert("paths".to_owned(), Value::Object(paths));
+    if !components.is_empty() {
+        document.insert("components".to_owned(), Value::Object(components));
+    }
+    Value::Object(document)
 }
 
 /// axum's `{*rest}` is OpenAPI's `{rest}`.
@@ -57,6 +138,9 @@ fn operation(route: &RouteInfo) -> Value {
     let mut parameters = declared;
     if let Some(openapi) = &route.meta.openapi {
         for (key, value) in openapi {
+            if key == "$global" {
+                continue;
+            }
             if key == "parameters" {
                 if let Value::Array(user) = value {
                     merge_parameters(&mut parameters, user);
@@ -105,11 +189,67 @@ mod tests {
             params: vec!["id".into()],
             meta,
         };
-        let doc = document(&[route], "app", "1.0.0");
+        let info = Info {
+            title: "app".into(),
+            description: None,
+            version: "1.0.0".into(),
+        };
+        let doc = document(&[route], &info);
         let op = &doc["paths"]["/api/users/{id}"]["get"];
         assert_eq!(op["tags"], json!(["users"]));
         assert_eq!(op["parameters"][0]["schema"]["type"], "integer");
         assert_eq!(op["parameters"][1]["name"], "fields");
         assert_eq!(op["parameters"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn info_comes_from_the_config_and_global_components_are_merged() {
+        let table: Table =
+            "[openapi]\ntitle = \"Shop API\"\ndescription = \"Orders and users\"\nversion = \"2.1.0\""
+                .parse()
+                .expect("toml");
+        let info = Info::from_config(&table, "taskyard.toml", "shop", "0.1.0").expect("info");
+        let route = |path: &str, meta: Value| RouteInfo {
+            source: format!("src/api{path}.get.rs"),
+            path: format!("/api{path}"),
+            method: Some("GET".into()),
+            params: Vec::new(),
+            meta: RouteMeta::from_json(meta).expect("meta"),
+        };
+        let routes = [
+            route(
+                "/a",
+                json!({ "openapi": { "$global": { "components": {
+                "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+                "schemas": { "User": { "type": "object" } }
+            } } } }),
+            ),
+            route(
+                "/b",
+                json!({ "openapi": { "$global": { "components": {
+                "schemas": { "Order": { "type": "object" } }
+            } } } }),
+            ),
+        ];
+        let doc = document(&routes, &info);
+        assert_eq!(
+            doc["info"],
+            json!({ "title": "Shop API", "description": "Orders and users", "version": "2.1.0" })
+        );
+        assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        assert_eq!(
+            doc["components"]["schemas"],
+            json!({ "User": { "type": "object" }, "Order": { "type": "object" } })
+        );
+        assert!(
+            doc["paths"]["/api/a"]["get"].get("$global").is_none(),
+            "not an operation field"
+        );
+
+        let bad: Table = "[openapi]\nname = \"x\"".parse().expect("toml");
+        let error = Info::from_config(&bad, "taskyard.toml", "shop", "0.1.0")
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("`openapi.name` is not a setting"), "{error}");
     }
 }

@@ -203,6 +203,7 @@ impl Schedule {
             overlap: self.overlap,
             catch_up: self.catch_up,
             task: Arc::from(task),
+            scheduled_time: self.scheduled_time,
             payload: match &self.payload {
                 Value::Object(map) => shared_object(map),
                 other => Arc::new(other.clone()),

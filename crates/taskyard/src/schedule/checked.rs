@@ -62,6 +62,8 @@ pub(crate) struct ScheduleDef {
     pub catch_up: CatchUp,
     pub task: Arc<str>,
     pub payload: Arc<Value>,
+    /// Each tick's payload carries `scheduledTime` (see `Schedule::scheduled_time`).
+    pub scheduled_time: bool,
     pub options: Arc<Value>,
 }
 
@@ -75,10 +77,21 @@ pub(crate) struct Bounds {
 impl ScheduleDef {
     /// The run request for the tick due at `scheduled_at`.
     pub fn request(&self, scheduled_at: Timestamp) -> crate::RunRequest {
-        self.request_by(crate::history::Trigger::Schedule {
+        let request = self.request_by(crate::history::Trigger::Schedule {
             schedule: self.name.to_string(),
             scheduled_at,
-        })
+        });
+        match &*self.payload {
+            Value::Object(payload) if self.scheduled_time => {
+                let mut payload = payload.clone();
+                payload.insert(
+                    "scheduledTime".to_owned(),
+                    Value::from(scheduled_at.as_millisecond()),
+                );
+                request.payload(Value::Object(payload))
+            }
+            _ => request,
+        }
     }
 
     /// The run request for a custom strategy's send.

@@ -70,7 +70,10 @@ pub(crate) fn schedules_from_config(config: &Config) -> Result<Vec<(String, Sche
                 _ => return Err(nitro_error(origin, cron)),
             };
             for task in names {
-                schedules.push((format!("{task}@{cron}"), Schedule::worker().cron(cron).task(task)));
+                schedules.push((
+                    format!("{task}@{cron}"),
+                    Schedule::worker().cron(cron).task(task).scheduled_time(true),
+                ));
             }
         }
     }

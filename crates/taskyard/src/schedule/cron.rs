@@ -18,6 +18,7 @@ use jiff::tz::{Offset, TimeZone};
 use jiff::{Timestamp, Zoned};
 
 use super::cron_fields::Fields;
+use super::cron_syntax;
 
 /// A parsed cron expression.
 #[derive(Clone)]
@@ -43,31 +44,20 @@ impl fmt::Display for CronExpr {
     }
 }
 
-const FIELDS_5: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
-const FIELDS_6: [&str; 6] = ["second", "minute", "hour", "day of month", "month", "day of week"];
-const FIELDS_7: [&str; 7] = [
-    "second",
-    "minute",
-    "hour",
-    "day of month",
-    "month",
-    "day of week",
-    "year",
-];
-
 impl CronExpr {
     /// Parses `expr`. The error names the field at fault, by position and name, and what
     /// is wrong with it.
     pub fn parse(expr: &str) -> Result<CronExpr, String> {
         let source = expr.trim().to_owned();
-        match parser().parse(&source) {
+        let read = cron_syntax::normalize(&source)?;
+        match parser().parse(&read) {
             Ok(cron) => Ok(CronExpr {
-                every_hour: hour_field(&source) == Some("*"),
-                fields: Fields::of(&cron, &source),
+                every_hour: hour_field(&read) == Some("*"),
+                fields: Fields::of(&cron, &read),
                 source,
                 cron,
             }),
-            Err(error) => Err(explain_error(&source, &error)),
+            Err(error) => Err(explain_error(&source, &read, &error)),
         }
     }
 
@@ -97,9 +87,12 @@ impl CronExpr {
                 zone.following(after)
                     .next()
                     .is_none_or(|transition| transition.timestamp() > next)
-                    && zone.preceding(after).next().is_none_or(|transition| {
-                        after.as_second() - transition.timestamp().as_second() > DAY_SECONDS
-                    })
+                    && zone
+                        .preceding(after + jiff::SignedDuration::from_nanos(1))
+                        .next()
+                        .is_none_or(|transition| {
+                            after.as_second() - transition.timestamp().as_second() > DAY_SECONDS
+                        })
             };
             if let Some(next) = next
                 && settled(next)
@@ -134,6 +127,14 @@ impl CronExpr {
             // matches the pattern; that case is answered from civil time below.
             .filter(|next| self.cron.is_time_matching(next).unwrap_or(false))
             .map(|next| next.timestamp());
+        // Just after a spring-forward gap, the gap's own local times still fire, each the
+        // gap's length later: `*/20 3 * * *` where 03:00–04:00 is skipped fires at 04:00,
+        // 04:20 and 04:40.
+        let in_gap = self.in_gap(after, zone);
+        let native = match (native, in_gap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let crosses_transition = match native {
             Some(native) => zone
                 .following(after)
@@ -149,6 +150,23 @@ impl CronExpr {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// When `after` falls within a gap's length of a spring-forward gap, the next local time
+    /// inside the gap that matches and, pushed forward by the gap, is after `after`.
+    fn in_gap(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+        // A transition at `after` itself counts: `preceding` looks strictly before.
+        let transition = zone
+            .preceding(after + jiff::SignedDuration::from_nanos(1))
+            .next()?;
+        let before = zone.to_offset(transition.timestamp() - jiff::SignedDuration::from_secs(1));
+        let gap = i64::from(transition.offset().seconds() - before.seconds());
+        if gap <= 0 || after.as_second() - transition.timestamp().as_second() >= gap {
+            return None;
+        }
+        // The local time `after` stands for inside the gap, as the clock would have read.
+        let civil = after.to_zoned(TimeZone::fixed(before)).datetime();
+        self.next_civil(civil, zone, after)
     }
 
     /// The next match in local (civil) time whose instant, resolved like a JavaScript date
@@ -204,22 +222,24 @@ fn parser() -> CronParser {
     CronParser::new()
 }
 
-fn explain_error(source: &str, error: &croner::errors::CronError) -> String {
+/// Why the crate refused `read` (`source` as [`cron_syntax::normalize`] rewrote it), naming
+/// the field as `source` wrote it.
+fn explain_error(source: &str, read: &str, error: &croner::errors::CronError) -> String {
     if source.is_empty() {
         return "the cron expression is empty".to_owned();
     }
     let fields: Vec<&str> = source.split_whitespace().collect();
+    let read_fields: Vec<&str> = read.split_whitespace().collect();
     if source.starts_with('@') {
         return format!(
             "`{source}` is not a known shorthand; use @yearly, @annually, @monthly, @weekly, \
              @daily, @midnight or @hourly"
         );
     }
-    let names: &[&str] = match fields.len() {
-        5 => &FIELDS_5,
-        6 => &FIELDS_6,
-        7 => &FIELDS_7,
-        n => {
+    let names: &[&str] = match cron_syntax::field_names(fields.len()) {
+        Some(names) => names,
+        None => {
+            let n = fields.len();
             return format!(
                 "`{source}` has {n} field{}; a cron expression has 5 (minute hour day-of-month \
                  month day-of-week), 6 (a leading second) or 7 (and a trailing year)",
@@ -230,7 +250,7 @@ fn explain_error(source: &str, error: &croner::errors::CronError) -> String {
     // Find the first field that fails on its own, every other field being `*`.
     for (position, field) in fields.iter().enumerate() {
         let probe: Vec<&str> = (0..fields.len())
-            .map(|i| if i == position { *field } else { "*" })
+            .map(|i| if i == position { read_fields[i] } else { "*" })
             .collect();
         if let Err(field_error) = parser().parse(&probe.join(" ")) {
             return format!(
@@ -292,6 +312,34 @@ mod tests {
         assert_eq!(
             next_n("15 2 * * *", "Australia/Lord_Howe", "2026-10-03T00:00:00Z", 2),
             ["2026-10-04T02:45:00+11:00", "2026-10-05T02:15:00+11:00"]
+        );
+    }
+
+    #[test]
+    fn stepped_times_inside_a_gap_each_fire_the_gap_length_later() {
+        // Athens skips 03:00–04:00 on 27 March 2016.
+        assert_eq!(
+            next_n("*/20 3 * * *", "Europe/Athens", "2016-03-26T23:00:00Z", 4),
+            [
+                "2016-03-27T04:00:00+03:00",
+                "2016-03-27T04:20:00+03:00",
+                "2016-03-27T04:40:00+03:00",
+                "2016-03-28T03:00:00+03:00"
+            ]
+        );
+        // Lord Howe skips 02:00–02:30: 02:00 and 02:15 fire at 02:30 and 02:45, then 02:30.
+        assert_eq!(
+            next_n(
+                "0,15,30 2 * * *",
+                "Australia/Lord_Howe",
+                "2026-10-03T14:00:00Z",
+                3
+            ),
+            [
+                "2026-10-04T02:30:00+11:00",
+                "2026-10-04T02:45:00+11:00",
+                "2026-10-05T02:00:00+11:00"
+            ]
         );
     }
 
@@ -380,12 +428,13 @@ mod tests {
                 let a = value(rng);
                 format!("{a}-{}", rng.u32(a..=high))
             }
-            3 => format!("*/{}", rng.u32(1..=(high - low + 1).min(20))),
+            // Steps within the field's range: croner refuses larger ones.
+            3 => format!("*/{}", rng.u32(1..=(high - low).min(20))),
             4 => {
                 let a = value(rng);
                 format!("{a}-{}/{}", rng.u32(a..=high), rng.u32(1..=5))
             }
-            5 => format!("{}-{high}/{}", value(rng), rng.u32(1..=10)),
+            5 => format!("{}-{high}/{}", value(rng), rng.u32(1..=(high - low).min(10))),
             6 if !names.is_empty() => names[rng.usize(..names.len())].into(),
             _ => (0..rng.usize(2..=4))
                 .map(|_| value(rng).to_string())

@@ -104,6 +104,7 @@ pub struct Schedule {
     pub(crate) catch_up: CatchUp,
     pub(crate) job: Option<Job>,
     pub(crate) payload: Value,
+    pub(crate) scheduled_time: bool,
     pub(crate) options: Map<String, Value>,
 }
 
@@ -125,6 +126,7 @@ impl Schedule {
             catch_up: CatchUp::default(),
             job: None,
             payload: Value::Object(Map::new()),
+            scheduled_time: false,
             options: Map::new(),
         }
     }
@@ -236,6 +238,14 @@ impl Schedule {
     /// The payload each tick's run gets (default `{}`).
     pub fn payload(mut self, payload: Value) -> Self {
         self.payload = payload;
+        self
+    }
+
+    /// Each tick's payload (an object) also carries `scheduledTime`, the tick's time in
+    /// Unix milliseconds, as Nitro's cron runner passes `{ scheduledTime }` to a task.
+    /// Schedules of `[scheduled_tasks]`, Nitro's form, have it.
+    pub fn scheduled_time(mut self, carry: bool) -> Self {
+        self.scheduled_time = carry;
         self
     }
 

@@ -14,6 +14,7 @@ pub(crate) mod checked;
 pub(crate) mod config;
 pub mod cron;
 mod cron_fields;
+mod cron_syntax;
 pub(crate) mod definition;
 mod engine;
 pub mod interval;

@@ -1,6 +1,9 @@
 //! The `cors` rule: CORS headers on responses, and `OPTIONS` preflights answered 204.
 //!
-//! `cors = true` allows any origin, method and header. A table narrows it:
+//! `cors = true` allows any origin, method and header, and every response under the rule
+//! carries h3's default headers: `access-control-allow-origin: *`, `-allow-methods: *`,
+//! `-allow-headers: *`, `-expose-headers: *` and `-max-age: 0` (Nitro 2 sent the first
+//! four on every response; h3's `handleCors` adds the expose list). A table narrows it:
 //! `{ origin = ["https://a.example"], methods = ["GET", "POST"], allow_headers = ["x-key"],
 //! expose_headers = ["x-id"], credentials = true, max_age = 600 }`. Credentials with any
 //! origin is refused, as browsers refuse it.
@@ -105,9 +108,28 @@ impl Cors {
         Some(response)
     }
 
-    /// The headers every response under the rule carries.
+    /// The headers every response under the rule carries. The methods, headers and age a
+    /// preflight answered with are kept.
     pub(crate) fn decorate(&self, response: &mut Response, origin: Option<&HeaderValue>) {
         let headers = response.headers_mut();
+        let any = HeaderValue::from_static("*");
+        if let Ok(methods) = HeaderValue::try_from(self.methods.as_str()) {
+            headers
+                .entry(header::ACCESS_CONTROL_ALLOW_METHODS)
+                .or_insert(methods);
+        }
+        let allow_headers = match &self.allow_headers {
+            Some(list) => HeaderValue::try_from(list.as_str()).ok(),
+            None => Some(any.clone()),
+        };
+        if let Some(allow_headers) = allow_headers {
+            headers
+                .entry(header::ACCESS_CONTROL_ALLOW_HEADERS)
+                .or_insert(allow_headers);
+        }
+        headers
+            .entry(header::ACCESS_CONTROL_MAX_AGE)
+            .or_insert_with(|| HeaderValue::from(self.max_age.unwrap_or(0)));
         if let Some(allowed) = self.allowed_origin(origin) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
         }
@@ -120,11 +142,11 @@ impl Cors {
                 HeaderValue::from_static("true"),
             );
         }
-        if let Some(expose) = self
-            .expose_headers
-            .as_deref()
-            .and_then(|e| HeaderValue::try_from(e).ok())
-        {
+        let expose = match &self.expose_headers {
+            Some(list) => HeaderValue::try_from(list.as_str()).ok(),
+            None => Some(any),
+        };
+        if let Some(expose) = expose {
             headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose);
         }
     }

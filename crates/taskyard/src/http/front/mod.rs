@@ -126,7 +126,7 @@ where
             uri: request.uri().clone(),
             accept: request.headers().get(header::ACCEPT).cloned(),
         };
-        match front.rules.resolve(request.uri().path()) {
+        match front.rules.resolve(request.method(), request.uri().path()) {
             // No user code runs in `call` (axum's services start on first poll), so the
             // runtime only needs to be in scope while the future is polled.
             None => FrontFuture::Plain {

@@ -15,6 +15,11 @@
 //! swr = 600                                    # cache = { max_age = 600, swr = true }
 //! ```
 //!
+//! A key may start with a method, as in Nitro 3: `[route_rules."POST /api/**"]` applies to
+//! `POST` requests only, and is narrower than the same pattern without one (a CORS
+//! preflight is an `OPTIONS` request: its `cors` belongs on a rule without a method, or on
+//! one for `OPTIONS`).
+//!
 //! Every rule whose pattern matches a request applies, merged from the broadest pattern to
 //! the narrowest: a narrower rule replaces a broader one's value for the same key, and
 //! `false` removes an inherited one (`cors = false`, `cache = false`, `headers = false`).
@@ -43,6 +48,8 @@ pub struct RouteRules {
 
 #[derive(Debug, Clone)]
 struct Rule {
+    /// The requests' method, for a method-scoped key (`POST /api/**`).
+    method: Option<Method>,
     pattern: PathPattern,
     set: RuleSet,
 }
@@ -100,24 +107,32 @@ impl RouteRules {
             });
         };
         let mut rules = Vec::new();
-        for (pattern, value) in section {
+        for (key, value) in section {
             let fail = |message: String| Error::ConfigFile {
                 origin: origin.to_owned(),
-                message: format!("{origin}: route rule `{pattern}`: {message}"),
+                message: format!("{origin}: route rule `{key}`: {message}"),
+            };
+            let (method, pattern) = match key.split_once(' ') {
+                Some((method, pattern)) => (Some(rule_method(method).map_err(fail)?), pattern.trim_start()),
+                None => (None, key.as_str()),
             };
             if !pattern.starts_with('/') {
-                return Err(fail("a pattern starts with `/`, like `/blog/**`".to_owned()));
+                return Err(fail(
+                    "a pattern starts with `/`, like `/blog/**`, after an optional method, like `POST /api/**`"
+                        .to_owned(),
+                ));
             }
             let Value::Table(table) = value else {
                 return Err(fail(format!("must be a table of rules ({KEYS})")));
             };
             let set = RuleSet::parse(pattern, table).map_err(fail)?;
             rules.push(Rule {
+                method,
                 pattern: PathPattern::new(pattern),
                 set,
             });
         }
-        rules.sort_by_cached_key(|rule| specificity(rule.pattern.as_str()));
+        rules.sort_by_cached_key(|rule| (specificity(rule.pattern.as_str()), rule.method.is_some()));
         Ok(RouteRules { rules })
     }
 
@@ -126,15 +141,17 @@ impl RouteRules {
         self.rules.is_empty()
     }
 
-    /// The merged rules for `path`, or `None` when no pattern matches.
-    pub(crate) fn resolve(&self, path: &str) -> Option<Resolved> {
+    /// The merged rules for a `method` request to `path`, or `None` when no rule matches.
+    pub(crate) fn resolve(&self, method: &Method, path: &str) -> Option<Resolved> {
         if self.rules.is_empty() {
             return None;
         }
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut merged: Option<Resolved> = None;
         for rule in &self.rules {
-            if !rule.pattern.matches_segments(&segments) {
+            if rule.method.as_ref().is_some_and(|only| only != method)
+                || !rule.pattern.matches_segments(&segments)
+            {
                 continue;
             }
             let merged = merged.get_or_insert_with(Resolved::default);
@@ -147,6 +164,27 @@ impl RouteRules {
         }
         merged
     }
+}
+
+/// The method of a method-scoped key, in capitals as HTTP writes it.
+fn rule_method(method: &str) -> Result<Method, String> {
+    const METHODS: [Method; 7] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ];
+    METHODS
+        .into_iter()
+        .find(|known| known.as_str() == method)
+        .ok_or_else(|| {
+            format!(
+                "`{method}` is not a method a rule can be scoped to; write GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS before the pattern"
+            )
+        })
 }
 
 fn apply<T: Clone>(merged: &mut Option<T>, setting: &Setting<T>) {
@@ -287,6 +325,15 @@ impl Target {
                 if !(rest.is_empty() || rest.starts_with('/')) {
                     return None;
                 }
+                // Slashes leading the rest collapse to one: `/proxy//evil.com` must reach
+                // `/evil.com` on the target, never `//evil.com`, which a browser or a
+                // server reads as another host.
+                let bare = rest.trim_start_matches('/');
+                let rest = if bare.len() + 1 < rest.len() {
+                    &rest[rest.len() - bare.len() - 1..]
+                } else {
+                    rest
+                };
                 let mut target = format!("{prefix}{rest}");
                 if target.is_empty() {
                     target.push('/');
@@ -380,7 +427,7 @@ mod tests {
         );
         let target = |path: &str| {
             let resolved = rules
-                .resolve(path.split('?').next().unwrap_or(""))
+                .resolve(&Method::GET, path.split('?').next().unwrap_or(""))
                 .expect("a rule");
             resolved
                 .redirect
@@ -394,6 +441,10 @@ mod tests {
         assert_eq!(target("/old").as_deref(), Some("https://example.com/new"));
         assert_eq!(target("/page?x=1").as_deref(), Some("/other?x=1"));
         assert_eq!(target("/any//evil.com").as_deref(), Some("/evil.com"));
+        assert_eq!(
+            target("/old///evil.com/x").as_deref(),
+            Some("https://example.com/new/evil.com/x")
+        );
     }
 
     #[test]
@@ -409,12 +460,55 @@ mod tests {
             headers = { "x-b" = "2" }
             "#,
         );
-        let broad = rules.resolve("/x").expect("broad");
+        let broad = rules.resolve(&Method::GET, "/x").expect("broad");
         assert!(broad.cors.is_some());
-        let narrow = rules.resolve("/narrow/exact").expect("narrow");
+        let narrow = rules.resolve(&Method::GET, "/narrow/exact").expect("narrow");
         assert!(narrow.cors.is_none());
         let headers = narrow.headers.expect("headers");
         assert_eq!(headers[0].0.as_str(), "x-b");
+    }
+
+    #[test]
+    fn method_scoped_keys_apply_to_their_method_only_and_are_narrower() {
+        let rules = rules(
+            r#"
+            [route_rules."POST /api/**"]
+            headers = { "x-write" = "1" }
+            [route_rules."/api/**"]
+            headers = { "x-any" = "1" }
+            cors = true
+            "#,
+        );
+        let header = |method: Method| {
+            let headers = rules
+                .resolve(&method, "/api/x")
+                .expect("a rule")
+                .headers
+                .expect("headers");
+            headers[0].0.as_str().to_owned()
+        };
+        assert_eq!(header(Method::POST), "x-write");
+        assert_eq!(header(Method::GET), "x-any");
+        // The broader rule's other keys still apply to the method's requests.
+        assert!(
+            rules
+                .resolve(&Method::POST, "/api/x")
+                .expect("a rule")
+                .cors
+                .is_some()
+        );
+        let error = RouteRules::from_config(
+            &"[route_rules.\"FETCH /api/**\"]\ncors = true"
+                .parse()
+                .expect("toml"),
+            "test.toml",
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            error.contains("route rule `FETCH /api/**`: `FETCH` is not a method"),
+            "{error}"
+        );
     }
 
     #[test]

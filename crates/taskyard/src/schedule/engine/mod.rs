@@ -140,6 +140,8 @@ struct Entry {
 struct EntryState {
     paused: bool,
     disabled: bool,
+    /// Past its `end`: logged once.
+    ended: bool,
     /// The running custom strategy, cancelled to stop it.
     strategy: Option<CancellationToken>,
     /// Bumped (wrapping) by every change that makes the heap slot stale; only compared
@@ -304,6 +306,17 @@ impl Scheduler {
     pub async fn run_schedule(&self, name: &str) -> Result<Value, Error> {
         let entry = self.entry(name)?;
         self.inner.runtime.run(entry.def.request(Timestamp::now())).await
+    }
+
+    /// [`Scheduler::run_schedule`] with `args` as the run's payload in place of the
+    /// schedule's own, as egg-schedule's `app.runSchedule(name, ...args)` passes arguments
+    /// to the job (several as an array).
+    pub async fn run_schedule_with(&self, name: &str, args: Value) -> Result<Value, Error> {
+        let entry = self.entry(name)?;
+        self.inner
+            .runtime
+            .run(entry.def.request(Timestamp::now()).payload(args))
+            .await
     }
 
     /// Every schedule, sorted by name.

@@ -16,13 +16,31 @@ use crate::sync::lock;
 
 impl Scheduler {
     /// Puts the schedule's next tick after `after` on the heap.
+    /// A schedule past its `end` stops, and says so in the schedule log (egg-schedule's
+    /// "reach endDate, will stop").
     pub(super) fn arm(&self, entry: &Arc<Entry>, state: &mut EntryState, after: Timestamp) {
-        if let Some(at) = entry.def.next_tick(after) {
-            lock(&self.inner.timers).push(Reverse(Due {
+        match entry.def.next_tick(after) {
+            Some(at) => lock(&self.inner.timers).push(Reverse(Due {
                 at: ceil_millis(at),
                 generation: state.generation,
                 entry: entry.clone(),
-            }));
+            })),
+            None => {
+                if let Some(end) = entry.def.end()
+                    && !state.ended
+                {
+                    state.ended = true;
+                    self.inner.log.line(
+                        "ended",
+                        &[
+                            ("schedule", &entry.def.name),
+                            ("end", &end),
+                            ("message", &"reached its end, will stop"),
+                        ],
+                    );
+                    tracing::info!(schedule = %entry.def.name, %end, "the schedule reached its end and stops");
+                }
+            }
         }
     }
 

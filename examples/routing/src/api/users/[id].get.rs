@@ -7,7 +7,16 @@ taskyard::route_meta!({
         "parameters": [
             { "name": "id", "in": "path", "required": true, "description": "The user's number", "schema": { "type": "integer" } },
             { "name": "fields", "in": "query", "schema": { "type": "string" } }
-        ]
+        ],
+        "responses": {
+            "200": { "description": "The user", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/User" } } } }
+        },
+        // Merged into the document's `components`, not part of this operation.
+        "$global": {
+            "components": {
+                "schemas": { "User": { "type": "object", "properties": { "id": { "type": "integer" } } } }
+            }
+        }
     }
 });
 
