@@ -136,7 +136,7 @@ impl Schedule {
                     }
                     None => {
                         return Err(fail(format!(
-                            "cron `{cron}` can never fire (no date matches it before the year 5000)"
+                            "cron `{cron}` can never fire (no date matches it up to the year 9999)"
                         )));
                     }
                 }

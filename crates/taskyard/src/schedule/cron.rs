@@ -19,6 +19,7 @@ use jiff::{Timestamp, Zoned};
 
 use super::cron_fields::Fields;
 use super::cron_syntax;
+use super::cron_years::{self, Years};
 
 /// A parsed cron expression.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct CronExpr {
     every_hour: bool,
     /// The fields as bit sets, when the expression is plain enough for the fast search.
     fields: Option<Fields>,
+    /// The years of a year field other than `*` (the crate is given `*`).
+    years: Option<Years>,
 }
 
 impl fmt::Debug for CronExpr {
@@ -49,11 +52,12 @@ impl CronExpr {
     /// is wrong with it.
     pub fn parse(expr: &str) -> Result<CronExpr, String> {
         let source = expr.trim().to_owned();
-        let read = cron_syntax::normalize(&source)?;
+        let cron_syntax::Normalized { read, years } = cron_syntax::normalize(&source)?;
         match parser().parse(&read) {
             Ok(cron) => Ok(CronExpr {
                 every_hour: hour_field(&read) == Some("*"),
                 fields: Fields::of(&cron, &read),
+                years,
                 source,
                 cron,
             }),
@@ -72,8 +76,16 @@ impl CronExpr {
     }
 
     /// The first fire time strictly after `after`, in `zone`; `None` when there is none
-    /// before the year 5000.
+    /// up to the year 9999.
     pub fn next_after(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+        match &self.years {
+            Some(years) => years.next_after(after, zone, |after| self.next_in_any_year(after, zone)),
+            None => self.next_in_any_year(after, zone),
+        }
+    }
+
+    /// [`CronExpr::next_after`] without the year field.
+    fn next_in_any_year(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
         if let Some(fields) = &self.fields {
             if let Some(offset) = fixed_offset(zone) {
                 return fields.next_after(after, i64::from(offset.seconds()));
@@ -100,7 +112,7 @@ impl CronExpr {
                 return Some(next);
             }
         }
-        self.next_after_in_zone(after, zone)
+        cron_years::beyond_the_crate(after, zone, |after| self.next_after_in_zone(after, zone))
     }
 
     /// [`CronExpr::next_after`] through croner, with the daylight-saving rules.
@@ -374,6 +386,12 @@ mod tests {
         let utc = |expr, n| next_n(expr, "UTC", "2026-01-01T00:00:00Z", n);
         assert_eq!(utc("0 0 3 * * *", 1), ["2026-01-01T03:00:00+00:00"]);
         assert_eq!(utc("0 0 0 1 1 * 2030", 1), ["2030-01-01T00:00:00+00:00"]);
+        // Years to 9999, as croner: past the crate's 4999, by whole 400-year cycles.
+        assert_eq!(utc("0 0 0 1 1 * 9999", 1), ["9999-01-01T00:00:00+00:00"]);
+        assert_eq!(
+            utc("0 0 12 L 2 * 6000-9999/1000", 2),
+            ["6000-02-29T12:00:00+00:00", "7000-02-28T12:00:00+00:00"]
+        );
         assert_eq!(utc("0 0 * * 5#L", 1), ["2026-01-30T00:00:00+00:00"]);
         assert_eq!(utc("0 0 15W * *", 2)[1], "2026-02-16T00:00:00+00:00");
         assert_eq!(utc("@weekly", 1), ["2026-01-04T00:00:00+00:00"]);
@@ -511,18 +529,14 @@ mod tests {
 
     #[test]
     fn expressions_with_modifiers_or_years_take_croners_search() {
-        for expr in [
-            "0 0 L * *",
-            "0 0 15W * *",
-            "0 0 * * MON#2",
-            "0 0 * * 5L",
-            "0 0 0 1 1 * 2030",
-        ] {
+        for expr in ["0 0 L * *", "0 0 15W * *", "0 0 * * MON#2", "0 0 * * 5L"] {
             assert!(CronExpr::parse(expr).expect("parses").fields.is_none(), "{expr}");
         }
         for expr in [
             "*/5 * * * *",
             "0 0 0 1 1 * *",
+            // The year field is read apart from the crate (`cron_years`).
+            "0 0 0 1 1 * 2030",
             "@weekly",
             "0 9-17/2 * JAN-MAR MON-FRI",
         ] {

@@ -11,8 +11,8 @@
 use croner::Cron;
 use jiff::Timestamp;
 
-/// croner searches no further than this year; past it there is no next time.
-const LAST_YEAR: i64 = 4999;
+/// croner takes years up to this one; past it there is no next time.
+const LAST_YEAR: i64 = 9999;
 const DAY: i64 = 86_400;
 
 /// An expression's fields as bit sets: bit `n` set when the field matches the value `n`.

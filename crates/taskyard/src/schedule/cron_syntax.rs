@@ -10,6 +10,10 @@
 //! - Refused, naming the field: an empty list item (`1,,2`, a trailing `,`), a `+` with no
 //!   day after it, a step larger than the field's range (`*/61` in minutes), a stepped `*`
 //!   in the year field.
+//! - The year field (1 to 9999, as croner) is read here (see `cron_years`); the crate is
+//!   given `*`.
+
+use super::cron_years::Years;
 
 /// Field names for 5, 6 and 7 fields.
 pub(crate) const FIELDS_5: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
@@ -47,23 +51,37 @@ fn range(name: &str) -> (u32, u32) {
     }
 }
 
+/// An expression as the `croner` crate should read it, and the years it is limited to.
+#[derive(Debug)]
+pub(crate) struct Normalized {
+    /// The expression for the crate (a year field is `*`).
+    pub read: String,
+    /// The years of a 7-field expression whose year field is not `*`.
+    pub years: Option<Years>,
+}
+
 /// `source` (trimmed) as the `croner` crate should read it, or why it is refused, naming
 /// the field at fault. An expression with a count of fields the crate refuses is passed
 /// on as it is, for the crate's own message.
-pub(crate) fn normalize(source: &str) -> Result<String, String> {
+pub(crate) fn normalize(source: &str) -> Result<Normalized, String> {
     if let Some(alias) = source.strip_prefix('@') {
         let alias = alias.to_ascii_lowercase();
-        return Ok(if alias == "midnight" {
+        let read = if alias == "midnight" {
             "@daily".to_owned()
         } else {
             format!("@{alias}")
-        });
+        };
+        return Ok(Normalized { read, years: None });
     }
     let fields: Vec<&str> = source.split_whitespace().collect();
     let Some(names) = field_names(fields.len()) else {
-        return Ok(source.to_owned());
+        return Ok(Normalized {
+            read: source.to_owned(),
+            years: None,
+        });
     };
     let mut written = Vec::with_capacity(fields.len());
+    let mut years = None;
     for (position, (field, name)) in fields.iter().zip(names).enumerate() {
         let refuse = |why: String| {
             format!(
@@ -71,9 +89,20 @@ pub(crate) fn normalize(source: &str) -> Result<String, String> {
                 position + 1
             )
         };
-        written.push(normalize_field(field, name).map_err(refuse)?);
+        let field = normalize_field(field, name).map_err(refuse)?;
+        if *name == "year" {
+            if field != "*" {
+                years = Some(Years::parse(&field).map_err(refuse)?);
+            }
+            written.push("*".to_owned());
+        } else {
+            written.push(field);
+        }
     }
-    Ok(written.join(" "))
+    Ok(Normalized {
+        read: written.join(" "),
+        years,
+    })
 }
 
 /// One field, `name`, rewritten (see the module docs).
@@ -207,7 +236,7 @@ mod tests {
 
     #[test]
     fn croner_and_cron_parser_syntax_becomes_the_crates() {
-        let read = |source: &str| normalize(source).expect("accepted");
+        let read = |source: &str| normalize(source).expect("accepted").read;
         assert_eq!(read("@midnight"), "@daily");
         assert_eq!(read("@Weekly"), "@weekly");
         assert_eq!(read("? ? * * ?"), "* * * * *");
@@ -215,7 +244,12 @@ mod tests {
         assert_eq!(read("0/30 * * * *"), "0-59/30 * * * *");
         assert_eq!(read("0 0/6 1/10 1/3 1/2"), "0 0-23/6 1-31/10 1-12/3 1-7/2");
         assert_eq!(read("0 0 12 * * +MON-FRI"), "0 0 12 * * +MON-FRI");
-        assert_eq!(read("0 0 0 1 1 * 2026-2100/2"), "0 0 0 1 1 * 2026-2100/2");
+        assert_eq!(read("0 0 0 1 1 * 2026-2100/2"), "0 0 0 1 1 * *");
+        let years = normalize("0 0 0 1 1 * 9999")
+            .expect("accepted")
+            .years
+            .expect("years");
+        assert!(years.contains(9999) && !years.contains(9998));
         assert_eq!(read("*/60 * * * *"), "*/60 * * * *");
     }
 
@@ -232,7 +266,8 @@ mod tests {
         assert!(refuse("0 12 1 * +").contains("field 5 (day of week) `+`"));
         assert!(refuse("*/61 * * * *").contains("larger than the field's 60 values"));
         assert!(refuse("0 0 * * */8").contains("field 5 (day of week)"));
-        assert_eq!(normalize("0 0 * * */7").as_deref(), Ok("0 0 * * */7"));
+        assert_eq!(normalize("0 0 * * */7").expect("accepted").read, "0 0 * * */7");
+        assert!(refuse("0 0 0 1 1 * 10000").contains("field 7 (year) `10000`"));
         assert!(refuse("0 */25 * * *").contains("field 2 (hour)"));
         assert!(refuse("0 0 0 1 1 * */2").contains("field 7 (year)"));
     }

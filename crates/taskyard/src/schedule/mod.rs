@@ -15,6 +15,7 @@ pub(crate) mod config;
 pub mod cron;
 mod cron_fields;
 mod cron_syntax;
+mod cron_years;
 pub(crate) mod definition;
 mod engine;
 pub mod interval;
