@@ -274,6 +274,12 @@ async fn durable_runs_of_a_dead_instance_go_back_to_the_queue_as_their_next_atte
         // The dead instance's runs stay while its lease runs.
         let (requeued, abandoned) = store.requeue_orphans(at(4_000)).await.expect("rescue");
         assert!(requeued.is_empty() && abandoned.is_empty(), "{name}");
+        // Queued meanwhile, due before the rescue: the rescued run still goes first.
+        let behind = queued("mail");
+        store
+            .enqueue(&behind, &job(5_000, 0, None))
+            .await
+            .expect("enqueue");
 
         let (requeued, abandoned) = store.requeue_orphans(at(10_000)).await.expect("rescue");
         assert_eq!(requeued, [twice.id], "{name}");
@@ -313,13 +319,16 @@ async fn durable_runs_of_a_dead_instance_go_back_to_the_queue_as_their_next_atte
         // A plain run of the dead instance is abandoned as before, by `mark_abandoned`.
         let marked = store.mark_abandoned(at(10_000)).await.expect("abandon");
         assert_eq!(marked, [plain.id], "{name}");
-        // A live instance takes the run again.
+        // A live instance takes the run again, ahead of the run queued after it.
         let retaken = store
-            .claim("live", &free("mail"), at(10_000), 10)
+            .claim("live", &free("mail"), at(10_000), 1)
             .await
             .expect("claim");
         assert_eq!(retaken.len(), 1, "{name}");
-        assert_eq!(retaken[0].run.id, twice.id, "{name}");
+        assert_eq!(
+            retaken[0].run.id, twice.id,
+            "{name}: a rescued run is due at its queueing time"
+        );
         assert_eq!(retaken[0].run.attempt, 2, "{name}");
         assert_eq!(retaken[0].run.instance, "live", "{name}");
         assert!(retaken[0].fence > claimed[0].fence, "{name}");

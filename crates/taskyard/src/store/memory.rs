@@ -315,11 +315,12 @@ impl Store for MemoryStore {
                 cancel_requested: cancels.contains(id),
             };
             let (next, again) = rescue(&orphan, now);
+            let due = super::queue::rescued_due(&next, now);
             *run = next;
             // The lost attempt can write no more.
             *fence += 1;
             if again {
-                job.run_at = now;
+                job.run_at = due;
                 requeued.push(*id);
             } else {
                 abandoned.push(*id);

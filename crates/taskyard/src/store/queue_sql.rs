@@ -10,7 +10,7 @@ use sqlx::query::Query;
 use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
 use super::columns::{COLUMNS, RunRow, decode_rows, parse_id, parse_ids};
-use super::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, Job, Orphan, rescue};
+use super::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, Job, Orphan, rescue, rescued_due};
 use super::recorder::MAX_BATCH;
 use super::sql::{Dialect, Statements};
 use crate::Error;
@@ -354,7 +354,7 @@ where
             let (next, again) = rescue(&orphan, now);
             // Another instance may be rescuing the same run: the fence lets one through.
             if self
-                .update_fenced(&next, extra.fence, again.then_some(now), true)
+                .update_fenced(&next, extra.fence, again.then(|| rescued_due(&next, now)), true)
                 .await?
             {
                 if again { &mut requeued } else { &mut ended }.push(next.id);
