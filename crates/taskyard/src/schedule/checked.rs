@@ -77,27 +77,32 @@ pub(crate) struct Bounds {
 impl ScheduleDef {
     /// The run request for the tick due at `scheduled_at`.
     pub fn request(&self, scheduled_at: Timestamp) -> crate::RunRequest {
-        let request = self.request_by(crate::history::Trigger::Schedule {
-            schedule: self.name.to_string(),
-            scheduled_at,
-        });
-        match &*self.payload {
-            Value::Object(payload) if self.scheduled_time => {
-                let mut payload = payload.clone();
-                payload.insert(
-                    "scheduledTime".to_owned(),
-                    Value::from(scheduled_at.as_millisecond()),
-                );
-                request.payload(Value::Object(payload))
-            }
-            _ => request,
+        let mut payload = Value::clone(&self.payload);
+        if self.scheduled_time
+            && let Value::Object(payload) = &mut payload
+        {
+            payload.insert(
+                "scheduledTime".to_owned(),
+                Value::from(scheduled_at.as_millisecond()),
+            );
         }
+        self.request_with(
+            payload,
+            crate::history::Trigger::Schedule {
+                schedule: self.name.to_string(),
+                scheduled_at,
+            },
+        )
     }
 
     /// The run request for a custom strategy's send.
     pub fn request_by(&self, trigger: crate::history::Trigger) -> crate::RunRequest {
+        self.request_with(Value::clone(&self.payload), trigger)
+    }
+
+    fn request_with(&self, payload: Value, trigger: crate::history::Trigger) -> crate::RunRequest {
         let request = crate::RunRequest::new(self.task.to_string())
-            .payload(Value::clone(&self.payload))
+            .payload(payload)
             .trigger(trigger);
         if self.durable { request.durable() } else { request }
     }

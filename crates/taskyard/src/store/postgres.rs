@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 
 use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
-use super::sql::Statements;
+use super::sql::{Dialect, Statements};
 use super::{
     Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunFilter,
     SchedulePause, Store, TickClaim, sqlx_error,
@@ -28,11 +28,13 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// A claim (see `Store::claim`) in one round trip, through the function of migration 7:
 /// the tasks without a limit together in the queue's order, then each task with a limit
 /// under a lock of its own. Run on the claims pool, whose connections never sort.
-const CLAIM: &str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, \
-     attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, \
-     result::text AS result, error, progress, progress_message, fence, max_attempts::bigint AS max_attempts, \
-     priority::bigint AS priority, run_at, (CASE WHEN cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested \
-     FROM taskyard_claim($1, $2, $3, $4, $5, $6, $7)";
+static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {columns}, {extra} FROM taskyard_claim($1, $2, $3, $4, $5, $6, $7)",
+        columns = <Postgres as Dialect>::RUN_COLUMNS,
+        extra = <Postgres as Dialect>::CLAIM_EXTRA,
+    )
+});
 
 /// Marks `abandoned` the unfinished runs of instances without a live lease at `$1`; the
 /// run ends at its instance's last heartbeat when that is known (as in SQLite).
@@ -234,7 +236,7 @@ impl Store for PostgresStore {
             tasks.iter().partition(|task| task.limit.is_some());
         let names = |tasks: &[&ClaimTask]| tasks.iter().map(|task| task.name.clone()).collect::<Vec<_>>();
         let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-        let rows = sqlx::query::<Postgres>(CLAIM)
+        let rows = sqlx::query::<Postgres>(sqlx::AssertSqlSafe(CLAIM.as_str()))
             .bind(instance)
             .bind(now.as_millisecond())
             .bind(i32::try_from(limit).unwrap_or(i32::MAX))

@@ -88,23 +88,16 @@ impl Cors {
             return None;
         }
         let mut response = StatusCode::NO_CONTENT.into_response();
+        // Any header allowed: echo what the browser asks for, before `decorate` fills in
+        // the rest (methods, age, a listed `allow_headers`).
+        if self.allow_headers.is_none()
+            && let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        {
+            response
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+        }
         self.decorate(&mut response, headers.get(header::ORIGIN));
-        let out = response.headers_mut();
-        if let Ok(methods) = HeaderValue::try_from(self.methods.as_str()) {
-            out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
-        }
-        let allow_headers = match &self.allow_headers {
-            Some(list) => HeaderValue::try_from(list.as_str()).ok(),
-            // Any header: echo what the browser asks for.
-            None => headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned(),
-        };
-        if let Some(allow_headers) = allow_headers {
-            out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
-        }
-        out.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from(self.max_age.unwrap_or(0)),
-        );
         Some(response)
     }
 
