@@ -131,7 +131,12 @@ fn delay(value: &Value) -> Result<Duration, HttpError> {
         _ => None,
     };
     match ms {
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Duration::from_secs_f64(ms / 1000.0)),
+        Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
+            invalid(
+                "delay",
+                &format!("`delay` is {value}, which is too long to wait for; send a `run_at` time instead"),
+            )
+        }),
         Some(ms) if ms < 0.0 => Err(invalid(
             "delay",
             &format!(
@@ -189,6 +194,12 @@ fn flag(value: &Value) -> Result<bool, HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delay_past_any_duration_is_refused_not_a_panic() {
+        let error = delay(&serde_json::json!(1e300)).expect_err("refused");
+        assert!(format!("{error:?}").contains("too long"), "{error:?}");
+    }
     use serde_json::json;
 
     fn read(body: Value, query: &str) -> Result<RunOptions, HttpError> {
