@@ -165,7 +165,7 @@ async fn run_attempts(
         let delay = task.retry.delay(attempt);
         // A claimed run waits for its retry in the store, where a restart cannot forget
         // it; if the store does not take it, it waits here, still claimed.
-        if run.claim.is_some() && runtime.inner.requeue(run, &end, delay).await {
+        if run.claim.is_some() && Box::pin(runtime.inner.requeue(run, &end, delay)).await {
             return None;
         }
         runtime.inner.mark_retrying(run, &end, delay);

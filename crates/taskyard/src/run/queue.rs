@@ -87,7 +87,11 @@ impl Runtime {
                         claiming,
                     )),
                 );
-                continue;
+                // No `continue`: this loop must reach an await after every claim. A claim
+                // that returns at once on another worker frees its room again, and a loop
+                // going straight back to claim would never yield its worker (seen: a
+                // memory store's empty claims, forever). A full claim, or a run ending
+                // here, wakes it at once.
             }
             tokio::select! {
                 _ = inner.queue_wake.notified() => {}

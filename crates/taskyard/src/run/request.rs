@@ -132,7 +132,9 @@ impl RunHandle {
                 if let Some(outcome) = run.outcome.get() {
                     return outcome.clone();
                 }
-                let outcome = run.runtime.outcome(run.id).await;
+                // Boxed: following a stored run is the slow path, and its state inline
+                // would grow every local run's wait.
+                let outcome = Box::pin(run.runtime.outcome(run.id)).await;
                 // Only the run's own end is kept, not a failure to follow it.
                 if !matches!(
                     outcome,
