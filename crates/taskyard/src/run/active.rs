@@ -150,12 +150,11 @@ impl ActiveRun {
 
     pub fn snapshot(&self, instance: &str) -> RunRecord {
         let live = self.live().clone();
-        self.snapshot_of(&live, instance)
+        self.snapshot_of(live, instance)
     }
 
     /// The record of the run in state `live`.
-    fn snapshot_of(&self, live: &Live, instance: &str) -> RunRecord {
-        let live = live.clone();
+    fn snapshot_of(&self, live: Live, instance: &str) -> RunRecord {
         let duration_ms = match (live.started_at, live.finished_at) {
             (Some(start), Some(end)) => Some(duration_ms(start, end)),
             _ => None,
@@ -247,16 +246,14 @@ impl RuntimeInner {
             return false;
         };
         let (snapshot, error) = {
-            let mut live = run.live();
-            let before = live.clone();
-            let error = Self::end_attempt(&mut live, end, delay);
-            live.status = RunStatus::Queued;
-            live.attempt += 1;
-            live.attempt_started_at = None;
-            live.progress = None;
-            let snapshot = run.snapshot_of(&live, &self.instance);
-            *live = before;
-            (snapshot, error)
+            // The next attempt's state, for the store only: here the run keeps its own.
+            let mut next = run.live().clone();
+            let error = Self::end_attempt(&mut next, end, delay);
+            next.status = RunStatus::Queued;
+            next.attempt += 1;
+            next.attempt_started_at = None;
+            next.progress = None;
+            (run.snapshot_of(next, &self.instance), error)
         };
         let run_at = Timestamp::now()
             .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or(jiff::SignedDuration::MAX))

@@ -109,8 +109,7 @@ impl Store for MemoryStore {
         for run in runs.values_mut() {
             // Durable runs are rescued by `requeue_orphans`; a queued one belongs to no
             // instance.
-            let durable = jobs.contains_key(&run.id);
-            if !run.status.is_final() && !durable && !live(&run.instance) {
+            if !run.status.is_final() && !jobs.contains_key(&run.id) && !live(&run.instance) {
                 run.error = Some(format!(
                     "abandoned: instance {} stopped renewing its lease while the run was {}",
                     run.instance, run.status
