@@ -194,13 +194,13 @@ fn flag(value: &Value) -> Result<bool, HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_delay_past_any_duration_is_refused_not_a_panic() {
-        let error = delay(&serde_json::json!(1e300)).expect_err("refused");
+        let error = delay(&json!(1e300)).expect_err("refused");
         assert!(format!("{error:?}").contains("too long"), "{error:?}");
     }
-    use serde_json::json;
 
     fn read(body: Value, query: &str) -> Result<RunOptions, HttpError> {
         let Value::Object(body) = body else {
