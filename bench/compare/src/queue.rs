@@ -28,6 +28,10 @@ const JOBS: usize = 100_000;
 /// Jobs each system runs at once (taskyard: one instance's room).
 const CONCURRENCY: usize = 64;
 
+/// The burn-down's task with a limit held across the cluster, which the peers do not have:
+/// the claim counts the task's running runs.
+const LIMITED: Concurrency = Concurrency::Parallel(CONCURRENCY);
+
 /// Jobs apalis burns down on SQLite at most.
 const APALIS_SQLITE_JOBS: usize = 3_000;
 
@@ -51,8 +55,17 @@ pub fn compare(root: &Path) -> Vec<Row> {
     if std::env::var_os("TASKYARD_BENCH_QUEUE_TASKYARD_ONLY").is_some() {
         // For profiling taskyard's side alone: its numbers, no peers, no rows.
         let schema = PostgresSchema::create();
-        let ours = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs);
+        let ours = measure(
+            StoreConfig::Postgres(schema.url.clone()),
+            None,
+            jobs,
+            Concurrency::Unlimited,
+        );
         eprintln!("queue: taskyard PostgreSQL {ours:?}");
+        drop(schema);
+        let schema = PostgresSchema::create();
+        let limited = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs, LIMITED);
+        eprintln!("queue: taskyard PostgreSQL, a cluster-wide limit {limited:?}");
         return Vec::new();
     }
     let schema = PostgresSchema::create();
@@ -60,6 +73,7 @@ pub fn compare(root: &Path) -> Vec<Row> {
         StoreConfig::Postgres(schema.url.clone()),
         Some(&schema.base),
         jobs,
+        Concurrency::Unlimited,
     );
     drop(schema);
     let graphile = graphile_worker(root, jobs);
@@ -73,7 +87,12 @@ pub fn compare(root: &Path) -> Vec<Row> {
     };
     let dir = std::env::temp_dir().join(format!("taskyard-bench-queue-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
-    let sqlite = measure(StoreConfig::Sqlite(dir.join("taskyard.db")), None, jobs);
+    let sqlite = measure(
+        StoreConfig::Sqlite(dir.join("taskyard.db")),
+        None,
+        jobs,
+        Concurrency::Unlimited,
+    );
     // apalis on SQLite burns ~100 jobs/s: its rate is measured on fewer jobs, so that the
     // comparison ends in minutes.
     let apalis_sqlite = apalis(
@@ -181,7 +200,7 @@ fn apalis(root: &Path, backend: &str, url: &str, jobs: usize) -> Measured {
 
 /// taskyard's burn-down and latency on `store`; `stats` is the PostgreSQL database whose
 /// row counters are read.
-fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize) -> Measured {
+fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Concurrency) -> Measured {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -200,7 +219,7 @@ fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize) -> Measured {
                 Ok::<_, TaskError>(())
             }
         })
-        .concurrency(Concurrency::Parallel(CONCURRENCY))
+        .concurrency(concurrency)
         .durable();
         let latency = Task::new(move |_cx: TaskContext| {
             let started = started.clone();

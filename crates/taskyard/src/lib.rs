@@ -57,6 +57,7 @@ mod sync;
 pub mod task;
 
 pub use app::{App, RunningApp};
+pub use config::Dashboard;
 pub use error::{Error, ErrorKind, Result};
 pub use history::{RunFilter, RunId, RunRecord, RunStatus, Trigger};
 pub use run::{RunEvent, RunHandle, RunRequest, Runtime, Task, TaskContext};
@@ -103,6 +104,8 @@ pub mod guides {
     pub mod lifecycle {}
     #[doc = include_str!("../../../docs/queue.md")]
     pub mod queue {}
+    #[doc = include_str!("../../../docs/dashboard.md")]
+    pub mod dashboard {}
 }
 
 /// What the code `taskyard-build` generates and the crate's macros reach. Not a public API.

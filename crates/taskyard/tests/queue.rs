@@ -36,8 +36,9 @@ impl Ledger {
                 Ok::<_, TaskError>(json!({ "echo": cx.payload().clone(), "by": instance }))
             }
         })
-        // Runs of any payload at once: what is under test is the queue, not a gate.
-        .concurrency(Concurrency::Parallel(64))
+        // Runs of any payload at once, bounded by each instance's room only: what is under
+        // test is the queue, not a limit.
+        .concurrency(Concurrency::Unlimited)
     }
 
     fn runs(&self) -> HashMap<RunId, Vec<String>> {

@@ -247,6 +247,36 @@ async fn parallel_limit_is_never_exceeded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlimited_runs_all_go_at_once_and_a_huge_limit_is_no_limit() {
+    const RUNS: usize = 30;
+    for concurrency in [Concurrency::Unlimited, Concurrency::Parallel(usize::MAX)] {
+        // Each run waits for all the others to be running: any gate would stall them.
+        let all = Arc::new(tokio::sync::Barrier::new(RUNS));
+        let task = Task::new(move |_cx: TaskContext| {
+            let all = all.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), all.wait())
+                    .await
+                    .map_err(|_| TaskError::new("not every run was running at once"))?;
+                Ok::<_, TaskError>(())
+            }
+        })
+        .concurrency(concurrency);
+        let app = start(App::new().task("wide", task)).await;
+        let calls: Vec<_> = (0..RUNS)
+            .map(|_| {
+                let runtime = app.runtime().clone();
+                tokio::spawn(async move { runtime.run_task("wide", json!({})).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("joined").expect("every run succeeds");
+        }
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_stops_the_attempt_and_records_timed_out() {
     let task = Task::new(|_cx: TaskContext| async {
         tokio::time::sleep(Duration::from_secs(30)).await;

@@ -155,6 +155,28 @@ async fn listing_filters_by_task_and_status_newest_first_with_a_limit() {
             .await
             .expect("limited");
         assert_eq!(ids(limited), newest_first[..5], "{}", backend.name);
+        // Keyset pages: each starts after the last run of the one before.
+        let mut pages = Vec::new();
+        let mut filter = RunFilter::default().limit(5);
+        loop {
+            let page = ids(store.list_runs(&filter).await.expect("a page"));
+            let Some(last) = page.last().copied() else {
+                break;
+            };
+            pages.extend(page);
+            filter = filter.before(last);
+        }
+        assert_eq!(pages, newest_first, "{}", backend.name);
+        let older_evens = store
+            .list_runs(&RunFilter::default().task("even").before(runs[6].id))
+            .await
+            .expect("before, filtered");
+        assert_eq!(
+            ids(older_evens),
+            [runs[4].id, runs[2].id, runs[0].id],
+            "{}",
+            backend.name
+        );
     }
 }
 

@@ -80,6 +80,8 @@ struct HttpSettings {
     body_limit: usize,
     /// `None`: from the environment (`TASKYARD_TASKS_TOKEN`).
     tasks_access: Option<TasksAccess>,
+    /// `None`: from the environment (`TASKYARD_UI`).
+    dashboard: Option<crate::Dashboard>,
     /// Routes added in code.
     routes: axum::Router,
     /// Routes from files.
@@ -128,6 +130,7 @@ impl App {
                 limits: None,
                 body_limit: crate::http::DEFAULT_BODY_LIMIT,
                 tasks_access: None,
+                dashboard: None,
                 routes: axum::Router::new(),
                 server_routes: Vec::new(),
                 middleware: Vec::new(),
@@ -487,6 +490,14 @@ impl App {
     /// `TASKYARD_TASKS_TOKEN` is set, nobody otherwise.
     pub fn tasks_access(mut self, access: TasksAccess) -> Self {
         self.http.tasks_access = Some(access);
+        self
+    }
+
+    /// What the dashboard at `/_tasks/ui` offers: every page and action, pages only, or
+    /// nothing. Default: [`Dashboard::from_env`](crate::Dashboard::from_env) (`TASKYARD_UI`).
+    /// It answers under the same access rule as the task endpoints.
+    pub fn dashboard(mut self, dashboard: crate::Dashboard) -> Self {
+        self.http.dashboard = Some(dashboard);
         self
     }
 

@@ -43,6 +43,7 @@ pub struct RunningApp {
     pub(super) closing: CancellationToken,
     pub(super) body_limit: usize,
     pub(super) tasks_access: TasksAccess,
+    pub(super) dashboard: crate::Dashboard,
     pub(super) background: Vec<JoinHandle<()>>,
 }
 
@@ -107,6 +108,8 @@ impl RunningApp {
             lifecycle: self.lifecycle.clone(),
             closing: self.closing.clone(),
             body_limit: self.body_limit,
+            access: self.tasks_access.clone(),
+            dashboard: self.dashboard,
         };
         let mut routes = self.routes.clone();
         if let Some(document) = &self.openapi {
@@ -180,6 +183,9 @@ impl RunningApp {
         // One line, on standard output whatever the logging: tools (and the tests) wait
         // for it to learn the address.
         println!("taskyard listening on http://{local}");
+        if self.tasks_access != TasksAccess::Off && self.dashboard != crate::Dashboard::Off {
+            println!("dashboard on http://{local}/_tasks/ui");
+        }
         // New requests are answered 503 from the moment shutdown begins; the listener
         // closes once the runtime has stopped.
         let draining = CancellationToken::new();

@@ -63,6 +63,10 @@ impl App {
             .openapi
             .unwrap_or(!production)
             .then(|| Arc::new(crate::route::openapi::document(&route_infos, &info)));
+        let dashboard = match self.http.dashboard {
+            Some(dashboard) => dashboard,
+            None => crate::Dashboard::from_env()?,
+        };
         let server_limits = match self.http.limits {
             Some(limits) => limits,
             None => crate::config::server_limits()?,
@@ -148,6 +152,7 @@ impl App {
             closing: CancellationToken::new(),
             body_limit: self.http.body_limit,
             tasks_access: self.http.tasks_access.unwrap_or_else(TasksAccess::from_env),
+            dashboard,
             background,
         };
         // Startup tasks run before the schedules start and before the server listens.

@@ -12,6 +12,7 @@
 //! | `TASKYARD_CONFIG` | unset | a `taskyard.toml` to read and watch instead of the copy built into the app |
 //! | `TASKYARD_MAX_CONNECTIONS` | `1024` | most HTTP connections open at once |
 //! | `TASKYARD_HEADER_READ_TIMEOUT_MS` | `10000` | longest wait for a request's head |
+//! | `TASKYARD_UI` | `on` | the dashboard at `/_tasks/ui`: `on`, `readonly` or `off` |
 //!
 //! The app's own `taskyard.toml` is read through [`Config`] (`file.rs`); where a serving
 //! app can be reached is in [`DevInfo`] (`dev_info.rs`).
@@ -21,10 +22,12 @@ use std::path::PathBuf;
 
 use crate::Error;
 
+mod dashboard;
 mod dev_info;
 mod file;
 mod limits;
 
+pub use self::dashboard::{DASHBOARD_VAR, Dashboard};
 pub use self::dev_info::{DevInfo, process_alive};
 pub(crate) use self::file::ConfigWatch;
 pub use self::file::{CONFIG_VAR, Config};

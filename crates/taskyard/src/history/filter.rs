@@ -1,6 +1,6 @@
 //! [`RunFilter`]: which runs a history query lists.
 
-use super::{RunRecord, RunStatus};
+use super::{RunId, RunRecord, RunStatus};
 
 /// Which runs to list.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,9 @@ pub struct RunFilter {
     pub scheduled: Option<bool>,
     /// Only runs still `queued` or `running`.
     pub unfinished: bool,
+    /// Only runs older than this one: the next page after a page that ended with it
+    /// (ids are ordered by creation, so this is keyset pagination).
+    pub before: Option<RunId>,
     /// At most this many, newest first (default 100).
     pub limit: usize,
 }
@@ -27,6 +30,7 @@ impl Default for RunFilter {
             schedule: None,
             scheduled: None,
             unfinished: false,
+            before: None,
             limit: 100,
         }
     }
@@ -63,6 +67,12 @@ impl RunFilter {
         self
     }
 
+    /// Only runs older than `run`: the page after the one that ended with it.
+    pub fn before(mut self, run: RunId) -> Self {
+        self.before = Some(run);
+        self
+    }
+
     /// At most `limit` runs, newest first.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
@@ -74,6 +84,7 @@ impl RunFilter {
         self.task.as_deref().is_none_or(|task| task == run.task)
             && self.status.is_none_or(|status| status == run.status)
             && (!self.unfinished || !run.status.is_final())
+            && self.before.is_none_or(|before| run.id < before)
             && self
                 .schedule
                 .as_deref()

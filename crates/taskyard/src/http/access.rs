@@ -23,8 +23,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use super::HttpError;
 use super::tasks::CLIENT_HEADER;
+use super::{HttpError, session};
 
 /// The environment variable holding the production token.
 pub const TOKEN_VAR: &str = "TASKYARD_TASKS_TOKEN";
@@ -86,7 +86,20 @@ pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Reque
                 _ => Some(HttpError::status(StatusCode::FORBIDDEN, "Forbidden IP")),
             }
         }
-        TasksAccess::Token(expected) => bearer_refusal(&request, expected),
+        TasksAccess::Token(expected) => match bearer_refusal(&request, expected) {
+            Some(refusal) if is_dashboard(&request) => {
+                // The dashboard's login page and assets are open; its other pages take the
+                // session cookie its login sets, and send a browser without one to log in.
+                if is_open_dashboard_path(&request) || session::has_session(request.headers(), expected) {
+                    None
+                } else if matches!(*request.method(), Method::GET | Method::HEAD) {
+                    return to_login(&request);
+                } else {
+                    Some(refusal)
+                }
+            }
+            refusal => refusal,
+        },
         // Not mounted; kept total so a router built by hand still refuses.
         TasksAccess::Off => Some(HttpError::status(StatusCode::NOT_FOUND, "Not Found")),
     };
@@ -103,6 +116,49 @@ pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Reque
             response
         }
     }
+}
+
+/// The full path a request was sent to, before any nesting.
+fn full_path(request: &Request) -> &str {
+    match request.extensions().get::<OriginalUri>() {
+        Some(OriginalUri(uri)) => uri.path(),
+        None => request.uri().path(),
+    }
+}
+
+/// A request for the dashboard (`/_tasks/ui/**`).
+fn is_dashboard(request: &Request) -> bool {
+    let path = full_path(request);
+    path == session::UI_PATH
+        || path
+            .strip_prefix(session::UI_PATH)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The dashboard's paths that need no session: its login form and its assets.
+fn is_open_dashboard_path(request: &Request) -> bool {
+    full_path(request)
+        .strip_prefix(session::UI_PATH)
+        .is_some_and(|rest| rest == "/login" || rest.starts_with("/assets/"))
+}
+
+/// A redirect to the dashboard's login form, coming back to this page after it.
+fn to_login(request: &Request) -> Response {
+    let uri = match request.extensions().get::<OriginalUri>() {
+        Some(OriginalUri(uri)) => uri,
+        None => request.uri(),
+    };
+    let back = uri.path_and_query().map_or("/_tasks/ui", |path| path.as_str());
+    let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    let location = format!("{}/login?next={next}", session::UI_PATH);
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
+        .into_response()
 }
 
 /// Why a request from a loopback client is still refused in development, if it is: it
@@ -177,10 +233,11 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// `GET|POST /_nitro/tasks/NAME` and `POST /_tasks/NAME/runs`.
 fn runs_a_task(request: &Request) -> bool {
-    let path = match request.extensions().get::<OriginalUri>() {
-        Some(OriginalUri(uri)) => uri.path(),
-        None => request.uri().path(),
-    };
+    if is_dashboard(request) {
+        // The dashboard's forms carry a CSRF token instead.
+        return false;
+    }
+    let path = full_path(request);
     let nitro = path
         .strip_prefix("/_nitro/tasks/")
         .is_some_and(|name| !name.is_empty());

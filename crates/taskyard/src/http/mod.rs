@@ -16,7 +16,9 @@ mod openapi;
 mod request;
 mod run_options;
 mod server;
+mod session;
 mod tasks;
+mod ui;
 
 use std::sync::Arc;
 
@@ -51,6 +53,10 @@ pub(crate) struct Api {
     /// Cancelled when the app shuts down: open event streams end.
     pub closing: CancellationToken,
     pub body_limit: usize,
+    /// The task endpoints' access rule, which the dashboard's sessions and forms follow.
+    pub access: TasksAccess,
+    /// What the dashboard offers.
+    pub dashboard: crate::Dashboard,
 }
 
 /// The full router: the app's routes plus the task endpoints, unless `access` is
@@ -68,9 +74,15 @@ pub(crate) fn router(api: Api, access: TasksAccess, routes: Router) -> Router {
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
     };
+    let tasks = match api.dashboard {
+        crate::Dashboard::Off => tasks::routes(),
+        crate::Dashboard::On | crate::Dashboard::ReadOnly => tasks::routes()
+            .nest("/ui", ui::routes())
+            .route("/ui/", axum::routing::get(ui::to_overview)),
+    };
     let endpoints = Router::new()
         .nest("/_nitro", prefixed(nitro::routes()))
-        .nest("/_tasks", prefixed(tasks::routes()))
+        .nest("/_tasks", prefixed(tasks))
         .layer(middleware::from_fn_with_state(Arc::new(access), access::check))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(api));

@@ -201,6 +201,7 @@ fn base_paths() -> Map<String, Value> {
                 query_parameter("schedule", "Only runs of this schedule", json!({ "type": "string" })),
                 query_parameter("unfinished", "Only queued or running runs", json!({ "type": "boolean" })),
                 query_parameter("scheduled", "Only runs started by schedules (true), or only the others (false)", json!({ "type": "boolean" })),
+                query_parameter("before", "Only runs older than this run: the next page after one that ended with it", json!({ "type": "string", "format": "uuid" })),
                 query_parameter("limit", "At most this many", json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }))
             ],
             "responses": { "200": listing("The runs", "runs", "Run"), "400": error() }

@@ -40,6 +40,11 @@ pub(super) fn routes() -> Router {
 }
 
 async fn list_tasks(Extension(api): Extension<Api>) -> Json<Value> {
+    Json(json!({ "tasks": task_infos(&api) }))
+}
+
+/// Every task as the API lists it, by name.
+pub(super) fn task_infos(api: &Api) -> Vec<crate::run::TaskInfo> {
     let mut tasks: Vec<_> = api
         .runtime
         .tasks()
@@ -47,7 +52,7 @@ async fn list_tasks(Extension(api): Extension<Api>) -> Json<Value> {
         .map(|entry| entry.info())
         .collect();
     tasks.sort_by(|a, b| a.name.cmp(&b.name));
-    Json(json!({ "tasks": tasks }))
+    tasks
 }
 
 /// `200` with `"status": "ok"`, or `503` with `"status": "failing"` and the store's
@@ -177,6 +182,13 @@ async fn list_runs(
                     "false" | "0" => false,
                     other => return Err(bad_query("unfinished", other, "`true` or `false`")),
                 }
+            }
+            "before" => {
+                filter.before = Some(
+                    value
+                        .parse::<RunId>()
+                        .map_err(|_| bad_query("before", &value, "a run id, the last of the page before"))?,
+                )
             }
             "limit" => {
                 filter.limit = value

@@ -120,7 +120,7 @@ impl Enqueue {
             (None, _, Trigger::Schedule { .. }) => None,
             (None, Concurrency::Dedupe, _) => Some(DEDUPE_KEY.to_owned()),
             (None, Concurrency::DedupeByPayload, _) => Some(payload_key(&run.payload)),
-            (None, Concurrency::Serial | Concurrency::Parallel(_), _) => None,
+            (None, Concurrency::Serial | Concurrency::Parallel(_) | Concurrency::Unlimited, _) => None,
         };
         let job = Job {
             run_at,

@@ -26,6 +26,7 @@ pub(crate) enum Gate {
     /// The last queued run; the next one waits for it.
     Serial(Mutex<Option<InFlight>>),
     Parallel(Arc<Semaphore>),
+    Unlimited,
 }
 
 /// What a launched run waits for before its first attempt.
@@ -55,7 +56,11 @@ impl TaskSlot {
             Concurrency::Dedupe => Gate::Dedupe(Mutex::new(None)),
             Concurrency::DedupeByPayload => Gate::DedupeByPayload(Mutex::new(HashMap::new())),
             Concurrency::Serial => Gate::Serial(Mutex::new(None)),
-            Concurrency::Parallel(limit) => Gate::Parallel(Arc::new(Semaphore::new(limit.max(1)))),
+            // A limit past what a semaphore holds is no limit in practice.
+            Concurrency::Parallel(limit) => {
+                Gate::Parallel(Arc::new(Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS))))
+            }
+            Concurrency::Unlimited => Gate::Unlimited,
         };
         TaskSlot { entry, gate }
     }

@@ -296,6 +296,10 @@ impl Runtime {
                 let (run, execution) = self.launch(slot, request, GateKey::None, wait, decoded);
                 Ok((started(run), Some(execution)))
             }
+            Gate::Unlimited => {
+                let (run, execution) = self.launch(slot, request, GateKey::None, Wait::Nothing, decoded);
+                Ok((started(run), Some(execution)))
+            }
         }
     }
 

@@ -50,7 +50,7 @@ impl Runtime {
                     Concurrency::Serial => Some(1),
                     Concurrency::Parallel(limit) => Some(u32::try_from(limit.max(1)).unwrap_or(u32::MAX)),
                     // One live run per task (and payload) is the unique key's job.
-                    Concurrency::Dedupe | Concurrency::DedupeByPayload => None,
+                    Concurrency::Dedupe | Concurrency::DedupeByPayload | Concurrency::Unlimited => None,
                 },
                 ended: Vec::new(),
             })

@@ -179,6 +179,9 @@ where
                 .push_bind(schedule.clone());
         }
         query.push(super::columns::scheduled_clause(filter));
+        if let Some(before) = filter.before {
+            query.push(" AND id < ").push_bind(before.to_string());
+        }
         query
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(filter.sql_limit());

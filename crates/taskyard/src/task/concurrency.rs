@@ -22,4 +22,9 @@ pub enum Concurrency {
     Serial,
     /// Every call gets its own run; at most `limit` execute at once, the rest wait.
     Parallel(usize),
+    /// Every call gets its own run and none waits for another. A durable run is limited only
+    /// by the room of the instance that claims it, as a job in River, Oban or graphile-worker
+    /// is by its worker's concurrency; nothing is counted across the cluster, so an instance
+    /// may claim ahead what it will run next.
+    Unlimited,
 }

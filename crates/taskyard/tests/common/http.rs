@@ -94,29 +94,46 @@ impl Reply {
 
 /// One request; blocking I/O on a blocking thread so the server keeps both workers.
 pub async fn call(method: &str, url: String, body: Option<&str>, headers: &[(&str, &str)]) -> Reply {
+    send(
+        method,
+        url,
+        body.map(|body| ("application/json", body)),
+        headers,
+        true,
+    )
+    .await
+}
+
+/// [`call`] with a body of any content type (`(type, body)`), following redirects or not.
+pub async fn send(
+    method: &str,
+    url: String,
+    body: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+    follow_redirects: bool,
+) -> Reply {
     let method = method.to_owned();
-    let body = body.map(str::to_owned);
+    let body = body.map(|(kind, body)| (kind.to_owned(), body.to_owned()));
     let headers: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(20)));
+        if !follow_redirects {
+            config = config.max_redirects(0);
+        }
+        let agent: ureq::Agent = config.build().into();
         let mut request = ureq::http::Request::builder().method(method.as_str()).uri(&url);
         for (key, value) in &headers {
             request = request.header(key, value);
         }
         let response = match body {
-            Some(body) => agent.run(
-                request
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .expect("request"),
-            ),
+            Some((kind, body)) => {
+                agent.run(request.header("content-type", kind).body(body).expect("request"))
+            }
             None => agent.run(request.body(()).expect("request")),
         };
         let mut response = response.unwrap_or_else(|e| panic!("{method} {url}: {e}"));

@@ -1,0 +1,55 @@
+//! `GET /_tasks/ui`: the state of the app at a glance — its store, what runs now, what
+//! failed lately.
+
+use axum::Extension;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+
+use super::layout::{self, Section};
+use super::{Ui, runs};
+use crate::http::Api;
+use crate::http::session::UI_PATH;
+use crate::{RunFilter, RunStatus};
+
+/// Runs shown in each list of the overview.
+const SHOWN: usize = 10;
+
+pub(super) async fn page(Extension(api): Extension<Api>) -> Response {
+    let ui = Ui::of(&api);
+    let runtime = &api.runtime;
+    let unfinished = runtime
+        .list_runs(&RunFilter::default().unfinished().limit(SHOWN))
+        .await;
+    let failed = runtime
+        .list_runs(&RunFilter::default().status(RunStatus::Failed).limit(SHOWN))
+        .await;
+    let (unfinished, failed) = match (unfinished, failed) {
+        (Ok(unfinished), Ok(failed)) => (unfinished, failed),
+        (Err(error), _) | (_, Err(error)) => {
+            let message = format!("The run history cannot be read: {error}");
+            return layout::problem(&ui, StatusCode::SERVICE_UNAVAILABLE, &message);
+        }
+    };
+    let failure = runtime.store_failure();
+    let body = html! {
+        h1 { "Overview" }
+        @if let Some(failure) = &failure {
+            p.problem { "The store does not take writes: " (failure.error) }
+        }
+        div.grid {
+            div.card.stat { div.value { (runtime.tasks().len()) } div.label { "tasks" } }
+            div.card.stat { div.value { (api.scheduler.list().len()) } div.label { "schedules" } }
+            div.card.stat { div.value { (runtime.active_runs()) } div.label { "runs active on this instance" } }
+            div.card.stat {
+                div.value { (runtime.store().map_or("none", |store| store.backend())) }
+                div.label { "store" @if failure.is_none() { ", taking writes" } }
+            }
+        }
+        h2 { "Queued and running" " " a href={ (UI_PATH) "/runs?unfinished=true" } { "all" } }
+        (runs::table(&unfinished, "Nothing is queued or running."))
+        h2 { "Recent failures" " " a href={ (UI_PATH) "/runs?status=failed" } { "all" } }
+        (runs::table(&failed, "No run has failed."))
+    };
+    layout::page(&ui, Section::Overview, "Overview", body)
+}

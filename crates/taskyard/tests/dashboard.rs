@@ -1,0 +1,594 @@
+//! The dashboard at `/_tasks/ui` over real HTTP on loopback: every page renders what it
+//! must and escapes what it shows, writes need the CSRF token and are refused read-only,
+//! and the task endpoints' access rule holds, with the login form in production.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::http::{Reply, Served, send, serve};
+use serde_json::{Value, json};
+use taskyard::http::TasksAccess;
+use taskyard::{App, Concurrency, Dashboard, Task, TaskContext, TaskError};
+
+/// The value of the first `name="…" value="…"` input of a page, as the page escaped it.
+fn input(page: &Reply, name: &str) -> Option<String> {
+    let at = page.text.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &page.text[at + name.len() + 15..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+/// One request as a browser sends it, redirects not followed: `headers` added, a form's
+/// fields sent as one.
+async fn request(
+    served: &Served,
+    method: &str,
+    path: &str,
+    form: Option<&[(&str, &str)]>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let body = form.map(|fields| {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in fields {
+            body.append_pair(key, value);
+        }
+        body.finish()
+    });
+    let body = body
+        .as_deref()
+        .map(|body| ("application/x-www-form-urlencoded", body));
+    send(method, served.url(path), body, headers, false).await
+}
+
+async fn get(served: &Served, path: &str) -> Reply {
+    request(served, "GET", path, None, &[]).await
+}
+
+async fn post_form(served: &Served, path: &str, fields: &[(&str, &str)]) -> Reply {
+    request(served, "POST", path, Some(fields), &[]).await
+}
+
+/// Starts a run through the JSON API and waits for its end; returns its id.
+async fn run(served: &Served, task: &str, payload: Value) -> String {
+    run_as(served, task, payload, &[]).await
+}
+
+/// [`run`] with `headers` on every request.
+async fn run_as(served: &Served, task: &str, payload: Value, headers: &[(&str, &str)]) -> String {
+    let url = served.url(&format!("/_tasks/{task}/runs?wait=false"));
+    let reply = common::http::call("POST", url, Some(&payload.to_string()), headers).await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let id = reply.json()["run_id"].as_str().expect("a run id").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = served.url(&format!("/_tasks/runs/{id}"));
+        let run = common::http::call("GET", url, None, headers).await.json();
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            return id;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "run {id} did not end");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn app() -> App {
+    App::new()
+        .task(
+            "echo",
+            Task::new(|_cx: TaskContext, payload: Value| async move { Ok::<_, TaskError>(payload) })
+                .description("Returns its payload")
+                .concurrency(Concurrency::Unlimited),
+        )
+        .task(
+            "fail",
+            Task::new(|_cx: TaskContext| async { Err::<(), _>(TaskError::new("it broke <b>here</b>")) }),
+        )
+        .task(
+            "wait",
+            Task::new(|cx: TaskContext| async move {
+                cx.cancelled().await;
+                Ok::<_, TaskError>(())
+            }),
+        )
+        .schedule_log(None)
+}
+
+/// The page's `<script` tags all load a file: none is inline.
+fn assert_no_inline_script(page: &Reply) {
+    for (at, _) in page.text.match_indices("<script") {
+        let tag = &page.text[at..at + page.text[at..].find('>').expect("a closed tag")];
+        assert!(tag.contains(" src="), "inline script: {tag}");
+    }
+    assert!(!page.text.contains(" style="), "inline style in the page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_with_its_policy_and_escapes_what_it_shows() {
+    let served = serve(app(), None).await;
+    let hostile = json!({ "html": "<script>alert(1)</script>", "quote": "\"'><img src=x>" });
+    let id = run(&served, "echo", hostile).await;
+    let failed = run(&served, "fail", json!({})).await;
+
+    let overview = get(&served, "/_tasks/ui").await;
+    assert_eq!(overview.status, 200, "{}", overview.text);
+    assert_eq!(overview.header("content-type"), Some("text/html; charset=utf-8"));
+    let policy = overview.header("content-security-policy").expect("a policy");
+    assert!(policy.contains("script-src 'self'") && policy.contains("style-src 'self'"));
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(overview.header("cache-control"), Some("no-store"));
+    assert!(overview.text.contains("Recent failures"));
+    assert!(
+        overview.text.contains(&failed[failed.len() - 12..]),
+        "the failure is listed"
+    );
+    assert_no_inline_script(&overview);
+
+    // The assets the page links are served, for a year, and nothing else is.
+    for (kind, prefix) in [
+        ("text/css", "rel=\"stylesheet\" href=\""),
+        ("text/javascript", "src=\""),
+    ] {
+        let at = overview.text.find(prefix).expect("an asset link") + prefix.len();
+        let href = &overview.text[at..at + overview.text[at..].find('"').expect("quoted")];
+        let asset = get(&served, href).await;
+        assert_eq!(asset.status, 200, "{href}");
+        assert!(
+            asset.header("content-type").is_some_and(|t| t.starts_with(kind)),
+            "{href}"
+        );
+        assert!(
+            asset
+                .header("cache-control")
+                .is_some_and(|c| c.contains("immutable"))
+        );
+    }
+    assert_eq!(get(&served, "/_tasks/ui/assets/app.0000.css").await.status, 404);
+
+    let list = get(&served, "/_tasks/ui/runs").await;
+    assert_eq!(list.status, 200);
+    assert!(list.text.contains(&format!("/_tasks/ui/runs/{id}")));
+    assert_no_inline_script(&list);
+
+    let detail = get(&served, &format!("/_tasks/ui/runs/{id}")).await;
+    assert_eq!(detail.status, 200);
+    // The payload is shown as text, never as markup.
+    assert!(!detail.text.contains("<script>alert(1)"), "{}", detail.text);
+    assert!(detail.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!detail.text.contains("<img src=x>"));
+    assert_no_inline_script(&detail);
+    let failure = get(&served, &format!("/_tasks/ui/runs/{failed}")).await;
+    assert!(failure.text.contains("it broke &lt;b&gt;here&lt;/b&gt;"));
+
+    // Unknown runs and pages, bad filters: a page that says what is wrong.
+    let missing = get(&served, "/_tasks/ui/runs/0190b6a0-0000-7000-8000-000000000000").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.text.contains("0190b6a0-0000-7000-8000-000000000000"));
+    let slash = get(&served, "/_tasks/ui/").await;
+    assert_eq!(
+        (slash.status, slash.header("location")),
+        (303, Some("/_tasks/ui"))
+    );
+    let nowhere = get(&served, "/_tasks/ui/nowhere").await;
+    assert_eq!(nowhere.status, 404);
+    assert!(nowhere.text.contains("no page at `/_tasks/ui/nowhere`"));
+    let bad = get(&served, "/_tasks/ui/runs?status=sleeping").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("`status=sleeping` is not a run status"));
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_list_filters_through_the_url_and_pages_by_keyset() {
+    let served = serve(app(), None).await;
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        ids.push(run(&served, "echo", json!({ "n": n })).await);
+    }
+    run(&served, "fail", json!({})).await;
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut path = "/_tasks/ui/runs?task=echo&limit=3".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = get(&served, &path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.text);
+        assert!(
+            !page.text.contains("/_tasks/ui/runs?task=fail"),
+            "only echo's runs"
+        );
+        for (at, _) in page.text.match_indices("data-run=\"") {
+            seen.push(page.text[at + 10..at + 46].to_owned());
+        }
+        pages += 1;
+        let Some(at) = page.text.find("rel=\"next\"") else {
+            break;
+        };
+        let start = page.text[..at].rfind("href=\"").expect("a link") + 6;
+        path = page.text[start..at - 2].replace("&amp;", "&");
+        assert!(path.contains("task=echo") && path.contains("before="), "{path}");
+    }
+    assert_eq!(seen, ids, "every run once, newest first");
+    assert_eq!(pages, 3);
+    // The form shows the filter it applied.
+    let failed = get(&served, "/_tasks/ui/runs?status=failed").await;
+    assert!(failed.text.contains("<option value=\"failed\" selected>"));
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_take_the_csrf_token_and_act_on_the_run() {
+    let served = serve(app(), None).await;
+    let failed = run(&served, "fail", json!({})).await;
+    let detail = get(&served, &format!("/_tasks/ui/runs/{failed}")).await;
+    let csrf = input(&detail, "csrf").expect("the retry form carries a token");
+    let retry = format!("/_tasks/ui/runs/{failed}/retry");
+    for fields in [&[][..], &[("csrf", "forged")][..]] {
+        let refused = post_form(&served, &retry, fields).await;
+        assert_eq!(refused.status, 403, "{fields:?}");
+        assert!(refused.text.contains("CSRF token"));
+    }
+    let retried = post_form(&served, &retry, &[("csrf", &csrf)]).await;
+    assert_eq!(retried.status, 303, "{}", retried.text);
+    assert_eq!(
+        retried.header("location"),
+        Some(format!("/_tasks/ui/runs/{failed}?done=retried").as_str())
+    );
+    let after = get(&served, &format!("/_tasks/ui/runs/{failed}?done=retried")).await;
+    assert!(after.text.contains("Queued again as its next attempt."));
+    assert!(after.text.contains("Earlier attempts"));
+
+    // A running run: its page offers Cancel, and the cancel ends it.
+    let reply = common::http::post(&served, "/_tasks/wait/runs?wait=false", "{}").await;
+    let waiting = reply.json()["run_id"].as_str().expect("an id").to_owned();
+    let page = get(&served, &format!("/_tasks/ui/runs/{waiting}")).await;
+    assert!(page.text.contains("/cancel"), "{}", page.text);
+    let cancelled = post_form(
+        &served,
+        &format!("/_tasks/ui/runs/{waiting}/cancel"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(cancelled.status, 303);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let run = common::http::get(&served, &format!("/_tasks/runs/{waiting}"))
+            .await
+            .json();
+        if run["status"] == "cancelled" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {}", run["status"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A page of another site cannot post to it, token or not.
+    let cross = request(
+        &served,
+        "POST",
+        &retry,
+        Some(&[("csrf", &csrf)]),
+        &[
+            ("origin", "http://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    )
+    .await;
+    assert_eq!(cross.status, 403);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_hides_and_refuses_every_write() {
+    let served = serve(
+        app()
+            .dashboard(Dashboard::ReadOnly)
+            .tasks_access(TasksAccess::Token("s3cret".to_owned())),
+        None,
+    )
+    .await;
+    let bearer = [("authorization", "Bearer s3cret")];
+    let failed = run_as(&served, "fail", json!({}), &bearer).await;
+    let detail = request(
+        &served,
+        "GET",
+        &format!("/_tasks/ui/runs/{failed}"),
+        None,
+        &bearer,
+    )
+    .await;
+    assert_eq!(detail.status, 200, "{}", detail.text);
+    assert!(detail.text.contains("read-only"));
+    assert!(!detail.text.contains("/retry"), "no retry form");
+    // The logout form still carries the token: a forged retry with it is refused anyway.
+    let csrf = input(&detail, "csrf").expect("the logout form's token");
+    let refused = request(
+        &served,
+        "POST",
+        &format!("/_tasks/ui/runs/{failed}/retry"),
+        Some(&[("csrf", &csrf)]),
+        &bearer,
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.text.contains("read-only"));
+    served.stop().await;
+
+    // Off: the dashboard is not there at all, the API still is.
+    let served = serve(app().dashboard(Dashboard::Off), None).await;
+    for path in ["/_tasks/ui", "/_tasks/ui/login", "/_tasks/ui/runs/x"] {
+        let page = get(&served, path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert_eq!(page.header("content-type"), Some("application/json"), "{path}");
+    }
+    assert_eq!(get(&served, "/_tasks/health").await.status, 200);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_logs_in_with_the_token_and_the_cookie_opens_the_dashboard_only() {
+    let outside: SocketAddr = "10.1.2.3:40000".parse().expect("an address");
+    let served = serve(
+        app().tasks_access(TasksAccess::Token("s3cret".to_owned())),
+        Some(outside),
+    )
+    .await;
+    let to_login = get(&served, "/_tasks/ui/runs?status=failed").await;
+    assert_eq!(to_login.status, 303);
+    assert_eq!(
+        to_login.header("location"),
+        Some("/_tasks/ui/login?next=%2F_tasks%2Fui%2Fruns%3Fstatus%3Dfailed")
+    );
+    let form = get(
+        &served,
+        "/_tasks/ui/login?next=%2F_tasks%2Fui%2Fruns%3Fstatus%3Dfailed",
+    )
+    .await;
+    assert_eq!(form.status, 200);
+    assert!(form.text.contains("type=\"password\" name=\"token\""));
+    assert!(
+        !form.text.contains("name=\"csrf\""),
+        "no CSRF token before a session"
+    );
+    let wrong = post_form(
+        &served,
+        "/_tasks/ui/login",
+        &[("token", "guess"), ("next", "/_tasks/ui/runs")],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text.contains("not the token set in TASKYARD_TASKS_TOKEN"));
+    assert!(wrong.header("set-cookie").is_none());
+    let right = post_form(
+        &served,
+        "/_tasks/ui/login",
+        &[("token", "s3cret"), ("next", "/_tasks/ui/runs?status=failed")],
+    )
+    .await;
+    assert_eq!(right.status, 303);
+    assert_eq!(right.header("location"), Some("/_tasks/ui/runs?status=failed"));
+    let cookie = right.header("set-cookie").expect("a session cookie").to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/_tasks/ui"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("s3cret"),
+        "the cookie holds a digest, not the token"
+    );
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let with_cookie = [("cookie", session.as_str())];
+    let runs = request(&served, "GET", "/_tasks/ui/runs", None, &with_cookie).await;
+    assert_eq!(runs.status, 200);
+    assert!(runs.text.contains("Log out"));
+    // The cookie does not open the JSON API: a page cannot use it to run a task.
+    let api = request(&served, "GET", "/_tasks/runs", None, &with_cookie).await;
+    assert_eq!(api.status, 401);
+    let start = request(
+        &served,
+        "POST",
+        "/_tasks/echo/runs",
+        Some(&[("a", "1")]),
+        &with_cookie,
+    )
+    .await;
+    assert_eq!(start.status, 401);
+    // A wrong cookie is no session; a write without one is refused, not redirected.
+    let forged = request(
+        &served,
+        "GET",
+        "/_tasks/ui/runs",
+        None,
+        &[("cookie", "taskyard_session=00")],
+    )
+    .await;
+    assert_eq!(forged.status, 303);
+    let write = post_form(&served, "/_tasks/ui/logout", &[]).await;
+    assert_eq!(write.status, 401);
+    // After a login, only dashboard pages: another site is never the next stop.
+    let away = post_form(
+        &served,
+        "/_tasks/ui/login",
+        &[("token", "s3cret"), ("next", "https://evil.example/")],
+    )
+    .await;
+    assert_eq!(away.header("location"), Some("/_tasks/ui"));
+    // Logging out takes the form's token and ends the cookie.
+    let csrf = input(&runs, "csrf").expect("the logout form");
+    let out = request(
+        &served,
+        "POST",
+        "/_tasks/ui/logout",
+        Some(&[("csrf", &csrf)]),
+        &with_cookie,
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_development_only_this_machine_reaches_it() {
+    let outside: SocketAddr = "10.1.2.3:40000".parse().expect("an address");
+    let served = serve(app().tasks_access(TasksAccess::Loopback), Some(outside)).await;
+    assert_eq!(get(&served, "/_tasks/ui").await.status, 403);
+    served.stop().await;
+    let served = serve(app().tasks_access(TasksAccess::Loopback), None).await;
+    assert_eq!(get(&served, "/_tasks/ui").await.status, 200);
+    let rebound = request(&served, "GET", "/_tasks/ui", None, &[("host", "evil.example")]).await;
+    assert_eq!(rebound.status, 403, "a DNS-rebound name is refused");
+    let login = get(&served, "/_tasks/ui/login").await;
+    assert!(login.text.contains("No login is needed"));
+    served.stop().await;
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Resize {
+    /// Pixels wide
+    width: u32,
+    fit: Fit,
+    image: Image,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum Fit {
+    Contain,
+    Cover,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Image {
+    url: String,
+}
+
+/// The markup of the form's field at `path`, up to the next field.
+fn field_of<'a>(page: &'a Reply, path: &str) -> &'a str {
+    let start = page
+        .text
+        .find(&format!("data-path=\"{path}\""))
+        .expect("the field");
+    let rest = &page.text[start + 1..];
+    let end = ["data-path=", "</form>"]
+        .iter()
+        .filter_map(|next| rest.find(next))
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_runs_from_the_form_its_schema_makes_and_errors_land_at_their_field() {
+    let resize = Task::new(|_cx: TaskContext, resize: Resize| async move {
+        Ok::<_, TaskError>(json!({ "width": resize.width, "url": resize.image.url }))
+    })
+    .description("Resizes an image")
+    .concurrency(Concurrency::Unlimited);
+    let served = serve(app().task("image:resize", resize), None).await;
+    run(&served, "echo", json!({})).await;
+
+    let list = get(&served, "/_tasks/ui/tasks").await;
+    assert_eq!(list.status, 200);
+    for task in ["echo", "fail", "image:resize", "wait"] {
+        assert!(list.text.contains(&format!("data-task=\"{task}\"")), "{task}");
+    }
+    assert!(list.text.contains("Resizes an image"));
+    assert!(list.text.contains("100 %"), "echo's success rate");
+
+    let page = get(&served, "/_tasks/ui/tasks/image:resize").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains(r#"type="number" step="1" name="width""#),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains(r#"<option value="cover">"#));
+    assert!(page.text.contains(r#"name="image.url""#));
+    assert!(page.text.contains("Pixels wide"));
+    let csrf = input(&page, "csrf").expect("the form's token");
+    let path = "/_tasks/ui/tasks/image:resize/run";
+
+    // Caught by the form: not a number.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("width", "wide"),
+        ("fit", "cover"),
+        ("image.url", "a.png"),
+    ];
+    let refused = post_form(&served, path, &fields).await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        field_of(&refused, "width").contains("`wide` is not a whole number"),
+        "{}",
+        refused.text
+    );
+    assert!(refused.text.contains(r#"value="a.png""#), "what was typed stays");
+    // Caught by the task's payload type: a negative width is no `u32`.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("width", "-3"),
+        ("fit", "cover"),
+        ("image.url", "a.png"),
+    ];
+    let refused = post_form(&served, path, &fields).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        field_of(&refused, "width").contains("invalid value: integer `-3`"),
+        "{}",
+        refused.text
+    );
+
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("width", "640"),
+        ("fit", "cover"),
+        ("image.url", "a.png"),
+    ];
+    let ran = post_form(&served, path, &fields).await;
+    assert_eq!(ran.status, 303, "{}", ran.text);
+    let location = ran.header("location").expect("to the run").to_owned();
+    let id = location.trim_start_matches("/_tasks/ui/runs/");
+    let record = common::http::get(&served, &format!("/_tasks/runs/{id}"))
+        .await
+        .json();
+    assert_eq!(
+        record["payload"],
+        json!({ "width": 640, "fit": "cover", "image": { "url": "a.png" } })
+    );
+    assert_eq!(record["trigger"]["kind"], "http");
+
+    // Later: enqueued with its delay, waiting in the store.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("width", "1"),
+        ("fit", "contain"),
+        ("image.url", "b.png"),
+        ("delay", "3600"),
+    ];
+    let later = post_form(&served, path, &fields).await;
+    assert_eq!(later.status, 303, "{}", later.text);
+    let id = later
+        .header("location")
+        .expect("to the run")
+        .trim_start_matches("/_tasks/ui/runs/")
+        .to_owned();
+    let record = common::http::get(&served, &format!("/_tasks/runs/{id}"))
+        .await
+        .json();
+    assert_eq!(record["status"], "queued");
+    let bad_time = [
+        ("csrf", csrf.as_str()),
+        ("width", "1"),
+        ("fit", "contain"),
+        ("image.url", "b"),
+        ("at", "soon"),
+    ];
+    let refused = post_form(&served, path, &bad_time).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.text.contains("`soon` is not an RFC 3339 instant"));
+    assert_eq!(get(&served, "/_tasks/ui/tasks/nope").await.status, 404);
+    served.stop().await;
+}
