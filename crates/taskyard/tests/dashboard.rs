@@ -7,10 +7,12 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::dashboard::{app, start, until};
 use common::http::{Reply, Served, send, serve};
 use serde_json::{Value, json};
 use taskyard::http::TasksAccess;
-use taskyard::{App, Concurrency, Dashboard, Task, TaskContext, TaskError};
+use taskyard::schedule::Schedule;
+use taskyard::{Dashboard, TaskError};
 
 /// The value of the first `name="…" value="…"` input of a page, as the page escaped it.
 fn input(page: &Reply, name: &str) -> Option<String> {
@@ -56,42 +58,12 @@ async fn run(served: &Served, task: &str, payload: Value) -> String {
 
 /// [`run`] with `headers` on every request.
 async fn run_as(served: &Served, task: &str, payload: Value, headers: &[(&str, &str)]) -> String {
-    let url = served.url(&format!("/_tasks/{task}/runs?wait=false"));
-    let reply = common::http::call("POST", url, Some(&payload.to_string()), headers).await;
-    assert_eq!(reply.status, 202, "{}", reply.text);
-    let id = reply.json()["run_id"].as_str().expect("a run id").to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let url = served.url(&format!("/_tasks/runs/{id}"));
-        let run = common::http::call("GET", url, None, headers).await.json();
-        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
-            return id;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "run {id} did not end");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn app() -> App {
-    App::new()
-        .task(
-            "echo",
-            Task::new(|_cx: TaskContext, payload: Value| async move { Ok::<_, TaskError>(payload) })
-                .description("Returns its payload")
-                .concurrency(Concurrency::Unlimited),
-        )
-        .task(
-            "fail",
-            Task::new(|_cx: TaskContext| async { Err::<(), _>(TaskError::new("it broke <b>here</b>")) }),
-        )
-        .task(
-            "wait",
-            Task::new(|cx: TaskContext| async move {
-                cx.cancelled().await;
-                Ok::<_, TaskError>(())
-            }),
-        )
-        .schedule_log(None)
+    let id = start(served, task, payload, headers).await;
+    until(served, &id, headers, |status| {
+        !matches!(status, "queued" | "running")
+    })
+    .await;
+    id
 }
 
 /// The page's `<script` tags all load a file: none is inline.
@@ -442,29 +414,6 @@ async fn in_development_only_this_machine_reaches_it() {
     served.stop().await;
 }
 
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-#[allow(dead_code)]
-struct Resize {
-    /// Pixels wide
-    width: u32,
-    fit: Fit,
-    image: Image,
-}
-
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum Fit {
-    Contain,
-    Cover,
-}
-
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-#[allow(dead_code)]
-struct Image {
-    url: String,
-}
-
 /// The markup of the form's field at `path`, up to the next field.
 fn field_of<'a>(page: &'a Reply, path: &str) -> &'a str {
     let start = page
@@ -482,12 +431,7 @@ fn field_of<'a>(page: &'a Reply, path: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_runs_from_the_form_its_schema_makes_and_errors_land_at_their_field() {
-    let resize = Task::new(|_cx: TaskContext, resize: Resize| async move {
-        Ok::<_, TaskError>(json!({ "width": resize.width, "url": resize.image.url }))
-    })
-    .description("Resizes an image")
-    .concurrency(Concurrency::Unlimited);
-    let served = serve(app().task("image:resize", resize), None).await;
+    let served = serve(app(), None).await;
     run(&served, "echo", json!({})).await;
 
     let list = get(&served, "/_tasks/ui/tasks").await;
@@ -590,5 +534,109 @@ async fn a_task_runs_from_the_form_its_schema_makes_and_errors_land_at_their_fie
     assert_eq!(refused.status, 400);
     assert!(refused.text.contains("`soon` is not an RFC 3339 instant"));
     assert_eq!(get(&served, "/_tasks/ui/tasks/nope").await.status, 404);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_show_their_times_and_ticks_and_pause_resume_and_run_now() {
+    let app = app()
+        .schedule(
+            "nightly",
+            Schedule::worker()
+                .cron("0 3 * * *")
+                .task("echo")
+                .payload(json!({ "from": "nightly" })),
+        )
+        .schedule("often", Schedule::worker().interval("1h").task("echo"))
+        .setup(|cx| {
+            cx.use_task("migrate", |_t| async { Ok::<_, TaskError>(()) });
+        });
+    let served = serve(app, None).await;
+    let list = get(&served, "/_tasks/ui/schedules").await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert!(list.text.contains("data-schedule=\"nightly\"") && list.text.contains("data-schedule=\"often\""));
+    assert!(list.text.contains("every 1 h 0 min"), "{}", list.text);
+
+    let page = get(&served, "/_tasks/ui/schedules/nightly").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("<code>0 3 * * *</code>"));
+    assert!(
+        page.text.contains("03:00"),
+        "the expression in words: {}",
+        page.text
+    );
+    assert_eq!(
+        page.text.matches("T03:00:00Z\" title=").count(),
+        5,
+        "the next 5 fire times"
+    );
+    assert!(page.text.contains("No tick yet."));
+    let csrf = input(&page, "csrf").expect("the forms' token");
+
+    // Run now: a run of the schedule's job, at once, and the page goes to it.
+    let ran = post_form(&served, "/_tasks/ui/schedules/nightly/run", &[("csrf", &csrf)]).await;
+    assert_eq!(ran.status, 303, "{}", ran.text);
+    let location = ran.header("location").expect("to the run").to_owned();
+    assert!(location.starts_with("/_tasks/ui/runs/"), "{location}");
+    let id = location.trim_start_matches("/_tasks/ui/runs/").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let record = common::http::get(&served, &format!("/_tasks/runs/{id}"))
+            .await
+            .json();
+        if record["status"] == "succeeded" {
+            assert_eq!(record["trigger"]["schedule"], "nightly");
+            assert_eq!(record["payload"], json!({ "from": "nightly" }));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{record}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let page = get(&served, "/_tasks/ui/schedules/nightly").await;
+    assert!(
+        page.text.contains(&format!(
+            "class=\"tick status-succeeded\" href=\"/_tasks/ui/runs/{id}\""
+        )),
+        "{}",
+        page.text
+    );
+
+    // Pause and resume, with the CSRF token only.
+    assert_eq!(
+        post_form(&served, "/_tasks/ui/schedules/nightly/pause", &[])
+            .await
+            .status,
+        403
+    );
+    let paused = post_form(&served, "/_tasks/ui/schedules/nightly/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        paused.header("location"),
+        Some("/_tasks/ui/schedules/nightly?done=paused")
+    );
+    let schedule = common::http::get(&served, "/_tasks/schedules/nightly")
+        .await
+        .json();
+    assert_eq!(schedule["paused"], true);
+    let page = get(&served, "/_tasks/ui/schedules/nightly?done=paused").await;
+    assert!(page.text.contains("Paused on every instance"));
+    assert!(page.text.contains("/resume") && !page.text.contains("/pause\""));
+    post_form(&served, "/_tasks/ui/schedules/nightly/resume", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        common::http::get(&served, "/_tasks/schedules/nightly")
+            .await
+            .json()["paused"],
+        false
+    );
+    assert_eq!(get(&served, "/_tasks/ui/schedules/nope").await.status, 404);
+
+    // The lifecycle: the startup task ran once and is idle.
+    let lifecycle = get(&served, "/_tasks/ui/lifecycle").await;
+    assert_eq!(lifecycle.status, 200);
+    let row = &lifecycle.text[lifecycle.text.find("data-node=\"migrate\"").expect("its row")..];
+    let row = &row[..row.find("</tr>").expect("the row's end")];
+    assert!(
+        row.contains("lifecycle-idle") && row.contains("<td class=\"num\">1</td>"),
+        "{row}"
+    );
     served.stop().await;
 }

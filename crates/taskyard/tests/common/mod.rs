@@ -14,6 +14,7 @@ use std::time::Instant;
 use taskyard::StoreConfig;
 use taskyard::store::Store;
 
+pub mod dashboard;
 pub mod http;
 pub mod records;
 

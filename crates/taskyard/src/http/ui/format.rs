@@ -46,6 +46,15 @@ pub(super) fn json(value: &Value) -> Markup {
     html! { pre { (text) } }
 }
 
+/// A serialized enum's name (`visible_task`, `skip`).
+pub(super) fn name_of(value: impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
 /// `text` encoded for a query string.
 pub(super) fn query(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()

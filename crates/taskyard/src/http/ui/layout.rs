@@ -21,14 +21,18 @@ pub(super) enum Section {
     Overview,
     Runs,
     Tasks,
+    Schedules,
+    Lifecycle,
     None,
 }
 
 impl Section {
-    const ALL: [(Section, &'static str, &'static str); 3] = [
+    const ALL: [(Section, &'static str, &'static str); 5] = [
         (Section::Overview, "Overview", ""),
         (Section::Runs, "Runs", "/runs"),
         (Section::Tasks, "Tasks", "/tasks"),
+        (Section::Schedules, "Schedules", "/schedules"),
+        (Section::Lifecycle, "Lifecycle", "/lifecycle"),
     ];
 }
 

@@ -10,9 +10,11 @@
 mod assets;
 mod format;
 mod layout;
+mod lifecycle;
 mod login;
 mod overview;
 mod runs;
+mod schedules;
 mod schema_form;
 mod tasks;
 
@@ -37,6 +39,12 @@ pub(super) fn routes() -> Router {
         .route("/tasks", get(tasks::list))
         .route("/tasks/{name}", get(tasks::detail))
         .route("/tasks/{name}/run", post(tasks::run))
+        .route("/schedules", get(schedules::list))
+        .route("/schedules/{name}", get(schedules::detail))
+        .route("/schedules/{name}/pause", post(schedules::pause))
+        .route("/schedules/{name}/resume", post(schedules::resume))
+        .route("/schedules/{name}/run", post(schedules::run_now))
+        .route("/lifecycle", get(lifecycle::page))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/{name}", get(assets::serve))

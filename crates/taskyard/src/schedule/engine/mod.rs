@@ -308,6 +308,17 @@ impl Scheduler {
         self.inner.runtime.run(entry.def.request(Timestamp::now())).await
     }
 
+    /// Starts a schedule's job once, here and now, as [`Scheduler::run_schedule`] does,
+    /// and returns its handle at once instead of waiting for the result (the dashboard's
+    /// Run now).
+    pub async fn start_schedule(&self, name: &str) -> Result<crate::RunHandle, Error> {
+        let entry = self.entry(name)?;
+        self.inner
+            .runtime
+            .start(entry.def.request(Timestamp::now()))
+            .await
+    }
+
     /// [`Scheduler::run_schedule`] with `args` as the run's payload in place of the
     /// schedule's own, as egg-schedule's `app.runSchedule(name, ...args)` passes arguments
     /// to the job (several as an array).
