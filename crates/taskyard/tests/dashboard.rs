@@ -352,6 +352,20 @@ async fn production_logs_in_with_the_token_and_the_cookie_opens_the_dashboard_on
     let runs = request(&served, "GET", "/_tasks/ui/runs", None, &with_cookie).await;
     assert_eq!(runs.status, 200);
     assert!(runs.text.contains("Log out"));
+    // The page's live updates come from the event stream under the dashboard's path.
+    let bearer = [("authorization", "Bearer s3cret")];
+    let ended = run_as(&served, "echo", json!({}), &bearer).await;
+    let events = request(
+        &served,
+        "GET",
+        &format!("/_tasks/ui/events?run={ended}"),
+        None,
+        &with_cookie,
+    )
+    .await;
+    assert_eq!(events.status, 200);
+    assert_eq!(events.header("content-type"), Some("text/event-stream"));
+    assert!(events.text.contains("event: run"), "{}", events.text);
     // The cookie does not open the JSON API: a page cannot use it to run a task.
     let api = request(&served, "GET", "/_tasks/runs", None, &with_cookie).await;
     assert_eq!(api.status, 401);

@@ -265,6 +265,84 @@ async fn the_dashboard_works_in_headless_chromium() {
     served.stop().await;
 }
 
+/// Waits (at most `within`) until the script `check` returns `true` in the page.
+async fn until_true(client: &Client, check: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if client.execute(check, vec![]).await.expect("a check") == json!(true) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let page = client.source().await.unwrap_or_default();
+            panic!("`{check}` is not true after {within:?}:\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_and_progress_appear_without_a_reload() {
+    let Some((_driver, client)) = browser(true).await else {
+        return;
+    };
+    let served = serve(app(), None).await;
+    client
+        .goto(&served.url("/_tasks/ui/runs"))
+        .await
+        .expect("the runs");
+    // Anything set on the page survives only if the page is never loaded again.
+    client
+        .execute("window.kept = 1; return true", vec![])
+        .await
+        .expect("a mark");
+    let id = start(&served, "echo", json!({ "live": true }), &[]).await;
+    // The event stream draws it within a second or so; the five-second poll would be late.
+    let row = format!("return document.querySelector('tr[data-run=\"{id}\"]') !== null");
+    until_true(&client, &row, Duration::from_millis(3500)).await;
+    until_true(&client, "return window.kept === 1", Duration::ZERO).await;
+
+    // A run's page follows its progress, then its end.
+    let steps = start(&served, "steps", json!({}), &[]).await;
+    until_status(&served, &steps, "running").await;
+    client
+        .goto(&served.url(&format!("/_tasks/ui/runs/{steps}")))
+        .await
+        .expect("the run");
+    client
+        .execute("window.kept = 1; return true", vec![])
+        .await
+        .expect("a mark");
+    let bar = "document.querySelector('progress[data-run-progress]')";
+    until_true(
+        &client,
+        &format!("return {bar} !== null && {bar}.value > 0"),
+        Duration::from_secs(5),
+    )
+    .await;
+    let first = client
+        .execute(&format!("return {bar}.value"), vec![])
+        .await
+        .expect("a value");
+    until_true(
+        &client,
+        &format!("return {bar}.value > {first}"),
+        Duration::from_secs(5),
+    )
+    .await;
+    let message = text_of(&client, "[data-run-progress-message]").await;
+    assert!(message.contains("— step "), "{message}");
+    common::http::post(&served, &format!("/_tasks/runs/{steps}/cancel"), "").await;
+    until_true(
+        &client,
+        "return document.querySelector('h1 .status').textContent === 'cancelled'",
+        Duration::from_secs(5),
+    )
+    .await;
+    until_true(&client, "return window.kept === 1", Duration::ZERO).await;
+    client.close().await.expect("the session ends");
+    served.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_javascript_off_pages_read_and_forms_work() {
     let Some((_driver, client)) = browser(false).await else {

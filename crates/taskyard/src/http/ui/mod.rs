@@ -45,6 +45,8 @@ pub(super) fn routes() -> Router {
         .route("/schedules/{name}/resume", post(schedules::resume))
         .route("/schedules/{name}/run", post(schedules::run_now))
         .route("/lifecycle", get(lifecycle::page))
+        // The event stream, where the dashboard's session reaches it.
+        .route("/events", get(super::events::stream))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/{name}", get(assets::serve))

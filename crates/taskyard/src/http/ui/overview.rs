@@ -37,7 +37,7 @@ pub(super) async fn page(Extension(api): Extension<Api>) -> Response {
         @if let Some(failure) = &failure {
             p.problem { "The store does not take writes: " (failure.error) }
         }
-        div.grid {
+        div.grid data-live-region="counts" {
             div.card.stat { div.value { (runtime.tasks().len()) } div.label { "tasks" } }
             div.card.stat { div.value { (api.scheduler.list().len()) } div.label { "schedules" } }
             div.card.stat { div.value { (runtime.active_runs()) } div.label { "runs active on this instance" } }
@@ -47,9 +47,9 @@ pub(super) async fn page(Extension(api): Extension<Api>) -> Response {
             }
         }
         h2 { "Queued and running" " " a href={ (UI_PATH) "/runs?unfinished=true" } { "all" } }
-        (runs::table(&unfinished, "Nothing is queued or running."))
+        div data-live-region="unfinished" { (runs::table(&unfinished, "Nothing is queued or running.")) }
         h2 { "Recent failures" " " a href={ (UI_PATH) "/runs?status=failed" } { "all" } }
-        (runs::table(&failed, "No run has failed."))
+        div data-live-region="failures" { (runs::table(&failed, "No run has failed.")) }
     };
     layout::page(&ui, Section::Overview, "Overview", body)
 }

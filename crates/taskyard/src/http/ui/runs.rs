@@ -159,10 +159,14 @@ pub(super) async fn list(Extension(api): Extension<Api>, OriginalUri(uri): Origi
             button type="submit" { "Filter" }
             a href={ (UI_PATH) "/runs" } { "clear" }
         }
-        (table(&runs, "No run matches."))
-        div.pager {
-            @if filter.before.is_some() { a href=(list_url(&filter, None)) { "← newest" } }
-            @if let Some(older) = older { a href=(older) rel="next" { "older →" } }
+        // The first page follows new runs; an older page stays as it was drawn.
+        @let live = filter.before.is_none().then_some("runs");
+        div data-live-region=[live] data-live-task=[filter.task.as_deref()] {
+            (table(&runs, "No run matches."))
+            div.pager {
+                @if filter.before.is_some() { a href=(list_url(&filter, None)) { "← newest" } }
+                @if let Some(older) = older { a href=(older) rel="next" { "older →" } }
+            }
         }
     };
     layout::page(&ui, Section::Runs, "Runs", body)
@@ -191,8 +195,9 @@ pub(super) async fn detail(
     };
     let title = format!("Run {}", short_id(run.id));
     let body = html! {
-        h1 { "Run of " a href={ (UI_PATH) "/runs?task=" (query(&run.task)) } { (run.task) } " " (format::status(run.status)) }
         @if let Some(notice) = notice(&uri) { p.notice { (notice) } }
+        div data-live-region="run" data-live-run=(run.id) {
+        h1 { "Run of " a href={ (UI_PATH) "/runs?task=" (query(&run.task)) } { (run.task) } " " (format::status(run.status)) }
         @if ui.writable {
             div.actions {
                 @if !run.status.is_final() {
@@ -223,9 +228,12 @@ pub(super) async fn detail(
                 @if let Some(progress) = &run.progress {
                     dt { "progress" }
                     dd {
-                        progress max="1" value=(progress.fraction) { (format!("{:.0} %", progress.fraction * 100.0)) }
-                        " " (format!("{:.0} %", progress.fraction * 100.0))
-                        @if let Some(message) = &progress.message { " — " (message) }
+                        progress data-run-progress max="1" value=(progress.fraction) { (format!("{:.0} %", progress.fraction * 100.0)) }
+                        " "
+                        span data-run-progress-message {
+                            (format!("{:.0} %", progress.fraction * 100.0))
+                            @if let Some(message) = &progress.message { " — " (message) }
+                        }
                     }
                 }
             }
@@ -251,6 +259,7 @@ pub(super) async fn detail(
                     }
                 }
             }
+        }
         }
     };
     layout::page(&ui, Section::Runs, &title, body)

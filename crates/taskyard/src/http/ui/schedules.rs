@@ -179,9 +179,11 @@ pub(super) async fn detail(
             ol.next { @for time in &times { li { (format::when(*time)) } } }
         }
         h2 { "Last ticks" " " a href={ (UI_PATH) "/runs?schedule=" (query(&info.name)) } { "all" } }
-        @if ticks.is_empty() { p.muted { "No tick yet." } } @else {
-            (strip(&ticks))
-            (runs::table(&ticks, ""))
+        div data-live-region="ticks" data-live-task=(info.task) {
+            @if ticks.is_empty() { p.muted { "No tick yet." } } @else {
+                (strip(&ticks))
+                (runs::table(&ticks, ""))
+            }
         }
     };
     layout::page(&ui, Section::Schedules, &format!("Schedule {}", info.name), body)

@@ -194,7 +194,7 @@ async fn task_page(api: &Api, ui: &Ui, name: &str, typed: &Typed, refused: Optio
             }
         }
         h2 { "Recent runs" " " a href={ (UI_PATH) "/runs?task=" (query(&task.name)) } { "all" } }
-        (runs::table(&runs[..runs.len().min(20)], "No run yet."))
+        div data-live-region="runs" data-live-task=(task.name) { (runs::table(&runs[..runs.len().min(20)], "No run yet.")) }
     };
     layout::page_with_status(ui, status, Section::Tasks, &format!("Task {}", task.name), body)
 }
