@@ -59,17 +59,6 @@ pub fn app() -> App {
                 Ok::<_, TaskError>(())
             }),
         )
-        .task(
-            "steps",
-            Task::new(|cx: TaskContext| async move {
-                // A step every 200 ms, reported, until cancelled.
-                for step in 1.. {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    cx.progress(f64::from(step % 100) / 100.0, format!("step {step}"));
-                }
-                Ok::<_, TaskError>(())
-            }),
-        )
         .schedule_log(None)
 }
 

@@ -16,11 +16,13 @@ pub async fn handler(event: Event) -> Result<Html<&'static str>, HttpError> {
 }
 
 const WELCOME: &str = r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>taskyard quickstart</title>
+<html lang="en"><head><meta charset="utf-8"><title>taskyard quickstart</title><link rel="icon" href="data:,">
 <style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;line-height:1.5}code{background:#f3f3f3;padding:0 .2em}</style>
 </head>
 <body>
 <h1>taskyard quickstart</h1>
+
+<p><strong>The dashboard:</strong> <a href="/_tasks/ui">/_tasks/ui</a> — runs, tasks with a form for each, schedules, the lifecycle, live.</p>
 
 <h2>Tasks</h2>
 <ul>

@@ -56,6 +56,8 @@ pub(super) fn page_with_status(
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · taskyard" }
+                // No icon to fetch: a browser's request for /favicon.ico would reach the app.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(STYLE.href());
                 script defer src=(SCRIPT.href()) {}
             }

@@ -157,7 +157,9 @@ async fn task_page(api: &Api, ui: &Ui, name: &str, typed: &Typed, refused: Optio
                 dt { "attempts" } dd { (task.max_attempts) }
                 dt { "durable" } dd { @if task.durable { "every run goes through the store" } @else { "when asked" } }
                 dt { "defined in" } dd { code { (task.source) } }
-                dt { "success" } dd { (record.success()) " of the last " (record.finished) " finished runs" }
+                dt { "success" } dd {
+                    @if record.finished == 0 { "no finished run yet" } @else { (record.success()) " of the last " (record.finished) " finished runs" }
+                }
                 dt { "duration" } dd {
                     @if let (Some(p50), Some(p95)) = (record.p50_ms, record.p95_ms) {
                         "p50 " (format::duration(p50)) ", p95 " (format::duration(p95))
