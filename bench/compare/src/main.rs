@@ -12,10 +12,12 @@
 //! | `queue` | a burn-down of 100,000 durable no-op jobs; enqueue→start when idle | graphile-worker (npm), same PostgreSQL and concurrency | ≥ 2× jobs/s, p50 ≤ 5 ms |
 //! | `schedules` | 10,000 cron schedules due each second; 1,000,000 registered | tokio-cron-scheduler, JavaScript croner (lateness) | p99 lateness ≤ 5 ms; ≤ 300 B and ≤ 3 s |
 //! | `cron-next` | `CronExpr::next_after` | the `croner` and `cron` crates, JavaScript croner | as fast as the fastest |
+//! | `dashboard` | `/_tasks/ui` over 1,000,000 runs in SQLite; an open page in Chromium | a plain route of the same app; the goals | ≤ 100 ms first render and event to page; batched, flat memory at 1,000 runs/s |
 //!
 //! Every load is on loopback and bounded in time; every process started is stopped.
 
 mod cron_next;
+mod dashboard;
 mod http;
 mod peers;
 mod plots;
@@ -82,6 +84,7 @@ fn main() {
         "schedules" => schedules::compare(&root, &mut charts),
         "recorded" => recorded::compare(),
         "queue" => queue::compare(&root),
+        "dashboard" => dashboard::compare(&root),
         "all" => {
             let mut rows = run_task::compare(&root);
             rows.extend(http::compare(&root, &mut charts));
@@ -89,11 +92,12 @@ fn main() {
             rows.extend(queue::compare(&root));
             rows.extend(cron_next::compare(&root));
             rows.extend(schedules::compare(&root, &mut charts));
+            rows.extend(dashboard::compare(&root));
             rows
         }
         other => {
             eprintln!(
-                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, queue, cron-next, schedules, all, or plot (draws bench/results again from its results.json)"
+                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, queue, cron-next, schedules, dashboard, all, or plot (draws bench/results again from its results.json)"
             );
             std::process::exit(2);
         }

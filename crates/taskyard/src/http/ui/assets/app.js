@@ -13,17 +13,21 @@ document.addEventListener("submit", (event) => {
 
 // Live regions: the parts of a page marked `data-live-region` are drawn again by the
 // server when a run starts or ends (its events arrive over the server-sent event stream
-// of this instance), at most once a second, and every five seconds while the page is
-// visible (runs on other instances send no event here).
+// of this instance), at most once a second however many events come, and every five
+// seconds without any while the page is visible (runs on other instances send no event
+// here).
 const regions = () => document.querySelectorAll("[data-live-region]");
 const EVENTS = "/_tasks/ui/events";
 let refreshing = false;
 let again = false;
+// When the last refresh of any kind began, and the last one an event asked for.
 let last = 0;
+let lastEvent = 0;
 let timer = null;
 
 async function refresh() {
   if (refreshing) {
+    // One more once this one is in: it may have been drawn before the event.
     again = true;
     return;
   }
@@ -46,19 +50,21 @@ async function refresh() {
     refreshing = false;
     if (again) {
       again = false;
-      soon();
+      refresh();
     }
   }
 }
 
-// One refresh for a burst of events: the first at once, then at most one a second.
+// One refresh for a burst of events: the first at once, then at most one a second. The
+// five-second refresh does not hold an event's back.
 function soon() {
   if (timer !== null) {
     return;
   }
-  const wait = Math.max(0, last + 1000 - Date.now());
+  const wait = Math.max(0, lastEvent + 1000 - Date.now());
   timer = window.setTimeout(() => {
     timer = null;
+    lastEvent = Date.now();
     refresh();
   }, wait);
 }
@@ -98,10 +104,10 @@ function follow() {
     }
   });
   window.setInterval(() => {
-    if (document.visibilityState === "visible") {
-      soon();
+    if (document.visibilityState === "visible" && Date.now() - last >= 5000) {
+      refresh();
     }
-  }, 5000);
+  }, 1000);
 }
 
 follow();
