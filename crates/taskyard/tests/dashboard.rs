@@ -147,7 +147,10 @@ async fn every_page_renders_with_its_policy_and_escapes_what_it_shows() {
     assert!(nowhere.text.contains("no page at `/_tasks/ui/nowhere`"));
     let bad = get(&served, "/_tasks/ui/runs?status=sleeping").await;
     assert_eq!(bad.status, 400);
-    assert!(bad.text.contains("`status=sleeping` is not a run status"));
+    assert!(
+        bad.text
+            .contains("`status=sleeping` is not valid; expected one of queued")
+    );
     served.stop().await;
 }
 
@@ -651,6 +654,101 @@ async fn schedules_show_their_times_and_ticks_and_pause_resume_and_run_now() {
     assert!(
         row.contains("lifecycle-idle") && row.contains("<td class=\"num\">1</td>"),
         "{row}"
+    );
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_filter_is_in_the_url_and_bulk_actions_show_their_count_first() {
+    let served = serve(app(), None).await;
+    run(&served, "echo", json!({ "user": "Ada Lovelace" })).await;
+    run(&served, "echo", json!({ "user": "Grace" })).await;
+    let found = get(
+        &served,
+        "/_tasks/ui/runs?q=lovelace&trigger=http&since=2020-01-01T00:00",
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.text.matches("data-run=").count(), 1, "{}", found.text);
+    assert!(found.text.contains(r#"<option value="http" selected>"#));
+    assert!(found.text.contains(r#"name="q" value="lovelace""#));
+    assert!(found.text.contains(r#"value="2020-01-01T00:00:00Z""#));
+    let none = get(&served, "/_tasks/ui/runs?q=lovelace&trigger=cli").await;
+    assert_eq!(none.text.matches("data-run=").count(), 0);
+    let bad = get(&served, "/_tasks/ui/runs?until=soon").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("`until=soon` is not valid"));
+
+    // Three runs waiting to be cancelled, two failed ones to retry.
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        waiting.push(start(&served, "wait", json!({}), &[]).await);
+    }
+    for id in &waiting {
+        until(&served, id, &[], |status| status == "running").await;
+    }
+    run(&served, "fail", json!({})).await;
+    run(&served, "fail", json!({})).await;
+    let list = get(&served, "/_tasks/ui/runs?task=wait").await;
+    assert!(
+        list.text
+            .contains("/_tasks/ui/runs/bulk?action=cancel&amp;task=wait"),
+        "{}",
+        list.text
+    );
+    let confirm = get(&served, "/_tasks/ui/runs/bulk?action=cancel&task=wait").await;
+    assert_eq!(confirm.status, 200, "{}", confirm.text);
+    assert!(confirm.text.contains(r#"data-count="3""#), "{}", confirm.text);
+    assert!(confirm.text.contains("Cancel <strong>3</strong> runs?"));
+    let csrf = input(&confirm, "csrf").expect("the form's token");
+    let fields = [("action", "cancel"), ("query", "task=wait")];
+    assert_eq!(
+        post_form(&served, "/_tasks/ui/runs/bulk", &fields).await.status,
+        403,
+        "no token"
+    );
+    let done = post_form(
+        &served,
+        "/_tasks/ui/runs/bulk",
+        &[("csrf", &csrf), fields[0], fields[1]],
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.text);
+    assert_eq!(
+        done.header("location"),
+        Some("/_tasks/ui/runs?task=wait&bulk=cancel&done=3&skipped=0")
+    );
+    for id in &waiting {
+        until(&served, id, &[], |status| status == "cancelled").await;
+    }
+    let after = get(&served, "/_tasks/ui/runs?task=wait&bulk=cancel&done=3&skipped=0").await;
+    assert!(after.text.contains("Cancel asked for 3 runs"));
+
+    let confirm = get(&served, "/_tasks/ui/runs/bulk?action=retry&task=fail").await;
+    assert!(confirm.text.contains(r#"data-count="2""#), "{}", confirm.text);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("action", "retry"),
+        ("query", "task=fail"),
+    ];
+    let done = post_form(&served, "/_tasks/ui/runs/bulk", &fields).await;
+    assert!(
+        done.header("location")
+            .is_some_and(|l| l.contains("bulk=retry&done=2")),
+        "{:?}",
+        done.header("location")
+    );
+    let retried = common::http::get(&served, "/_tasks/runs?task=fail").await.json();
+    for run in retried["runs"].as_array().expect("runs") {
+        let id = run["id"].as_str().expect("an id");
+        let run = until(&served, id, &[], |status| status == "failed").await;
+        assert_eq!(run["attempt"], 2, "retried once: {run}");
+    }
+    let nothing = get(&served, "/_tasks/ui/runs/bulk?action=cancel&task=echo").await;
+    assert!(nothing.text.contains(r#"data-count="0""#) && !nothing.text.contains("name=\"action\""));
+    assert_eq!(
+        get(&served, "/_tasks/ui/runs/bulk?action=delete").await.status,
+        400
     );
     served.stop().await;
 }

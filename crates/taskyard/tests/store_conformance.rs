@@ -181,6 +181,74 @@ async fn listing_filters_by_task_and_status_newest_first_with_a_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_filters_by_trigger_instance_time_and_text() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let name = backend.name;
+        let mut runs = Vec::new();
+        for i in 0..6_i64 {
+            let mut run = record(
+                "t",
+                RunStatus::Succeeded,
+                if i % 2 == 0 { "i-even" } else { "i-odd" },
+                i * 1000,
+            );
+            run.trigger = if i < 3 { Trigger::Http } else { Trigger::Cli };
+            run.payload = json!({ "user": format!("Ada-{i}"), "note": "50% off_now" });
+            run.result = (i == 4).then(|| json!({ "found": "Needle" }));
+            run.error = (i == 5).then(|| "disk FULL at /data".to_owned());
+            runs.push(run);
+        }
+        store.put_runs(&runs).await.expect("put");
+        let ids = |filter: RunFilter| {
+            let store = store.clone();
+            async move {
+                let listed = store.list_runs(&filter).await.expect("listed");
+                listed.into_iter().map(|run| run.id).collect::<Vec<_>>()
+            }
+        };
+        let id = |i: usize| runs[i].id;
+        assert_eq!(
+            ids(RunFilter::default().trigger("cli")).await,
+            [id(5), id(4), id(3)],
+            "{name}"
+        );
+        assert_eq!(
+            ids(RunFilter::default().instance("i-odd")).await,
+            [id(5), id(3), id(1)],
+            "{name}"
+        );
+        let window = RunFilter::default().queued_between(Some(at(1000)), Some(at(3000)));
+        assert_eq!(
+            ids(window).await,
+            [id(2), id(1)],
+            "{name}: since inclusive, until exclusive"
+        );
+        // Text, ignoring ASCII case, in the payload, the result or the error.
+        assert_eq!(ids(RunFilter::default().text("ada-3")).await, [id(3)], "{name}");
+        assert_eq!(ids(RunFilter::default().text("needle")).await, [id(4)], "{name}");
+        assert_eq!(
+            ids(RunFilter::default().text("disk full")).await,
+            [id(5)],
+            "{name}"
+        );
+        // `%` and `_` are themselves, not wildcards.
+        assert_eq!(
+            ids(RunFilter::default().text("50% off_")).await.len(),
+            6,
+            "{name}"
+        );
+        assert_eq!(ids(RunFilter::default().text("50%_off")).await.len(), 0, "{name}");
+        assert_eq!(ids(RunFilter::default().text("o_f")).await.len(), 0, "{name}");
+        let all = RunFilter::default()
+            .trigger("http")
+            .instance("i-even")
+            .text("ADA");
+        assert_eq!(ids(all).await, [id(2), id(0)], "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_filters_by_schedule_and_unfinished() {
     for backend in backends().await {
         let store = backend.open().await;

@@ -3,11 +3,13 @@
 //! runtime and the runtime above it speak the same language without importing each other.
 
 mod filter;
+mod filter_query;
 mod id;
 mod record;
 mod trigger;
 
 pub use filter::RunFilter;
+pub use filter_query::BadParam;
 pub use id::RunId;
 pub(crate) use record::duration_ms;
 pub use record::{Attempt, Progress, RunRecord, RunStatus};

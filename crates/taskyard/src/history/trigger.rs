@@ -36,6 +36,9 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Every `kind` a trigger may have.
+    pub const KINDS: [&'static str; 6] = ["manual", "http", "cli", "schedule", "startup", "custom"];
+
     /// The `kind` tag as stored and filtered on.
     pub fn kind(&self) -> &'static str {
         match self {

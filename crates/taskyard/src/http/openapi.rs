@@ -201,6 +201,11 @@ fn base_paths() -> Map<String, Value> {
                 query_parameter("schedule", "Only runs of this schedule", json!({ "type": "string" })),
                 query_parameter("unfinished", "Only queued or running runs", json!({ "type": "boolean" })),
                 query_parameter("scheduled", "Only runs started by schedules (true), or only the others (false)", json!({ "type": "boolean" })),
+                query_parameter("trigger", "Only runs with this trigger kind", json!({ "type": "string", "enum": crate::Trigger::KINDS })),
+                query_parameter("instance", "Only runs of this instance", json!({ "type": "string" })),
+                query_parameter("since", "Only runs queued at or after this instant (RFC 3339)", json!({ "type": "string", "format": "date-time" })),
+                query_parameter("until", "Only runs queued before this instant (RFC 3339)", json!({ "type": "string", "format": "date-time" })),
+                query_parameter("q", "Only runs with this text, ignoring ASCII case, in their payload, result or error", json!({ "type": "string" })),
                 query_parameter("before", "Only runs older than this run: the next page after one that ended with it", json!({ "type": "string", "format": "uuid" })),
                 query_parameter("limit", "At most this many", json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }))
             ],

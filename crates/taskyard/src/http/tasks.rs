@@ -155,51 +155,9 @@ async fn list_runs(
     Extension(api): Extension<Api>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Json<Value>, HttpError> {
-    let mut filter = RunFilter::default();
-    for (key, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        match key.as_ref() {
-            "task" => filter.task = Some(value.into_owned()),
-            "schedule" => filter.schedule = Some(value.into_owned()),
-            "status" => {
-                filter.status = Some(value.parse::<RunStatus>().map_err(|_| {
-                    bad_query(
-                        "status",
-                        &value,
-                        "one of queued, running, succeeded, failed, cancelled, timed_out, abandoned",
-                    )
-                })?)
-            }
-            "scheduled" => {
-                filter.scheduled = Some(match value.as_ref() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    other => return Err(bad_query("scheduled", other, "`true` or `false`")),
-                })
-            }
-            "unfinished" => {
-                filter.unfinished = match value.as_ref() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    other => return Err(bad_query("unfinished", other, "`true` or `false`")),
-                }
-            }
-            "before" => {
-                filter.before = Some(
-                    value
-                        .parse::<RunId>()
-                        .map_err(|_| bad_query("before", &value, "a run id, the last of the page before"))?,
-                )
-            }
-            "limit" => {
-                filter.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-                    .ok_or_else(|| bad_query("limit", &value, "a number from 1 to 1000"))?
-            }
-            _ => {}
-        }
-    }
+    let filter = RunFilter::default()
+        .from_query(uri.query().unwrap_or(""), MAX_LIMIT)
+        .map_err(|bad| bad_query(bad.name, &bad.value, &bad.expected))?;
     let runs = api.runtime.list_runs(&filter).await?;
     Ok(Json(json!({ "runs": runs })))
 }

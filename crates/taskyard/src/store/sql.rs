@@ -27,6 +27,12 @@ pub(super) trait Dialect: Database {
     const RUN_COLUMNS: &'static str;
     /// The expression of a run's schedule name inside its trigger's JSON.
     const TRIGGER_SCHEDULE: &'static str;
+    /// A run's payload and result as JSON text, for a text search.
+    const JSON_TEXT_OF_PAYLOAD: &'static str;
+    /// See [`Dialect::JSON_TEXT_OF_PAYLOAD`] (`''` without a result).
+    const JSON_TEXT_OF_RESULT: &'static str;
+    /// A pattern match that ignores ASCII case: `LIKE` (SQLite's is so) or `ILIKE`.
+    const LIKE: &'static str;
     /// Inserts a broadcast (`$1` id, `$2` schedule, `$3` args as JSON text, `$4` origin,
     /// `$5` sent_at).
     const INSERT_BROADCAST: &'static str;
@@ -71,6 +77,9 @@ impl Dialect for sqlx::Sqlite {
     const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data, payload, attempt, attempts, instance, queued_at, started_at, finished_at, duration_ms, result, error, progress, progress_message FROM taskyard_runs";
     const RUN_COLUMNS: &'static str = COLUMNS;
     const TRIGGER_SCHEDULE: &'static str = "json_extract(trigger_data, '$.schedule')";
+    const JSON_TEXT_OF_PAYLOAD: &'static str = "payload";
+    const JSON_TEXT_OF_RESULT: &'static str = "COALESCE(result, '')";
+    const LIKE: &'static str = " LIKE ";
     const INSERT_BROADCAST: &'static str =
         "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3, $4, $5)";
     const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
@@ -100,6 +109,9 @@ impl Dialect for sqlx::Postgres {
     const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message FROM taskyard_runs";
     const RUN_COLUMNS: &'static str = "id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message";
     const TRIGGER_SCHEDULE: &'static str = "trigger_data->>'schedule'";
+    const JSON_TEXT_OF_PAYLOAD: &'static str = "payload::text";
+    const JSON_TEXT_OF_RESULT: &'static str = "COALESCE(result::text, '')";
+    const LIKE: &'static str = " ILIKE ";
     const INSERT_BROADCAST: &'static str = "INSERT INTO taskyard_broadcasts (id, schedule, args, origin, sent_at) VALUES ($1, $2, $3::jsonb, $4, $5)";
     const SELECT_BROADCASTS: &'static str = "SELECT id, schedule, args::text AS args, origin, sent_at FROM taskyard_broadcasts WHERE sent_at >= $1 ORDER BY sent_at, id";
     const JSON: &'static str = "::jsonb";
@@ -181,6 +193,34 @@ where
         query.push(super::columns::scheduled_clause(filter));
         if let Some(before) = filter.before {
             query.push(" AND id < ").push_bind(before.to_string());
+        }
+        if let Some(kind) = &filter.trigger {
+            query.push(" AND trigger_kind = ").push_bind(kind.clone());
+        }
+        if let Some(instance) = &filter.instance {
+            query.push(" AND instance = ").push_bind(instance.clone());
+        }
+        if let Some(since) = filter.since {
+            query.push(" AND queued_at >= ").push_bind(since.as_millisecond());
+        }
+        if let Some(until) = filter.until {
+            query.push(" AND queued_at < ").push_bind(until.as_millisecond());
+        }
+        if let Some(text) = &filter.text {
+            let pattern = RunFilter::like_pattern(text);
+            query
+                .push(" AND (")
+                .push(DB::JSON_TEXT_OF_PAYLOAD)
+                .push(DB::LIKE)
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR ")
+                .push(DB::JSON_TEXT_OF_RESULT)
+                .push(DB::LIKE)
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR COALESCE(error, '')")
+                .push(DB::LIKE)
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
         }
         query
             .push(" ORDER BY id DESC LIMIT ")

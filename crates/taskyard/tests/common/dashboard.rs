@@ -57,7 +57,8 @@ pub fn app() -> App {
             Task::new(|cx: TaskContext| async move {
                 cx.cancelled().await;
                 Ok::<_, TaskError>(())
-            }),
+            })
+            .concurrency(Concurrency::Unlimited),
         )
         .schedule_log(None)
 }

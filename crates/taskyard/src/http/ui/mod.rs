@@ -8,6 +8,7 @@
 //! otherwise, and nothing is marked otherwise.
 
 mod assets;
+mod bulk;
 mod format;
 mod layout;
 mod lifecycle;
@@ -33,6 +34,7 @@ pub(super) fn routes() -> Router {
     Router::new()
         .route("/", get(overview::page))
         .route("/runs", get(runs::list))
+        .route("/runs/bulk", get(bulk::confirm).post(bulk::act))
         .route("/runs/{id}", get(runs::detail))
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/retry", post(runs::retry))

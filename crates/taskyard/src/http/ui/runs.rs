@@ -13,13 +13,13 @@ use super::layout::{self, Section};
 use super::{Form, Ui, write_refusal};
 use crate::http::session::UI_PATH;
 use crate::http::{Api, HttpError, Param};
-use crate::{Error, RunFilter, RunId, RunRecord, RunStatus};
+use crate::{Error, RunFilter, RunId, RunRecord, RunStatus, Trigger};
 
 /// Runs on one page unless the URL asks for another number.
-const PAGE: usize = 50;
+pub(super) const PAGE: usize = 50;
 
 /// Most runs on one page.
-const MOST: usize = 500;
+pub(super) const MOST: usize = 500;
 
 /// A table of runs, or `empty` when there are none.
 pub(super) fn table(runs: &[RunRecord], empty: &str) -> Markup {
@@ -57,45 +57,16 @@ fn short_id(id: RunId) -> String {
     id[id.len().saturating_sub(12)..].to_owned()
 }
 
-/// The filter the URL asks for, or the page that says which parameter is wrong.
+/// The filter the URL asks for, or what is wrong with it.
 fn filter_of(uri: &Uri) -> Result<RunFilter, String> {
-    let mut filter = RunFilter::default().limit(PAGE);
-    for (key, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        let value = value.trim();
-        if value.is_empty() {
-            continue;
-        }
-        match key.as_ref() {
-            "task" => filter.task = Some(value.to_owned()),
-            "schedule" => filter.schedule = Some(value.to_owned()),
-            "status" => {
-                filter.status = Some(value.parse::<RunStatus>().map_err(|_| {
-                    format!("`status={value}` is not a run status; use queued, running, succeeded, failed, cancelled, timed_out or abandoned")
-                })?)
-            }
-            "unfinished" => filter.unfinished = matches!(value, "true" | "1" | "on"),
-            "before" => {
-                filter.before = Some(
-                    value
-                        .parse::<RunId>()
-                        .map_err(|_| format!("`before={value}` is not a run id"))?,
-                )
-            }
-            "limit" => {
-                filter.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|limit| (1..=MOST).contains(limit))
-                    .ok_or_else(|| format!("`limit={value}` is not valid; use a number from 1 to {MOST}"))?
-            }
-            _ => {}
-        }
-    }
-    Ok(filter)
+    RunFilter::default()
+        .limit(PAGE)
+        .from_query(uri.query().unwrap_or(""), MOST)
+        .map_err(|bad| bad.to_string())
 }
 
 /// The URL of the runs list under `filter`, starting after `before`.
-fn list_url(filter: &RunFilter, before: Option<RunId>) -> String {
+pub(super) fn list_url(filter: &RunFilter, before: Option<RunId>) -> String {
     let mut url = form_urlencoded::Serializer::new(String::new());
     if let Some(task) = &filter.task {
         url.append_pair("task", task);
@@ -108,6 +79,21 @@ fn list_url(filter: &RunFilter, before: Option<RunId>) -> String {
     }
     if filter.unfinished {
         url.append_pair("unfinished", "true");
+    }
+    if let Some(kind) = &filter.trigger {
+        url.append_pair("trigger", kind);
+    }
+    if let Some(instance) = &filter.instance {
+        url.append_pair("instance", instance);
+    }
+    if let Some(since) = filter.since {
+        url.append_pair("since", &since.to_string());
+    }
+    if let Some(until) = filter.until {
+        url.append_pair("until", &until.to_string());
+    }
+    if let Some(text) = &filter.text {
+        url.append_pair("q", text);
     }
     if filter.limit != PAGE {
         url.append_pair("limit", &filter.limit.to_string());
@@ -141,6 +127,7 @@ pub(super) async fn list(Extension(api): Extension<Api>, OriginalUri(uri): Origi
         .flatten();
     let body = html! {
         h1 { "Runs" }
+        @if let Some(notice) = super::bulk::notice(&uri) { p.notice { (notice) } }
         form.filters method="get" action={ (UI_PATH) "/runs" } {
             label { "task" select name="task" {
                 option value="" { "any" }
@@ -154,10 +141,28 @@ pub(super) async fn list(Extension(api): Extension<Api>, OriginalUri(uri): Origi
                     option value=(status.as_str()) selected[filter.status == Some(status)] { (status.as_str()) }
                 }
             } }
+            label { "trigger" select name="trigger" {
+                option value="" { "any" }
+                @for kind in Trigger::KINDS {
+                    option value=(kind) selected[filter.trigger.as_deref() == Some(kind)] { (kind) }
+                }
+            } }
             label { "schedule" input type="text" name="schedule" value=[filter.schedule.as_deref()]; }
+            label { "instance" input type="text" name="instance" value=[filter.instance.as_deref()]; }
+            label { "queued since" input type="text" name="since" placeholder="2026-11-30T09:00Z" value=[filter.since.map(|at| at.to_string())]; }
+            label { "until" input type="text" name="until" placeholder="RFC 3339" value=[filter.until.map(|at| at.to_string())]; }
+            label { "text in payload, result, error" input type="search" name="q" value=[filter.text.as_deref()]; }
             label { "unfinished only" input type="checkbox" name="unfinished" value="true" checked[filter.unfinished]; }
             button type="submit" { "Filter" }
             a href={ (UI_PATH) "/runs" } { "clear" }
+        }
+        @if ui.writable {
+            @let query = list_url(&filter, None);
+            @let query = query.split_once('?').map_or("", |(_, query)| query);
+            div.actions {
+                a href={ (UI_PATH) "/runs/bulk?action=cancel&" (query) } { "Cancel every matching run…" }
+                a href={ (UI_PATH) "/runs/bulk?action=retry&" (query) } { "Retry every matching run…" }
+            }
         }
         // The first page follows new runs; an older page stays as it was drawn.
         @let live = filter.before.is_none().then_some("runs");
