@@ -91,6 +91,16 @@ async fn every_page_renders_with_its_policy_and_escapes_what_it_shows() {
     assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
     assert_eq!(overview.header("cache-control"), Some("no-store"));
     assert!(overview.text.contains("Recent failures"));
+    let instance = common::http::get(&served, "/_tasks/health").await.json()["instance"]
+        .as_str()
+        .expect("the instance")
+        .to_owned();
+    let row = &overview.text[overview
+        .text
+        .find(&format!("data-instance=\"{instance}\""))
+        .expect("its lease")..];
+    let row = &row[..row.find("</tr>").expect("the row's end")];
+    assert!(row.contains("(this one)") && row.contains(">live<"), "{row}");
     assert!(
         overview.text.contains(&failed[failed.len() - 12..]),
         "the failure is listed"

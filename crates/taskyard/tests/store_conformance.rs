@@ -448,6 +448,32 @@ async fn runs_of_instances_without_a_live_lease_are_abandoned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_lease_is_listed_with_its_fields() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let mut b = lease("i-b", at(5_000));
+        b.hostname = "web-2".into();
+        b.pid = 4_000_000;
+        store.heartbeat(&lease("i-a", at(60_000))).await.expect("a");
+        store.heartbeat(&b).await.expect("b");
+        let listed = store.instances().await.expect("listed");
+        assert_eq!(listed, [lease("i-a", at(60_000)), b.clone()], "{}", backend.name);
+        // A heartbeat replaces the lease; a release removes it.
+        let mut renewed = b.clone();
+        renewed.heartbeat_at = at(200);
+        renewed.lease_until = at(90_000);
+        store.heartbeat(&renewed).await.expect("renewed");
+        store.release_instance("i-a").await.expect("released");
+        assert_eq!(
+            store.instances().await.expect("listed"),
+            [renewed],
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_tick_is_claimed_once_per_target_and_live_instances_are_listed() {
     for backend in backends().await {
         let name = backend.name;

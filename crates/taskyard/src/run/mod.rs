@@ -465,6 +465,15 @@ impl Runtime {
         self.inner.store.as_ref()
     }
 
+    /// Every instance's last lease as the store keeps it (live or run out), by id; without
+    /// a store, none.
+    pub async fn instances(&self) -> Result<Vec<crate::store::InstanceLease>, Error> {
+        match &self.inner.store {
+            Some(store) => self.bounded(store.instances()).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Number of runs queued or running in this instance.
     pub fn active_runs(&self) -> usize {
         lock(&self.inner.active).len()

@@ -181,6 +181,17 @@ impl Store for MemoryStore {
         Ok(live)
     }
 
+    async fn instances(&self) -> Result<Vec<InstanceLease>, Error> {
+        let mut leases: Vec<InstanceLease> = self
+            .tables()
+            .instances
+            .values()
+            .map(|(lease, _)| lease.clone())
+            .collect();
+        leases.sort_by(|a, b| a.instance.cmp(&b.instance));
+        Ok(leases)
+    }
+
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
         self.tables().broadcasts.push(broadcast.clone());
         Ok(())

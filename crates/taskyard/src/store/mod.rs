@@ -86,6 +86,10 @@ pub trait Store: Send + Sync + 'static {
     /// keeps its runs from being abandoned) runs out.
     async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error>;
 
+    /// Every instance's last lease, live or run out, by id: what the dashboard shows of
+    /// the cluster.
+    async fn instances(&self) -> Result<Vec<InstanceLease>, Error>;
+
     /// Checks that the store is still the one opened: for SQLite, that the file was not
     /// deleted or replaced under the running instance. Called with every heartbeat.
     async fn verify(&self) -> Result<(), Error> {

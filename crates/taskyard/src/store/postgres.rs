@@ -213,6 +213,10 @@ impl Store for PostgresStore {
     async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error> {
         self.sql().live_instances(now, seen_since).await
     }
+
+    async fn instances(&self) -> Result<Vec<InstanceLease>, Error> {
+        self.sql().instances().await
+    }
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
         self.sql().broadcast(broadcast).await
     }

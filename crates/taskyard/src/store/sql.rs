@@ -328,6 +328,36 @@ where
         .map_err(self.error())
     }
 
+    /// Every instance's last lease, by id.
+    pub async fn instances(&self) -> Result<Vec<InstanceLease>, Error> {
+        let rows: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as::<DB, _>(
+            "SELECT id, hostname, CAST(pid AS BIGINT), started_at, heartbeat_at, lease_until FROM taskyard_instances ORDER BY id",
+        )
+        .fetch_all(self.pool)
+        .await
+        .map_err(self.error())?;
+        let at = |ms: i64| {
+            Timestamp::from_millisecond(ms).map_err(|e| Error::StoreData {
+                backend: DB::BACKEND,
+                message: format!("an instance's time {ms} is out of range: {e}"),
+            })
+        };
+        rows.into_iter()
+            .map(
+                |(instance, hostname, pid, started_at, heartbeat_at, lease_until)| {
+                    Ok(InstanceLease {
+                        instance,
+                        hostname,
+                        pid: u32::try_from(pid).unwrap_or_default(),
+                        started_at: at(started_at)?,
+                        heartbeat_at: at(heartbeat_at)?,
+                        lease_until: at(lease_until)?,
+                    })
+                },
+            )
+            .collect()
+    }
+
     /// Writes a broadcast for the other instances.
     pub async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
         sqlx::query::<DB>(DB::INSERT_BROADCAST)

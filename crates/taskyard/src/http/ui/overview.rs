@@ -7,7 +7,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::layout::{self, Section};
-use super::{Ui, runs};
+use super::{Ui, format, runs};
 use crate::http::Api;
 use crate::http::session::UI_PATH;
 use crate::{RunFilter, RunStatus};
@@ -31,6 +31,14 @@ pub(super) async fn page(Extension(api): Extension<Api>) -> Response {
             return layout::problem(&ui, StatusCode::SERVICE_UNAVAILABLE, &message);
         }
     };
+    let instances = match runtime.instances().await {
+        Ok(instances) => instances,
+        Err(error) => {
+            let message = format!("The instances cannot be read: {error}");
+            return layout::problem(&ui, StatusCode::SERVICE_UNAVAILABLE, &message);
+        }
+    };
+    let now = jiff::Timestamp::now();
     let failure = runtime.store_failure();
     let body = html! {
         h1 { "Overview" }
@@ -50,6 +58,30 @@ pub(super) async fn page(Extension(api): Extension<Api>) -> Response {
         div data-live-region="unfinished" { (runs::table(&unfinished, "Nothing is queued or running.")) }
         h2 { "Recent failures" " " a href={ (UI_PATH) "/runs?status=failed" } { "all" } }
         div data-live-region="failures" { (runs::table(&failed, "No run has failed.")) }
+        h2 { "Instances" }
+        div data-live-region="instances" {
+            @if instances.is_empty() { p.muted { "No store: this instance alone, and no lease." } } @else {
+                table {
+                    thead { tr { th { "instance" } th { "host" } th.num { "pid" } th { "started" } th { "last heartbeat" } th { "lease until" } th { "state" } } }
+                    tbody {
+                        @for lease in &instances {
+                            tr data-instance=(lease.instance) {
+                                td { code { (lease.instance) } @if lease.instance == ui.instance { " (this one)" } }
+                                td { (lease.hostname) }
+                                td.num { (lease.pid) }
+                                td { (format::when(lease.started_at)) }
+                                td { (format::when(lease.heartbeat_at)) }
+                                td { (format::when(lease.lease_until)) }
+                                td {
+                                    @if lease.lease_until >= now { span.status.status-succeeded { "live" } }
+                                    @else { span.status.status-cancelled { "lease run out" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     };
     layout::page(&ui, Section::Overview, "Overview", body)
 }
