@@ -30,6 +30,8 @@ const REQUESTS: usize = 40;
 /// The goals, in milliseconds.
 const RENDER_GOAL_MS: f64 = 100.0;
 const EVENT_GOAL_MS: f64 = 100.0;
+/// A chart counts a whole day of runs, once a minute, beside the page that shows it.
+const CHART_GOAL_MS: f64 = 1_000.0;
 
 pub fn compare(_root: &Path) -> Vec<Row> {
     let runs = std::env::var("TASKYARD_BENCH_DASHBOARD_RUNS")
@@ -162,6 +164,8 @@ async fn measure(path: &Path, runs: usize) -> Vec<Row> {
         ),
         ("failed runs", "/_tasks/ui/runs?status=failed".to_owned()),
         ("overview", "/_tasks/ui".to_owned()),
+        // Counted once, then kept 60 s: the first request is the count over the whole day.
+        ("chart of the last day", "/_tasks/ui/charts/day.svg".to_owned()),
     ];
     if let Some(middle) = middle {
         pages.push((
@@ -190,16 +194,18 @@ async fn measure(path: &Path, runs: usize) -> Vec<Row> {
             "dashboard: {name}: first {first:.1} ms, p50 {p50:.1} ms, p99 {p99:.1} ms (plain route p99 {:.2} ms)",
             floor.2
         );
+        // A chart is an image beside its page, counted at most once a minute: its own goal.
+        let goal = if name.starts_with("chart") { CHART_GOAL_MS } else { RENDER_GOAL_MS };
         for (metric, value) in [("first render", first), ("p99", p99)] {
             rows.push(Row {
                 comparison: comparison.clone(),
-                metric: format!("{name}: {metric}, ms (goal ≤ {RENDER_GOAL_MS})"),
+                metric: format!("{name}: {metric}, ms (goal ≤ {goal})"),
                 taskyard: value,
                 peer: floor.2,
                 peer_name: "a plain route of the same app, p99".into(),
                 ratio: value / floor.2,
-                target: format!("≤ {RENDER_GOAL_MS} ms"),
-                met: value <= RENDER_GOAL_MS,
+                target: format!("≤ {goal} ms"),
+                met: value <= goal,
                 unit: "ms".into(),
             });
         }

@@ -128,6 +128,31 @@ async fn every_page_renders_with_its_policy_and_escapes_what_it_shows() {
     }
     assert_eq!(get(&served, "/_tasks/ui/assets/app.0000.css").await.status, 404);
 
+    // The charts: SVG of the finished runs, drawn by the server.
+    assert!(overview.text.contains(r#"<img src="/_tasks/ui/charts/hour.svg""#));
+    let chart = get(&served, "/_tasks/ui/charts/hour.svg").await;
+    assert_eq!(chart.status, 200);
+    assert_eq!(chart.header("content-type"), Some("image/svg+xml"));
+    assert!(
+        chart
+            .text
+            .contains("2 runs finished over the last hour, 50.0 % failed"),
+        "{}",
+        chart.text
+    );
+    assert!(
+        chart.text.contains(" 1 succeeded, 1 failed, 0 cancelled"),
+        "{}",
+        chart.text
+    );
+    let day = get(&served, "/_tasks/ui/charts/day.svg").await;
+    assert_eq!(
+        day.text.matches("<g data-bucket").count(),
+        49,
+        "a bar every half hour"
+    );
+    assert_eq!(get(&served, "/_tasks/ui/charts/week.svg").await.status, 404);
+
     let list = get(&served, "/_tasks/ui/runs").await;
     assert_eq!(list.status, 200);
     assert!(list.text.contains(&format!("/_tasks/ui/runs/{id}")));

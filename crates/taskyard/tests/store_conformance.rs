@@ -448,6 +448,46 @@ async fn runs_of_instances_without_a_live_lease_are_abandoned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_runs_are_counted_by_bucket_and_status() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        // `record` ends a run 10 ms after it is queued: at(0..) + 10.
+        let runs = [
+            record("a", RunStatus::Succeeded, "i", 0),
+            record("a", RunStatus::Succeeded, "i", 500),
+            record("a", RunStatus::Failed, "i", 900),
+            record("a", RunStatus::Succeeded, "i", 1_000),
+            record("a", RunStatus::Running, "i", 1_100),
+            record("a", RunStatus::Cancelled, "i", 2_500),
+            record("a", RunStatus::Succeeded, "i", -2_000),
+        ];
+        store.put_runs(&runs).await.expect("put");
+        let counts = store.run_counts(at(0), 1_000).await.expect("counted");
+        let seen: Vec<(i64, RunStatus, u64)> = counts
+            .iter()
+            .map(|count| {
+                (
+                    count.bucket.as_millisecond() - at(0).as_millisecond(),
+                    count.status,
+                    count.count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, RunStatus::Failed, 1),
+                (0, RunStatus::Succeeded, 2),
+                (1_000, RunStatus::Succeeded, 1),
+                (2_000, RunStatus::Cancelled, 1),
+            ],
+            "{}: oldest bucket first, statuses in order, unfinished and older runs out",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_instance_lease_is_listed_with_its_fields() {
     for backend in backends().await {
         let store = backend.open().await;

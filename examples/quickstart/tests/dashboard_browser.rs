@@ -278,6 +278,14 @@ async fn every_page_draws_without_a_console_error_and_is_photographed() {
             json!("flex"),
             "{path}: the stylesheet loaded under the policy"
         );
+        // Every image (the overview's charts) decoded: an SVG that is not well-formed XML
+        // would show its alternative text.
+        until_true(
+            &client,
+            "return [...document.images].every(image => image.complete && image.naturalWidth > 0)",
+            Duration::from_secs(5),
+        )
+        .await;
         // Let the script open its event stream, then read the console.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let errors = console_errors(&client).await;

@@ -23,6 +23,7 @@ mod queue;
 mod registry;
 mod request;
 mod retry;
+mod stats;
 mod stored;
 mod task;
 
@@ -463,15 +464,6 @@ impl Runtime {
     /// The history store, unless history is disabled.
     pub fn store(&self) -> Option<&Arc<dyn Store>> {
         self.inner.store.as_ref()
-    }
-
-    /// Every instance's last lease as the store keeps it (live or run out), by id; without
-    /// a store, none.
-    pub async fn instances(&self) -> Result<Vec<crate::store::InstanceLease>, Error> {
-        match &self.inner.store {
-            Some(store) => self.bounded(store.instances()).await,
-            None => Ok(Vec::new()),
-        }
     }
 
     /// Number of runs queued or running in this instance.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use super::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Orphan, RunFilter,
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Orphan, RunCount, RunFilter,
     SchedulePause, Store, TickClaim, rescue,
 };
 use crate::Error;
@@ -190,6 +190,35 @@ impl Store for MemoryStore {
             .collect();
         leases.sort_by(|a, b| a.instance.cmp(&b.instance));
         Ok(leases)
+    }
+
+    async fn run_counts(&self, since: Timestamp, bucket_ms: i64) -> Result<Vec<RunCount>, Error> {
+        let bucket_ms = bucket_ms.max(1);
+        let mut counts: std::collections::BTreeMap<(i64, &'static str), (RunStatus, u64)> =
+            Default::default();
+        for run in self.tables().runs.values() {
+            let Some(finished) = run.finished_at.filter(|finished| *finished >= since) else {
+                continue;
+            };
+            let bucket = finished.as_millisecond().div_euclid(bucket_ms) * bucket_ms;
+            counts
+                .entry((bucket, run.status.as_str()))
+                .or_insert((run.status, 0))
+                .1 += 1;
+        }
+        counts
+            .into_iter()
+            .map(|((bucket, _), (status, count))| {
+                Ok(RunCount {
+                    bucket: Timestamp::from_millisecond(bucket).map_err(|e| Error::StoreData {
+                        backend: "memory",
+                        message: format!("a bucket's time: {e}"),
+                    })?,
+                    status,
+                    count,
+                })
+            })
+            .collect()
     }
 
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {

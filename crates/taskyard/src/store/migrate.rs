@@ -52,6 +52,11 @@ const SQLITE: &[Migration] = &[
         name: "claims in one call",
         sql: include_str!("migrations/sqlite/0007_claim.sql"),
     },
+    Migration {
+        version: 8,
+        name: "finished runs counted from an index",
+        sql: include_str!("migrations/sqlite/0008_counts.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -90,10 +95,15 @@ const POSTGRES: &[Migration] = &[
         name: "claims in one call",
         sql: include_str!("migrations/postgres/0007_claim.sql"),
     },
+    Migration {
+        version: 8,
+        name: "finished runs counted from an index",
+        sql: include_str!("migrations/postgres/0008_counts.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 7;
+pub const MIGRATIONS_VERSION: i64 = 8;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

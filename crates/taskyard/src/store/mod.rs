@@ -90,6 +90,11 @@ pub trait Store: Send + Sync + 'static {
     /// the cluster.
     async fn instances(&self) -> Result<Vec<InstanceLease>, Error>;
 
+    /// The runs that finished at or after `since`, counted by status in buckets of
+    /// `bucket_ms` milliseconds of their finish time (each bucket starting at a multiple
+    /// of `bucket_ms` since 1970), oldest bucket first.
+    async fn run_counts(&self, since: Timestamp, bucket_ms: i64) -> Result<Vec<RunCount>, Error>;
+
     /// Checks that the store is still the one opened: for SQLite, that the file was not
     /// deleted or replaced under the running instance. Called with every heartbeat.
     async fn verify(&self) -> Result<(), Error> {
@@ -218,6 +223,18 @@ pub struct TickClaim {
     pub target: String,
     /// The claiming instance.
     pub instance: String,
+}
+
+/// How many runs ended in one status within one bucket of time (see
+/// [`Store::run_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCount {
+    /// The bucket's start.
+    pub bucket: Timestamp,
+    /// How those runs ended.
+    pub status: RunStatus,
+    /// How many.
+    pub count: u64,
 }
 
 /// An instance's claim to be alive until `lease_until`.

@@ -11,7 +11,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
 use super::sql::{Dialect, Statements};
 use super::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunFilter,
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunCount, RunFilter,
     SchedulePause, Store, TickClaim, sqlx_error,
 };
 use crate::Error;
@@ -216,6 +216,10 @@ impl Store for PostgresStore {
 
     async fn instances(&self) -> Result<Vec<InstanceLease>, Error> {
         self.sql().instances().await
+    }
+
+    async fn run_counts(&self, since: Timestamp, bucket_ms: i64) -> Result<Vec<RunCount>, Error> {
+        self.sql().run_counts(since, bucket_ms).await
     }
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
         self.sql().broadcast(broadcast).await

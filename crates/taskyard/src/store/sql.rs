@@ -13,7 +13,7 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
 use super::columns::{COLUMNS, decode_rows};
 use super::queue::SchedulePause;
-use super::{Broadcast, InstanceLease, TickClaim, sqlx_error};
+use super::{Broadcast, InstanceLease, RunCount, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunFilter, RunId, RunRecord};
 
@@ -355,6 +355,36 @@ where
                     })
                 },
             )
+            .collect()
+    }
+
+    /// Finished runs by bucket of finish time and status (see `Store::run_counts`).
+    pub async fn run_counts(&self, since: Timestamp, bucket_ms: i64) -> Result<Vec<RunCount>, Error> {
+        let bucket_ms = bucket_ms.max(1);
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as::<DB, _>(
+            "SELECT (finished_at / $2) * $2 AS bucket, status, COUNT(*) FROM taskyard_runs \
+             WHERE finished_at >= $1 GROUP BY bucket, status ORDER BY bucket, status",
+        )
+        .bind(since.as_millisecond())
+        .bind(bucket_ms)
+        .fetch_all(self.pool)
+        .await
+        .map_err(self.error())?;
+        let bad = |message: String| Error::StoreData {
+            backend: DB::BACKEND,
+            message,
+        };
+        rows.into_iter()
+            .map(|(bucket, status, count)| {
+                Ok(RunCount {
+                    bucket: Timestamp::from_millisecond(bucket)
+                        .map_err(|e| bad(format!("a bucket's time {bucket}: {e}")))?,
+                    status: status
+                        .parse()
+                        .map_err(|_| bad(format!("unknown run status `{status}`")))?,
+                    count: u64::try_from(count).unwrap_or_default(),
+                })
+            })
             .collect()
     }
 

@@ -20,8 +20,8 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqlitePool};
 use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
 use super::sql::Statements;
 use super::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunFilter, SchedulePause,
-    Store, TickClaim, sqlx_error,
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunCount, RunFilter,
+    SchedulePause, Store, TickClaim, sqlx_error,
 };
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
@@ -197,6 +197,10 @@ impl Store for SqliteStore {
 
     async fn instances(&self) -> Result<Vec<InstanceLease>, Error> {
         self.sql().instances().await
+    }
+
+    async fn run_counts(&self, since: Timestamp, bucket_ms: i64) -> Result<Vec<RunCount>, Error> {
+        self.sql().run_counts(since, bucket_ms).await
     }
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
         self.sql().broadcast(broadcast).await

@@ -9,6 +9,7 @@
 
 mod assets;
 mod bulk;
+mod charts;
 mod format;
 mod layout;
 mod lifecycle;
@@ -47,6 +48,7 @@ pub(super) fn routes() -> Router {
         .route("/schedules/{name}/resume", post(schedules::resume))
         .route("/schedules/{name}/run", post(schedules::run_now))
         .route("/lifecycle", get(lifecycle::page))
+        .route("/charts/{name}", get(charts::chart))
         // The event stream, where the dashboard's session reaches it.
         .route("/events", get(super::events::stream))
         .route("/login", get(login::form).post(login::submit))

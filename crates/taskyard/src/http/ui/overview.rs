@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 
+use super::charts::Window;
 use super::layout::{self, Section};
 use super::{Ui, format, runs};
 use crate::http::Api;
@@ -52,6 +53,13 @@ pub(super) async fn page(Extension(api): Extension<Api>) -> Response {
             div.card.stat {
                 div.value { (runtime.store().map_or("none", |store| store.backend())) }
                 div.label { "store" @if failure.is_none() { ", taking writes" } }
+            }
+        }
+        h2 { "Finished runs" }
+        div.charts {
+            @for window in [Window::Hour, Window::Day] {
+                img src=(window.href()) width="720" height="160"
+                    alt="Runs finished, by bucket of time: succeeded, failed and cancelled, and the failure rate";
             }
         }
         h2 { "Queued and running" " " a href={ (UI_PATH) "/runs?unfinished=true" } { "all" } }
