@@ -195,7 +195,11 @@ async fn measure(path: &Path, runs: usize) -> Vec<Row> {
             floor.2
         );
         // A chart is an image beside its page, counted at most once a minute: its own goal.
-        let goal = if name.starts_with("chart") { CHART_GOAL_MS } else { RENDER_GOAL_MS };
+        let goal = if name.starts_with("chart") {
+            CHART_GOAL_MS
+        } else {
+            RENDER_GOAL_MS
+        };
         for (metric, value) in [("first render", first), ("p99", p99)] {
             rows.push(Row {
                 comparison: comparison.clone(),

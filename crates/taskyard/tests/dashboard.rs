@@ -247,7 +247,14 @@ async fn writes_take_the_csrf_token_and_act_on_the_run() {
     );
     let after = get(&served, &format!("/_tasks/ui/runs/{failed}?done=retried")).await;
     assert!(after.text.contains("Queued again as its next attempt."));
-    assert!(after.text.contains("Earlier attempts"));
+    // The attempts as a timeline: the failed first, its backoff, the second.
+    let first = after.text.find(r#"data-attempt="1""#).expect("the first attempt");
+    let second = after
+        .text
+        .find(r#"data-attempt="2""#)
+        .expect("the second attempt");
+    assert!(first < second, "oldest first");
+    assert!(after.text[first..second].contains("it broke &lt;b&gt;here&lt;/b&gt;"));
 
     // A running run: its page offers Cancel, and the cancel ends it.
     let reply = common::http::post(&served, "/_tasks/wait/runs?wait=false", "{}").await;

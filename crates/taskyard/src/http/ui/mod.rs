@@ -19,6 +19,7 @@ mod runs;
 mod schedules;
 mod schema_form;
 mod tasks;
+mod timeline;
 
 use axum::Router;
 use axum::body::Bytes;

@@ -247,23 +247,9 @@ pub(super) async fn detail(
         (format::json(&run.payload))
         @if let Some(result) = &run.result { h2 { "Result" } (format::json(result)) }
         @if let Some(error) = &run.error { h2 { "Error" } pre { (error) } }
-        @if !run.attempts.is_empty() {
-            h2 { "Earlier attempts" }
-            table {
-                thead { tr { th.num { "attempt" } th { "status" } th { "started" } th { "ended" } th { "error" } th.num { "backoff" } } }
-                tbody {
-                    @for attempt in &run.attempts {
-                        tr {
-                            td.num { (attempt.attempt) }
-                            td { (format::status(attempt.status)) }
-                            td { (format::when(attempt.started_at)) }
-                            td { (format::when(attempt.finished_at)) }
-                            td { @if let Some(error) = &attempt.error { (error) } }
-                            td.num { (format::duration(attempt.retry_delay_ms)) }
-                        }
-                    }
-                }
-            }
+        @if run.status != RunStatus::Queued || !run.attempts.is_empty() {
+            h2 { "Attempts" }
+            (super::timeline::attempts(&run))
         }
         }
     };
