@@ -794,3 +794,49 @@ async fn every_filter_is_in_the_url_and_bulk_actions_show_their_count_first() {
     );
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_refuses_a_post_without_the_token_and_in_read_only_mode() {
+    let bearer = [("authorization", "Bearer s3cret")];
+    for dashboard in [Dashboard::On, Dashboard::ReadOnly] {
+        let app = app()
+            .schedule("often", Schedule::worker().interval("1h").task("echo"))
+            .dashboard(dashboard)
+            .tasks_access(TasksAccess::Token("s3cret".to_owned()));
+        let served = serve(app, None).await;
+        let failed = run_as(&served, "fail", json!({}), &bearer).await;
+        let waiting = start(&served, "wait", json!({}), &bearer).await;
+        let page = request(&served, "GET", "/_tasks/ui", None, &bearer).await;
+        // The logout form carries the token in both modes.
+        let csrf = input(&page, "csrf").expect("a token");
+        let actions = [
+            format!("/_tasks/ui/runs/{failed}/retry"),
+            format!("/_tasks/ui/runs/{waiting}/cancel"),
+            "/_tasks/ui/tasks/echo/run".to_owned(),
+            "/_tasks/ui/schedules/often/pause".to_owned(),
+            "/_tasks/ui/schedules/often/resume".to_owned(),
+            "/_tasks/ui/schedules/often/run".to_owned(),
+            "/_tasks/ui/runs/bulk".to_owned(),
+        ];
+        for path in &actions {
+            let fields = [("action", "cancel"), ("query", "task=wait")];
+            let without = request(&served, "POST", path, Some(&fields), &bearer).await;
+            assert_eq!(without.status, 403, "{dashboard:?} {path} without the token");
+            let with = [("csrf", csrf.as_str()), fields[0], fields[1]];
+            let answered = request(&served, "POST", path, Some(&with), &bearer).await;
+            match dashboard {
+                Dashboard::ReadOnly => {
+                    assert_eq!(answered.status, 403, "{path}");
+                    assert!(answered.text.contains("read-only"), "{path}");
+                }
+                _ => assert_eq!(answered.status, 303, "{path}: {}", answered.text),
+            }
+        }
+        // Nothing changed read-only: the waiting run still runs, the schedule is not paused.
+        if dashboard == Dashboard::ReadOnly {
+            let run = until(&served, &waiting, &bearer, |_| true).await;
+            assert_eq!(run["status"], "running");
+        }
+        served.stop().await;
+    }
+}
