@@ -9,7 +9,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::layout::{self, Section};
-use super::runs::{self, list_url};
+use super::runs::{self, list_query, list_url};
 use super::{Form, Ui, write_refusal};
 use crate::http::Api;
 use crate::http::session::UI_PATH;
@@ -85,7 +85,7 @@ pub(super) async fn confirm(Extension(api): Extension<Api>, OriginalUri(uri): Or
     };
     let targets = match targets(&api, &filter, action).await {
         Ok(targets) => targets,
-        Err(error) => return runs::failed(&ui, error),
+        Err(error) => return layout::failed(&ui, error),
     };
     let verb = match action {
         Action::Cancel => "Cancel",
@@ -106,7 +106,7 @@ pub(super) async fn confirm(Extension(api): Extension<Api>, OriginalUri(uri): Or
             form.inline method="post" action={ (UI_PATH) "/runs/bulk" } {
                 (ui.csrf_field())
                 input type="hidden" name="action" value=(action.name());
-                input type="hidden" name="query" value=(filter_query(&filter));
+                input type="hidden" name="query" value=(list_query(&filter, None));
                 button.danger[action == Action::Cancel] type="submit" { (verb) " " (targets.len()) }
             }
             " "
@@ -116,13 +116,6 @@ pub(super) async fn confirm(Extension(api): Extension<Api>, OriginalUri(uri): Or
         (runs::table(&targets[..targets.len().min(20)], "None."))
     };
     layout::page(&ui, Section::Runs, &format!("{verb} every matching run"), body)
-}
-
-/// The filter as its list's query string (without `before`, whose page it ignores).
-fn filter_query(filter: &RunFilter) -> String {
-    let url = list_url(filter, None);
-    url.split_once('?')
-        .map_or(String::new(), |(_, query)| query.to_owned())
 }
 
 /// `POST /_tasks/ui/runs/bulk`: the action, on every run it applies to.
@@ -138,7 +131,7 @@ pub(super) async fn act(Extension(api): Extension<Api>, body: Bytes) -> Response
     };
     let targets = match targets(&api, &filter, action).await {
         Ok(targets) => targets,
-        Err(error) => return runs::failed(&ui, error),
+        Err(error) => return layout::failed(&ui, error),
     };
     let (mut done, mut skipped) = (0_usize, 0_usize);
     for run in &targets {
@@ -152,7 +145,7 @@ pub(super) async fn act(Extension(api): Extension<Api>, body: Bytes) -> Response
             Ok(false) | Err(_) => skipped += 1,
         }
     }
-    let query = filter_query(&filter);
+    let query = list_query(&filter, None);
     let separator = if query.is_empty() { "" } else { "&" };
     layout::see_other(&format!(
         "{UI_PATH}/runs?{query}{separator}bulk={}&done={done}&skipped={skipped}",

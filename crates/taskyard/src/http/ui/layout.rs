@@ -114,6 +114,12 @@ pub(super) fn problem(ui: &Ui, status: StatusCode, message: &str) -> Response {
     page_with_status(ui, status, Section::None, title, body)
 }
 
+/// The page for a runtime's error, with the status the API would answer.
+pub(super) fn failed(ui: &Ui, error: crate::Error) -> Response {
+    let error = crate::http::HttpError::from(error);
+    problem(ui, error.status, &error.message)
+}
+
 /// A `303 See Other` to `location` (a path under the dashboard), after a form's post.
 pub(super) fn see_other(location: &str) -> Response {
     (

@@ -12,7 +12,7 @@ use super::format::{self, query};
 use super::layout::{self, Section};
 use super::{Form, Ui, write_refusal};
 use crate::http::session::UI_PATH;
-use crate::http::{Api, HttpError, Param};
+use crate::http::{Api, Param};
 use crate::{Error, RunFilter, RunId, RunRecord, RunStatus, Trigger};
 
 /// Runs on one page unless the URL asks for another number.
@@ -67,6 +67,11 @@ fn filter_of(uri: &Uri) -> Result<RunFilter, String> {
 
 /// The URL of the runs list under `filter`, starting after `before`.
 pub(super) fn list_url(filter: &RunFilter, before: Option<RunId>) -> String {
+    format!("{UI_PATH}/runs?{}", list_query(filter, before))
+}
+
+/// The query string of [`list_url`].
+pub(super) fn list_query(filter: &RunFilter, before: Option<RunId>) -> String {
     let mut url = form_urlencoded::Serializer::new(String::new());
     if let Some(task) = &filter.task {
         url.append_pair("task", task);
@@ -101,7 +106,7 @@ pub(super) fn list_url(filter: &RunFilter, before: Option<RunId>) -> String {
     if let Some(before) = before {
         url.append_pair("before", &before.to_string());
     }
-    format!("{UI_PATH}/runs?{}", url.finish())
+    url.finish()
 }
 
 /// `GET /_tasks/ui/runs`.
@@ -113,7 +118,7 @@ pub(super) async fn list(Extension(api): Extension<Api>, OriginalUri(uri): Origi
     };
     let runs = match api.runtime.list_runs(&filter).await {
         Ok(runs) => runs,
-        Err(error) => return failed(&ui, error),
+        Err(error) => return layout::failed(&ui, error),
     };
     let mut tasks: Vec<String> = api
         .runtime
@@ -157,8 +162,7 @@ pub(super) async fn list(Extension(api): Extension<Api>, OriginalUri(uri): Origi
             a href={ (UI_PATH) "/runs" } { "clear" }
         }
         @if ui.writable {
-            @let query = list_url(&filter, None);
-            @let query = query.split_once('?').map_or("", |(_, query)| query);
+            @let query = list_query(&filter, None);
             div.actions {
                 a href={ (UI_PATH) "/runs/bulk?action=cancel&" (query) } { "Cancel every matching run…" }
                 a href={ (UI_PATH) "/runs/bulk?action=retry&" (query) } { "Retry every matching run…" }
@@ -196,7 +200,7 @@ pub(super) async fn detail(
     let ui = Ui::of(&api);
     let run = match read_run(&api, &id).await {
         Ok(run) => run,
-        Err(error) => return failed(&ui, error),
+        Err(error) => return layout::failed(&ui, error),
     };
     let title = format!("Run {}", short_id(run.id));
     let body = html! {
@@ -264,12 +268,6 @@ async fn read_run(api: &Api, id: &str) -> Result<RunRecord, Error> {
         .ok_or_else(|| Error::RunNotFound(id.to_owned()))
 }
 
-/// The page for a runtime's error, with the status the API would answer.
-pub(super) fn failed(ui: &Ui, error: Error) -> Response {
-    let error = HttpError::from(error);
-    layout::problem(ui, error.status, &error.message)
-}
-
 /// `POST /_tasks/ui/runs/ID/cancel`.
 pub(super) async fn cancel(Extension(api): Extension<Api>, Param(id): Param, body: Bytes) -> Response {
     act(api, id, body, Action::Cancel).await
@@ -292,7 +290,7 @@ async fn act(api: Api, id: String, body: Bytes, action: Action) -> Response {
     }
     let run = match read_run(&api, &id).await {
         Ok(run) => run,
-        Err(error) => return failed(&ui, error),
+        Err(error) => return layout::failed(&ui, error),
     };
     let done = match action {
         Action::Cancel => api
@@ -304,6 +302,6 @@ async fn act(api: Api, id: String, body: Bytes, action: Action) -> Response {
     };
     match done {
         Ok(done) => layout::see_other(&format!("{UI_PATH}/runs/{}?done={done}", run.id)),
-        Err(error) => failed(&ui, error),
+        Err(error) => layout::failed(&ui, error),
     }
 }

@@ -12,7 +12,7 @@ use super::format::{self, query};
 use super::layout::{self, Section};
 use super::{Form, Ui, runs, write_refusal};
 use crate::http::session::UI_PATH;
-use crate::http::{Api, HttpError, Param};
+use crate::http::{Api, Param};
 use crate::schedule::{CronExpr, ScheduleInfo};
 use crate::{Error, RunFilter, RunRecord};
 
@@ -138,7 +138,7 @@ pub(super) async fn detail(
     let ui = Ui::of(&api);
     let info = match api.scheduler.get(&name) {
         Ok(info) => info,
-        Err(error) => return runs::failed(&ui, error),
+        Err(error) => return layout::failed(&ui, error),
     };
     let ticks = match api
         .runtime
@@ -146,7 +146,7 @@ pub(super) async fn detail(
         .await
     {
         Ok(ticks) => ticks,
-        Err(error) => return runs::failed(&ui, error),
+        Err(error) => return layout::failed(&ui, error),
     };
     let path = format!("{UI_PATH}/schedules/{}", query(&info.name));
     let body = html! {
@@ -238,9 +238,6 @@ async fn act(api: Api, name: String, body: Bytes, action: Action) -> Response {
     };
     match done {
         Ok(location) => layout::see_other(&location),
-        Err(error) => {
-            let error = HttpError::from(error);
-            layout::problem(&ui, error.status, &error.message)
-        }
+        Err(error) => layout::failed(&ui, error),
     }
 }

@@ -85,7 +85,7 @@ pub(super) async fn list(Extension(api): Extension<Api>) -> Response {
     for task in task_infos(&api) {
         match recent(&api, &task.name).await {
             Ok(runs) => rows.push((Record::of(&runs), task)),
-            Err(error) => return runs::failed(&ui, error),
+            Err(error) => return layout::failed(&ui, error),
         }
     }
     let body = html! {
@@ -139,11 +139,11 @@ async fn task_page(api: &Api, ui: &Ui, name: &str, typed: &Typed, refused: Optio
     };
     let errors = &errors;
     let Some(task) = task_infos(api).into_iter().find(|task| task.name == name) else {
-        return runs::failed(ui, Error::TaskNotFound(name.to_owned()));
+        return layout::failed(ui, Error::TaskNotFound(name.to_owned()));
     };
     let runs = match recent(api, name).await {
         Ok(runs) => runs,
-        Err(error) => return runs::failed(ui, error),
+        Err(error) => return layout::failed(ui, error),
     };
     let record = Record::of(&runs);
     let durable_store = api.runtime.store().is_some();
@@ -209,7 +209,7 @@ pub(super) async fn run(Extension(api): Extension<Api>, Param(name): Param, body
         return refused;
     }
     let Some(task) = task_infos(&api).into_iter().find(|task| task.name == name) else {
-        return runs::failed(&ui, Error::TaskNotFound(name));
+        return layout::failed(&ui, Error::TaskNotFound(name));
     };
     let typed: Typed = form
         .pairs()
@@ -268,7 +268,7 @@ pub(super) async fn run(Extension(api): Extension<Api>, Param(name): Param, body
         Ok(run_id) => {
             // The run is acknowledged once its record is in the store, as over the API.
             if let Err(error) = api.runtime.flush_records().await {
-                return runs::failed(&ui, error);
+                return layout::failed(&ui, error);
             }
             layout::see_other(&format!("{UI_PATH}/runs/{run_id}"))
         }
