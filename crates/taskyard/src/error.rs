@@ -131,6 +131,13 @@ pub enum Error {
         state: &'static str,
     },
 
+    /// An argument on the app's command line is not valid.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong, naming the argument, and what to write instead.
+        message: String,
+    },
+
     /// An environment variable the app reads is malformed.
     #[error("Invalid configuration: {message}")]
     Env {
@@ -293,7 +300,8 @@ impl Error {
             | Error::Setting { .. }
             | Error::Routes { .. }
             | Error::DuplicateTask { .. }
-            | Error::InvalidSchedule { .. } => ErrorKind::InvalidInput,
+            | Error::InvalidSchedule { .. }
+            | Error::Usage { .. } => ErrorKind::InvalidInput,
             Error::TaskFailed { .. } | Error::TaskPanicked { .. } | Error::Lifecycle { .. } => {
                 ErrorKind::Failed
             }

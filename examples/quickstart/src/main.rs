@@ -1,15 +1,15 @@
-//! Serves the demo app (see the library's documentation for what to try).
+//! Serves the demo app (see the library's documentation for what to try), or runs one of
+//! the app's commands: `quickstart task run …`, `quickstart export …` (`--help` lists them).
 
 #[tokio::main]
-async fn main() {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Logs go to stderr, so a command's output (`quickstart export systemd`) stays clean.
+        .with_writer(std::io::stderr)
         .init();
-    if let Err(error) = quickstart::demo().serve().await {
-        eprintln!("quickstart: {error}");
-        std::process::exit(1);
-    }
+    quickstart::demo().main().await
 }

@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+mod command;
 mod running;
 mod start;
 

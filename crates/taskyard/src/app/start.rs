@@ -11,6 +11,7 @@ use crate::http::TasksAccess;
 use crate::lifecycle::Lifecycle;
 use crate::route::{RouteInfo, RouteRules};
 use crate::run::RuntimeParts;
+use crate::schedule::checked::ScheduleDef;
 use crate::schedule::log::ScheduleLog;
 use crate::schedule::{Scheduler, Settings as ScheduleSettings};
 use crate::store::lease::{Halt, LeaseKeeper};
@@ -19,7 +20,13 @@ use crate::{Error, Runtime};
 
 impl App {
     /// Checks the definitions, opens the store and starts the runtime, without serving HTTP.
-    pub async fn start(mut self) -> Result<RunningApp, Error> {
+    pub async fn start(self) -> Result<RunningApp, Error> {
+        self.start_with(true).await
+    }
+
+    /// [`App::start`]; without `timers`, schedules are known but fire only when asked
+    /// ([`Scheduler::fire`]), as in a one-off command.
+    pub(crate) async fn start_with(mut self, timers: bool) -> Result<RunningApp, Error> {
         let mut errors = std::mem::take(&mut self.errors);
         errors.append(&mut self.lifecycle.errors);
         errors.extend(self.config.take_errors());
@@ -27,23 +34,7 @@ impl App {
             return Err(error);
         }
         // Every definition is checked before anything starts.
-        let default_zone = match &self.schedules.time_zone {
-            Some(zone) => crate::config::time_zone(zone).map_err(|message| Error::Setting {
-                setting: "time_zone",
-                message,
-            })?,
-            None => crate::config::default_time_zone()?,
-        };
-        let settings = ScheduleSettings {
-            worker_grace: self.schedules.worker_grace,
-            membership_refresh: Duration::from_secs(1),
-            default_zone,
-            strategies: self.schedules.strategies,
-        };
-        let registry = &self.registry;
-        let defs = settings
-            .checker(&|task| registry.get(task).is_some())
-            .check_all(&self.schedules.list, &crate::config::app_env())?;
+        let (settings, defs) = self.checked_schedules()?;
         let rules = RouteRules::from_config(&self.config.table(), self.config.origin())?;
         let route_infos: Vec<RouteInfo> = self.http.server_routes.iter().map(|r| r.info.clone()).collect();
         let (routes, catch_alls) = crate::route::mount_with(&self.http.server_routes, self.http.routes)?;
@@ -160,12 +151,38 @@ impl App {
             app.shutdown().await;
             return Err(error);
         }
-        if let Err(error) = app.scheduler.start(defs).await {
+        let scheduled = match timers {
+            true => app.scheduler.start(defs).await,
+            false => app.scheduler.load(defs),
+        };
+        if let Err(error) = scheduled {
             app.shutdown().await;
             return Err(error);
         }
         app.runtime.start_queue();
         Ok(app)
+    }
+
+    /// The schedule settings and every schedule of this environment, checked.
+    pub(crate) fn checked_schedules(&mut self) -> Result<(ScheduleSettings, Vec<ScheduleDef>), Error> {
+        let default_zone = match &self.schedules.time_zone {
+            Some(zone) => crate::config::time_zone(zone).map_err(|message| Error::Setting {
+                setting: "time_zone",
+                message,
+            })?,
+            None => crate::config::default_time_zone()?,
+        };
+        let settings = ScheduleSettings {
+            worker_grace: self.schedules.worker_grace,
+            membership_refresh: Duration::from_secs(1),
+            default_zone,
+            strategies: std::mem::take(&mut self.schedules.strategies),
+        };
+        let registry = &self.registry;
+        let defs = settings
+            .checker(&|task| registry.get(task).is_some())
+            .check_all(&self.schedules.list, &crate::config::app_env())?;
+        Ok((settings, defs))
     }
 
     /// Starts the app — its startup tasks first — then serves HTTP on `HOST:PORT` (default

@@ -120,6 +120,31 @@ fn path_parameter(name: &str, description: &str) -> Value {
     json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
 }
 
+/// `/_tasks/schedules/{name}/tick`: a platform's scheduler fires a tick.
+fn fire_tick(operation: &str) -> Value {
+    let fired = json!({ "type": "object", "required": ["schedule", "status"], "properties": {
+        "schedule": { "type": "string" },
+        "tick": { "type": ["string", "null"], "format": "date-time" },
+        "status": { "type": "string", "enum": ["started", "claimed", "paused", "disabled", "skipped", "no_tick"] },
+        "run_id": { "type": "string" },
+        "previous_run": { "type": "string" }
+    } });
+    json!({
+        "operationId": operation,
+        "summary": "Fire a schedule's tick from a platform's scheduler; a tick already claimed starts nothing",
+        "parameters": [
+            path_parameter("name", "The schedule's name"),
+            query_parameter("at", "`auto` (the latest tick due now), the tick's time (RFC 3339) or Unix milliseconds", json!({ "type": "string" })),
+        ],
+        "responses": {
+            "202": ok("This fire claimed the tick and started its run", fired.clone()),
+            "200": ok("Nothing started: the tick was claimed before, the schedule is paused or disabled, an earlier run goes on, or no tick is due", fired),
+            "400": error(),
+            "404": error(),
+        }
+    })
+}
+
 fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
@@ -242,6 +267,10 @@ fn base_paths() -> Map<String, Value> {
         } },
         "/_tasks/schedules/{name}/pause": schedule_change("pauseSchedule", "Stop a schedule's timer on every instance (stored: it survives restarts)"),
         "/_tasks/schedules/{name}/resume": schedule_change("resumeSchedule", "Restart a paused schedule's timer"),
+        "/_tasks/schedules/{name}/tick": {
+            "get": fire_tick("fireTickGet"),
+            "post": fire_tick("fireTick"),
+        },
         "/_tasks/lifecycle": { "get": {
             "operationId": "listLifecycle", "summary": "Every lifecycle task, visible task, resource and computed value",
             "responses": { "200": listing("The lifecycle nodes, in registration order", "lifecycle", "LifecycleNode") }

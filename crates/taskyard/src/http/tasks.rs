@@ -34,6 +34,7 @@ pub(super) fn routes() -> Router {
         .route("/schedules/{name}", get(get_schedule))
         .route("/schedules/{name}/pause", post(pause_schedule))
         .route("/schedules/{name}/resume", post(resume_schedule))
+        .route("/schedules/{name}/tick", get(fire_schedule).post(fire_schedule))
         .route("/lifecycle", get(super::lifecycle::list))
         .route("/events", get(super::events::stream))
         .route("/openapi.json", get(super::openapi::document))
@@ -231,6 +232,32 @@ async fn change_schedule(
     };
     let info = changed.and_then(|()| scheduler.get(&name))?;
     Ok(Json(info).into_response())
+}
+
+/// A platform's scheduler fires a tick (`?at=auto`, the default, or the tick's time):
+/// claimed in the ledger, so a duplicate fire starts nothing. 202 with the run when this
+/// fire's claim landed, else 200 saying why nothing started. GET too, as Vercel's cron
+/// jobs call with GET.
+async fn fire_schedule(
+    Extension(api): Extension<Api>,
+    Param(name): Param,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, HttpError> {
+    use crate::schedule::{Fired, TickAt};
+    let at = TickAt::parse(query_value(&uri, "at").as_deref().unwrap_or("auto"))?;
+    let answer = match api.scheduler.fire(&name, at).await? {
+        Fired::Started { tick, handle } => {
+            let body = json!({ "schedule": name, "tick": tick, "status": "started", "run_id": handle.run_id().to_string() });
+            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+        }
+        Fired::Claimed { tick } => json!({ "schedule": name, "tick": tick, "status": "claimed" }),
+        Fired::Inactive { tick, state } => json!({ "schedule": name, "tick": tick, "status": state }),
+        Fired::Skipped { tick, previous_run } => {
+            json!({ "schedule": name, "tick": tick, "status": "skipped", "previous_run": previous_run })
+        }
+        Fired::NoTick => json!({ "schedule": name, "tick": null, "status": "no_tick" }),
+    };
+    Ok(Json(answer).into_response())
 }
 
 /// The last value of a query parameter.

@@ -61,13 +61,32 @@ impl CronExpr {
                 source,
                 cron,
             }),
-            Err(error) => Err(explain_error(&source, &read, &error)),
+            Err(error) => Err(cron_syntax::explain_error(&source, &read, &error)),
         }
     }
 
     /// The expression as written.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// The pattern croner parsed: each field's values and its `L`, `W` and `#` marks.
+    pub(crate) fn pattern(&self) -> &croner::CronPattern {
+        &self.cron.pattern
+    }
+
+    /// True when a 7-field expression limits the years.
+    pub(crate) fn has_years(&self) -> bool {
+        self.years.is_some()
+    }
+
+    /// The first local (civil) time strictly after `civil` that the pattern matches, read
+    /// as a wall clock with no zone: what a calendar that knows nothing of daylight saving
+    /// would fire at.
+    pub(crate) fn next_civil_match(&self, civil: DateTime) -> Option<DateTime> {
+        let as_utc = civil.to_zoned(TimeZone::UTC).ok()?;
+        let next: Zoned = self.cron.find_next_occurrence(&as_utc, false).ok()?;
+        Some(next.datetime())
     }
 
     /// A plain-language description, e.g. "At every 5 minutes, of hour 9-17, …".
@@ -229,61 +248,9 @@ fn hour_field(source: &str) -> Option<&str> {
     }
 }
 
-fn parser() -> CronParser {
+pub(crate) fn parser() -> CronParser {
     // croner's defaults: optional seconds and year, day-of-month OR day-of-week.
     CronParser::new()
-}
-
-/// Why the crate refused `read` (`source` as [`cron_syntax::normalize`] rewrote it), naming
-/// the field as `source` wrote it.
-fn explain_error(source: &str, read: &str, error: &croner::errors::CronError) -> String {
-    if source.is_empty() {
-        return "the cron expression is empty".to_owned();
-    }
-    let fields: Vec<&str> = source.split_whitespace().collect();
-    let read_fields: Vec<&str> = read.split_whitespace().collect();
-    if source.starts_with('@') {
-        return format!(
-            "`{source}` is not a known shorthand; use @yearly, @annually, @monthly, @weekly, \
-             @daily, @midnight or @hourly"
-        );
-    }
-    let names: &[&str] = match cron_syntax::field_names(fields.len()) {
-        Some(names) => names,
-        None => {
-            let n = fields.len();
-            return format!(
-                "`{source}` has {n} field{}; a cron expression has 5 (minute hour day-of-month \
-                 month day-of-week), 6 (a leading second) or 7 (and a trailing year)",
-                if n == 1 { "" } else { "s" }
-            );
-        }
-    };
-    // Find the first field that fails on its own, every other field being `*`.
-    for (position, field) in fields.iter().enumerate() {
-        let probe: Vec<&str> = (0..fields.len())
-            .map(|i| if i == position { read_fields[i] } else { "*" })
-            .collect();
-        if let Err(field_error) = parser().parse(&probe.join(" ")) {
-            return format!(
-                "`{source}`: field {} ({}) `{field}` is invalid: {}",
-                position + 1,
-                names[position],
-                reason(&field_error)
-            );
-        }
-    }
-    format!("`{source}` is invalid: {}", reason(error))
-}
-
-fn reason(error: &croner::errors::CronError) -> String {
-    use croner::errors::CronError;
-    match error {
-        CronError::ComponentError(message)
-        | CronError::InvalidPattern(message)
-        | CronError::IllegalCharacters(message) => message.trim_end_matches('.').to_owned(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -149,6 +149,58 @@ fn normalize_field(field: &str, name: &str) -> Result<String, String> {
     Ok(format!("{plus}{}", items.join(",")))
 }
 
+/// Why the crate refused `read` (`source` as [`normalize`] rewrote it), naming
+/// the field as `source` wrote it.
+pub(crate) fn explain_error(source: &str, read: &str, error: &croner::errors::CronError) -> String {
+    if source.is_empty() {
+        return "the cron expression is empty".to_owned();
+    }
+    let fields: Vec<&str> = source.split_whitespace().collect();
+    let read_fields: Vec<&str> = read.split_whitespace().collect();
+    if source.starts_with('@') {
+        return format!(
+            "`{source}` is not a known shorthand; use @yearly, @annually, @monthly, @weekly, \
+             @daily, @midnight or @hourly"
+        );
+    }
+    let names: &[&str] = match field_names(fields.len()) {
+        Some(names) => names,
+        None => {
+            let n = fields.len();
+            return format!(
+                "`{source}` has {n} field{}; a cron expression has 5 (minute hour day-of-month \
+                 month day-of-week), 6 (a leading second) or 7 (and a trailing year)",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    };
+    // Find the first field that fails on its own, every other field being `*`.
+    for (position, field) in fields.iter().enumerate() {
+        let probe: Vec<&str> = (0..fields.len())
+            .map(|i| if i == position { read_fields[i] } else { "*" })
+            .collect();
+        if let Err(field_error) = super::cron::parser().parse(&probe.join(" ")) {
+            return format!(
+                "`{source}`: field {} ({}) `{field}` is invalid: {}",
+                position + 1,
+                names[position],
+                reason(&field_error)
+            );
+        }
+    }
+    format!("`{source}` is invalid: {}", reason(error))
+}
+
+fn reason(error: &croner::errors::CronError) -> String {
+    use croner::errors::CronError;
+    match error {
+        CronError::ComponentError(message)
+        | CronError::InvalidPattern(message)
+        | CronError::IllegalCharacters(message) => message.trim_end_matches('.').to_owned(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@
 //! broadcasts; `info` what a listing shows of a schedule.
 
 mod claim;
+mod fire;
 mod info;
 mod pauses;
 mod sends;
@@ -47,6 +48,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use self::fire::{Fired, TickAt};
 pub use self::info::ScheduleInfo;
 use self::timer::Due;
 use super::check::Checker;
@@ -187,6 +189,8 @@ enum Origin {
     SendAll,
     /// Another instance's `send_all`.
     Broadcast,
+    /// A platform's scheduler, through [`Scheduler::fire`].
+    Platform,
 }
 
 impl Scheduler {
@@ -243,7 +247,7 @@ impl Scheduler {
                 }
                 _ => None,
             };
-            let entry = self.insert(def, now)?;
+            let entry = self.insert(def, now, true)?;
             if is_paused {
                 // Paused through some instance, before or during this one's downtime: it
                 // catches up when it is resumed.
@@ -271,6 +275,16 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Knows `defs` without arming their timers: they fire only through
+    /// [`Scheduler::fire`] (a one-off command that a platform's scheduler runs).
+    pub(crate) fn load(&self, defs: Vec<ScheduleDef>) -> Result<(), Error> {
+        let now = Timestamp::now();
+        for def in defs {
+            self.insert(def, now, false)?;
+        }
+        Ok(())
+    }
+
     /// Adds a schedule while the app runs; its timer starts at once. A schedule added
     /// this way must name a task (`.task(..)`).
     pub fn add(&self, name: &str, schedule: Schedule) -> Result<(), Error> {
@@ -283,7 +297,7 @@ impl Scheduler {
             });
         }
         let def = self.check(name, &schedule)?;
-        self.insert(def, Timestamp::now())?;
+        self.insert(def, Timestamp::now(), true)?;
         self.inner.wake.notify_one();
         Ok(())
     }
@@ -367,7 +381,8 @@ impl Scheduler {
             .ok_or_else(|| Error::ScheduleNotFound(name.to_owned()))
     }
 
-    fn insert(&self, mut def: ScheduleDef, now: Timestamp) -> Result<Arc<Entry>, Error> {
+    /// Registers a schedule; with `arm`, its timer (and strategy) starts.
+    fn insert(&self, mut def: ScheduleDef, now: Timestamp, arm: bool) -> Result<Arc<Entry>, Error> {
         let name = def.name.to_string();
         {
             let mut tasks = lock(&self.inner.task_names);
@@ -406,6 +421,9 @@ impl Scheduler {
         }
         if entry.def.disable {
             self.inner.log.line("disabled", &[("schedule", &name)]);
+            return Ok(entry);
+        }
+        if !arm {
             return Ok(entry);
         }
         if entry.def.immediate {
@@ -492,6 +510,7 @@ impl Origin {
             Origin::SendOne => "send_one",
             Origin::SendAll => "send_all",
             Origin::Broadcast => "broadcast",
+            Origin::Platform => "platform",
         }
     }
 }

@@ -100,7 +100,7 @@ impl Scheduler {
                 }
             }
             if !due.is_empty() {
-                self.fire(due, now);
+                self.fire_due(due, now);
             }
             let next_at = lock(&inner.timers).peek().map(|Reverse(top)| top.at());
             let sleep = match next_at {
@@ -120,7 +120,7 @@ impl Scheduler {
     /// Ticks due at the same instant share one dispatch that sleeps once and then starts
     /// one task per tick, so thousands of schedules due together cost one timer, and the
     /// dispatch is under way before the (slower) computation of every next tick.
-    pub(super) fn fire(&self, due: Vec<Due>, now: Timestamp) {
+    pub(super) fn fire_due(&self, due: Vec<Due>, now: Timestamp) {
         // A removed, paused or disabled schedule's generation has moved on.
         let live: Vec<(Arc<Entry>, Due)> = due
             .into_iter()

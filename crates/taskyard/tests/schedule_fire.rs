@@ -1,0 +1,179 @@
+//! Ticks fired from outside, as a platform's scheduler fires them (`Scheduler::fire`,
+//! `POST|GET /_tasks/schedules/NAME/tick`): on SQLite and PostgreSQL, two instances firing
+//! the same tick start one run; a second fire, a pause, a `start` to come and a time that is no tick
+//! each start nothing, and say so.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::durable_backends;
+use common::http::{call, serve_on_store};
+use jiff::Timestamp;
+use taskyard::schedule::{Fired, Schedule, TickAt};
+use taskyard::{App, Error, RunningApp, StoreConfig, Task, TaskContext, TaskError};
+
+fn app(runs: Arc<AtomicUsize>) -> App {
+    App::new()
+        .time_zone("UTC")
+        .shutdown_grace(Duration::from_millis(300))
+        .task(
+            "db:backup",
+            Task::new(move |_cx: TaskContext| {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, TaskError>("backed up")
+                }
+            }),
+        )
+        // Midnight only: the app's own timers stay quiet during the test.
+        .schedule("nightly", Schedule::worker().cron("0 0 * * *").task("db:backup"))
+        .schedule(
+            "later",
+            Schedule::worker()
+                .cron("0 0 * * *")
+                .start(Timestamp::now() + jiff::SignedDuration::from_hours(48))
+                .task("db:backup"),
+        )
+}
+
+async fn start(store: StoreConfig, runs: Arc<AtomicUsize>) -> RunningApp {
+    app(runs).store(store).start().await.expect("app starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tick_fired_on_two_instances_runs_once() {
+    for backend in durable_backends().await {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let a = start(backend.config(), runs.clone()).await;
+        let b = start(backend.config(), runs.clone()).await;
+        let tick: Timestamp = "2026-11-30T00:00:00Z".parse().expect("instant");
+        let (first, second) = tokio::join!(
+            a.scheduler().fire("nightly", TickAt::At(tick)),
+            b.scheduler().fire("nightly", TickAt::At(tick)),
+        );
+        let mut started = 0;
+        for fired in [first.expect("fires"), second.expect("fires")] {
+            match fired {
+                Fired::Started { tick: at, handle } => {
+                    assert_eq!(at, tick);
+                    assert_eq!(handle.outcome().await.expect("succeeds"), "backed up");
+                    started += 1;
+                }
+                Fired::Claimed { tick: at } => assert_eq!(at, tick),
+                other => panic!("{}: {other:?}", backend.name),
+            }
+        }
+        assert_eq!(started, 1, "{}", backend.name);
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{}", backend.name);
+        // A duplicate fire later, on either instance, starts nothing.
+        let again = a
+            .scheduler()
+            .fire("nightly", TickAt::At(tick))
+            .await
+            .expect("fires");
+        assert!(matches!(again, Fired::Claimed { .. }), "{again:?}");
+        // The latest tick due now, once.
+        let auto = b.scheduler().fire("nightly", TickAt::Auto).await.expect("fires");
+        let Fired::Started { tick: latest, handle } = auto else {
+            panic!("{}: {auto:?}", backend.name)
+        };
+        assert!(
+            latest <= Timestamp::now()
+                && Timestamp::now().duration_since(latest) < jiff::SignedDuration::from_hours(24)
+        );
+        assert_eq!(latest.as_second() % 86_400, 0);
+        handle.outcome().await.expect("succeeds");
+        let auto_again = a.scheduler().fire("nightly", TickAt::Auto).await.expect("fires");
+        assert!(
+            matches!(auto_again, Fired::Claimed { tick } if tick == latest),
+            "{auto_again:?}"
+        );
+        // A time that is no tick is refused, naming the next one.
+        let wrong = a
+            .scheduler()
+            .fire(
+                "nightly",
+                TickAt::At("2026-11-30T00:00:01Z".parse().expect("instant")),
+            )
+            .await
+            .expect_err("no tick");
+        assert!(
+            wrong
+                .to_string()
+                .contains("is not one of its ticks (the next one from then: 2026-12-01T00:00:00Z)"),
+            "{wrong}"
+        );
+        // Paused through one instance: the other's fire starts nothing.
+        a.scheduler().pause("nightly").await.expect("pauses");
+        let paused = b
+            .scheduler()
+            .fire(
+                "nightly",
+                TickAt::At("2026-11-29T00:00:00Z".parse().expect("instant")),
+            )
+            .await
+            .expect("fires");
+        assert!(
+            matches!(paused, Fired::Inactive { state: "paused", .. }),
+            "{paused:?}"
+        );
+        // Before its start, nothing is due.
+        let later = a.scheduler().fire("later", TickAt::Auto).await.expect("fires");
+        assert!(matches!(later, Fired::NoTick), "{later:?}");
+        assert!(matches!(
+            a.scheduler().fire("nope", TickAt::Auto).await,
+            Err(Error::ScheduleNotFound(_))
+        ));
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "{}", backend.name);
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tick_endpoint_claims_once_and_refuses_bad_input() {
+    let backend = common::sqlite();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let served = serve_on_store(app(runs.clone()), None, backend.config()).await;
+    let url = |query: &str| served.url(&format!("/_tasks/schedules/nightly/tick{query}"));
+    // Cloudflare's form: POST with the tick's time in Unix milliseconds.
+    let ms = "2026-11-30T00:00:00Z"
+        .parse::<Timestamp>()
+        .expect("instant")
+        .as_millisecond();
+    let first = call("POST", url(&format!("?at={ms}")), None, &[]).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let body = first.json();
+    assert_eq!(body["status"], "started");
+    assert_eq!(body["tick"], "2026-11-30T00:00:00Z");
+    assert!(body["run_id"].is_string());
+    let second = call("POST", url("?at=2026-11-30T00:00:00Z"), None, &[]).await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(second.json()["status"], "claimed");
+    // Vercel's form: GET, the latest tick due now.
+    let auto = call("GET", url(""), None, &[]).await;
+    assert_eq!(auto.status, 202, "{}", auto.text);
+    let again = call("GET", url("?at=auto"), None, &[]).await;
+    assert_eq!(again.json()["status"], "claimed", "{}", again.text);
+    let bad = call("POST", url("?at=tomorrow"), None, &[]).await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert!(
+        bad.text.contains("the tick `tomorrow` is not `auto`"),
+        "{}",
+        bad.text
+    );
+    let missing = call("POST", served.url("/_tasks/schedules/nope/tick"), None, &[]).await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    for _ in 0..50 {
+        if runs.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    served.stop().await;
+}
