@@ -12,9 +12,14 @@
 //!   several instances serve from one folder, `--instance ID` picks one, else the newest.
 //!   `TASKYARD_TASKS_TOKEN` is sent as the bearer token.
 //!
+//! - `taskyard export crontab|systemd|kubernetes|cloudflare|vercel [--schedule NAME]` builds
+//!   the app in `--dir` and prints its schedules for that platform's scheduler, exactly or
+//!   refused with the reason (the app's own `APP export`).
+//!
 //! Exit codes: 0 done, 1 the app refused or the run failed, 2 bad input or no app found.
 
 mod client;
+mod export;
 mod remote;
 
 use std::path::PathBuf;
@@ -68,6 +73,9 @@ enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// Print the app's schedules for a platform's scheduler (crontab, systemd, kubernetes,
+    /// cloudflare, vercel): builds the app in --dir and runs its own `export`.
+    Export(export::ExportCommand),
 }
 
 #[derive(Subcommand)]
@@ -215,6 +223,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Tasks { json } => return list_tasks(cli.dir.unwrap_or_else(|| PathBuf::from(".")), json),
+        Command::Export(args) => return export::export(&cli.dir.unwrap_or_else(|| PathBuf::from(".")), args),
         Command::Cron { command } => match command {
             CronCommand::Next {
                 expr,

@@ -131,3 +131,44 @@ fn cron_errors_name_the_field_and_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("time zone `Mars/Base` is not known"));
 }
+
+#[test]
+fn export_builds_the_app_and_prints_its_schedules_for_the_platform() {
+    let app = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart");
+    let out = taskyard(&[
+        "export",
+        "systemd",
+        "--dir",
+        app,
+        "--schedule",
+        "heartbeat",
+        "--bin",
+        "/usr/local/bin/quickstart",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("OnCalendar=*-*-* *:*:00/10 UTC"), "{stdout}");
+    // The command runs in the app's folder, where `.taskyard/` is.
+    let folder = std::path::Path::new(app).canonicalize().expect("folder");
+    assert!(
+        stdout.contains(&format!("WorkingDirectory={}\n", folder.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains(
+        "ExecStart=/usr/local/bin/quickstart task run demo:heartbeat --schedule heartbeat --tick auto"
+    ));
+    // Refused: the exit code is 2 and nothing is printed.
+    let refused = taskyard(&["export", "vercel", "--dir", app, "--schedule", "heartbeat"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(refused.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("schedule `heartbeat`: `every 10s` fires at second 0, 10, 20, 30, 40, 50 of a minute; vercel has no seconds"), "{stderr}");
+    let unknown = taskyard(&["export", "heroku", "--dir", app]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown export target `heroku`"));
+    let nowhere = taskyard(&["export", "systemd", "--dir", "/nonexistent/app"]);
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&nowhere.stderr).contains("the app folder /nonexistent/app cannot be read")
+    );
+}

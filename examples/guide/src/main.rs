@@ -1,6 +1,6 @@
 taskyard::include_app!();
 
 #[tokio::main]
-async fn main() -> taskyard::Result<()> {
-    app().serve().await
+async fn main() -> std::process::ExitCode {
+    app().main().await
 }

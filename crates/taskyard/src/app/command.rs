@@ -63,30 +63,54 @@ enum TaskCommand {
     },
 }
 
-#[derive(clap::Args)]
-struct ExportArgs {
+/// The options of `APP export` (and of `taskyard export`, which passes them on).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
     /// crontab, systemd, kubernetes, cloudflare or vercel.
-    target: String,
+    pub target: String,
     /// Only this schedule.
     #[arg(long)]
-    schedule: Option<String>,
-    /// The app's binary as the platform runs it (default: this binary's path; in a
-    /// Kubernetes image, its path there).
+    pub schedule: Option<String>,
+    /// The app's binary as the platform runs it (default: this binary's path; for
+    /// kubernetes, its file name, found on the image's PATH).
     #[arg(long)]
-    bin: Option<String>,
+    pub bin: Option<String>,
     /// The folder the command runs in, holding `.taskyard/` (default: this one).
     #[arg(long)]
-    workdir: Option<String>,
+    pub workdir: Option<String>,
     /// The container image (kubernetes; default: the app's name and version).
     #[arg(long)]
-    image: Option<String>,
+    pub image: Option<String>,
     /// Write the files into this folder instead of printing them (existing files are
     /// left alone unless --force).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// With --out, replace files that exist.
     #[arg(long, requires = "out")]
-    force: bool,
+    pub force: bool,
+}
+
+impl ExportArgs {
+    /// The same options as command-line arguments, after `export`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![self.target.clone()];
+        let out = self.out.as_ref().map(|out| out.display().to_string());
+        for (flag, value) in [
+            ("--schedule", &self.schedule),
+            ("--bin", &self.bin),
+            ("--workdir", &self.workdir),
+            ("--image", &self.image),
+            ("--out", &out),
+        ] {
+            if let Some(value) = value {
+                args.extend([flag.to_owned(), value.clone()]);
+            }
+        }
+        if self.force {
+            args.push("--force".to_owned());
+        }
+        args
+    }
 }
 
 impl App {
@@ -152,12 +176,14 @@ impl App {
         let app = self.http.package.0.clone();
         let version = self.http.package.1.clone();
         let here = std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?;
+        let exe = std::env::current_exe().map_err(|e| Error::io("finding this binary's path", e))?;
         let bin = match args.bin {
             Some(bin) => bin,
-            None => std::env::current_exe()
-                .map_err(|e| Error::io("finding this binary's path", e))?
-                .display()
-                .to_string(),
+            // In an image the binary is found on its PATH, by name.
+            None if target == Target::Kubernetes => exe
+                .file_name()
+                .map_or_else(|| app.clone(), |name| name.to_string_lossy().into_owned()),
+            None => exe.display().to_string(),
         };
         let options = ExportOptions {
             target,

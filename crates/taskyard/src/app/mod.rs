@@ -16,6 +16,7 @@ mod command;
 mod running;
 mod start;
 
+pub use self::command::ExportArgs;
 pub use self::running::RunningApp;
 
 use std::panic::Location;

@@ -26,9 +26,10 @@ pub(crate) fn line(calendar: &Calendar, dialect: &Dialect) -> Result<String, Str
     let target = dialect.target;
     let source = &calendar.source;
     if calendar.seconds != [0] {
+        let seconds: Vec<String> = calendar.seconds.iter().map(u8::to_string).collect();
         return Err(format!(
             "`{source}` fires at second {} of a minute; {target} has no seconds (only systemd has)",
-            list(&calendar.seconds, 0, 59, false)
+            seconds.join(", ")
         ));
     }
     let days = &calendar.days;
