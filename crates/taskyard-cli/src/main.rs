@@ -16,10 +16,16 @@
 //!   the app in `--dir` and prints its schedules for that platform's scheduler, exactly or
 //!   refused with the reason (the app's own `APP export`).
 //!
+//! - `taskyard new NAME [--store sqlite|postgres] [--template minimal|full] [--path REPO]`
+//!   writes an app that builds and passes its tests; inside an app, `taskyard new task
+//!   NAME`, `new route PATH [--api]`, `new schedule NAME --cron EXPR|--interval I --task T`
+//!   add one file each.
+//!
 //! Exit codes: 0 done, 1 the app refused or the run failed, 2 bad input or no app found.
 
 mod client;
 mod export;
+mod new;
 mod remote;
 
 use std::path::PathBuf;
@@ -76,6 +82,9 @@ enum Command {
     /// Print the app's schedules for a platform's scheduler (crontab, systemd, kubernetes,
     /// cloudflare, vercel): builds the app in --dir and runs its own `export`.
     Export(export::ExportCommand),
+    /// A new app (`taskyard new my-app [--store sqlite|postgres] [--template minimal|full]`),
+    /// or inside an app one file: `new task NAME`, `new route PATH`, `new schedule NAME`.
+    New(new::NewCommand),
 }
 
 #[derive(Subcommand)]
@@ -224,6 +233,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Tasks { json } => return list_tasks(cli.dir.unwrap_or_else(|| PathBuf::from(".")), json),
         Command::Export(args) => return export::export(&cli.dir.unwrap_or_else(|| PathBuf::from(".")), args),
+        Command::New(command) => return new::new(cli.dir, command),
         Command::Cron { command } => match command {
             CronCommand::Next {
                 expr,
