@@ -21,9 +21,12 @@
 //!   NAME`, `new route PATH [--api]`, `new schedule NAME --cron EXPR|--interval I --task T`
 //!   add one file each.
 //!
+//! - `taskyard dev [--port P]` serves the app in `--dir` while you edit it (see `dev`).
+//!
 //! Exit codes: 0 done, 1 the app refused or the run failed, 2 bad input or no app found.
 
 mod client;
+mod dev;
 mod export;
 mod new;
 mod remote;
@@ -85,6 +88,9 @@ enum Command {
     /// A new app (`taskyard new my-app [--store sqlite|postgres] [--template minimal|full]`),
     /// or inside an app one file: `new task NAME`, `new route PATH`, `new schedule NAME`.
     New(new::NewCommand),
+    /// Serve the app in --dir while you edit it: builds on every change, swaps the new
+    /// process in without refusing a connection, shows build errors in the browser.
+    Dev(dev::DevCommand),
 }
 
 #[derive(Subcommand)]
@@ -234,6 +240,7 @@ fn main() -> ExitCode {
         Command::Tasks { json } => return list_tasks(cli.dir.unwrap_or_else(|| PathBuf::from(".")), json),
         Command::Export(args) => return export::export(&cli.dir.unwrap_or_else(|| PathBuf::from(".")), args),
         Command::New(command) => return new::new(cli.dir, command),
+        Command::Dev(command) => return dev::dev(cli.dir, command),
         Command::Cron { command } => match command {
             CronCommand::Next {
                 expr,

@@ -221,6 +221,8 @@ impl RunningApp {
         // Timers stop first, so no tick starts a run the runtime would refuse; ticks whose
         // runs are going log their end once the runtime has stopped them.
         self.scheduler.stop();
+        // A tick whose claim landed starts its run before the runtime stops taking runs.
+        self.scheduler.settle().await;
         self.closing.cancel();
         // The router holds the front layer, which holds the router: break the cycle.
         lock(&self.front.app).take();

@@ -32,8 +32,13 @@ impl Scheduler {
                     let index = (spread_hash(&def.name, spread_by) % members.len() as u64) as usize;
                     if members[index] != inner.instance {
                         // The tick is another instance's: give it time to claim first, then
-                        // take over if it did not (it may have died).
-                        tokio::time::sleep(inner.settings.worker_grace).await;
+                        // take over if it did not (it may have died). An instance stopping
+                        // meanwhile claims it at once: the one it was meant for may have
+                        // started after the tick and never have it on its timer.
+                        tokio::select! {
+                            _ = inner.stop.cancelled() => {}
+                            () = tokio::time::sleep(inner.settings.worker_grace) => {}
+                        }
                     }
                 }
                 String::new()

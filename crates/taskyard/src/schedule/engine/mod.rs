@@ -125,6 +125,9 @@ struct Inner {
     log: ScheduleLog,
     stop: CancellationToken,
     dispatches: TaskTracker,
+    /// Ticks between asking for their claim and starting their run: seen through at
+    /// shutdown, so a tick whose claim landed is never dropped.
+    claiming: TaskTracker,
 }
 
 struct Entry {
@@ -220,6 +223,7 @@ impl Scheduler {
                 log,
                 stop: CancellationToken::new(),
                 dispatches: TaskTracker::new(),
+                claiming: TaskTracker::new(),
             }),
         }
     }
@@ -365,6 +369,13 @@ impl Scheduler {
     pub fn stop(&self) {
         self.inner.stop.cancel();
         self.inner.dispatches.close();
+    }
+
+    /// Waits until every tick whose claim was asked for has started its run or been given
+    /// up (call after [`stop`](Self::stop), before the runtime stops taking runs).
+    pub(crate) async fn settle(&self) {
+        self.inner.claiming.close();
+        self.inner.claiming.wait().await;
     }
 
     /// Waits until every started tick has logged its end (call after [`stop`](Self::stop)

@@ -16,17 +16,18 @@ impl Scheduler {
     pub(super) async fn run_tick(&self, entry: &Entry, tick: Timestamp, origin: Origin) {
         let inner = &self.inner;
         let def = &entry.def;
-        // Until the run starts, stopping the scheduler drops the tick.
-        let claimed = tokio::select! {
-            _ = inner.stop.cancelled() => return,
-            claimed = async {
-                let wait = duration_until(Timestamp::now(), tick);
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
-                self.claim(def, tick).await
-            } => claimed,
-        };
+        // Until its claim is asked for, stopping the scheduler drops the tick; from then on
+        // it is seen through: a tick whose claim landed starts its run even while the app
+        // stops (the shutdown waits for it), or a stopping instance would lose it.
+        let wait = duration_until(Timestamp::now(), tick);
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = inner.stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        let claiming = inner.claiming.token();
+        let claimed = self.claim(def, tick).await;
         match claimed {
             Ok(true) => {}
             Ok(false) => return,
@@ -112,7 +113,9 @@ impl Scheduler {
             },
             Overlap::Allow => None,
         };
-        let handle = match self.start_run(entry, def.request(tick)).await {
+        let started = self.start_run(entry, def.request(tick)).await;
+        drop(claiming);
+        let handle = match started {
             Ok(handle) => handle,
             Err(error) => {
                 inner.log.line(

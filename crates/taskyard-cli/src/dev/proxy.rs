@@ -1,0 +1,142 @@
+//! The port `taskyard dev` holds: every request goes to the app's current process; while
+//! none is ready a request waits (up to a minute) instead of being refused; while the last
+//! build is broken a browser's page shows the compiler's errors, and everything else still
+//! reaches the old process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::watch;
+
+use super::page;
+
+/// How long a request waits for a ready process.
+const WAIT_FOR_READY: Duration = Duration::from_secs(60);
+/// The largest request body passed on (it is read whole, so a request can be sent again
+/// when its process went away under it).
+const BODY_LIMIT: usize = 64 << 20;
+
+/// A ready process of the app and the requests it is answering.
+#[derive(Clone)]
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+/// What the proxy serves from.
+#[derive(Clone, Default)]
+pub struct Status {
+    /// The process requests go to.
+    pub ready: Option<Backend>,
+    /// Why the app is not up to date: a failed build, or a process that keeps crashing.
+    pub failure: Option<Arc<page::Failure>>,
+}
+
+#[derive(Clone)]
+struct Proxy {
+    status: watch::Receiver<Status>,
+    client: Client<HttpConnector, Body>,
+}
+
+/// The router of the held port.
+pub fn router(status: watch::Receiver<Status>) -> axum::Router {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    axum::Router::new()
+        .fallback(forward)
+        .with_state(Proxy { status, client })
+}
+
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if parts.uri.path() == "/_taskyard/dev" {
+        return axum::Json(page::state_json(&proxy.status.borrow())).into_response();
+    }
+    let wants_page = parts.method == axum::http::Method::GET
+        && parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "taskyard dev: the request body is over 64 MiB\n",
+        )
+            .into_response();
+    };
+    let mut status = proxy.status.clone();
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_READY;
+    let mut last_error = None;
+    for _ in 0..3 {
+        let current = status.borrow_and_update().clone();
+        if let Some(failure) = &current.failure
+            && (wants_page || current.ready.is_none())
+        {
+            return page::failure_response(failure, wants_page);
+        }
+        let Some(backend) = current.ready else {
+            // No process yet (the first build) or none between a crash and its restart.
+            if tokio::time::timeout_at(deadline, status.changed()).await.is_err() {
+                break;
+            }
+            continue;
+        };
+        let uri = format!(
+            "http://{}{}",
+            backend.addr,
+            parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+        );
+        let mut outgoing = axum::http::Request::builder()
+            .method(parts.method.clone())
+            .uri(uri);
+        for (name, value) in &parts.headers {
+            outgoing = outgoing.header(name, value);
+        }
+        let Ok(outgoing) = outgoing.body(Body::from(body.clone())) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                "taskyard dev: the request cannot be passed on\n",
+            )
+                .into_response();
+        };
+        backend.in_flight.fetch_add(1, Ordering::SeqCst);
+        let answered = proxy.client.request(outgoing).await;
+        backend.in_flight.fetch_sub(1, Ordering::SeqCst);
+        match answered {
+            Ok(response) => {
+                let mut response = response.map(Body::new);
+                response
+                    .headers_mut()
+                    .insert("x-taskyard-dev", HeaderValue::from_static("proxied"));
+                return response;
+            }
+            // The process was gone before the request reached it (a swap or a crash): send
+            // it again to whichever is current, once it is not that one. A request that
+            // reached a process is never sent twice.
+            Err(error) if error.is_connect() => {
+                last_error = Some(error.to_string());
+                let gone = backend.addr;
+                let moved = status.wait_for(|s| s.ready.as_ref().is_none_or(|b| b.addr != gone));
+                let _ = tokio::time::timeout_at(deadline, moved).await;
+            }
+            Err(error) => {
+                return (
+                    StatusCode::BAD_GATEWAY,
+                    format!("taskyard dev: the app did not answer: {error}\n"),
+                )
+                    .into_response();
+            }
+        }
+    }
+    let why = last_error.unwrap_or_else(|| "no process of the app became ready within 60 s".to_owned());
+    (StatusCode::BAD_GATEWAY, format!("taskyard dev: {why}\n")).into_response()
+}
