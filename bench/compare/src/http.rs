@@ -176,6 +176,19 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
             None,
             "req/s",
         ),
+        // The floor of the same app in the same run: what a task request pays beyond a
+        // plain route.
+        Row {
+            comparison: "task run over HTTP / a plain route of the same app".into(),
+            metric: "requests/s (taskyard / its floor, same run)".into(),
+            taskyard: ours.requests_per_second,
+            peer: plain.requests_per_second,
+            peer_name: "floor: GET /hello/bench".into(),
+            ratio: ours.requests_per_second / plain.requests_per_second,
+            target: "≥ 0.6 of the floor".into(),
+            met: ours.requests_per_second / plain.requests_per_second >= 0.6,
+            unit: "req/s".into(),
+        },
     ]
 }
 

@@ -43,6 +43,19 @@ pub fn compare(root: &Path) -> Vec<Row> {
             met: true,
             unit: "runs/s".into(),
         },
+        // Against its floor in the same run: a run that ends at once needs no spawn, so it
+        // should cost no more than one.
+        Row {
+            comparison: "no-op task, in process / a bare tokio::spawn + join".into(),
+            metric: "runs/s (taskyard / its floor, same run)".into(),
+            taskyard,
+            peer: spawn,
+            peer_name: "floor: spawn + join".into(),
+            ratio: taskyard / spawn,
+            target: "≥ 1.0 of the floor".into(),
+            met: taskyard / spawn >= 1.0,
+            unit: "runs/s".into(),
+        },
     ]
 }
 
