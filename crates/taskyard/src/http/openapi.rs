@@ -125,7 +125,7 @@ fn fire_tick(operation: &str) -> Value {
     let fired = json!({ "type": "object", "required": ["schedule", "status"], "properties": {
         "schedule": { "type": "string" },
         "tick": { "type": ["string", "null"], "format": "date-time" },
-        "status": { "type": "string", "enum": ["started", "claimed", "paused", "disabled", "skipped", "no_tick"] },
+        "status": { "type": "string", "enum": ["started", "claimed", "paused", "disabled", "stopped", "skipped", "no_tick"] },
         "run_id": { "type": "string" },
         "previous_run": { "type": "string" }
     } });

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Origin, QUEUE_POLL, Scheduler};
+use super::tick::Turn;
+use super::{Origin, Scheduler};
 use crate::schedule::checked::{Kind, ScheduleDef};
-use crate::schedule::definition::Overlap;
 use crate::store::TickClaim;
 use crate::sync::lock;
 use crate::{Error, RunHandle};
@@ -64,11 +64,12 @@ pub enum Fired {
         /// The tick.
         tick: Timestamp,
     },
-    /// The schedule is paused or disabled: nothing ran, nothing was claimed.
+    /// The schedule is paused or disabled (nothing was claimed), or the app stopped while
+    /// a `queue` tick waited for its turn: nothing ran.
     Inactive {
         /// The tick.
         tick: Timestamp,
-        /// `paused` or `disabled`.
+        /// `paused`, `disabled` or `stopped`.
         state: &'static str,
     },
     /// `overlap = "skip"` and an earlier tick's run still goes on: the tick is claimed and
@@ -143,43 +144,15 @@ impl Scheduler {
                 return Ok(Fired::Claimed { tick });
             }
         }
-        self.inner.log.line(
-            "trigger",
-            &[
-                ("schedule", &def.name),
-                ("tick", &tick),
-                ("origin", &Origin::Platform.as_str()),
-                ("instance", &self.inner.instance),
-            ],
-        );
-        let _turn = match def.overlap {
-            Overlap::Skip => {
-                if let Some((previous_run, instance)) = self.unfinished_elsewhere(def, tick, true).await {
-                    self.inner.log.line(
-                        "skipped",
-                        &[
-                            ("schedule", &def.name),
-                            ("tick", &tick),
-                            ("reason", &"previous run still going"),
-                            ("previous_run_id", &previous_run),
-                            ("previous_instance", &instance),
-                        ],
-                    );
-                    return Ok(Fired::Skipped { tick, previous_run });
-                }
-                None
+        let _turn = match self.take_turn(&entry, tick, Origin::Platform).await {
+            Turn::Go(turn) => turn,
+            Turn::Skipped(previous_run) => return Ok(Fired::Skipped { tick, previous_run }),
+            Turn::Stopped => {
+                return Ok(Fired::Inactive {
+                    tick,
+                    state: "stopped",
+                });
             }
-            Overlap::Queue => {
-                let turn = match &entry.queue {
-                    Some(queue) => Some(queue.lock().await),
-                    None => None,
-                };
-                while self.unfinished_elsewhere(def, tick, false).await.is_some() {
-                    tokio::time::sleep(QUEUE_POLL).await;
-                }
-                turn
-            }
-            Overlap::Allow => None,
         };
         let handle = self.start_run(&entry, def.request(tick)).await?;
         let follower = self.clone();

@@ -55,6 +55,32 @@ impl Scheduler {
             }
             state.last_tick = Some(tick.as_millisecond());
         }
+        let _turn = match self.take_turn(entry, tick, origin).await {
+            Turn::Go(turn) => turn,
+            Turn::Skipped(_) | Turn::Stopped => return,
+        };
+        let started = self.start_run(entry, def.request(tick)).await;
+        drop(claiming);
+        let handle = match started {
+            Ok(handle) => handle,
+            Err(error) => {
+                inner.log.line(
+                    "failed",
+                    &[("schedule", &def.name), ("tick", &tick), ("error", &error)],
+                );
+                return;
+            }
+        };
+        self.follow_run(def, handle).await;
+    }
+
+    /// Logs a claimed tick's trigger and applies the schedule's overlap policy: `skip`
+    /// gives up the tick while an earlier tick's run goes on (here, or on another live
+    /// instance), `queue` waits for the schedule's turn (the guard keeps it while the run
+    /// starts). The timers' ticks and the fires from outside take the same path.
+    pub(super) async fn take_turn<'e>(&self, entry: &'e Entry, tick: Timestamp, origin: Origin) -> Turn<'e> {
+        let inner = &self.inner;
+        let def = &entry.def;
         inner.log.line(
             "trigger",
             &[
@@ -64,7 +90,7 @@ impl Scheduler {
                 ("instance", &inner.instance),
             ],
         );
-        let _turn = match def.overlap {
+        match def.overlap {
             Overlap::Skip => {
                 // Only an earlier tick's run that began before this tick counts: a dead
                 // instance's tick, taken over late, may start at or after this schedule's
@@ -82,23 +108,25 @@ impl Scheduler {
                     Some(previous) => Some(previous),
                     None => self.unfinished_elsewhere(def, tick, true).await,
                 };
-                if let Some((run_id, instance)) = previous {
-                    inner.log.line(
-                        "skipped",
-                        &[
-                            ("schedule", &def.name),
-                            ("tick", &tick),
-                            ("reason", &"previous run still going"),
-                            ("previous_run_id", &run_id),
-                            ("previous_instance", &instance),
-                        ],
-                    );
-                    return;
+                match previous {
+                    Some((run_id, instance)) => {
+                        inner.log.line(
+                            "skipped",
+                            &[
+                                ("schedule", &def.name),
+                                ("tick", &tick),
+                                ("reason", &"previous run still going"),
+                                ("previous_run_id", &run_id),
+                                ("previous_instance", &instance),
+                            ],
+                        );
+                        Turn::Skipped(run_id)
+                    }
+                    None => Turn::Go(None),
                 }
-                None
             }
             Overlap::Queue => tokio::select! {
-                _ = inner.stop.cancelled() => return,
+                _ = inner.stop.cancelled() => Turn::Stopped,
                 turn = async {
                     let turn = match &entry.queue {
                         Some(queue) => Some(queue.lock().await),
@@ -109,23 +137,10 @@ impl Scheduler {
                         tokio::time::sleep(QUEUE_POLL).await;
                     }
                     turn
-                } => Some(turn),
+                } => Turn::Go(turn),
             },
-            Overlap::Allow => None,
-        };
-        let started = self.start_run(entry, def.request(tick)).await;
-        drop(claiming);
-        let handle = match started {
-            Ok(handle) => handle,
-            Err(error) => {
-                inner.log.line(
-                    "failed",
-                    &[("schedule", &def.name), ("tick", &tick), ("error", &error)],
-                );
-                return;
-            }
-        };
-        self.follow_run(def, handle).await;
+            Overlap::Allow => Turn::Go(None),
+        }
     }
 
     /// Starts a run of the schedule's job and keeps it as the schedule's latest run (what
@@ -231,6 +246,16 @@ impl Scheduler {
             ),
         }
     }
+}
+
+/// What the overlap policy lets a claimed tick do.
+pub(super) enum Turn<'e> {
+    /// Start its run (holding the schedule's queue while a `queue` tick starts).
+    Go(Option<tokio::sync::MutexGuard<'e, ()>>),
+    /// Skipped: this run of an earlier tick still goes on.
+    Skipped(String),
+    /// The scheduler stopped while the tick waited for its turn.
+    Stopped,
 }
 
 /// True for a run started before `tick`: by an earlier tick, or by a strategy's send.

@@ -41,18 +41,17 @@ pub(crate) fn conflict(expr: &CronExpr, zone: &TimeZone, from: Timestamp) -> Opt
                 .strftime("%Y-%m-%d %H:%M:%S %Z")
                 .to_string()
         };
-        let only_ours: Vec<String> = ours
-            .iter()
-            .filter(|t| !wall.contains(t))
-            .take(3)
-            .map(local)
-            .collect();
-        let only_wall: Vec<String> = wall
-            .iter()
-            .filter(|t| !ours.contains(t))
-            .take(3)
-            .map(local)
-            .collect();
+        // The first three times of one list that the other lacks.
+        let missing_from = |these: &[Timestamp], other: &[Timestamp]| -> Vec<String> {
+            these
+                .iter()
+                .filter(|t| !other.contains(t))
+                .take(3)
+                .map(local)
+                .collect()
+        };
+        let only_ours = missing_from(&ours, &wall);
+        let only_wall = missing_from(&wall, &ours);
         let name = zone.iana_name().unwrap_or("its zone");
         let date = change.timestamp().to_zoned(zone.clone()).strftime("%Y-%m-%d");
         let mut why = format!(
