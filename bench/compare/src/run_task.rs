@@ -10,11 +10,10 @@ use crate::peers;
 use crate::report::Row;
 
 const RUNS: u64 = 200_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 
 pub fn compare(root: &Path) -> Vec<Row> {
-    let taskyard = taskyard_runs_per_second();
-    let spawn = spawns_per_second();
+    let (taskyard, spawn) = runs_and_spawns_per_second();
     let nitro = nitro_runs_per_second(root);
     eprintln!(
         "run-task: taskyard {taskyard:.0} runs/s (bare spawn + join {spawn:.0}/s), Nitro {nitro:.0} runs/s"
@@ -59,29 +58,11 @@ pub fn compare(root: &Path) -> Vec<Row> {
     ]
 }
 
-/// The best of `ROUNDS` rounds of `RUNS` spawns of an empty future, each joined, on the
-/// same kind of runtime as `taskyard_runs_per_second`.
-fn spawns_per_second() -> f64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut best = 0.0_f64;
-        for _ in 0..ROUNDS {
-            let started = Instant::now();
-            for _ in 0..RUNS {
-                tokio::spawn(async {}).await.expect("join");
-            }
-            best = best.max(RUNS as f64 / started.elapsed().as_secs_f64());
-        }
-        best
-    })
-}
-
-/// The best of `ROUNDS` rounds of `RUNS` sequential runs, without history (Nitro keeps
-/// none), on one thread.
-fn taskyard_runs_per_second() -> f64 {
+/// (taskyard, floor): the best of `ROUNDS` rounds of `RUNS` sequential runs of a no-op
+/// task without history (Nitro keeps none), and of as many spawns of an empty future, each
+/// joined, on one thread. The rounds alternate, so a change in the machine's load touches
+/// both sides alike.
+fn runs_and_spawns_per_second() -> (f64, f64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -97,7 +78,7 @@ fn taskyard_runs_per_second() -> f64 {
             .await
             .expect("the app starts");
         let tasks = app.runtime().clone();
-        let mut best = 0.0_f64;
+        let (mut runs, mut spawns) = (0.0_f64, 0.0_f64);
         for _ in 0..ROUNDS {
             let started = Instant::now();
             for _ in 0..RUNS {
@@ -106,10 +87,15 @@ fn taskyard_runs_per_second() -> f64 {
                     .await
                     .expect("run");
             }
-            best = best.max(RUNS as f64 / started.elapsed().as_secs_f64());
+            runs = runs.max(RUNS as f64 / started.elapsed().as_secs_f64());
+            let started = Instant::now();
+            for _ in 0..RUNS {
+                tokio::spawn(async {}).await.expect("join");
+            }
+            spawns = spawns.max(RUNS as f64 / started.elapsed().as_secs_f64());
         }
         app.shutdown().await;
-        best
+        (runs, spawns)
     })
 }
 

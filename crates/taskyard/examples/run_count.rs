@@ -8,7 +8,8 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/run_count 20000
 //! ```
 //!
-//! `run_count N many` starts runs 256 at a time (`Runtime::start`), then awaits them.
+//! `run_count N many` starts runs 256 at a time (`Runtime::start`), then awaits them;
+//! `run_count N spawn` counts the floor instead: a bare `tokio::spawn` + join.
 
 use serde_json::Value;
 use taskyard::{App, Concurrency, RunRequest, StoreConfig, Task, TaskContext, TaskError};
@@ -18,7 +19,7 @@ const BATCH: usize = 256;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let runs: usize = args.next().map_or(Ok(1_000), |n| n.parse())?;
-    let many = args.next().is_some_and(|mode| mode == "many");
+    let mode = args.next().unwrap_or_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -33,7 +34,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = rt.block_on(app.start())?;
     let runtime = app.runtime().clone();
     rt.block_on(async {
-        if many {
+        if mode == "spawn" {
+            for _ in 0..runs {
+                tokio::spawn(async {})
+                    .await
+                    .map_err(|_| taskyard::Error::ShuttingDown)?;
+            }
+        } else if mode == "many" {
             for _ in 0..runs / BATCH {
                 let mut handles = Vec::with_capacity(BATCH);
                 for _ in 0..BATCH {

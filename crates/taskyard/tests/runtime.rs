@@ -379,6 +379,82 @@ async fn cancellation_by_run_id_stops_the_run_and_records_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_s_token_taken_by_the_body_is_cancelled_with_the_run_and_at_its_end() {
+    // The token is made only when a body asks for it: one asked for while the run waits,
+    // one asked for by an attempt that ends at once, and a retried run's second attempt.
+    let (tokens, mut taken) = tokio::sync::mpsc::unbounded_channel();
+    let waiting = Task::new({
+        let tokens = tokens.clone();
+        move |cx: TaskContext| {
+            let tokens = tokens.clone();
+            async move {
+                tokens.send(cx.cancellation().clone()).expect("sent");
+                // Dropped by the runtime when cancelled.
+                std::future::pending::<Result<(), TaskError>>().await
+            }
+        }
+    });
+    let quick = Task::new({
+        let tokens = tokens.clone();
+        move |cx: TaskContext| {
+            tokens.send(cx.cancellation().clone()).expect("sent");
+            async { Ok::<_, TaskError>(()) }
+        }
+    });
+    let retried = Task::new(move |cx: TaskContext| {
+        let tokens = tokens.clone();
+        async move {
+            if cx.attempt() == 1 {
+                return Err(TaskError::new("first attempt fails"));
+            }
+            tokens.send(cx.cancellation().clone()).expect("sent");
+            std::future::pending::<Result<(), TaskError>>().await
+        }
+    })
+    .retry(Retry::exponential(2).initial(Duration::from_millis(1)));
+    let app = start(
+        App::new()
+            .task("waiting", waiting)
+            .task("quick", quick)
+            .task("retried", retried),
+    )
+    .await;
+    let runtime = app.runtime().clone();
+
+    let handle = runtime
+        .start(taskyard::RunRequest::new("waiting"))
+        .await
+        .expect("start");
+    let token = taken.recv().await.expect("a token");
+    assert!(!token.is_cancelled(), "the run goes on");
+    assert!(runtime.cancel(handle.run_id()).await.expect("cancel"));
+    let error = handle.outcome().await.expect_err("cancelled");
+    assert!(matches!(error, Error::Cancelled { .. }), "{error:?}");
+    assert!(token.is_cancelled());
+
+    runtime.run_task("quick", Value::Null).await.expect("quick");
+    let token = taken.recv().await.expect("a token");
+    assert!(token.is_cancelled(), "the attempt is over: its token says so");
+
+    let handle = runtime
+        .start(taskyard::RunRequest::new("retried"))
+        .await
+        .expect("start");
+    let run_id = handle.run_id();
+    let token = taken.recv().await.expect("the second attempt's token");
+    assert!(!token.is_cancelled());
+    assert!(runtime.cancel(run_id).await.expect("cancel"));
+    let error = handle.outcome().await.expect_err("cancelled");
+    assert!(matches!(error, Error::Cancelled { .. }), "{error:?}");
+    assert!(
+        token.is_cancelled(),
+        "cancelling the run reaches its attempt's token"
+    );
+    let run = runtime.get_run(run_id).await.expect("get").expect("recorded");
+    assert_eq!((run.status, run.attempt), (RunStatus::Cancelled, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_serial_run_cancelled_before_its_turn_never_runs() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();

@@ -17,8 +17,21 @@ impl RunId {
     /// A new id, ordered after every id this process made before.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        Self::at_millisecond(now_ms)
+    }
+
+    /// A new id made at `now`, for a caller that reads the clock anyway: ordered after
+    /// every id this process made before, like [`RunId::new`].
+    pub fn at(now: jiff::Timestamp) -> Self {
+        Self::at_millisecond(u64::try_from(now.as_millisecond()).unwrap_or(0))
+    }
+
+    fn at_millisecond(now_ms: u64) -> Self {
         RunId(uuid::Uuid::from_u128(uuid_v7_bits(
-            next_tick(),
+            next_tick(now_ms),
             fastrand::u64(..),
         )))
     }
@@ -39,10 +52,7 @@ static LAST_TICK: AtomicU64 = AtomicU64::new(0);
 /// The next `unix_ms << 16 | sequence`, strictly greater than any before it in this process.
 /// More than 65,536 ids in one millisecond carry into the next millisecond, which RFC 9562
 /// allows for monotonic counters.
-fn next_tick() -> u64 {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64);
+fn next_tick(now_ms: u64) -> u64 {
     let mut current = LAST_TICK.load(Ordering::Relaxed);
     loop {
         let next = if current >> 16 < now_ms {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
+use super::cancel::Cancel;
 use super::execute::AttemptEnd;
 use super::{Attempt, Progress, RunEvent, RunEventKind, RunId, RunRecord, RunStatus, RuntimeInner};
 use crate::history::duration_ms;
@@ -22,7 +22,7 @@ pub(crate) struct ActiveRun {
     pub task: Arc<str>,
     pub payload: Value,
     pub trigger: Trigger,
-    pub cancel: CancellationToken,
+    pub cancel: Cancel,
     pub span: tracing::Span,
     pub queued_at: Timestamp,
     /// For a durable run this instance claimed: the claim's fence and the run's attempts.
@@ -57,14 +57,14 @@ pub(crate) struct Live {
 }
 
 impl ActiveRun {
-    pub fn new(id: RunId, task: Arc<str>, payload: Value, trigger: Trigger, span: tracing::Span) -> Self {
+    pub fn new(id: RunId, task: Arc<str>, payload: Value, trigger: Trigger) -> Self {
         ActiveRun {
             id,
+            span: run_span(&task, id),
             task,
             payload,
             trigger,
-            cancel: CancellationToken::new(),
-            span,
+            cancel: Cancel::default(),
             queued_at: id.created_at(),
             claim: None,
             outcome: OnceLock::new(),
@@ -84,15 +84,15 @@ impl ActiveRun {
     }
 
     /// A durable run as this instance claimed it: it goes on from its stored attempt.
-    pub fn claimed(claimed: &Claimed, task: Arc<str>, span: tracing::Span) -> Self {
+    pub fn claimed(claimed: &Claimed, task: Arc<str>) -> Self {
         let record = &claimed.run;
         ActiveRun {
             id: record.id,
+            span: run_span(&task, record.id),
             task,
             payload: record.payload.clone(),
             trigger: record.trigger.clone(),
-            cancel: CancellationToken::new(),
-            span,
+            cancel: Cancel::default(),
             queued_at: record.queued_at,
             claim: Some(Claim {
                 fence: claimed.fence,
@@ -161,7 +161,7 @@ impl ActiveRun {
         };
         RunRecord {
             id: self.id,
-            task: self.task.to_string(),
+            task: String::from(&*self.task),
             trigger: self.trigger.clone(),
             payload: self.payload.clone(),
             status: live.status,
@@ -179,6 +179,22 @@ impl ActiveRun {
     }
 }
 
+/// The span a run's events are recorded in, or none when nothing listens: a disabled span
+/// still costs, at its start and on every poll of the run, the `log` records that tracing's
+/// `log` feature (which sqlx turns on) makes for it.
+fn run_span(task: &str, id: RunId) -> tracing::Span {
+    if tracing::enabled!(kind: tracing::metadata::Kind::SPAN, tracing::Level::INFO) {
+        tracing::info_span!("task", name = %task, run_id = %id)
+    } else {
+        tracing::Span::none()
+    }
+}
+
+/// Runs `f` in `span`; with no span (nothing listens) not even the span's checks.
+pub(super) fn in_span<T>(span: &tracing::Span, f: impl FnOnce() -> T) -> T {
+    if span.is_none() { f() } else { span.in_scope(f) }
+}
+
 impl RuntimeInner {
     pub(super) fn publish(&self, run: &ActiveRun, kind: impl FnOnce() -> RunEventKind) {
         if self.events.receiver_count() == 0 {
@@ -186,7 +202,7 @@ impl RuntimeInner {
         }
         let _ = self.events.send(RunEvent {
             run_id: run.id,
-            task: run.task.to_string(),
+            task: String::from(&*run.task),
             at: Timestamp::now(),
             kind: kind(),
         });
@@ -204,18 +220,18 @@ impl RuntimeInner {
         }
     }
 
-    /// The attempt began; `record` writes the run's new state (not needed where the
-    /// store already holds it).
-    pub(super) fn mark_started(&self, run: &ActiveRun, attempt: u32, record: bool) {
+    /// The attempt began, `at` or now; `record` writes the run's new state (not needed
+    /// where the store already holds it).
+    pub(super) fn mark_started(&self, run: &ActiveRun, attempt: u32, record: bool, at: Option<Timestamp>) {
         {
-            let now = Timestamp::now();
+            let now = at.unwrap_or_else(Timestamp::now);
             let mut live = run.live();
             live.status = RunStatus::Running;
             live.attempt = attempt;
             live.started_at.get_or_insert(now);
             live.attempt_started_at = Some(now);
         }
-        tracing::debug!(attempt, "run started");
+        in_span(&run.span, || tracing::debug!(attempt, "run started"));
         self.publish(run, || RunEventKind::Started { attempt });
         if record {
             self.record(run);
@@ -262,7 +278,10 @@ impl RuntimeInner {
             .recorder
             .as_ref()
             .map_or(Duration::from_secs(5), |r| r.timeout());
-        match tokio::time::timeout(timeout, store.requeue_claimed(&snapshot, claim.fence, run_at)).await {
+        let requeued =
+            tokio::time::timeout(timeout, store.requeue_claimed(&snapshot, claim.fence, run_at)).await;
+        let _entered = run.span.enter();
+        match requeued {
             Ok(Ok(requeued)) => {
                 if requeued {
                     tracing::warn!(
@@ -288,6 +307,7 @@ impl RuntimeInner {
     }
 
     pub(super) fn mark_retrying(&self, run: &ActiveRun, end: &AttemptEnd, delay: Duration) {
+        let _entered = run.span.enter();
         let error;
         {
             let mut live = run.live();
@@ -326,7 +346,7 @@ impl RuntimeInner {
     pub(super) async fn finish(&self, run: &ActiveRun, end: AttemptEnd) -> Result<Value, Error> {
         let status = end.status();
         let error = end_error(&end);
-        {
+        in_span(&run.span, || {
             let mut live = run.live();
             let now = Timestamp::now();
             live.status = status;
@@ -344,7 +364,7 @@ impl RuntimeInner {
                 }
                 _ => tracing::debug!(%status, ?duration_ms, "run finished"),
             }
-        }
+        });
         lock(&self.active).remove(&run.id);
         self.publish(run, || RunEventKind::Finished { status, error });
         let interrupted = matches!(end, AttemptEnd::Cancelled) && !self.accepting.load(Ordering::Acquire);
@@ -361,7 +381,9 @@ impl RuntimeInner {
             (Some(recorder), None) => {
                 if let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await {
                     // Not acknowledged: a caller must not take a result the store may not hold.
-                    tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
+                    run.span.in_scope(|| {
+                        tracing::error!(%error, run_id = %run.id, "the run's final record is not confirmed");
+                    });
                     return Err(error);
                 }
             }

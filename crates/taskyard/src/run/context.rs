@@ -6,6 +6,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::active::ActiveRun;
+use super::cancel::Cancel;
 use crate::history::RunId;
 use crate::{AppState, Runtime, TaskError, Trigger};
 
@@ -15,7 +16,9 @@ pub struct TaskContext {
     pub(crate) run: Arc<ActiveRun>,
     pub(crate) runtime: Runtime,
     pub(crate) attempt: u32,
-    pub(crate) cancel: CancellationToken,
+    /// The attempt's own cancellation, for one attempt among several; `None` when the
+    /// run has one attempt, which shares the run's.
+    pub(crate) cancel: Option<Arc<Cancel>>,
 }
 
 impl TaskContext {
@@ -48,17 +51,21 @@ impl TaskContext {
     /// drops the task's future at its next `.await` in any case; long synchronous work can
     /// poll this to stop early.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancel
+        self.cancel().token()
     }
 
     /// True once this attempt is cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancel().is_cancelled()
     }
 
     /// Completes when this attempt is cancelled (see [`cancellation`](Self::cancellation)).
     pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
+        self.cancel().cancelled().await
+    }
+
+    fn cancel(&self) -> &Cancel {
+        self.cancel.as_deref().unwrap_or(&self.run.cancel)
     }
 
     /// Reports progress: `fraction` from 0 to 1 (clamped) and a message. Recorded in history

@@ -2,19 +2,20 @@
 //! backoff, cancellation, and panics caught and turned into failures.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use tokio_util::sync::WaitForCancellationFuture;
 
 use super::Decoded;
-use super::active::ActiveRun;
+use super::active::{ActiveRun, in_span};
+use super::cancel::Cancel;
 use super::gate::{GateKey, TaskSlot, Wait};
-use super::{RunStatus, Runtime, TaskContext};
+use super::{Execution, RunStatus, Runtime, TaskContext};
 use crate::error::panic_message;
 use crate::{Error, TaskError};
 
@@ -67,7 +68,9 @@ impl AttemptEnd {
     }
 }
 
-/// Drives a launched run to its end and settles what its callers receive.
+/// Drives a launched run to its end and settles what its callers receive. `launched_at`,
+/// when the caller read the clock as it launched the run, is the run's start if it waits
+/// for nothing: the time until its first poll is part of the run, as on any busy executor.
 pub(crate) fn execute(
     runtime: Runtime,
     slot: Arc<TaskSlot>,
@@ -75,14 +78,19 @@ pub(crate) fn execute(
     key: GateKey,
     wait: Wait,
     decoded: Option<Decoded>,
-) -> impl Future<Output = ()> + Send + 'static {
-    let span = run.span.clone();
+    launched_at: Option<jiff::Timestamp>,
+) -> Execution {
     // Owned by the future from the start, so even a future dropped before its first poll
     // settles the run.
     let unsettled = SettleOnDrop(run.clone());
-    async move {
+    // Not wrapped in the run's span: the body is polled in it (`run_attempt`) and the
+    // runtime's own events about the run enter it; a wrapper would cost every run a copy
+    // of this future and its checks on every poll, with or without a subscriber.
+    // Boxed here, where the future is made: boxed by the caller it was copied twice on
+    // its way to the heap (measured: ~280 instructions a run).
+    Box::pin(async move {
         let _unsettled = unsettled;
-        let end = run_attempts(&runtime, &slot, &run, wait, decoded).await;
+        let end = run_attempts(&runtime, &slot, &run, wait, decoded, launched_at).await;
         slot.release(&key, run.id);
         let outcome = match end {
             Some(end) => runtime.inner.finish(&run, end).await,
@@ -93,8 +101,7 @@ pub(crate) fn execute(
             }),
         };
         run.settle(outcome);
-    }
-    .instrument(span)
+    })
 }
 
 /// Callers must never wait forever: a run whose executor is dropped before the end (the
@@ -118,16 +125,19 @@ async fn run_attempts(
     run: &Arc<ActiveRun>,
     wait: Wait,
     mut decoded: Option<Decoded>,
+    launched_at: Option<jiff::Timestamp>,
 ) -> Option<AttemptEnd> {
     // Wait for our turn; a run cancelled while it waits never starts. The waiting and the
     // retry delay below are boxed: they are the slow paths, and keeping their state out of
-    // this future keeps every spawned run small (the runtime copies it on spawn).
-    let _permit = match wait {
-        Wait::Nothing => None,
-        wait => match Box::pin(wait_turn(run, wait)).await {
-            Turn::Go(permit) => permit,
-            Turn::Cancelled => return Some(AttemptEnd::Cancelled),
-        },
+    // this future keeps every spawned run small (the runtime copies it on spawn). A run
+    // whose turn was free at once started when it was launched.
+    let (turn, mut start_at) = match turn_now(run, wait) {
+        Ok(turn) => (turn, launched_at),
+        Err(wait) => (Box::pin(wait_turn(run, wait)).await, None),
+    };
+    let _permit = match turn {
+        Turn::Go(permit) => permit,
+        Turn::Cancelled => return Some(AttemptEnd::Cancelled),
     };
 
     let task = &slot.entry.task;
@@ -140,23 +150,22 @@ async fn run_attempts(
     // attempt's start needs no write of its own.
     let mut record_start = run.claim.is_none();
     loop {
-        runtime.inner.mark_started(run, attempt, record_start);
+        runtime
+            .inner
+            .mark_started(run, attempt, record_start, start_at.take());
         record_start = true;
-        // A run with one attempt is its attempt: it shares the run's token rather than
-        // making a child (an allocation and the parent's lock), and cancelling it at the
-        // end touches nothing that outlives the run.
-        let cancel = if max_attempts == 1 {
-            run.cancel.clone()
-        } else {
-            run.cancel.child_token()
-        };
+        // A run with one attempt is its attempt: it shares the run's cancellation rather
+        // than making a child (a token, an allocation and the parent's lock), and
+        // cancelling it at the end touches nothing that outlives the run.
+        let own = (max_attempts > 1).then(|| Arc::new(run.cancel.child()));
         let cx = TaskContext {
             run: run.clone(),
             runtime: runtime.clone(),
             attempt,
-            cancel: cancel.clone(),
+            cancel: own.clone(),
         };
-        let end = run_attempt(task, cx, decoded.take(), &cancel).await;
+        let cancel = own.as_deref().unwrap_or(&run.cancel);
+        let end = run_attempt(task, cx, decoded.take(), cancel, &run.span).await;
         // Anything the attempt left waiting on its token learns that the attempt is over.
         cancel.cancel();
         if attempt >= max_attempts || !end.retryable() || run.cancel.is_cancelled() {
@@ -187,6 +196,21 @@ enum Turn {
     Cancelled,
 }
 
+/// The turn, if it is free at once: no wait, and no cancellation token to wait on.
+/// Otherwise the wait, handed back.
+fn turn_now(run: &ActiveRun, wait: Wait) -> Result<Turn, Wait> {
+    match wait {
+        Wait::Nothing => Ok(Turn::Go(None)),
+        _ if run.cancel.is_cancelled() => Ok(Turn::Cancelled),
+        Wait::After(previous) if previous.is_settled() => Ok(Turn::Go(None)),
+        Wait::Permit(semaphore) => match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Turn::Go(Some(permit))),
+            Err(_) => Err(Wait::Permit(semaphore)),
+        },
+        wait => Err(wait),
+    }
+}
+
 async fn wait_turn(run: &ActiveRun, wait: Wait) -> Turn {
     match wait {
         Wait::Nothing => Turn::Go(None),
@@ -205,35 +229,57 @@ async fn wait_turn(run: &ActiveRun, wait: Wait) -> Turn {
     }
 }
 
+/// One attempt of the body: cancelled, timed out, panicked, failed or succeeded. One poll
+/// function over the boxed body rather than a stack of wrapper futures: the attempt's state
+/// is small (every run's future holds it), and the timer and the cancellation's waiter are
+/// made only once the body waits, so a body that ends on its first poll makes neither.
 async fn run_attempt(
     task: &crate::Task,
     cx: TaskContext,
     decoded: Option<Decoded>,
-    cancel: &CancellationToken,
+    cancel: &Cancel,
+    span: &tracing::Span,
 ) -> AttemptEnd {
-    // The body's synchronous part can panic as well as its future.
-    let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (task.body)(cx, decoded))) {
-        Ok(future) => future,
+    // The body's synchronous part can panic as well as its future; both run in the run's
+    // span.
+    let made = in_span(span, || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| (task.body)(cx, decoded)))
+    });
+    let mut body = match made {
+        Ok(body) => body,
         Err(panic) => return AttemptEnd::Panicked(panic_message(panic.as_ref())),
     };
-    let guarded = async move {
-        match AssertUnwindSafe(future).catch_unwind().await {
-            Ok(Ok(value)) => AttemptEnd::Succeeded(value),
-            Ok(Err(error)) => AttemptEnd::Failed(error),
-            Err(panic) => AttemptEnd::Panicked(panic_message(panic.as_ref())),
+    let deadline = task
+        .timeout
+        .map(|limit| (tokio::time::Instant::now() + limit, limit));
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut waiting: Option<Pin<Box<WaitForCancellationFuture<'_>>>> = None;
+    std::future::poll_fn(|poll_cx| {
+        // A cancellation asked for wins, then the body, then the timeout, as a biased
+        // select over the three would.
+        if cancel.is_cancelled() {
+            return Poll::Ready(AttemptEnd::Cancelled);
         }
-    };
-    let timed = async {
-        match task.timeout {
-            Some(limit) => Box::pin(tokio::time::timeout(limit, guarded))
-                .await
-                .unwrap_or(AttemptEnd::TimedOut(limit)),
-            None => guarded.await,
+        let polled = in_span(span, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(poll_cx)))
+        });
+        match polled {
+            Ok(Poll::Ready(Ok(value))) => return Poll::Ready(AttemptEnd::Succeeded(value)),
+            Ok(Poll::Ready(Err(error))) => return Poll::Ready(AttemptEnd::Failed(error)),
+            Err(panic) => return Poll::Ready(AttemptEnd::Panicked(panic_message(panic.as_ref()))),
+            Ok(Poll::Pending) => {}
         }
-    };
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => AttemptEnd::Cancelled,
-        end = timed => end,
-    }
+        if let Some((at, limit)) = deadline {
+            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            if timer.as_mut().poll(poll_cx).is_ready() {
+                return Poll::Ready(AttemptEnd::TimedOut(limit));
+            }
+        }
+        let cancelled = waiting.get_or_insert_with(|| Box::pin(cancel.token().cancelled()));
+        match cancelled.as_mut().poll(poll_cx) {
+            Poll::Ready(()) => Poll::Ready(AttemptEnd::Cancelled),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }

@@ -7,18 +7,22 @@
 //! recorder (`store::recorder`) at start, on progress and at the end.
 //!
 //! The files: `request` (what callers ask for and the handle they get), `gate` (admission
-//! for every concurrency mode), `active` (a live run and its transitions), `execute` (the
-//! attempt loop: timeout, retries, cancellation), `context` (what a body sees), `task` and
-//! `registry` (a task's definition and the app's tasks by name), `events` (what subscribers
-//! hear).
+//! for every concurrency mode), `launch` (through the gate to a launched execution, polled
+//! once on the caller's task when it waits anyway), `active` (a live run and its
+//! transitions), `execute` (the attempt loop: timeout, retries, cancellation), `cancel` (a
+//! cancellation that is a flag until something waits on it), `context` (what a body sees),
+//! `task` and `registry` (a task's definition and the app's tasks by name), `events` (what
+//! subscribers hear).
 
 mod active;
+mod cancel;
 mod cancels;
 mod context;
 mod enqueue;
 mod events;
 mod execute;
 mod gate;
+mod launch;
 mod queue;
 mod registry;
 mod request;
@@ -32,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
@@ -40,10 +45,9 @@ use self::active::ActiveRun;
 pub use self::context::TaskContext;
 pub use self::enqueue::Enqueue;
 pub use self::events::{RunEvent, RunEventKind};
-use self::gate::{Gate, GateKey, TaskSlot, Wait};
+use self::gate::TaskSlot;
 pub use self::registry::{Registry, TaskEntry, TaskInfo, TaskSource};
 pub use self::request::{RunHandle, RunRequest};
-use self::request::{joined, started};
 pub(crate) use self::task::Decoded;
 pub use self::task::{Task, TaskBody};
 pub use crate::history::{Attempt, Progress, RunId, RunRecord, RunStatus};
@@ -56,12 +60,6 @@ use crate::{AppState, Error, Trigger};
 /// wait on the run itself, not on a tokio task.
 type Execution = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// What `launch` needs of a request once the task is found.
-struct Submitted {
-    payload: Value,
-    trigger: Trigger,
-}
-
 /// The task runtime. Cheap to clone; every clone drives the same runs.
 #[derive(Clone)]
 pub struct Runtime {
@@ -69,7 +67,10 @@ pub struct Runtime {
 }
 
 pub(crate) struct RuntimeInner {
-    slots: HashMap<Arc<str>, Arc<TaskSlot>>,
+    /// Hashed with foldhash rather than SipHash: a run looks its task up once and goes in
+    /// and out of `active`, and SipHash was a twentieth of a no-op run. The keys are task
+    /// names and the runtime's own run ids, not chosen by whoever calls.
+    slots: HashMap<Arc<str>, Arc<TaskSlot>, RandomState>,
     registry: Registry,
     pub(crate) state: AppState,
     instance: String,
@@ -77,7 +78,7 @@ pub(crate) struct RuntimeInner {
     recorder: Option<Recorder>,
     health: Arc<StoreHealth>,
     events: broadcast::Sender<RunEvent>,
-    active: Mutex<HashMap<RunId, Arc<ActiveRun>>>,
+    active: Mutex<HashMap<RunId, Arc<ActiveRun>, RandomState>>,
     accepting: AtomicBool,
     tracker: TaskTracker,
     /// Wakes this instance's claimer: a durable run was enqueued here.
@@ -115,7 +116,7 @@ impl Runtime {
                 recorder: parts.recorder,
                 health: parts.health,
                 events,
-                active: Mutex::new(HashMap::new()),
+                active: Mutex::new(HashMap::default()),
                 accepting: AtomicBool::new(true),
                 tracker: TaskTracker::new(),
                 queue_wake: tokio::sync::Notify::new(),
@@ -220,6 +221,22 @@ impl Runtime {
         Ok(handle)
     }
 
+    /// Starts a run like [`Runtime::start`], except that the run's first poll happens
+    /// here, on the caller's task, and the run gets a task of its own only if it did not
+    /// end there: for the scheduler's ticks due together, whose runs then start at the
+    /// pace of the loop that takes them rather than of as many spawns.
+    pub(crate) async fn start_here(&self, request: RunRequest) -> Result<RunHandle, Error> {
+        let slot = self.slot(&request.task)?;
+        if request.durable || slot.entry.task.durable {
+            return Box::pin(self.start(request)).await;
+        }
+        let (handle, execution) = self.start_in_process(slot, request.payload, request.trigger)?;
+        if let Some(execution) = execution {
+            self.begin(execution);
+        }
+        Ok(handle)
+    }
+
     /// Waits for a run just started. Its execution is polled once on the caller's task,
     /// which is about to wait anyway, and handed to a task of its own only if it did not
     /// end there: a run that ends at once (a task without awaits, no store to wait for)
@@ -227,120 +244,10 @@ impl Runtime {
     /// poll is synchronous, and whatever is left belongs to the runtime, as with
     /// [`Runtime::start`].
     async fn wait_for(&self, (handle, execution): (RunHandle, Option<Execution>)) -> Result<Value, Error> {
-        if let Some(mut execution) = execution {
-            // The spawned task polls again at once with its own waker, which replaces this.
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            if execution.as_mut().poll(&mut cx).is_pending() {
-                drop(self.inner.tracker.spawn(execution));
-            }
+        if let Some(execution) = execution {
+            self.begin(execution);
         }
         handle.outcome().await
-    }
-
-    /// The handle, and the execution to start unless the call joined a run in flight.
-    fn start_in_process(
-        &self,
-        slot: &Arc<TaskSlot>,
-        payload: Value,
-        trigger: Trigger,
-    ) -> Result<(RunHandle, Option<Execution>), Error> {
-        let inner = &self.inner;
-        if !inner.accepting.load(Ordering::Acquire) {
-            return Err(Error::ShuttingDown);
-        }
-        let decoded = (slot.entry.task.validate)(&slot.entry.name, &payload)?;
-        let request = Submitted { payload, trigger };
-        match &slot.gate {
-            Gate::Dedupe(cell) => {
-                let mut current = lock(cell);
-                if let Some(in_flight) = current.as_ref() {
-                    if !another_tick(&request.trigger, &in_flight.trigger) {
-                        return Ok((joined(in_flight), None));
-                    }
-                    return Ok(self.launch_outside_gate(slot, request, decoded));
-                }
-                let (run, execution) = self.launch(slot, request, GateKey::Single, Wait::Nothing, decoded);
-                *current = Some(run.clone());
-                Ok((started(run), Some(execution)))
-            }
-            Gate::DedupeByPayload(map) => {
-                let key = gate::payload_key(&request.payload);
-                let mut map = lock(map);
-                if let Some(in_flight) = map.get(&key) {
-                    if !another_tick(&request.trigger, &in_flight.trigger) {
-                        return Ok((joined(in_flight), None));
-                    }
-                    return Ok(self.launch_outside_gate(slot, request, decoded));
-                }
-                let (run, execution) = self.launch(
-                    slot,
-                    request,
-                    GateKey::Payload(key.clone()),
-                    Wait::Nothing,
-                    decoded,
-                );
-                map.insert(key, run.clone());
-                Ok((started(run), Some(execution)))
-            }
-            Gate::Serial(tail) => {
-                let mut tail = lock(tail);
-                let wait = match tail.take() {
-                    Some(previous) => Wait::After(previous),
-                    None => Wait::Nothing,
-                };
-                let (run, execution) = self.launch(slot, request, GateKey::Single, wait, decoded);
-                *tail = Some(run.clone());
-                Ok((started(run), Some(execution)))
-            }
-            Gate::Parallel(semaphore) => {
-                let wait = Wait::Permit(semaphore.clone());
-                let (run, execution) = self.launch(slot, request, GateKey::None, wait, decoded);
-                Ok((started(run), Some(execution)))
-            }
-            Gate::Unlimited => {
-                let (run, execution) = self.launch(slot, request, GateKey::None, Wait::Nothing, decoded);
-                Ok((started(run), Some(execution)))
-            }
-        }
-    }
-
-    /// A run of its own that leaves the gate to the run in flight: for a schedule's tick
-    /// that finds another tick's run of the same schedule going (see [`another_tick`]).
-    fn launch_outside_gate(
-        &self,
-        slot: &Arc<TaskSlot>,
-        request: Submitted,
-        decoded: Option<Decoded>,
-    ) -> (RunHandle, Option<Execution>) {
-        let (run, execution) = self.launch(slot, request, GateKey::None, Wait::Nothing, decoded);
-        (started(run), Some(execution))
-    }
-
-    fn launch(
-        &self,
-        slot: &Arc<TaskSlot>,
-        request: Submitted,
-        key: GateKey,
-        wait: Wait,
-        decoded: Option<Decoded>,
-    ) -> (Arc<ActiveRun>, Execution) {
-        let inner = &self.inner;
-        let id = RunId::new();
-        let span = tracing::info_span!("task", name = %slot.entry.name, run_id = %id);
-        let run = Arc::new(ActiveRun::new(
-            id,
-            slot.entry.name.clone(),
-            request.payload,
-            request.trigger,
-            span,
-        ));
-        lock(&inner.active).insert(id, run.clone());
-        inner.record(&run);
-        let execution = execute::execute(self.clone(), slot.clone(), run.clone(), key, wait, decoded);
-        // Started by the caller once any gate lock is released. Boxed because spawning
-        // copies the future several times on its way into the task cell, and a pointer is
-        // cheaper to copy than the executor's state (measured: ~70 ns a run).
-        (run, Box::pin(execution))
     }
 
     /// Cancels a run by id, wherever it is. Returns `true` if it was queued or running and
@@ -496,27 +403,6 @@ impl Runtime {
             }
             recorder.close();
         }
-    }
-}
-
-/// True when `new` is a schedule's tick and `in_flight` a run of another tick of the same
-/// schedule. Such a tick never joins that run: each tick has a run of its own. Whether a
-/// tick may overlap its schedule's earlier run is the schedule's overlap policy, decided
-/// before the tick reaches the runtime; a tick reaching it while a run of a *later* tick
-/// is going (a dead instance's tick taken over late) must still run.
-fn another_tick(new: &Trigger, in_flight: &Trigger) -> bool {
-    match (new, in_flight) {
-        (
-            Trigger::Schedule {
-                schedule,
-                scheduled_at,
-            },
-            Trigger::Schedule {
-                schedule: other,
-                scheduled_at: other_at,
-            },
-        ) => schedule == other && scheduled_at != other_at,
-        _ => false,
     }
 }
 

@@ -163,10 +163,9 @@ impl Runtime {
             let Some(slot) = slot else {
                 return;
             };
-            let span = tracing::info_span!("task", name = %slot.entry.name, run_id = %claimed.run.id);
-            let run = Arc::new(ActiveRun::claimed(&claimed, slot.entry.name.clone(), span));
+            let run = Arc::new(ActiveRun::claimed(&claimed, slot.entry.name.clone()));
             lock(&runtime.inner.active).insert(run.id, run.clone());
-            execute::execute(runtime, slot, run, GateKey::None, Wait::Nothing, None).await;
+            execute::execute(runtime, slot, run, GateKey::None, Wait::Nothing, None, None).await;
         }
     }
 }

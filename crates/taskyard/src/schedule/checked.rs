@@ -89,7 +89,7 @@ impl ScheduleDef {
         self.request_with(
             payload,
             crate::history::Trigger::Schedule {
-                schedule: self.name.to_string(),
+                schedule: String::from(&*self.name),
                 scheduled_at,
             },
         )
@@ -101,7 +101,7 @@ impl ScheduleDef {
     }
 
     fn request_with(&self, payload: Value, trigger: crate::history::Trigger) -> crate::RunRequest {
-        let request = crate::RunRequest::new(self.task.to_string())
+        let request = crate::RunRequest::new(String::from(&*self.task))
             .payload(payload)
             .trigger(trigger);
         if self.durable { request.durable() } else { request }

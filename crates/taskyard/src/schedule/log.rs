@@ -46,6 +46,11 @@ impl ScheduleLog {
         )
     }
 
+    /// False for a disabled log, whose lines go nowhere.
+    pub fn is_enabled(&self) -> bool {
+        self.lines.is_some()
+    }
+
     /// Writes what is queued and stops the writer, even while handles remain (a
     /// `Scheduler` clone kept by the app must not hold its shutdown up).
     pub fn close(&self) {

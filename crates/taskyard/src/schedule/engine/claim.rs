@@ -46,7 +46,7 @@ impl Scheduler {
         };
         store
             .claim_tick(&TickClaim {
-                schedule: def.name.to_string(),
+                schedule: String::from(&*def.name),
                 tick,
                 target,
                 instance: inner.instance.clone(),

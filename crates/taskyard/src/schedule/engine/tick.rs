@@ -19,15 +19,26 @@ impl Scheduler {
         // Until its claim is asked for, stopping the scheduler drops the tick; from then on
         // it is seen through: a tick whose claim landed starts its run even while the app
         // stops (the shutdown waits for it), or a stopping instance would lose it.
+        // The slow paths' futures (a wait, a store call, the overlap policy's) are boxed:
+        // thousands of ticks due together each box this future, and keeping their state
+        // out of it keeps it small.
         let wait = duration_until(Timestamp::now(), tick);
         if !wait.is_zero() {
-            tokio::select! {
-                _ = inner.stop.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
+            let stopped = Box::pin(async {
+                tokio::select! {
+                    _ = inner.stop.cancelled() => true,
+                    () = tokio::time::sleep(wait) => false,
+                }
+            });
+            if stopped.await {
+                return;
             }
         }
         let claiming = inner.claiming.token();
-        let claimed = self.claim(def, tick).await;
+        let claimed = match &inner.store {
+            Some(_) => Box::pin(self.claim(def, tick)).await,
+            None => Ok(true),
+        };
         match claimed {
             Ok(true) => {}
             Ok(false) => return,
@@ -55,7 +66,7 @@ impl Scheduler {
             }
             state.last_tick = Some(tick.as_millisecond());
         }
-        let _turn = match self.take_turn(entry, tick, origin).await {
+        let turn = match self.take_turn(entry, tick, origin).await {
             Turn::Go(turn) => turn,
             Turn::Skipped(_) | Turn::Stopped => return,
         };
@@ -71,7 +82,15 @@ impl Scheduler {
                 return;
             }
         };
-        self.follow_run(def, handle).await;
+        // The schedule's `queue` turn is held until the run ends; otherwise following the
+        // run only writes its end to the schedule log, and without a log the tick is done
+        // once its run started.
+        if inner.log.is_enabled() {
+            Box::pin(self.follow_run(def, handle)).await;
+        } else if turn.is_some() {
+            drop(handle.outcome().await);
+        }
+        drop(turn);
     }
 
     /// Logs a claimed tick's trigger and applies the schedule's overlap policy: `skip`
@@ -150,7 +169,7 @@ impl Scheduler {
         entry: &Entry,
         request: crate::RunRequest,
     ) -> Result<RunHandle, Error> {
-        let handle = self.inner.runtime.start(request).await?;
+        let handle = self.inner.runtime.start_here(request).await?;
         lock(&entry.state).last_run = Some(handle.clone());
         Ok(handle)
     }
@@ -172,7 +191,7 @@ impl Scheduler {
             .as_ref()
             .filter(|_| inner.shared && def.kind != Kind::All)?;
         let filter = RunFilter::default()
-            .schedule(def.name.to_string())
+            .schedule(String::from(&*def.name))
             .unfinished()
             .limit(20);
         let runs = match store.list_runs(&filter).await {

@@ -128,18 +128,11 @@ impl Scheduler {
             .map(|due| (due.entry.clone(), due))
             .collect();
         for same_instant in live.chunk_by(|(_, a), (_, b)| a.at == b.at) {
-            let at = same_instant[0].1.at();
-            let group: Vec<Arc<Entry>> = same_instant.iter().map(|(entry, _)| entry.clone()).collect();
-            let this = self.clone();
-            self.inner.dispatches.spawn(async move {
-                tokio::select! {
-                    _ = this.inner.stop.cancelled() => return,
-                    _ = tokio::time::sleep(duration_until(Timestamp::now(), at)) => {}
-                }
-                for entry in group {
-                    this.dispatch(entry, at, Origin::Timer);
-                }
-            });
+            // Thousands due together are dispatched in parts, each from a task of its own,
+            // so that every worker thread takes part.
+            for part in same_instant.chunks(DISPATCH_PART) {
+                self.dispatch_together(part, part[0].1.at());
+            }
         }
         for (entry, due) in live {
             let mut state = lock(&entry.state);
@@ -155,6 +148,35 @@ impl Scheduler {
         }
     }
 
+    /// One task that sleeps until `at` and then takes the ticks of `due`.
+    fn dispatch_together(&self, due: &[(Arc<Entry>, Due)], at: Timestamp) {
+        let group: Vec<Arc<Entry>> = due.iter().map(|(entry, _)| entry.clone()).collect();
+        let this = self.clone();
+        self.inner.dispatches.spawn(async move {
+            tokio::select! {
+                _ = this.inner.stop.cancelled() => return,
+                _ = tokio::time::sleep(duration_until(Timestamp::now(), at)) => {}
+            }
+            for entry in group {
+                this.dispatch_now(entry, at, Origin::Timer);
+            }
+        });
+    }
+
+    /// Takes the tick on the caller's task as far as it goes without waiting, and hands
+    /// it to a task of its own only if it has to wait: a tick whose claim needs no store
+    /// round trip and whose run starts at once (the run's own task does the rest) costs no
+    /// task, so ticks due together start at the pace of the runs themselves.
+    pub(super) fn dispatch_now(&self, entry: Arc<Entry>, tick: Timestamp, origin: Origin) {
+        let this = self.clone();
+        let mut tick = Box::pin(async move { this.run_tick(&entry, tick, origin).await });
+        // The spawned task polls again at once with its own waker, which replaces this.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if tick.as_mut().poll(&mut cx).is_pending() {
+            self.inner.dispatches.spawn(tick);
+        }
+    }
+
     pub(super) fn dispatch(&self, entry: Arc<Entry>, tick: Timestamp, origin: Origin) {
         let this = self.clone();
         self.inner
@@ -162,6 +184,9 @@ impl Scheduler {
             .spawn(async move { this.run_tick(&entry, tick, origin).await });
     }
 }
+
+/// How many ticks due at the same instant one task dispatches.
+const DISPATCH_PART: usize = 256;
 
 /// A schedule's next tick on the heap, ordered by due time. It holds the entry itself (a
 /// removed schedule's entry lives until its stale tick comes up), so firing needs no
