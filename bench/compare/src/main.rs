@@ -8,7 +8,8 @@
 //! |---|---|---|---|
 //! | `run-task` | `run_task` of a no-op task, in process | Nitro `runTask`, in Node | ≥ 20× runs/s |
 //! | `http` | `POST /_nitro/tasks/echo:payload`, the quickstart | the same on a Nitro node-server | ≥ 10× req/s, p99 ≤ 1/5 |
-//! | `recorded` | runs recorded in SQLite and in PostgreSQL | the targets | ≥ 20,000 and ≥ 10,000 runs/s |
+//! | `recorded` | runs recorded in SQLite and in PostgreSQL | the targets; `Store::put_runs` of 512 rows | ≥ 20,000 and ≥ 10,000 runs/s; ≥ 0.7 of the floor |
+//! | `memory` | an instance's live heap after 1,000,000 runs recorded in SQLite | the same after 100,000 | flat (≤ 1.1×) |
 //! | `queue` | a burn-down of 100,000 durable no-op jobs; enqueue→start when idle | graphile-worker (npm), same PostgreSQL and concurrency | ≥ 2× jobs/s, p50 ≤ 5 ms |
 //! | `schedules` | 10,000 cron schedules due each second; 1,000,000 registered | tokio-cron-scheduler, JavaScript croner (lateness) | p99 lateness ≤ 5 ms; ≤ 300 B and ≤ 3 s |
 //! | `cron-next` | `CronExpr::next_after` | the `croner` and `cron` crates, JavaScript croner | as fast as the fastest |
@@ -19,6 +20,7 @@
 mod cron_next;
 mod dashboard;
 mod http;
+mod memory;
 mod peers;
 mod plots;
 mod queue;
@@ -83,12 +85,14 @@ fn main() {
         "cron-next" => cron_next::compare(&root),
         "schedules" => schedules::compare(&root, &mut charts),
         "recorded" => recorded::compare(),
+        "memory" => memory::compare(),
         "queue" => queue::compare(&root),
         "dashboard" => dashboard::compare(&root),
         "all" => {
             let mut rows = run_task::compare(&root);
             rows.extend(http::compare(&root, &mut charts));
             rows.extend(recorded::compare());
+            rows.extend(memory::compare());
             rows.extend(queue::compare(&root));
             rows.extend(cron_next::compare(&root));
             rows.extend(schedules::compare(&root, &mut charts));
@@ -97,7 +101,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, queue, cron-next, schedules, dashboard, all, or plot (draws bench/results again from its results.json)"
+                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, memory, queue, cron-next, schedules, dashboard, all, or plot (draws bench/results again from its results.json)"
             );
             std::process::exit(2);
         }
