@@ -34,28 +34,22 @@ const EVENT_GOAL_MS: f64 = 100.0;
 const CHART_GOAL_MS: f64 = 1_000.0;
 
 pub fn compare(_root: &Path) -> Vec<Row> {
-    let runs = std::env::var("TASKYARD_BENCH_DASHBOARD_RUNS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(RUNS);
+    let runs = crate::setting("TASKYARD_BENCH_DASHBOARD_RUNS", RUNS);
     let dir = std::env::temp_dir().join(format!("taskyard-bench-dashboard-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = crate::two_workers();
     let rows = runtime.block_on(measure(&dir.join("history.db"), runs));
     let _ = std::fs::remove_dir_all(&dir);
     rows
 }
 
-fn task_name(n: usize) -> String {
+pub(crate) fn task_name(n: usize) -> String {
     format!("task:{n}")
 }
 
-/// `runs` finished runs over the last day, oldest first, a tenth of them failed.
-async fn fill(store: &Arc<dyn Store>, runs: usize) -> Option<taskyard::RunId> {
+/// `runs` finished runs over the last day, oldest first, a tenth of them failed, spread
+/// over `TASKS` tasks; returns the id of the run half way.
+pub(crate) async fn fill(store: &Arc<dyn Store>, runs: usize) -> Option<taskyard::RunId> {
     let began = Instant::now();
     let now = Timestamp::now();
     let step = 86_400_000 / runs.max(1) as i64;
@@ -95,7 +89,8 @@ async fn fill(store: &Arc<dyn Store>, runs: usize) -> Option<taskyard::RunId> {
     }
     store.put_runs(&batch).await.expect("the history is written");
     eprintln!(
-        "dashboard: {runs} runs written in {:.1} s",
+        "{runs} runs written to {} in {:.1} s",
+        store.backend(),
         began.elapsed().as_secs_f64()
     );
     middle
@@ -110,8 +105,8 @@ fn timed_get(agent: &ureq::Agent, url: &str) -> (f64, u16) {
     (began.elapsed().as_secs_f64() * 1000.0, status)
 }
 
-/// The first request's time and the p50 and p99 of `REQUESTS` more.
-fn page_times(base: &str, path: &str) -> (f64, f64, f64) {
+/// The first request's time and the p50 and p99 of `requests` more.
+pub(crate) fn page_times(base: &str, path: &str, requests: usize) -> (f64, f64, f64) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -119,7 +114,7 @@ fn page_times(base: &str, path: &str) -> (f64, f64, f64) {
     let url = format!("{base}{path}");
     let (first, status) = timed_get(&agent, &url);
     assert_eq!(status, 200, "{path}");
-    let mut times: Vec<f64> = (0..REQUESTS).map(|_| timed_get(&agent, &url).0).collect();
+    let mut times: Vec<f64> = (0..requests).map(|_| timed_get(&agent, &url).0).collect();
     times.sort_by(f64::total_cmp);
     (first, times[times.len() / 2], times[times.len() * 99 / 100])
 }
@@ -146,15 +141,8 @@ async fn measure(path: &Path, runs: usize) -> Vec<Row> {
     }
     let app = app.start().await.expect("the app starts");
     let runtime = app.runtime().clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let local = listener.local_addr().expect("its address");
-    let base = format!("http://{local}");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve_on(listener, local, async move {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(app).await;
+    let base = served.base.clone();
 
     let mut pages = vec![
         ("runs, first page", "/_tasks/ui/runs".to_owned()),
@@ -176,10 +164,10 @@ async fn measure(path: &Path, runs: usize) -> Vec<Row> {
     let measured = {
         let base = base.clone();
         tokio::task::spawn_blocking(move || {
-            let floor = page_times(&base, "/plain");
+            let floor = page_times(&base, "/plain", REQUESTS);
             let pages: Vec<_> = pages
                 .into_iter()
-                .map(|(name, path)| (name, page_times(&base, &path)))
+                .map(|(name, path)| (name, page_times(&base, &path, REQUESTS)))
                 .collect();
             (floor, pages)
         })
@@ -223,9 +211,40 @@ async fn measure(path: &Path, runs: usize) -> Vec<Row> {
             "dashboard: SKIPPED the browser rows: no chromium and chromedriver (scripts/setup-chromium.sh)"
         ),
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     rows
+}
+
+/// A started app served on a free loopback port until [`Served::stop`].
+pub(crate) struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), taskyard::Error>>,
+}
+
+impl Served {
+    pub(crate) async fn start(app: taskyard::RunningApp) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let local = listener.local_addr().expect("its address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve_on(listener, local, async move {
+            let _ = stopped.await;
+        }));
+        Served {
+            base: format!("http://{local}"),
+            stop,
+            server,
+        }
+    }
+
+    /// Stops serving and waits for the app's shutdown.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
 }
 
 /// How long an open runs page takes to show a new run, and how it holds 1,000 runs/s.

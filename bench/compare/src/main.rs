@@ -13,12 +13,15 @@
 //! | `queue` | a burn-down of 100,000 durable no-op jobs; enqueue→start when idle | graphile-worker (npm), same PostgreSQL and concurrency | ≥ 2× jobs/s, p50 ≤ 5 ms |
 //! | `schedules` | 10,000 cron schedules due each second; 1,000,000 registered | tokio-cron-scheduler, JavaScript croner (lateness) | p99 lateness ≤ 5 ms; ≤ 300 B and ≤ 3 s |
 //! | `cron-next` | `CronExpr::next_after` | the `croner` and `cron` crates, JavaScript croner | as fast as the fastest |
+//! | `scale` | 100,000 `worker` schedules over 4 instances sharing SQLite, then PostgreSQL, 60 s | every tick once; the ledger | 0 duplicates, 0 missing; one ledger row and ≤ 1 claim statement per tick |
+//! | `history` | `GET /_tasks/runs` and the history query over 10,000,000 runs in SQLite, then PostgreSQL | a plain route of the same app | p99 ≤ 20 ms: first page, by task, by status, half way deep |
 //! | `dashboard` | `/_tasks/ui` over 1,000,000 runs in SQLite; an open page in Chromium | a plain route of the same app; the goals | ≤ 100 ms first render and event to page; batched, flat memory at 1,000 runs/s |
 //!
 //! Every load is on loopback and bounded in time; every process started is stopped.
 
 mod cron_next;
 mod dashboard;
+mod history;
 mod http;
 mod memory;
 mod peers;
@@ -27,6 +30,8 @@ mod queue;
 mod recorded;
 mod report;
 mod run_task;
+mod scale;
+mod scale_instance;
 mod schedules;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -74,6 +79,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_else(|| "all".to_owned());
     let root = workspace_root();
+    if command == "scale-instance" {
+        scale_instance::main();
+        return;
+    }
     if command == "plot" {
         replot(&root.join("bench").join("results"));
         return;
@@ -88,6 +97,8 @@ fn main() {
         "memory" => memory::compare(),
         "queue" => queue::compare(&root),
         "dashboard" => dashboard::compare(&root),
+        "scale" => scale::compare(),
+        "history" => history::compare(),
         "all" => {
             let mut rows = run_task::compare(&root);
             rows.extend(http::compare(&root, &mut charts));
@@ -97,11 +108,13 @@ fn main() {
             rows.extend(cron_next::compare(&root));
             rows.extend(schedules::compare(&root, &mut charts));
             rows.extend(dashboard::compare(&root));
+            rows.extend(scale::compare());
+            rows.extend(history::compare());
             rows
         }
         other => {
             eprintln!(
-                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, memory, queue, cron-next, schedules, dashboard, all, or plot (draws bench/results again from its results.json)"
+                "taskyard-bench: unknown comparison `{other}`; use run-task, http, recorded, memory, queue, cron-next, schedules, dashboard, scale, history, all, or plot (draws bench/results again from its results.json)"
             );
             std::process::exit(2);
         }
@@ -141,6 +154,30 @@ fn replot(dir: &std::path::Path) {
     for plot in plots::draw(dir, &charts, &rows) {
         println!("{}", dir.join(plot).display());
     }
+}
+
+/// A count from the environment (`1_000_000` or `1000000`), else `default`.
+pub fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// Whether a comparison over both stores measures `store` (`sqlite` or `postgres`):
+/// `TASKYARD_BENCH_STORES=postgres` measures one alone; both by default.
+pub fn measures_store(store: &str) -> bool {
+    std::env::var("TASKYARD_BENCH_STORES").map_or(true, |stores| stores.contains(store))
+}
+
+/// A tokio runtime with two workers, as many as this machine's cores: every side of a
+/// comparison runs on the same.
+pub fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 /// The workspace root: two folders above this crate.

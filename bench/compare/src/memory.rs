@@ -19,17 +19,10 @@ use crate::{COUNTING, LIVE};
 const CLIENTS: u64 = 256;
 
 pub fn compare() -> Vec<Row> {
-    let runs: u64 = std::env::var("TASKYARD_BENCH_MEMORY_RUNS")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(2_000_000);
+    let runs = crate::setting("TASKYARD_BENCH_MEMORY_RUNS", 2_000_000) as u64;
     let dir = std::env::temp_dir().join(format!("taskyard-bench-memory-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = crate::two_workers();
     let readings = runtime.block_on(live_bytes_after(&dir, [runs / 10, runs / 2, runs]));
     let _ = std::fs::remove_dir_all(&dir);
     let mib = |bytes: i64| bytes as f64 / (1024.0 * 1024.0);

@@ -48,10 +48,7 @@ struct Measured {
 }
 
 pub fn compare(root: &Path) -> Vec<Row> {
-    let jobs = std::env::var("TASKYARD_BENCH_QUEUE_JOBS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(JOBS);
+    let jobs = crate::setting("TASKYARD_BENCH_QUEUE_JOBS", JOBS);
     if std::env::var_os("TASKYARD_BENCH_QUEUE_TASKYARD_ONLY").is_some() {
         // For profiling taskyard's side alone: its numbers, no peers, no rows.
         let schema = PostgresSchema::create();
@@ -201,11 +198,7 @@ fn apalis(root: &Path, backend: &str, url: &str, jobs: usize) -> Measured {
 /// taskyard's burn-down and latency on `store`; `stats` is the PostgreSQL database whose
 /// row counters are read.
 fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Concurrency) -> Measured {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = crate::two_workers();
     runtime.block_on(async {
         let queue = store.open().await.expect("store opens").expect("a store");
         fill(&queue, jobs).await;

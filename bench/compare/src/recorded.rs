@@ -75,11 +75,7 @@ struct Rates {
 
 /// The median of `ROUNDS` rounds, each run's record checked in the store afterwards.
 fn runs_per_second(store: StoreConfig) -> Rates {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = crate::two_workers();
     runtime.block_on(async {
         let app = App::new()
             .task(

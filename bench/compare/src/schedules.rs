@@ -30,13 +30,6 @@ use crate::{COUNTING, LIVE};
 const LATENESS_SCHEDULES: usize = 10_000;
 const SECONDS: u64 = 3;
 
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 /// Milliseconds past the last whole second.
 fn past_the_second(now: Timestamp) -> f64 {
     f64::from(now.subsec_nanosecond()) / 1e6
@@ -203,12 +196,8 @@ fn croner_js_lateness(root: &Path, count: usize) -> Vec<f64> {
 }
 
 pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
-    let register = setting("REGISTER", 1_000_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let register = crate::setting("REGISTER", 1_000_000);
+    let runtime = crate::two_workers();
     let sorted = |mut samples: Vec<f64>| {
         samples.sort_by(f64::total_cmp);
         samples

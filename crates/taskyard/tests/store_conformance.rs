@@ -324,6 +324,17 @@ async fn listing_filters_by_schedule_and_unfinished() {
             "{}",
             backend.name
         );
+        // Several schedules' unfinished runs in one call, newest first.
+        let unfinished: Vec<RunId> = store
+            .unfinished_of_schedules(&["nightly".into(), "hourly".into(), "never".into()])
+            .await
+            .expect("unfinished")
+            .into_iter()
+            .map(|run| run.id)
+            .collect();
+        let mut newest_first = vec![runs[0].id, runs[2].id, sent.id];
+        newest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!(unfinished, newest_first, "{}", backend.name);
     }
 }
 
@@ -593,6 +604,77 @@ async fn each_tick_is_claimed_once_per_target_and_live_instances_are_listed() {
                 .expect("claim"),
             "{name}: an old pruned tick can be claimed again"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_claimed_together_are_each_claimed_once() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let claim = |schedule: &str, tick: i64, target: &str| TickClaim {
+            schedule: schedule.into(),
+            tick: at(tick),
+            target: target.into(),
+            instance: "i".into(),
+        };
+        assert!(store.claim_tick(&claim("a", 1_000, "")).await.expect("claim"));
+        let claimed = store
+            .claim_ticks(&[
+                claim("b", 1_000, ""),
+                claim("a", 1_000, ""),
+                claim("b", 1_000, ""),
+                claim("c", 1_000, "x"),
+                claim("c", 1_000, "y"),
+            ])
+            .await
+            .expect("claims");
+        assert_eq!(
+            claimed,
+            [true, false, false, true, true],
+            "{name}: new, already claimed, twice in one call, two targets"
+        );
+        assert_eq!(
+            store.last_tick("b").await.expect("last"),
+            Some(at(1_000)),
+            "{name}"
+        );
+
+        // Four instances claim the same 1,000 ticks at once, each in its own order: every
+        // tick is claimed by exactly one, and none fails (inserted in different orders,
+        // PostgreSQL would find a deadlock between them).
+        let ticks: Vec<TickClaim> = (0..1_000).map(|i| claim(&format!("s{i}"), 5_000, "")).collect();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+        let racers: Vec<_> = (0..4)
+            .map(|racer| {
+                let store = store.clone();
+                let start = start.clone();
+                let mut ticks = ticks.clone();
+                ticks.rotate_left(racer * 250);
+                if racer % 2 == 1 {
+                    ticks.reverse();
+                }
+                tokio::spawn(async move {
+                    // Each with a connection of its own before they start together.
+                    store.last_tick("warm").await.expect("a read");
+                    start.wait().await;
+                    let claimed = store.claim_ticks(&ticks).await.expect("no claim fails");
+                    ticks
+                        .into_iter()
+                        .zip(claimed)
+                        .filter_map(|(tick, claimed)| claimed.then_some(tick.schedule))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for racer in racers {
+            won.extend(racer.await.expect("join"));
+        }
+        won.sort();
+        let mut all: Vec<String> = ticks.into_iter().map(|tick| tick.schedule).collect();
+        all.sort();
+        assert_eq!(won, all, "{name}: each tick claimed by exactly one instance");
     }
 }
 

@@ -11,6 +11,7 @@
 //! claim ([`Store::enqueue`], [`Store::claim`], fenced by [`Store::put_claimed`]). Every
 //! backend passes the same conformance suite (`tests/store_conformance.rs`).
 
+mod batched;
 mod columns;
 mod health;
 pub(crate) mod lease;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+pub(crate) use self::batched::Batched;
 pub use self::health::{StoreFailure, StoreHealth};
 pub use self::memory::MemoryStore;
 pub use self::migrate::MIGRATIONS_VERSION;
@@ -76,6 +78,34 @@ pub trait Store: Send + Sync + 'static {
     /// target). Returns `true` for the one caller that claimed it, `false` for every
     /// other: this is what makes a tick run exactly once across instances.
     async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error>;
+
+    /// Claims many ticks as [`Store::claim_tick`] claims one: for each claim, in order,
+    /// `true` if this call made it (of two equal claims in one call, the first). The
+    /// scheduler sends the ticks due together in one call, so a store that can write them
+    /// in one statement should; this default claims them one by one.
+    async fn claim_ticks(&self, claims: &[TickClaim]) -> Result<Vec<bool>, Error> {
+        let mut claimed = Vec::with_capacity(claims.len());
+        for claim in claims {
+            claimed.push(self.claim_tick(claim).await?);
+        }
+        Ok(claimed)
+    }
+
+    /// The queued and running runs started by any of `schedules` (a tick, or a custom
+    /// strategy's send), newest first: what the overlap policies of ticks due together
+    /// look at, in one call. The default asks for each schedule's 20 newest.
+    async fn unfinished_of_schedules(&self, schedules: &[String]) -> Result<Vec<RunRecord>, Error> {
+        let mut runs = Vec::new();
+        for schedule in schedules {
+            let filter = RunFilter::default()
+                .schedule(schedule.clone())
+                .unfinished()
+                .limit(20);
+            runs.extend(self.list_runs(&filter).await?);
+        }
+        runs.sort_by_key(|run| std::cmp::Reverse(run.id));
+        Ok(runs)
+    }
 
     /// The latest claimed tick of a schedule, for catching up after downtime.
     async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error>;

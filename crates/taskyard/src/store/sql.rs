@@ -17,6 +17,10 @@ use super::{Broadcast, InstanceLease, RunCount, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunFilter, RunId, RunRecord};
 
+/// Ticks claimed, or schedules looked up, by one statement: at most five parameters each,
+/// well within both backends' limits (SQLite 32,766, PostgreSQL 65,535).
+const TICKS_PER_STATEMENT: usize = 1_000;
+
 /// What differs between the SQL backends in the statements they share.
 pub(super) trait Dialect: Database {
     /// The backend's name in errors.
@@ -297,6 +301,72 @@ where
         .await
         .map_err(self.error())?;
         Ok(DB::rows_affected(&done) == 1)
+    }
+
+    /// Claims many ticks, [`TICKS_PER_STATEMENT`] to a statement; for each, in order,
+    /// true if this call made the claim.
+    pub async fn claim_ticks(&self, claims: &[TickClaim]) -> Result<Vec<bool>, Error> {
+        let claimed_at = Timestamp::now().as_millisecond();
+        let mut claimed = Vec::with_capacity(claims.len());
+        for chunk in claims.chunks(TICKS_PER_STATEMENT) {
+            // Every instance inserts in the same order: two instances claiming the same
+            // ticks in different orders would each wait for a row the other inserted
+            // (PostgreSQL reports a deadlock and fails both).
+            let mut sorted: Vec<&TickClaim> = chunk.iter().collect();
+            sorted.sort_unstable_by(|a, b| {
+                (&a.schedule, a.tick, &a.target).cmp(&(&b.schedule, b.tick, &b.target))
+            });
+            let mut query = QueryBuilder::<DB>::new(
+                "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) ",
+            );
+            query.push_values(sorted, |mut values, claim| {
+                values
+                    .push_bind(claim.schedule.clone())
+                    .push_bind(claim.tick.as_millisecond())
+                    .push_bind(claim.target.clone())
+                    .push_bind(claim.instance.clone())
+                    .push_bind(claimed_at);
+            });
+            query.push(" ON CONFLICT DO NOTHING RETURNING schedule, tick, target");
+            let made: Vec<(String, i64, String)> = query
+                .build_query_as()
+                .fetch_all(self.pool)
+                .await
+                .map_err(self.error())?;
+            let mut made: std::collections::HashSet<(&str, i64, &str)> = made
+                .iter()
+                .map(|(schedule, tick, target)| (schedule.as_str(), *tick, target.as_str()))
+                .collect();
+            claimed.extend(chunk.iter().map(|claim| {
+                made.remove(&(
+                    claim.schedule.as_str(),
+                    claim.tick.as_millisecond(),
+                    claim.target.as_str(),
+                ))
+            }));
+        }
+        Ok(claimed)
+    }
+
+    /// The unfinished runs of any of `schedules`, newest first; see
+    /// [`super::Store::unfinished_of_schedules`].
+    pub async fn unfinished_of_schedules(&self, schedules: &[String]) -> Result<Vec<RunRecord>, Error> {
+        let mut runs = Vec::new();
+        for chunk in schedules.chunks(TICKS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<DB>::new(format!(
+                "{} WHERE status IN ('queued', 'running') AND trigger_kind IN ('schedule', 'custom') AND {} IN (",
+                DB::SELECT_RUNS,
+                DB::TRIGGER_SCHEDULE
+            ));
+            let mut names = query.separated(", ");
+            for schedule in chunk {
+                names.push_bind(schedule.clone());
+            }
+            query.push(") ORDER BY id DESC");
+            let rows = query.build().fetch_all(self.pool).await.map_err(self.error())?;
+            runs.extend(decode_rows(&rows, DB::BACKEND)?);
+        }
+        Ok(runs)
     }
 
     /// The latest tick claimed for `schedule`.

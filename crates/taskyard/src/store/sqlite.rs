@@ -187,6 +187,14 @@ impl Store for SqliteStore {
         self.sql().claim_tick(claim).await
     }
 
+    async fn claim_ticks(&self, claims: &[TickClaim]) -> Result<Vec<bool>, Error> {
+        self.sql().claim_ticks(claims).await
+    }
+
+    async fn unfinished_of_schedules(&self, schedules: &[String]) -> Result<Vec<RunRecord>, Error> {
+        self.sql().unfinished_of_schedules(schedules).await
+    }
+
     async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
         self.sql().last_tick(schedule).await
     }

@@ -2,6 +2,7 @@
 //! ticks are spread over the live instances by a hash of (schedule, tick), and the others wait
 //! a grace period before claiming, so a dead instance's ticks still run.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -10,15 +11,16 @@ use super::Scheduler;
 use crate::Error;
 use crate::schedule::checked::{Kind, ScheduleDef};
 use crate::schedule::definition::Overlap;
-use crate::store::TickClaim;
+use crate::store::{Batched, Store, TickClaim};
 use crate::sync::lock;
+use crate::{RunRecord, Trigger};
 
 impl Scheduler {
     /// Claims `tick` for this instance in the ledger. Without a store there is only this
     /// process, and nothing to claim against.
     pub(super) async fn claim(&self, def: &ScheduleDef, tick: Timestamp) -> Result<bool, Error> {
         let inner = &self.inner;
-        let Some(store) = &inner.store else {
+        let Some(claims) = &inner.claims else {
             return Ok(true);
         };
         let target = match def.kind {
@@ -44,8 +46,8 @@ impl Scheduler {
                 String::new()
             }
         };
-        store
-            .claim_tick(&TickClaim {
+        claims
+            .call(TickClaim {
                 schedule: String::from(&*def.name),
                 tick,
                 target,
@@ -83,6 +85,40 @@ impl Scheduler {
             Err(error) => tracing::warn!(%error, "cannot read the live instances; keeping the last list"),
         }
     }
+}
+
+/// Claims in the ledger, those asked for together in one statement.
+pub(super) fn batched_claims(store: Arc<dyn Store>) -> Batched<TickClaim, bool> {
+    Batched::start(move |claims: Vec<TickClaim>| {
+        let store = store.clone();
+        async move { store.claim_ticks(&claims).await }
+    })
+}
+
+/// Schedules' unfinished runs in the cluster, those asked for together in one read: each
+/// call gets the runs of its schedule.
+pub(super) fn batched_unfinished(store: Arc<dyn Store>) -> Batched<String, Vec<RunRecord>> {
+    Batched::start(move |schedules: Vec<String>| {
+        let store = store.clone();
+        async move {
+            let runs = store.unfinished_of_schedules(&schedules).await?;
+            let mut by_schedule: HashMap<&str, Vec<RunRecord>> =
+                schedules.iter().map(|name| (name.as_str(), Vec::new())).collect();
+            for run in runs {
+                let (Trigger::Schedule { schedule, .. } | Trigger::Custom { schedule, .. }) = &run.trigger
+                else {
+                    continue;
+                };
+                if let Some(runs) = by_schedule.get_mut(schedule.as_str()) {
+                    runs.push(run);
+                }
+            }
+            Ok(schedules
+                .iter()
+                .map(|name| by_schedule.get(name.as_str()).cloned().unwrap_or_default())
+                .collect())
+        }
+    })
 }
 
 /// FNV-1a over the schedule name and the tick's milliseconds: every instance computes the

@@ -57,9 +57,9 @@ use super::cron::CronExpr;
 use super::definition::{CatchUp, Overlap, Schedule};
 use super::log::ScheduleLog;
 use super::strategy::{StrategyFn, StrategySender};
-use crate::store::Store;
+use crate::store::{Batched, Store, TickClaim};
 use crate::sync::lock;
-use crate::{Error, RunHandle, Runtime};
+use crate::{Error, RunHandle, RunRecord, Runtime};
 
 /// How far ahead of their instant ticks leave the heap.
 const LEAD: Duration = Duration::from_millis(25);
@@ -111,6 +111,11 @@ pub struct Scheduler {
 struct Inner {
     runtime: Runtime,
     store: Option<Arc<dyn Store>>,
+    /// Claims ticks in the store's ledger, those asked for together in one write.
+    claims: Option<Batched<TickClaim, bool>>,
+    /// Reads the unfinished runs of schedules in the cluster, for ticks' overlap policies
+    /// (only when other processes share the store), those asked for together in one read.
+    unfinished: Option<Batched<String, Vec<RunRecord>>>,
     /// True when other processes may share the store (SQLite file, PostgreSQL).
     shared: bool,
     instance: String,
@@ -211,6 +216,8 @@ impl Scheduler {
             inner: Arc::new(Inner {
                 members: Mutex::new(Arc::new(vec![instance.clone()])),
                 runtime,
+                claims: store.clone().map(claim::batched_claims),
+                unfinished: store.clone().filter(|_| shared).map(claim::batched_unfinished),
                 store,
                 shared,
                 instance,

@@ -8,7 +8,6 @@ use super::timer::duration_until;
 use super::{Entry, Origin, QUEUE_POLL, Scheduler};
 use crate::schedule::checked::{Kind, ScheduleDef};
 use crate::schedule::definition::Overlap;
-use crate::store::RunFilter;
 use crate::sync::lock;
 use crate::{Error, RunHandle, RunRecord, Trigger};
 
@@ -35,7 +34,7 @@ impl Scheduler {
             }
         }
         let claiming = inner.claiming.token();
-        let claimed = match &inner.store {
+        let claimed = match &inner.claims {
             Some(_) => Box::pin(self.claim(def, tick)).await,
             None => Ok(true),
         };
@@ -186,15 +185,8 @@ impl Scheduler {
         sends: bool,
     ) -> Option<(String, String)> {
         let inner = &self.inner;
-        let store = inner
-            .store
-            .as_ref()
-            .filter(|_| inner.shared && def.kind != Kind::All)?;
-        let filter = RunFilter::default()
-            .schedule(String::from(&*def.name))
-            .unfinished()
-            .limit(20);
-        let runs = match store.list_runs(&filter).await {
+        let unfinished = inner.unfinished.as_ref().filter(|_| def.kind != Kind::All)?;
+        let runs = match unfinished.call(String::from(&*def.name)).await {
             Ok(runs) => runs,
             Err(error) => {
                 tracing::warn!(schedule = %def.name, %error, "cannot look for runs on other instances; running the tick");
