@@ -10,6 +10,9 @@
 //! instance from the driver's statement log: rows written into the tick ledger per tick
 //! (one by design: the ledger's key is the schedule and the tick), the statements that
 //! claim, and every statement that writes (runs' records, heartbeats), per tick.
+//!
+//! `TASKYARD_BENCH_SCALE_CHECK=1` makes duplicates, missing ticks, and more than one ledger
+//! row or claim statement per tick fail the run: CI runs it so, small.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -192,6 +195,19 @@ fn measure(store_name: &str, store: &str, shape: &Shape, dir: &Path) -> Vec<Row>
         late_ms.len(),
     );
 
+    if std::env::var("TASKYARD_BENCH_SCALE_CHECK").as_deref() == Ok("1") {
+        // CI runs this comparison small, as a test of exactly-once ticks across processes
+        // and of claims made together; timings are not checked there.
+        assert_eq!(
+            (duplicates, missing),
+            (0, 0),
+            "{store_name}: duplicate and missing ticks"
+        );
+        assert!(
+            (claim_rows - 1.0).abs() < 1e-9 && claim_statements <= 1.0,
+            "{store_name}: {claim_rows} ledger rows and {claim_statements} claim statements per tick"
+        );
+    }
     let comparison = format!(
         "{} schedules over {} instances, {store_name}, {} s",
         shape.schedules, shape.instances, shape.seconds
