@@ -7,8 +7,10 @@
 //! share one statement (group commit, as the run recorder does).
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
@@ -61,7 +63,20 @@ async fn send_batches<T, R>(
     while receiver.recv_many(&mut pending, CALLS_PER_BATCH).await > 0 {
         let (calls, answers): (Vec<T>, Vec<_>) = pending.drain(..).unzip();
         let asked = answers.len();
-        match send(calls).await {
+        // A panic answers this batch's calls with an error and leaves the batcher running:
+        // every later call of its kind (every tick's claim) goes through it.
+        let panicked = || Error::StoreData {
+            backend: "store",
+            message: format!("the store panicked while answering {asked} calls made together"),
+        };
+        let answered = match std::panic::catch_unwind(AssertUnwindSafe(|| send(calls))) {
+            Ok(future) => AssertUnwindSafe(future)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(panicked())),
+            Err(_) => Err(panicked()),
+        };
+        match answered {
             Ok(answered) if answered.len() == asked => {
                 for (answer, answered) in answers.into_iter().zip(answered) {
                     let _ = answer.send(Ok(answered));
@@ -124,5 +139,15 @@ mod tests {
         assert!(matches!(failing.call(1).await, Err(Error::StoreData { .. })));
         let short = Batched::start(|_calls: Vec<u32>| async { Ok(Vec::<u32>::new()) });
         assert!(matches!(short.call(1).await, Err(Error::StoreData { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_panic_fails_its_batch_and_the_next_batch_is_answered() {
+        let flaky = Batched::start(|calls: Vec<u32>| async move {
+            assert!(calls[0] != 0, "a store bug");
+            Ok(calls)
+        });
+        assert!(matches!(flaky.call(0).await, Err(Error::StoreData { .. })));
+        assert_eq!(flaky.call(7).await.expect("answered after the panic"), 7);
     }
 }
