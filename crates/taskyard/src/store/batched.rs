@@ -19,10 +19,7 @@ use crate::Error;
 const CALLS_PER_BATCH: usize = 4_096;
 
 /// What answers a batch: one answer per call, in order.
-type Send<T, R> = Box<
-    dyn Fn(Vec<T>) -> Pin<Box<dyn Future<Output = Result<Vec<R>, Error>> + std::marker::Send>>
-        + std::marker::Send,
->;
+type Answer<T, R> = Box<dyn Fn(Vec<T>) -> Pin<Box<dyn Future<Output = Result<Vec<R>, Error>> + Send>> + Send>;
 
 /// Sends calls of one kind to the store in batches. Its task ends when this is dropped,
 /// after answering every call it took.
@@ -30,12 +27,12 @@ pub(crate) struct Batched<T, R> {
     sender: mpsc::UnboundedSender<(T, oneshot::Sender<Result<R, Error>>)>,
 }
 
-impl<T: std::marker::Send + 'static, R: std::marker::Send + 'static> Batched<T, R> {
+impl<T: Send + 'static, R: Send + 'static> Batched<T, R> {
     /// Starts the batcher's task on the current tokio runtime; `send` answers a batch.
     pub fn start<F, Fut>(send: F) -> Self
     where
-        F: Fn(Vec<T>) -> Fut + std::marker::Send + 'static,
-        Fut: Future<Output = Result<Vec<R>, Error>> + std::marker::Send + 'static,
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<R>, Error>> + Send + 'static,
     {
         let (sender, receiver) = mpsc::unbounded_channel();
         tokio::spawn(send_batches::<T, R>(
@@ -56,7 +53,7 @@ impl<T: std::marker::Send + 'static, R: std::marker::Send + 'static> Batched<T, 
 }
 
 async fn send_batches<T, R>(
-    send: Send<T, R>,
+    send: Answer<T, R>,
     mut receiver: mpsc::UnboundedReceiver<(T, oneshot::Sender<Result<R, Error>>)>,
 ) {
     let mut pending = Vec::new();
