@@ -46,9 +46,27 @@ async fn browser(javascript: bool) -> Option<(Driver, Client)> {
         eprintln!("SKIPPED: no chromium and chromedriver here (scripts/setup-chromium.sh installs them)");
         return None;
     };
+    // chromedriver now and then resets the connection that asks for a session (six
+    // Chromiums starting at once on two cores); a fresh chromedriver on a fresh port is
+    // asked again, three times at most, and the last error is the test's.
+    let mut last = String::new();
+    for _ in 0..3 {
+        match session(&driver, &chromium, javascript).await {
+            Ok(session) => return Some(session),
+            Err(error) => {
+                eprintln!("a browser session failed, starting another: {error}");
+                last = error;
+            }
+        }
+    }
+    panic!("a browser session, three times: {last}");
+}
+
+/// One chromedriver on a free port and one session through it.
+async fn session(driver: &str, chromium: &str, javascript: bool) -> Result<(Driver, Client), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
-        .expect("a free port")
+        .map_err(|error| format!("a free port: {error}"))?
         .port();
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
@@ -57,17 +75,20 @@ async fn browser(javascript: bool) -> Option<(Driver, Client)> {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let driver = Driver {
+    let mut driver = Driver {
         child,
         _profile: tempfile::tempdir().expect("a profile folder"),
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "chromedriver did not listen in 20 s"
-        );
+        if std::time::Instant::now() >= deadline {
+            return Err("chromedriver did not listen in 20 s".to_owned());
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another test's chromedriver may have taken the port first; this one then exits.
+    if let Ok(Some(status)) = driver.child.try_wait() {
+        return Err(format!("chromedriver exited ({status}): its port was taken"));
     }
     let mut options = json!({
         "binary": chromium,
@@ -94,9 +115,9 @@ async fn browser(javascript: bool) -> Option<(Driver, Client)> {
             .connect(&format!("http://127.0.0.1:{port}")),
     )
     .await
-    .expect("a browser session within 60 s")
-    .expect("a browser session");
-    Some((driver, client))
+    .map_err(|_| "no browser session within 60 s".to_owned())?
+    .map_err(|error| format!("{error:?}"))?;
+    Ok((driver, client))
 }
 
 fn which(program: &str) -> Option<String> {
