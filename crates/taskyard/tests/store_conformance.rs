@@ -110,6 +110,45 @@ async fn a_later_put_replaces_the_run_state() {
     }
 }
 
+/// A batch of one statement is written without a transaction of its own, a larger one in
+/// several statements and one transaction: both keep every row, and a run already stored
+/// takes its new state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_one_statement_and_of_several_keep_every_row() {
+    for backend in backends().await {
+        let store = backend.open().await;
+        let mut running = record("t", RunStatus::Running, "i-1", 0);
+        running.finished_at = None;
+        store
+            .put_runs(std::slice::from_ref(&running))
+            .await
+            .expect("put running");
+        for size in [3, 1_300] {
+            let mut runs: Vec<RunRecord> = (0..size)
+                .map(|n| record("t", RunStatus::Succeeded, "i-1", n as i64))
+                .collect();
+            let mut ended = running.clone();
+            ended.status = RunStatus::Succeeded;
+            ended.finished_at = Some(at(size as i64));
+            runs.push(ended.clone());
+            store.put_runs(&runs).await.expect("put batch");
+            for run in [&runs[0], &runs[size / 2], &ended] {
+                assert_eq!(
+                    store.get_run(run.id).await.expect("get").as_ref(),
+                    Some(run),
+                    "{}: a batch of {size}",
+                    backend.name
+                );
+            }
+        }
+        let all = store
+            .list_runs(&RunFilter::default().limit(10_000))
+            .await
+            .expect("list");
+        assert_eq!(all.len(), 1 + 3 + 1_300, "{}: every row once", backend.name);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_filters_by_task_and_status_newest_first_with_a_limit() {
     for backend in backends().await {

@@ -172,6 +172,47 @@ pub(super) fn scheduled_clause(filter: &crate::history::RunFilter) -> &'static s
 /// What an upsert replaces: everything but the id and the fields fixed at creation.
 pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, attempts = excluded.attempts, instance = excluded.instance, started_at = excluded.started_at, finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, result = excluded.result, error = excluded.error, progress = excluded.progress, progress_message = excluded.progress_message";
 
+/// One multi-row `INSERT` of `runs`, a run already stored replaced by its latest state.
+/// `json` follows each JSON column's parameter: `::jsonb` on PostgreSQL, nothing on SQLite.
+pub(super) fn insert_runs<DB>(runs: &[RunRecord], json: &str) -> sqlx::QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    DB::Arguments: Default,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<f64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut query = sqlx::QueryBuilder::<DB>::new(format!("INSERT INTO taskyard_runs ({COLUMNS}) "));
+    query.push_values(runs.iter().map(RunRow::encode), |mut values, row| {
+        values
+            .push_bind(row.id)
+            .push_bind(row.task)
+            .push_bind(row.status)
+            .push_bind(row.trigger_kind)
+            .push_bind(row.trigger_data)
+            .push_unseparated(json)
+            .push_bind(row.payload)
+            .push_unseparated(json)
+            .push_bind(row.attempt)
+            .push_bind(row.attempts)
+            .push_unseparated(json)
+            .push_bind(row.instance)
+            .push_bind(row.queued_at)
+            .push_bind(row.started_at)
+            .push_bind(row.finished_at)
+            .push_bind(row.duration_ms)
+            .push_bind(row.result)
+            .push_unseparated(json)
+            .push_bind(row.error)
+            .push_bind(row.progress)
+            .push_bind(row.progress_message);
+    });
+    query.push(UPSERT_TAIL);
+    query
+}
+
 /// Run ids as the store returned them; `backend` names the store in errors.
 pub(super) fn parse_ids(backend: &'static str, ids: Vec<String>) -> Result<Vec<RunId>, Error> {
     ids.into_iter().map(|id| parse_id(backend, id)).collect()

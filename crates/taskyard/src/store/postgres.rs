@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
-use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
+use super::columns::{insert_runs, parse_ids};
 use super::sql::{Dialect, Statements};
 use super::{
     Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunCount, RunFilter,
@@ -131,35 +131,23 @@ impl Store for PostgresStore {
 
     async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
         let err = sqlx_error(BACKEND);
+        // One statement is a transaction of its own: a batch that fits in one needs no
+        // `BEGIN` and `COMMIT`, each a round trip.
+        if runs.len() <= super::recorder::MAX_BATCH {
+            insert_runs::<Postgres>(runs, "::jsonb")
+                .build()
+                .execute(&self.pool)
+                .await
+                .map_err(&err)?;
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await.map_err(&err)?;
         for chunk in runs.chunks(super::recorder::MAX_BATCH) {
-            let mut query = QueryBuilder::<Postgres>::new(format!("INSERT INTO taskyard_runs ({COLUMNS}) "));
-            query.push_values(chunk.iter().map(RunRow::encode), |mut values, row| {
-                values
-                    .push_bind(row.id)
-                    .push_bind(row.task)
-                    .push_bind(row.status)
-                    .push_bind(row.trigger_kind)
-                    .push_bind(row.trigger_data)
-                    .push_unseparated("::jsonb")
-                    .push_bind(row.payload)
-                    .push_unseparated("::jsonb")
-                    .push_bind(row.attempt)
-                    .push_bind(row.attempts)
-                    .push_unseparated("::jsonb")
-                    .push_bind(row.instance)
-                    .push_bind(row.queued_at)
-                    .push_bind(row.started_at)
-                    .push_bind(row.finished_at)
-                    .push_bind(row.duration_ms)
-                    .push_bind(row.result)
-                    .push_unseparated("::jsonb")
-                    .push_bind(row.error)
-                    .push_bind(row.progress)
-                    .push_bind(row.progress_message);
-            });
-            query.push(UPSERT_TAIL);
-            query.build().execute(&mut *tx).await.map_err(&err)?;
+            insert_runs::<Postgres>(chunk, "::jsonb")
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?;
         }
         tx.commit().await.map_err(&err)
     }

@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{Connection, Sqlite, SqlitePool};
 
-use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, parse_ids};
+use super::columns::{insert_runs, parse_ids};
 use super::sql::Statements;
 use super::{
     Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunCount, RunFilter,
@@ -60,6 +60,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A ping before each use is a round trip to the connection's thread for a file
+            // that cannot hang up; a failing statement closes its connection instead
+            // (`close_on_error`).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|error| Error::StoreUnavailable {
@@ -114,32 +118,18 @@ impl Store for SqliteStore {
     async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
         let mut conn = self.writer().await?;
         let written = async {
+            // One statement is a transaction of its own: a batch that fits in one needs no
+            // `BEGIN` and `COMMIT`, each a round trip to the connection's thread.
+            if runs.len() <= super::recorder::MAX_BATCH {
+                return insert_runs::<Sqlite>(runs, "")
+                    .build()
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop);
+            }
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             for chunk in runs.chunks(super::recorder::MAX_BATCH) {
-                let mut query =
-                    QueryBuilder::<Sqlite>::new(format!("INSERT INTO taskyard_runs ({COLUMNS}) "));
-                query.push_values(chunk.iter().map(RunRow::encode), |mut values, row| {
-                    values
-                        .push_bind(row.id)
-                        .push_bind(row.task)
-                        .push_bind(row.status)
-                        .push_bind(row.trigger_kind)
-                        .push_bind(row.trigger_data)
-                        .push_bind(row.payload)
-                        .push_bind(row.attempt)
-                        .push_bind(row.attempts)
-                        .push_bind(row.instance)
-                        .push_bind(row.queued_at)
-                        .push_bind(row.started_at)
-                        .push_bind(row.finished_at)
-                        .push_bind(row.duration_ms)
-                        .push_bind(row.result)
-                        .push_bind(row.error)
-                        .push_bind(row.progress)
-                        .push_bind(row.progress_message);
-                });
-                query.push(UPSERT_TAIL);
-                query.build().execute(&mut *tx).await?;
+                insert_runs::<Sqlite>(chunk, "").build().execute(&mut *tx).await?;
             }
             tx.commit().await
         }
