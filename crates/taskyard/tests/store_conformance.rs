@@ -18,7 +18,9 @@ use common::{Backend, backends, durable_backends};
 use jiff::Timestamp;
 use serde_json::json;
 use taskyard::run::{Attempt, Progress};
-use taskyard::store::{Broadcast, MemoryStore, PostgresStore, SqliteStore, Store, TickClaim};
+use taskyard::store::{
+    Broadcast, MemoryStore, PostgresStore, SqliteStore, Store, TickClaim, UNFINISHED_PER_SCHEDULE,
+};
 use taskyard::{
     App, Concurrency, RunFilter, RunId, RunRecord, RunStatus, StoreConfig, Task, TaskContext, TaskError,
     Trigger,
@@ -372,6 +374,24 @@ async fn listing_filters_by_schedule_and_unfinished() {
             .map(|run| run.id)
             .collect();
         let mut newest_first = vec![runs[0].id, runs[2].id, sent.id];
+        newest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!(unfinished, newest_first, "{}", backend.name);
+        // Of a schedule with more unfinished than that, only its newest; the others' all.
+        let many: Vec<RunRecord> = (0..UNFINISHED_PER_SCHEDULE + 5)
+            .map(|_| tick("busy", RunStatus::Running))
+            .collect();
+        store.put_runs(&many).await.expect("put");
+        let unfinished: Vec<RunId> = store
+            .unfinished_of_schedules(&["busy".into(), "hourly".into()])
+            .await
+            .expect("unfinished")
+            .into_iter()
+            .map(|run| run.id)
+            .collect();
+        let mut newest_first: Vec<RunId> = many.iter().map(|run| run.id).collect();
+        newest_first.sort_by(|a, b| b.cmp(a));
+        newest_first.truncate(UNFINISHED_PER_SCHEDULE);
+        newest_first.push(runs[2].id);
         newest_first.sort_by(|a, b| b.cmp(a));
         assert_eq!(unfinished, newest_first, "{}", backend.name);
     }

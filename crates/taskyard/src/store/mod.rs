@@ -43,6 +43,11 @@ use crate::Error;
 pub use crate::history::RunFilter;
 use crate::history::{RunId, RunRecord, RunStatus};
 
+/// How many of a schedule's unfinished runs [`Store::unfinished_of_schedules`] returns:
+/// the overlap policies look at the newest, and a schedule with thousands unfinished (a
+/// `queue` of slow runs across instances) must not make every tick read them all.
+pub const UNFINISHED_PER_SCHEDULE: usize = 20;
+
 /// Storage for run history and instance leases. Implementations must make `put_runs`
 /// atomic (all records of a batch or none) and durable once it returns.
 #[async_trait]
@@ -92,15 +97,16 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// The queued and running runs started by any of `schedules` (a tick, or a custom
-    /// strategy's send), newest first: what the overlap policies of ticks due together
-    /// look at, in one call. The default asks for each schedule's 20 newest.
+    /// strategy's send), at most [`UNFINISHED_PER_SCHEDULE`] of each schedule, its newest,
+    /// newest first: what the overlap policies of ticks due together look at, in one call.
+    /// The default asks for each schedule's own.
     async fn unfinished_of_schedules(&self, schedules: &[String]) -> Result<Vec<RunRecord>, Error> {
         let mut runs = Vec::new();
         for schedule in schedules {
             let filter = RunFilter::default()
                 .schedule(schedule.clone())
                 .unfinished()
-                .limit(20);
+                .limit(UNFINISHED_PER_SCHEDULE);
             runs.extend(self.list_runs(&filter).await?);
         }
         runs.sort_by_key(|run| std::cmp::Reverse(run.id));

@@ -353,16 +353,21 @@ where
     pub async fn unfinished_of_schedules(&self, schedules: &[String]) -> Result<Vec<RunRecord>, Error> {
         let mut runs = Vec::new();
         for chunk in schedules.chunks(TICKS_PER_STATEMENT) {
+            // Each schedule's newest, numbered in a window over its own runs.
             let mut query = QueryBuilder::<DB>::new(format!(
-                "{} WHERE status IN ('queued', 'running') AND trigger_kind IN ('schedule', 'custom') AND {} IN (",
-                DB::SELECT_RUNS,
-                DB::TRIGGER_SCHEDULE
+                "SELECT {columns} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {schedule} ORDER BY id DESC) AS newest \
+                 FROM taskyard_runs WHERE status IN ('queued', 'running') AND trigger_kind IN ('schedule', 'custom') AND {schedule} IN (",
+                columns = DB::RUN_COLUMNS,
+                schedule = DB::TRIGGER_SCHEDULE
             ));
             let mut names = query.separated(", ");
             for schedule in chunk {
                 names.push_bind(schedule.clone());
             }
-            query.push(") ORDER BY id DESC");
+            query.push(format!(
+                ")) AS unfinished WHERE newest <= {} ORDER BY id DESC",
+                super::UNFINISHED_PER_SCHEDULE
+            ));
             let rows = query.build().fetch_all(self.pool).await.map_err(self.error())?;
             runs.extend(decode_rows(&rows, DB::BACKEND)?);
         }
