@@ -116,6 +116,9 @@ impl Store for SqliteStore {
     }
 
     async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
+        if runs.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.writer().await?;
         let written = async {
             // One statement is a transaction of its own: a batch that fits in one needs no
