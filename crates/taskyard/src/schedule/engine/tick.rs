@@ -21,7 +21,11 @@ impl Scheduler {
         // The slow paths' futures (a wait, a store call, the overlap policy's) are boxed:
         // thousands of ticks due together each box this future, and keeping their state
         // out of it keeps it small.
-        let wait = duration_until(Timestamp::now(), tick);
+        // The timer's ticks come at their instant: their dispatch waited for it.
+        let wait = match origin {
+            Origin::Timer => std::time::Duration::ZERO,
+            _ => duration_until(Timestamp::now(), tick),
+        };
         if !wait.is_zero() {
             let stopped = Box::pin(async {
                 tokio::select! {

@@ -153,9 +153,18 @@ impl Scheduler {
         let group: Vec<Arc<Entry>> = due.iter().map(|(entry, _)| entry.clone()).collect();
         let this = self.clone();
         self.inner.dispatches.spawn(async move {
-            tokio::select! {
-                _ = this.inner.stop.cancelled() => return,
-                _ = tokio::time::sleep(duration_until(Timestamp::now(), at)) => {}
+            // Until the instant on the wall clock, which the ticks are of (tokio's timers
+            // follow the monotonic clock, which the wall clock may be set against): checked
+            // here once for the group, so each tick need not read the clock again.
+            loop {
+                let wait = duration_until(Timestamp::now(), at);
+                if wait.is_zero() {
+                    break;
+                }
+                tokio::select! {
+                    _ = this.inner.stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
             for entry in group {
                 this.dispatch_now(entry, at, Origin::Timer);
