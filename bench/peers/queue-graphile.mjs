@@ -19,9 +19,17 @@ const counters = async () => {
   // Idle backends send their counters after at most 10 s.
   await new Promise((r) => setTimeout(r, 11000));
   const { rows } = await stats.query(
-    "SELECT xact_commit::bigint AS commits, (tup_inserted + tup_updated + tup_deleted)::bigint AS rows FROM pg_stat_database WHERE datname = current_database()",
+    "SELECT xact_commit::bigint AS commits, (tup_inserted + tup_updated + tup_deleted)::bigint AS rows, " +
+      "wal_records::bigint AS wal, wal_bytes::bigint AS wal_bytes " +
+      "FROM pg_stat_database, pg_stat_wal WHERE datname = current_database()",
   );
-  return { commits: Number(rows[0].commits), rows: Number(rows[0].rows) };
+  const [row] = rows;
+  return {
+    commits: Number(row.commits),
+    rows: Number(row.rows),
+    wal: Number(row.wal),
+    walBytes: Number(row.wal_bytes),
+  };
 };
 
 for (let i = 0; i < total; i += 1000) {
@@ -85,5 +93,7 @@ console.log(JSON.stringify({
   p99_ms: latencies[Math.floor(latencies.length * 0.99)],
   commits_per_job: (after.commits - before.commits) / total,
   rows_per_job: (after.rows - before.rows) / total,
+  wal_per_job: (after.wal - before.wal) / total,
+  wal_bytes_per_job: (after.walBytes - before.walBytes) / total,
 }));
 process.exit(0);

@@ -45,6 +45,11 @@ struct Measured {
     p50_ms: f64,
     p99_ms: f64,
     rows_per_job: f64,
+    /// Write-ahead log records per job during the burn-down (PostgreSQL; the cluster's
+    /// counter, so it also takes in anything else the server writes meanwhile).
+    wal_per_job: f64,
+    /// Write-ahead log bytes per job, likewise.
+    wal_bytes_per_job: f64,
 }
 
 pub fn compare(root: &Path) -> Vec<Row> {
@@ -183,6 +188,28 @@ pub fn compare(root: &Path) -> Vec<Row> {
                 "rows",
             ));
         }
+        if backend == "PostgreSQL" && !peer.wal_per_job.is_nan() {
+            // What a job costs the database beyond its rows: each row's index entries and
+            // locks, as the server logs them.
+            rows.push(row(
+                format!("write-ahead log records per job during the burn-down ({name} / taskyard)"),
+                taskyard.wal_per_job,
+                peer.wal_per_job,
+                false,
+                "—",
+                taskyard.wal_per_job <= peer.wal_per_job,
+                "records",
+            ));
+            rows.push(row(
+                format!("write-ahead log bytes per job during the burn-down ({name} / taskyard)"),
+                taskyard.wal_bytes_per_job,
+                peer.wal_bytes_per_job,
+                false,
+                "—",
+                taskyard.wal_bytes_per_job <= peer.wal_bytes_per_job,
+                "bytes",
+            ));
+        }
     }
     rows
 }
@@ -226,7 +253,7 @@ fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Co
         })
         .concurrency(Concurrency::Parallel(CONCURRENCY))
         .durable();
-        let before = stats.map(rows_written);
+        let before = stats.map(written);
         let began = Instant::now();
         let app = App::new()
             .store(store)
@@ -243,7 +270,7 @@ fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Co
         // Done when every end is in the store, not when the last body ran.
         app.runtime().flush_records().await.expect("records written");
         let seconds = began.elapsed().as_secs_f64();
-        let after = stats.map(rows_written);
+        let after = stats.map(written);
         let mut latencies = Vec::with_capacity(LATENCY_JOBS);
         for _ in 0..LATENCY_JOBS {
             let asked = Instant::now();
@@ -261,10 +288,9 @@ fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Co
             jobs_per_s: jobs as f64 / seconds,
             p50_ms: latencies[latencies.len() / 2],
             p99_ms: latencies[latencies.len() * 99 / 100],
-            rows_per_job: match (before, after) {
-                (Some(before), Some(after)) => (after - before) as f64 / jobs as f64,
-                _ => f64::NAN,
-            },
+            rows_per_job: per_job(before, after, jobs, |written| written.rows),
+            wal_per_job: per_job(before, after, jobs, |written| written.wal_records),
+            wal_bytes_per_job: per_job(before, after, jobs, |written| written.wal_bytes),
         }
     })
 }
@@ -300,22 +326,47 @@ async fn fill(store: &Arc<dyn Store>, jobs: usize) {
     }
 }
 
-/// Rows inserted, updated and deleted in the database so far, once every connection has
-/// sent its counters (an idle backend sends them within 10 s).
-fn rows_written(url: &str) -> i64 {
+/// What the database had written so far: rows inserted, updated and deleted in it, and
+/// the server's write-ahead log records and bytes.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    rows: i64,
+    wal_records: i64,
+    wal_bytes: i64,
+}
+
+/// The growth of one of `Written`'s counters per job, or NaN when it was not read.
+fn per_job(before: Option<Written>, after: Option<Written>, jobs: usize, counter: fn(Written) -> i64) -> f64 {
+    match (before, after) {
+        (Some(before), Some(after)) => (counter(after) - counter(before)) as f64 / jobs as f64,
+        _ => f64::NAN,
+    }
+}
+
+/// `Written` for the database at `url`, once every connection has sent its counters (an
+/// idle backend sends them within 10 s).
+fn written(url: &str) -> Written {
     let output = Command::new("psql")
         .args([
             url,
             "-Atc",
             "SELECT pg_stat_force_next_flush(); SELECT pg_sleep(11); \
-             SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()",
+             SELECT tup_inserted + tup_updated + tup_deleted, wal_records, wal_bytes \
+             FROM pg_stat_database, pg_stat_wal WHERE datname = current_database()",
         ])
         .output()
         .expect("psql runs");
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
         .rev()
-        .find_map(|line| line.trim().parse().ok())
+        .find_map(|line| {
+            let mut counters = line.trim().split('|').map(|counter| counter.parse::<i64>().ok());
+            Some(Written {
+                rows: counters.next()??,
+                wal_records: counters.next()??,
+                wal_bytes: counters.next()??,
+            })
+        })
         .unwrap_or_else(|| {
             panic!(
                 "no counters from psql: {text} {}",
@@ -348,7 +399,8 @@ fn graphile_worker(root: &Path, jobs: usize) -> Measured {
     measured(&output, "graphile-worker")
 }
 
-/// What a peer printed: one JSON line of `jobs_per_s`, `p50_ms`, `p99_ms`, `rows_per_job`.
+/// What a peer printed: one JSON line of `jobs_per_s`, `p50_ms`, `p99_ms`, `rows_per_job`,
+/// and `wal_per_job`, `wal_bytes_per_job` where it measured them.
 fn measured(output: &std::process::Output, peer: &str) -> Measured {
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().last().unwrap_or_default();
@@ -364,5 +416,7 @@ fn measured(output: &std::process::Output, peer: &str) -> Measured {
         p50_ms: number("p50_ms"),
         p99_ms: number("p99_ms"),
         rows_per_job: number("rows_per_job"),
+        wal_per_job: number("wal_per_job"),
+        wal_bytes_per_job: number("wal_bytes_per_job"),
     }
 }
