@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `run_count N many` starts runs 256 at a time (`Runtime::start`), then awaits them;
-//! `run_count N spawn` counts the floor instead: a bare `tokio::spawn` + join.
+//! `run_count N spawn` counts the floor instead: a bare `tokio::spawn` + join;
+//! `run_count N recorded` runs them with history in memory (each run's records through
+//! the recorder, its end acknowledged).
 
 use serde_json::Value;
 use taskyard::{App, Concurrency, RunRequest, StoreConfig, Task, TaskContext, TaskError};
@@ -26,10 +28,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let noop = Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) });
     let batch = Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) })
         .concurrency(Concurrency::Parallel(BATCH));
+    let store = if mode == "recorded" {
+        StoreConfig::Memory
+    } else {
+        StoreConfig::Disabled
+    };
     let app = App::new()
         .task("noop", noop)
         .task("noop:many", batch)
-        .store(StoreConfig::Disabled)
+        .store(store)
         .retention(None);
     let app = rt.block_on(app.start())?;
     let runtime = app.runtime().clone();

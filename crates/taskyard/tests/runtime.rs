@@ -818,3 +818,54 @@ async fn a_caller_that_stops_waiting_does_not_cancel_the_run() {
     let second = app.runtime().run_task("quick", json!({})).await.expect("second");
     assert_ne!(first, second, "two runs, not one joined");
 }
+
+/// A run its caller waits for is driven on the caller's task and written to the store once
+/// it waits — `running` while it goes on, read from the store rather than from the
+/// runtime's live runs — and a caller that leaves leaves the run to end and its end to be
+/// written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_run_is_in_the_store_and_outlives_its_caller() {
+    let (release, released) = tokio::sync::watch::channel(false);
+    let task = Task::new(move |cx: TaskContext| {
+        let mut released = released.clone();
+        async move {
+            released
+                .wait_for(|r| *r)
+                .await
+                .map_err(|e| TaskError::new(e.to_string()))?;
+            Ok::<_, TaskError>(json!(cx.run_id()))
+        }
+    });
+    let app = start(App::new().task("waits", task)).await;
+    let runtime = app.runtime().clone();
+    let store = runtime.store().expect("a store").clone();
+    let caller = tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.run_task("waits", json!({})).await }
+    });
+    let stored = |status: RunStatus| {
+        let store = store.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    let runs = store.list_runs(&RunFilter::default()).await.expect("listed");
+                    if let Some(run) = runs.into_iter().find(|run| run.status == status) {
+                        return run;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no {status:?} run in the store"))
+        }
+    };
+    let running = stored(RunStatus::Running).await;
+    assert_eq!(running.task, "waits");
+    assert!(running.started_at.is_some(), "{running:?}");
+    caller.abort();
+    assert!(caller.await.expect_err("aborted").is_cancelled());
+    release.send(true).expect("released");
+    let ended = stored(RunStatus::Succeeded).await;
+    assert_eq!(ended.id, running.id);
+    assert_eq!(ended.result, Some(json!(running.id)));
+}

@@ -1,7 +1,7 @@
 //! [`ActiveRun`]: the live state of a run this instance is executing, and its transitions
 //! (started, retrying, progress, finished), each recorded and published as it happens.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ pub(crate) struct ActiveRun {
     pub queued_at: Timestamp,
     /// For a durable run this instance claimed: the claim's fence and the run's attempts.
     pub claim: Option<Claim>,
+    /// Whether the run's records are held back (see [`ActiveRun::records_held`]).
+    records_held: AtomicBool,
     live: Mutex<Live>,
     /// What every caller of the run receives, set once when it ends.
     outcome: OnceLock<Result<Value, Error>>,
@@ -67,6 +69,8 @@ impl ActiveRun {
             cancel: Cancel::default(),
             queued_at: id.created_at(),
             claim: None,
+            // Its `queued` record waits for the end of its first poll.
+            records_held: AtomicBool::new(true),
             outcome: OnceLock::new(),
             ended: Notify::new(),
             live: Mutex::new(Live {
@@ -98,6 +102,7 @@ impl ActiveRun {
                 fence: claimed.fence,
                 max_attempts: claimed.max_attempts,
             }),
+            records_held: AtomicBool::new(false),
             outcome: OnceLock::new(),
             ended: Notify::new(),
             live: Mutex::new(Live {
@@ -118,6 +123,16 @@ impl ActiveRun {
     /// `.await`, and a panic cannot happen while it is held, so poisoning is impossible.
     pub fn live(&self) -> MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// True while the run's records are held back: a run launched here is not recorded
+    /// during its first poll, on the caller's task. A run that ends there is written once,
+    /// by its end, instead of as `queued`, `running` and its end, states nobody could read
+    /// in between; one that goes on is written as it is when the poll returns
+    /// ([`RuntimeInner::release_records`]). A record asked for meanwhile (a progress report
+    /// from another task) is part of that state: the run's state lock orders the two.
+    fn records_held(&self) -> bool {
+        self.records_held.load(Ordering::Acquire)
     }
 
     /// Ends the run for its callers. Only the first outcome counts.
@@ -212,11 +227,22 @@ impl RuntimeInner {
     /// write is fenced by its claim.
     pub(super) fn record(&self, run: &ActiveRun) {
         if let Some(recorder) = &self.recorder {
+            if run.records_held() {
+                return;
+            }
             let snapshot = run.snapshot(&self.instance);
             match run.claim {
                 Some(claim) => recorder.put_claimed(snapshot, claim.fence),
                 None => recorder.put(snapshot),
             }
+        }
+    }
+
+    /// Stops holding back the run's records and writes its state: its first poll is over
+    /// and it goes on. Nothing when they were not held (a run that reached its end).
+    pub(super) fn release_records(&self, run: &ActiveRun) {
+        if run.records_held.swap(false, Ordering::AcqRel) {
+            self.record(run);
         }
     }
 
@@ -344,6 +370,8 @@ impl RuntimeInner {
     /// timeout; a claimed durable run's end is only queued) and returns its result, or
     /// the store's error when it did not confirm.
     pub(super) async fn finish(&self, run: &ActiveRun, end: AttemptEnd) -> Result<Value, Error> {
+        // The end's record takes the place of any state held back.
+        run.records_held.store(false, Ordering::Release);
         let status = end.status();
         let error = end_error(&end);
         in_span(&run.span, || {

@@ -2,10 +2,14 @@
 //! the previous one, take a permit) and the launch of its execution, polled once on the
 //! caller's task when the caller is about to wait anyway.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 
 use serde_json::Value;
+use tokio_util::task::task_tracker::TrackedFuture;
 
 use super::active::ActiveRun;
 use super::gate::{self, Gate, GateKey, TaskSlot, Wait};
@@ -22,13 +26,49 @@ struct Submitted {
 
 impl Runtime {
     /// Polls a run's execution once on the caller's task, and hands it to a task of its
-    /// own only if it did not end there.
-    pub(super) fn begin(&self, mut execution: Execution) {
+    /// own only if it did not end there; then it is recorded as it is (its records were
+    /// held back until then, see `ActiveRun::records_held`).
+    pub(super) fn begin(&self, handle: &RunHandle, mut execution: Execution) {
         // The spawned task polls again at once with its own waker, which replaces this.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         if execution.as_mut().poll(&mut cx).is_pending() {
-            drop(self.inner.tracker.spawn(execution));
+            self.spawn(handle, execution);
         }
+    }
+
+    /// Drives a run just started to its end on the caller's task, which waits for it
+    /// anyway: no task of its own, and no wake-up passed from the run's task to the
+    /// caller's when it ends (or when the store confirms its end). It is recorded as it
+    /// is once its first poll is over. The caller cannot cancel the run by dropping this
+    /// future: what is left of the run then goes on in a task of its own, as with
+    /// [`Runtime::start`]; the runtime's shutdown waits for it either way.
+    pub(super) async fn drive(&self, handle: &RunHandle, mut execution: Execution) {
+        let first = std::future::poll_fn(|cx| Poll::Ready(execution.as_mut().poll(cx))).await;
+        if first.is_pending() {
+            // The rest is boxed: a run that ends in its first poll, the common case without
+            // a store, keeps its caller's future small.
+            Box::pin(self.drive_rest(handle, execution)).await;
+        }
+    }
+
+    /// What `drive` does once the run's first poll is over and it goes on.
+    async fn drive_rest(&self, handle: &RunHandle, execution: Execution) {
+        if let Some(run) = handle.local() {
+            self.inner.release_records(run);
+        }
+        let mut driven = Driven {
+            execution: Some(self.inner.tracker.track_future(execution)),
+            waiting: true,
+        };
+        std::future::poll_fn(|cx| driven.poll(cx)).await;
+    }
+
+    /// Hands a run's execution to a task of its own, recorded as it is.
+    pub(super) fn spawn(&self, handle: &RunHandle, execution: Execution) {
+        if let Some(run) = handle.local() {
+            self.inner.release_records(run);
+        }
+        drop(self.inner.tracker.spawn(execution));
     }
 
     /// The handle, and the execution to start unless the call joined a run in flight.
@@ -130,7 +170,6 @@ impl Runtime {
             request.trigger,
         ));
         lock(&inner.active).insert(id, run.clone());
-        inner.record(&run);
         let execution = execute::execute(
             self.clone(),
             slot.clone(),
@@ -144,6 +183,45 @@ impl Runtime {
         // because spawning copies the future several times on its way into the task cell,
         // and a pointer is cheaper to copy than the executor's state (measured: ~70 ns a run).
         (run, execution)
+    }
+}
+
+/// A run driven by its caller past its first poll (see [`Runtime::drive`]), tracked for
+/// the shutdown's wait.
+struct Driven {
+    /// Until it ends.
+    execution: Option<TrackedFuture<Execution>>,
+    /// True until it is polled again: its first poll, in the same poll of the caller's
+    /// task, left the task's waker with whatever it waits for.
+    waiting: bool,
+}
+
+impl Driven {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::take(&mut self.waiting) {
+            return Poll::Pending;
+        }
+        let Some(execution) = self.execution.as_mut() else {
+            return Poll::Ready(());
+        };
+        let polled = Pin::new(execution).poll(cx);
+        if polled.is_ready() {
+            self.execution = None;
+        }
+        polled
+    }
+}
+
+impl Drop for Driven {
+    /// The caller left before the run ended: the rest of the run goes on in a task of its
+    /// own. Outside a runtime (it is being dropped) the run is settled as interrupted by
+    /// its execution's own guard.
+    fn drop(&mut self) {
+        if let Some(execution) = self.execution.take()
+            && let Ok(tokio) = tokio::runtime::Handle::try_current()
+        {
+            drop(tokio.spawn(execution));
+        }
     }
 }
 

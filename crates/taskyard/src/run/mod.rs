@@ -216,7 +216,7 @@ impl Runtime {
         }
         let (handle, execution) = self.start_in_process(slot, request.payload, request.trigger)?;
         if let Some(execution) = execution {
-            drop(self.inner.tracker.spawn(execution));
+            self.spawn(&handle, execution);
         }
         Ok(handle)
     }
@@ -232,20 +232,16 @@ impl Runtime {
         }
         let (handle, execution) = self.start_in_process(slot, request.payload, request.trigger)?;
         if let Some(execution) = execution {
-            self.begin(execution);
+            self.begin(&handle, execution);
         }
         Ok(handle)
     }
 
-    /// Waits for a run just started. Its execution is polled once on the caller's task,
-    /// which is about to wait anyway, and handed to a task of its own only if it did not
-    /// end there: a run that ends at once (a task without awaits, no store to wait for)
-    /// costs no spawn. The caller cannot cancel the run by dropping this future: the first
-    /// poll is synchronous, and whatever is left belongs to the runtime, as with
-    /// [`Runtime::start`].
+    /// Waits for a run just started, driving it on the caller's task (see
+    /// [`Runtime::drive`]): a run costs no spawn, whether it ends at once or waits.
     async fn wait_for(&self, (handle, execution): (RunHandle, Option<Execution>)) -> Result<Value, Error> {
         if let Some(execution) = execution {
-            self.begin(execution);
+            self.drive(&handle, execution).await;
         }
         handle.outcome().await
     }

@@ -88,6 +88,14 @@ impl std::fmt::Debug for RunHandle {
 }
 
 impl RunHandle {
+    /// The run, when it executes in this process.
+    pub(super) fn local(&self) -> Option<&Arc<ActiveRun>> {
+        match &self.run {
+            Started::Local(run) => Some(run),
+            Started::Stored(_) => None,
+        }
+    }
+
     /// The run's id.
     pub fn run_id(&self) -> RunId {
         match &self.run {
