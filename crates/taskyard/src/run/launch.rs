@@ -1,6 +1,6 @@
 //! Starting a run in this process: the task's gate (join the run in flight, wait behind
-//! the previous one, take a permit) and the launch of its execution, polled once on the
-//! caller's task when the caller is about to wait anyway.
+//! the previous one, take a permit) and the launch of its execution: spawned, polled once
+//! on the caller's task, or driven to its end there when the caller waits for it anyway.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -214,8 +214,8 @@ impl Driven {
 
 impl Drop for Driven {
     /// The caller left before the run ended: the rest of the run goes on in a task of its
-    /// own. Outside a runtime (it is being dropped) the run is settled as interrupted by
-    /// its execution's own guard.
+    /// own. Outside a runtime (it is being dropped) the execution's own guard settles the
+    /// run as `ShuttingDown` for its callers.
     fn drop(&mut self) {
         if let Some(execution) = self.execution.take()
             && let Ok(tokio) = tokio::runtime::Handle::try_current()

@@ -4,11 +4,11 @@
 //! Data flows one way: [`Runtime::start`] looks the task up, validates the payload, passes
 //! the task's gate (`gate`) and spawns `execute::execute`; the run's state lives in an
 //! `active::ActiveRun` while it executes and is written to the store through the batching
-//! recorder (`store::recorder`) at start, on progress and at the end.
+//! recorder (`store::recorder`) once its first poll is over, on progress and at the end.
 //!
 //! The files: `request` (what callers ask for and the handle they get), `gate` (admission
-//! for every concurrency mode), `launch` (through the gate to a launched execution, polled
-//! once on the caller's task when it waits anyway), `active` (a live run and its
+//! for every concurrency mode), `launch` (through the gate to a launched execution,
+//! driven on the caller's task when it waits anyway), `active` (a live run and its
 //! transitions), `execute` (the attempt loop: timeout, retries, cancellation), `cancel` (a
 //! cancellation that is a flag until something waits on it), `context` (what a body sees),
 //! `task` and `registry` (a task's definition and the app's tasks by name), `events` (what
