@@ -102,7 +102,7 @@ impl RunningApp {
     /// The app as one tower service, as [`serve_on`](Self::serve_on) serves it: the front
     /// layer around the router of the middleware, routes and task endpoints.
     pub fn service(&self) -> crate::http::AppService {
-        let api = crate::http::Api {
+        let api = crate::http::Api::new(crate::http::ApiParts {
             runtime: self.runtime.clone(),
             scheduler: self.scheduler.clone(),
             lifecycle: self.lifecycle.clone(),
@@ -110,7 +110,7 @@ impl RunningApp {
             body_limit: self.body_limit,
             access: self.tasks_access.clone(),
             dashboard: self.dashboard,
-        };
+        });
         let mut routes = self.routes.clone();
         if let Some(document) = &self.openapi {
             let document = document.clone();
@@ -126,7 +126,8 @@ impl RunningApp {
             .catch_alls
             .clone()
             .fallback(crate::http::route_not_found)
-            .method_not_allowed_fallback(crate::http::method_not_allowed);
+            .method_not_allowed_fallback(crate::http::method_not_allowed)
+            .with_state(());
         let inner = crate::http::router(api, self.tasks_access.clone(), routes)
             .fallback_service(catch_alls)
             .method_not_allowed_fallback(crate::http::method_not_allowed);
@@ -143,6 +144,10 @@ impl RunningApp {
         } else {
             inner
         };
+        // A router never given its state turns every handler into a service, with every
+        // layer around it (the middleware, the endpoints' state), again on each request:
+        // given its state here, that happens once.
+        let inner = inner.with_state(());
         // The front layer wraps the whole router, so it runs before routing.
         let service = crate::http::FrontService::new(inner, self.front.clone());
         *lock(&self.front.app) = Some(service.clone());

@@ -13,15 +13,20 @@
 //! to another origin without CORS, which the app never grants. Command-line clients (curl,
 //! the `taskyard` CLI) send none of the browser headers and pass.
 
+use std::convert::Infallible;
+use std::future::Ready;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use subtle::ConstantTimeEq;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use super::tasks::CLIENT_HEADER;
 use super::{HttpError, session};
@@ -66,9 +71,60 @@ impl TasksAccess {
     }
 }
 
-/// The middleware enforcing a [`TasksAccess`] on every task endpoint.
-pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Request, next: Next) -> Response {
-    let refused = match access.as_ref() {
+/// The layer enforcing a [`TasksAccess`] on every task endpoint. A plain service rather
+/// than `axum::middleware::from_fn`: the rule is decided without waiting, so a request
+/// that passes goes straight to the endpoint, without the boxed future and the clone of
+/// the layers below that `from_fn` makes on every request.
+#[derive(Clone)]
+pub(super) struct AccessLayer(Arc<TasksAccess>);
+
+impl AccessLayer {
+    pub(super) fn new(access: TasksAccess) -> AccessLayer {
+        AccessLayer(Arc::new(access))
+    }
+}
+
+impl<S> Layer<S> for AccessLayer {
+    type Service = Access<S>;
+
+    fn layer(&self, inner: S) -> Access<S> {
+        Access {
+            access: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// See [`AccessLayer`].
+#[derive(Clone)]
+pub(super) struct Access<S> {
+    access: Arc<TasksAccess>,
+    inner: S,
+}
+
+impl<S> Service<Request> for Access<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match refusal(&self.access, &request) {
+            None => Either::Right(self.inner.call(request)),
+            Some(answer) => Either::Left(std::future::ready(Ok(answer))),
+        }
+    }
+}
+
+/// The answer to a request the rule refuses, or `None` when it may go on.
+fn refusal(access: &TasksAccess, request: &Request) -> Option<Response> {
+    let refused = match access {
         TasksAccess::Loopback => {
             let extensions = request.extensions();
             // `MockConnectInfo` stands in for the real peer when a router is served or
@@ -82,18 +138,18 @@ pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Reque
                         .map(|info| info.0.ip())
                 });
             match peer {
-                Some(ip) if ip.to_canonical().is_loopback() => browser_refusal(&request),
+                Some(ip) if ip.to_canonical().is_loopback() => browser_refusal(request),
                 _ => Some(HttpError::status(StatusCode::FORBIDDEN, "Forbidden IP")),
             }
         }
-        TasksAccess::Token(expected) => match bearer_refusal(&request, expected) {
-            Some(refusal) if is_dashboard(&request) => {
+        TasksAccess::Token(expected) => match bearer_refusal(request, expected) {
+            Some(refusal) if is_dashboard(request) => {
                 // The dashboard's login page and assets are open; its other pages take the
                 // session cookie its login sets, and send a browser without one to log in.
-                if is_open_dashboard_path(&request) || session::has_session(request.headers(), expected) {
+                if is_open_dashboard_path(request) || session::has_session(request.headers(), expected) {
                     None
                 } else if matches!(*request.method(), Method::GET | Method::HEAD) {
-                    return to_login(&request);
+                    return Some(to_login(request));
                 } else {
                     Some(refusal)
                 }
@@ -102,20 +158,15 @@ pub(super) async fn check(State(access): State<Arc<TasksAccess>>, request: Reque
         },
         // Not mounted; kept total so a router built by hand still refuses.
         TasksAccess::Off => Some(HttpError::status(StatusCode::NOT_FOUND, "Not Found")),
-    };
-    match refused {
-        None => next.run(request).await,
-        Some(error) => {
-            let unauthorized = error.status == StatusCode::UNAUTHORIZED;
-            let mut response = error.into_response();
-            if unauthorized {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            response
-        }
+    }?;
+    let unauthorized = refused.status == StatusCode::UNAUTHORIZED;
+    let mut response = refused.into_response();
+    if unauthorized {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    Some(response)
 }
 
 /// The full path a request was sent to, before any nesting.

@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::http::{Method, StatusCode};
-use axum::middleware;
 use axum::{Extension, Router};
 use tokio_util::sync::CancellationToken;
 
@@ -44,9 +43,27 @@ pub use crate::config::ServerLimits;
 /// The default largest request body the task endpoints accept: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
-/// What the task endpoints reach.
+/// What the task endpoints reach, shared: each request clones the endpoints' layers, this
+/// one's included, and a clone is one reference count.
 #[derive(Clone)]
-pub(crate) struct Api {
+pub(crate) struct Api(Arc<ApiParts>);
+
+impl Api {
+    pub(crate) fn new(parts: ApiParts) -> Api {
+        Api(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for Api {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
+}
+
+/// See [`Api`].
+pub(crate) struct ApiParts {
     pub runtime: Runtime,
     pub scheduler: Scheduler,
     pub lifecycle: crate::lifecycle::Lifecycle,
@@ -80,12 +97,18 @@ pub(crate) fn router(api: Api, access: TasksAccess, routes: Router) -> Router {
             .nest("/ui", ui::routes())
             .route("/ui/", axum::routing::get(ui::to_overview)),
     };
+    // The three layers as one: each `Router::layer` boxes every route once more, and a
+    // request clones the boxes below each level it passes (measured: 44 boxed clones a
+    // task request with them apart).
     let endpoints = Router::new()
         .nest("/_nitro", prefixed(nitro::routes()))
         .nest("/_tasks", prefixed(tasks))
-        .layer(middleware::from_fn_with_state(Arc::new(access), access::check))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(Extension(api));
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(Extension(api))
+                .layer(DefaultBodyLimit::max(body_limit))
+                .layer(access::AccessLayer::new(access)),
+        );
     routes.merge(endpoints)
 }
 

@@ -63,14 +63,19 @@ async fn run(
     Param(name): Param,
     OriginalUri(uri): OriginalUri,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<NitroResult>, HttpError> {
     let mut payload = request::query_object(&uri);
     if let Some(schema) = api.runtime.payload_schema(&name) {
         request::coerce_query(&mut payload, schema);
     }
+    // Kept for the hint below; a body-only request (the usual one) keeps nothing.
     let from_query: Vec<String> = payload.keys().cloned().collect();
     let from_body = request::body_payload(body, api.body_limit)?;
-    let from_body_keys: Vec<String> = from_body.keys().cloned().collect();
+    let from_body_keys: Vec<String> = if from_query.is_empty() {
+        Vec::new()
+    } else {
+        from_body.keys().cloned().collect()
+    };
     payload.extend(from_body);
     let request = RunRequest::new(name)
         .payload(Value::Object(payload))
@@ -92,5 +97,11 @@ async fn run(
         }
         error
     })?;
-    Ok(Json(json!({ "result": result })))
+    Ok(Json(NitroResult { result }))
+}
+
+/// Nitro's answer to a task run: `{"result": …}`, written straight from the run's result.
+#[derive(serde::Serialize)]
+struct NitroResult {
+    result: Value,
 }
