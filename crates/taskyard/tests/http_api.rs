@@ -178,12 +178,25 @@ async fn every_error_has_its_status_and_the_one_json_shape() {
     );
     let reply = post(&served, "/_tasks/schedules/nope/pause", "").await;
     assert_error(&reply, 404, "Not Found", "/_tasks/schedules/nope/pause");
-    assert_error(
+    let body = assert_error(
         &get(&served, "/_tasks/nothing/here").await,
         404,
         "Not Found",
         "/_tasks/nothing/here",
     );
+    assert_eq!(
+        body["message"],
+        "`/_tasks/nothing/here` is not a task endpoint; see GET /_tasks/openapi.json for the list"
+    );
+    for path in ["/_nitro", "/_nitro/nothing", "/_nitro/tasks/echo:payload/more"] {
+        let body = assert_error(&get(&served, path).await, 404, "Not Found", path);
+        let message = format!("`{path}` is not a task endpoint; see GET /_tasks/openapi.json for the list");
+        assert_eq!(body["message"], message.as_str(), "{path}");
+    }
+    // The dashboard answers its own 404, a page.
+    let reply = get(&served, "/_tasks/ui/nothing").await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.text.contains("The dashboard has no page"), "{}", reply.text);
 
     // 405 with Allow.
     let reply = call("DELETE", served.url("/_tasks/runs"), None, &[]).await;
@@ -191,6 +204,14 @@ async fn every_error_has_its_status_and_the_one_json_shape() {
     assert_eq!(reply.header("allow"), Some("GET,HEAD"), "{:?}", reply.headers);
     let reply = get(&served, "/_tasks/echo:payload/runs").await;
     assert_error(&reply, 405, "Method Not Allowed", "/_tasks/echo:payload/runs");
+    let reply = call("DELETE", served.url("/_nitro/tasks/echo:payload"), None, &[]).await;
+    assert_error(&reply, 405, "Method Not Allowed", "/_nitro/tasks/echo:payload");
+    assert_eq!(
+        reply.header("allow"),
+        Some("GET,HEAD,POST"),
+        "{:?}",
+        reply.headers
+    );
 
     // 413 over the body limit.
     let big = format!(r#"{{"payload":{{"blob":"{}"}}}}"#, "x".repeat(4096));

@@ -84,16 +84,14 @@ pub(crate) fn router(api: Api, access: TasksAccess, routes: Router) -> Router {
         return routes;
     }
     let body_limit = api.body_limit;
-    // Nested, so each prefix has its own fallback: unknown paths under it answer in the
-    // error shape (handlers read the full path with `OriginalUri`).
-    let prefixed = |routes: Router| {
-        routes
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-    };
-    let tasks = match api.dashboard {
-        crate::Dashboard::Off => tasks::routes(),
-        crate::Dashboard::On | crate::Dashboard::ReadOnly => tasks::routes()
+    // The endpoints at their full paths, not nested: a nested router's routes each carry
+    // two more layers (the prefix stripped, the nested path set) that a request clones at
+    // every level it passes. Each prefix's fallback is nested (unknown paths under it
+    // answer in the error shape; handlers read the full path with `OriginalUri`), and so
+    // is the dashboard, with its own.
+    let under_tasks = match api.dashboard {
+        crate::Dashboard::Off => Router::new(),
+        crate::Dashboard::On | crate::Dashboard::ReadOnly => Router::new()
             .nest("/ui", ui::routes())
             .route("/ui/", axum::routing::get(ui::to_overview)),
     };
@@ -101,8 +99,11 @@ pub(crate) fn router(api: Api, access: TasksAccess, routes: Router) -> Router {
     // request clones the boxes below each level it passes (measured: 44 boxed clones a
     // task request with them apart).
     let endpoints = Router::new()
-        .nest("/_nitro", prefixed(nitro::routes()))
-        .nest("/_tasks", prefixed(tasks))
+        .merge(nitro::routes())
+        .merge(tasks::routes())
+        .nest("/_nitro", Router::new().fallback(not_found))
+        .nest("/_tasks", under_tasks.fallback(not_found))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             tower::ServiceBuilder::new()
                 .layer(Extension(api))

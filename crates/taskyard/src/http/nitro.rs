@@ -17,8 +17,8 @@ use crate::{Error, RunRequest, Trigger};
 
 pub(super) fn routes() -> Router {
     Router::new()
-        .route("/tasks", get(list))
-        .route("/tasks/{name}", get(run).post(run))
+        .route("/_nitro/tasks", get(list))
+        .route("/_nitro/tasks/{name}", get(run).post(run))
 }
 
 async fn list(Extension(api): Extension<Api>) -> Json<Value> {

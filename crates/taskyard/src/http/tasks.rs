@@ -23,21 +23,24 @@ const MAX_LIMIT: usize = 1000;
 
 pub(super) fn routes() -> Router {
     Router::new()
-        .route("/", get(list_tasks))
-        .route("/health", get(health))
-        .route("/{name}/runs", post(start_run))
-        .route("/runs", get(list_runs))
-        .route("/runs/{id}", get(get_run))
-        .route("/runs/{id}/cancel", post(cancel_run))
-        .route("/runs/{id}/retry", post(retry_run))
-        .route("/schedules", get(list_schedules))
-        .route("/schedules/{name}", get(get_schedule))
-        .route("/schedules/{name}/pause", post(pause_schedule))
-        .route("/schedules/{name}/resume", post(resume_schedule))
-        .route("/schedules/{name}/tick", get(fire_schedule).post(fire_schedule))
-        .route("/lifecycle", get(super::lifecycle::list))
-        .route("/events", get(super::events::stream))
-        .route("/openapi.json", get(super::openapi::document))
+        .route("/_tasks", get(list_tasks))
+        .route("/_tasks/health", get(health))
+        .route("/_tasks/{name}/runs", post(start_run))
+        .route("/_tasks/runs", get(list_runs))
+        .route("/_tasks/runs/{id}", get(get_run))
+        .route("/_tasks/runs/{id}/cancel", post(cancel_run))
+        .route("/_tasks/runs/{id}/retry", post(retry_run))
+        .route("/_tasks/schedules", get(list_schedules))
+        .route("/_tasks/schedules/{name}", get(get_schedule))
+        .route("/_tasks/schedules/{name}/pause", post(pause_schedule))
+        .route("/_tasks/schedules/{name}/resume", post(resume_schedule))
+        .route(
+            "/_tasks/schedules/{name}/tick",
+            get(fire_schedule).post(fire_schedule),
+        )
+        .route("/_tasks/lifecycle", get(super::lifecycle::list))
+        .route("/_tasks/events", get(super::events::stream))
+        .route("/_tasks/openapi.json", get(super::openapi::document))
 }
 
 async fn list_tasks(Extension(api): Extension<Api>) -> Json<Value> {
