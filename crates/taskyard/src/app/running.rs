@@ -137,10 +137,7 @@ impl RunningApp {
             .rev()
             .fold(inner, |router, layer| layer(router));
         let inner = if self.lifecycle.watches_requests() {
-            inner.layer(axum::middleware::from_fn_with_state(
-                self.lifecycle.clone(),
-                crate::http::lifecycle::watch_requests,
-            ))
+            inner.layer(crate::http::lifecycle::WatchRequests(self.lifecycle.clone()))
         } else {
             inner
         };

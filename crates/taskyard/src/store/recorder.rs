@@ -237,7 +237,7 @@ async fn write_loop(
                     }
                 }
             }
-            let written = retrying(&health, &format!("{} claimed runs", latest.len()), || {
+            let written = retrying(&health, (latest.len(), "claimed runs"), || {
                 store.put_claimed_many(&latest)
             })
             .await;
@@ -265,18 +265,16 @@ async fn write_loop(
 
 async fn write_with_retry(store: &dyn Store, health: &StoreHealth, batch: &[RunRecord]) {
     if !batch.is_empty() {
-        retrying(health, &format!("{} run records", batch.len()), || {
-            store.put_runs(batch)
-        })
-        .await;
+        retrying(health, (batch.len(), "run records"), || store.put_runs(batch)).await;
     }
 }
 
 /// Runs `write` until it succeeds, telling `health` how each try went and backing off
-/// between failures.
+/// between failures. What it writes (`count` `what`) is only formatted for a failure's
+/// log line: a batch is often one run.
 async fn retrying<T, F: Future<Output = Result<T, Error>>>(
     health: &StoreHealth,
-    what: &str,
+    (count, what): (usize, &str),
     mut write: impl FnMut() -> F,
 ) -> T {
     let mut delay = Duration::from_millis(50);
@@ -288,7 +286,7 @@ async fn retrying<T, F: Future<Output = Result<T, Error>>>(
             }
             Err(error) => {
                 health.failed(Writer::Records, &error);
-                tracing::error!(%error, retry_in_ms = delay.as_millis() as u64, "writing {what} failed; retrying");
+                tracing::error!(%error, retry_in_ms = delay.as_millis() as u64, "writing {count} {what} failed; retrying");
                 tokio::time::sleep(delay).await;
                 // Capped low: once the store is back, waiting callers should learn it soon.
                 delay = (delay * 2).min(Duration::from_secs(1));
