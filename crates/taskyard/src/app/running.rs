@@ -137,7 +137,7 @@ impl RunningApp {
             .rev()
             .fold(inner, |router, layer| layer(router));
         let inner = if self.lifecycle.watches_requests() {
-            inner.layer(crate::http::lifecycle::WatchRequests(self.lifecycle.clone()))
+            inner.layer(crate::http::lifecycle::watch_requests(self.lifecycle.clone()))
         } else {
             inner
         };

@@ -23,6 +23,7 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, OriginalUri, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::Route;
 use futures_util::future::Either;
 use subtle::ConstantTimeEq;
 use tower_layer::Layer;
@@ -75,27 +76,17 @@ impl TasksAccess {
 /// than `axum::middleware::from_fn`: the rule is decided without waiting, so a request
 /// that passes goes straight to the endpoint, without the boxed future and the clone of
 /// the layers below that `from_fn` makes on every request.
-#[derive(Clone)]
-pub(super) struct AccessLayer(Arc<TasksAccess>);
-
-impl AccessLayer {
-    pub(super) fn new(access: TasksAccess) -> AccessLayer {
-        AccessLayer(Arc::new(access))
-    }
+pub(super) fn layer(
+    access: TasksAccess,
+) -> impl Layer<Route, Service = Access<Route>> + Clone + Send + Sync + 'static {
+    let access = Arc::new(access);
+    tower_layer::layer_fn(move |inner| Access {
+        access: access.clone(),
+        inner,
+    })
 }
 
-impl<S> Layer<S> for AccessLayer {
-    type Service = Access<S>;
-
-    fn layer(&self, inner: S) -> Access<S> {
-        Access {
-            access: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-/// See [`AccessLayer`].
+/// See [`layer`].
 #[derive(Clone)]
 pub(super) struct Access<S> {
     access: Arc<TasksAccess>,

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
+use axum::routing::Route;
 use axum::{Extension, Json};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -25,21 +26,16 @@ pub(super) async fn list(Extension(api): Extension<Api>) -> Json<serde_json::Val
 /// every request; this one passes the request on and counts it until its response is
 /// done. A first-request task the path matches starts beside the request, which goes on
 /// at once.
-#[derive(Clone)]
-pub(crate) struct WatchRequests(pub Lifecycle);
-
-impl<S> Layer<S> for WatchRequests {
-    type Service = Watched<S>;
-
-    fn layer(&self, inner: S) -> Watched<S> {
-        Watched {
-            lifecycle: self.0.clone(),
-            inner,
-        }
-    }
+pub(crate) fn watch_requests(
+    lifecycle: Lifecycle,
+) -> impl Layer<Route, Service = Watched<Route>> + Clone + Send + Sync + 'static {
+    tower_layer::layer_fn(move |inner| Watched {
+        lifecycle: lifecycle.clone(),
+        inner,
+    })
 }
 
-/// See [`WatchRequests`].
+/// See [`watch_requests`].
 #[derive(Clone)]
 pub(crate) struct Watched<S> {
     lifecycle: Lifecycle,

@@ -108,7 +108,7 @@ pub(crate) fn router(api: Api, access: TasksAccess, routes: Router) -> Router {
             tower::ServiceBuilder::new()
                 .layer(Extension(api))
                 .layer(DefaultBodyLimit::max(body_limit))
-                .layer(access::AccessLayer::new(access)),
+                .layer(access::layer(access)),
         );
     routes.merge(endpoints)
 }
