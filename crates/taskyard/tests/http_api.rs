@@ -250,6 +250,96 @@ async fn every_error_has_its_status_and_the_one_json_shape() {
     served.stop().await;
 }
 
+/// A POST whose body is sent chunked, in `pieces` written apart, over a raw connection:
+/// (status, response body).
+async fn post_chunked(served: &common::http::Served, path: &str, pieces: Vec<String>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let address = served.base.trim_start_matches("http://").to_owned();
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .expect("head");
+        for piece in pieces {
+            write!(stream, "{:x}\r\n{piece}\r\n", piece.len()).expect("piece");
+            stream.flush().expect("flush");
+            // Apart, so that the server reads them as pieces of their own.
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        // The server may answer a body over the limit before its end, and close.
+        let _ = stream.write_all(b"0\r\n\r\n");
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        let status: u16 = reply
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {reply}"));
+        let (_, body) = reply.split_once("\r\n\r\n").expect("a head and a body");
+        let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+        (status, body)
+    })
+    .await
+    .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_in_pieces_is_read_whole_and_held_to_the_limit() {
+    let served = serve(nitro_app().body_limit(1024), None).await;
+    // In one piece, and in three.
+    let (status, body) = post_chunked(
+        &served,
+        "/_nitro/tasks/echo:payload",
+        vec![r#"{"payload":{"answer":42}}"#.to_owned()],
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({ "result": { "answer": 42 } })));
+    let pieces = [r#"{"payload":"#, r#"{"answer":42,"#, r#""more":[1,2]}}"#];
+    let (status, body) = post_chunked(
+        &served,
+        "/_nitro/tasks/echo:payload",
+        pieces.iter().map(|piece| (*piece).to_owned()).collect(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (200, json!({ "result": { "answer": 42, "more": [1, 2] } }))
+    );
+    let (status, body) = post_chunked(
+        &served,
+        "/_tasks/echo:payload/runs",
+        pieces.iter().map(|piece| (*piece).to_owned()).collect(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], json!({ "answer": 42, "more": [1, 2] }), "{body}");
+    // Without a length to refuse it by at once, a body is refused where it passes the
+    // limit: here in its second piece of 600 bytes.
+    let blob = "x".repeat(600);
+    let (status, body) = post_chunked(
+        &served,
+        "/_nitro/tasks/echo:payload",
+        vec![
+            format!(r#"{{"payload":{{"a":"{blob}","#),
+            format!(r#""b":"{blob}"}}}}"#),
+        ],
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["message"].as_str().expect("message").contains("1024 bytes"),
+        "{body}"
+    );
+    served.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_follows_the_rule_loopback_token_or_off() {
     // Development: a client that is not on loopback is refused.

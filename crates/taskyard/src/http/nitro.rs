@@ -5,9 +5,8 @@
 //!   repeated key becomes an array) merged with the body's `payload` object, body keys
 //!   winning.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::OriginalUri;
-use axum::extract::rejection::BytesRejection;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
@@ -62,21 +61,27 @@ async fn run(
     Extension(api): Extension<Api>,
     Param(name): Param,
     OriginalUri(uri): OriginalUri,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<NitroResult>, HttpError> {
+    let body = request::read_body(body, api.body_limit).await?;
     let mut payload = request::query_object(&uri);
     if let Some(schema) = api.runtime.payload_schema(&name) {
         request::coerce_query(&mut payload, schema);
     }
     // Kept for the hint below; a body-only request (the usual one) keeps nothing.
     let from_query: Vec<String> = payload.keys().cloned().collect();
-    let from_body = request::body_payload(body, api.body_limit)?;
+    let from_body = request::body_payload(&body)?;
     let from_body_keys: Vec<String> = if from_query.is_empty() {
         Vec::new()
     } else {
         from_body.keys().cloned().collect()
     };
-    payload.extend(from_body);
+    // The body's keys win over the query's.
+    if payload.is_empty() {
+        payload = from_body;
+    } else {
+        payload.extend(from_body);
+    }
     let request = RunRequest::new(name)
         .payload(Value::Object(payload))
         .trigger(Trigger::Http);

@@ -2,8 +2,9 @@
 //! failure answers in the one error shape, for the task endpoints and for
 //! [`Event`](crate::route::Event) alike (axum's own extractors answer in plain text).
 
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use std::pin::Pin;
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{StatusCode, Uri};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -23,42 +24,53 @@ fn too_large(limit: usize) -> HttpError {
     )
 }
 
-/// The whole body, at most `limit` bytes.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(limit))
-}
-
-/// The body axum's `Bytes` extractor read (under the app's `DefaultBodyLimit`).
-fn extracted(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, HttpError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(limit)
-        } else {
-            HttpError::status(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the request body: {rejection}"),
-            )
+/// The whole body, at most `limit` bytes: 413 past it (at once when its length says so),
+/// 400 when the connection fails while it is read. Read here rather than by axum's
+/// `Bytes` extractor or `to_bytes`, which box a limit around the body and gather its
+/// pieces in a list: a body that comes in one piece, as nearly every JSON request does,
+/// is that piece, with neither (measured: 2,690 instructions a task request there).
+pub(crate) async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, HttpError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large(limit));
+    }
+    let mut first = Bytes::new();
+    // The pieces from the second one on, after a copy of the first.
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame
+            .map_err(|error| HttpError::bad_request(format!("cannot read the request body: {error}")))?;
+        // Trailers carry nothing a task reads.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if first.len() + joined.len() + data.len() > limit {
+            return Err(too_large(limit));
         }
+        if first.is_empty() {
+            first = data;
+        } else {
+            if joined.is_empty() {
+                joined.extend_from_slice(&first);
+            }
+            joined.extend_from_slice(&data);
+        }
+    }
+    Ok(if joined.is_empty() {
+        first
+    } else {
+        Bytes::from(joined)
     })
 }
 
 /// The payload a task endpoint's body carries ([`json`] then [`payload`]).
-pub(super) fn body_payload(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<Map<String, Value>, HttpError> {
-    payload(json(&extracted(body, limit)?)?).map(|(payload, _)| payload)
+pub(super) fn body_payload(body: &[u8]) -> Result<Map<String, Value>, HttpError> {
+    payload(json(body)?).map(|(payload, _)| payload)
 }
 
 /// The payload a task endpoint's body carries and, when the body wraps it in `payload`,
 /// the body's other keys (the run's options).
-pub(super) fn body_payload_and_options(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<(Object, Object), HttpError> {
-    payload(json(&extracted(body, limit)?)?)
+pub(super) fn body_payload_and_options(body: &[u8]) -> Result<(Object, Object), HttpError> {
+    payload(json(body)?)
 }
 
 /// The body as JSON: `None` when it is empty or blank, 400 (with the line and column) when

@@ -2,9 +2,8 @@
 //! list, read, cancel), schedules (list, read, pause, resume), health, the live event
 //! stream ([`events`](super::events)) and the OpenAPI document ([`openapi`](super::openapi)).
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::OriginalUri;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -85,9 +84,10 @@ async fn start_run(
     Param(name): Param,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, HttpError> {
-    let (payload, options) = request::body_payload_and_options(body, api.body_limit)?;
+    let body = request::read_body(body, api.body_limit).await?;
+    let (payload, options) = request::body_payload_and_options(&body)?;
     let options = RunOptions::read(&options, &uri)?;
     let wait = match query_value(&uri, "wait").as_deref() {
         // A run for later answers at once, with its id.

@@ -154,7 +154,7 @@ const DEDUPE_KEY: &str = "dedupe";
 /// (object keys sorted), short enough for the store's unique index whatever the payload.
 fn payload_key(payload: &Value) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(super::gate::payload_key(payload).as_bytes());
+    let digest = sha2::Sha256::digest(super::gate::canonical_payload(payload).as_bytes());
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     format!("payload:{hex}")
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio_util::task::task_tracker::TrackedFuture;
 
 use super::active::ActiveRun;
-use super::gate::{self, Gate, GateKey, TaskSlot, Wait};
+use super::gate::{Found, Gate, GateKey, TaskSlot, Wait};
 use super::request::{joined, started};
 use super::{Decoded, Execution, RunHandle, RunId, Runtime, execute};
 use crate::sync::lock;
@@ -97,23 +97,20 @@ impl Runtime {
                 *current = Some(run.clone());
                 Ok((started(run), Some(execution)))
             }
-            Gate::DedupeByPayload(map) => {
-                let key = gate::payload_key(&request.payload);
-                let mut map = lock(map);
-                if let Some(in_flight) = map.get(&key) {
-                    if !another_tick(&request.trigger, &in_flight.trigger) {
+            Gate::DedupeByPayload(gate) => {
+                let mut runs = lock(&gate.runs);
+                let key = match gate.find(&runs, &request.payload) {
+                    Found::Free(key) => key,
+                    Found::Same(in_flight) if !another_tick(&request.trigger, &in_flight.trigger) => {
                         return Ok((joined(in_flight), None));
                     }
-                    return Ok(self.launch_outside_gate(slot, request, decoded));
-                }
-                let (run, execution) = self.launch(
-                    slot,
-                    request,
-                    GateKey::Payload(key.clone()),
-                    Wait::Nothing,
-                    decoded,
-                );
-                map.insert(key, run.clone());
+                    Found::Same(_) | Found::Other => {
+                        return Ok(self.launch_outside_gate(slot, request, decoded));
+                    }
+                };
+                let (run, execution) =
+                    self.launch(slot, request, GateKey::Payload(key), Wait::Nothing, decoded);
+                runs.insert(key, run.clone());
                 Ok((started(run), Some(execution)))
             }
             Gate::Serial(tail) => {
@@ -139,7 +136,8 @@ impl Runtime {
     }
 
     /// A run of its own that leaves the gate to the run in flight: for a schedule's tick
-    /// that finds another tick's run of the same schedule going (see [`another_tick`]).
+    /// that finds another tick's run of the same schedule going (see [`another_tick`]), and
+    /// for a payload whose hash is another payload's (see [`Found::Other`]).
     fn launch_outside_gate(
         &self,
         slot: &Arc<TaskSlot>,
