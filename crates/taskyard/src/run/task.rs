@@ -180,9 +180,18 @@ pub struct WithoutPayload<R>(PhantomData<fn() -> R>);
 #[doc(hidden)]
 pub struct WithPayload<P, R>(PhantomData<fn() -> (P, R)>);
 
-fn to_result<R: Serialize>(result: Result<R, TaskError>) -> Result<Value, TaskError> {
-    let value = result?;
-    serde_json::to_value(value)
+fn to_result<R: Serialize + 'static>(result: Result<R, TaskError>) -> Result<Value, TaskError> {
+    // A result that is JSON already is the run's result as it is: serializing it would
+    // build a copy of it.
+    let mut result = Some(result?);
+    if let Some(value) = (&mut result as &mut dyn Any)
+        .downcast_mut::<Option<Value>>()
+        .and_then(Option::take)
+    {
+        return Ok(value);
+    }
+    // `Some(value)` serializes as `value`.
+    serde_json::to_value(result)
         .map_err(|e| TaskError::permanent(format!("the task's result could not be serialized: {e}")))
 }
 
@@ -190,7 +199,7 @@ impl<F, Fut, R> TaskBody<WithoutPayload<R>> for F
 where
     F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, TaskError>> + Send + 'static,
-    R: Serialize,
+    R: Serialize + 'static,
 {
     fn into_parts(self) -> (Option<Value>, Validate, Arc<Body>) {
         fn accept_any(_task: &str, _payload: &Value) -> Result<Option<Decoded>, Error> {
@@ -209,7 +218,7 @@ where
     F: Fn(TaskContext, P) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, TaskError>> + Send + 'static,
     P: DeserializeOwned + schemars::JsonSchema + Send + 'static,
-    R: Serialize,
+    R: Serialize + 'static,
 {
     fn into_parts(self) -> (Option<Value>, Validate, Arc<Body>) {
         fn validate<P: DeserializeOwned + Send + 'static>(
@@ -236,5 +245,25 @@ where
             }
         };
         (Some(payload::schema_of::<P>()), validate::<P>, Arc::new(body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_result_is_json_as_it_is_or_serialized() {
+        let json = |result: Result<Value, TaskError>| result.map_err(|error| error.to_string());
+        let value = json!({"answer": 42, "list": [1, "two", null]});
+        assert_eq!(json(to_result(Ok(value.clone()))), Ok(value.clone()));
+        assert_eq!(json(to_result(Ok(Some(value.clone())))), Ok(value));
+        assert_eq!(json(to_result(Ok(None::<Value>))), Ok(Value::Null));
+        assert_eq!(json(to_result(Ok(()))), Ok(Value::Null));
+        assert_eq!(json(to_result(Ok("done"))), Ok(json!("done")));
+        let failed = to_result(Err::<Value, _>(TaskError::new("no")));
+        assert_eq!(json(failed), Err("no".to_owned()));
     }
 }

