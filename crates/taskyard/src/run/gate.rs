@@ -6,14 +6,13 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-
-use foldhash::fast::RandomState;
 use std::sync::{Arc, Mutex};
 
-use crate::sync::lock;
-
+use foldhash::fast::RandomState;
 use serde_json::Value;
 use tokio::sync::Semaphore;
+
+use crate::sync::lock;
 
 use super::TaskEntry;
 use super::active::ActiveRun;
@@ -83,16 +82,20 @@ impl<S: BuildHasher> ByPayload<S> {
         }
     }
 
-    /// Looks `payload` up among `runs` (this gate's, locked by the caller).
-    /// `serde_json::Value` hashes objects by their sorted keys, so equal payloads hash
-    /// alike.
-    pub fn find<'a>(&self, runs: &'a PayloadRuns, payload: &Value) -> Found<'a> {
-        let key = self.hasher.hash_one(payload);
-        match runs.get(&key) {
-            None => Found::Free(key),
-            Some(run) if run.payload == *payload => Found::Same(run),
-            Some(_) => Found::Other,
-        }
+    /// The key of `payload`'s runs, taken before the gate's lock. `serde_json::Value`
+    /// hashes objects by their sorted keys, so equal payloads hash alike.
+    pub fn key(&self, payload: &Value) -> u64 {
+        self.hasher.hash_one(payload)
+    }
+}
+
+/// Looks `payload`, whose [`ByPayload::key`] is `key`, up among `runs` (a
+/// `dedupe_by_payload` gate's, locked by the caller).
+pub(crate) fn find<'a>(runs: &'a PayloadRuns, key: u64, payload: &Value) -> Found<'a> {
+    match runs.get(&key) {
+        None => Found::Free(key),
+        Some(run) if run.payload == *payload => Found::Same(run),
+        Some(_) => Found::Other,
     }
 }
 
@@ -174,27 +177,25 @@ mod tests {
     fn a_payload_joins_only_a_run_of_an_equal_payload_even_when_hashes_collide() {
         let gate = ByPayload::with_hasher(BuildHasherDefault::<Colliding>::default());
         let mut runs = PayloadRuns::default();
-        let Found::Free(key) = gate.find(&runs, &json!({"a": 1, "b": 2})) else {
+        let payload = json!({"a": 1, "b": 2});
+        let Found::Free(key) = find(&runs, gate.key(&payload), &payload) else {
             panic!("an empty gate holds nothing");
         };
-        let first = run(json!({"a": 1, "b": 2}));
+        let first = run(payload);
         runs.insert(key, first.clone());
+        let look = |payload: Value| find(&runs, gate.key(&payload), &payload);
         // Key order is not part of a payload.
-        let same = gate.find(&runs, &json!({"b": 2, "a": 1}));
+        let same = look(json!({"b": 2, "a": 1}));
         assert!(matches!(same, Found::Same(found) if Arc::ptr_eq(found, &first)));
         // Another payload under the same hash never joins it.
-        assert!(matches!(gate.find(&runs, &json!({"a": 2, "b": 2})), Found::Other));
-        assert!(matches!(gate.find(&runs, &json!(1.0)), Found::Other));
+        assert!(matches!(look(json!({"a": 2, "b": 2})), Found::Other));
+        assert!(matches!(look(json!(1.0)), Found::Other));
     }
 
     #[test]
     fn the_keyed_hash_tells_payloads_apart() {
         let gate = ByPayload::with_hasher(RandomState::default());
-        let runs = PayloadRuns::default();
-        let key = |payload: Value| match gate.find(&runs, &payload) {
-            Found::Free(key) => key,
-            _ => panic!("an empty gate holds nothing"),
-        };
+        let key = |payload: Value| gate.key(&payload);
         assert_eq!(
             key(json!({"a": 1, "b": [1, 2]})),
             key(json!({"b": [1, 2], "a": 1}))

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio_util::task::task_tracker::TrackedFuture;
 
 use super::active::ActiveRun;
-use super::gate::{Found, Gate, GateKey, TaskSlot, Wait};
+use super::gate::{self, Found, Gate, GateKey, TaskSlot, Wait};
 use super::request::{joined, started};
 use super::{Decoded, Execution, RunHandle, RunId, Runtime, execute};
 use crate::sync::lock;
@@ -97,9 +97,10 @@ impl Runtime {
                 *current = Some(run.clone());
                 Ok((started(run), Some(execution)))
             }
-            Gate::DedupeByPayload(gate) => {
-                let mut runs = lock(&gate.runs);
-                let key = match gate.find(&runs, &request.payload) {
+            Gate::DedupeByPayload(by_payload) => {
+                let key = by_payload.key(&request.payload);
+                let mut runs = lock(&by_payload.runs);
+                let key = match gate::find(&runs, key, &request.payload) {
                     Found::Free(key) => key,
                     Found::Same(in_flight) if !another_tick(&request.trigger, &in_flight.trigger) => {
                         return Ok((joined(in_flight), None));
