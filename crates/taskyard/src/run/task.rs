@@ -184,10 +184,7 @@ fn to_result<R: Serialize + 'static>(result: Result<R, TaskError>) -> Result<Val
     // A result that is JSON already is the run's result as it is: serializing it would
     // build a copy of it.
     let mut result = Some(result?);
-    if let Some(value) = (&mut result as &mut dyn Any)
-        .downcast_mut::<Option<Value>>()
-        .and_then(Option::take)
-    {
+    if let Some(value) = payload::take_as::<R, Value>(&mut result) {
         return Ok(value);
     }
     // `Some(value)` serializes as `value`.
