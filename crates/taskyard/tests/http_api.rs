@@ -251,8 +251,14 @@ async fn every_error_has_its_status_and_the_one_json_shape() {
 }
 
 /// A POST whose body is sent chunked, in `pieces` written apart, over a raw connection:
-/// (status, response body).
-async fn post_chunked(served: &common::http::Served, path: &str, pieces: Vec<String>) -> (u16, Value) {
+/// (status, response body). Unless `complete`, the client stops sending after the pieces
+/// (it shuts its side of the connection) without the body's end.
+async fn post_chunked(
+    served: &common::http::Served,
+    path: &str,
+    pieces: Vec<String>,
+    complete: bool,
+) -> (u16, Value) {
     use std::io::{Read, Write};
     let address = served.base.trim_start_matches("http://").to_owned();
     let path = path.to_owned();
@@ -272,8 +278,12 @@ async fn post_chunked(served: &common::http::Served, path: &str, pieces: Vec<Str
             // Apart, so that the server reads them as pieces of their own.
             std::thread::sleep(Duration::from_millis(30));
         }
-        // The server may answer a body over the limit before its end, and close.
-        let _ = stream.write_all(b"0\r\n\r\n");
+        if complete {
+            // The server may answer a body over the limit before its end, and close.
+            let _ = stream.write_all(b"0\r\n\r\n");
+        } else {
+            stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        }
         let mut reply = Vec::new();
         let _ = stream.read_to_end(&mut reply);
         let reply = String::from_utf8_lossy(&reply).into_owned();
@@ -298,6 +308,7 @@ async fn a_body_sent_in_pieces_is_read_whole_and_held_to_the_limit() {
         &served,
         "/_nitro/tasks/echo:payload",
         vec![r#"{"payload":{"answer":42}}"#.to_owned()],
+        true,
     )
     .await;
     assert_eq!((status, body), (200, json!({ "result": { "answer": 42 } })));
@@ -306,6 +317,7 @@ async fn a_body_sent_in_pieces_is_read_whole_and_held_to_the_limit() {
         &served,
         "/_nitro/tasks/echo:payload",
         pieces.iter().map(|piece| (*piece).to_owned()).collect(),
+        true,
     )
     .await;
     assert_eq!(
@@ -316,6 +328,7 @@ async fn a_body_sent_in_pieces_is_read_whole_and_held_to_the_limit() {
         &served,
         "/_tasks/echo:payload/runs",
         pieces.iter().map(|piece| (*piece).to_owned()).collect(),
+        true,
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -330,11 +343,28 @@ async fn a_body_sent_in_pieces_is_read_whole_and_held_to_the_limit() {
             format!(r#"{{"payload":{{"a":"{blob}","#),
             format!(r#""b":"{blob}"}}}}"#),
         ],
+        true,
     )
     .await;
     assert_eq!(status, 413, "{body}");
     assert!(
         body["message"].as_str().expect("message").contains("1024 bytes"),
+        "{body}"
+    );
+    // A client that stops sending before the body's end: 400, naming the body.
+    let (status, body) = post_chunked(
+        &served,
+        "/_nitro/tasks/echo:payload",
+        vec![r#"{"payload":{"answer":"#.to_owned()],
+        false,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("cannot read the request body"),
         "{body}"
     );
     served.stop().await;
