@@ -177,3 +177,61 @@ async fn the_tick_endpoint_claims_once_and_refuses_bad_input() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     served.stop().await;
 }
+
+/// Two ticks of one `skip` schedule fired at once on one instance: one starts, the other
+/// finds it starting or going and is skipped, whichever came to its turn first. Each fire
+/// awaits the store between its overlap check and its run's start, so the check and the
+/// start must be one step for the schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ticks_fired_at_once_on_one_instance_start_one_run_under_skip() {
+    for backend in durable_backends().await {
+        let going = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let task = {
+            let (going, peak) = (going.clone(), peak.clone());
+            Task::new(move |_cx: TaskContext| {
+                let (going, peak) = (going.clone(), peak.clone());
+                async move {
+                    peak.fetch_max(going.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    going.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, TaskError>(())
+                }
+            })
+            .concurrency(taskyard::Concurrency::Parallel(4))
+        };
+        let running = App::new()
+            .time_zone("UTC")
+            .store(backend.config())
+            // Yesterday's midnight still counts as on time: no tick here was taken over.
+            .worker_grace(Duration::from_secs(3 * 86_400))
+            .shutdown_grace(Duration::from_millis(300))
+            .task("db:vacuum", task)
+            .schedule("vacuum", Schedule::worker().cron("0 0 * * *").task("db:vacuum"))
+            .start()
+            .await
+            .expect("app starts");
+        let today = Timestamp::now().as_second() / 86_400 * 86_400;
+        let midnight = |day: i64| TickAt::At(Timestamp::from_second(today - day * 86_400).expect("instant"));
+        let scheduler = running.scheduler();
+        let (older, newer) = tokio::join!(
+            scheduler.fire("vacuum", midnight(1)),
+            scheduler.fire("vacuum", midnight(0)),
+        );
+        let mut started = Vec::new();
+        let mut skipped = 0;
+        for fired in [older.expect("fires"), newer.expect("fires")] {
+            match fired {
+                Fired::Started { handle, .. } => started.push(handle),
+                Fired::Skipped { .. } => skipped += 1,
+                other => panic!("{}: {other:?}", backend.name),
+            }
+        }
+        assert_eq!((started.len(), skipped), (1, 1), "{}", backend.name);
+        for handle in started {
+            handle.outcome().await.expect("succeeds");
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 1, "{}", backend.name);
+        running.shutdown().await;
+    }
+}

@@ -52,9 +52,13 @@ impl Seen {
 }
 
 async fn start(backend: &Backend, app: App) -> RunningApp {
+    start_with_grace(backend, app, Duration::from_millis(300)).await
+}
+
+async fn start_with_grace(backend: &Backend, app: App, worker_grace: Duration) -> RunningApp {
     app.store(backend.config())
         .schedule_log(None)
-        .worker_grace(Duration::from_millis(300))
+        .worker_grace(worker_grace)
         .shutdown_grace(Duration::from_millis(500))
         .start()
         .await
@@ -134,7 +138,9 @@ async fn send_all_runs_once_on_every_instance_and_send_one_only_here() {
 
 /// Two instances with the same `worker` schedule, ticking faster than its runs last.
 /// Runs for `watch`; the second instance takes part in the spread only once the first
-/// has seen it (membership refreshes every second).
+/// has seen it (membership refreshes every second). The worker grace is long, so that no
+/// tick is taken over: a tick taken over late runs even while a later tick's run goes on,
+/// by design, and a loaded machine can delay a claim by a few hundred milliseconds.
 async fn overlapping(
     backend: &Backend,
     overlap: Overlap,
@@ -149,8 +155,8 @@ async fn overlapping(
                 Schedule::worker().interval("150ms").overlap(overlap).task("slow"),
             )
     };
-    let a = start(backend, instance()).await;
-    let b = start(backend, instance()).await;
+    let a = start_with_grace(backend, instance(), Duration::from_secs(3)).await;
+    let b = start_with_grace(backend, instance(), Duration::from_secs(3)).await;
     tokio::time::sleep(watch).await;
     let runs = a
         .runtime()

@@ -267,7 +267,11 @@ async fn fire(app: &super::RunningApp, task: &str, schedule: &str, tick: TickAt)
             Ok(ExitCode::SUCCESS)
         }
         Fired::Skipped { tick, previous_run } => {
-            println!("schedule {schedule}: tick {tick} skipped, run {previous_run} still goes on");
+            if previous_run.is_empty() {
+                println!("schedule {schedule}: tick {tick} skipped, another tick's run is starting");
+            } else {
+                println!("schedule {schedule}: tick {tick} skipped, run {previous_run} still goes on");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Fired::NoTick => {

@@ -152,6 +152,8 @@ struct EntryState {
     disabled: bool,
     /// Past its `end`: logged once.
     ended: bool,
+    /// A `skip` tick here is between its overlap check and its run's start.
+    starting: bool,
     /// The running custom strategy, cancelled to stop it.
     strategy: Option<CancellationToken>,
     /// Bumped (wrapping) by every change that makes the heap slot stale; only compared

@@ -75,6 +75,8 @@ impl Scheduler {
         };
         let started = self.start_run(entry, def.request(tick)).await;
         drop(claiming);
+        // A `skip` tick's hold ends once its run is the schedule's latest.
+        let turn = turn.started();
         let handle = match started {
             Ok(handle) => handle,
             Err(error) => {
@@ -90,16 +92,17 @@ impl Scheduler {
         // once its run started.
         if inner.log.is_enabled() {
             Box::pin(self.follow_run(def, handle)).await;
-        } else if turn.is_some() {
+        } else if matches!(turn, Held::Queue(_)) {
             drop(handle.outcome().await);
         }
         drop(turn);
     }
 
     /// Logs a claimed tick's trigger and applies the schedule's overlap policy: `skip`
-    /// gives up the tick while an earlier tick's run goes on (here, or on another live
-    /// instance), `queue` waits for the schedule's turn (the guard keeps it while the run
-    /// starts). The timers' ticks and the fires from outside take the same path.
+    /// gives up the tick while another tick's run goes on (here, or on another live
+    /// instance; see [`going_at`]) or starts here, `queue` waits for the schedule's turn
+    /// (the guard keeps it while the run starts). The timers' ticks and the fires from
+    /// outside take the same path.
     pub(super) async fn take_turn<'e>(&self, entry: &'e Entry, tick: Timestamp, origin: Origin) -> Turn<'e> {
         let inner = &self.inner;
         let def = &entry.def;
@@ -114,37 +117,69 @@ impl Scheduler {
         );
         match def.overlap {
             Overlap::Skip => {
-                // Only an earlier tick's run that began before this tick counts: a dead
-                // instance's tick, taken over late, may start at or after this schedule's
-                // next tick, and did not overlap it when it came.
-                let previous = lock(&entry.state)
-                    .last_run
-                    .as_ref()
-                    .filter(|run| {
-                        !run.is_finished()
-                            && earlier(run.trigger(), tick)
-                            && run.run_id().created_at() <= tick
-                    })
-                    .map(|run| (run.run_id().to_string(), inner.instance.clone()));
+                let grace = inner.settings.worker_grace;
+                // A tick caught up at start-up, or come to its turn a worker grace or more
+                // after its instant (taken over from an instance that died or never
+                // claimed it), is late: only runs that were going when it came hold it,
+                // and it does not hold others while it starts.
+                let on_time =
+                    !matches!(origin, Origin::CatchUp) && !began_late(tick, Timestamp::now(), grace);
+                let (previous, starting) = {
+                    let mut state = lock(&entry.state);
+                    let going = state
+                        .last_run
+                        .as_ref()
+                        .filter(|run| {
+                            !run.is_finished()
+                                && going_at(run.trigger(), run.run_id().created_at(), tick, on_time, grace)
+                        })
+                        .map(|run| run.run_id().to_string());
+                    if on_time && state.starting {
+                        (Some((None, inner.instance.clone())), None)
+                    } else if let Some(run_id) = going {
+                        (Some((Some(run_id), inner.instance.clone())), None)
+                    } else {
+                        // From here until its run is the schedule's latest, this tick holds
+                        // the others here: the check and the start are one step.
+                        // (Never built to be dropped here: its drop takes this lock.)
+                        state.starting |= on_time;
+                        let starting = if on_time {
+                            Some(Starting(&entry.state))
+                        } else {
+                            None
+                        };
+                        (None, starting)
+                    }
+                };
                 let previous = match previous {
                     Some(previous) => Some(previous),
-                    None => self.unfinished_elsewhere(def, tick, true).await,
+                    None => self
+                        .unfinished_elsewhere(def, tick, true, on_time)
+                        .await
+                        .map(|(run_id, instance)| (Some(run_id), instance)),
                 };
                 match previous {
                     Some((run_id, instance)) => {
+                        drop(starting);
+                        let run_id = run_id.unwrap_or_default();
+                        let reason = if run_id.is_empty() {
+                            "another tick's run is starting here"
+                        } else {
+                            "previous run still going"
+                        };
                         inner.log.line(
                             "skipped",
                             &[
                                 ("schedule", &def.name),
                                 ("tick", &tick),
-                                ("reason", &"previous run still going"),
+                                ("reason", &reason),
                                 ("previous_run_id", &run_id),
                                 ("previous_instance", &instance),
                             ],
                         );
                         Turn::Skipped(run_id)
                     }
-                    None => Turn::Go(None),
+                    None => Turn::Go(starting.map_or(Held::Nothing, Held::Starting)),
                 }
             }
             Overlap::Queue => tokio::select! {
@@ -155,13 +190,13 @@ impl Scheduler {
                         None => None,
                     };
                     // Then wait for earlier ticks' runs on other instances.
-                    while self.unfinished_elsewhere(def, tick, false).await.is_some() {
+                    while self.unfinished_elsewhere(def, tick, false, false).await.is_some() {
                         tokio::time::sleep(QUEUE_POLL).await;
                     }
                     turn
-                } => Turn::Go(turn),
+                } => Turn::Go(turn.map_or(Held::Nothing, Held::Queue)),
             },
-            Overlap::Allow => Turn::Go(None),
+            Overlap::Allow => Turn::Go(Held::Nothing),
         }
     }
 
@@ -177,16 +212,17 @@ impl Scheduler {
         Ok(handle)
     }
 
-    /// A run of another instance of the cluster started by this schedule by a tick before
-    /// `before`, and itself begun by then (or, with `sends`, by a strategy's send), and not
-    /// finished yet, as (run id,
-    /// instance). Only `worker` and custom schedules share runs across instances; a store
-    /// error counts as none, so the tick runs.
+    /// A run of another instance of the cluster started by this schedule, not finished yet,
+    /// that holds the tick `before` (see [`going_at`]; with `later`, later ticks' runs too,
+    /// and with `sends`, runs of a strategy's sends), as (run id, instance). Only `worker`
+    /// and custom schedules share runs across instances; a store error counts as none, so
+    /// the tick runs.
     pub(super) async fn unfinished_elsewhere(
         &self,
         def: &ScheduleDef,
         before: Timestamp,
         sends: bool,
+        later: bool,
     ) -> Option<(String, String)> {
         let inner = &self.inner;
         let unfinished = inner.unfinished.as_ref().filter(|_| def.kind != Kind::All)?;
@@ -201,7 +237,13 @@ impl Scheduler {
             .into_iter()
             .filter(|run| run.instance != inner.instance)
             .filter(|run| match &run.trigger {
-                Trigger::Schedule { .. } => earlier(&run.trigger, before) && run.queued_at <= before,
+                Trigger::Schedule { .. } => going_at(
+                    &run.trigger,
+                    run.queued_at,
+                    before,
+                    later,
+                    inner.settings.worker_grace,
+                ),
                 _ => sends,
             })
             .collect();
@@ -265,18 +307,152 @@ impl Scheduler {
 
 /// What the overlap policy lets a claimed tick do.
 pub(super) enum Turn<'e> {
-    /// Start its run (holding the schedule's queue while a `queue` tick starts).
-    Go(Option<tokio::sync::MutexGuard<'e, ()>>),
-    /// Skipped: this run of an earlier tick still goes on.
+    /// Start its run, holding what the policy asks.
+    Go(Held<'e>),
+    /// Skipped: this run of another tick still goes on (empty while it is starting here).
     Skipped(String),
     /// The scheduler stopped while the tick waited for its turn.
     Stopped,
 }
 
-/// True for a run started before `tick`: by an earlier tick, or by a strategy's send.
-fn earlier(trigger: &Trigger, tick: Timestamp) -> bool {
+/// What a tick let through by the overlap policy holds while its run starts; the guards
+/// are held for their drop.
+#[allow(dead_code)]
+pub(super) enum Held<'e> {
+    /// Nothing to hold (`allow`, or a late `skip` tick).
+    Nothing,
+    /// A `queue` schedule's turn, held until the run ends.
+    Queue(tokio::sync::MutexGuard<'e, ()>),
+    /// A `skip` tick's hold on the schedule here, until its run is the schedule's latest.
+    Starting(Starting<'e>),
+}
+
+impl Held<'_> {
+    /// What is still held once the run started: a `skip` tick's hold ends.
+    pub(super) fn started(self) -> Self {
+        match self {
+            Held::Starting(_) => Held::Nothing,
+            held => held,
+        }
+    }
+}
+
+/// Marks a `skip` schedule's entry as having a tick between its check and its run's start;
+/// dropped, the mark goes.
+pub(super) struct Starting<'e>(&'e std::sync::Mutex<super::EntryState>);
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        lock(self.0).starting = false;
+    }
+}
+
+/// True for a tick's run begun at `began`, or a tick come to its turn then, a worker grace
+/// (`grace`) or more after the tick's instant: its instance died or never claimed it, and
+/// another took it over (or it was caught up at start-up).
+fn began_late(tick: Timestamp, began: Timestamp, grace: std::time::Duration) -> bool {
+    jiff::SignedDuration::try_from(grace)
+        .ok()
+        .and_then(|grace| tick.checked_add(grace).ok())
+        .is_some_and(|deadline| began >= deadline)
+}
+
+/// True when a run with `trigger`, begun at `began`, holds a `skip` tick `tick` (or makes
+/// a `queue` tick wait): a run of a strategy's send, or of an earlier tick, begun by `tick`'s
+/// instant.
+///
+/// A tick come to its turn `on_time` (not late, see [`Scheduler::take_turn`]) is held by
+/// more: by an earlier tick's run begun after its instant, as a slow instance's run is, and
+/// by a later tick's run, since a tick whose claim or check was slowed may come to its turn
+/// after the next tick's run started; but not by a run taken over late (see
+/// [`began_late`]), which did not overlap `tick` when `tick` came.
+fn going_at(
+    trigger: &Trigger,
+    began: Timestamp,
+    tick: Timestamp,
+    on_time: bool,
+    grace: std::time::Duration,
+) -> bool {
     match trigger {
-        Trigger::Schedule { scheduled_at, .. } => *scheduled_at < tick,
-        _ => true,
+        Trigger::Schedule { scheduled_at, .. } => {
+            let on_time_too = || on_time && *scheduled_at != tick && !began_late(*scheduled_at, began, grace);
+            (*scheduled_at < tick && began <= tick) || on_time_too()
+        }
+        _ => began <= tick,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use jiff::Timestamp;
+
+    use super::{began_late, going_at};
+    use crate::Trigger;
+
+    const GRACE: Duration = Duration::from_secs(2);
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(1_795_000_000_000 + ms).expect("timestamp")
+    }
+
+    fn tick(ms: i64) -> Trigger {
+        Trigger::Schedule {
+            schedule: "s".into(),
+            scheduled_at: at(ms),
+        }
+    }
+
+    #[test]
+    fn an_earlier_ticks_run_begun_by_the_tick_holds_every_tick() {
+        for on_time in [true, false] {
+            assert!(going_at(&tick(0), at(5), at(150), on_time, GRACE));
+            assert!(going_at(&tick(0), at(2_010), at(3_000), on_time, GRACE));
+        }
+    }
+
+    #[test]
+    fn a_slow_instances_run_begun_after_the_tick_holds_a_tick_on_time() {
+        // Begun after this tick's instant, but within the grace of its own.
+        assert!(going_at(&tick(0), at(160), at(150), true, GRACE));
+        assert!(going_at(&tick(0), at(1_999), at(1_000), true, GRACE));
+        // A late tick (caught up, or taken over) is held only by what went on when it came.
+        assert!(!going_at(&tick(0), at(160), at(150), false, GRACE));
+    }
+
+    #[test]
+    fn a_run_taken_over_late_holds_no_tick_that_came_before_it_began() {
+        assert!(!going_at(&tick(0), at(2_000), at(1_000), true, GRACE));
+        assert!(!going_at(&tick(0), at(2_010), at(2_000), true, GRACE));
+        assert!(!going_at(&tick(3_000), at(5_100), at(2_000), true, GRACE));
+    }
+
+    #[test]
+    fn a_later_ticks_run_holds_a_tick_on_time_only() {
+        // A slowed tick comes to its turn after the next tick's run started.
+        assert!(going_at(&tick(300), at(305), at(150), true, GRACE));
+        assert!(!going_at(&tick(300), at(305), at(150), false, GRACE));
+        // A run of this very tick is not another tick's.
+        assert!(!going_at(&tick(150), at(150), at(150), true, GRACE));
+    }
+
+    #[test]
+    fn a_sends_run_holds_ticks_that_came_after_it_began() {
+        let send = Trigger::Custom {
+            strategy: "bus".into(),
+            schedule: "s".into(),
+            args: serde_json::Value::Null,
+        };
+        for on_time in [true, false] {
+            assert!(going_at(&send, at(100), at(150), on_time, GRACE));
+            assert!(!going_at(&send, at(200), at(150), on_time, GRACE));
+        }
+    }
+
+    #[test]
+    fn late_means_a_worker_grace_or_more_after_the_tick() {
+        assert!(!began_late(at(0), at(1_999), GRACE));
+        assert!(began_late(at(0), at(2_000), GRACE));
     }
 }
