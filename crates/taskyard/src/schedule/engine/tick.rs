@@ -135,9 +135,10 @@ impl Scheduler {
                         })
                         .map(|run| run.run_id().to_string());
                     if on_time && state.starting {
-                        (Some((None, inner.instance.clone())), None)
+                        // Its run has no id yet: the log names none.
+                        (Some((String::new(), inner.instance.clone())), None)
                     } else if let Some(run_id) = going {
-                        (Some((Some(run_id), inner.instance.clone())), None)
+                        (Some((run_id, inner.instance.clone())), None)
                     } else {
                         // From here until its run is the schedule's latest, this tick holds
                         // the others here: the check and the start are one step.
@@ -153,15 +154,11 @@ impl Scheduler {
                 };
                 let previous = match previous {
                     Some(previous) => Some(previous),
-                    None => self
-                        .unfinished_elsewhere(def, tick, true, on_time)
-                        .await
-                        .map(|(run_id, instance)| (Some(run_id), instance)),
+                    None => self.unfinished_elsewhere(def, tick, true, on_time).await,
                 };
                 match previous {
                     Some((run_id, instance)) => {
                         drop(starting);
-                        let run_id = run_id.unwrap_or_default();
                         let reason = if run_id.is_empty() {
                             "another tick's run is starting here"
                         } else {
