@@ -6,7 +6,9 @@
 //!   (taskyard's runs take it from their tick, which is that whole second).
 //!   tokio-cron-scheduler's callback is not told its tick, so lateness is taken past the
 //!   last whole second on every side, and the run counts show whether a side fell behind;
-//!   JavaScript croner runs `bench/peers/lateness.mjs` in Node;
+//!   JavaScript croner runs `bench/peers/lateness.mjs` in Node; the floor, as many bare
+//!   tokio timers, alternates with taskyard for `FLOOR_ROUNDS` rounds, the median round's
+//!   ratio reported;
 //! - **registration** (tokio-cron-scheduler only): `REGISTER` cron schedules `0 */5 * * * *` added to a running
 //!   scheduler, timed by the wall clock, their memory counted by the counting allocator
 //!   (live bytes after minus before, per schedule).
@@ -29,6 +31,8 @@ use crate::{COUNTING, LIVE};
 
 const LATENESS_SCHEDULES: usize = 10_000;
 const SECONDS: u64 = 3;
+/// Rounds of taskyard's ticks and the bare timers, alternating.
+const FLOOR_ROUNDS: usize = 5;
 
 /// Milliseconds past the last whole second.
 fn past_the_second(now: Timestamp) -> f64 {
@@ -202,10 +206,30 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
         samples.sort_by(f64::total_cmp);
         samples
     };
-    let ours = sorted(runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES, Due::SameInstant)));
+    // Taskyard and its floor alternate round by round: measured one after the other, a
+    // change in this shared machine's load between them moved the ratio by half. The
+    // round whose p99 ratio is the median of the rounds is the one reported.
+    let mut rounds: Vec<(Vec<f64>, Vec<f64>)> = (0..FLOOR_ROUNDS)
+        .map(|_| {
+            let ours = sorted(runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES, Due::SameInstant)));
+            let timers = sorted(runtime.block_on(timers_lateness(LATENESS_SCHEDULES)));
+            (ours, timers)
+        })
+        .collect();
+    let p99_ratio =
+        |(ours, timers): &(Vec<f64>, Vec<f64>)| nearest_rank(ours, 99.0) / nearest_rank(timers, 99.0);
+    rounds.sort_by(|a, b| p99_ratio(a).total_cmp(&p99_ratio(b)));
+    eprintln!(
+        "schedules: ticks at one instant, p99 / bare timers' by round: {}",
+        rounds
+            .iter()
+            .map(|round| format!("{:.2}", p99_ratio(round)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (ours, timers) = rounds.swap_remove(FLOOR_ROUNDS / 2);
     let tcs = sorted(runtime.block_on(tcs_lateness(LATENESS_SCHEDULES)));
     let javascript = sorted(croner_js_lateness(root, LATENESS_SCHEDULES));
-    let timers = sorted(runtime.block_on(timers_lateness(LATENESS_SCHEDULES)));
     let spread = sorted(runtime.block_on(taskyard_lateness(LATENESS_SCHEDULES, Due::Spread)));
     let expected = LATENESS_SCHEDULES as u64 * SECONDS;
     eprintln!(
@@ -259,7 +283,7 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
             comparison: format!(
                 "lateness, {LATENESS_SCHEDULES} ticks at the same instant / as many bare tokio timers"
             ),
-            metric: format!("{metric} (taskyard / its floor, same run)"),
+            metric: format!("{metric} (taskyard / its floor, median of {FLOOR_ROUNDS} alternating rounds)"),
             taskyard,
             peer: floor,
             peer_name: "floor: bare tokio timers".into(),

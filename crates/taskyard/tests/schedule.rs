@@ -248,6 +248,52 @@ async fn overlap_skip_queue_and_allow() {
     assert!(allow_runs >= 9, "allow ran {allow_runs} times");
 }
 
+/// Without a store or a schedule log, ticks due together are taken in place by their
+/// dispatch: a run that goes on must not hold up the ticks after it, and `skip` must hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_store_ticks_due_together_start_on_time_while_runs_go_on_and_skip_holds() {
+    const SCHEDULES: usize = 20;
+    let probes: Vec<Probe> = (0..SCHEDULES).map(|_| Probe::default()).collect();
+    let late = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut app = App::new().store(StoreConfig::Disabled).schedule_log(None);
+    for (i, probe) in probes.iter().enumerate() {
+        let (late, probe) = (late.clone(), probe.clone());
+        let task = Task::new(move |cx: TaskContext| {
+            if let Trigger::Schedule { scheduled_at, .. } = cx.trigger() {
+                let ms = Timestamp::now().duration_since(*scheduled_at).as_millis();
+                late.lock().expect("lock").push(ms);
+            }
+            let probe = probe.clone();
+            async move {
+                probe.runs.fetch_add(1, Ordering::SeqCst);
+                let now = probe.active.fetch_add(1, Ordering::SeqCst) + 1;
+                probe.peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                probe.active.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, TaskError>(())
+            }
+        });
+        app = app.task(&format!("t{i}"), task).schedule(
+            &format!("s{i}"),
+            Schedule::worker().interval("100ms").task(format!("t{i}")),
+        );
+    }
+    let running = app.start().await.expect("app starts");
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    running.shutdown().await;
+    let late = late.lock().expect("lock").clone();
+    // Every schedule's runs last 250 ms: taken one after the other by the dispatch, the
+    // last of 20 due together would start seconds late.
+    assert!(late.len() >= SCHEDULES * 3, "{} runs", late.len());
+    let worst = late.iter().max().copied().unwrap_or_default();
+    assert!(worst < 80, "a run started {worst} ms after its tick: {late:?}");
+    for probe in &probes {
+        // skip: a 250 ms run spans two later ticks, which are skipped.
+        assert_eq!(probe.peak.load(Ordering::SeqCst), 1);
+        assert!((3..=5).contains(&probe.runs()), "ran {} times", probe.runs());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn immediate_alone_runs_once_and_with_an_interval_runs_at_start_too() {
     let (once, also) = (Probe::default(), Probe::default());

@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Entry, EntryState, LEAD, MAX_SLEEP, Origin, Scheduler};
-use crate::schedule::definition::CatchUp;
+use crate::schedule::definition::{CatchUp, Overlap};
 use crate::sync::lock;
 
 impl Scheduler {
@@ -167,9 +167,25 @@ impl Scheduler {
                 }
             }
             for entry in group {
-                this.dispatch_now(entry, at, Origin::Timer);
+                if this.never_waits(&entry) {
+                    this.run_tick(&entry, at, Origin::Timer).await;
+                } else {
+                    this.dispatch_now(entry, at, Origin::Timer);
+                }
             }
         });
+    }
+
+    /// True when a timer's tick of `entry` goes from its instant to its run's start
+    /// without waiting (no claim in a store, no `queue` turn, no schedule log following the
+    /// run): the group's dispatch then takes it in place, with no task, box or handles of
+    /// its own. Were it to wait after all, the dispatch would wait with it; nothing is lost.
+    fn never_waits(&self, entry: &Entry) -> bool {
+        let inner = &self.inner;
+        inner.claims.is_none()
+            && inner.unfinished.is_none()
+            && !inner.log.is_enabled()
+            && !matches!(entry.def.overlap, Overlap::Queue)
     }
 
     /// Takes the tick on the caller's task as far as it goes without waiting, and hands
