@@ -32,6 +32,11 @@ const BACKEND: &str = "sqlite";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for the run records' batches and the lease sweep. SQLite drops a
+    /// connection's whole page cache when another connection wrote since its last
+    /// transaction, so batches spread over the pool's connections each read the tables'
+    /// and indexes' pages again from the file; on one connection they stay in its cache.
+    writes: SqlitePool,
     path: PathBuf,
     /// The opened file's identity (device, inode), to notice it being replaced.
     identity: Option<(u64, u64)>,
@@ -64,7 +69,7 @@ impl SqliteStore {
             // that cannot hang up; a failing statement closes its connection instead
             // (`close_on_error`).
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|error| Error::StoreUnavailable {
                 backend: BACKEND,
@@ -74,8 +79,15 @@ impl SqliteStore {
                 ),
             })?;
         super::migrate::migrate_sqlite(&pool).await?;
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
         Ok(SqliteStore {
             pool,
+            writes,
             path: path.to_owned(),
             identity: file_identity(path),
         })
@@ -86,7 +98,7 @@ impl SqliteStore {
     /// (it does on a full disk), and a pooled connection that still counts itself inside
     /// a transaction refuses every later `BEGIN`, which jams the store for good.
     async fn writer(&self) -> Result<PoolConnection<Sqlite>, Error> {
-        self.pool.acquire().await.map_err(sqlx_error(BACKEND))
+        self.writes.acquire().await.map_err(sqlx_error(BACKEND))
     }
 }
 
