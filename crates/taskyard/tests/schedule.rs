@@ -14,18 +14,24 @@ use taskyard::{
     TaskError, Trigger,
 };
 
-/// A task that counts its runs and keeps the peak of runs going at once.
+/// A task that counts its runs, keeps the peak of runs going at once, and notes how many
+/// milliseconds after its tick each scheduled run started.
 #[derive(Clone, Default)]
 struct Probe {
     runs: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    late_ms: Arc<std::sync::Mutex<Vec<i128>>>,
 }
 
 impl Probe {
     fn task(&self, work: Duration) -> Task {
         let probe = self.clone();
         Task::new(move |cx: TaskContext| {
+            if let Trigger::Schedule { scheduled_at, .. } = cx.trigger() {
+                let late = Timestamp::now().duration_since(*scheduled_at).as_millis();
+                probe.late_ms.lock().expect("lock").push(late);
+            }
             let probe = probe.clone();
             async move {
                 probe.runs.fetch_add(1, Ordering::SeqCst);
@@ -254,34 +260,22 @@ async fn overlap_skip_queue_and_allow() {
 async fn without_a_store_ticks_due_together_start_on_time_while_runs_go_on_and_skip_holds() {
     const SCHEDULES: usize = 20;
     let probes: Vec<Probe> = (0..SCHEDULES).map(|_| Probe::default()).collect();
-    let late = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut app = App::new().store(StoreConfig::Disabled).schedule_log(None);
     for (i, probe) in probes.iter().enumerate() {
-        let (late, probe) = (late.clone(), probe.clone());
-        let task = Task::new(move |cx: TaskContext| {
-            if let Trigger::Schedule { scheduled_at, .. } = cx.trigger() {
-                let ms = Timestamp::now().duration_since(*scheduled_at).as_millis();
-                late.lock().expect("lock").push(ms);
-            }
-            let probe = probe.clone();
-            async move {
-                probe.runs.fetch_add(1, Ordering::SeqCst);
-                let now = probe.active.fetch_add(1, Ordering::SeqCst) + 1;
-                probe.peak.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                probe.active.fetch_sub(1, Ordering::SeqCst);
-                Ok::<_, TaskError>(())
-            }
-        });
-        app = app.task(&format!("t{i}"), task).schedule(
-            &format!("s{i}"),
-            Schedule::worker().interval("100ms").task(format!("t{i}")),
-        );
+        app = app
+            .task(&format!("t{i}"), probe.task(Duration::from_millis(250)))
+            .schedule(
+                &format!("s{i}"),
+                Schedule::worker().interval("100ms").task(format!("t{i}")),
+            );
     }
     let running = app.start().await.expect("app starts");
     tokio::time::sleep(Duration::from_millis(1050)).await;
     running.shutdown().await;
-    let late = late.lock().expect("lock").clone();
+    let late: Vec<i128> = probes
+        .iter()
+        .flat_map(|probe| probe.late_ms.lock().expect("lock").clone())
+        .collect();
     // Every schedule's runs last 250 ms: taken one after the other by the dispatch, the
     // last of 20 due together would start seconds late.
     assert!(late.len() >= SCHEDULES * 3, "{} runs", late.len());

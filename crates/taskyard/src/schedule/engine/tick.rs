@@ -208,8 +208,8 @@ impl Scheduler {
     ) -> Result<RunHandle, Error> {
         let handle = self.inner.runtime.start_here(request).await?;
         // A run that already ended holds no tick, so it is not kept: freed by this tick,
-        // while its memory is in the cache, not by the next one a second later (measured:
-        // thousands of ticks due together start a tenth sooner).
+        // while its memory is in the cache, not by the next one a second later, which had
+        // to read it back first (BENCHMARKS.md, "Ticks due together").
         let going = (!handle.is_finished()).then(|| handle.clone());
         lock(&entry.state).last_run = going;
         Ok(handle)

@@ -181,11 +181,9 @@ impl Scheduler {
     /// run): the group's dispatch then takes it in place, with no task, box or handles of
     /// its own. Were it to wait after all, the dispatch would wait with it; nothing is lost.
     fn never_waits(&self, entry: &Entry) -> bool {
+        // Without claims there is no store, so no look at other instances' runs either.
         let inner = &self.inner;
-        inner.claims.is_none()
-            && inner.unfinished.is_none()
-            && !inner.log.is_enabled()
-            && !matches!(entry.def.overlap, Overlap::Queue)
+        inner.claims.is_none() && !inner.log.is_enabled() && !matches!(entry.def.overlap, Overlap::Queue)
     }
 
     /// Takes the tick on the caller's task as far as it goes without waiting, and hands
