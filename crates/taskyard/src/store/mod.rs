@@ -17,6 +17,7 @@ mod health;
 pub(crate) mod lease;
 mod memory;
 mod migrate;
+mod pg_batch;
 mod postgres;
 mod queue;
 mod queue_sql;

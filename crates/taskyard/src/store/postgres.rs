@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
-use super::columns::{insert_runs, parse_ids};
+use super::columns::parse_ids;
+use super::pg_batch::{insert_runs, put_claimed};
 use super::sql::{Dialect, Statements};
 use super::{
     Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunCount, RunFilter,
@@ -133,26 +134,13 @@ impl Store for PostgresStore {
         if runs.is_empty() {
             return Ok(());
         }
-        let err = sqlx_error(BACKEND);
-        // One statement is a transaction of its own: a batch that fits in one needs no
-        // `BEGIN` and `COMMIT`, each a round trip.
-        if runs.len() <= super::recorder::MAX_BATCH {
-            insert_runs::<Postgres>(runs, "::jsonb")
-                .build()
-                .execute(&self.pool)
-                .await
-                .map_err(&err)?;
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await.map_err(&err)?;
-        for chunk in runs.chunks(super::recorder::MAX_BATCH) {
-            insert_runs::<Postgres>(chunk, "::jsonb")
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(&err)?;
-        }
-        tx.commit().await.map_err(&err)
+        // One statement is a transaction of its own, so a batch needs no `BEGIN` and
+        // `COMMIT`, each a round trip.
+        insert_runs(runs)
+            .execute(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        Ok(())
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
@@ -282,7 +270,19 @@ impl Store for PostgresStore {
     }
 
     async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
-        self.sql().put_claimed_many(runs).await
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement, so one transaction: no `BEGIN` and `COMMIT` round trips.
+        let rows: Vec<(String, i64)> = put_claimed(runs)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        let written: std::collections::HashSet<(String, i64)> = rows.into_iter().collect();
+        Ok(runs
+            .iter()
+            .map(|(run, fence)| written.contains(&(run.id.to_string(), *fence)))
+            .collect())
     }
 
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
