@@ -55,7 +55,8 @@ struct Measured {
 pub fn compare(root: &Path) -> Vec<Row> {
     let jobs = crate::setting("TASKYARD_BENCH_QUEUE_JOBS", JOBS);
     if std::env::var_os("TASKYARD_BENCH_QUEUE_TASKYARD_ONLY").is_some() {
-        // For profiling taskyard's side alone: its numbers, no peers, no rows.
+        // For profiling taskyard's side alone: its numbers (PostgreSQL, then SQLite), no
+        // peers, no rows.
         let schema = PostgresSchema::create();
         let ours = measure(
             StoreConfig::Postgres(schema.url.clone()),
@@ -68,6 +69,9 @@ pub fn compare(root: &Path) -> Vec<Row> {
         let schema = PostgresSchema::create();
         let limited = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs, LIMITED);
         eprintln!("queue: taskyard PostgreSQL, a cluster-wide limit {limited:?}");
+        let dir = queue_dir();
+        eprintln!("queue: taskyard SQLite {:?}", measure_sqlite(&dir, jobs));
+        let _ = std::fs::remove_dir_all(&dir);
         return Vec::new();
     }
     let schema = PostgresSchema::create();
@@ -87,14 +91,8 @@ pub fn compare(root: &Path) -> Vec<Row> {
         crate::recorded::psql(&schema.base, "DROP SCHEMA IF EXISTS apalis CASCADE");
         measured
     };
-    let dir = std::env::temp_dir().join(format!("taskyard-bench-queue-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary folder");
-    let sqlite = measure(
-        StoreConfig::Sqlite(dir.join("taskyard.db")),
-        None,
-        jobs,
-        Concurrency::Unlimited,
-    );
+    let dir = queue_dir();
+    let sqlite = measure_sqlite(&dir, jobs);
     // apalis on SQLite burns ~100 jobs/s: its rate is measured on fewer jobs, so that the
     // comparison ends in minutes.
     let apalis_sqlite = apalis(
@@ -223,6 +221,23 @@ fn apalis(root: &Path, backend: &str, url: &str, jobs: usize) -> Measured {
         .output()
         .unwrap_or_else(|error| panic!("{} runs (bench/run builds it): {error}", binary.display()));
     measured(&output, "apalis")
+}
+
+/// A fresh folder for the SQLite files of one comparison.
+fn queue_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskyard-bench-queue-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    dir
+}
+
+/// taskyard's burn-down and latency on an SQLite file in `dir`.
+fn measure_sqlite(dir: &Path, jobs: usize) -> Measured {
+    measure(
+        StoreConfig::Sqlite(dir.join("taskyard.db")),
+        None,
+        jobs,
+        Concurrency::Unlimited,
+    )
 }
 
 /// taskyard's burn-down and latency on `store`; `stats` is the PostgreSQL database whose

@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -222,4 +223,122 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         "{refused}"
     );
     no_store.shutdown().await;
+}
+
+/// A task whose runs each take `each`, counting how many run at once at the most and how
+/// many ran on this instance.
+fn paced(each: Duration, at_once: &Arc<(AtomicUsize, AtomicUsize)>, ran: &Arc<AtomicUsize>) -> Task {
+    let (at_once, ran) = (at_once.clone(), ran.clone());
+    Task::new(move |_cx: TaskContext| {
+        let (at_once, ran) = (at_once.clone(), ran.clone());
+        async move {
+            let now = at_once.0.fetch_add(1, Ordering::SeqCst) + 1;
+            at_once.1.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(each).await;
+            at_once.0.fetch_sub(1, Ordering::SeqCst);
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, TaskError>(())
+        }
+    })
+    .concurrency(Concurrency::Unlimited)
+}
+
+/// Waits (at most 30 s) until `count` runs of `ran` have ended.
+async fn until_ran(ran: &[&AtomicUsize], count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ran.iter().map(|ran| ran.load(Ordering::SeqCst)).sum::<usize>() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {ran:?} of {count} runs ended in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_runs_are_claimed_ahead_and_still_execute_64_at_once() {
+    const RUNS: usize = 4_000;
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let (at_once, ran) = (Arc::default(), Arc::default());
+        // Queued before the app starts, so that the queue is full from its first claim.
+        let store = backend
+            .config()
+            .open()
+            .await
+            .expect("store opens")
+            .expect("a store");
+        for _ in 0..RUNS {
+            let now = jiff::Timestamp::now();
+            let run = RunRecord::queued(
+                "quick".into(),
+                json!({}),
+                taskyard::Trigger::Manual,
+                "test".into(),
+                now,
+            );
+            let job = taskyard::store::Job {
+                run_at: now,
+                priority: 0,
+                key: None,
+                max_attempts: 1,
+            };
+            store.enqueue(&run, &job).await.expect("queued");
+        }
+        let app = App::new()
+            .store(backend.config())
+            .task("quick", paced(Duration::from_millis(1), &at_once, &ran))
+            .start()
+            .await
+            .expect("app starts");
+        // Claimed runs are this instance's active runs, executing or waiting for room:
+        // while the runs end fast, more are claimed than execute.
+        let mut claimed_at_once = 0;
+        while ran.load(Ordering::SeqCst) < RUNS {
+            claimed_at_once = claimed_at_once.max(app.runtime().active_runs());
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        until_ran(&[&ran], RUNS).await;
+        let executed_at_once = at_once.1.load(Ordering::SeqCst);
+        assert!(
+            executed_at_once <= 64,
+            "{name}: {executed_at_once} runs executed at once"
+        );
+        assert!(
+            claimed_at_once > 64,
+            "{name}: at most {claimed_at_once} runs claimed at once while 64 executed"
+        );
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_runs_are_not_held_ahead_while_another_instance_has_room() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let at_once = Arc::default();
+        let (ran_a, ran_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let instance = |ran: &Arc<AtomicUsize>| {
+            App::new()
+                .store(backend.config())
+                .task("slow", paced(Duration::from_millis(300), &at_once, ran))
+                .shutdown_grace(Duration::from_millis(500))
+                .start()
+        };
+        let a = instance(&ran_a).await.expect("a starts");
+        let b = instance(&ran_b).await.expect("b starts");
+        for n in 0..80 {
+            a.runtime()
+                .enqueue("slow", json!({ "n": n }))
+                .await
+                .expect("enqueued");
+        }
+        until_ran(&[&ran_a, &ran_b], 80).await;
+        let (on_a, on_b) = (ran_a.load(Ordering::SeqCst), ran_b.load(Ordering::SeqCst));
+        // 64 execute at once on each instance: a run held ahead on one would wait 300 ms
+        // there while the other instance had room for it.
+        assert!(on_a <= 64 && on_b <= 64, "{name}: {on_a} ran on a, {on_b} on b");
+        a.shutdown().await;
+        b.shutdown().await;
+    }
 }

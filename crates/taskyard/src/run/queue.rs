@@ -4,8 +4,14 @@
 //! and polling otherwise, so runs enqueued by other instances start within a poll. A
 //! claimed run executes like any other, except that its records are fenced writes of its
 //! claim (see `store::queue`).
+//!
+//! While its runs are short, an instance claims ahead of its room: the next runs wait here
+//! for a free place instead of for the store's next answer. It holds ahead only what its
+//! room gets through in [`AHEAD_WAIT`], by how long its runs take, so slow runs are not
+//! held back here while another instance could run them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -24,14 +30,21 @@ const POLL: Duration = Duration::from_millis(200);
 /// Claimed runs one instance executes at once.
 const ROOM: usize = 64;
 
+/// At most this many claimed runs wait here beyond the room (see [`AHEAD_WAIT`]).
+const AHEAD: usize = 448;
+
+/// How long a run claimed ahead of the room should wait here for its place: an instance
+/// claims ahead only as many runs as its room gets through in this long, by how long its
+/// recent runs took.
+const AHEAD_WAIT: Duration = Duration::from_millis(20);
+
+/// Claimed runs' ends an instance lets wait for the store before it claims less: the
+/// recorder's largest batch.
+const UNWRITTEN_ENDS: usize = crate::store::MAX_BATCH;
+
 /// Claims one instance has in flight at once: the next is on its way while the store
 /// answers the one before.
 const CLAIMS_IN_FLIGHT: usize = 2;
-
-/// How long a busy instance lets room gather before it claims into less than half of it:
-/// under a stream of short runs, a claim per ended run would cost the store a statement
-/// and a commit per run; this bounds the wait a run due meanwhile may add.
-const GATHER: Duration = Duration::from_millis(2);
 
 impl Runtime {
     /// Claims and executes due durable runs until the runtime stops accepting runs.
@@ -55,7 +68,11 @@ impl Runtime {
                 ended: Vec::new(),
             })
             .collect();
-        let room = Arc::new(Semaphore::new(ROOM));
+        // Every claimed run holds a place in `held` until it ends, and one in `executing`
+        // while it executes.
+        let held = Arc::new(Semaphore::new(ROOM + AHEAD));
+        let executing = Arc::new(Semaphore::new(ROOM));
+        let mut pace = Pace::new();
         let claims = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
         // Ends are written after their runs' room is free: a claim that found a task at
         // its limit tries again once they are in.
@@ -64,12 +81,21 @@ impl Runtime {
         while !stop.is_cancelled() {
             // All the free room in one claim (a statement per run's slot would cost a
             // round trip each), its permits held by the claim until its runs take them.
-            let free = room.available_permits();
-            let reserved = (free > 0)
+            // Ends on their way to the store past a batch of them count as held: claims
+            // never outpace what the store takes, so unwritten ends cannot pile up here.
+            let holding = ROOM + AHEAD - held.available_permits()
+                + recorder.ends_unwritten().saturating_sub(UNWRITTEN_ENDS);
+            let target = ROOM + pace.ahead();
+            let free = target.saturating_sub(holding);
+            // Refilled by halves while runs wait here, so that a stream of short runs is
+            // claimed in groups, not one statement per run that ended; at once when the
+            // runs executing here would otherwise run out.
+            let worth = free > 0 && (holding < ROOM || free >= target / 2);
+            let reserved = worth
                 .then(|| {
                     Some((
                         claims.clone().try_acquire_owned().ok()?,
-                        room.clone().try_acquire_many_owned(free as u32).ok()?,
+                        held.clone().try_acquire_many_owned(free as u32).ok()?,
                     ))
                 })
                 .flatten();
@@ -79,14 +105,13 @@ impl Runtime {
                 for task in tasks.iter_mut().filter(|task| task.limit.is_some()) {
                     task.ended = recorder.ended_unwritten(&task.name);
                 }
-                drop(
-                    inner.tracker.spawn(self.clone().claim_into(
-                        store.clone(),
-                        tasks.clone(),
-                        reserved,
-                        claiming,
-                    )),
-                );
+                drop(inner.tracker.spawn(self.clone().claim_into(
+                    store.clone(),
+                    tasks.clone(),
+                    (executing.clone(), pace.took.clone()),
+                    reserved,
+                    claiming,
+                )));
                 // No `continue`: this loop must reach an await after every claim. A claim
                 // that returns at once on another worker frees its room again, and a loop
                 // going straight back to claim would never yield its worker (seen: a
@@ -99,21 +124,17 @@ impl Runtime {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stop.cancelled() => break,
             }
-            if room.available_permits() < ROOM / 2 {
-                tokio::select! {
-                    _ = tokio::time::sleep(GATHER) => {}
-                    _ = stop.cancelled() => break,
-                }
-            }
         }
     }
 
-    /// One claim for as many runs as `reserved` holds permits, each claimed run executed
-    /// under one of them; `claiming` is this claim's place among those in flight.
+    /// One claim for as many runs as `reserved` holds permits, each claimed run held
+    /// under one of them and executed under one of `executing`'s, its time added to
+    /// `took`; `claiming` is this claim's place among those in flight.
     async fn claim_into(
         self,
         store: Arc<dyn Store>,
         tasks: Vec<ClaimTask>,
+        (executing, took): (Arc<Semaphore>, Arc<Took>),
         mut reserved: OwnedSemaphorePermit,
         claiming: OwnedSemaphorePermit,
     ) {
@@ -132,7 +153,7 @@ impl Runtime {
                     let Some(permit) = reserved.split(1) else {
                         break;
                     };
-                    let execution = self.execute_claimed(run);
+                    let execution = self.execute_claimed(run, executing.clone(), took.clone());
                     let runtime = self.clone();
                     drop(inner.tracker.spawn(async move {
                         execution.await;
@@ -153,8 +174,14 @@ impl Runtime {
         }
     }
 
-    /// The execution of a run this instance claimed.
-    fn execute_claimed(&self, claimed: Claimed) -> impl Future<Output = ()> + Send + 'static {
+    /// The execution of a run this instance claimed, once `executing` has room for it; it
+    /// can be cancelled while it waits.
+    fn execute_claimed(
+        &self,
+        claimed: Claimed,
+        executing: Arc<Semaphore>,
+        took: Arc<Took>,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let inner = &self.inner;
         let slot = inner.slots.get(claimed.run.task.as_str()).cloned();
         let runtime = self.clone();
@@ -165,7 +192,118 @@ impl Runtime {
             };
             let run = Arc::new(ActiveRun::claimed(&claimed, slot.entry.name.clone()));
             lock(&runtime.inner.active).insert(run.id, run.clone());
-            execute::execute(runtime, slot, run, GateKey::None, Wait::Nothing, None, None).await;
+            execute::execute(
+                runtime,
+                slot,
+                run.clone(),
+                GateKey::None,
+                Wait::Permit(executing),
+                None,
+                None,
+            )
+            .await;
+            // From its last attempt's start, not its claim: the wait for a place is not
+            // the run's.
+            let live = run.live();
+            if let (Some(start), Some(end)) = (live.attempt_started_at, live.finished_at) {
+                took.add(end.duration_since(start).unsigned_abs());
+            }
         }
+    }
+}
+
+/// How long this instance's claimed runs took: their count and total time, added as
+/// each ends.
+#[derive(Default)]
+struct Took {
+    runs: AtomicU64,
+    nanos: AtomicU64,
+}
+
+impl Took {
+    fn add(&self, took: Duration) {
+        self.nanos.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.runs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How long this instance's claimed runs take, smoothed over the claimer's turns.
+struct Pace {
+    took: Arc<Took>,
+    /// `took`'s runs and time at the last update.
+    seen: (u64, u64),
+    /// The runs' mean time, in seconds; unknown until a run ended.
+    mean: Option<f64>,
+}
+
+impl Pace {
+    fn new() -> Pace {
+        Pace {
+            took: Arc::default(),
+            seen: (0, 0),
+            mean: None,
+        }
+    }
+
+    /// How many claimed runs may wait here beyond the room now: as many as the room gets
+    /// through in [`AHEAD_WAIT`], at most [`AHEAD`]. By the runs' mean time, not the pace
+    /// of their ends: slow runs that end together would look fast by that.
+    fn ahead(&mut self) -> usize {
+        let (runs, nanos) = (
+            self.took.runs.load(Ordering::Relaxed),
+            self.took.nanos.load(Ordering::Relaxed),
+        );
+        if runs > self.seen.0 {
+            let latest = (nanos - self.seen.1) as f64 / 1e9 / (runs - self.seen.0) as f64;
+            self.mean = Some(self.mean.map_or(latest, |mean| (mean + latest) / 2.0));
+            self.seen = (runs, nanos);
+        }
+        match self.mean {
+            Some(mean) => ((ROOM as f64 * AHEAD_WAIT.as_secs_f64() / mean.max(1e-9)) as usize).min(AHEAD),
+            None => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ahead_after(took: &[Duration]) -> usize {
+        let mut pace = Pace::new();
+        for run in took {
+            pace.took.add(*run);
+        }
+        pace.ahead()
+    }
+
+    #[test]
+    fn runs_are_claimed_ahead_by_how_long_they_take() {
+        // Nothing ended here yet: nothing ahead.
+        assert_eq!(ahead_after(&[]), 0);
+        // Runs that end at once: all the room ahead allows.
+        assert_eq!(ahead_after(&[Duration::from_micros(5); 100]), AHEAD);
+        // 10 ms runs: what 64 places get through in 20 ms.
+        assert_eq!(ahead_after(&[Duration::from_millis(10); 100]), 128);
+        // Slow runs: next to nothing, however many end together.
+        assert_eq!(ahead_after(&[Duration::from_millis(300); 64]), 4);
+        assert_eq!(ahead_after(&[Duration::from_secs(2); 64]), 0);
+    }
+
+    #[test]
+    fn the_pace_follows_the_latest_runs() {
+        let mut pace = Pace::new();
+        pace.took.add(Duration::from_micros(5));
+        assert_eq!(pace.ahead(), AHEAD);
+        for _ in 0..8 {
+            for _ in 0..64 {
+                pace.took.add(Duration::from_millis(300));
+            }
+            pace.ahead();
+        }
+        assert!(pace.ahead() <= 5, "{}", pace.ahead());
     }
 }

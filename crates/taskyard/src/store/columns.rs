@@ -173,7 +173,8 @@ pub(super) fn scheduled_clause(filter: &crate::history::RunFilter) -> &'static s
 pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, attempts = excluded.attempts, instance = excluded.instance, started_at = excluded.started_at, finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, result = excluded.result, error = excluded.error, progress = excluded.progress, progress_message = excluded.progress_message";
 
 /// One multi-row `INSERT` of `runs`, a run already stored replaced by its latest state.
-/// `json` follows each JSON column's parameter: `::jsonb` on PostgreSQL, nothing on SQLite.
+/// `json` follows each JSON column's parameter (nothing on SQLite; PostgreSQL writes its
+/// batches as arrays instead, `pg_batch.rs`).
 pub(super) fn insert_runs<DB>(runs: &[RunRecord], json: &str) -> sqlx::QueryBuilder<DB>
 where
     DB: sqlx::Database,

@@ -38,7 +38,7 @@ pub use self::migrate::MIGRATIONS_VERSION;
 pub use self::postgres::PostgresStore;
 pub use self::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, Job, SchedulePause};
 pub(crate) use self::queue::{Orphan, rescue};
-pub(crate) use self::recorder::Recorder;
+pub(crate) use self::recorder::{MAX_BATCH, Recorder};
 pub use self::sqlite::SqliteStore;
 use crate::Error;
 pub use crate::history::RunFilter;

@@ -123,6 +123,11 @@ impl Recorder {
             .unwrap_or_default()
     }
 
+    /// How many claimed runs ended here with their ends not yet committed, of every task.
+    pub fn ends_unwritten(&self) -> usize {
+        lock(&self.ended).values().map(HashSet::len).sum()
+    }
+
     /// Notified each time a group of claimed runs' writes is committed: runs that ended
     /// left room under their tasks' limits across the cluster.
     pub fn claimed_written(&self) -> Arc<Notify> {
