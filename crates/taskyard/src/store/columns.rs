@@ -1,6 +1,8 @@
 //! The row form of a [`RunRecord`], shared by the SQL backends: timestamps as Unix
 //! milliseconds and structured fields as JSON text, so both databases store the same thing.
 
+use std::collections::HashSet;
+
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -212,6 +214,14 @@ where
     });
     query.push(UPSERT_TAIL);
     query
+}
+
+/// For each of `runs`, in order, whether its write went in: the store returned its id and
+/// fence among those it `written`.
+pub(super) fn fenced_written(runs: &[(RunRecord, i64)], written: &HashSet<(String, i64)>) -> Vec<bool> {
+    runs.iter()
+        .map(|(run, fence)| written.contains(&(run.id.to_string(), *fence)))
+        .collect()
 }
 
 /// Run ids as the store returned them; `backend` names the store in errors.

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
-use super::columns::parse_ids;
+use super::columns::{fenced_written, parse_ids};
 use super::pg_batch::{insert_runs, put_claimed};
 use super::sql::{Dialect, Statements};
 use super::{
@@ -278,11 +278,7 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(sqlx_error(BACKEND))?;
-        let written: std::collections::HashSet<(String, i64)> = rows.into_iter().collect();
-        Ok(runs
-            .iter()
-            .map(|(run, fence)| written.contains(&(run.id.to_string(), *fence)))
-            .collect())
+        Ok(fenced_written(runs, &rows.into_iter().collect()))
     }
 
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use sqlx::query::Query;
 use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
-use super::columns::{COLUMNS, RunRow, decode_rows, parse_id, parse_ids};
+use super::columns::{COLUMNS, RunRow, decode_rows, fenced_written, parse_id, parse_ids};
 use super::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, Job, Orphan, rescue, rescued_due};
 use super::recorder::MAX_BATCH;
 use super::sql::{Dialect, Statements};
@@ -287,10 +287,7 @@ where
             }
         }
         tx.commit().await.map_err(self.error())?;
-        Ok(runs
-            .iter()
-            .map(|(run, fence)| written.contains(&(run.id.to_string(), *fence)))
-            .collect())
+        Ok(fenced_written(runs, &written))
     }
 
     /// Puts a claimed run back in the queue for its next attempt (see
