@@ -27,6 +27,7 @@ mod memory;
 mod peers;
 mod plots;
 mod queue;
+mod queue_floor;
 mod recorded;
 mod report;
 mod run_task;

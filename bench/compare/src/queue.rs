@@ -18,9 +18,9 @@ use taskyard::store::{Job, Store};
 use taskyard::{App, Concurrency, RunRecord, StoreConfig, Task, TaskContext, TaskError, Trigger};
 use tokio::sync::mpsc;
 
-use crate::peers;
 use crate::recorded::PostgresSchema;
 use crate::report::Row;
+use crate::{peers, queue_floor};
 
 /// Jobs burned down by each system.
 const JOBS: usize = 100_000;
@@ -67,6 +67,10 @@ pub fn compare(root: &Path) -> Vec<Row> {
         eprintln!("queue: taskyard PostgreSQL {ours:?}");
         drop(schema);
         let schema = PostgresSchema::create();
+        let floor = queue_floor::measure(&schema.url, jobs, LATENCY_JOBS);
+        eprintln!("queue: the floor on PostgreSQL {floor:?}");
+        drop(schema);
+        let schema = PostgresSchema::create();
         let limited = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs, LIMITED);
         eprintln!("queue: taskyard PostgreSQL, a cluster-wide limit {limited:?}");
         let dir = queue_dir();
@@ -82,6 +86,10 @@ pub fn compare(root: &Path) -> Vec<Row> {
         Concurrency::Unlimited,
     );
     drop(schema);
+    let floor = {
+        let schema = PostgresSchema::create();
+        queue_floor::measure(&schema.url, jobs, LATENCY_JOBS)
+    };
     let graphile = graphile_worker(root, jobs);
     let apalis_pg = {
         let schema = PostgresSchema::create();
@@ -103,13 +111,14 @@ pub fn compare(root: &Path) -> Vec<Row> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("queue: taskyard PostgreSQL {ours:?}");
+    eprintln!("queue: the floor on PostgreSQL {floor:?}");
     eprintln!("queue: graphile-worker {graphile:?}");
     eprintln!("queue: apalis PostgreSQL {apalis_pg:?}");
     eprintln!("queue: taskyard SQLite {sqlite:?}");
     eprintln!("queue: apalis SQLite {apalis_sqlite:?}");
     let best = graphile.jobs_per_s.max(apalis_pg.jobs_per_s);
     let comparison = format!("durable queue, {jobs} no-op jobs, concurrency {CONCURRENCY}");
-    let mut rows = Vec::new();
+    let mut rows = floor_rows(jobs, &ours, &floor, &graphile);
     for (backend, taskyard, peer, name) in [
         ("PostgreSQL", ours, graphile, "graphile-worker"),
         ("PostgreSQL", ours, apalis_pg, "apalis"),
@@ -210,6 +219,49 @@ pub fn compare(root: &Path) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// taskyard on PostgreSQL against the queue's floor in the same run: its burn-down rate,
+/// goal ≥ 0.7 of the floor as for recorded runs, and its idle enqueue→start p50, goal
+/// ≤ 5 ms. The best peer's share of the floor is printed beside them: it says how far
+/// "2× the best peer" is from what the machine allows any queue.
+fn floor_rows(jobs: usize, ours: &Measured, floor: &queue_floor::Floor, graphile: &Measured) -> Vec<Row> {
+    eprintln!(
+        "queue: of the floor's {:.0} jobs/s (idle enqueue→start p50 {:.2} ms, p99 {:.2} ms), \
+         taskyard reaches {:.2} and graphile-worker {:.2}",
+        floor.jobs_per_s,
+        floor.p50_ms,
+        floor.p99_ms,
+        ours.jobs_per_s / floor.jobs_per_s,
+        graphile.jobs_per_s / floor.jobs_per_s,
+    );
+    let comparison =
+        format!("durable queue on PostgreSQL, {jobs} no-op jobs / its floor (raw sqlx claim + delete)");
+    let rate = ours.jobs_per_s / floor.jobs_per_s;
+    vec![
+        Row {
+            comparison: comparison.clone(),
+            metric: "burn-down jobs/s (taskyard / floor, same run)".into(),
+            taskyard: ours.jobs_per_s,
+            peer: floor.jobs_per_s,
+            peer_name: "floor".into(),
+            ratio: rate,
+            target: "≥ 0.7 of the floor".into(),
+            met: rate >= 0.7,
+            unit: "jobs/s".into(),
+        },
+        Row {
+            comparison,
+            metric: "enqueue→start p50 when idle, ms (floor / taskyard)".into(),
+            taskyard: ours.p50_ms,
+            peer: floor.p50_ms,
+            peer_name: "floor".into(),
+            ratio: floor.p50_ms / ours.p50_ms,
+            target: "≤ 5 ms".into(),
+            met: ours.p50_ms <= 5.0,
+            unit: "ms".into(),
+        },
+    ]
 }
 
 /// apalis's burn-down and latency (`bench/peers/apalis`, built by `bench/run`) on

@@ -49,7 +49,8 @@ pub(super) fn insert_runs(runs: &[RunRecord]) -> Query<'static, Postgres, PgArgu
         .bind(column(rows, |row| row.progress_message.take()))
 }
 
-/// [`put_claimed`]'s statement: each run's state where its fence is still the run's.
+/// [`put_claimed`]'s statement: each run's state where its fence is still the run's. Sent
+/// on connections made by `postgres::by_key`, so that the batch's runs are found by key.
 static PUT_CLAIMED: &str = "UPDATE taskyard_runs SET status = v.status, attempt = v.attempt, \
      attempts = v.attempts::jsonb, instance = v.instance, started_at = v.started_at, \
      finished_at = v.finished_at, duration_ms = v.duration_ms, result = v.result::jsonb, error = v.error, \
@@ -67,9 +68,17 @@ static PUT_CLAIMED: &str = "UPDATE taskyard_runs SET status = v.status, attempt 
 pub(super) fn put_claimed(
     runs: &[(RunRecord, i64)],
 ) -> QueryAs<'static, Postgres, (String, i64), PgArguments> {
+    with_claimed(sqlx::query_as(PUT_CLAIMED), runs)
+}
+
+/// `query` (`PUT_CLAIMED`, or a statement around it) with `runs` bound as its columns.
+fn with_claimed<O>(
+    query: QueryAs<'static, Postgres, O, PgArguments>,
+    runs: &[(RunRecord, i64)],
+) -> QueryAs<'static, Postgres, O, PgArguments> {
     let mut rows: Vec<RunRow> = runs.iter().map(|(run, _)| RunRow::encode(run)).collect();
     let rows = &mut rows[..];
-    sqlx::query_as(PUT_CLAIMED)
+    query
         .bind(column(rows, |row| take(&mut row.id)))
         .bind(runs.iter().map(|(_, fence)| *fence).collect::<Vec<i64>>())
         .bind(column(rows, |row| take(&mut row.status)))
@@ -88,4 +97,100 @@ pub(super) fn put_claimed(
 /// One column of `rows`, each value taken out of its row.
 fn column<T>(rows: &mut [RunRow], value: impl FnMut(&mut RunRow) -> T) -> Vec<T> {
     rows.iter_mut().map(value).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use sqlx::{AssertSqlSafe, PgPool};
+
+    use super::*;
+    use crate::history::Trigger;
+
+    /// Rows already in the table: enough that reading all of them looks cheaper to the
+    /// planner than 512 lookups by key.
+    const HISTORY: i64 = 30_000;
+
+    /// The plans PostgreSQL makes for a connection's first executions of a statement know
+    /// the batch's size: on a connection of the pool's defaults they read the whole table
+    /// and hash it on every batch. On the connections the store writes them on, the ends
+    /// of a batch are found by key.
+    #[tokio::test]
+    async fn a_batch_of_claimed_runs_finds_its_rows_by_key_in_a_long_history() {
+        let Ok(base) = std::env::var("TASKYARD_TEST_DATABASE_URL") else {
+            assert_ne!(
+                std::env::var("TASKYARD_REQUIRE_PG").as_deref(),
+                Ok("1"),
+                "TASKYARD_REQUIRE_PG=1 but TASKYARD_TEST_DATABASE_URL is not set: run scripts/setup-postgres.sh and set it"
+            );
+            return;
+        };
+        let schema = format!("ty_plan_{}", std::process::id());
+        let admin = PgPool::connect(&base).await.expect("the test database");
+        for statement in [
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            format!("CREATE SCHEMA {schema}"),
+        ] {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&admin)
+                .await
+                .expect("a schema");
+        }
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        drop(
+            crate::store::PostgresStore::connect(&url)
+                .await
+                .expect("the store migrates"),
+        );
+        let options: sqlx::postgres::PgConnectOptions = url.parse().expect("the test schema's URL");
+        let pool = PgPool::connect_with(crate::store::postgres::by_key(options))
+            .await
+            .expect("the test schema");
+        sqlx::query(
+            "INSERT INTO taskyard_runs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
+             attempts, instance, queued_at, durable, run_at, fence) SELECT '01a236f2-089e-7000-8000-' || lpad(to_hex(n), 12, '0'), 'noop', 'running', \
+             'manual', '{}', '{}', 1, '[]', 'a', 0, TRUE, 0, 1 FROM generate_series(1, $1) AS n",
+        )
+        .bind(HISTORY)
+        .execute(&pool)
+        .await
+        .expect("a history");
+        sqlx::query("ANALYZE taskyard_runs")
+            .execute(&pool)
+            .await
+            .expect("statistics");
+        let ends: Vec<(RunRecord, i64)> = (0..512)
+            .map(|n| {
+                let mut run = RunRecord::queued(
+                    "noop".into(),
+                    serde_json::Value::Null,
+                    Trigger::Manual,
+                    "a".into(),
+                    Timestamp::now(),
+                );
+                // The latest runs: ids made one after another, as `RunId::new` makes them.
+                run.id = format!("01a236f2-089e-7000-8000-{:012x}", HISTORY - n)
+                    .parse()
+                    .expect("an id");
+                (run, 1)
+            })
+            .collect();
+        let explain = sqlx::query_as(AssertSqlSafe(format!("EXPLAIN {PUT_CLAIMED}")));
+        let plan: Vec<(String,)> = with_claimed(explain, &ends)
+            .fetch_all(&pool)
+            .await
+            .expect("the statement's plan");
+        let plan: Vec<String> = plan.into_iter().map(|(line,)| line).collect();
+        pool.close().await;
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .expect("the schema dropped");
+        assert!(
+            !plan.iter().any(|line| line.contains("Seq Scan on taskyard_runs")),
+            "the batch reads the whole table:\n{}",
+            plan.join("\n")
+        );
+    }
 }

@@ -23,6 +23,9 @@ const BACKEND: &str = "postgres";
 /// Connections for claims: each instance claims with one statement at a time.
 const CLAIM_CONNECTIONS: u32 = 2;
 
+/// Connections for claimed runs' states: the recorder writes one batch at a time.
+const END_CONNECTIONS: u32 = 2;
+
 /// How long connecting, or waiting for a pooled connection, may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -56,6 +59,17 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The claimer's connections (see `connect_with`).
     claims: PgPool,
+    /// The connections that write claimed runs' states (see [`by_key`]).
+    ends: PgPool,
+}
+
+/// `options` for connections whose statements find their rows by key: told not to read a
+/// table from end to end. A batch of claimed runs' states joins its 512 ids with the runs;
+/// the plans PostgreSQL makes for a connection's first five executions of a statement
+/// know the batch's size, and for a table of up to a few hundred thousand runs they read
+/// it all and hash it (30 ms a batch at 30,000 runs, against 4 ms by key).
+pub(super) fn by_key(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([("enable_seqscan", "off")])
 }
 
 impl PostgresStore {
@@ -119,8 +133,12 @@ impl PostgresStore {
         let claims = PgPoolOptions::new()
             .max_connections(CLAIM_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options.options([("enable_sort", "off")]));
-        Ok(PostgresStore { pool, claims })
+            .connect_lazy_with(options.clone().options([("enable_sort", "off")]));
+        let ends = PgPoolOptions::new()
+            .max_connections(END_CONNECTIONS)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(by_key(options));
+        Ok(PostgresStore { pool, claims, ends })
     }
 }
 
@@ -275,7 +293,7 @@ impl Store for PostgresStore {
         }
         // One statement, so one transaction: no `BEGIN` and `COMMIT` round trips.
         let rows: Vec<(String, i64)> = put_claimed(runs)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.ends)
             .await
             .map_err(sqlx_error(BACKEND))?;
         Ok(fenced_written(runs, &rows.into_iter().collect()))
