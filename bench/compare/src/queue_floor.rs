@@ -1,20 +1,28 @@
-//! The floor of a durable queue on PostgreSQL: the least that a queue which runs each job
-//! at least once must ask of the database, written straight through sqlx with nothing
-//! around it. A job is a row of a table with one index of the unclaimed rows; a claim
-//! locks up to `BATCH` due rows with `FOR UPDATE SKIP LOCKED` and marks them as taken, and
-//! the jobs, which do nothing, are then deleted in one statement. No history is kept, no
-//! attempt is fenced, no instance is leased: the floor is what the machine allows any
-//! queue, taskyard and its peers alike.
+//! The floor of a durable queue on PostgreSQL and on SQLite: the least that a queue which
+//! runs each job at least once must ask of the database, written straight through sqlx
+//! with nothing around it. A job is a row of a table with one index of the unclaimed rows;
+//! a claim marks up to `BATCH` due rows as taken (on PostgreSQL, locked with `FOR UPDATE
+//! SKIP LOCKED`), and the jobs, which do nothing, are then deleted in one statement. No
+//! history is kept, no attempt is fenced, no instance is leased: the floor is what the
+//! machine allows any queue, taskyard and its peers alike.
 //!
-//! Its burn-down is the better of 1 and of 4 claimers on their own connections, each
-//! claiming and deleting one batch after another; its enqueue→start latency is that of a
-//! row inserted with a notification to an idle listener, which then claims it.
+//! On PostgreSQL its burn-down is the better of 1 and of 4 claimers on their own
+//! connections, each claiming and deleting one batch after another, and its enqueue→start
+//! latency is that of a row inserted with a notification to an idle listener, which then
+//! claims it. On SQLite one connection does it all (the file has one writer at a time),
+//! with taskyard's settings (WAL, `synchronous = NORMAL`), and a job is claimed as soon as
+//! its insert is committed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use std::path::Path;
+
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// Jobs one claim takes at most: as many as a taskyard instance holds at most.
 const BATCH: i64 = 512;
@@ -32,7 +40,7 @@ pub(crate) struct Floor {
 
 /// The floor of a burn-down of `jobs` jobs and of `latency_jobs` single jobs, on the
 /// PostgreSQL database at `url` (whose search path is a schema of the bench's own).
-pub(crate) fn measure(url: &str, jobs: usize, latency_jobs: usize) -> Floor {
+pub(crate) fn measure_postgres(url: &str, jobs: usize, latency_jobs: usize) -> Floor {
     let runtime = crate::two_workers();
     runtime.block_on(async {
         let pool = PgPoolOptions::new()
@@ -67,13 +75,109 @@ pub(crate) fn measure(url: &str, jobs: usize, latency_jobs: usize) -> Floor {
         // The listener's connection came from the pool, which waits for it to close.
         drop(listener);
         pool.close().await;
+        Floor::of(rates, latencies)
+    })
+}
+
+impl Floor {
+    /// The best of the burn-down `rates`, and the median and 99th percentile of
+    /// `latencies` (ms).
+    fn of(rates: Vec<f64>, mut latencies: Vec<f64>) -> Floor {
         latencies.sort_by(f64::total_cmp);
         Floor {
             jobs_per_s: rates.into_iter().fold(0.0, f64::max),
             p50_ms: latencies[latencies.len() / 2],
             p99_ms: latencies[latencies.len() * 99 / 100],
         }
+    }
+}
+
+/// The floor on a new SQLite file at `path`: a burn-down of `jobs` jobs, then
+/// `latency_jobs` single jobs, each claimed once its insert is committed.
+pub(crate) fn measure_sqlite(path: &Path, jobs: usize, latency_jobs: usize) -> Floor {
+    let runtime = crate::two_workers();
+    runtime.block_on(async {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("the floor opens its SQLite file");
+        for statement in [
+            "CREATE TABLE floor_jobs (id INTEGER PRIMARY KEY, run_at INTEGER NOT NULL, \
+             locked_by TEXT, payload TEXT NOT NULL)",
+            "CREATE INDEX floor_jobs_due ON floor_jobs (run_at, id) WHERE locked_by IS NULL",
+        ] {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .expect("the floor's table");
+        }
+        sqlx::query(
+            "WITH RECURSIVE n(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM n WHERE n < ?) \
+             INSERT INTO floor_jobs (run_at, payload) SELECT 0, json_object('n', n) FROM n",
+        )
+        .bind(jobs as i64)
+        .execute(&pool)
+        .await
+        .expect("the floor's jobs queued");
+        let began = Instant::now();
+        let mut done = 0;
+        loop {
+            let claimed = claim_sqlite(&pool, BATCH).await;
+            if claimed.is_empty() {
+                break;
+            }
+            delete_sqlite(&pool, &claimed).await;
+            done += claimed.len();
+        }
+        let rate = jobs as f64 / began.elapsed().as_secs_f64();
+        assert_eq!(done, jobs, "every job ran once");
+        let mut latencies = Vec::with_capacity(latency_jobs);
+        for _ in 0..latency_jobs {
+            let asked = Instant::now();
+            sqlx::query("INSERT INTO floor_jobs (run_at, payload) VALUES (0, '{}')")
+                .execute(&pool)
+                .await
+                .expect("a job queued");
+            let claimed = claim_sqlite(&pool, 1).await;
+            latencies.push(asked.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(claimed.len(), 1, "the queued job is claimed");
+            delete_sqlite(&pool, &claimed).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pool.close().await;
+        Floor::of(vec![rate], latencies)
     })
+}
+
+/// The ids of up to `limit` due jobs of the SQLite floor, now taken.
+async fn claim_sqlite(pool: &SqlitePool, limit: i64) -> Vec<i64> {
+    sqlx::query_scalar(
+        "UPDATE floor_jobs SET locked_by = 'floor' WHERE id IN (\
+             SELECT id FROM floor_jobs WHERE locked_by IS NULL AND run_at <= ? \
+             ORDER BY run_at, id LIMIT ?) \
+         RETURNING id",
+    )
+    .bind(jiff::Timestamp::now().as_millisecond())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .expect("jobs claimed")
+}
+
+/// Deletes the SQLite floor's jobs `ids`, which ran.
+async fn delete_sqlite(pool: &SqlitePool, ids: &[i64]) {
+    let list = serde_json::to_string(ids).expect("ids as JSON");
+    sqlx::query("DELETE FROM floor_jobs WHERE id IN (SELECT value FROM json_each(?))")
+        .bind(list)
+        .execute(pool)
+        .await
+        .expect("jobs deleted");
 }
 
 /// Jobs per second that `claimers` claimers burn down, `jobs` queued beforehand in one

@@ -342,3 +342,92 @@ async fn slow_runs_are_not_held_ahead_while_another_instance_has_room() {
         b.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_claimed_ahead_and_waiting_for_a_place_is_cancelled_before_it_starts() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let started: Arc<Mutex<Vec<RunId>>> = Arc::default();
+        let (release, released) = tokio::sync::watch::channel(false);
+        let body = {
+            let started = started.clone();
+            Task::new(move |cx: TaskContext| {
+                let (started, mut released) = (started.clone(), released.clone());
+                async move {
+                    started.lock().expect("started").push(cx.run_id());
+                    if cx.payload()["hold"] == json!(true) {
+                        let _ = released.wait_for(|released| *released).await;
+                    }
+                    Ok::<_, TaskError>(())
+                }
+            })
+            .concurrency(Concurrency::Unlimited)
+        };
+        let app = App::new()
+            .store(backend.config())
+            .task("gate", body)
+            .shutdown_grace(Duration::from_millis(500))
+            .start()
+            .await
+            .expect("app starts");
+        let runtime = app.runtime();
+        let enqueue =
+            |payload: Value| async move { runtime.enqueue("gate", payload).await.expect("enqueued") };
+        let count = |started: &Arc<Mutex<Vec<RunId>>>| started.lock().expect("started").len();
+        // Quick runs first, so that the instance claims ahead of its places.
+        for _ in 0..200 {
+            enqueue(json!({})).await;
+        }
+        until(|| count(&started) == 200, "the quick runs started").await;
+        // All 64 places held, then more runs: claimed ahead, they wait for a place.
+        for _ in 0..64 {
+            enqueue(json!({ "hold": true })).await;
+        }
+        until(|| count(&started) == 264, "64 runs hold every place").await;
+        let mut waiting = Vec::new();
+        for _ in 0..40 {
+            waiting.push(enqueue(json!({})).await);
+        }
+        until(|| runtime.active_runs() > 64, "runs claimed ahead").await;
+        let mut ahead = None;
+        for id in &waiting {
+            let run = runtime.get_run(*id).await.expect("read").expect("stored");
+            if run.status == RunStatus::Running {
+                ahead = Some(*id);
+                break;
+            }
+        }
+        let ahead = ahead.unwrap_or_else(|| panic!("{name}: no run claimed ahead of the held places"));
+        assert!(
+            runtime.cancel(ahead).await.expect("cancel"),
+            "{name}: the run was live"
+        );
+        let run = ended(&app, ahead).await;
+        assert_eq!(run.status, RunStatus::Cancelled, "{name}: {run:?}");
+        release.send(true).expect("the held runs listen");
+        until(|| count(&started) == 64 + 200 + 39, "every other run started").await;
+        for id in &waiting {
+            let run = ended(&app, *id).await;
+            let expected = if *id == ahead {
+                RunStatus::Cancelled
+            } else {
+                RunStatus::Succeeded
+            };
+            assert_eq!(run.status, expected, "{name}: {id}");
+        }
+        assert!(
+            !started.lock().expect("started").contains(&ahead),
+            "{name}: the cancelled run started after all"
+        );
+        app.shutdown().await;
+    }
+}
+
+/// Waits (at most 10 s) until `done` holds; `what` names it in the failure.
+async fn until(done: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
