@@ -4,7 +4,8 @@
 //! enqueue→start latency of single jobs on an idle worker, and the rows written per job
 //! (`pg_stat_database`). The same on SQLite beside apalis's SQLite backend.
 //! `TASKYARD_BENCH_QUEUE_JOBS` sets the size; `TASKYARD_BENCH_QUEUE_TASKYARD_ONLY=1` measures
-//! taskyard on PostgreSQL alone (to profile it).
+//! taskyard and the floors alone (to profile them), and with it
+//! `TASKYARD_BENCH_QUEUE_STORE=sqlite` (or `postgres`) one store only.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,27 +58,17 @@ pub fn compare(root: &Path) -> Vec<Row> {
     if std::env::var_os("TASKYARD_BENCH_QUEUE_TASKYARD_ONLY").is_some() {
         // For profiling taskyard's side alone: its numbers (PostgreSQL, then SQLite), no
         // peers, no rows.
-        let schema = PostgresSchema::create();
-        let ours = measure(
-            StoreConfig::Postgres(schema.url.clone()),
-            None,
-            jobs,
-            Concurrency::Unlimited,
-        );
-        eprintln!("queue: taskyard PostgreSQL {ours:?}");
-        drop(schema);
-        let schema = PostgresSchema::create();
-        let floor = queue_floor::measure_postgres(&schema.url, jobs, LATENCY_JOBS);
-        eprintln!("queue: the floor on PostgreSQL {floor:?}");
-        drop(schema);
-        let schema = PostgresSchema::create();
-        let limited = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs, LIMITED);
-        eprintln!("queue: taskyard PostgreSQL, a cluster-wide limit {limited:?}");
-        let dir = queue_dir();
-        eprintln!("queue: taskyard SQLite {:?}", measure_sqlite(&dir, jobs));
-        let floor = queue_floor::measure_sqlite(&dir.join("floor.db"), jobs, LATENCY_JOBS);
-        eprintln!("queue: the floor on SQLite {floor:?}");
-        let _ = std::fs::remove_dir_all(&dir);
+        let only = std::env::var("TASKYARD_BENCH_QUEUE_STORE").unwrap_or_default();
+        if only != "sqlite" {
+            taskyard_postgres(jobs);
+        }
+        if only != "postgres" {
+            let dir = queue_dir();
+            eprintln!("queue: taskyard SQLite {:?}", measure_sqlite(&dir, jobs));
+            let floor = queue_floor::measure_sqlite(&dir.join("floor.db"), jobs, LATENCY_JOBS);
+            eprintln!("queue: the floor on SQLite {floor:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         return Vec::new();
     }
     let schema = PostgresSchema::create();
@@ -280,6 +271,27 @@ fn apalis(root: &Path, backend: &str, url: &str, jobs: usize) -> Measured {
 }
 
 /// A fresh folder for the SQLite files of one comparison.
+/// taskyard alone on PostgreSQL, its floor, and taskyard again under a cluster-wide limit,
+/// each on a fresh schema, printed.
+fn taskyard_postgres(jobs: usize) {
+    let schema = PostgresSchema::create();
+    let ours = measure(
+        StoreConfig::Postgres(schema.url.clone()),
+        None,
+        jobs,
+        Concurrency::Unlimited,
+    );
+    eprintln!("queue: taskyard PostgreSQL {ours:?}");
+    drop(schema);
+    let schema = PostgresSchema::create();
+    let floor = queue_floor::measure_postgres(&schema.url, jobs, LATENCY_JOBS);
+    eprintln!("queue: the floor on PostgreSQL {floor:?}");
+    drop(schema);
+    let schema = PostgresSchema::create();
+    let limited = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs, LIMITED);
+    eprintln!("queue: taskyard PostgreSQL, a cluster-wide limit {limited:?}");
+}
+
 fn queue_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("taskyard-bench-queue-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
@@ -303,6 +315,9 @@ fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Co
     runtime.block_on(async {
         let queue = store.open().await.expect("store opens").expect("a store");
         fill(&queue, jobs).await;
+        if std::env::var_os("TASKYARD_BENCH_QUEUE_TASKYARD_ONLY").is_some() {
+            eprintln!("queue: {jobs} jobs queued");
+        }
         let done = Arc::new(AtomicUsize::new(0));
         let (started, mut starts) = mpsc::unbounded_channel::<Instant>();
         let counter = done.clone();

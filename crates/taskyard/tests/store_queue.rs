@@ -8,7 +8,7 @@ mod common;
 use common::backends;
 use common::records::{at, job, lease, queued, record};
 use serde_json::json;
-use taskyard::run::Progress;
+use taskyard::run::{Attempt, Progress};
 use taskyard::store::{CancelRequest, ClaimTask, Enqueued, InstanceLease, Job, Notice, SchedulePause};
 use taskyard::{RunId, RunStatus};
 
@@ -765,8 +765,26 @@ async fn claimed_writes_in_one_group_are_each_fenced() {
             .iter()
             .map(|claim| {
                 let mut run = claim.run.clone();
-                run.status = RunStatus::Succeeded;
+                run.status = RunStatus::Failed;
+                run.attempt = 2;
+                run.attempts = vec![Attempt {
+                    attempt: 1,
+                    status: RunStatus::TimedOut,
+                    started_at: at(120),
+                    finished_at: at(150),
+                    error: Some("took \"too\" long".into()),
+                    retry_delay_ms: 10,
+                }];
                 run.finished_at = Some(at(200));
+                run.duration_ms = Some(80);
+                // Every column the write changes, with quotes, a line break, characters
+                // beyond ASCII, and a fraction binary cannot hold exactly.
+                run.result = Some(json!({"say": "\"quoted\"\nünï ½", "n": [1, 2.5, null]}));
+                run.error = Some("it's \"bad\"\n½".into());
+                run.progress = Some(Progress {
+                    fraction: 0.3,
+                    message: Some("a ⅓ \"done\"".into()),
+                });
                 (run, claim.fence)
             })
             .collect();
@@ -776,7 +794,7 @@ async fn claimed_writes_in_one_group_are_each_fenced() {
         assert_eq!(written, vec![true, false], "{name}");
         let first = store.get_run(ended[0].0.id).await.expect("get").expect("run");
         let second = store.get_run(ended[1].0.id).await.expect("get").expect("run");
-        assert_eq!(first.status, RunStatus::Succeeded, "{name}");
+        assert_eq!(first, ended[0].0, "{name}: every column as written");
         assert_eq!(
             second.status,
             RunStatus::Running,

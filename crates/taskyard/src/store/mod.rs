@@ -24,6 +24,7 @@ mod queue_sql;
 mod recorder;
 mod sql;
 mod sqlite;
+mod sqlite_batch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

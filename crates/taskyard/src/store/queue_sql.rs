@@ -3,15 +3,12 @@
 //! writes of a claimed attempt, the queue again for retries and orphans, and cancels asked
 //! for through any instance.
 
-use std::collections::HashSet;
-
 use jiff::Timestamp;
 use sqlx::query::Query;
 use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
-use super::columns::{COLUMNS, RunRow, decode_rows, fenced_written, parse_id, parse_ids};
+use super::columns::{COLUMNS, RunRow, decode_rows, parse_id, parse_ids};
 use super::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, Job, Orphan, rescue, rescued_due};
-use super::recorder::MAX_BATCH;
 use super::sql::{Dialect, Statements};
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
@@ -255,41 +252,6 @@ where
         self.update_fenced(run, fence, None, false).await
     }
 
-    /// Writes several claimed runs' states, each fenced (see `Store::put_claimed_many`):
-    /// one statement per [`MAX_BATCH`] runs and one commit for the group, instead of a
-    /// round trip per write.
-    pub async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
-        let mut tx = self.pool.begin().await.map_err(self.error())?;
-        let mut written: HashSet<(String, i64)> = HashSet::with_capacity(runs.len());
-        for chunk in runs.chunks(MAX_BATCH) {
-            let mut query = sqlx::query::<DB>(sqlx::AssertSqlSafe(fenced_batch(DB::JSON, chunk.len())));
-            for (run, fence) in chunk {
-                let row = RunRow::encode(run);
-                query = query
-                    .bind(row.id)
-                    .bind(*fence)
-                    .bind(row.status)
-                    .bind(row.attempt)
-                    .bind(row.attempts)
-                    .bind(row.instance)
-                    .bind(row.started_at)
-                    .bind(row.finished_at)
-                    .bind(row.duration_ms)
-                    .bind(row.result)
-                    .bind(row.error)
-                    .bind(row.progress)
-                    .bind(row.progress_message);
-            }
-            for row in query.fetch_all(&mut *tx).await.map_err(self.error())? {
-                let id: String = row.try_get(0).map_err(self.error())?;
-                let fence: i64 = row.try_get(1).map_err(self.error())?;
-                written.insert((id, fence));
-            }
-        }
-        tx.commit().await.map_err(self.error())?;
-        Ok(fenced_written(runs, &written))
-    }
-
     /// Puts a claimed run back in the queue for its next attempt (see
     /// `Store::requeue_claimed`).
     pub async fn requeue_claimed(
@@ -439,56 +401,6 @@ fn fenced_update(j: &str) -> String {
         "UPDATE taskyard_runs SET {set}, run_at = COALESCE($19, run_at), fence = fence + $20 \
          WHERE id = $1 AND fence = $18",
         set = set_columns(j)
-    )
-}
-
-/// The columns a claimed attempt's write changes, after the run's id and the claim's fence
-/// (`RunRow` order); `true` marks a JSON one.
-const CLAIMED_COLUMNS: [(&str, bool); 11] = [
-    ("status", false),
-    ("attempt", false),
-    ("attempts", true),
-    ("instance", false),
-    ("started_at", false),
-    ("finished_at", false),
-    ("duration_ms", false),
-    ("result", true),
-    ("error", false),
-    ("progress", false),
-    ("progress_message", false),
-];
-
-/// Writes `rows` claimed runs in one statement, each where its fence (the second value of
-/// its row) is still the run's; returns the id and fence of each run it wrote (the
-/// fence read from the run: `SQLite` returns nothing from the `FROM` table). `j`
-/// follows the JSON values.
-fn fenced_batch(j: &str, rows: usize) -> String {
-    let width = CLAIMED_COLUMNS.len() + 2;
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let first = row * width + 1;
-            let mut value = format!("(${first}, ${}", first + 1);
-            for (offset, (_, json)) in CLAIMED_COLUMNS.iter().enumerate() {
-                value.push_str(&format!(
-                    ", ${}{}",
-                    first + 2 + offset,
-                    if *json { j } else { "" }
-                ));
-            }
-            value.push(')');
-            value
-        })
-        .collect();
-    let names: Vec<&str> = CLAIMED_COLUMNS.iter().map(|(name, _)| *name).collect();
-    let set: Vec<String> = names.iter().map(|name| format!("{name} = v.{name}")).collect();
-    format!(
-        "WITH v (id, fence, {names}) AS (VALUES {values}) \
-         UPDATE taskyard_runs SET {set} FROM v \
-         WHERE taskyard_runs.id = v.id AND taskyard_runs.fence = v.fence \
-         RETURNING taskyard_runs.id, taskyard_runs.fence",
-        names = names.join(", "),
-        values = values.join(", "),
-        set = set.join(", "),
     )
 }
 
