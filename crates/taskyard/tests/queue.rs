@@ -245,14 +245,12 @@ fn paced(each: Duration, at_once: &Arc<(AtomicUsize, AtomicUsize)>, ran: &Arc<At
 
 /// Waits (at most 30 s) until `count` runs of `ran` have ended.
 async fn until_ran(ran: &[&AtomicUsize], count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ran.iter().map(|ran| ran.load(Ordering::SeqCst)).sum::<usize>() < count {
-        assert!(
-            Instant::now() < deadline,
-            "only {ran:?} of {count} runs ended in 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    within(
+        Duration::from_secs(30),
+        || ran.iter().map(|ran| ran.load(Ordering::SeqCst)).sum::<usize>() >= count,
+        || format!("only {ran:?} of {count} runs ended"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,9 +423,14 @@ async fn a_run_claimed_ahead_and_waiting_for_a_place_is_cancelled_before_it_star
 
 /// Waits (at most 10 s) until `done` holds; `what` names it in the failure.
 async fn until(done: impl Fn() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    within(Duration::from_secs(10), done, || what.to_owned()).await;
+}
+
+/// Waits at most `limit` until `done` holds, failing with what `failure` says.
+async fn within(limit: Duration, done: impl Fn() -> bool, failure: impl Fn() -> String) {
+    let deadline = Instant::now() + limit;
     while !done() {
-        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        assert!(Instant::now() < deadline, "not within {limit:?}: {}", failure());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
