@@ -270,7 +270,6 @@ fn apalis(root: &Path, backend: &str, url: &str, jobs: usize) -> Measured {
     measured(&output, "apalis")
 }
 
-/// A fresh folder for the SQLite files of one comparison.
 /// taskyard alone on PostgreSQL, its floor, and taskyard again under a cluster-wide limit,
 /// each on a fresh schema, printed.
 fn taskyard_postgres(jobs: usize) {
@@ -292,6 +291,7 @@ fn taskyard_postgres(jobs: usize) {
     eprintln!("queue: taskyard PostgreSQL, a cluster-wide limit {limited:?}");
 }
 
+/// A fresh folder for the SQLite files of one comparison.
 fn queue_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("taskyard-bench-queue-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
