@@ -23,7 +23,9 @@ const BACKEND: &str = "postgres";
 /// Connections for claims: each instance claims with one statement at a time.
 const CLAIM_CONNECTIONS: u32 = 2;
 
-/// Connections for claimed runs' states: the recorder writes one batch at a time.
+/// Connections for claimed runs' states: a runtime's recorder writes one batch at a time,
+/// and the second is for a second runtime on the same store (instances in one process), so
+/// that neither waits for the other's batch. The pool is lazy: one runtime opens one.
 const END_CONNECTIONS: u32 = 2;
 
 /// How long connecting, or waiting for a pooled connection, may take.
