@@ -74,13 +74,10 @@ impl SqliteStore {
             // already asks for a local file (its index is shared memory), where a read
             // error that would fault a mapping is as rare as a failing disk.
             .pragma("mmap_size", MMAP_SIZE);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            // A ping before each use is a round trip to the connection's thread for a file
-            // that cannot hang up; a failing statement closes its connection instead
-            // (`close_on_error`).
-            .test_before_acquire(false)
-            .connect_with(options.clone())
+        // A ping before each use is a round trip to the connection's thread for a file that
+        // cannot hang up; a failing statement closes its connection instead
+        // (`close_on_error`).
+        let pool = connect(&options, 4)
             .await
             .map_err(|error| Error::StoreUnavailable {
                 backend: BACKEND,
@@ -90,12 +87,7 @@ impl SqliteStore {
                 ),
             })?;
         super::migrate::migrate_sqlite(&pool).await?;
-        let writes = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(sqlx_error(BACKEND))?;
+        let writes = connect(&options, 1).await.map_err(sqlx_error(BACKEND))?;
         Ok(SqliteStore {
             pool,
             writes,
@@ -111,6 +103,46 @@ impl SqliteStore {
     async fn writer(&self) -> Result<PoolConnection<Sqlite>, Error> {
         self.writes.acquire().await.map_err(sqlx_error(BACKEND))
     }
+}
+
+/// How many times opening the file is tried while another process holds it busy.
+const OPEN_ATTEMPTS: u32 = 20;
+
+/// A pool of at most `max` connections to the file, its first connection opened now.
+///
+/// Opening is tried again, for up to about five seconds, while SQLite answers that the
+/// file is busy: a process that opens a new file while another one is turning it to WAL
+/// (or recovering its WAL index) can get `SQLITE_BUSY` at once, without the busy timeout's
+/// wait, and two processes started together on one new file would otherwise see one of
+/// them fail to start.
+async fn connect(options: &SqliteConnectOptions, max: u32) -> Result<SqlitePool, sqlx::Error> {
+    let mut attempt = 1;
+    loop {
+        let opened = SqlitePoolOptions::new()
+            .max_connections(max)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await;
+        match opened {
+            Err(error) if attempt < OPEN_ATTEMPTS && is_busy(&error) => {
+                tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// True when SQLite answered `SQLITE_BUSY` or `SQLITE_LOCKED` (or one of their extended
+/// codes).
+fn is_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(error) = error else {
+        return false;
+    };
+    error
+        .code()
+        .and_then(|code| code.parse::<i64>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// Closes `conn` when `result` is an error; see [`SqliteStore::writer`].
@@ -324,6 +356,45 @@ pub(super) const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned',
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file another connection holds locked reads as busy, and opening is tried again;
+    /// any other error is not.
+    #[tokio::test]
+    async fn a_file_held_by_another_connection_reads_as_busy() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("held.db"))
+            .create_if_missing(true)
+            .busy_timeout(Duration::ZERO);
+        let mut holder = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("the holder connects");
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&mut holder)
+            .await
+            .expect("a table");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut holder)
+            .await
+            .expect("the lock");
+        let mut other = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("the other connects");
+        let busy = sqlx::query("SELECT x FROM t")
+            .fetch_all(&mut other)
+            .await
+            .expect_err("the file is locked");
+        assert!(is_busy(&busy), "{busy}");
+        sqlx::query("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .expect("the lock released");
+        let wrong = sqlx::query("SELECT nothing FROM t")
+            .fetch_all(&mut other)
+            .await
+            .expect_err("no such column");
+        assert!(!is_busy(&wrong), "{wrong}");
+    }
 
     /// Every connection, the pool's and the writer's, reads the file through its mapping.
     #[tokio::test]
