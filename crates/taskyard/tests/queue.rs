@@ -434,3 +434,76 @@ async fn within(limit: Duration, done: impl Fn() -> bool, failure: impl Fn() -> 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A claim writes nothing to the run's record: a claimed run that goes on past the poll
+/// that starts it is recorded `running` on the instance that claimed it, and the end
+/// takes it out of the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_run_that_goes_on_is_recorded_running_where_it_runs() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let (release, released) = tokio::sync::watch::channel(false);
+        let task = Task::new(move |_cx: TaskContext| {
+            let mut released = released.clone();
+            async move {
+                let _ = released.wait_for(|released| *released).await;
+                Ok::<_, TaskError>(())
+            }
+        })
+        .concurrency(Concurrency::Unlimited);
+        let app = App::new()
+            .store(backend.config())
+            .task("hold", task)
+            .shutdown_grace(Duration::from_millis(500))
+            .start()
+            .await
+            .expect("app starts");
+        // Queued through another instance's handle on the store.
+        let store = backend.open().await;
+        let now = jiff::Timestamp::now();
+        let run = RunRecord::queued(
+            "hold".into(),
+            json!({}),
+            taskyard::Trigger::Manual,
+            "elsewhere".into(),
+            now,
+        );
+        let job = taskyard::store::Job {
+            run_at: now,
+            priority: 0,
+            key: None,
+            max_attempts: 1,
+        };
+        store.enqueue(&run, &job).await.expect("enqueued");
+        let stored = || {
+            let store = store.clone();
+            async move { store.get_run(run.id).await.expect("read").expect("stored") }
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let record = stored().await;
+            if record.status == RunStatus::Running {
+                assert_ne!(record.instance, "elsewhere", "{name}: {record:?}");
+                assert!(record.started_at.is_some(), "{name}: {record:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: not recorded running within 10 s: {record:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release.send(true).expect("the run listens");
+        let ended = ended(&app, run.id).await;
+        assert_eq!(ended.status, RunStatus::Succeeded, "{name}");
+        // Its job is gone: the run cannot be cancelled, nor claimed again.
+        assert!(
+            matches!(
+                store.request_cancel(run.id, jiff::Timestamp::now()).await,
+                Ok(Some(taskyard::store::CancelRequest::Finished(_)))
+            ),
+            "{name}"
+        );
+        app.shutdown().await;
+    }
+}

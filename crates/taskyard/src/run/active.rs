@@ -102,7 +102,9 @@ impl ActiveRun {
                 fence: claimed.fence,
                 max_attempts: claimed.max_attempts,
             }),
-            records_held: AtomicBool::new(false),
+            // Its `running` record waits for the end of its body's first poll, as a run
+            // launched here waits for its first poll (see `Runtime::execute_claimed`).
+            records_held: AtomicBool::new(true),
             outcome: OnceLock::new(),
             ended: Notify::new(),
             live: Mutex::new(Live {
@@ -246,9 +248,8 @@ impl RuntimeInner {
         }
     }
 
-    /// The attempt began, `at` or now; `record` writes the run's new state (not needed
-    /// where the store already holds it).
-    pub(super) fn mark_started(&self, run: &ActiveRun, attempt: u32, record: bool, at: Option<Timestamp>) {
+    /// The attempt began, `at` or now; the run's new state is recorded.
+    pub(super) fn mark_started(&self, run: &ActiveRun, attempt: u32, at: Option<Timestamp>) {
         {
             let now = at.unwrap_or_else(Timestamp::now);
             let mut live = run.live();
@@ -259,9 +260,7 @@ impl RuntimeInner {
         }
         in_span(&run.span, || tracing::debug!(attempt, "run started"));
         self.publish(run, || RunEventKind::Started { attempt });
-        if record {
-            self.record(run);
-        }
+        self.record(run);
     }
 
     /// Keeps the attempt that just ended among the run's attempts; returns its error.

@@ -146,14 +146,11 @@ async fn run_attempts(
         Some(claim) => (claim.max_attempts, run.live().attempt),
         None => (task.retry.max_attempts(), 1),
     };
-    // The claim itself stored a claimed run as `running` on this instance: its first
-    // attempt's start needs no write of its own.
-    let mut record_start = run.claim.is_none();
     loop {
-        runtime
-            .inner
-            .mark_started(run, attempt, record_start, start_at.take());
-        record_start = true;
+        // A claimed run's start too: the claim took its job, and its record says
+        // `running` on this instance once this write lands (with its end, if it ends
+        // before the recorder's next batch).
+        runtime.inner.mark_started(run, attempt, start_at.take());
         // A run with one attempt is its attempt: it shares the run's cancellation rather
         // than making a child (a token, an allocation and the parent's lock), and
         // cancelling it at the end touches nothing that outlives the run.

@@ -192,15 +192,25 @@ impl Runtime {
             };
             let run = Arc::new(ActiveRun::claimed(&claimed, slot.entry.name.clone()));
             lock(&runtime.inner.active).insert(run.id, run.clone());
-            execute::execute(
-                runtime,
+            let mut execution = execute::execute(
+                runtime.clone(),
                 slot,
                 run.clone(),
                 GateKey::None,
                 Wait::Permit(executing),
                 None,
                 None,
-            )
+            );
+            // The claim wrote nothing to the run's record: a run that ends in the poll
+            // that starts it is written once, by its end; one that goes on is written as
+            // it is when that poll returns. (A run waiting for its place is not written.)
+            std::future::poll_fn(|cx| {
+                let poll = execution.as_mut().poll(cx);
+                if poll.is_pending() && run.live().attempt_started_at.is_some() {
+                    runtime.inner.release_records(&run);
+                }
+                poll
+            })
             .await;
             // From its last attempt's start, not its claim: the wait for a place is not
             // the run's.

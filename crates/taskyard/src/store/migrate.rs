@@ -57,6 +57,11 @@ const SQLITE: &[Migration] = &[
         name: "finished runs counted from an index",
         sql: include_str!("migrations/sqlite/0008_counts.sql"),
     },
+    Migration {
+        version: 9,
+        name: "a table of live jobs",
+        sql: include_str!("migrations/sqlite/0009_jobs.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -100,10 +105,15 @@ const POSTGRES: &[Migration] = &[
         name: "finished runs counted from an index",
         sql: include_str!("migrations/postgres/0008_counts.sql"),
     },
+    Migration {
+        version: 9,
+        name: "a table of live jobs",
+        sql: include_str!("migrations/postgres/0009_jobs.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 8;
+pub const MIGRATIONS_VERSION: i64 = 9;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"
@@ -195,5 +205,117 @@ fn check_not_newer(backend: &'static str, applied: &[i64]) -> Result<(), Error> 
             ),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, PgConnection, SqliteConnection};
+
+    use super::*;
+
+    /// Runs of a schema at version 8: durable ones queued (with a key) and running (with
+    /// a cancel asked for), a durable one that ended, and one in process.
+    const VERSION_8_RUNS: &str = "INSERT INTO taskyard_runs (id, task, status, trigger_kind, trigger_data, payload, \
+         attempt, attempts, instance, queued_at, durable, run_at, priority, unique_key, max_attempts, fence, cancel_requested) VALUES \
+         ('q', 'mail', 'queued', 'manual', '{}', '{}', 1, '[]', 'i-0', 100, TRUE, 500, 2, 'k', 3, 0, FALSE), \
+         ('r', 'mail', 'running', 'manual', '{}', '{}', 2, '[]', 'i-1', 100, TRUE, 900, 0, NULL, 3, 3, TRUE), \
+         ('s', 'mail', 'succeeded', 'manual', '{}', '{}', 1, '[]', 'i-1', 100, TRUE, 900, 0, NULL, 1, 1, FALSE), \
+         ('p', 'mail', 'queued', 'manual', '{}', '{}', 1, '[]', 'i-1', 100, FALSE, NULL, 0, NULL, 1, 0, FALSE)";
+
+    /// The jobs, as `(id, task, claimed_by, fence, run_at, priority, unique_key,
+    /// max_attempts, cancel_requested)`.
+    const JOBS: &str = "SELECT id, task, claimed_by, fence, run_at, CAST(priority AS BIGINT), unique_key, \
+         CAST(max_attempts AS BIGINT), CAST(CASE WHEN cancel_requested THEN 1 ELSE 0 END AS BIGINT) FROM taskyard_jobs ORDER BY id";
+
+    type JobRow = (
+        String,
+        String,
+        Option<String>,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        i64,
+        i64,
+    );
+
+    fn expected_jobs() -> Vec<JobRow> {
+        vec![
+            ("q".into(), "mail".into(), None, 0, 500, 2, Some("k".into()), 3, 0),
+            (
+                "r".into(),
+                "mail".into(),
+                Some("i-1".into()),
+                3,
+                900,
+                0,
+                None,
+                3,
+                1,
+            ),
+        ]
+    }
+
+    #[tokio::test]
+    async fn the_queued_and_running_durable_runs_of_version_8_become_jobs_on_sqlite() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("upgrade.db"))
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options)
+            .await
+            .expect("the file opens");
+        let insert = "INSERT INTO taskyard_migrations (version, name, applied_at) VALUES (?, ?, ?)";
+        apply::<sqlx::Sqlite>(&mut conn, "sqlite", &SQLITE[..8], insert)
+            .await
+            .expect("version 8");
+        sqlx::raw_sql(VERSION_8_RUNS)
+            .execute(&mut conn)
+            .await
+            .expect("runs");
+        apply::<sqlx::Sqlite>(&mut conn, "sqlite", SQLITE, insert)
+            .await
+            .expect("the latest version");
+        let jobs: Vec<JobRow> = sqlx::query_as(JOBS).fetch_all(&mut conn).await.expect("jobs");
+        assert_eq!(jobs, expected_jobs());
+    }
+
+    #[tokio::test]
+    async fn the_queued_and_running_durable_runs_of_version_8_become_jobs_on_postgres() {
+        let Ok(url) = std::env::var("TASKYARD_TEST_DATABASE_URL") else {
+            assert_ne!(
+                std::env::var("TASKYARD_REQUIRE_PG").as_deref(),
+                Ok("1"),
+                "TASKYARD_REQUIRE_PG=1 but TASKYARD_TEST_DATABASE_URL is not set: run scripts/setup-postgres.sh and set it"
+            );
+            return;
+        };
+        let schema = format!("ty_upgrade_{}", std::process::id());
+        let mut conn = PgConnection::connect(&url).await.expect("the test database");
+        let setup = format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+            .execute(&mut conn)
+            .await
+            .expect("a schema");
+        let insert = "INSERT INTO taskyard_migrations (version, name, applied_at) VALUES ($1, $2, $3)";
+        apply::<sqlx::Postgres>(&mut conn, "postgres", &POSTGRES[..8], insert)
+            .await
+            .expect("version 8");
+        sqlx::raw_sql(VERSION_8_RUNS)
+            .execute(&mut conn)
+            .await
+            .expect("runs");
+        apply::<sqlx::Postgres>(&mut conn, "postgres", POSTGRES, insert)
+            .await
+            .expect("the latest version");
+        let jobs: Vec<JobRow> = sqlx::query_as(JOBS).fetch_all(&mut conn).await.expect("jobs");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut conn)
+            .await
+            .expect("the schema dropped");
+        assert_eq!(jobs, expected_jobs());
     }
 }

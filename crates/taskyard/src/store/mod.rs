@@ -12,6 +12,7 @@
 //! backend passes the same conformance suite (`tests/store_conformance.rs`).
 
 mod batched;
+mod cancel_sql;
 mod columns;
 mod health;
 pub(crate) mod lease;
@@ -152,9 +153,11 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error>;
 
     /// Claims for `instance` at most `limit` durable runs of `tasks` that are due at `now`,
-    /// highest priority first, then earliest `run_at`, then oldest: each becomes `running`
-    /// there with a new fence. Concurrent claimers on any number of instances never get the
-    /// same run, and never take a task past its limit of running runs across the cluster.
+    /// highest priority first, then earliest `run_at`, then oldest: each is held there
+    /// under a new fence and comes back `running` there (its stored record says so once
+    /// the instance writes the run's start). Concurrent claimers on any number of
+    /// instances never get the same run, and never take a task past its limit of running
+    /// runs across the cluster.
     async fn claim(
         &self,
         instance: &str,

@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use super::columns::{fenced_written, parse_ids};
 use super::pg_batch::{insert_runs, put_claimed};
-use super::sql::{Dialect, Statements};
+use super::sql::Statements;
 use super::{
     Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunCount, RunFilter,
     SchedulePause, Store, TickClaim, sqlx_error,
@@ -31,16 +31,11 @@ const END_CONNECTIONS: u32 = 2;
 /// How long connecting, or waiting for a pooled connection, may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A claim (see `Store::claim`) in one round trip, through the function of migration 7:
+/// A claim (see `Store::claim`) in one round trip, through the function of migration 9:
 /// the tasks without a limit together in the queue's order, then each task with a limit
-/// under a lock of its own. Run on the claims pool, whose connections never sort.
-static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {columns}, {extra} FROM taskyard_claim($1, $2, $3, $4, $5, $6, $7)",
-        columns = <Postgres as Dialect>::RUN_COLUMNS,
-        extra = <Postgres as Dialect>::CLAIM_EXTRA,
-    )
-});
+/// under a lock of its own, then the claimed runs' records with their jobs' columns. Run
+/// on the claims pool, whose connections neither sort nor read a table from end to end.
+const CLAIM: &str = "SELECT * FROM taskyard_claim($1, $2, $3, $4, $5, $6, $7)";
 
 /// Marks `abandoned` the unfinished runs of instances without a live lease at `$1`; the
 /// run ends at its instance's last heartbeat when that is known (as in SQLite).
@@ -135,7 +130,7 @@ impl PostgresStore {
         let claims = PgPoolOptions::new()
             .max_connections(CLAIM_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options.clone().options([("enable_sort", "off")]));
+            .connect_lazy_with(by_key(options.clone()).options([("enable_sort", "off")]));
         let ends = PgPoolOptions::new()
             .max_connections(END_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
@@ -251,7 +246,7 @@ impl Store for PostgresStore {
             tasks.iter().partition(|task| task.limit.is_some());
         let names = |tasks: &[&ClaimTask]| tasks.iter().map(|task| task.name.clone()).collect::<Vec<_>>();
         let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-        let rows = sqlx::query::<Postgres>(sqlx::AssertSqlSafe(CLAIM.as_str()))
+        let rows = sqlx::query::<Postgres>(CLAIM)
             .bind(instance)
             .bind(now.as_millisecond())
             .bind(i32::try_from(limit).unwrap_or(i32::MAX))
@@ -272,7 +267,7 @@ impl Store for PostgresStore {
             .fetch_all(&self.claims)
             .await
             .map_err(sqlx_error(BACKEND))?;
-        self.sql().claimed_in_order(&rows)
+        self.sql().claimed_in_order(&rows, instance, now)
     }
 
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {

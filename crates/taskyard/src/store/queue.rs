@@ -2,12 +2,14 @@
 //! in the queue, its unique key, how many attempts it gets, and the fencing token of the
 //! attempt that holds it.
 //!
-//! The run record is the job row: a durable run is a `queued` record any live instance may
-//! claim once `run_at` has come. A claim bumps the run's fence and sets `run_at` to the claim's
-//! time, which is when the attempt began should its instance die; every later write of that
-//! attempt (progress, the end) carries the fence it was claimed with, and the store refuses
-//! a write whose fence is no longer the run's, so an attempt that lost its claim (its
-//! instance was presumed dead and the run handed on) never writes over the live one.
+//! A durable run is a job, kept apart from its record while it is queued or running (in the
+//! SQL stores, a narrow row of `taskyard_jobs`): any live instance may claim it once
+//! `run_at` has come. A claim marks the job as the instance's, bumps its fence and sets
+//! `run_at` to the claim's time, which is when the attempt began should its instance die;
+//! every later write of that attempt (progress, the end) carries the fence it was claimed
+//! with, and the store refuses a write whose fence is no longer the job's, so an attempt
+//! that lost its claim (its instance was presumed dead and the run handed on) never writes
+//! over the live one. The run's end deletes its job, in the same transaction as its record.
 
 use jiff::Timestamp;
 

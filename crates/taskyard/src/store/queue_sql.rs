@@ -1,14 +1,16 @@
 //! The durable queue's statements, shared by both SQL backends like those of `sql`:
 //! enqueue, claim (with each task's limit of running runs across the cluster), fenced
-//! writes of a claimed attempt, the queue again for retries and orphans, and cancels asked
-//! for through any instance.
+//! writes of a claimed attempt, and the queue again for retries and orphans (cancels are in
+//! `cancel_sql`). The queue's state is in `taskyard_jobs`, a row per queued or
+//! claimed durable run; the run's record in `taskyard_runs` is written beside it when the
+//! run is queued, when its instance writes its state, and when it ends.
 
 use jiff::Timestamp;
 use sqlx::query::Query;
 use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
 use super::columns::{COLUMNS, RunRow, decode_rows, parse_id, parse_ids};
-use super::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, Job, Orphan, rescue, rescued_due};
+use super::queue::{ClaimTask, Claimed, Enqueued, Job, Orphan, rescue, rescued_due};
 use super::sql::{Dialect, Statements};
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
@@ -61,32 +63,20 @@ where
             .bind(row.progress_message)
     }
 
-    /// Writes a durable run to the queue (see `Store::enqueue`).
+    /// Writes a durable run to the queue (see `Store::enqueue`): its job and its record,
+    /// the record only if the job went in.
     pub async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
-        let j = DB::JSON;
-        let insert = format!(
-            "INSERT INTO taskyard_runs ({COLUMNS}, durable, run_at, priority, unique_key, max_attempts, fence) \
-             VALUES ($1, $2, $3, $4, $5{j}, $6{j}, $7, $8{j}, $9, $10, $11, $12, $13, $14{j}, $15, $16, $17, TRUE, $18, $19, $20, $21, 0) \
-             ON CONFLICT (task, unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING \
-             RETURNING id"
-        );
         // A keyed run that finished between the refused insert and the read of the live
         // one leaves nothing to hand back: insert again.
         for _ in 0..3 {
-            let query = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(insert.clone())), run)
-                .bind(job.run_at.as_millisecond())
-                .bind(i64::from(job.priority))
-                .bind(job.key.clone())
-                .bind(i64::from(job.max_attempts));
-            let inserted = query.fetch_optional(self.pool).await.map_err(self.error())?;
-            if inserted.is_some() {
+            if self.insert_job(run, job).await? {
                 return Ok(Enqueued::New(run.id));
             }
             let Some(key) = &job.key else {
                 break;
             };
             let live: Option<String> = sqlx::query_scalar::<DB, String>(
-                "SELECT id FROM taskyard_runs WHERE task = $1 AND unique_key = $2 AND status IN ('queued', 'running')",
+                "SELECT id FROM taskyard_jobs WHERE task = $1 AND unique_key = $2",
             )
             .bind(run.task.clone())
             .bind(key.clone())
@@ -106,10 +96,47 @@ where
         })
     }
 
+    /// Inserts a durable run's job and, if its key was free, its record, committed
+    /// together; false when another live run holds the key.
+    async fn insert_job(&self, run: &RunRecord, job: &Job) -> Result<bool, Error> {
+        let j = DB::JSON;
+        let record = format!(
+            "INSERT INTO taskyard_runs ({COLUMNS}, durable, run_at, priority, unique_key, max_attempts, fence) \
+             SELECT $1, $2, $3, $4, $5{j}, $6{j}, $7, $8{j}, $9, $10, $11, $12, $13, $14{j}, $15, $16, $17, TRUE, $18, $19, $20, $21, 0"
+        );
+        let bind = |statement: String| {
+            Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(statement)), run)
+                .bind(job.run_at.as_millisecond())
+                .bind(i64::from(job.priority))
+                .bind(job.key.clone())
+                .bind(i64::from(job.max_attempts))
+        };
+        if DB::WRITABLE_CTE {
+            let statement = format!("WITH job AS ({INSERT_JOB}) {record} FROM job RETURNING id");
+            let inserted = bind(statement)
+                .fetch_optional(self.pool)
+                .await
+                .map_err(self.error())?;
+            return Ok(inserted.is_some());
+        }
+        let mut tx = self.pool.begin().await.map_err(self.error())?;
+        let inserted = bind(INSERT_JOB.to_owned())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.error())?;
+        if inserted.is_none() {
+            return Ok(false);
+        }
+        bind(record).execute(&mut *tx).await.map_err(self.error())?;
+        tx.commit().await.map_err(self.error())?;
+        Ok(true)
+    }
+
     /// Claims due durable runs for `instance` (see `Store::claim`): the tasks without a
     /// limit in one statement, each task with a limit in one of its own that counts the
-    /// task's running runs as it claims. Every statement walks the queue's indexes (named
-    /// on SQLite; on PostgreSQL the store claims through connections that do not sort).
+    /// task's claimed jobs as it claims; then the claimed runs' records. Every statement
+    /// walks the queue's indexes (named on SQLite; PostgreSQL claims through a function of
+    /// its own, `taskyard_claim`).
     pub async fn claim(
         &self,
         instance: &str,
@@ -119,40 +146,52 @@ where
     ) -> Result<Vec<Claimed>, Error> {
         let (limited, free): (Vec<&ClaimTask>, Vec<&ClaimTask>) =
             tasks.iter().partition(|task| task.limit.is_some());
-        let mut claimed = Vec::new();
+        let mut ids = Vec::new();
         let names: Vec<&str> = free.iter().map(|task| task.name.as_str()).collect();
         if !names.is_empty() && limit > 0 && self.any_due(&names, now).await? {
             let statement = claim_statement::<DB>(&format!("task IN ({})", DB::TASKS_OF_2), "$4", DUE_INDEX);
-            let query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement))
+            let query = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(statement))
                 .bind(now.as_millisecond())
                 .bind(json_names(&names)?)
                 .bind(instance.to_owned())
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX));
-            let rows = query.fetch_all(self.pool).await.map_err(self.error())?;
-            claimed.extend(self.claimed(&rows)?);
+            ids.extend(query.fetch_all(self.pool).await.map_err(self.error())?);
         }
         let names: Vec<&str> = limited.iter().map(|task| task.name.as_str()).collect();
         if !names.is_empty() && self.any_due(&names, now).await? {
             for task in limited {
-                let room = limit.saturating_sub(claimed.len());
+                let room = limit.saturating_sub(ids.len());
                 if room == 0 {
                     break;
                 }
-                claimed.extend(self.claim_limited(instance, task, now, room).await?);
+                ids.extend(self.claim_limited(instance, task, now, room).await?);
             }
         }
-        // `RETURNING` keeps no order: the queue's order is restored here.
-        claimed.sort_by_key(|(order, _)| *order);
-        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read = format!(
+            "SELECT {columns}, {extra} FROM taskyard_jobs j JOIN taskyard_runs r ON r.id = j.id WHERE j.id IN ({ids})",
+            columns = claimed_columns::<DB>(),
+            extra = DB::CLAIM_EXTRA,
+            ids = DB::IDS_OF_1,
+        );
+        let ids: Vec<RunId> = parse_ids(DB::BACKEND, ids)?;
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(read))
+            .bind(json_ids(&ids)?)
+            .fetch_all(self.pool)
+            .await
+            .map_err(self.error())?;
+        self.claimed_in_order(&rows, instance, now)
     }
 
     /// True when a durable run of one of `tasks` is due at `now`. A read first: on SQLite
     /// even an `UPDATE` that changes nothing takes the write lock, and an idle instance
     /// asks several times a second. Ordered as the queue is, so that it walks the queue's
-    /// index: without an order PostgreSQL scans the table past every finished run.
+    /// index.
     async fn any_due(&self, tasks: &[&str], now: Timestamp) -> Result<bool, Error> {
         let probe = format!(
-            "SELECT id FROM taskyard_runs{index} WHERE {DUE} AND task IN ({tasks}) ORDER BY priority DESC, run_at, id LIMIT 1",
+            "SELECT id FROM taskyard_jobs{index} WHERE {DUE} AND task IN ({tasks}) ORDER BY priority DESC, run_at, id LIMIT 1",
             index = DB::indexed_by(DUE_INDEX),
             tasks = DB::TASKS_OF_2
         );
@@ -165,17 +204,17 @@ where
         Ok(found.is_some())
     }
 
-    /// Claims at most `room` runs of a task with a limit, leaving its running runs across
-    /// the cluster at or under it.
+    /// Claims at most `room` runs of a task with a limit, leaving its claimed jobs across
+    /// the cluster at or under it; returns their ids.
     async fn claim_limited(
         &self,
         instance: &str,
         task: &ClaimTask,
         now: Timestamp,
         room: usize,
-    ) -> Result<Vec<(QueueOrder, Claimed)>, Error> {
+    ) -> Result<Vec<String>, Error> {
         let running = format!(
-            "(SELECT COUNT(*) FROM taskyard_runs WHERE task = $2 AND durable AND status = 'running' AND id NOT IN ({ended}))",
+            "(SELECT COUNT(*) FROM taskyard_jobs WHERE task = $2 AND claimed_by IS NOT NULL AND id NOT IN ({ended}))",
             ended = DB::TASKS_OF_6
         );
         let count = format!(
@@ -184,15 +223,15 @@ where
             least = DB::LEAST
         );
         let statement = claim_statement::<DB>("task = $2", &count, DUE_BY_TASK_INDEX);
-        let query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement))
+        let query = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(statement))
             .bind(now.as_millisecond())
             .bind(task.name.clone())
             .bind(instance.to_owned())
             .bind(i64::try_from(room).unwrap_or(i64::MAX))
             .bind(i64::from(task.limit.unwrap_or(u32::MAX)))
             .bind(json_ids(&task.ended)?);
-        let rows = match DB::TASK_LOCK {
-            None => query.fetch_all(self.pool).await.map_err(self.error())?,
+        match DB::TASK_LOCK {
+            None => query.fetch_all(self.pool).await.map_err(self.error()),
             Some(lock) => {
                 let mut tx = self.pool.begin().await.map_err(self.error())?;
                 sqlx::query::<DB>(lock)
@@ -200,28 +239,29 @@ where
                     .execute(&mut *tx)
                     .await
                     .map_err(self.error())?;
-                let rows = query.fetch_all(&mut *tx).await.map_err(self.error())?;
+                let ids = query.fetch_all(&mut *tx).await.map_err(self.error())?;
                 tx.commit().await.map_err(self.error())?;
-                rows
+                Ok(ids)
             }
-        };
-        self.claimed(&rows)
+        }
     }
 
-    /// Claimed runs as a statement returned them (the run's columns, then `CLAIM_EXTRA`),
-    /// in the queue's order: `RETURNING` keeps none.
-    pub fn claimed_in_order(&self, rows: &[DB::Row]) -> Result<Vec<Claimed>, Error> {
-        let mut claimed = self.claimed(rows)?;
-        claimed.sort_by_key(|(order, _)| *order);
-        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
-    }
-
-    /// Claimed runs as `RETURNING` read them, each with its place in the queue.
-    fn claimed(&self, rows: &[DB::Row]) -> Result<Vec<(QueueOrder, Claimed)>, Error> {
+    /// Claimed runs as a statement read them (the run's record, then `CLAIM_EXTRA`), in
+    /// the queue's order, each `running` on `instance` since `now` (its record in the
+    /// store says so once the instance writes the run's start).
+    pub fn claimed_in_order(
+        &self,
+        rows: &[DB::Row],
+        instance: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Claimed>, Error> {
         let runs = decode_rows(rows, DB::BACKEND)?;
-        let mut claimed = Vec::with_capacity(runs.len());
-        for (run, row) in runs.into_iter().zip(rows) {
+        let mut claimed: Vec<(QueueOrder, Claimed)> = Vec::with_capacity(runs.len());
+        for (mut run, row) in runs.into_iter().zip(rows) {
             let extra = self.extra(row)?;
+            run.status = RunStatus::Running;
+            run.instance = instance.to_owned();
+            run.started_at.get_or_insert(now);
             claimed.push((
                 (std::cmp::Reverse(extra.priority), extra.run_at, run.id),
                 Claimed {
@@ -231,7 +271,9 @@ where
                 },
             ));
         }
-        Ok(claimed)
+        // Neither `RETURNING` nor the read keeps an order: the queue's is restored here.
+        claimed.sort_by_key(|(order, _)| *order);
+        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
     }
 
     /// What `CLAIM_EXTRA` read of a row.
@@ -249,7 +291,7 @@ where
 
     /// Writes a claimed run's state if `fence` is still its own (see `Store::put_claimed`).
     pub async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
-        self.update_fenced(run, fence, None, false).await
+        self.update_fenced(run, fence, None).await
     }
 
     /// Puts a claimed run back in the queue for its next attempt (see
@@ -260,60 +302,101 @@ where
         fence: i64,
         run_at: Timestamp,
     ) -> Result<bool, Error> {
-        self.update_fenced(run, fence, Some(run_at), true).await
+        self.update_fenced(run, fence, Some(run_at)).await
     }
 
-    /// Puts a finished run back in the queue (see `Store::requeue`).
+    /// Puts a finished run back in the queue (see `Store::requeue`): its record, if it is
+    /// still `finished_as`, then a job under the key it had, fenced past every claim it
+    /// had before.
     pub async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error> {
         let update = format!(
-            "UPDATE taskyard_runs SET {set}, durable = TRUE, run_at = $18, priority = $19, max_attempts = $20, \
-             fence = fence + 1, cancel_requested = FALSE WHERE id = $1 AND status = $21",
+            "UPDATE taskyard_runs SET {set}, durable = TRUE, run_at = $18, priority = $19, max_attempts = $20 \
+             WHERE id = $1 AND status = $21",
             set = set_columns(DB::JSON)
         );
-        let query = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update)), run)
+        let mut tx = self.pool.begin().await.map_err(self.error())?;
+        let updated = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update)), run)
             .bind(job.run_at.as_millisecond())
             .bind(i64::from(job.priority))
             .bind(i64::from(job.max_attempts))
-            .bind(finished_as.as_str());
-        match query.execute(self.pool).await {
-            Ok(done) => Ok(DB::rows_affected(&done) == 1),
-            // The run's key is held by another live run of its task.
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
-            Err(error) => Err(self.error()(error)),
+            .bind(finished_as.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error())?;
+        if DB::rows_affected(&updated) != 1 {
+            return Ok(false);
         }
+        let insert = sqlx::query::<DB>(
+            "INSERT INTO taskyard_jobs (id, task, priority, run_at, unique_key, max_attempts, fence) \
+             SELECT id, task, priority, run_at, unique_key, max_attempts, fence + 1 FROM taskyard_runs WHERE id = $1",
+        )
+        .bind(run.id.to_string())
+        .execute(&mut *tx)
+        .await;
+        match insert {
+            Ok(_) => {}
+            // The run's key is held by another live run of its task: the transaction,
+            // dropped, rolls the record back.
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(false),
+            Err(error) => return Err(self.error()(error)),
+        }
+        tx.commit().await.map_err(self.error())?;
+        Ok(true)
     }
 
-    /// Rescues the running durable runs of dead instances (see `Store::requeue_orphans`).
+    /// Rescues the claimed durable runs of dead instances (see `Store::requeue_orphans`).
     pub async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
+        // The jobs first, then their records by key: joined in one statement, the
+        // planner may read the whole queue and history to find a handful of jobs.
+        let orphans = sqlx::query_scalar::<DB, String>(
+            "SELECT j.id FROM taskyard_jobs j WHERE j.claimed_by IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM taskyard_instances i WHERE i.id = j.claimed_by AND i.lease_until >= $1)",
+        )
+        .bind(now.as_millisecond())
+        .fetch_all(self.pool)
+        .await
+        .map_err(self.error())?;
+        if orphans.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let select = format!(
-            "SELECT {columns}, {extra}, (SELECT heartbeat_at FROM taskyard_instances i WHERE i.id = taskyard_runs.instance) AS seen \
-             FROM taskyard_runs WHERE durable AND status = 'running' AND NOT EXISTS \
-             (SELECT 1 FROM taskyard_instances i WHERE i.id = taskyard_runs.instance AND i.lease_until >= $1)",
-            columns = DB::RUN_COLUMNS,
+            "SELECT {columns}, {extra}, j.claimed_by AS claimed_by, \
+             (SELECT heartbeat_at FROM taskyard_instances i WHERE i.id = j.claimed_by) AS seen \
+             FROM taskyard_jobs j JOIN taskyard_runs r ON r.id = j.id WHERE j.id IN ({ids}) AND j.claimed_by IS NOT NULL",
+            columns = claimed_columns::<DB>(),
             extra = DB::CLAIM_EXTRA,
+            ids = DB::IDS_OF_1,
         );
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(select))
-            .bind(now.as_millisecond())
+            .bind(json_ids(&parse_ids(DB::BACKEND, orphans)?)?)
             .fetch_all(self.pool)
             .await
             .map_err(self.error())?;
         let runs = decode_rows(&rows, DB::BACKEND)?;
         let (mut requeued, mut ended) = (Vec::new(), Vec::new());
-        for (run, row) in runs.into_iter().zip(&rows) {
+        for (mut run, row) in runs.into_iter().zip(&rows) {
             let extra = self.extra(row)?;
             let seen: Option<i64> = row.try_get("seen").map_err(self.error())?;
+            // The record may not show the claim yet: the lost attempt ran there, from
+            // its claim.
+            let claimed_at = Timestamp::from_millisecond(extra.run_at).ok();
+            run.status = RunStatus::Running;
+            run.instance = row.try_get("claimed_by").map_err(self.error())?;
+            if let Some(at) = claimed_at {
+                run.started_at.get_or_insert(at);
+            }
             let orphan = Orphan {
                 run,
                 fence: extra.fence,
                 max_attempts: extra.max_attempts,
-                claimed_at: Timestamp::from_millisecond(extra.run_at).ok(),
+                claimed_at,
                 seen: seen.and_then(|ms| Timestamp::from_millisecond(ms).ok()),
                 cancel_requested: extra.cancel_requested,
             };
             let (next, again) = rescue(&orphan, now);
             // Another instance may be rescuing the same run: the fence lets one through.
             if self
-                .update_fenced(&next, extra.fence, again.then(|| rescued_due(&next, now)), true)
+                .update_fenced(&next, extra.fence, again.then(|| rescued_due(&next, now)))
                 .await?
             {
                 if again { &mut requeued } else { &mut ended }.push(next.id);
@@ -322,108 +405,84 @@ where
         Ok((requeued, ended))
     }
 
-    /// Writes `run`'s state where the run's fence is still `fence`; with `requeue_at`, the
-    /// run is due again then; with `end_claim`, the fence moves on, so the claim's attempt
-    /// can write no more. True if it wrote.
+    /// Writes `run`'s state where its job's fence is still `fence`, with the job, in one
+    /// transaction: a run that ended takes its job out of the queue; with `requeue_at`,
+    /// the job is due again then under a new fence, so the claim's attempt can write no
+    /// more. True if it wrote.
     async fn update_fenced(
         &self,
         run: &RunRecord,
         fence: i64,
         requeue_at: Option<Timestamp>,
-        end_claim: bool,
     ) -> Result<bool, Error> {
-        let update = fenced_update(DB::JSON);
-        let done = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update)), run)
-            .bind(fence)
-            .bind(requeue_at.map(|at| at.as_millisecond()))
-            .bind(i64::from(end_claim))
-            .execute(self.pool)
-            .await
-            .map_err(self.error())?;
-        Ok(DB::rows_affected(&done) == 1)
-    }
-
-    /// Asks for a run to be cancelled (see `Store::request_cancel`).
-    pub async fn request_cancel(&self, id: RunId, now: Timestamp) -> Result<Option<CancelRequest>, Error> {
-        let cancel = format!(
-            "UPDATE taskyard_runs SET status = 'cancelled', finished_at = $2, error = 'cancelled', fence = fence + 1 \
-             WHERE id = $1 AND durable AND status = 'queued' RETURNING {}",
-            DB::RUN_COLUMNS
-        );
-        if let Some(run) = self.one_run(&cancel, id, Some(now)).await? {
-            return Ok(Some(CancelRequest::Cancelled(run)));
-        }
-        let flag = format!(
-            "UPDATE taskyard_runs SET cancel_requested = TRUE WHERE id = $1 AND status IN ('queued', 'running') RETURNING {}",
-            DB::RUN_COLUMNS
-        );
-        if let Some(run) = self.one_run(&flag, id, None).await? {
-            return Ok(Some(CancelRequest::Requested(run)));
-        }
-        Ok(self.get_run(id).await?.map(CancelRequest::Finished))
-    }
-
-    /// The run a statement on run `$1` (and `$2`, when given) returned.
-    async fn one_run(
-        &self,
-        statement: &str,
-        id: RunId,
-        at: Option<Timestamp>,
-    ) -> Result<Option<RunRecord>, Error> {
-        let mut query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement.to_owned())).bind(id.to_string());
-        if let Some(at) = at {
+        let job = if run.status.is_final() {
+            "DELETE FROM taskyard_jobs WHERE id = $1 AND fence = $2"
+        } else if requeue_at.is_some() {
+            "UPDATE taskyard_jobs SET claimed_by = NULL, run_at = $3, fence = fence + 1 WHERE id = $1 AND fence = $2"
+        } else {
+            // The job's row is taken for the write, so that no rescue moves its fence on
+            // between this check and the record's write.
+            "UPDATE taskyard_jobs SET fence = fence WHERE id = $1 AND fence = $2"
+        };
+        let mut tx = self.pool.begin().await.map_err(self.error())?;
+        let mut query = sqlx::query::<DB>(job).bind(run.id.to_string()).bind(fence);
+        if let Some(at) = requeue_at {
             query = query.bind(at.as_millisecond());
         }
-        let rows = query.fetch_all(self.pool).await.map_err(self.error())?;
-        Ok(decode_rows(&rows, DB::BACKEND)?.pop())
+        let done = query.execute(&mut *tx).await.map_err(self.error())?;
+        if DB::rows_affected(&done) != 1 {
+            return Ok(false);
+        }
+        let update = format!(
+            "UPDATE taskyard_runs SET {set}, fence = $18 WHERE id = $1",
+            set = set_columns(DB::JSON)
+        );
+        Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update)), run)
+            .bind(fence)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error())?;
+        tx.commit().await.map_err(self.error())?;
+        Ok(true)
     }
+}
 
-    /// The runs on `instance` someone asked to cancel (see `Store::cancel_requests`).
-    pub async fn cancel_requests(&self, instance: &str) -> Result<Vec<RunId>, Error> {
-        let ids = sqlx::query_scalar::<DB, String>(
-            "SELECT id FROM taskyard_runs WHERE instance = $1 AND cancel_requested AND status IN ('queued', 'running')",
-        )
-        .bind(instance.to_owned())
-        .fetch_all(self.pool)
-        .await
-        .map_err(self.error())?;
-        parse_ids(DB::BACKEND, ids)
-    }
+/// Inserts a durable run's job (`$1` id, `$2` task, `$18` run_at, `$19` priority, `$20`
+/// key, `$21` attempts), unless a live job of its task holds its key; returns its id.
+const INSERT_JOB: &str = "INSERT INTO taskyard_jobs (id, task, priority, run_at, unique_key, max_attempts, fence) \
+     VALUES ($1, $2, $19, $18, $20, $21, 0) \
+     ON CONFLICT (task, unique_key) WHERE unique_key IS NOT NULL DO NOTHING RETURNING id";
+
+/// A claimed run's record columns, read from its record aliased `r`.
+fn claimed_columns<DB: Dialect>() -> String {
+    DB::RUN_COLUMNS
+        .split(", ")
+        .map(|column| format!("r.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A claimed run's place in the queue: priority (highest first), `run_at`, id.
 type QueueOrder = (std::cmp::Reverse<i64>, i64, RunId);
 
-/// Writes a run's columns (`$1`…`$17`) where its fence is still `$18`; `$19`, when not
-/// null, is its new `run_at`, and `$20` is added to its fence.
-fn fenced_update(j: &str) -> String {
-    format!(
-        "UPDATE taskyard_runs SET {set}, run_at = COALESCE($19, run_at), fence = fence + $20 \
-         WHERE id = $1 AND fence = $18",
-        set = set_columns(j)
-    )
-}
+/// Jobs no instance holds that are due at `$1`.
+const DUE: &str = "claimed_by IS NULL AND run_at <= $1";
 
-/// Durable runs due at `$1`.
-const DUE: &str = "durable AND status = 'queued' AND run_at <= $1";
+/// The queue's order over the jobs no instance holds, and the same per task.
+const DUE_INDEX: &str = "taskyard_jobs_due";
+const DUE_BY_TASK_INDEX: &str = "taskyard_jobs_due_by_task";
 
-/// The queue's order over the queued durable runs, and the same per task (migration 6).
-const DUE_INDEX: &str = "taskyard_runs_due";
-const DUE_BY_TASK_INDEX: &str = "taskyard_runs_due_by_task";
-
-/// Claims for instance `$3` the due runs `which` picks, at most `count` of them, in the
-/// queue's order, walking `index`.
+/// Claims for instance `$3` the due jobs `which` picks, at most `count` of them, in the
+/// queue's order, walking `index`; returns their ids.
 fn claim_statement<DB: Dialect>(which: &str, count: &str, index: &str) -> String {
     format!(
-        "WITH due AS (SELECT id FROM taskyard_runs{indexed} WHERE {DUE} AND {which} ORDER BY priority DESC, run_at, id LIMIT {count}{lock}) \
-         UPDATE taskyard_runs SET status = 'running', instance = $3, started_at = COALESCE(started_at, $1), run_at = $1, fence = fence + 1 \
-         WHERE {in_due} AND status = 'queued' \
-         RETURNING {columns}, {extra}",
+        "WITH due AS (SELECT id FROM taskyard_jobs{indexed} WHERE {DUE} AND {which} ORDER BY priority DESC, run_at, id LIMIT {count}{lock}) \
+         UPDATE taskyard_jobs SET claimed_by = $3, run_at = $1, fence = fence + 1 \
+         WHERE {in_due} AND claimed_by IS NULL \
+         RETURNING id",
         indexed = DB::indexed_by(index),
         lock = DB::SKIP_LOCKED,
         in_due = DB::IN_DUE,
-        columns = DB::RUN_COLUMNS,
-        extra = DB::CLAIM_EXTRA,
     )
 }
 

@@ -56,8 +56,13 @@ pub(super) trait Dialect: Database {
     /// scan of the whole table).
     const IN_DUE: &'static str;
     /// A claimed run's fence, attempt limit, priority, `run_at` and cancel flag (0 or 1),
-    /// as `RETURNING` reads them.
+    /// read from its job row, aliased `j`.
     const CLAIM_EXTRA: &'static str;
+    /// The strings of the JSON array bound as `$1` (run ids), as a subquery.
+    const IDS_OF_1: &'static str;
+    /// Whether a `WITH` may hold an `INSERT`, `UPDATE` or `DELETE`, so that writes to two
+    /// tables are one statement (PostgreSQL); otherwise they are a transaction.
+    const WRITABLE_CTE: bool;
     /// The larger and the smaller of two values: `MAX`/`MIN` or `GREATEST`/`LEAST`.
     const GREATEST: &'static str;
     /// See [`Dialect::GREATEST`].
@@ -93,7 +98,10 @@ impl Dialect for sqlx::Sqlite {
     // SQLite has one writer at a time: the claim's single statement is atomic.
     const SKIP_LOCKED: &'static str = "";
     const IN_DUE: &'static str = "id IN (SELECT id FROM due)";
-    const CLAIM_EXTRA: &'static str = "fence, max_attempts, priority, run_at, cancel_requested";
+    const CLAIM_EXTRA: &'static str = "j.fence AS fence, j.max_attempts AS max_attempts, j.priority AS priority, \
+         j.run_at AS run_at, j.cancel_requested AS cancel_requested";
+    const IDS_OF_1: &'static str = "SELECT value FROM json_each($1)";
+    const WRITABLE_CTE: bool = false;
     const GREATEST: &'static str = "MAX";
     const LEAST: &'static str = "MIN";
     // One writer at a time: the claim's statement counts and claims under the write lock.
@@ -123,8 +131,11 @@ impl Dialect for sqlx::Postgres {
     const TASKS_OF_6: &'static str = "SELECT jsonb_array_elements_text($6::jsonb)";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const IN_DUE: &'static str = "id = ANY(ARRAY(SELECT id FROM due))";
-    const CLAIM_EXTRA: &'static str = "fence, max_attempts::bigint AS max_attempts, priority::bigint AS priority, run_at, \
-         (CASE WHEN cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested";
+    const CLAIM_EXTRA: &'static str = "j.fence AS fence, j.max_attempts::bigint AS max_attempts, \
+         j.priority::bigint AS priority, j.run_at AS run_at, \
+         (CASE WHEN j.cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested";
+    const IDS_OF_1: &'static str = "SELECT jsonb_array_elements_text($1::jsonb)";
+    const WRITABLE_CTE: bool = true;
     const GREATEST: &'static str = "GREATEST";
     const LEAST: &'static str = "LEAST";
     // Under READ COMMITTED two claims could both count the same running runs: a lock per

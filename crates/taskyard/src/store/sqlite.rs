@@ -307,12 +307,35 @@ impl Store for SqliteStore {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
-        // One statement, so one transaction: no `BEGIN` and `COMMIT` round trips.
-        let rows: Vec<(String, i64)> = super::sqlite_batch::put_claimed(runs)?
-            .fetch_all(&self.pool)
+        // The records first: the transaction takes the write lock with its first
+        // statement, so nothing moves a fence between the records and their jobs.
+        let err = sqlx_error(BACKEND);
+        let mut tx = self.pool.begin().await.map_err(&err)?;
+        let rows: Vec<super::sqlite_batch::Written> = super::sqlite_batch::put_claimed(runs)?
+            .fetch_all(&mut *tx)
             .await
-            .map_err(sqlx_error(BACKEND))?;
-        Ok(fenced_written(runs, &rows.into_iter().collect()))
+            .map_err(&err)?;
+        let ended: Vec<&str> = rows
+            .iter()
+            .filter(|(_, _, status)| !matches!(status.as_str(), "queued" | "running"))
+            .map(|(id, _, _)| id.as_str())
+            .collect();
+        if !ended.is_empty() {
+            let ended = serde_json::to_string(&ended).map_err(|error| Error::StoreData {
+                backend: BACKEND,
+                message: format!("ended runs' ids as JSON: {error}"),
+            })?;
+            sqlx::query(super::sqlite_batch::END_JOBS)
+                .bind(ended)
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?;
+        }
+        tx.commit().await.map_err(&err)?;
+        Ok(fenced_written(
+            runs,
+            &rows.into_iter().map(|(id, fence, _)| (id, fence)).collect(),
+        ))
     }
 
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {

@@ -15,18 +15,27 @@ use super::columns::RunRow;
 use crate::Error;
 use crate::history::RunRecord;
 
-/// [`put_claimed`]'s statement: each run's state where its fence is still the run's; the
-/// fence returned is the one read from the run (SQLite returns nothing from the `FROM`
-/// table). A row of `$1` is `[id, fence, status, attempt, attempts, instance, started_at,
-/// finished_at, duration_ms, result, error, progress, progress_message]`, the JSON columns
-/// as the text they are stored as.
+/// [`put_claimed`]'s statement: each run's state where its job's fence is still the
+/// claim's, returning the id, fence and status of each record it wrote (SQLite returns
+/// nothing from the `FROM` tables, so the fence is written to the record too). A row of
+/// `$1` is `[id, fence, status, attempt, attempts, instance, started_at, finished_at,
+/// duration_ms, result, error, progress, progress_message]`, the JSON columns as the text
+/// they are stored as. The jobs of the runs that ended are deleted after it, in its
+/// transaction ([`END_JOBS`]).
 const PUT_CLAIMED: &str = "UPDATE taskyard_runs SET status = v.value ->> 2, attempt = v.value ->> 3, \
      attempts = v.value ->> 4, instance = v.value ->> 5, started_at = v.value ->> 6, \
      finished_at = v.value ->> 7, duration_ms = v.value ->> 8, result = v.value ->> 9, \
-     error = v.value ->> 10, progress = v.value ->> 11, progress_message = v.value ->> 12 \
-     FROM json_each($1) AS v \
-     WHERE taskyard_runs.id = v.value ->> 0 AND taskyard_runs.fence = v.value ->> 1 \
-     RETURNING taskyard_runs.id, taskyard_runs.fence";
+     error = v.value ->> 10, progress = v.value ->> 11, progress_message = v.value ->> 12, \
+     fence = v.value ->> 1 \
+     FROM json_each($1) AS v JOIN taskyard_jobs AS j ON j.id = v.value ->> 0 AND j.fence = v.value ->> 1 \
+     WHERE taskyard_runs.id = v.value ->> 0 \
+     RETURNING taskyard_runs.id, taskyard_runs.fence, taskyard_runs.status";
+
+/// Deletes the jobs of the runs in the JSON array `$1` of ids: their runs ended.
+pub(super) const END_JOBS: &str = "DELETE FROM taskyard_jobs WHERE id IN (SELECT value FROM json_each($1))";
+
+/// A record [`PUT_CLAIMED`] wrote: its id, fence and status.
+pub(super) type Written = (String, i64, String);
 
 /// A claimed run's row in [`PUT_CLAIMED`]'s parameter.
 type ClaimedRow<'r> = (
@@ -45,12 +54,12 @@ type ClaimedRow<'r> = (
     Option<&'r str>,
 );
 
-/// One `UPDATE` of claimed runs' states (see `Store::put_claimed_many`), each written only
-/// where its fence (the `i64`) is still the run's; returns the id and fence of each run
-/// it wrote.
+/// One `UPDATE` of claimed runs' records (see `Store::put_claimed_many`), each written
+/// only where its job's fence is still the claim's (the `i64`); returns the id, fence and
+/// status of each record it wrote.
 pub(super) fn put_claimed(
     runs: &[(RunRecord, i64)],
-) -> Result<QueryAs<'static, Sqlite, (String, i64), SqliteArguments>, Error> {
+) -> Result<QueryAs<'static, Sqlite, Written, SqliteArguments>, Error> {
     let rows: Vec<RunRow> = runs.iter().map(|(run, _)| RunRow::encode(run)).collect();
     let values: Vec<ClaimedRow<'_>> = rows
         .iter()
@@ -111,15 +120,18 @@ mod tests {
             .map(|row| row.try_get::<String, _>("detail").expect("a step"))
             .collect();
         assert!(steps.iter().any(|step| step.starts_with("SCAN v")), "{steps:?}");
+        for table in ["taskyard_runs", "j"] {
+            assert!(
+                steps.iter().any(
+                    |step| step.starts_with(&format!("SEARCH {table} USING ")) && step.contains("(id=?)")
+                ),
+                "{steps:?}"
+            );
+        }
         assert!(
-            steps
-                .iter()
-                .any(|step| step.starts_with("SEARCH taskyard_runs USING INDEX") && step.contains("(id=?)")),
+            !steps.iter().any(|step| step.starts_with("SCAN taskyard_")),
             "{steps:?}"
         );
-        assert!(
-            !steps.iter().any(|step| step.starts_with("SCAN taskyard_runs")),
-            "{steps:?}"
-        );
+        assert!(!steps.iter().any(|step| step.starts_with("SCAN j")), "{steps:?}");
     }
 }
