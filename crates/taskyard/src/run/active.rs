@@ -133,7 +133,7 @@ impl ActiveRun {
     /// in between; one that goes on is written as it is when the poll returns
     /// ([`RuntimeInner::release_records`]). A record asked for meanwhile (a progress report
     /// from another task) is part of that state: the run's state lock orders the two.
-    fn records_held(&self) -> bool {
+    pub(super) fn records_held(&self) -> bool {
         self.records_held.load(Ordering::Acquire)
     }
 

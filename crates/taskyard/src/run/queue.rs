@@ -206,7 +206,8 @@ impl Runtime {
             // it is when that poll returns. (A run waiting for its place is not written.)
             std::future::poll_fn(|cx| {
                 let poll = execution.as_mut().poll(cx);
-                if poll.is_pending() && run.live().attempt_started_at.is_some() {
+                // Once released, a poll takes no lock.
+                if poll.is_pending() && run.records_held() && run.live().attempt_started_at.is_some() {
                     runtime.inner.release_records(&run);
                 }
                 poll

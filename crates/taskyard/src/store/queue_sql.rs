@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use sqlx::query::Query;
 use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
-use super::columns::{COLUMNS, RunRow, decode_rows, parse_id, parse_ids};
+use super::columns::{COLUMNS, RunRow, decode_rows, parse_id};
 use super::queue::{ClaimTask, Claimed, Enqueued, Job, Orphan, rescue, rescued_due};
 use super::sql::{Dialect, Statements};
 use crate::Error;
@@ -176,7 +176,6 @@ where
             extra = DB::CLAIM_EXTRA,
             ids = DB::IDS_OF_1,
         );
-        let ids: Vec<RunId> = parse_ids(DB::BACKEND, ids)?;
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(read))
             .bind(json_ids(&ids)?)
             .fetch_all(self.pool)
@@ -368,7 +367,7 @@ where
             ids = DB::IDS_OF_1,
         );
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(select))
-            .bind(json_ids(&parse_ids(DB::BACKEND, orphans)?)?)
+            .bind(json_ids(&orphans)?)
             .fetch_all(self.pool)
             .await
             .map_err(self.error())?;
@@ -486,8 +485,9 @@ fn claim_statement<DB: Dialect>(which: &str, count: &str, index: &str) -> String
     )
 }
 
-/// Run ids as the JSON array `TASKS_OF_6` reads.
-fn json_ids(ids: &[RunId]) -> Result<String, Error> {
+/// Run ids (parsed, or as the store returned them) as the JSON array `TASKS_OF_6` and
+/// `IDS_OF_1` read.
+fn json_ids<Id: ToString>(ids: &[Id]) -> Result<String, Error> {
     serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).map_err(|error| {
         Error::StoreData {
             backend: "sql",
