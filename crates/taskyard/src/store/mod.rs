@@ -19,6 +19,9 @@ pub(crate) mod lease;
 mod memory;
 mod migrate;
 mod pg_batch;
+#[cfg(test)]
+mod pg_test_schema;
+mod pg_tidy;
 mod postgres;
 mod queue;
 mod queue_sql;

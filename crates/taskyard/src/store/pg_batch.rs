@@ -118,6 +118,7 @@ mod tests {
 
     use super::*;
     use crate::history::Trigger;
+    use crate::store::pg_test_schema::TestSchema;
 
     /// Rows already in the table: enough that reading all of them looks cheaper to the
     /// planner than 512 lookups by key.
@@ -129,27 +130,10 @@ mod tests {
     /// of a batch are found by key.
     #[tokio::test]
     async fn a_batch_of_claimed_runs_finds_its_rows_by_key_in_a_long_history() {
-        let Ok(base) = std::env::var("TASKYARD_TEST_DATABASE_URL") else {
-            assert_ne!(
-                std::env::var("TASKYARD_REQUIRE_PG").as_deref(),
-                Ok("1"),
-                "TASKYARD_REQUIRE_PG=1 but TASKYARD_TEST_DATABASE_URL is not set: run scripts/setup-postgres.sh and set it"
-            );
+        let Some(schema) = TestSchema::create("ty_plan").await else {
             return;
         };
-        let schema = format!("ty_plan_{}", std::process::id());
-        let admin = PgPool::connect(&base).await.expect("the test database");
-        for statement in [
-            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-            format!("CREATE SCHEMA {schema}"),
-        ] {
-            sqlx::query(AssertSqlSafe(statement))
-                .execute(&admin)
-                .await
-                .expect("a schema");
-        }
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        let url = schema.url.clone();
         drop(
             crate::store::PostgresStore::connect(&url)
                 .await
@@ -202,10 +186,7 @@ mod tests {
             .expect("the statement's plan");
         let plan: Vec<String> = plan.into_iter().map(|(line,)| line).collect();
         pool.close().await;
-        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await
-            .expect("the schema dropped");
+        schema.drop().await;
         // Every table read by key: no scan from end to end, nor a walk of a whole index
         // (an index scan without a condition).
         let whole_index = plan.windows(2).any(|pair| {

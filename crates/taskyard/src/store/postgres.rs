@@ -3,6 +3,8 @@
 //! Structured fields are `JSONB`, so operators can query them; timestamps are Unix
 //! milliseconds, as in SQLite, so both backends hold identical data.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -10,6 +12,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use super::columns::{fenced_written, parse_ids};
 use super::pg_batch::{insert_runs, put_claimed};
+use super::pg_tidy::Tidy;
 use super::sql::Statements;
 use super::{
     Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunCount, RunFilter,
@@ -58,6 +61,8 @@ pub struct PostgresStore {
     claims: PgPool,
     /// The connections that write claimed runs' states (see [`by_key`]).
     ends: PgPool,
+    /// When to vacuum the table of live jobs (see `pg_tidy`).
+    tidy: Arc<Tidy>,
 }
 
 /// `options` for connections whose statements find their rows by key: told not to read a
@@ -135,7 +140,12 @@ impl PostgresStore {
             .max_connections(END_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_lazy_with(by_key(options));
-        Ok(PostgresStore { pool, claims, ends })
+        Ok(PostgresStore {
+            pool,
+            claims,
+            ends,
+            tidy: Arc::default(),
+        })
     }
 }
 
@@ -267,11 +277,16 @@ impl Store for PostgresStore {
             .fetch_all(&self.claims)
             .await
             .map_err(sqlx_error(BACKEND))?;
+        self.tidy.after_claim(&self.pool, rows.len() < limit);
         self.sql().claimed_in_order(&rows, instance, now)
     }
 
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
-        self.sql().put_claimed(run, fence).await
+        let written = self.sql().put_claimed(run, fence).await?;
+        if written && run.status.is_final() {
+            self.tidy.ended(1);
+        }
+        Ok(written)
     }
 
     async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
@@ -293,7 +308,14 @@ impl Store for PostgresStore {
             .fetch_all(&self.ends)
             .await
             .map_err(sqlx_error(BACKEND))?;
-        Ok(fenced_written(runs, &rows.into_iter().collect()))
+        let written = fenced_written(runs, &rows.into_iter().collect());
+        self.tidy.ended(
+            runs.iter()
+                .zip(&written)
+                .filter(|((run, _), written)| **written && run.status.is_final())
+                .count(),
+        );
+        Ok(written)
     }
 
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
