@@ -7,7 +7,8 @@ use sqlx::{AssertSqlSafe, PgPool};
 pub(super) struct TestSchema {
     /// A pool on the database itself, outside the schema.
     admin: PgPool,
-    name: String,
+    /// The schema's name.
+    pub(super) name: String,
     /// The database's URL with the schema as its search path.
     pub(super) url: String,
 }

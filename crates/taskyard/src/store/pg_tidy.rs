@@ -37,13 +37,30 @@ const AFTER_DRAIN: usize = 64;
 /// The least time between the starts of two vacuums from one store.
 const GAP: Duration = Duration::from_secs(1);
 
+/// Whether the store's role owns the table of live jobs, which `VACUUM` requires.
+const OWNS: &str =
+    "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('taskyard_jobs')";
+
+/// What the store's vacuums are doing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// None runs.
+    #[default]
+    Idle,
+    /// One runs.
+    Running,
+    /// None ever will: the store's role does not own the table, so PostgreSQL would skip
+    /// each vacuum with a warning. Autovacuum alone keeps it.
+    NotOwner,
+}
+
 /// When a store vacuums its table of live jobs (see the module docs).
 #[derive(Debug, Default)]
 pub(super) struct Tidy {
     /// Jobs ended through this store since its last vacuum started.
     ended: AtomicUsize,
-    /// Whether a vacuum runs, and when the last one started.
-    state: Mutex<(bool, Option<Instant>)>,
+    /// What its vacuums are doing, and when the last one started.
+    state: Mutex<(Turn, Option<Instant>)>,
 }
 
 impl Tidy {
@@ -61,23 +78,45 @@ impl Tidy {
         }
         {
             let mut state = lock(&self.state);
-            let (running, last) = &mut *state;
-            if *running || last.is_some_and(|last| last.elapsed() < GAP) {
+            let (turn, last) = &mut *state;
+            if *turn != Turn::Idle || last.is_some_and(|last| last.elapsed() < GAP) {
                 return;
             }
-            *running = true;
+            *turn = Turn::Running;
             *last = Some(Instant::now());
         }
         // Ends from now on are for the next vacuum: this one may start before they commit.
         self.ended.fetch_sub(ended, Ordering::Relaxed);
         let (tidy, pool) = (self.clone(), pool.clone());
         drop(tokio::spawn(async move {
-            // Simple protocol: `VACUUM` is refused in a transaction, and is not prepared.
-            if let Err(error) = sqlx::raw_sql(VACUUM).execute(&pool).await {
-                tracing::debug!(%error, "vacuuming the table of live jobs failed; autovacuum will");
-            }
-            lock(&tidy.state).0 = false;
+            let turn = match sqlx::query_scalar::<_, bool>(OWNS).fetch_one(&pool).await {
+                Ok(false) => {
+                    tracing::info!(
+                        "the store's PostgreSQL role does not own taskyard_jobs, so it cannot vacuum it; autovacuum alone will"
+                    );
+                    Turn::NotOwner
+                }
+                // Simple protocol: `VACUUM` is refused in a transaction, and is not prepared.
+                Ok(true) => match sqlx::raw_sql(VACUUM).execute(&pool).await {
+                    Ok(_) => Turn::Idle,
+                    Err(error) => {
+                        tracing::debug!(%error, "vacuuming the table of live jobs failed; trying again later");
+                        Turn::Idle
+                    }
+                },
+                Err(error) => {
+                    tracing::debug!(%error, "reading the owner of the table of live jobs failed; trying again later");
+                    Turn::Idle
+                }
+            };
+            lock(&tidy.state).0 = turn;
         }));
+    }
+
+    /// Whether this store found that its role cannot vacuum the table.
+    #[cfg(test)]
+    fn not_owner(&self) -> bool {
+        lock(&self.state).0 == Turn::NotOwner
     }
 }
 
@@ -90,10 +129,23 @@ mod tests {
 
     use crate::history::{RunRecord, RunStatus};
     use crate::store::pg_test_schema::TestSchema;
-    use crate::store::{ClaimTask, PostgresStore, Store};
+    use crate::store::{ClaimTask, Claimed, PostgresStore, Store};
 
     /// Jobs burned down: their dead entries fill ~170 pages of the index of due jobs.
     const JOBS: i64 = 20_000;
+
+    /// The ends of `claimed` runs that succeeded, with their fences.
+    fn succeeded(claimed: Vec<Claimed>) -> Vec<(RunRecord, i64)> {
+        claimed
+            .into_iter()
+            .map(|claimed| {
+                let mut run = claimed.run;
+                run.status = RunStatus::Succeeded;
+                run.finished_at = Some(Timestamp::now());
+                (run, claimed.fence)
+            })
+            .collect()
+    }
 
     /// The pages a claim's walk of the index of due jobs reads when nothing is due, on a
     /// connection planned as the claims' are.
@@ -171,15 +223,7 @@ mod tests {
             if claimed.is_empty() {
                 break;
             }
-            let ends: Vec<(RunRecord, i64)> = claimed
-                .into_iter()
-                .map(|claimed| {
-                    let mut run = claimed.run;
-                    run.status = RunStatus::Succeeded;
-                    run.finished_at = Some(Timestamp::now());
-                    (run, claimed.fence)
-                })
-                .collect();
+            let ends = succeeded(claimed);
             let written = store.put_claimed_many(&ends).await.expect("the ends");
             assert!(written.iter().all(|written| *written));
             ended += ends.len();
@@ -205,6 +249,90 @@ mod tests {
         assert!(
             read <= 4,
             "a claim that finds nothing still walks {read} pages of ended jobs' entries"
+        );
+    }
+
+    /// A role that does not own the tables: PostgreSQL would skip each of its vacuums with
+    /// a warning, so the store finds that out once and leaves the table to autovacuum.
+    #[tokio::test]
+    async fn a_role_that_does_not_own_the_jobs_leaves_them_to_autovacuum() {
+        let Some(schema) = TestSchema::create("ty_tidy_guest").await else {
+            return;
+        };
+        drop(
+            PostgresStore::connect(&schema.url)
+                .await
+                .expect("the store migrates"),
+        );
+        let role = format!("ty_guest_{}", std::process::id());
+        let admin = PgPool::connect(&schema.url).await.expect("the test database");
+        let name = &schema.name;
+        for statement in [
+            format!("CREATE ROLE {role} LOGIN"),
+            format!("GRANT CREATE, USAGE ON SCHEMA {name} TO {role}"),
+            format!("GRANT ALL ON ALL TABLES IN SCHEMA {name} TO {role}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&admin)
+                .await
+                .expect("a role of the schema's");
+        }
+        let options: sqlx::postgres::PgConnectOptions = schema.url.parse().expect("the test schema's URL");
+        let guest = PostgresStore::connect_with(options.username(&role))
+            .await
+            .expect("the store as a guest");
+        let noop = [ClaimTask {
+            name: "noop".into(),
+            limit: None,
+            ended: Vec::new(),
+        }];
+        for _ in 0..super::AFTER_DRAIN {
+            let run = RunRecord::queued(
+                "noop".into(),
+                serde_json::Value::Null,
+                crate::history::Trigger::Manual,
+                "a".into(),
+                Timestamp::now(),
+            );
+            let job = crate::store::Job {
+                run_at: Timestamp::now(),
+                priority: 0,
+                key: None,
+                max_attempts: 1,
+            };
+            guest.enqueue(&run, &job).await.expect("queued");
+        }
+        let ends = succeeded(
+            guest
+                .claim("a", &noop, Timestamp::now(), 512)
+                .await
+                .expect("a claim"),
+        );
+        assert_eq!(ends.len(), super::AFTER_DRAIN);
+        guest.put_claimed_many(&ends).await.expect("the ends");
+        let mut found = false;
+        for _ in 0..50 {
+            guest
+                .claim("a", &noop, Timestamp::now(), 512)
+                .await
+                .expect("a claim");
+            found = guest.tidy.not_owner();
+            if found {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(guest);
+        schema.drop().await;
+        for statement in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&admin)
+                .await
+                .expect("the role dropped");
+        }
+        assert!(
+            found,
+            "the store never found that its role cannot vacuum the jobs"
         );
     }
 }

@@ -62,7 +62,7 @@ pub struct PostgresStore {
     /// The connections that write claimed runs' states (see [`by_key`]).
     ends: PgPool,
     /// When to vacuum the table of live jobs (see `pg_tidy`).
-    tidy: Arc<Tidy>,
+    pub(super) tidy: Arc<Tidy>,
 }
 
 /// `options` for connections whose statements find their rows by key: told not to read a
