@@ -12,8 +12,8 @@
 //! claim finds the queue drained. Vacuums from several instances skip one another.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
@@ -41,26 +41,17 @@ const GAP: Duration = Duration::from_secs(1);
 const OWNS: &str =
     "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('taskyard_jobs')";
 
-/// What the store's vacuums are doing.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Turn {
-    /// None runs.
-    #[default]
-    Idle,
-    /// One runs.
-    Running,
-    /// None ever will: the store's role does not own the table, so PostgreSQL would skip
-    /// each vacuum with a warning. Autovacuum alone keeps it.
-    NotOwner,
-}
-
 /// When a store vacuums its table of live jobs (see the module docs).
 #[derive(Debug, Default)]
 pub(super) struct Tidy {
     /// Jobs ended through this store since its last vacuum started.
     ended: AtomicUsize,
-    /// What its vacuums are doing, and when the last one started.
-    state: Mutex<(Turn, Option<Instant>)>,
+    /// Whether a vacuum runs, and when the last one started.
+    state: Mutex<(bool, Option<Instant>)>,
+    /// Whether the store's role owns the table, read before its first vacuum. A role that
+    /// does not never vacuums: PostgreSQL would skip each vacuum with a warning, and
+    /// autovacuum alone keeps the table.
+    owns: OnceLock<bool>,
 }
 
 impl Tidy {
@@ -73,50 +64,54 @@ impl Tidy {
     /// fewer once the claim found the queue `drained`.
     pub(super) fn after_claim(self: &Arc<Self>, pool: &PgPool, drained: bool) {
         let ended = self.ended.load(Ordering::Relaxed);
-        if ended < if drained { AFTER_DRAIN } else { EVERY } {
+        if ended < if drained { AFTER_DRAIN } else { EVERY } || self.owns.get() == Some(&false) {
             return;
         }
         {
             let mut state = lock(&self.state);
-            let (turn, last) = &mut *state;
-            if *turn != Turn::Idle || last.is_some_and(|last| last.elapsed() < GAP) {
+            let (running, last) = &mut *state;
+            if *running || last.is_some_and(|last| last.elapsed() < GAP) {
                 return;
             }
-            *turn = Turn::Running;
+            *running = true;
             *last = Some(Instant::now());
         }
         // Ends from now on are for the next vacuum: this one may start before they commit.
         self.ended.fetch_sub(ended, Ordering::Relaxed);
         let (tidy, pool) = (self.clone(), pool.clone());
         drop(tokio::spawn(async move {
-            let turn = match sqlx::query_scalar::<_, bool>(OWNS).fetch_one(&pool).await {
-                Ok(false) => {
+            if let Err(error) = tidy.vacuum(&pool).await {
+                tracing::debug!(%error, "vacuuming the table of live jobs failed; trying again later");
+            }
+            lock(&tidy.state).0 = false;
+        }));
+    }
+
+    /// Vacuums the table, once the role is known to own it.
+    async fn vacuum(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let owns = match self.owns.get() {
+            Some(owns) => *owns,
+            None => {
+                let owns = sqlx::query_scalar::<_, bool>(OWNS).fetch_one(pool).await?;
+                if !owns {
                     tracing::info!(
                         "the store's PostgreSQL role does not own taskyard_jobs, so it cannot vacuum it; autovacuum alone will"
                     );
-                    Turn::NotOwner
                 }
-                // Simple protocol: `VACUUM` is refused in a transaction, and is not prepared.
-                Ok(true) => match sqlx::raw_sql(VACUUM).execute(&pool).await {
-                    Ok(_) => Turn::Idle,
-                    Err(error) => {
-                        tracing::debug!(%error, "vacuuming the table of live jobs failed; trying again later");
-                        Turn::Idle
-                    }
-                },
-                Err(error) => {
-                    tracing::debug!(%error, "reading the owner of the table of live jobs failed; trying again later");
-                    Turn::Idle
-                }
-            };
-            lock(&tidy.state).0 = turn;
-        }));
+                *self.owns.get_or_init(|| owns)
+            }
+        };
+        if owns {
+            // Simple protocol: `VACUUM` is refused in a transaction, and is not prepared.
+            sqlx::raw_sql(VACUUM).execute(pool).await?;
+        }
+        Ok(())
     }
 
     /// Whether this store found that its role cannot vacuum the table.
     #[cfg(test)]
     fn not_owner(&self) -> bool {
-        lock(&self.state).0 == Turn::NotOwner
+        self.owns.get() == Some(&false)
     }
 }
 
