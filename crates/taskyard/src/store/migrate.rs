@@ -110,10 +110,20 @@ const POSTGRES: &[Migration] = &[
         name: "a table of live jobs",
         sql: include_str!("migrations/postgres/0009_jobs.sql"),
     },
+    Migration {
+        version: 10,
+        name: "claims update their jobs by key",
+        sql: include_str!("migrations/postgres/0010_claim_by_key.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "keys compared as bytes",
+        sql: include_str!("migrations/postgres/0011_bytewise_keys.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 9;
+pub const MIGRATIONS_VERSION: i64 = 11;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"
