@@ -130,15 +130,10 @@ mod tests {
     /// of a batch are found by key.
     #[tokio::test]
     async fn a_batch_of_claimed_runs_finds_its_rows_by_key_in_a_long_history() {
-        let Some(schema) = TestSchema::create("ty_plan").await else {
+        let Some(schema) = TestSchema::migrated("ty_plan").await else {
             return;
         };
         let url = schema.url.clone();
-        drop(
-            crate::store::PostgresStore::connect(&url)
-                .await
-                .expect("the store migrates"),
-        );
         let options: sqlx::postgres::PgConnectOptions = url.parse().expect("the test schema's URL");
         let pool = PgPool::connect_with(crate::store::postgres::by_key(options))
             .await

@@ -41,6 +41,17 @@ impl TestSchema {
         Some(TestSchema { admin, name, url })
     }
 
+    /// [`TestSchema::create`], with the store's migrations applied in it.
+    pub(super) async fn migrated(prefix: &str) -> Option<TestSchema> {
+        let schema = TestSchema::create(prefix).await?;
+        drop(
+            super::PostgresStore::connect(&schema.url)
+                .await
+                .expect("the store migrates"),
+        );
+        Some(schema)
+    }
+
     /// Drops the schema and everything in it.
     pub(super) async fn drop(self) {
         sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name)))

@@ -177,10 +177,9 @@ mod tests {
             .await
             .expect("the store migrates");
         let options: sqlx::postgres::PgConnectOptions = schema.url.parse().expect("the test schema's URL");
-        let pool =
-            PgPool::connect_with(crate::store::postgres::by_key(options).options([("enable_sort", "off")]))
-                .await
-                .expect("the test schema");
+        let pool = PgPool::connect_with(crate::store::postgres::for_claims(options))
+            .await
+            .expect("the test schema");
         for (statement, jobs) in [
             ("ALTER TABLE taskyard_jobs SET (autovacuum_enabled = false)", None),
             (
@@ -251,14 +250,9 @@ mod tests {
     /// a warning, so the store finds that out once and leaves the table to autovacuum.
     #[tokio::test]
     async fn a_role_that_does_not_own_the_jobs_leaves_them_to_autovacuum() {
-        let Some(schema) = TestSchema::create("ty_tidy_guest").await else {
+        let Some(schema) = TestSchema::migrated("ty_tidy_guest").await else {
             return;
         };
-        drop(
-            PostgresStore::connect(&schema.url)
-                .await
-                .expect("the store migrates"),
-        );
         let role = format!("ty_guest_{}", std::process::id());
         let admin = PgPool::connect(&schema.url).await.expect("the test database");
         let name = &schema.name;

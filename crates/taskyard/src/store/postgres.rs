@@ -78,7 +78,7 @@ pub(super) fn by_key(options: PgConnectOptions) -> PgConnectOptions {
 /// planner walks the queue's index in its order even while the table's statistics still
 /// describe the empty table of a minute ago (a claim of 64 among 50,000 queued runs:
 /// 80 ms sorted, 2 ms walked).
-fn for_claims(options: PgConnectOptions) -> PgConnectOptions {
+pub(super) fn for_claims(options: PgConnectOptions) -> PgConnectOptions {
     by_key(options).options([("enable_sort", "off")])
 }
 
@@ -427,44 +427,39 @@ mod tests {
     /// enqueues), when its update was planned as a bitmap of every queued job's entry.
     #[tokio::test]
     async fn a_claim_reads_what_it_takes_not_the_whole_queue() {
-        let Some(schema) = TestSchema::create("ty_claim").await else {
+        let Some(schema) = TestSchema::migrated("ty_claim").await else {
             return;
         };
-        drop(
-            PostgresStore::connect(&schema.url)
-                .await
-                .expect("the store migrates"),
-        );
         let options: PgConnectOptions = schema.url.parse().expect("the test schema's URL");
         let mut connection = PgConnection::connect_with(&for_claims(options))
             .await
             .expect("the test schema");
         for statement in [
-            "INSERT INTO taskyard_runs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
-             attempts, instance, queued_at, durable, run_at, fence) SELECT '01a236f2-089e-7000-8000-' || \
-             lpad(to_hex(n), 12, '0'), 'noop', 'queued', 'manual', '{}', '{}', 0, '[]', 'a', 0, TRUE, 0, 0 \
-             FROM generate_series(1, $1) AS n",
+            format!(
+                "INSERT INTO taskyard_runs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
+                 attempts, instance, queued_at, durable, run_at, fence) SELECT '01a236f2-089e-7000-8000-' || \
+                 lpad(to_hex(n), 12, '0'), 'noop', 'queued', 'manual', '{{}}', '{{}}', 0, '[]', 'a', 0, TRUE, 0, 0 \
+                 FROM generate_series(1, {QUEUED}) AS n"
+            ),
             // Statistics taken while every job was held, then the jobs queued.
             "INSERT INTO taskyard_jobs (id, task, priority, run_at, max_attempts, fence, claimed_by) \
-             SELECT id, task, 0, 0, 1, 0, 'gone' FROM taskyard_runs",
-            "ANALYZE taskyard_runs, taskyard_jobs",
-            "UPDATE taskyard_jobs SET claimed_by = NULL",
+             SELECT id, task, 0, 0, 1, 0, 'gone' FROM taskyard_runs"
+                .into(),
+            "ANALYZE taskyard_runs, taskyard_jobs".into(),
+            "UPDATE taskyard_jobs SET claimed_by = NULL".into(),
         ] {
-            let query = sqlx::query(statement);
-            let query = if statement.contains("$1") {
-                query.bind(QUEUED)
-            } else {
-                query
-            };
-            query.execute(&mut connection).await.expect("a queue");
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut connection)
+                .await
+                .expect("a queue");
         }
-        // Past the five executions after which PostgreSQL may plan the function's
-        // statements once for all values. Each claim is rolled back, so each finds the
-        // same queue.
         // The counts of entries read since the backend last reported them, summed over
         // its transactions: each claim's reads are the difference.
         const READ: &str = "SELECT pg_stat_get_xact_tuples_returned('taskyard_jobs_due'::regclass) \
              + pg_stat_get_xact_tuples_returned('taskyard_jobs_due_by_task'::regclass)";
+        // Past the five executions after which PostgreSQL may plan the function's
+        // statements once for all values. Each claim is rolled back, so each finds the
+        // same queue.
         let mut reads = Vec::new();
         for _ in 0..8 {
             let mut claim = connection.begin().await.expect("a transaction");
