@@ -85,8 +85,8 @@ impl App {
                 );
                 keeper.tick().await?;
                 background.push(tokio::spawn(keeper.run(stop_lease.clone())));
-                let (recorder, writer) = Recorder::spawn(store.clone(), health.clone(), self.store.timeout);
-                background.push(writer);
+                let (recorder, writers) = Recorder::spawn(store.clone(), health.clone(), self.store.timeout);
+                background.extend(writers);
                 Some(recorder)
             }
             None => None,

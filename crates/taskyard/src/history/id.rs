@@ -36,6 +36,12 @@ impl RunId {
         )))
     }
 
+    /// One of `n` places (`0..n`) for this id, from its random bits: ids spread evenly.
+    pub(crate) fn spread(&self, n: usize) -> usize {
+        // The low 58 bits are random (see `uuid_v7_bits`).
+        (self.0.as_u128() as u64 % n.max(1) as u64) as usize
+    }
+
     /// When the id was made, to the millisecond.
     pub fn created_at(&self) -> jiff::Timestamp {
         let ms = (self.0.as_u128() >> 80) as i64;
@@ -100,6 +106,26 @@ impl FromStr for RunId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids made one after another spread evenly over the places, each id always to the
+    /// same one: the recorder's lanes get even shares, and a run's states one lane.
+    #[test]
+    fn ids_spread_evenly_and_each_always_to_one_place() {
+        let ids: Vec<RunId> = (0..20_000).map(|_| RunId::new()).collect();
+        for places in [2, 3] {
+            let mut counts = vec![0usize; places];
+            for id in &ids {
+                let place = id.spread(places);
+                assert_eq!(place, id.spread(places));
+                counts[place] += 1;
+            }
+            let even = ids.len() / places;
+            assert!(
+                counts.iter().all(|&count| count.abs_diff(even) < even / 10),
+                "{counts:?}"
+            );
+        }
+    }
 
     #[test]
     fn run_ids_are_version_7_and_strictly_increasing() {

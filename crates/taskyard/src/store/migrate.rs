@@ -62,6 +62,11 @@ const SQLITE: &[Migration] = &[
         name: "a table of live jobs",
         sql: include_str!("migrations/sqlite/0009_jobs.sql"),
     },
+    Migration {
+        version: 10,
+        name: "succeeded runs left out of the status index",
+        sql: include_str!("migrations/sqlite/0010_rare_statuses.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -120,10 +125,15 @@ const POSTGRES: &[Migration] = &[
         name: "keys compared as bytes",
         sql: include_str!("migrations/postgres/0011_bytewise_keys.sql"),
     },
+    Migration {
+        version: 12,
+        name: "succeeded runs left out of the status index",
+        sql: include_str!("migrations/postgres/0012_rare_statuses.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 11;
+pub const MIGRATIONS_VERSION: i64 = 12;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

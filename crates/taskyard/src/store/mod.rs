@@ -61,6 +61,13 @@ pub trait Store: Send + Sync + 'static {
     /// `memory`, `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// How many batches of claimed runs' states the recorder may have in flight at once,
+    /// each on a lane of its own: 1 where the store writes one transaction at a time
+    /// anyway.
+    fn write_lanes(&self) -> usize {
+        1
+    }
+
     /// Inserts or replaces runs by id, in one transaction.
     async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error>;
 

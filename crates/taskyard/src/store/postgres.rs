@@ -26,10 +26,15 @@ const BACKEND: &str = "postgres";
 /// Connections for claims: each instance claims with one statement at a time.
 const CLAIM_CONNECTIONS: u32 = 2;
 
-/// Connections for claimed runs' states: a runtime's recorder writes one batch at a time,
-/// and the second is for a second runtime on the same store (instances in one process), so
-/// that neither waits for the other's batch. The pool is lazy: one runtime opens one.
-const END_CONNECTIONS: u32 = 2;
+/// Batches of claimed runs' states one runtime's recorder has in flight at once. A batch's
+/// statement runs on one server process, and one at a time kept one core busy while the
+/// claims and the runs left the other partly idle.
+const WRITE_LANES: u32 = 2;
+
+/// Connections for claimed runs' states: a runtime's lanes, and as many for a second
+/// runtime on the same store (instances in one process), so that neither waits for the
+/// other's batches. The pool is lazy: a runtime opens what it uses.
+const END_CONNECTIONS: u32 = 2 * WRITE_LANES;
 
 /// How long connecting, or waiting for a pooled connection, may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -158,6 +163,10 @@ impl PostgresStore {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    fn write_lanes(&self) -> usize {
+        WRITE_LANES as usize
     }
 
     async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
@@ -486,6 +495,38 @@ mod tests {
         assert!(
             reads.iter().all(|read| *read <= 2 * ROOM),
             "claims of {ROOM} jobs among {QUEUED} read {reads:?} entries of the queue's indexes"
+        );
+    }
+
+    /// The status index leaves out succeeded runs, most of them: a page of failed runs
+    /// among many succeeded ones is still read from it.
+    #[tokio::test]
+    async fn a_page_of_failed_runs_reads_the_status_index() {
+        let Some(schema) = TestSchema::migrated("ty_status").await else {
+            return;
+        };
+        let pool = PgPool::connect(&schema.url).await.expect("the test schema");
+        for statement in [
+            "INSERT INTO taskyard_runs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
+             attempts, instance, queued_at) SELECT '01a236f2-089e-7000-8000-' || lpad(to_hex(n), 12, '0'), 'noop', \
+             CASE WHEN n % 5000 = 0 THEN 'failed' ELSE 'succeeded' END, 'manual', '{}', '{}', 1, '[]', 'a', 0 \
+             FROM generate_series(1, 20000) AS n",
+            "ANALYZE taskyard_runs",
+        ] {
+            sqlx::query(statement).execute(&pool).await.expect("a history");
+        }
+        let filter = crate::history::RunFilter::default().status(crate::history::RunStatus::Failed);
+        let plan: Vec<(String,)> = Statements::<sqlx::Postgres>::runs_page(&filter, "EXPLAIN ")
+            .build_query_as()
+            .fetch_all(&pool)
+            .await
+            .expect("the page's plan");
+        pool.close().await;
+        schema.drop().await;
+        assert!(
+            plan.iter()
+                .any(|(line,)| line.contains("taskyard_runs_by_status")),
+            "{plan:?}"
         );
     }
 }

@@ -1,8 +1,10 @@
 //! [`Recorder`]: writes run records to the store in batches, off the run path.
 //!
-//! Runs hand records to an unbounded channel and go on; one writer task drains up to
+//! Runs hand records to an unbounded channel and go on; a writer task drains up to
 //! [`MAX_BATCH`] at a time, keeps only the latest state of each run, and writes them in one
-//! transaction. A run's final record is acknowledged: the run's callers get its result only
+//! transaction. A store may take claimed runs' states on several lanes at once (see
+//! `Store::write_lanes`): each lane is a writer of its own, and every state of one run goes
+//! to the same lane, so a run's states are still written in order. A run's final record is acknowledged: the run's callers get its result only
 //! after the store has it, so no acknowledged run is lost. Failed writes are retried with
 //! backoff until they succeed or the app stops.
 //!
@@ -42,7 +44,9 @@ enum Command {
 
 #[derive(Clone)]
 pub(crate) struct Recorder {
-    tx: mpsc::UnboundedSender<Command>,
+    /// The lanes' channels; the first also takes the records of runs not claimed from the
+    /// queue, and every lane takes flushes.
+    lanes: Arc<[mpsc::UnboundedSender<Command>]>,
     health: Arc<StoreHealth>,
     backend: &'static str,
     /// How long a caller waits for a write before it is told the store is unavailable.
@@ -61,37 +65,52 @@ impl Recorder {
         store: Arc<dyn Store>,
         health: Arc<StoreHealth>,
         timeout: Duration,
-    ) -> (Recorder, JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> (Recorder, Vec<JoinHandle<()>>) {
         let backend = store.backend();
         let claimed_written = Arc::new(Notify::new());
         let ended = Ended::default();
-        let writer = tokio::spawn(write_loop(
-            store,
-            health.clone(),
-            (claimed_written.clone(), ended.clone()),
-            rx,
-        ));
+        let (lanes, writers): (Vec<_>, Vec<_>) = (0..store.write_lanes().max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let writer = tokio::spawn(write_loop(
+                    store.clone(),
+                    health.clone(),
+                    (claimed_written.clone(), ended.clone()),
+                    rx,
+                ));
+                (tx, writer)
+            })
+            .unzip();
         let recorder = Recorder {
-            tx,
+            lanes: lanes.into(),
             health,
             backend,
             timeout,
             claimed_written,
             ended,
         };
-        (recorder, writer)
+        (recorder, writers)
+    }
+
+    /// The first lane's channel.
+    fn first(&self) -> &mpsc::UnboundedSender<Command> {
+        &self.lanes[0]
+    }
+
+    /// The channel of the lane that takes `run`'s claimed states.
+    fn lane_of(&self, run: RunId) -> &mpsc::UnboundedSender<Command> {
+        &self.lanes[run.spread(self.lanes.len())]
     }
 
     /// Queues a record without waiting.
     pub fn put(&self, run: RunRecord) {
-        let _ = self.tx.send(Command::Put(run, None));
+        let _ = self.first().send(Command::Put(run, None));
     }
 
     /// Queues a record and waits until it is committed, for at most the store timeout.
     pub async fn put_durable(&self, run: RunRecord) -> Result<(), Error> {
         let (ack, acked) = oneshot::channel();
-        self.tx
+        self.first()
             .send(Command::Put(run, Some(ack)))
             .map_err(|_| Error::ShuttingDown)?;
         self.wait(acked, self.timeout).await
@@ -101,7 +120,7 @@ impl Recorder {
     /// store refuses because the claim was lost is logged, and a run whose end was never
     /// written is queued again once its instance's lease is gone.
     pub fn put_claimed(&self, run: RunRecord, fence: i64) {
-        let _ = self.tx.send(Command::PutClaimed(run, fence, false));
+        let _ = self.lane_of(run.id).send(Command::PutClaimed(run, fence, false));
     }
 
     /// [`Recorder::put_claimed`] for a claimed run's end: until it is committed, the run
@@ -111,7 +130,7 @@ impl Recorder {
             .entry(run.task.clone())
             .or_default()
             .insert(run.id);
-        let _ = self.tx.send(Command::PutClaimed(run, fence, true));
+        let _ = self.lane_of(run.id).send(Command::PutClaimed(run, fence, true));
     }
 
     /// `task`'s claimed runs that ended here with their ends not yet committed: the store
@@ -136,7 +155,9 @@ impl Recorder {
 
     /// Writes everything queued so far, then stops the writer; later records are refused.
     pub fn close(&self) {
-        let _ = self.tx.send(Command::Close);
+        for lane in self.lanes.iter() {
+            let _ = lane.send(Command::Close);
+        }
     }
 
     /// Waits until everything queued before this call is committed, for at most the
@@ -147,11 +168,22 @@ impl Recorder {
 
     /// Waits until everything queued before this call is committed, for at most `limit`.
     pub async fn flush_within(&self, limit: Duration) -> Result<(), Error> {
-        let (ack, acked) = oneshot::channel();
-        if self.tx.send(Command::Flush(ack)).is_err() {
-            return Ok(());
-        }
-        self.wait(acked, limit).await
+        let acks: Vec<_> = self
+            .lanes
+            .iter()
+            .filter_map(|lane| {
+                let (ack, acked) = oneshot::channel();
+                lane.send(Command::Flush(ack)).is_ok().then_some(acked)
+            })
+            .collect();
+        // Every lane gets its flush before any is waited for, so one wait bounds them all.
+        let all = async move {
+            for acked in acks {
+                acked.await?;
+            }
+            Ok(())
+        };
+        self.wait(all, limit).await
     }
 
     /// How long callers wait for the store.
@@ -159,7 +191,11 @@ impl Recorder {
         self.timeout
     }
 
-    async fn wait<T>(&self, acked: oneshot::Receiver<T>, limit: Duration) -> Result<T, Error> {
+    async fn wait<T>(
+        &self,
+        acked: impl Future<Output = Result<T, oneshot::error::RecvError>>,
+        limit: Duration,
+    ) -> Result<T, Error> {
         match tokio::time::timeout(limit, acked).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(Error::ShuttingDown),

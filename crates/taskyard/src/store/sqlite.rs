@@ -434,4 +434,27 @@ mod tests {
             assert_eq!(mapped.to_string(), MMAP_SIZE);
         }
     }
+
+    /// The status index leaves out succeeded runs, most of them: a page of failed runs is
+    /// still read from it (SQLite uses a partial index only where the index's condition is
+    /// written among the page's), not walked out of the whole history.
+    #[tokio::test]
+    async fn a_page_of_failed_runs_reads_the_status_index() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = SqliteStore::open(dir.path().join("runs.db"))
+            .await
+            .expect("the store opens");
+        let filter = crate::history::RunFilter::default().status(RunStatus::Failed);
+        let plan: Vec<(i64, i64, i64, String)> =
+            Statements::<Sqlite>::runs_page(&filter, "EXPLAIN QUERY PLAN ")
+                .build_query_as()
+                .fetch_all(&store.pool)
+                .await
+                .expect("the page's plan");
+        assert!(
+            plan.iter()
+                .any(|(.., step)| step.contains("taskyard_runs_by_status")),
+            "{plan:?}"
+        );
+    }
 }
