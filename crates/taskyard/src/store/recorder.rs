@@ -4,9 +4,10 @@
 //! [`MAX_BATCH`] at a time, keeps only the latest state of each run, and writes them in one
 //! transaction. A store may take claimed runs' states on several lanes at once (see
 //! `Store::write_lanes`): each lane is a writer of its own, and every state of one run goes
-//! to the same lane, so a run's states are still written in order. A run's final record is acknowledged: the run's callers get its result only
-//! after the store has it, so no acknowledged run is lost. Failed writes are retried with
-//! backoff until they succeed or the app stops.
+//! to the same lane, so a run's states are still written in order. A run's final record is
+//! acknowledged: the run's callers get its result only after the store has it, so no
+//! acknowledged run is lost. Failed writes are retried with backoff until they succeed or
+//! the app stops.
 //!
 //! Callers never wait on a failing store for longer than the store timeout: past it they
 //! get [`Error::StoreUnavailable`] (503 over HTTP), and their records stay queued, to be
