@@ -38,9 +38,10 @@ const AHEAD: usize = 448;
 /// recent runs took.
 const AHEAD_WAIT: Duration = Duration::from_millis(20);
 
-/// Claimed runs' ends an instance lets wait for the store before it claims less: the
-/// recorder's largest batch.
-const UNWRITTEN_ENDS: usize = crate::store::MAX_BATCH;
+/// Claimed runs' ends an instance lets wait for the store before it claims less, for each
+/// of the recorder's lanes: two of its largest batches, the one being written and the next
+/// one forming. With one batch a lane, claims waited on every write of ends.
+const UNWRITTEN_ENDS_A_LANE: usize = 2 * crate::store::MAX_BATCH;
 
 /// Claims one instance has in flight at once: the next is on its way while the store
 /// answers the one before.
@@ -78,13 +79,14 @@ impl Runtime {
         // its limit tries again once they are in.
         let written = recorder.claimed_written();
         let stop = inner.queue_stop.clone();
+        let unwritten_ends = UNWRITTEN_ENDS_A_LANE * store.write_lanes().max(1);
         while !stop.is_cancelled() {
             // All the free room in one claim (a statement per run's slot would cost a
             // round trip each), its permits held by the claim until its runs take them.
-            // Ends on their way to the store past a batch of them count as held: claims
+            // Ends on their way to the store past two batches a lane count as held: claims
             // never outpace what the store takes, so unwritten ends cannot pile up here.
             let holding = ROOM + AHEAD - held.available_permits()
-                + recorder.ends_unwritten().saturating_sub(UNWRITTEN_ENDS);
+                + recorder.ends_unwritten().saturating_sub(unwritten_ends);
             let target = ROOM + pace.ahead();
             let free = target.saturating_sub(holding);
             // Refilled by halves while runs wait here, so that a stream of short runs is
