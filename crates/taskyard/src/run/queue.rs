@@ -40,7 +40,7 @@ const AHEAD_WAIT: Duration = Duration::from_millis(20);
 
 /// Claimed runs' ends an instance lets wait for the store before it claims less, for each
 /// of the recorder's lanes: two of its largest batches, the one being written and the next
-/// one forming. With one batch a lane, claims waited on every write of ends.
+/// one forming. With one batch for all lanes, claims waited on every write of ends.
 const UNWRITTEN_ENDS_A_LANE: usize = 2 * crate::store::MAX_BATCH;
 
 /// Claims one instance has in flight at once: the next is on its way while the store
