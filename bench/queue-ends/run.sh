@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The durable queue's end inside PostgreSQL, without a client: a procedure claims jobs 64
 # at a time (the claim function's own statement) and ends them 128 at a time, committing
-# after each, on scratch schemas built from the store's migrations. Three variants of the
-# end, in alternating rounds:
-#   update  today: the run's record is written when it is queued, and updated at its end;
+# after each, on scratch schemas built from the store's migrations up to 12. Three variants
+# of the end, in alternating rounds:
+#   update  migration 12: the run's record is written when it is queued, and updated at
+#           its end;
 #   hot     the same, without the indexes that name the status or the finish time, and
 #           the records' pages 40 % full, so that the end's update can be HOT (a bound,
 #           not a design: the history's pages need those indexes);
-#   insert  the queued run kept in its job row, its record inserted at its end.
+#   insert  the queued run kept in its job row, its record inserted at its end (what
+#           migration 13 made of the store).
 # Prints the server's µs a job for the claims and for the ends (synchronous_commit off
 # for the procedure, so the times are the server's work, not the disk's flushes).
 # Usage: bash bench/queue-ends/run.sh [JOBS] [ROUNDS]   (PostgreSQL from $DATABASE_URL or
@@ -24,7 +26,7 @@ schema() { # variant
   local s=queue_ends_$1
   {
     echo "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $s CASCADE; CREATE SCHEMA $s; SET search_path = $s;"
-    cat "$migrations"/*.sql
+    cat "$migrations"/00{0[1-9],1[0-2]}_*.sql
     if [ "$1" = insert ]; then
       cat <<SQL
 ALTER TABLE taskyard_jobs ADD COLUMN trigger_kind TEXT NOT NULL DEFAULT 'manual',

@@ -134,6 +134,97 @@ async fn a_write_from_an_attempt_that_lost_its_claim_is_refused() {
     }
 }
 
+/// The ids of the runs of `task` a page of the history lists, with `status` if given.
+async fn listed(store: &dyn taskyard::store::Store, task: &str, status: Option<RunStatus>) -> Vec<RunId> {
+    let mut filter = taskyard::RunFilter::default().task(task.to_owned());
+    if let Some(status) = status {
+        filter = filter.status(status);
+    }
+    let runs = store.list_runs(&filter).await.expect("a page");
+    runs.into_iter().map(|run| run.id).collect()
+}
+
+/// A durable run is in the history once at every step, whether the store keeps it as a
+/// job until it ends or not: queued, running with its progress, and ended, its payload and
+/// queueing time kept, through a batch of claimed runs' states as through one write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_lists_a_durable_run_once_from_its_queue_to_its_end() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let mut runs = Vec::new();
+        for n in 0..2 {
+            let mut run = queued("report");
+            run.payload = json!({ "n": n });
+            store.enqueue(&run, &job(0, 0, None)).await.expect("enqueue");
+            runs.push(run);
+        }
+        let ids: Vec<RunId> = runs.iter().map(|run| run.id).rev().collect();
+        assert_eq!(listed(store.as_ref(), "report", None).await, ids, "{name}");
+        assert_eq!(
+            listed(store.as_ref(), "report", Some(RunStatus::Queued)).await,
+            ids,
+            "{name}"
+        );
+        let claimed = store
+            .claim("i1", &free("report"), at(1_000), 2)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2, "{name}");
+        // One goes on with its progress, the other ends, in one batch.
+        let mut going = claimed[0].run.clone();
+        going.progress = Some(Progress {
+            fraction: 0.25,
+            message: None,
+        });
+        let mut done = claimed[1].run.clone();
+        done.status = RunStatus::Failed;
+        done.finished_at = Some(at(2_000));
+        done.error = Some("no paper".into());
+        let written = store
+            .put_claimed_many(&[
+                (going.clone(), claimed[0].fence),
+                (done.clone(), claimed[1].fence),
+            ])
+            .await
+            .expect("the batch");
+        assert_eq!(written, [true, true], "{name}");
+        assert_eq!(listed(store.as_ref(), "report", None).await, ids, "{name}");
+        assert_eq!(
+            listed(store.as_ref(), "report", Some(RunStatus::Failed)).await,
+            [done.id],
+            "{name}"
+        );
+        assert!(
+            listed(store.as_ref(), "report", Some(RunStatus::Queued))
+                .await
+                .is_empty(),
+            "{name}"
+        );
+        let stored = store.get_run(done.id).await.expect("get").expect("run");
+        assert_eq!(stored.status, RunStatus::Failed, "{name}");
+        assert_eq!(stored.payload, done.payload, "{name}: the payload kept");
+        assert_eq!(stored.queued_at, done.queued_at, "{name}");
+        assert_eq!(stored.error.as_deref(), Some("no paper"), "{name}");
+        let stored = store.get_run(going.id).await.expect("get").expect("run");
+        assert_eq!(stored.progress.map(|p| p.fraction), Some(0.25), "{name}");
+        // The other ends through one write.
+        let mut ended = going.clone();
+        ended.status = RunStatus::Succeeded;
+        ended.finished_at = Some(at(3_000));
+        assert!(
+            store.put_claimed(&ended, claimed[0].fence).await.expect("put"),
+            "{name}"
+        );
+        assert_eq!(listed(store.as_ref(), "report", None).await, ids, "{name}");
+        assert_eq!(
+            listed(store.as_ref(), "report", Some(RunStatus::Succeeded)).await,
+            [ended.id],
+            "{name}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_live_run_per_task_and_key_held_by_the_store() {
     for backend in backends().await {

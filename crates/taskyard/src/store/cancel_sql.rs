@@ -30,34 +30,32 @@ where
     /// holds is taken out of the queue and its run ends `cancelled`; a claimed job, or a
     /// run an instance executes in process, is flagged for its instance.
     pub async fn request_cancel(&self, id: RunId, now: Timestamp) -> Result<Option<CancelRequest>, Error> {
+        // A job no instance holds: its run is read, then ended if no claim took the job
+        // in between (the delete checks again).
         let mut tx = self.pool.begin().await.map_err(self.error())?;
-        let fence: Option<i64> = sqlx::query_scalar::<DB, i64>(
-            "DELETE FROM taskyard_jobs WHERE id = $1 AND claimed_by IS NULL RETURNING fence",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(self.error())?;
-        if let Some(fence) = fence {
-            let cancel = format!(
-                "UPDATE taskyard_runs SET status = 'cancelled', finished_at = $2, error = 'cancelled', fence = $3 \
-                 WHERE id = $1 RETURNING {}",
-                DB::RUN_COLUMNS
-            );
-            let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(cancel))
-                .bind(id.to_string())
-                .bind(now.as_millisecond())
-                .bind(fence)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(self.error())?;
-            tx.commit().await.map_err(self.error())?;
-            if let Some(run) = decode_rows(&rows, DB::BACKEND)?.pop() {
+        let read = format!(
+            "{} WHERE id = $1 AND claimed_by IS NULL",
+            DB::SELECT_RUNS.replace(super::sql::HISTORY, "taskyard_jobs")
+        );
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(read))
+            .bind(id.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.error())?;
+        if let Some(mut run) = decode_rows(&rows, DB::BACKEND)?.pop() {
+            run.status = RunStatus::Cancelled;
+            run.finished_at = Some(now);
+            run.error = Some("cancelled".to_owned());
+            if self
+                .end_job(&mut tx, &run, None, " AND claimed_by IS NULL")
+                .await?
+                .is_some()
+            {
+                tx.commit().await.map_err(self.error())?;
                 return Ok(Some(CancelRequest::Cancelled(run)));
             }
-        } else {
-            tx.rollback().await.map_err(self.error())?;
         }
+        tx.rollback().await.map_err(self.error())?;
         let flagged = sqlx::query::<DB>(
             "UPDATE taskyard_jobs SET cancel_requested = TRUE WHERE id = $1 RETURNING claimed_by",
         )

@@ -67,6 +67,11 @@ const SQLITE: &[Migration] = &[
         name: "succeeded runs left out of the status index",
         sql: include_str!("migrations/sqlite/0010_rare_statuses.sql"),
     },
+    Migration {
+        version: 11,
+        name: "records written when runs end",
+        sql: include_str!("migrations/sqlite/0011_records_at_end.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -130,10 +135,15 @@ const POSTGRES: &[Migration] = &[
         name: "succeeded runs left out of the status index",
         sql: include_str!("migrations/postgres/0012_rare_statuses.sql"),
     },
+    Migration {
+        version: 13,
+        name: "records written when runs end",
+        sql: include_str!("migrations/postgres/0013_records_at_end.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 12;
+pub const MIGRATIONS_VERSION: i64 = 13;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"
@@ -260,6 +270,26 @@ mod tests {
         i64,
     );
 
+    /// Where each run is after the latest version, as `(id, status, instance, the table)`:
+    /// the queued and running durable runs in their jobs, their records' columns with
+    /// them, the others in the history's table.
+    const PLACES: &str = "SELECT id, status, instance, 'runs' FROM taskyard_runs \
+         UNION ALL SELECT id, status, instance, 'jobs' FROM taskyard_jobs ORDER BY 1";
+
+    type Place = (String, String, String, String);
+
+    fn expected_places() -> Vec<Place> {
+        [
+            ("p", "queued", "i-1", "runs"),
+            ("q", "queued", "i-0", "jobs"),
+            ("r", "running", "i-1", "jobs"),
+            ("s", "succeeded", "i-1", "runs"),
+        ]
+        .into_iter()
+        .map(|(id, status, instance, table)| (id.into(), status.into(), instance.into(), table.into()))
+        .collect()
+    }
+
     fn expected_jobs() -> Vec<JobRow> {
         vec![
             ("q".into(), "mail".into(), None, 0, 500, 2, Some("k".into()), 3, 0),
@@ -278,7 +308,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_queued_and_running_durable_runs_of_version_8_become_jobs_on_sqlite() {
+    async fn the_queued_and_running_durable_runs_of_version_8_live_in_their_jobs_on_sqlite() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(dir.path().join("upgrade.db"))
@@ -299,10 +329,12 @@ mod tests {
             .expect("the latest version");
         let jobs: Vec<JobRow> = sqlx::query_as(JOBS).fetch_all(&mut conn).await.expect("jobs");
         assert_eq!(jobs, expected_jobs());
+        let places: Vec<Place> = sqlx::query_as(PLACES).fetch_all(&mut conn).await.expect("runs");
+        assert_eq!(places, expected_places());
     }
 
     #[tokio::test]
-    async fn the_queued_and_running_durable_runs_of_version_8_become_jobs_on_postgres() {
+    async fn the_queued_and_running_durable_runs_of_version_8_live_in_their_jobs_on_postgres() {
         let Ok(url) = std::env::var("TASKYARD_TEST_DATABASE_URL") else {
             assert_ne!(
                 std::env::var("TASKYARD_REQUIRE_PG").as_deref(),
@@ -332,10 +364,12 @@ mod tests {
             .await
             .expect("the latest version");
         let jobs: Vec<JobRow> = sqlx::query_as(JOBS).fetch_all(&mut conn).await.expect("jobs");
+        let places: Vec<Place> = sqlx::query_as(PLACES).fetch_all(&mut conn).await.expect("runs");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(&mut conn)
             .await
             .expect("the schema dropped");
         assert_eq!(jobs, expected_jobs());
+        assert_eq!(places, expected_places());
     }
 }

@@ -18,6 +18,7 @@ mod health;
 pub(crate) mod lease;
 mod memory;
 mod migrate;
+mod pages_sql;
 mod pg_batch;
 #[cfg(test)]
 mod pg_test_schema;
@@ -164,8 +165,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims for `instance` at most `limit` durable runs of `tasks` that are due at `now`,
     /// highest priority first, then earliest `run_at`, then oldest: each is held there
-    /// under a new fence and comes back `running` there (its stored record says so once
-    /// the instance writes the run's start). Concurrent claimers on any number of
+    /// under a new fence and comes back `running` there (the store says so once the
+    /// instance writes the run's start). Concurrent claimers on any number of
     /// instances never get the same run, and never take a task past its limit of running
     /// runs across the cluster.
     async fn claim(

@@ -50,29 +50,36 @@ pub(super) fn insert_runs(runs: &[RunRecord]) -> Query<'static, Postgres, PgArgu
 }
 
 /// [`put_claimed`]'s statement: each run's state where its job's fence is still the
-/// claim's, in one statement: the jobs of runs that ended are deleted, the others' held
-/// for the write (so that no rescue moves their fence on meanwhile), and the records of
-/// both written. Sent on connections made by `postgres::by_key`, so that the batch's rows
-/// are found by key; the ended jobs are looked up by an array of ids, which PostgreSQL
-/// reads key by key, where a join with the batch was planned as a walk of the whole
-/// queue's key index.
-static PUT_CLAIMED: &str = "WITH v AS (SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], \
-     $5::text[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::float8[], \
-     $13::text[]) AS v(id, fence, status, attempt, attempts, instance, started_at, finished_at, duration_ms, \
-     result, error, progress, progress_message)), \
-     ended AS (DELETE FROM taskyard_jobs j \
-     WHERE j.id = ANY(ARRAY(SELECT v.id FROM v WHERE v.status NOT IN ('queued', 'running'))) \
-     AND EXISTS (SELECT 1 FROM v WHERE v.id = j.id AND v.fence = j.fence) RETURNING j.id, j.fence), \
-     live AS (SELECT j.id, j.fence FROM taskyard_jobs j JOIN v ON j.id = v.id AND j.fence = v.fence \
-     WHERE v.status IN ('queued', 'running') FOR UPDATE OF j), \
-     fenced AS (SELECT id, fence FROM ended UNION ALL SELECT id, fence FROM live) \
-     UPDATE taskyard_runs SET status = v.status, attempt = v.attempt, \
-     attempts = v.attempts::jsonb, instance = v.instance, started_at = v.started_at, \
-     finished_at = v.finished_at, duration_ms = v.duration_ms, result = v.result::jsonb, error = v.error, \
-     progress = v.progress, progress_message = v.progress_message, fence = v.fence \
-     FROM v JOIN fenced f ON f.id = v.id AND f.fence = v.fence \
-     WHERE taskyard_runs.id = v.id \
-     RETURNING taskyard_runs.id, taskyard_runs.fence";
+/// claim's, in one statement. The jobs of runs that ended are deleted and their records
+/// inserted into the history, the columns the batch does not carry (task, trigger,
+/// payload, queued time, the queue's own) taken from the deleted job; the jobs of runs
+/// still going are updated. Sent on connections made by `postgres::by_key`, so that the
+/// batch's rows are found by key; the jobs are looked up by an array of ids, which
+/// PostgreSQL reads key by key, where a join with the batch was planned as a walk of the
+/// whole queue's key index.
+static PUT_CLAIMED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH v AS (SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], \
+         $5::text[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::float8[], \
+         $13::text[]) AS v(id, fence, status, attempt, attempts, instance, started_at, finished_at, duration_ms, \
+         result, error, progress, progress_message)), \
+         ended AS (DELETE FROM taskyard_jobs j \
+         WHERE j.id = ANY(ARRAY(SELECT v.id FROM v WHERE v.status NOT IN ('queued', 'running'))) \
+         AND EXISTS (SELECT 1 FROM v WHERE v.id = j.id AND v.fence = j.fence) RETURNING j.*), \
+         records AS (INSERT INTO taskyard_runs ({COLUMNS}, durable, run_at, priority, unique_key, max_attempts, fence) \
+         SELECT e.id, e.task, v.status, e.trigger_kind, e.trigger_data, e.payload, v.attempt, v.attempts::jsonb, \
+         v.instance, e.queued_at, v.started_at, v.finished_at, v.duration_ms, v.result::jsonb, v.error, \
+         v.progress, v.progress_message, TRUE, e.run_at, e.priority, e.unique_key, e.max_attempts, e.fence \
+         FROM ended e JOIN v ON v.id = e.id AND v.fence = e.fence RETURNING id, fence), \
+         live AS (UPDATE taskyard_jobs j SET status = v.status, attempt = v.attempt, \
+         attempts = v.attempts::jsonb, instance = v.instance, started_at = v.started_at, \
+         finished_at = v.finished_at, duration_ms = v.duration_ms, result = v.result::jsonb, error = v.error, \
+         progress = v.progress, progress_message = v.progress_message \
+         FROM v WHERE j.id = ANY(ARRAY(SELECT v.id FROM v WHERE v.status IN ('queued', 'running'))) \
+         AND j.id = v.id AND j.fence = v.fence RETURNING j.id, j.fence) \
+         SELECT id, fence FROM records UNION ALL SELECT id, fence FROM live"
+    )
+});
 
 /// One `UPDATE` of claimed runs' states (see `Store::put_claimed_many`), each written only
 /// where its fence (the `i64`) is still the run's; returns the id and fence of each run
@@ -80,7 +87,7 @@ static PUT_CLAIMED: &str = "WITH v AS (SELECT * FROM UNNEST($1::text[], $2::int8
 pub(super) fn put_claimed(
     runs: &[(RunRecord, i64)],
 ) -> QueryAs<'static, Postgres, (String, i64), PgArguments> {
-    with_claimed(sqlx::query_as(PUT_CLAIMED), runs)
+    with_claimed(sqlx::query_as(PUT_CLAIMED.as_str()), runs)
 }
 
 /// `query` (`PUT_CLAIMED`, or a statement around it) with `runs` bound as its columns.
@@ -120,8 +127,8 @@ mod tests {
     use crate::history::Trigger;
     use crate::store::pg_test_schema::TestSchema;
 
-    /// Rows already in the table: enough that reading all of them looks cheaper to the
-    /// planner than 512 lookups by key.
+    /// Rows already in each table (ended runs in the history, running ones in the queue):
+    /// enough that reading all of them looks cheaper to the planner than 512 lookups by key.
     const HISTORY: i64 = 30_000;
 
     /// The plans PostgreSQL makes for a connection's first executions of a statement know
@@ -140,20 +147,24 @@ mod tests {
             .expect("the test schema");
         sqlx::query(
             "INSERT INTO taskyard_runs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
-             attempts, instance, queued_at, durable, run_at, fence) SELECT '01a236f2-089e-7000-8000-' || lpad(to_hex(n), 12, '0'), 'noop', 'running', \
-             'manual', '{}', '{}', 1, '[]', 'a', 0, TRUE, 0, 1 FROM generate_series(1, $1) AS n",
+             attempts, instance, queued_at, finished_at, durable, run_at, fence) \
+             SELECT '01a236f2-089e-7000-8000-' || lpad(to_hex(n), 12, '0'), 'noop', 'succeeded', \
+             'manual', '{}', '{}', 1, '[]', 'a', 0, 1, TRUE, 0, 1 FROM generate_series(1, $1) AS n",
         )
         .bind(HISTORY)
         .execute(&pool)
         .await
         .expect("a history");
         sqlx::query(
-            "INSERT INTO taskyard_jobs (id, task, priority, run_at, max_attempts, fence, claimed_by) \
-             SELECT id, task, 0, 0, 1, 1, 'a' FROM taskyard_runs",
+            "INSERT INTO taskyard_jobs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
+             attempts, instance, queued_at, priority, run_at, max_attempts, fence, claimed_by) \
+             SELECT '01a236f2-089e-7000-8000-' || lpad(to_hex(n), 12, '0'), 'noop', 'running', \
+             'manual', '{}', '{}', 1, '[]', 'a', 0, 0, 0, 1, 1, 'a' FROM generate_series($1 + 1, 2 * $1) AS n",
         )
+        .bind(HISTORY)
         .execute(&pool)
         .await
-        .expect("their jobs");
+        .expect("the running runs' jobs");
         sqlx::query("ANALYZE taskyard_runs, taskyard_jobs")
             .execute(&pool)
             .await
@@ -167,14 +178,20 @@ mod tests {
                     "a".into(),
                     Timestamp::now(),
                 );
-                // The latest runs: ids made one after another, as `RunId::new` makes them.
-                run.id = format!("01a236f2-089e-7000-8000-{:012x}", HISTORY - n)
+                // The latest runs: ids made one after another, as `RunId::new` makes them;
+                // half of them end, half report their progress.
+                run.id = format!("01a236f2-089e-7000-8000-{:012x}", 2 * HISTORY - n)
                     .parse()
                     .expect("an id");
+                run.status = if n % 2 == 0 {
+                    crate::history::RunStatus::Succeeded
+                } else {
+                    crate::history::RunStatus::Running
+                };
                 (run, 1)
             })
             .collect();
-        let explain = sqlx::query_as(AssertSqlSafe(format!("EXPLAIN {PUT_CLAIMED}")));
+        let explain = sqlx::query_as(AssertSqlSafe(format!("EXPLAIN {}", *PUT_CLAIMED)));
         let plan: Vec<(String,)> = with_claimed(explain, &ends)
             .fetch_all(&pool)
             .await

@@ -183,16 +183,11 @@ mod tests {
         for (statement, jobs) in [
             ("ALTER TABLE taskyard_jobs SET (autovacuum_enabled = false)", None),
             (
-                "INSERT INTO taskyard_runs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
-             attempts, instance, queued_at, durable, run_at, fence) SELECT '01a236f2-089e-7000-8000-' || \
-             lpad(to_hex(n), 12, '0'), 'noop', 'queued', 'manual', '{\"kind\": \"manual\"}', '{}', 1, '[]', 'a', 0, TRUE, 0, 0 \
-             FROM generate_series(1, $1) AS n",
+                "INSERT INTO taskyard_jobs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
+             attempts, instance, queued_at, priority, run_at, max_attempts, fence) SELECT '01a236f2-089e-7000-8000-' || \
+             lpad(to_hex(n), 12, '0'), 'noop', 'queued', 'manual', '{\"kind\": \"manual\"}', '{}', 1, '[]', 'a', 0, \
+             0, 0, 1, 0 FROM generate_series(1, $1) AS n",
                 Some(JOBS),
-            ),
-            (
-                "INSERT INTO taskyard_jobs (id, task, priority, run_at, max_attempts, fence) \
-             SELECT id, task, 0, 0, 1, 0 FROM taskyard_runs",
-                None,
             ),
         ] {
             let query = sqlx::query(statement);

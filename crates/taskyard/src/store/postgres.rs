@@ -444,16 +444,13 @@ mod tests {
             .await
             .expect("the test schema");
         for statement in [
-            format!(
-                "INSERT INTO taskyard_runs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
-                 attempts, instance, queued_at, durable, run_at, fence) SELECT '01a236f2-089e-7000-8000-' || \
-                 lpad(to_hex(n), 12, '0'), 'noop', 'queued', 'manual', '{{}}', '{{}}', 0, '[]', 'a', 0, TRUE, 0, 0 \
-                 FROM generate_series(1, {QUEUED}) AS n"
-            ),
             // Statistics taken while every job was held, then the jobs queued.
-            "INSERT INTO taskyard_jobs (id, task, priority, run_at, max_attempts, fence, claimed_by) \
-             SELECT id, task, 0, 0, 1, 0, 'gone' FROM taskyard_runs"
-                .into(),
+            format!(
+                "INSERT INTO taskyard_jobs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
+                 attempts, instance, queued_at, priority, run_at, max_attempts, fence, claimed_by) \
+                 SELECT '01a236f2-089e-7000-8000-' || lpad(to_hex(n), 12, '0'), 'noop', 'queued', 'manual', \
+                 '{{}}', '{{}}', 0, '[]', 'a', 0, 0, 0, 1, 0, 'gone' FROM generate_series(1, {QUEUED}) AS n"
+            ),
             "ANALYZE taskyard_runs, taskyard_jobs".into(),
             "UPDATE taskyard_jobs SET claimed_by = NULL".into(),
         ] {

@@ -2,14 +2,15 @@
 //! in the queue, its unique key, how many attempts it gets, and the fencing token of the
 //! attempt that holds it.
 //!
-//! A durable run is a job, kept apart from its record while it is queued or running (in the
-//! SQL stores, a narrow row of `taskyard_jobs`): any live instance may claim it once
+//! A durable run is a job while it is queued or running (in the SQL stores, a row of
+//! `taskyard_jobs` that also holds the run's record until it ends): any live instance may claim it once
 //! `run_at` has come. A claim marks the job as the instance's, bumps its fence and sets
 //! `run_at` to the claim's time, which is when the attempt began should its instance die;
 //! every later write of that attempt (progress, the end) carries the fence it was claimed
 //! with, and the store refuses a write whose fence is no longer the job's, so an attempt
 //! that lost its claim (its instance was presumed dead and the run handed on) never writes
-//! over the live one. The run's end deletes its job, in the same transaction as its record.
+//! over the live one. The run's end deletes its job and writes its record to the history,
+//! in one transaction.
 
 use jiff::Timestamp;
 

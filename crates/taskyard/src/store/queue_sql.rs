@@ -1,9 +1,10 @@
 //! The durable queue's statements, shared by both SQL backends like those of `sql`:
 //! enqueue, claim (with each task's limit of running runs across the cluster), fenced
 //! writes of a claimed attempt, and the queue again for retries and orphans (cancels are in
-//! `cancel_sql`). The queue's state is in `taskyard_jobs`, a row per queued or
-//! claimed durable run; the run's record in `taskyard_runs` is written beside it when the
-//! run is queued, when its instance writes its state, and when it ends.
+//! `cancel_sql`). A queued or claimed durable run is a row of `taskyard_jobs`, which holds
+//! its record's columns beside the queue's own; the run's record goes into `taskyard_runs`
+//! only when it ends, and the job leaves in the same transaction. A run is in exactly one of
+//! the two tables; `taskyard_history` reads both.
 
 use jiff::Timestamp;
 use sqlx::query::Query;
@@ -63,8 +64,8 @@ where
             .bind(row.progress_message)
     }
 
-    /// Writes a durable run to the queue (see `Store::enqueue`): its job and its record,
-    /// the record only if the job went in.
+    /// Writes a durable run to the queue (see `Store::enqueue`): its job, which holds its
+    /// record until it ends.
     pub async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
         // A keyed run that finished between the refused insert and the read of the live
         // one leaves nothing to hand back: insert again.
@@ -96,45 +97,23 @@ where
         })
     }
 
-    /// Inserts a durable run's job and, if its key was free, its record, committed
-    /// together; false when another live run holds the key.
+    /// Inserts a durable run's job; false when another live run holds its key.
     async fn insert_job(&self, run: &RunRecord, job: &Job) -> Result<bool, Error> {
-        let j = DB::JSON;
-        let record = format!(
-            "INSERT INTO taskyard_runs ({COLUMNS}, durable, run_at, priority, unique_key, max_attempts, fence) \
-             SELECT $1, $2, $3, $4, $5{j}, $6{j}, $7, $8{j}, $9, $10, $11, $12, $13, $14{j}, $15, $16, $17, TRUE, $18, $19, $20, $21, 0"
-        );
-        let bind = |statement: String| {
-            Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(statement)), run)
-                .bind(job.run_at.as_millisecond())
-                .bind(i64::from(job.priority))
-                .bind(job.key.clone())
-                .bind(i64::from(job.max_attempts))
-        };
-        if DB::WRITABLE_CTE {
-            let statement = format!("WITH job AS ({INSERT_JOB}) {record} FROM job RETURNING id");
-            let inserted = bind(statement)
-                .fetch_optional(self.pool)
-                .await
-                .map_err(self.error())?;
-            return Ok(inserted.is_some());
-        }
-        let mut tx = self.pool.begin().await.map_err(self.error())?;
-        let inserted = bind(INSERT_JOB.to_owned())
-            .fetch_optional(&mut *tx)
+        let inserted = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(insert_job::<DB>())), run)
+            .bind(job.run_at.as_millisecond())
+            .bind(i64::from(job.priority))
+            .bind(job.key.clone())
+            .bind(i64::from(job.max_attempts))
+            .bind(0_i64)
+            .fetch_optional(self.pool)
             .await
             .map_err(self.error())?;
-        if inserted.is_none() {
-            return Ok(false);
-        }
-        bind(record).execute(&mut *tx).await.map_err(self.error())?;
-        tx.commit().await.map_err(self.error())?;
-        Ok(true)
+        Ok(inserted.is_some())
     }
 
     /// Claims due durable runs for `instance` (see `Store::claim`): the tasks without a
     /// limit in one statement, each task with a limit in one of its own that counts the
-    /// task's claimed jobs as it claims; then the claimed runs' records. Every statement
+    /// task's claimed jobs as it claims; then the claimed jobs' rows. Every statement
     /// walks the queue's indexes (named on SQLite; PostgreSQL claims through a function of
     /// its own, `taskyard_claim`).
     pub async fn claim(
@@ -171,7 +150,7 @@ where
             return Ok(Vec::new());
         }
         let read = format!(
-            "SELECT {columns}, {extra} FROM taskyard_jobs j JOIN taskyard_runs r ON r.id = j.id WHERE j.id IN ({ids})",
+            "SELECT {columns}, {extra} FROM taskyard_jobs j WHERE j.id IN ({ids})",
             columns = claimed_columns::<DB>(),
             extra = DB::CLAIM_EXTRA,
             ids = DB::IDS_OF_1,
@@ -245,9 +224,9 @@ where
         }
     }
 
-    /// Claimed runs as a statement read them (the run's record, then `CLAIM_EXTRA`), in
-    /// the queue's order, each `running` on `instance` since `now` (its record in the
-    /// store says so once the instance writes the run's start).
+    /// Claimed runs as a statement read them (the run's columns, then `CLAIM_EXTRA`), in
+    /// the queue's order, each `running` on `instance` since `now` (its job in the store
+    /// says so once the instance writes the run's start).
     pub fn claimed_in_order(
         &self,
         rows: &[DB::Row],
@@ -305,39 +284,34 @@ where
     }
 
     /// Puts a finished run back in the queue (see `Store::requeue`): its record, if it is
-    /// still `finished_as`, then a job under the key it had, fenced past every claim it
-    /// had before.
+    /// still `finished_as`, leaves the history's table for a job under the key it had,
+    /// fenced past every claim it had before.
     pub async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error> {
-        let update = format!(
-            "UPDATE taskyard_runs SET {set}, durable = TRUE, run_at = $18, priority = $19, max_attempts = $20 \
-             WHERE id = $1 AND status = $21",
-            set = set_columns(DB::JSON)
-        );
         let mut tx = self.pool.begin().await.map_err(self.error())?;
-        let updated = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update)), run)
-            .bind(job.run_at.as_millisecond())
-            .bind(i64::from(job.priority))
-            .bind(i64::from(job.max_attempts))
-            .bind(finished_as.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(self.error())?;
-        if DB::rows_affected(&updated) != 1 {
-            return Ok(false);
-        }
-        let insert = sqlx::query::<DB>(
-            "INSERT INTO taskyard_jobs (id, task, priority, run_at, unique_key, max_attempts, fence) \
-             SELECT id, task, priority, run_at, unique_key, max_attempts, fence + 1 FROM taskyard_runs WHERE id = $1",
+        let ended: Option<(i64, Option<String>)> = sqlx::query_as::<DB, (i64, Option<String>)>(
+            "DELETE FROM taskyard_runs WHERE id = $1 AND status = $2 RETURNING fence, unique_key",
         )
         .bind(run.id.to_string())
-        .execute(&mut *tx)
-        .await;
-        match insert {
-            Ok(_) => {}
-            // The run's key is held by another live run of its task: the transaction,
-            // dropped, rolls the record back.
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(false),
-            Err(error) => return Err(self.error()(error)),
+        .bind(finished_as.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.error())?;
+        let Some((fence, key)) = ended else {
+            return Ok(false);
+        };
+        let insert = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(insert_job::<DB>())), run)
+            .bind(job.run_at.as_millisecond())
+            .bind(i64::from(job.priority))
+            .bind(key)
+            .bind(i64::from(job.max_attempts))
+            .bind(fence + 1)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.error())?;
+        // The run's key is held by another live run of its task: the transaction,
+        // dropped, rolls the record back.
+        if insert.is_none() {
+            return Ok(false);
         }
         tx.commit().await.map_err(self.error())?;
         Ok(true)
@@ -345,8 +319,8 @@ where
 
     /// Rescues the claimed durable runs of dead instances (see `Store::requeue_orphans`).
     pub async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
-        // The jobs first, then their records by key: joined in one statement, the
-        // planner may read the whole queue and history to find a handful of jobs.
+        // The jobs first, then their rows by key: in one statement with the instances,
+        // the planner may read the whole queue to find a handful of jobs.
         let orphans = sqlx::query_scalar::<DB, String>(
             "SELECT j.id FROM taskyard_jobs j WHERE j.claimed_by IS NOT NULL AND NOT EXISTS \
              (SELECT 1 FROM taskyard_instances i WHERE i.id = j.claimed_by AND i.lease_until >= $1)",
@@ -361,7 +335,7 @@ where
         let select = format!(
             "SELECT {columns}, {extra}, j.claimed_by AS claimed_by, \
              (SELECT heartbeat_at FROM taskyard_instances i WHERE i.id = j.claimed_by) AS seen \
-             FROM taskyard_jobs j JOIN taskyard_runs r ON r.id = j.id WHERE j.id IN ({ids}) AND j.claimed_by IS NOT NULL",
+             FROM taskyard_jobs j WHERE j.id IN ({ids}) AND j.claimed_by IS NOT NULL",
             columns = claimed_columns::<DB>(),
             extra = DB::CLAIM_EXTRA,
             ids = DB::IDS_OF_1,
@@ -376,8 +350,8 @@ where
         for (mut run, row) in runs.into_iter().zip(&rows) {
             let extra = self.extra(row)?;
             let seen: Option<i64> = row.try_get("seen").map_err(self.error())?;
-            // The record may not show the claim yet: the lost attempt ran there, from
-            // its claim.
+            // The job may not show the attempt's start yet: the lost attempt ran there,
+            // from its claim.
             let claimed_at = Timestamp::from_millisecond(extra.run_at).ok();
             run.status = RunStatus::Running;
             run.instance = row.try_get("claimed_by").map_err(self.error())?;
@@ -404,59 +378,104 @@ where
         Ok((requeued, ended))
     }
 
-    /// Writes `run`'s state where its job's fence is still `fence`, with the job, in one
-    /// transaction: a run that ended takes its job out of the queue; with `requeue_at`,
-    /// the job is due again then under a new fence, so the claim's attempt can write no
-    /// more. True if it wrote.
+    /// Writes `run`'s state where its job's fence is still `fence`: a run that ended
+    /// leaves the queue for the history ([`Statements::end_job`]); with `requeue_at`, its
+    /// job is due again then under a new fence, so the claim's attempt can write no more.
+    /// True if it wrote.
     async fn update_fenced(
         &self,
         run: &RunRecord,
         fence: i64,
         requeue_at: Option<Timestamp>,
     ) -> Result<bool, Error> {
-        let job = if run.status.is_final() {
-            "DELETE FROM taskyard_jobs WHERE id = $1 AND fence = $2"
-        } else if requeue_at.is_some() {
-            "UPDATE taskyard_jobs SET claimed_by = NULL, run_at = $3, fence = fence + 1 WHERE id = $1 AND fence = $2"
+        if run.status.is_final() {
+            let mut tx = self.pool.begin().await.map_err(self.error())?;
+            if self.end_job(&mut tx, run, Some(fence), "").await?.is_none() {
+                return Ok(false);
+            }
+            tx.commit().await.map_err(self.error())?;
+            return Ok(true);
+        }
+        let requeue = if requeue_at.is_some() {
+            ", claimed_by = NULL, run_at = $19, fence = fence + 1"
         } else {
-            // The job's row is taken for the write, so that no rescue moves its fence on
-            // between this check and the record's write.
-            "UPDATE taskyard_jobs SET fence = fence WHERE id = $1 AND fence = $2"
+            ""
         };
-        let mut tx = self.pool.begin().await.map_err(self.error())?;
-        let mut query = sqlx::query::<DB>(job).bind(run.id.to_string()).bind(fence);
+        let update = format!(
+            "UPDATE taskyard_jobs SET {set}{requeue} WHERE id = $1 AND fence = $18",
+            set = set_columns(DB::JSON)
+        );
+        let mut query = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update)), run).bind(fence);
         if let Some(at) = requeue_at {
             query = query.bind(at.as_millisecond());
         }
-        let done = query.execute(&mut *tx).await.map_err(self.error())?;
-        if DB::rows_affected(&done) != 1 {
-            return Ok(false);
-        }
-        let update = format!(
-            "UPDATE taskyard_runs SET {set}, fence = $18 WHERE id = $1",
-            set = set_columns(DB::JSON)
+        let done = query.execute(self.pool).await.map_err(self.error())?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    /// Moves an ended run from its job to the history, in `tx`: deletes the job (only
+    /// where its fence is still `fence`, when given, and `and` holds) and inserts the
+    /// run's record, `run` as it is written. Returns the job's fence, or `None` when no job
+    /// was taken.
+    pub(super) async fn end_job(
+        &self,
+        tx: &mut DB::Connection,
+        run: &RunRecord,
+        fence: Option<i64>,
+        and: &str,
+    ) -> Result<Option<i64>, Error> {
+        let delete = format!(
+            "DELETE FROM taskyard_jobs WHERE id = $1 AND fence = COALESCE($2, fence){and} \
+             RETURNING run_at, CAST(priority AS BIGINT) AS priority, unique_key, \
+             CAST(max_attempts AS BIGINT) AS max_attempts, fence"
         );
-        Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(update)), run)
+        let job: Option<(i64, i64, Option<String>, i64, i64)> =
+            sqlx::query_as::<DB, (i64, i64, Option<String>, i64, i64)>(sqlx::AssertSqlSafe(delete))
+                .bind(run.id.to_string())
+                .bind(fence)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(self.error())?;
+        let Some((run_at, priority, key, max_attempts, fence)) = job else {
+            return Ok(None);
+        };
+        let j = DB::JSON;
+        let record = format!(
+            "INSERT INTO taskyard_runs ({COLUMNS}, durable, run_at, priority, unique_key, max_attempts, fence) \
+             VALUES ($1, $2, $3, $4, $5{j}, $6{j}, $7, $8{j}, $9, $10, $11, $12, $13, $14{j}, $15, $16, $17, \
+             TRUE, $18, $19, $20, $21, $22)"
+        );
+        Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(record)), run)
+            .bind(run_at)
+            .bind(priority)
+            .bind(key)
+            .bind(max_attempts)
             .bind(fence)
             .execute(&mut *tx)
             .await
             .map_err(self.error())?;
-        tx.commit().await.map_err(self.error())?;
-        Ok(true)
+        Ok(Some(fence))
     }
 }
 
-/// Inserts a durable run's job (`$1` id, `$2` task, `$18` run_at, `$19` priority, `$20`
-/// key, `$21` attempts), unless a live job of its task holds its key; returns its id.
-const INSERT_JOB: &str = "INSERT INTO taskyard_jobs (id, task, priority, run_at, unique_key, max_attempts, fence) \
-     VALUES ($1, $2, $19, $18, $20, $21, 0) \
-     ON CONFLICT (task, unique_key) WHERE unique_key IS NOT NULL DO NOTHING RETURNING id";
+/// Inserts a durable run's job: its record's columns as `$1`…`$17` (in `COLUMNS`
+/// order), `$18` run_at, `$19` priority, `$20` key, `$21` attempts and `$22` fence, unless a
+/// live job of its task holds its key; returns its id.
+fn insert_job<DB: Dialect>() -> String {
+    let j = DB::JSON;
+    format!(
+        "INSERT INTO taskyard_jobs ({COLUMNS}, run_at, priority, unique_key, max_attempts, fence) \
+         VALUES ($1, $2, $3, $4, $5{j}, $6{j}, $7, $8{j}, $9, $10, $11, $12, $13, $14{j}, $15, $16, $17, \
+         $18, $19, $20, $21, $22) \
+         ON CONFLICT (task, unique_key) WHERE unique_key IS NOT NULL DO NOTHING RETURNING id"
+    )
+}
 
-/// A claimed run's record columns, read from its record aliased `r`.
+/// A claimed run's columns, read from its job aliased `j`.
 fn claimed_columns<DB: Dialect>() -> String {
     DB::RUN_COLUMNS
         .split(", ")
-        .map(|column| format!("r.{column}"))
+        .map(|column| format!("j.{column}"))
         .collect::<Vec<_>>()
         .join(", ")
 }

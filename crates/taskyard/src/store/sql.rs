@@ -6,7 +6,8 @@
 //! failed transaction, against PostgreSQL's pool).
 //!
 //! Placeholders are `$N` in both: SQLite reads `$N` as the N-th argument too. The durable
-//! queue's statements are in `queue_sql`.
+//! queue's statements are in `queue_sql` and `cancel_sql`, the history's pages in
+//! `pages_sql`.
 
 use jiff::Timestamp;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
@@ -15,17 +16,23 @@ use super::columns::{COLUMNS, decode_rows};
 use super::queue::SchedulePause;
 use super::{Broadcast, InstanceLease, RunCount, TickClaim, sqlx_error};
 use crate::Error;
-use crate::history::{RunFilter, RunId, RunRecord, RunStatus};
+use crate::history::{RunId, RunRecord};
 
 /// Ticks claimed, or schedules looked up, by one statement: at most five parameters each,
 /// well within both backends' limits (SQLite 32,766, PostgreSQL 65,535).
 const TICKS_PER_STATEMENT: usize = 1_000;
 
+/// The view of every run: the records of ended runs and the durable runs still queued or
+/// running, whose records are their jobs until they end.
+pub(super) const HISTORY: &str = "taskyard_history";
+
 /// What differs between the SQL backends in the statements they share.
 pub(super) trait Dialect: Database {
     /// The backend's name in errors.
     const BACKEND: &'static str;
-    /// `SELECT` of every run column, JSON read back as text, without a `WHERE`.
+    /// `SELECT` of every run column, JSON read back as text, without a `WHERE`, from the
+    /// history of every run (`taskyard_history`: the ended runs' records and the durable
+    /// runs still in the queue).
     const SELECT_RUNS: &'static str;
     /// Every run column, JSON read back as text, as a `SELECT` or `RETURNING` list.
     const RUN_COLUMNS: &'static str;
@@ -60,9 +67,6 @@ pub(super) trait Dialect: Database {
     const CLAIM_EXTRA: &'static str;
     /// The strings of the JSON array bound as `$1` (run ids), as a subquery.
     const IDS_OF_1: &'static str;
-    /// Whether a `WITH` may hold an `INSERT`, `UPDATE` or `DELETE`, so that writes to two
-    /// tables are one statement (PostgreSQL); otherwise they are a transaction.
-    const WRITABLE_CTE: bool;
     /// The larger and the smaller of two values: `MAX`/`MIN` or `GREATEST`/`LEAST`.
     const GREATEST: &'static str;
     /// See [`Dialect::GREATEST`].
@@ -83,7 +87,7 @@ pub(super) trait Dialect: Database {
 
 impl Dialect for sqlx::Sqlite {
     const BACKEND: &'static str = "sqlite";
-    const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data, payload, attempt, attempts, instance, queued_at, started_at, finished_at, duration_ms, result, error, progress, progress_message FROM taskyard_runs";
+    const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data, payload, attempt, attempts, instance, queued_at, started_at, finished_at, duration_ms, result, error, progress, progress_message FROM taskyard_history";
     const RUN_COLUMNS: &'static str = COLUMNS;
     const TRIGGER_SCHEDULE: &'static str = "json_extract(trigger_data, '$.schedule')";
     const JSON_TEXT_OF_PAYLOAD: &'static str = "payload";
@@ -101,7 +105,6 @@ impl Dialect for sqlx::Sqlite {
     const CLAIM_EXTRA: &'static str = "j.fence AS fence, j.max_attempts AS max_attempts, j.priority AS priority, \
          j.run_at AS run_at, j.cancel_requested AS cancel_requested";
     const IDS_OF_1: &'static str = "SELECT value FROM json_each($1)";
-    const WRITABLE_CTE: bool = false;
     const GREATEST: &'static str = "MAX";
     const LEAST: &'static str = "MIN";
     // One writer at a time: the claim's statement counts and claims under the write lock.
@@ -118,7 +121,7 @@ impl Dialect for sqlx::Sqlite {
 
 impl Dialect for sqlx::Postgres {
     const BACKEND: &'static str = "postgres";
-    const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message FROM taskyard_runs";
+    const SELECT_RUNS: &'static str = "SELECT id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message FROM taskyard_history";
     const RUN_COLUMNS: &'static str = "id, task, status, trigger_kind, trigger_data::text AS trigger_data, payload::text AS payload, attempt::bigint AS attempt, attempts::text AS attempts, instance, queued_at, started_at, finished_at, duration_ms, result::text AS result, error, progress, progress_message";
     const TRIGGER_SCHEDULE: &'static str = "trigger_data->>'schedule'";
     const JSON_TEXT_OF_PAYLOAD: &'static str = "payload::text";
@@ -135,7 +138,6 @@ impl Dialect for sqlx::Postgres {
          j.priority::bigint AS priority, j.run_at AS run_at, \
          (CASE WHEN j.cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested";
     const IDS_OF_1: &'static str = "SELECT jsonb_array_elements_text($1::jsonb)";
-    const WRITABLE_CTE: bool = true;
     const GREATEST: &'static str = "GREATEST";
     const LEAST: &'static str = "LEAST";
     // Under READ COMMITTED two claims could both count the same running runs: a lock per
@@ -184,74 +186,6 @@ where
             .await
             .map_err(self.error())?;
         Ok(decode_rows(&rows, DB::BACKEND)?.pop())
-    }
-
-    /// The runs `filter` lets through, newest first.
-    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
-        let rows = Self::runs_page(filter, "").build().fetch_all(self.pool).await;
-        decode_rows(&rows.map_err(self.error())?, DB::BACKEND)
-    }
-
-    /// [`Statements::list_runs`]' statement, after `prefix` (an `EXPLAIN` in tests).
-    pub(super) fn runs_page(filter: &RunFilter, prefix: &str) -> QueryBuilder<DB> {
-        let mut query = QueryBuilder::<DB>::new(format!("{prefix}{} WHERE 1 = 1", DB::SELECT_RUNS));
-        if let Some(task) = &filter.task {
-            query.push(" AND task = ").push_bind(task.clone());
-        }
-        // The status index leaves out succeeded runs: planners use it where the page's status
-        // is written out (the enum's own words) with the index's condition beside it.
-        if let Some(status) = filter.status {
-            query.push(format!(" AND status = '{}'", status.as_str()));
-            if status != RunStatus::Succeeded {
-                query.push(" AND status <> 'succeeded'");
-            }
-        }
-        if filter.unfinished {
-            query.push(" AND status IN ('queued', 'running') AND status <> 'succeeded'");
-        }
-        if let Some(schedule) = &filter.schedule {
-            query
-                .push(" AND trigger_kind IN ('schedule', 'custom') AND ")
-                .push(DB::TRIGGER_SCHEDULE)
-                .push(" = ")
-                .push_bind(schedule.clone());
-        }
-        query.push(super::columns::scheduled_clause(filter));
-        if let Some(before) = filter.before {
-            query.push(" AND id < ").push_bind(before.to_string());
-        }
-        if let Some(kind) = &filter.trigger {
-            query.push(" AND trigger_kind = ").push_bind(kind.clone());
-        }
-        if let Some(instance) = &filter.instance {
-            query.push(" AND instance = ").push_bind(instance.clone());
-        }
-        if let Some(since) = filter.since {
-            query.push(" AND queued_at >= ").push_bind(since.as_millisecond());
-        }
-        if let Some(until) = filter.until {
-            query.push(" AND queued_at < ").push_bind(until.as_millisecond());
-        }
-        if let Some(text) = &filter.text {
-            let pattern = RunFilter::like_pattern(text);
-            query
-                .push(" AND (")
-                .push(DB::JSON_TEXT_OF_PAYLOAD)
-                .push(DB::LIKE)
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\' OR ")
-                .push(DB::JSON_TEXT_OF_RESULT)
-                .push(DB::LIKE)
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\' OR COALESCE(error, '')")
-                .push(DB::LIKE)
-                .push_bind(pattern)
-                .push(" ESCAPE '\\')");
-        }
-        query
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(filter.sql_limit());
-        query
     }
 
     /// Renews (or creates) an instance's lease.
@@ -377,7 +311,7 @@ where
             // Each schedule's newest, numbered in a window over its own runs.
             let mut query = QueryBuilder::<DB>::new(format!(
                 "SELECT {columns} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {schedule} ORDER BY id DESC) AS newest \
-                 FROM taskyard_runs WHERE status IN ('queued', 'running') AND trigger_kind IN ('schedule', 'custom') AND {schedule} IN (",
+                 FROM taskyard_history WHERE status IN ('queued', 'running') AND trigger_kind IN ('schedule', 'custom') AND {schedule} IN (",
                 columns = DB::RUN_COLUMNS,
                 schedule = DB::TRIGGER_SCHEDULE
             ));

@@ -7,37 +7,48 @@
 //! parameters, so binding a batch of n named parameters costs n² steps. For a batch of 512
 //! runs (6,656 parameters) that was most of the queue's time on SQLite.
 
-use sqlx::Sqlite;
-use sqlx::query::QueryAs;
-use sqlx::sqlite::SqliteArguments;
-
-use super::columns::RunRow;
+use super::columns::{COLUMNS, RunRow};
 use crate::Error;
 use crate::history::RunRecord;
 
-/// [`put_claimed`]'s statement: each run's state where its job's fence is still the
-/// claim's, returning the id, fence and status of each record it wrote (SQLite returns
-/// nothing from the `FROM` tables, so the fence is written to the record too). A row of
-/// `$1` is `[id, fence, status, attempt, attempts, instance, started_at, finished_at,
-/// duration_ms, result, error, progress, progress_message]`, the JSON columns as the text
-/// they are stored as. The jobs of the runs that ended are deleted after it, in its
+/// The records of the batch's runs that ended, inserted into the history where their
+/// job's fence is still the claim's, the columns the batch does not carry (task, trigger,
+/// payload, queued time, the queue's own) taken from the job; returns the id and fence of
+/// each record it wrote. A row of `$1` is `[id, fence, status, attempt, attempts, instance,
+/// started_at, finished_at, duration_ms, result, error, progress, progress_message]`, the
+/// JSON columns as the text they are stored as. Their jobs are deleted after it, in its
 /// transaction ([`END_JOBS`]).
-const PUT_CLAIMED: &str = "UPDATE taskyard_runs SET status = v.value ->> 2, attempt = v.value ->> 3, \
+pub(super) static ENDED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO taskyard_runs ({COLUMNS}, durable, run_at, priority, unique_key, max_attempts, fence) \
+         SELECT j.id, j.task, v.value ->> 2, j.trigger_kind, j.trigger_data, j.payload, v.value ->> 3, \
+         v.value ->> 4, v.value ->> 5, j.queued_at, v.value ->> 6, v.value ->> 7, v.value ->> 8, \
+         v.value ->> 9, v.value ->> 10, v.value ->> 11, v.value ->> 12, TRUE, j.run_at, j.priority, \
+         j.unique_key, j.max_attempts, j.fence \
+         FROM json_each($1) AS v JOIN taskyard_jobs AS j ON j.id = v.value ->> 0 AND j.fence = v.value ->> 1 \
+         WHERE v.value ->> 2 NOT IN ('queued', 'running') \
+         RETURNING id, fence"
+    )
+});
+
+/// The jobs of the batch's runs still going, updated where their fence is still the
+/// claim's (the batch as in [`ENDED`]); returns the id and fence of each job it wrote.
+pub(super) const LIVE: &str = "UPDATE taskyard_jobs SET status = v.value ->> 2, attempt = v.value ->> 3, \
      attempts = v.value ->> 4, instance = v.value ->> 5, started_at = v.value ->> 6, \
      finished_at = v.value ->> 7, duration_ms = v.value ->> 8, result = v.value ->> 9, \
-     error = v.value ->> 10, progress = v.value ->> 11, progress_message = v.value ->> 12, \
-     fence = v.value ->> 1 \
-     FROM json_each($1) AS v JOIN taskyard_jobs AS j ON j.id = v.value ->> 0 AND j.fence = v.value ->> 1 \
-     WHERE taskyard_runs.id = v.value ->> 0 \
-     RETURNING taskyard_runs.id, taskyard_runs.fence, taskyard_runs.status";
+     error = v.value ->> 10, progress = v.value ->> 11, progress_message = v.value ->> 12 \
+     FROM json_each($1) AS v \
+     WHERE taskyard_jobs.id = v.value ->> 0 AND taskyard_jobs.fence = v.value ->> 1 \
+     AND v.value ->> 2 IN ('queued', 'running') \
+     RETURNING id, fence";
 
 /// Deletes the jobs of the runs in the JSON array `$1` of ids: their runs ended.
 pub(super) const END_JOBS: &str = "DELETE FROM taskyard_jobs WHERE id IN (SELECT value FROM json_each($1))";
 
-/// A record [`PUT_CLAIMED`] wrote: its id, fence and status.
-pub(super) type Written = (String, i64, String);
+/// A run [`ENDED`] or [`LIVE`] wrote: its id and fence.
+pub(super) type Written = (String, i64);
 
-/// A claimed run's row in [`PUT_CLAIMED`]'s parameter.
+/// A claimed run's row in the batch's parameter.
 type ClaimedRow<'r> = (
     &'r str,
     i64,
@@ -54,12 +65,9 @@ type ClaimedRow<'r> = (
     Option<&'r str>,
 );
 
-/// One `UPDATE` of claimed runs' records (see `Store::put_claimed_many`), each written
-/// only where its job's fence is still the claim's (the `i64`); returns the id, fence and
-/// status of each record it wrote.
-pub(super) fn put_claimed(
-    runs: &[(RunRecord, i64)],
-) -> Result<QueryAs<'static, Sqlite, Written, SqliteArguments>, Error> {
+/// Claimed runs' states (see `Store::put_claimed_many`), each with its claim's fence
+/// (the `i64`), as the JSON parameter of [`ENDED`] and [`LIVE`].
+pub(super) fn batch(runs: &[(RunRecord, i64)]) -> Result<String, Error> {
     let rows: Vec<RunRow> = runs.iter().map(|(run, _)| RunRow::encode(run)).collect();
     let values: Vec<ClaimedRow<'_>> = rows
         .iter()
@@ -82,11 +90,10 @@ pub(super) fn put_claimed(
             )
         })
         .collect();
-    let batch = serde_json::to_string(&values).map_err(|error| Error::StoreData {
+    serde_json::to_string(&values).map_err(|error| Error::StoreData {
         backend: "sqlite",
         message: format!("claimed runs' states as JSON: {error}"),
-    })?;
-    Ok(sqlx::query_as(PUT_CLAIMED).bind(batch))
+    })
 }
 
 #[cfg(test)]
@@ -110,28 +117,30 @@ mod tests {
         crate::store::migrate::migrate_sqlite(&pool)
             .await
             .expect("migrated");
-        let plan = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {PUT_CLAIMED}")))
-            .bind("[]")
-            .fetch_all(&pool)
-            .await
-            .expect("a plan");
-        let steps: Vec<String> = plan
-            .iter()
-            .map(|row| row.try_get::<String, _>("detail").expect("a step"))
-            .collect();
-        assert!(steps.iter().any(|step| step.starts_with("SCAN v")), "{steps:?}");
-        for table in ["taskyard_runs", "j"] {
+        // The ends read their jobs (`j`), the states of runs still going update theirs.
+        for (statement, table) in [(ENDED.as_str(), "j"), (LIVE, "taskyard_jobs")] {
+            let plan = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}")))
+                .bind("[]")
+                .fetch_all(&pool)
+                .await
+                .expect("a plan");
+            let steps: Vec<String> = plan
+                .iter()
+                .map(|row| row.try_get::<String, _>("detail").expect("a step"))
+                .collect();
+            assert!(steps.iter().any(|step| step.starts_with("SCAN v")), "{steps:?}");
             assert!(
                 steps.iter().any(
                     |step| step.starts_with(&format!("SEARCH {table} USING ")) && step.contains("(id=?)")
                 ),
                 "{steps:?}"
             );
+            assert!(
+                !steps
+                    .iter()
+                    .any(|step| step.starts_with("SCAN taskyard_") || step.starts_with("SCAN j")),
+                "{steps:?}"
+            );
         }
-        assert!(
-            !steps.iter().any(|step| step.starts_with("SCAN taskyard_")),
-            "{steps:?}"
-        );
-        assert!(!steps.iter().any(|step| step.starts_with("SCAN j")), "{steps:?}");
     }
 }
