@@ -319,8 +319,7 @@ where
 
     /// Rescues the claimed durable runs of dead instances (see `Store::requeue_orphans`).
     pub async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
-        // The jobs first, then their rows by key: in one statement with the instances,
-        // the planner may read the whole queue to find a handful of jobs.
+        // The orphans' ids first, then their jobs by key, as the claims read theirs.
         let orphans = sqlx::query_scalar::<DB, String>(
             "SELECT j.id FROM taskyard_jobs j WHERE j.claimed_by IS NOT NULL AND NOT EXISTS \
              (SELECT 1 FROM taskyard_instances i WHERE i.id = j.claimed_by AND i.lease_until >= $1)",
