@@ -99,16 +99,26 @@ where
 
     /// Inserts a durable run's job; false when another live run holds its key.
     async fn insert_job(&self, run: &RunRecord, job: &Job) -> Result<bool, Error> {
-        let inserted = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(insert_job::<DB>())), run)
-            .bind(job.run_at.as_millisecond())
-            .bind(i64::from(job.priority))
-            .bind(job.key.clone())
-            .bind(i64::from(job.max_attempts))
-            .bind(0_i64)
+        let inserted = Self::job_insert(run, job, job.key.clone(), 0)
             .fetch_optional(self.pool)
             .await
             .map_err(self.error())?;
         Ok(inserted.is_some())
+    }
+
+    /// [`insert_job`]'s statement for `run` waiting as `job` says, under `key` and `fence`.
+    fn job_insert(
+        run: &RunRecord,
+        job: &Job,
+        key: Option<String>,
+        fence: i64,
+    ) -> Query<'static, DB, DB::Arguments> {
+        Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(insert_job::<DB>())), run)
+            .bind(job.run_at.as_millisecond())
+            .bind(i64::from(job.priority))
+            .bind(key)
+            .bind(i64::from(job.max_attempts))
+            .bind(fence)
     }
 
     /// Claims due durable runs for `instance` (see `Store::claim`): the tasks without a
@@ -299,12 +309,7 @@ where
         let Some((fence, key)) = ended else {
             return Ok(false);
         };
-        let insert = Self::bind_run(sqlx::query::<DB>(sqlx::AssertSqlSafe(insert_job::<DB>())), run)
-            .bind(job.run_at.as_millisecond())
-            .bind(i64::from(job.priority))
-            .bind(key)
-            .bind(i64::from(job.max_attempts))
-            .bind(fence + 1)
+        let insert = Self::job_insert(run, job, key, fence + 1)
             .fetch_optional(&mut *tx)
             .await
             .map_err(self.error())?;
