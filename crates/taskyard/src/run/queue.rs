@@ -30,8 +30,11 @@ const POLL: Duration = Duration::from_millis(200);
 /// Claimed runs one instance executes at once.
 const ROOM: usize = 64;
 
-/// At most this many claimed runs wait here beyond the room (see [`AHEAD_WAIT`]).
-const AHEAD: usize = 448;
+/// At most this many claimed runs wait here beyond the room (see [`AHEAD_WAIT`]): 2,048
+/// held in all. Runs that end at once are claimed in halves of that, and a claim's cost
+/// in the store grows with its runs while its round trip, plan and commit do not: with
+/// 512 held, a burn-down of no-op runs was 10 % slower on PostgreSQL and 15 % on SQLite.
+const AHEAD: usize = 1984;
 
 /// How long a run claimed ahead of the room should wait here for its place: an instance
 /// claims ahead only as many runs as its room gets through in this long, by how long its

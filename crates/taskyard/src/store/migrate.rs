@@ -140,10 +140,15 @@ const POSTGRES: &[Migration] = &[
         name: "records written when runs end",
         sql: include_str!("migrations/postgres/0013_records_at_end.sql"),
     },
+    Migration {
+        version: 14,
+        name: "claims return their rows as they come",
+        sql: include_str!("migrations/postgres/0014_claim_returns_rows.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 13;
+pub const MIGRATIONS_VERSION: i64 = 14;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"
