@@ -1,6 +1,6 @@
-//! Durable runs beside graphile-worker (npm) and apalis (crates.io) on the same local
-//! PostgreSQL: a burn-down of `JOBS` no-op jobs queued beforehand in bulk (as
-//! graphile-worker's own benchmark does), with the same worker concurrency, then the
+//! Durable runs beside graphile-worker (npm), its Rust port and apalis (both crates.io) on
+//! the same local PostgreSQL: a burn-down of `JOBS` no-op jobs queued beforehand in bulk
+//! (as graphile-worker's own benchmark does), with the same worker concurrency, then the
 //! enqueue→start latency of single jobs on an idle worker, and the rows written per job
 //! (`pg_stat_database`). The same on SQLite beside apalis's SQLite backend.
 //! `TASKYARD_BENCH_QUEUE_JOBS` sets the size; `TASKYARD_BENCH_QUEUE_TASKYARD_ONLY=1` measures
@@ -84,6 +84,7 @@ pub fn compare(root: &Path) -> Vec<Row> {
         queue_floor::measure_postgres(&schema.url, jobs, LATENCY_JOBS)
     };
     let graphile = graphile_worker(root, jobs);
+    let graphile_rs = graphile_worker_rs(root, jobs);
     let apalis_pg = {
         let schema = PostgresSchema::create();
         // apalis keeps its jobs in a schema of its own, `apalis`.
@@ -108,20 +109,26 @@ pub fn compare(root: &Path) -> Vec<Row> {
     eprintln!("queue: the floor on PostgreSQL {floor:?}");
     eprintln!("queue: the floor on SQLite {sqlite_floor:?}");
     eprintln!("queue: graphile-worker {graphile:?}");
+    eprintln!("queue: graphile-worker's Rust port {graphile_rs:?}");
     eprintln!("queue: apalis PostgreSQL {apalis_pg:?}");
     eprintln!("queue: taskyard SQLite {sqlite:?}");
     eprintln!("queue: apalis SQLite {apalis_sqlite:?}");
-    let best = graphile.jobs_per_s.max(apalis_pg.jobs_per_s);
+    let best = graphile
+        .jobs_per_s
+        .max(graphile_rs.jobs_per_s)
+        .max(apalis_pg.jobs_per_s);
     let comparison = format!("durable queue, {jobs} no-op jobs, concurrency {CONCURRENCY}");
     eprintln!(
-        "queue: of the PostgreSQL floor's jobs/s, taskyard reaches {:.2} and graphile-worker {:.2}",
+        "queue: of the PostgreSQL floor's jobs/s, taskyard reaches {:.2}, graphile-worker {:.2} and its Rust port {:.2}",
         ours.jobs_per_s / floor.jobs_per_s,
         graphile.jobs_per_s / floor.jobs_per_s,
+        graphile_rs.jobs_per_s / floor.jobs_per_s,
     );
     let mut rows = floor_rows("PostgreSQL", jobs, &ours, &floor);
     rows.extend(floor_rows("SQLite", jobs, &sqlite, &sqlite_floor));
     for (backend, taskyard, peer, name) in [
         ("PostgreSQL", ours, graphile, "graphile-worker"),
+        ("PostgreSQL", ours, graphile_rs, "graphile-worker's Rust port"),
         ("PostgreSQL", ours, apalis_pg, "apalis"),
         ("SQLite", sqlite, apalis_sqlite, "apalis"),
     ] {
@@ -482,6 +489,29 @@ fn graphile_worker(root: &Path, jobs: usize) -> Measured {
     );
     drop(schema);
     measured(&output, "graphile-worker")
+}
+
+/// The burn-down of graphile-worker's Rust port (`graphile_worker` on crates.io,
+/// `bench/peers/graphile-rs`, built by `bench/run`), on a schema of its own.
+fn graphile_worker_rs(root: &Path, jobs: usize) -> Measured {
+    let binary = root.join("target/bench-peers/graphile-rs/release/graphile-rs-queue");
+    let schema = PostgresSchema::create();
+    let worker_schema = format!("graphile_rs_bench_{}", std::process::id());
+    let output = Command::new(&binary)
+        .args([
+            &schema.base,
+            &worker_schema,
+            &jobs.to_string(),
+            &CONCURRENCY.to_string(),
+        ])
+        .output()
+        .unwrap_or_else(|error| panic!("{} runs (bench/run builds it): {error}", binary.display()));
+    crate::recorded::psql(
+        &schema.base,
+        &format!("DROP SCHEMA IF EXISTS {worker_schema} CASCADE"),
+    );
+    drop(schema);
+    measured(&output, "graphile-worker's Rust port")
 }
 
 /// What a peer printed: one JSON line of `jobs_per_s`, `p50_ms`, `p99_ms`, `rows_per_job`,
