@@ -527,12 +527,15 @@ async fn runs_and_schedules_can_be_listed_read_cancelled_and_paused() {
     let succeeded = get(&served, "/_tasks/runs?status=succeeded&limit=10")
         .await
         .json();
+    // The app's every-minute schedule adds a `cms:update` run when the test crosses a
+    // minute: the page holds succeeded runs only, the waited one among them.
+    let listed = succeeded["runs"].as_array().expect("runs");
     assert!(
-        succeeded["runs"]
-            .as_array()
-            .expect("runs")
-            .iter()
-            .all(|run| run["status"] == "succeeded" && run["task"] == "echo:payload"),
+        listed.iter().all(|run| run["status"] == "succeeded"),
+        "{succeeded}"
+    );
+    assert!(
+        listed.iter().any(|run| run["task"] == "echo:payload"),
         "{succeeded}"
     );
 
