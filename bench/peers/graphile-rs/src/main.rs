@@ -6,8 +6,8 @@
 //!
 //! Usage: graphile-rs-queue DATABASE_URL SCHEMA N CONCURRENCY
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use graphile_worker::{
@@ -30,7 +30,7 @@ struct Probe {
     started: mpsc::UnboundedSender<f64>,
 }
 
-static PROBE: OnceLock<Arc<Probe>> = OnceLock::new();
+static PROBE: OnceLock<Probe> = OnceLock::new();
 
 #[derive(Deserialize, Serialize)]
 struct Noop {
@@ -92,12 +92,10 @@ async fn main() {
     let jobs: usize = jobs.parse().expect("JOBS is a number");
     let concurrency: usize = concurrency.parse().expect("CONCURRENCY is a number");
     let (started, mut starts) = mpsc::unbounded_channel();
-    let probe = PROBE.get_or_init(|| {
-        Arc::new(Probe {
-            epoch: Instant::now(),
-            done: AtomicUsize::new(0),
-            started,
-        })
+    let probe = PROBE.get_or_init(|| Probe {
+        epoch: Instant::now(),
+        done: AtomicUsize::new(0),
+        started,
     });
     // The pool one larger than the concurrency, as graphile-worker's performance page runs it.
     let pool = sqlx::postgres::PgPoolOptions::new()
