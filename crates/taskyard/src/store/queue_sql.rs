@@ -123,7 +123,7 @@ where
 
     /// Claims due durable runs for `instance` (see `Store::claim`): the tasks without a
     /// limit in one statement, each task with a limit in one of its own that counts the
-    /// task's claimed jobs as it claims; then the claimed jobs' rows. Every statement
+    /// task's claimed jobs as it claims. Each statement returns its claimed jobs' rows and
     /// walks the queue's indexes (named on SQLite; PostgreSQL claims through a function of
     /// its own, `taskyard_claim`).
     pub async fn claim(
@@ -135,41 +135,27 @@ where
     ) -> Result<Vec<Claimed>, Error> {
         let (limited, free): (Vec<&ClaimTask>, Vec<&ClaimTask>) =
             tasks.iter().partition(|task| task.limit.is_some());
-        let mut ids = Vec::new();
+        let mut rows = Vec::new();
         let names: Vec<&str> = free.iter().map(|task| task.name.as_str()).collect();
         if !names.is_empty() && limit > 0 && self.any_due(&names, now).await? {
             let statement = claim_statement::<DB>(&format!("task IN ({})", DB::TASKS_OF_2), "$4", DUE_INDEX);
-            let query = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(statement))
+            let query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement))
                 .bind(now.as_millisecond())
                 .bind(json_names(&names)?)
                 .bind(instance.to_owned())
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX));
-            ids.extend(query.fetch_all(self.pool).await.map_err(self.error())?);
+            rows.extend(query.fetch_all(self.pool).await.map_err(self.error())?);
         }
         let names: Vec<&str> = limited.iter().map(|task| task.name.as_str()).collect();
         if !names.is_empty() && self.any_due(&names, now).await? {
             for task in limited {
-                let room = limit.saturating_sub(ids.len());
+                let room = limit.saturating_sub(rows.len());
                 if room == 0 {
                     break;
                 }
-                ids.extend(self.claim_limited(instance, task, now, room).await?);
+                rows.extend(self.claim_limited(instance, task, now, room).await?);
             }
         }
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let read = format!(
-            "SELECT {columns}, {extra} FROM taskyard_jobs j WHERE j.id IN ({ids})",
-            columns = claimed_columns::<DB>(),
-            extra = DB::CLAIM_EXTRA,
-            ids = DB::IDS_OF_1,
-        );
-        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(read))
-            .bind(json_ids(&ids)?)
-            .fetch_all(self.pool)
-            .await
-            .map_err(self.error())?;
         self.claimed_in_order(&rows, instance, now)
     }
 
@@ -193,14 +179,14 @@ where
     }
 
     /// Claims at most `room` runs of a task with a limit, leaving its claimed jobs across
-    /// the cluster at or under it; returns their ids.
+    /// the cluster at or under it; returns their rows.
     async fn claim_limited(
         &self,
         instance: &str,
         task: &ClaimTask,
         now: Timestamp,
         room: usize,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<DB::Row>, Error> {
         let running = format!(
             "(SELECT COUNT(*) FROM taskyard_jobs WHERE task = $2 AND claimed_by IS NOT NULL AND id NOT IN ({ended}))",
             ended = DB::TASKS_OF_6
@@ -211,7 +197,7 @@ where
             least = DB::LEAST
         );
         let statement = claim_statement::<DB>("task = $2", &count, DUE_BY_TASK_INDEX);
-        let query = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(statement))
+        let query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement))
             .bind(now.as_millisecond())
             .bind(task.name.clone())
             .bind(instance.to_owned())
@@ -227,9 +213,9 @@ where
                     .execute(&mut *tx)
                     .await
                     .map_err(self.error())?;
-                let ids = query.fetch_all(&mut *tx).await.map_err(self.error())?;
+                let rows = query.fetch_all(&mut *tx).await.map_err(self.error())?;
                 tx.commit().await.map_err(self.error())?;
-                Ok(ids)
+                Ok(rows)
             }
         }
     }
@@ -495,16 +481,19 @@ const DUE_INDEX: &str = "taskyard_jobs_due";
 const DUE_BY_TASK_INDEX: &str = "taskyard_jobs_due_by_task";
 
 /// Claims for instance `$3` the due jobs `which` picks, at most `count` of them, in the
-/// queue's order, walking `index`; returns their ids.
+/// queue's order, walking `index`; returns their runs' columns and `CLAIM_EXTRA`, as the
+/// update wrote them.
 fn claim_statement<DB: Dialect>(which: &str, count: &str, index: &str) -> String {
     format!(
         "WITH due AS (SELECT id FROM taskyard_jobs{indexed} WHERE {DUE} AND {which} ORDER BY priority DESC, run_at, id LIMIT {count}{lock}) \
          UPDATE taskyard_jobs SET claimed_by = $3, run_at = $1, fence = fence + 1 \
          WHERE {in_due} AND claimed_by IS NULL \
-         RETURNING id",
+         RETURNING {columns}, {extra}",
         indexed = DB::indexed_by(index),
         lock = DB::SKIP_LOCKED,
         in_due = DB::IN_DUE,
+        columns = DB::RUN_COLUMNS,
+        extra = DB::CLAIM_EXTRA,
     )
 }
 

@@ -63,7 +63,8 @@ pub(super) trait Dialect: Database {
     /// scan of the whole table).
     const IN_DUE: &'static str;
     /// A claimed run's fence, attempt limit, priority, `run_at` and cancel flag (0 or 1),
-    /// read from its job row, aliased `j`.
+    /// read from its job row by their names alone, as a claim's `RETURNING` must (SQLite
+    /// does not let it name the table).
     const CLAIM_EXTRA: &'static str;
     /// The strings of the JSON array bound as `$1` (run ids), as a subquery.
     const IDS_OF_1: &'static str;
@@ -102,8 +103,7 @@ impl Dialect for sqlx::Sqlite {
     // SQLite has one writer at a time: the claim's single statement is atomic.
     const SKIP_LOCKED: &'static str = "";
     const IN_DUE: &'static str = "id IN (SELECT id FROM due)";
-    const CLAIM_EXTRA: &'static str = "j.fence AS fence, j.max_attempts AS max_attempts, j.priority AS priority, \
-         j.run_at AS run_at, j.cancel_requested AS cancel_requested";
+    const CLAIM_EXTRA: &'static str = "fence, max_attempts, priority, run_at, cancel_requested";
     const IDS_OF_1: &'static str = "SELECT value FROM json_each($1)";
     const GREATEST: &'static str = "MAX";
     const LEAST: &'static str = "MIN";
@@ -134,9 +134,9 @@ impl Dialect for sqlx::Postgres {
     const TASKS_OF_6: &'static str = "SELECT jsonb_array_elements_text($6::jsonb)";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const IN_DUE: &'static str = "id = ANY(ARRAY(SELECT id FROM due))";
-    const CLAIM_EXTRA: &'static str = "j.fence AS fence, j.max_attempts::bigint AS max_attempts, \
-         j.priority::bigint AS priority, j.run_at AS run_at, \
-         (CASE WHEN j.cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested";
+    const CLAIM_EXTRA: &'static str = "fence, max_attempts::bigint AS max_attempts, \
+         priority::bigint AS priority, run_at, \
+         (CASE WHEN cancel_requested THEN 1 ELSE 0 END)::bigint AS cancel_requested";
     const IDS_OF_1: &'static str = "SELECT jsonb_array_elements_text($1::jsonb)";
     const GREATEST: &'static str = "GREATEST";
     const LEAST: &'static str = "LEAST";
