@@ -131,11 +131,16 @@ impl Store for MemoryStore {
 
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
         let mut tables = self.tables();
-        let before = tables.runs.len();
-        tables
-            .runs
-            .retain(|_, run| run.finished_at.is_none_or(|at| at >= finished_before));
-        let pruned = (before - tables.runs.len()) as u64;
+        let Tables {
+            runs, jobs, cancels, ..
+        } = &mut *tables;
+        let before = runs.len();
+        runs.retain(|_, run| run.finished_at.is_none_or(|at| at >= finished_before));
+        let pruned = (before - runs.len()) as u64;
+        // A durable run's job and cancel request go with its record: an ended run keeps its
+        // job for its fence and key, which a retry from history takes up again.
+        jobs.retain(|id, _| runs.contains_key(id));
+        cancels.retain(|id| runs.contains_key(id));
         // Each schedule's latest tick is kept apart in `last_ticks`.
         tables
             .ticks
@@ -458,5 +463,65 @@ impl Store for MemoryStore {
 
     async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error> {
         Ok(self.tables().pauses.values().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Trigger;
+
+    /// Pruned durable runs leave nothing behind: their jobs once held every durable run
+    /// ever enqueued, and each claim walked them all.
+    #[tokio::test]
+    async fn pruning_a_durable_run_drops_its_job() {
+        let store = MemoryStore::new();
+        let now = Timestamp::now();
+        let job = Job {
+            run_at: now,
+            priority: 0,
+            key: None,
+            max_attempts: 1,
+        };
+        for _ in 0..3 {
+            let run = RunRecord::queued(
+                "noop".into(),
+                serde_json::Value::Null,
+                Trigger::Manual,
+                "a".into(),
+                now,
+            );
+            store.enqueue(&run, &job).await.expect("enqueued");
+        }
+        let task = ClaimTask {
+            name: "noop".into(),
+            limit: None,
+            ended: Vec::new(),
+        };
+        let claimed = store.claim("a", &[task], now, 2).await.expect("claimed");
+        assert_eq!(claimed.len(), 2);
+        for Claimed { mut run, fence, .. } in claimed {
+            // Asked to stop while it ran, it ended first.
+            store
+                .request_cancel(run.id, now)
+                .await
+                .expect("a cancel requested");
+            run.status = RunStatus::Succeeded;
+            run.finished_at = Some(now);
+            assert!(store.put_claimed(&run, fence).await.expect("ended"));
+        }
+        assert_eq!(
+            store
+                .prune_runs(now + jiff::SignedDuration::from_secs(1))
+                .await
+                .expect("pruned"),
+            2
+        );
+        let tables = store.tables();
+        // The queued run keeps its job; the two ended ones are gone with their records.
+        assert_eq!(
+            (tables.runs.len(), tables.jobs.len(), tables.cancels.len()),
+            (1, 1, 0)
+        );
     }
 }
