@@ -321,9 +321,14 @@ fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Co
     let runtime = crate::two_workers();
     runtime.block_on(async {
         let queue = store.open().await.expect("store opens").expect("a store");
+        let filling = Instant::now();
         fill(&queue, jobs).await;
         // The burn-down starts now: a profiler attaches on this line.
-        eprintln!("queue: {jobs} jobs queued");
+        let took = filling.elapsed().as_secs_f64();
+        eprintln!(
+            "queue: {jobs} jobs queued in {took:.1} s ({:.0} enqueues/s from 16 callers)",
+            jobs as f64 / took
+        );
         let done = Arc::new(AtomicUsize::new(0));
         let (started, mut starts) = mpsc::unbounded_channel::<Instant>();
         let counter = done.clone();

@@ -302,6 +302,56 @@ async fn one_live_run_per_task_and_key_held_by_the_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueues_made_together_each_land_once_as_they_were_asked() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        // Made at once, so that a store that sends enqueues together has many to send.
+        let enqueues: Vec<_> = (0..300_i64)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut run = queued("many");
+                    run.payload = json!({ "n": n });
+                    let job = Job {
+                        run_at: at(10 * (n % 3)),
+                        priority: i32::try_from(n % 5).expect("small"),
+                        key: None,
+                        max_attempts: u32::try_from(1 + n % 4).expect("small"),
+                    };
+                    let enqueued = store.enqueue(&run, &job).await.expect("enqueue");
+                    assert_eq!(enqueued, Enqueued::New(run.id));
+                    (run.id, n)
+                })
+            })
+            .collect();
+        let mut asked = std::collections::HashMap::new();
+        for enqueue in enqueues {
+            let (id, n) = enqueue.await.expect("join");
+            asked.insert(id, n);
+        }
+        let claimed = store
+            .claim("a", &free("many"), at(1_000), 1_000)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 300, "{name}: every enqueue landed once");
+        let mut order = Vec::new();
+        for claimed in &claimed {
+            let n = asked[&claimed.run.id];
+            assert_eq!(claimed.run.payload, json!({ "n": n }), "{name}");
+            assert_eq!(
+                i64::from(claimed.max_attempts),
+                1 + n % 4,
+                "{name}: attempts of {n}"
+            );
+            order.push(-(n % 5));
+        }
+        // Highest priority first.
+        assert!(order.is_sorted(), "{name}: claimed out of order: {order:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claimers_never_get_the_same_run() {
     for backend in backends().await {
         let name = backend.name;

@@ -27,6 +27,12 @@ pub(crate) struct Batched<T, R> {
     sender: mpsc::UnboundedSender<(T, oneshot::Sender<Result<R, Error>>)>,
 }
 
+impl<T, R> std::fmt::Debug for Batched<T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batched").finish_non_exhaustive()
+    }
+}
+
 impl<T: Send + 'static, R: Send + 'static> Batched<T, R> {
     /// Starts the batcher's task on the current tokio runtime; `send` answers a batch.
     pub fn start<F, Fut>(send: F) -> Self

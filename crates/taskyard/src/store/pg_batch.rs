@@ -5,11 +5,13 @@
 
 use std::mem::take;
 
-use sqlx::Postgres;
 use sqlx::postgres::PgArguments;
 use sqlx::query::{Query, QueryAs};
+use sqlx::{PgPool, Postgres};
 
 use super::columns::{COLUMNS, RunRow, UPSERT_TAIL};
+use super::queue::Job;
+use super::{Batched, sqlx_error};
 use crate::history::RunRecord;
 
 /// [`insert_runs`]' statement.
@@ -27,9 +29,63 @@ pub(super) static INSERT_RUNS: std::sync::LazyLock<String> = std::sync::LazyLock
 /// One `INSERT` of `runs` (see [`INSERT_RUNS`]), a run already stored replaced by its
 /// latest state.
 pub(super) fn insert_runs(runs: &[RunRecord]) -> Query<'static, Postgres, PgArguments> {
-    let mut rows: Vec<RunRow> = runs.iter().map(RunRow::encode).collect();
+    with_runs(sqlx::query(INSERT_RUNS.as_str()), runs.iter())
+}
+
+/// [`insert_jobs`]' statement: [`INSERT_RUNS`]' columns, then each job's `run_at`,
+/// priority and attempts, with no key and fence 0.
+static INSERT_JOBS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO taskyard_jobs ({COLUMNS}, run_at, priority, max_attempts, fence) SELECT id, task, status, \
+         trigger_kind, trigger_data::jsonb, payload::jsonb, attempt, attempts::jsonb, instance, queued_at, \
+         started_at, finished_at, duration_ms, result::jsonb, error, progress, progress_message, run_at, priority, \
+         max_attempts, 0 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[], \
+         $15::text[], $16::float8[], $17::text[], $18::int8[], $19::int4[], $20::int4[]) \
+         AS t({COLUMNS}, run_at, priority, max_attempts)"
+    )
+});
+
+/// Enqueues without a key on `pool`, those made while a statement is out sent together in
+/// the next: one [`insert_jobs`] and one commit for all of them.
+pub(super) fn enqueues(pool: PgPool) -> Batched<(RunRecord, Job), ()> {
+    Batched::start(move |jobs: Vec<(RunRecord, Job)>| {
+        let pool = pool.clone();
+        async move {
+            insert_jobs(&jobs)
+                .execute(&pool)
+                .await
+                .map_err(sqlx_error("postgres"))?;
+            Ok(vec![(); jobs.len()])
+        }
+    })
+}
+
+/// One `INSERT` of durable runs' jobs without a key (see [`INSERT_JOBS`]).
+fn insert_jobs(jobs: &[(RunRecord, Job)]) -> Query<'static, Postgres, PgArguments> {
+    with_runs(sqlx::query(INSERT_JOBS.as_str()), jobs.iter().map(|(run, _)| run))
+        .bind(
+            jobs.iter()
+                .map(|(_, job)| job.run_at.as_millisecond())
+                .collect::<Vec<i64>>(),
+        )
+        .bind(jobs.iter().map(|(_, job)| job.priority).collect::<Vec<i32>>())
+        .bind(
+            jobs.iter()
+                .map(|(_, job)| i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                .collect::<Vec<i32>>(),
+        )
+}
+
+/// `query` with `runs` bound as its first 17 parameters, one array a column in `COLUMNS`
+/// order.
+fn with_runs<'r>(
+    query: Query<'static, Postgres, PgArguments>,
+    runs: impl Iterator<Item = &'r RunRecord>,
+) -> Query<'static, Postgres, PgArguments> {
+    let mut rows: Vec<RunRow> = runs.map(RunRow::encode).collect();
     let rows = &mut rows[..];
-    sqlx::query(INSERT_RUNS.as_str())
+    query
         .bind(column(rows, |row| take(&mut row.id)))
         .bind(column(rows, |row| take(&mut row.task)))
         .bind(column(rows, |row| take(&mut row.status)))

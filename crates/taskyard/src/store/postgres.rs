@@ -11,12 +11,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use super::columns::{fenced_written, parse_ids};
-use super::pg_batch::{insert_runs, put_claimed};
+use super::pg_batch::{enqueues, insert_runs, put_claimed};
 use super::pg_tidy::Tidy;
 use super::sql::Statements;
 use super::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunCount, RunFilter,
-    SchedulePause, Store, TickClaim, sqlx_error,
+    Batched, Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunCount,
+    RunFilter, SchedulePause, Store, TickClaim, sqlx_error,
 };
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
@@ -68,6 +68,9 @@ pub struct PostgresStore {
     ends: PgPool,
     /// When to vacuum the table of live jobs (see `pg_tidy`).
     pub(super) tidy: Arc<Tidy>,
+    /// Enqueues without a key, those made while a statement is out sent together in the
+    /// next: each waited for a commit of its own, ~3,800 a second from 16 callers.
+    enqueues: Arc<Batched<(RunRecord, Job), ()>>,
 }
 
 /// `options` for connections whose statements find their rows by key: told not to read a
@@ -150,11 +153,13 @@ impl PostgresStore {
             .max_connections(END_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_lazy_with(by_key(options));
+        let enqueues = Arc::new(enqueues(pool.clone()));
         Ok(PostgresStore {
             pool,
             claims,
             ends,
             tidy: Arc::default(),
+            enqueues,
         })
     }
 }
@@ -256,7 +261,12 @@ impl Store for PostgresStore {
     }
 
     async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
-        self.sql().enqueue(run, job).await
+        // A run with a key may meet a live one: it is written alone, to learn which.
+        if job.key.is_some() {
+            return self.sql().enqueue(run, job).await;
+        }
+        self.enqueues.call((run.clone(), job.clone())).await?;
+        Ok(Enqueued::New(run.id))
     }
 
     async fn claim(
