@@ -49,7 +49,7 @@ impl Runtime {
                 () = stop.cancelled() => return,
             };
             match notice {
-                Some(Notice::Queued) => self.inner.queue_wake.notify_one(),
+                Some(Notice::Queued) => self.inner.wake_queue(),
                 Some(Notice::Cancel { instance, run }) if instance == self.inner.instance => {
                     self.cancel_here(run)
                 }

@@ -132,7 +132,7 @@ impl Enqueue {
         };
         let enqueued = self.runtime.bounded(store.enqueue(&run, &job)).await?;
         if let Enqueued::New(_) = enqueued {
-            inner.queue_wake.notify_one();
+            inner.wake_queue();
         }
         Ok(enqueued)
     }

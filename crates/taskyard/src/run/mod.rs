@@ -81,8 +81,10 @@ pub(crate) struct RuntimeInner {
     active: Mutex<HashMap<RunId, Arc<ActiveRun>, RandomState>>,
     accepting: AtomicBool,
     tracker: TaskTracker,
-    /// Wakes this instance's claimer: a durable run was enqueued here.
+    /// Wakes this instance's claimer: a durable run was enqueued here, or room freed.
     queue_wake: tokio::sync::Notify,
+    /// How many times runs were queued for the claimer (see `RuntimeInner::wake_queue`).
+    queued: std::sync::atomic::AtomicU64,
     /// Stops the claimer, even in the middle of a store call, when the runtime stops.
     queue_stop: tokio_util::sync::CancellationToken,
 }
@@ -120,6 +122,7 @@ impl Runtime {
                 accepting: AtomicBool::new(true),
                 tracker: TaskTracker::new(),
                 queue_wake: tokio::sync::Notify::new(),
+                queued: std::sync::atomic::AtomicU64::new(0),
                 queue_stop: tokio_util::sync::CancellationToken::new(),
             }),
         }

@@ -145,6 +145,7 @@ impl Runtime {
     ) {
         let inner = &self.inner;
         let asked = reserved.num_permits();
+        let queued = inner.queued.load(Ordering::Acquire);
         let claim = self.bounded(store.claim(&inner.instance, &tasks, Timestamp::now(), asked));
         let claimed = tokio::select! {
             claimed = claim => claimed,
@@ -169,8 +170,10 @@ impl Runtime {
                     }));
                 }
                 drop(reserved);
-                if full {
-                    // More may be due: look again at once.
+                // More may be due: look again at once. So too when a run was queued while
+                // this claim was out: the claim may have missed it, and the wake-up came
+                // while this claim held the room, so the claimer let it go.
+                if full || inner.queued.load(Ordering::Acquire) != queued {
                     inner.queue_wake.notify_one();
                 }
             }
@@ -225,6 +228,15 @@ impl Runtime {
                 took.add(end.duration_since(start).unsigned_abs());
             }
         }
+    }
+}
+
+impl super::RuntimeInner {
+    /// Wakes the claimer for runs just queued, and counts them: a claim already out may
+    /// have read the queue before they were in it, and looks again when it ends.
+    pub(super) fn wake_queue(&self) {
+        self.queued.fetch_add(1, Ordering::Release);
+        self.queue_wake.notify_one();
     }
 }
 
@@ -323,3 +335,7 @@ mod tests {
         assert!(pace.ahead() <= 5, "{}", pace.ahead());
     }
 }
+
+#[cfg(test)]
+#[path = "queue_wake_tests.rs"]
+mod wake_tests;

@@ -64,7 +64,7 @@ impl Runtime {
                 run.task
             )));
         }
-        inner.queue_wake.notify_one();
+        inner.wake_queue();
         Ok(next.attempt)
     }
 }

@@ -1,0 +1,166 @@
+//! A run queued while a claim is out is claimed when that claim ends, not at the next
+//! poll: a store whose claim, once armed, reads the queue and then waits to answer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde_json::json;
+use tokio::sync::{Notify, mpsc};
+
+use crate::history::{RunFilter, RunId, RunRecord, RunStatus};
+use crate::run::registry::{Registry, TaskSource};
+use crate::run::{Runtime, RuntimeParts};
+use crate::store::{
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, MemoryStore, Recorder,
+    RunCount, SchedulePause, Store, StoreHealth, TickClaim,
+};
+use crate::{Error, Task, TaskContext, TaskError};
+
+/// The memory store, but its next claim once armed answers only when released.
+#[derive(Default)]
+struct HeldClaim {
+    store: MemoryStore,
+    armed: AtomicBool,
+    holding: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl Store for HeldClaim {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+    async fn claim(
+        &self,
+        instance: &str,
+        tasks: &[ClaimTask],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, Error> {
+        let claimed = self.store.claim(instance, tasks, now, limit).await;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.holding.notify_one();
+            self.release.notified().await;
+        }
+        claimed
+    }
+    async fn put_runs(&self, runs: &[RunRecord]) -> Result<(), Error> {
+        self.store.put_runs(runs).await
+    }
+    async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
+        self.store.get_run(id).await
+    }
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        self.store.list_runs(filter).await
+    }
+    async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
+        self.store.heartbeat(lease).await
+    }
+    async fn release_instance(&self, instance: &str) -> Result<(), Error> {
+        self.store.release_instance(instance).await
+    }
+    async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
+        self.store.mark_abandoned(now).await
+    }
+    async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
+        self.store.prune_runs(finished_before).await
+    }
+    async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
+        self.store.claim_tick(claim).await
+    }
+    async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
+        self.store.last_tick(schedule).await
+    }
+    async fn live_instances(&self, now: Timestamp, seen_since: Timestamp) -> Result<Vec<String>, Error> {
+        self.store.live_instances(now, seen_since).await
+    }
+    async fn instances(&self) -> Result<Vec<InstanceLease>, Error> {
+        self.store.instances().await
+    }
+    async fn run_counts(&self, since: Timestamp, bucket_ms: i64) -> Result<Vec<RunCount>, Error> {
+        self.store.run_counts(since, bucket_ms).await
+    }
+    async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
+        self.store.broadcast(broadcast).await
+    }
+    async fn broadcasts_since(&self, since: Timestamp) -> Result<Vec<Broadcast>, Error> {
+        self.store.broadcasts_since(since).await
+    }
+    async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
+        self.store.enqueue(run, job).await
+    }
+    async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
+        self.store.put_claimed(run, fence).await
+    }
+    async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
+        self.store.requeue_claimed(run, fence, run_at).await
+    }
+    async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error> {
+        self.store.requeue(run, job, finished_as).await
+    }
+    async fn request_cancel(&self, id: RunId, now: Timestamp) -> Result<Option<CancelRequest>, Error> {
+        self.store.request_cancel(id, now).await
+    }
+    async fn cancel_requests(&self, instance: &str) -> Result<Vec<RunId>, Error> {
+        self.store.cancel_requests(instance).await
+    }
+    async fn set_schedule_paused(&self, pause: &SchedulePause) -> Result<(), Error> {
+        self.store.set_schedule_paused(pause).await
+    }
+    async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error> {
+        self.store.schedule_pauses().await
+    }
+    async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
+        self.store.requeue_orphans(now).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
+    let held = Arc::new(HeldClaim::default());
+    let store: Arc<dyn Store> = held.clone();
+    let health = Arc::new(StoreHealth::default());
+    let (recorder, _writers) = Recorder::spawn(store.clone(), health.clone(), Duration::from_secs(5));
+    let (started, mut starts) = mpsc::unbounded_channel::<Instant>();
+    let task = Task::new(move |_cx: TaskContext| {
+        let _ = started.send(Instant::now());
+        async { Ok::<_, TaskError>(json!(null)) }
+    });
+    let mut registry = Registry::new();
+    registry
+        .add("mail", task, TaskSource::File("src/tasks/mail.rs".into()))
+        .expect("a task");
+    let runtime = Runtime::new(RuntimeParts {
+        registry,
+        state: Default::default(),
+        instance: "a".into(),
+        store: Some(store),
+        recorder: Some(recorder),
+        health,
+    });
+    // The claimer's first claim takes all its room, finds the queue empty, and is held.
+    held.armed.store(true, Ordering::SeqCst);
+    runtime.start_queue();
+    tokio::time::timeout(Duration::from_secs(5), held.holding.notified())
+        .await
+        .expect("the claimer's first claim");
+    runtime.enqueue("mail", json!({})).await.expect("enqueued");
+    // The wake-up came while the claim held the room: the claimer could not claim.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(starts.try_recv().is_err(), "started before the claim ended");
+    let released = Instant::now();
+    held.release.notify_one();
+    let start = tokio::time::timeout(Duration::from_secs(5), starts.recv())
+        .await
+        .expect("the run starts")
+        .expect("a start");
+    // The next poll comes 200 ms after the wake-up; the claim's end looks again at once.
+    let waited = start.duration_since(released);
+    assert!(
+        waited < Duration::from_millis(120),
+        "started {waited:?} after the claim ended"
+    );
+}
