@@ -69,7 +69,7 @@ pub struct PostgresStore {
     /// When to vacuum the table of live jobs (see `pg_tidy`).
     pub(super) tidy: Arc<Tidy>,
     /// Enqueues without a key, those made while a statement is out sent together in the
-    /// next: each waited for a commit of its own, ~3,800 a second from 16 callers.
+    /// next (see `pg_batch::enqueues`), where each waited for a commit of its own.
     enqueues: Arc<Batched<(RunRecord, Job), ()>>,
 }
 

@@ -326,7 +326,7 @@ where
             "SELECT {columns}, {extra}, j.claimed_by AS claimed_by, \
              (SELECT heartbeat_at FROM taskyard_instances i WHERE i.id = j.claimed_by) AS seen \
              FROM taskyard_jobs j WHERE j.id IN ({ids}) AND j.claimed_by IS NOT NULL",
-            columns = claimed_columns::<DB>(),
+            columns = DB::RUN_COLUMNS,
             extra = DB::CLAIM_EXTRA,
             ids = DB::IDS_OF_1,
         );
@@ -459,15 +459,6 @@ fn insert_job<DB: Dialect>() -> String {
          $18, $19, $20, $21, $22) \
          ON CONFLICT (task, unique_key) WHERE unique_key IS NOT NULL DO NOTHING RETURNING id"
     )
-}
-
-/// A claimed run's columns, read from its job aliased `j`.
-fn claimed_columns<DB: Dialect>() -> String {
-    DB::RUN_COLUMNS
-        .split(", ")
-        .map(|column| format!("j.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A claimed run's place in the queue: priority (highest first), `run_at`, id.
