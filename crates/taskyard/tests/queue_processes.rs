@@ -403,6 +403,72 @@ async fn a_cancel_through_another_instance_and_a_pause_that_outlives_restarts() 
     }
 }
 
+/// A durable tick's claim and its run are one write: an instance killed while that write
+/// is out leaves the tick unclaimed, and another instance runs it. On PostgreSQL, where
+/// the test can hold the queue's table locked so that the instance is caught between its
+/// tick's claim and its run's insert; SQLite's lock is the whole file's, which would stop
+/// the claim as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_tick_whose_instance_dies_before_its_run_is_written_runs_elsewhere() {
+    let Some(backend) = common::postgres().await else {
+        return;
+    };
+    let effects = tempfile::tempdir().expect("effects dir");
+    let fire = "/_tasks/schedules/yearly/tick?at=2026-01-01T00:00:00Z";
+    let a = Instance::start(&backend, effects.path(), 0);
+    let pool = sqlx::PgPool::connect(&backend.url).await.expect("connect");
+    let mut lock = pool.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE taskyard_jobs IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    let holder: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *lock)
+        .await
+        .expect("pid");
+    // The fire's answer never comes: its instance is killed while it waits.
+    let address = a.url.trim_start_matches("http://").to_owned();
+    std::thread::spawn(move || {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
+            let request = format!("POST {fire} HTTP/1.1\r\nhost: {address}\r\ncontent-length: 0\r\n\r\n");
+            let _ = stream.write_all(request.as_bytes());
+            let _ = std::io::Read::read(&mut stream, &mut [0; 256]);
+        }
+    });
+    eventually(
+        "the tick's run waits for the lock",
+        Duration::from_secs(10),
+        async || {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) \
+             AND query LIKE '%INSERT INTO taskyard_jobs%'",
+            )
+            .bind(holder)
+            .fetch_one(&pool)
+            .await
+            .expect("activity");
+            (waiting > 0).then_some(())
+        },
+    )
+    .await;
+    a.kill();
+    lock.rollback().await.expect("unlock");
+    let b = Instance::start(&backend, effects.path(), 0);
+    let fired = b.post(fire, "").await;
+    assert_eq!(fired["status"], "started", "the dead instance's tick: {fired}");
+    let store = backend.open().await;
+    let runs = eventually("the tick's run succeeds", Duration::from_secs(10), async || {
+        let runs = store
+            .list_runs(&RunFilter::default().schedule("yearly".to_owned()))
+            .await
+            .expect("list");
+        (!runs.is_empty() && runs.iter().all(|run| run.status == RunStatus::Succeeded)).then_some(runs)
+    })
+    .await;
+    assert_eq!(runs.len(), 1, "one run of the tick: {runs:?}");
+    b.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by the tests above"]
 async fn queue_child() {
@@ -472,6 +538,11 @@ async fn queue_child() {
         .task("hold:durable", hold().durable())
         .task("beat", beat)
         .schedule("tick", Schedule::worker().interval("300ms").task("beat"))
+        // Fired only from outside (its own ticks come once a year).
+        .schedule(
+            "yearly",
+            Schedule::worker().cron("0 0 1 1 *").durable(true).task("beat"),
+        )
         .start()
         .await
         .expect("app starts");

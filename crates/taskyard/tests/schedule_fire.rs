@@ -13,7 +13,7 @@ use common::durable_backends;
 use common::http::{call, serve_on_store};
 use jiff::Timestamp;
 use taskyard::schedule::{Fired, Schedule, TickAt};
-use taskyard::{App, Error, RunningApp, StoreConfig, Task, TaskContext, TaskError};
+use taskyard::{App, Error, RunStatus, RunningApp, StoreConfig, Task, TaskContext, TaskError};
 
 fn app(runs: Arc<AtomicUsize>) -> App {
     App::new()
@@ -233,5 +233,107 @@ async fn two_ticks_fired_at_once_on_one_instance_start_one_run_under_skip() {
         }
         assert_eq!(peak.load(Ordering::SeqCst), 1, "{}", backend.name);
         running.shutdown().await;
+    }
+}
+
+/// A durable `skip` schedule asks its overlap policy before it claims: a tick fired while
+/// an earlier tick's run goes on in the cluster (here on this very instance, started
+/// without this schedule's entry knowing it, as a run another instance enqueued and this
+/// one claimed would be) is skipped, and claimed, so that it never runs later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_tick_is_skipped_and_claimed_while_an_earlier_ticks_run_goes_on() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let held = gate.clone();
+        let app = App::new()
+            .time_zone("UTC")
+            .store(backend.config())
+            .schedule_log(None)
+            .shutdown_grace(Duration::from_millis(300))
+            // Ticks fired weeks late still count as on time: runs that began after them hold
+            // them, as they hold a tick fired at its instant.
+            .worker_grace(Duration::from_secs(365 * 86_400))
+            .task(
+                "report",
+                Task::new(move |_cx: TaskContext| {
+                    let gate = held.clone();
+                    async move {
+                        drop(gate.acquire().await);
+                        Ok::<_, TaskError>("sent")
+                    }
+                }),
+            )
+            .schedule(
+                "daily",
+                Schedule::worker().cron("0 0 * * *").durable(true).task("report"),
+            )
+            .start()
+            .await
+            .expect("app starts");
+        let tick = |day: u8| -> Timestamp { format!("2026-11-{day}T00:00:00Z").parse().expect("instant") };
+        let first = app
+            .runtime()
+            .enqueue("report", serde_json::Value::Null)
+            .trigger(taskyard::Trigger::Schedule {
+                schedule: "daily".into(),
+                scheduled_at: tick(10),
+            })
+            .await
+            .expect("enqueued");
+        until_status(&app, first, RunStatus::Running).await;
+        let skipped = app
+            .scheduler()
+            .fire("daily", TickAt::At(tick(11)))
+            .await
+            .expect("fires");
+        let Fired::Skipped { previous_run, .. } = skipped else {
+            panic!("{name}: {skipped:?}")
+        };
+        assert_eq!(previous_run, first.to_string(), "{name}");
+        let again = app
+            .scheduler()
+            .fire("daily", TickAt::At(tick(11)))
+            .await
+            .expect("fires");
+        assert!(matches!(again, Fired::Claimed { .. }), "{name}: {again:?}");
+        gate.add_permits(1);
+        until_status(&app, first, RunStatus::Succeeded).await;
+        let next = app
+            .scheduler()
+            .fire("daily", TickAt::At(tick(12)))
+            .await
+            .expect("fires");
+        let Fired::Started { handle, .. } = next else {
+            panic!("{name}: {next:?}")
+        };
+        gate.add_permits(1);
+        assert_eq!(handle.outcome().await.expect("succeeds"), "sent", "{name}");
+        let runs = app
+            .runtime()
+            .list_runs(&taskyard::RunFilter::default().schedule("daily"))
+            .await
+            .expect("list");
+        assert_eq!(runs.len(), 2, "{name}: no run of the skipped tick: {runs:?}");
+        app.shutdown().await;
+    }
+}
+
+/// Waits (at most 10 s) until run `id` has `status`.
+async fn until_status(app: &RunningApp, id: taskyard::RunId, status: RunStatus) {
+    let began = std::time::Instant::now();
+    while app
+        .runtime()
+        .get_run(id)
+        .await
+        .expect("read")
+        .map(|run| run.status)
+        != Some(status)
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "run {id} is not {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -9,7 +9,9 @@ use common::backends;
 use common::records::{at, job, lease, queued, record};
 use serde_json::json;
 use taskyard::run::{Attempt, Progress};
-use taskyard::store::{CancelRequest, ClaimTask, Enqueued, InstanceLease, Job, Notice, SchedulePause};
+use taskyard::store::{
+    CancelRequest, ClaimTask, Enqueued, InstanceLease, Job, Notice, SchedulePause, TickClaim,
+};
 use taskyard::{RunId, RunStatus};
 
 /// `task`, claimed without a limit.
@@ -348,6 +350,69 @@ async fn enqueues_made_together_each_land_once_as_they_were_asked() {
         }
         // Highest priority first.
         assert!(order.is_sorted(), "{name}: claimed out of order: {order:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticks_claim_and_its_durable_run_are_one_write() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let claim = |tick: i64| TickClaim {
+            schedule: "nightly".into(),
+            tick: at(tick),
+            target: String::new(),
+            instance: "a".into(),
+        };
+        let run = queued("report");
+        assert!(
+            store
+                .claim_tick_and_enqueue(&claim(1_000), &run, &job(0, 0, None))
+                .await
+                .expect("claim with run"),
+            "{name}: the first claim lands"
+        );
+        assert!(
+            !store.claim_tick(&claim(1_000)).await.expect("claim"),
+            "{name}: the tick is claimed"
+        );
+        let claimed = store
+            .claim("b", &free("report"), at(1_000), 10)
+            .await
+            .expect("claim");
+        assert_eq!(
+            claimed.iter().map(|c| c.run.id).collect::<Vec<_>>(),
+            [run.id],
+            "{name}: its run is in the queue"
+        );
+
+        // A tick claimed before writes no run.
+        let late = queued("report");
+        assert!(
+            !store
+                .claim_tick_and_enqueue(&claim(1_000), &late, &job(0, 0, None))
+                .await
+                .expect("claim with run"),
+            "{name}"
+        );
+        assert_eq!(
+            store.get_run(late.id).await.expect("get"),
+            None,
+            "{name}: no run written"
+        );
+
+        // A run that cannot be written leaves the tick unclaimed: here its id is taken by
+        // the run above. (The memory store writes both under one lock and cannot fail.)
+        if name != "memory" {
+            let taken = store
+                .claim_tick_and_enqueue(&claim(2_000), &run, &job(0, 0, None))
+                .await;
+            assert!(taken.is_err(), "{name}: {taken:?}");
+            assert!(
+                store.claim_tick(&claim(2_000)).await.expect("claim"),
+                "{name}: the failed write claimed nothing"
+            );
+        }
     }
 }
 

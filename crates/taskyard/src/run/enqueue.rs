@@ -3,6 +3,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -10,7 +11,7 @@ use serde_json::Value;
 
 use super::{RunHandle, Runtime};
 use crate::history::{RunId, RunRecord, Trigger};
-use crate::store::{Enqueued, Job};
+use crate::store::{Enqueued, Job, Store, TickClaim};
 use crate::{Concurrency, Error};
 
 /// A durable run being described; `.await` it to write it to the queue.
@@ -105,6 +106,35 @@ impl Enqueue {
     /// `DedupeByPayload` task's the live one of the same payload; a schedule's tick never
     /// joins (the tick ledger already runs each tick once).
     pub(crate) async fn submit(self) -> Result<Enqueued, Error> {
+        let runtime = self.runtime.clone();
+        let (store, run, job) = self.prepared()?;
+        let enqueued = runtime.bounded(store.enqueue(&run, &job)).await?;
+        if let Enqueued::New(_) = enqueued {
+            runtime.inner.wake_queue();
+        }
+        Ok(enqueued)
+    }
+
+    /// Claims `claim`'s tick and writes this run with it, in one transaction (see
+    /// `Store::claim_tick_and_enqueue`): the run's handle when this call claimed the tick,
+    /// `None` when the tick was claimed before and nothing was written.
+    pub(crate) async fn submit_with_tick(self, claim: &TickClaim) -> Result<Option<RunHandle>, Error> {
+        let runtime = self.runtime.clone();
+        let trigger = self.trigger.clone();
+        let (store, run, job) = self.prepared()?;
+        if !runtime
+            .bounded(store.claim_tick_and_enqueue(claim, &run, &job))
+            .await?
+        {
+            return Ok(None);
+        }
+        runtime.inner.wake_queue();
+        Ok(Some(super::request::stored(runtime, run.id, trigger, false)))
+    }
+
+    /// The run as this enqueue describes it (its payload checked against the task's
+    /// type), its place in the queue, and the store they go to.
+    fn prepared(self) -> Result<(Arc<dyn Store>, RunRecord, Job), Error> {
         let inner = &self.runtime.inner;
         let (slot, store) = inner.queue_target(&self.task)?;
         (slot.entry.task.validate)(&slot.entry.name, &self.payload)?;
@@ -130,11 +160,7 @@ impl Enqueue {
                 .max_attempts
                 .unwrap_or_else(|| slot.entry.task.retry.max_attempts()),
         };
-        let enqueued = self.runtime.bounded(store.enqueue(&run, &job)).await?;
-        if let Enqueued::New(_) = enqueued {
-            inner.wake_queue();
-        }
-        Ok(enqueued)
+        Ok((store.clone(), run, job))
     }
 }
 

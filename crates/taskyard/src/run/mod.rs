@@ -224,6 +224,26 @@ impl Runtime {
         Ok(handle)
     }
 
+    /// True when `task` is declared durable: every run of it goes through the store. An
+    /// unknown task is not.
+    pub(crate) fn is_durable(&self, task: &str) -> bool {
+        self.slot(task).is_ok_and(|slot| slot.entry.task.durable)
+    }
+
+    /// Claims `claim`'s tick and writes `request`'s durable run with it, in one
+    /// transaction: the run's handle when the claim landed, `None` when the tick was
+    /// claimed before (nothing written).
+    pub(crate) async fn start_with_tick(
+        &self,
+        request: RunRequest,
+        claim: &crate::store::TickClaim,
+    ) -> Result<Option<RunHandle>, Error> {
+        self.enqueue(&request.task, request.payload)
+            .trigger(request.trigger)
+            .submit_with_tick(claim)
+            .await
+    }
+
     /// Starts a run like [`Runtime::start`], except that the run's first poll happens
     /// here, on the caller's task, and the run gets a task of its own only if it did not
     /// end there: for the scheduler's ticks due together, whose runs then start at the

@@ -92,6 +92,14 @@ impl Store for HeldClaim {
     async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
         self.store.enqueue(run, job).await
     }
+    async fn claim_tick_and_enqueue(
+        &self,
+        claim: &TickClaim,
+        run: &RunRecord,
+        job: &Job,
+    ) -> Result<bool, Error> {
+        self.store.claim_tick_and_enqueue(claim, run, job).await
+    }
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
         self.store.put_claimed(run, fence).await
     }

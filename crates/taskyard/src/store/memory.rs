@@ -50,6 +50,27 @@ impl MemoryStore {
     }
 }
 
+impl Tables {
+    /// Claims `claim`'s tick in the ledger; true if this call made the claim.
+    fn claim_tick(&mut self, claim: &TickClaim) -> bool {
+        let key = (
+            claim.schedule.clone(),
+            claim.tick.as_millisecond(),
+            claim.target.clone(),
+        );
+        if self.ticks.contains_key(&key) {
+            return false;
+        }
+        self.ticks.insert(key, Timestamp::now());
+        let last = self
+            .last_ticks
+            .entry(claim.schedule.clone())
+            .or_insert(claim.tick);
+        *last = (*last).max(claim.tick);
+        true
+    }
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
@@ -152,22 +173,7 @@ impl Store for MemoryStore {
     }
 
     async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
-        let mut tables = self.tables();
-        let key = (
-            claim.schedule.clone(),
-            claim.tick.as_millisecond(),
-            claim.target.clone(),
-        );
-        if tables.ticks.contains_key(&key) {
-            return Ok(false);
-        }
-        tables.ticks.insert(key, Timestamp::now());
-        let last = tables
-            .last_ticks
-            .entry(claim.schedule.clone())
-            .or_insert(claim.tick);
-        *last = (*last).max(claim.tick);
-        Ok(true)
+        Ok(self.tables().claim_tick(claim))
     }
 
     async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
@@ -258,6 +264,30 @@ impl Store for MemoryStore {
         tables.runs.insert(run.id, run.clone());
         tables.jobs.insert(run.id, (job.clone(), 0));
         Ok(Enqueued::New(run.id))
+    }
+
+    async fn claim_tick_and_enqueue(
+        &self,
+        claim: &TickClaim,
+        run: &RunRecord,
+        job: &Job,
+    ) -> Result<bool, Error> {
+        let mut tables = self.tables();
+        if !tables.claim_tick(claim) {
+            return Ok(false);
+        }
+        tables.runs.insert(run.id, run.clone());
+        tables.jobs.insert(
+            run.id,
+            (
+                Job {
+                    key: None,
+                    ..job.clone()
+                },
+                0,
+            ),
+        );
+        Ok(true)
     }
 
     async fn claim(
@@ -467,61 +497,5 @@ impl Store for MemoryStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::history::Trigger;
-
-    /// Pruned durable runs leave nothing behind: their jobs once held every durable run
-    /// ever enqueued, and each claim walked them all.
-    #[tokio::test]
-    async fn pruning_a_durable_run_drops_its_job() {
-        let store = MemoryStore::new();
-        let now = Timestamp::now();
-        let job = Job {
-            run_at: now,
-            priority: 0,
-            key: None,
-            max_attempts: 1,
-        };
-        for _ in 0..3 {
-            let run = RunRecord::queued(
-                "noop".into(),
-                serde_json::Value::Null,
-                Trigger::Manual,
-                "a".into(),
-                now,
-            );
-            store.enqueue(&run, &job).await.expect("enqueued");
-        }
-        let task = ClaimTask {
-            name: "noop".into(),
-            limit: None,
-            ended: Vec::new(),
-        };
-        let claimed = store.claim("a", &[task], now, 2).await.expect("claimed");
-        assert_eq!(claimed.len(), 2);
-        for Claimed { mut run, fence, .. } in claimed {
-            // Asked to stop while it ran, it ended first.
-            store
-                .request_cancel(run.id, now)
-                .await
-                .expect("a cancel requested");
-            run.status = RunStatus::Succeeded;
-            run.finished_at = Some(now);
-            assert!(store.put_claimed(&run, fence).await.expect("ended"));
-        }
-        assert_eq!(
-            store
-                .prune_runs(now + jiff::SignedDuration::from_secs(1))
-                .await
-                .expect("pruned"),
-            2
-        );
-        let tables = store.tables();
-        // The queued run keeps its job; the two ended ones are gone with their records.
-        assert_eq!(
-            (tables.runs.len(), tables.jobs.len(), tables.cancels.len()),
-            (1, 1, 0)
-        );
-    }
-}
+#[path = "memory_tests.rs"]
+mod tests;

@@ -163,6 +163,19 @@ pub trait Store: Send + Sync + 'static {
     /// before the write) and its id comes back instead.
     async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error>;
 
+    /// Claims `claim`'s tick as [`Store::claim_tick`] does and writes `run` as a durable
+    /// run waiting as `job` says (its key ignored: a tick's run joins no other), in one
+    /// transaction: both or neither. `true` when this call claimed the tick and the run is
+    /// committed, `false` when the tick was claimed before and nothing was written. A
+    /// durable tick goes through here, so that an instance that dies between the claim
+    /// and the run cannot leave a tick claimed and never run.
+    async fn claim_tick_and_enqueue(
+        &self,
+        claim: &TickClaim,
+        run: &RunRecord,
+        job: &Job,
+    ) -> Result<bool, Error>;
+
     /// Claims for `instance` at most `limit` durable runs of `tasks` that are due at `now`,
     /// highest priority first, then earliest `run_at`, then oldest: each is held there
     /// under a new fence and comes back `running` there (the store says so once the

@@ -269,6 +269,15 @@ impl Store for PostgresStore {
         Ok(Enqueued::New(run.id))
     }
 
+    async fn claim_tick_and_enqueue(
+        &self,
+        claim: &TickClaim,
+        run: &RunRecord,
+        job: &Job,
+    ) -> Result<bool, Error> {
+        self.sql().claim_tick_and_enqueue(claim, run, job).await
+    }
+
     async fn claim(
         &self,
         instance: &str,

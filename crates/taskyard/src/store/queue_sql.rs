@@ -107,7 +107,7 @@ where
     }
 
     /// [`insert_job`]'s statement for `run` waiting as `job` says, under `key` and `fence`.
-    fn job_insert(
+    pub(super) fn job_insert(
         run: &RunRecord,
         job: &Job,
         key: Option<String>,

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
 use super::columns::{COLUMNS, decode_rows};
-use super::queue::SchedulePause;
+use super::queue::{Job, SchedulePause};
 use super::{Broadcast, InstanceLease, RunCount, TickClaim, sqlx_error};
 use crate::Error;
 use crate::history::{RunId, RunRecord};
@@ -243,7 +243,49 @@ where
 
     /// Claims a tick in the ledger; true if this call made the claim.
     pub async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
-        let done = sqlx::query::<DB>(
+        let done = Self::tick_claim(claim)
+            .execute(self.pool)
+            .await
+            .map_err(self.error())?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    /// Claims `claim`'s tick and queues its run (see `Store::claim_tick_and_enqueue`) in
+    /// one transaction: the claim first, so a tick claimed before writes nothing.
+    pub async fn claim_tick_and_enqueue(
+        &self,
+        claim: &TickClaim,
+        run: &RunRecord,
+        job: &Job,
+    ) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await.map_err(self.error())?;
+        let claimed = Self::tick_claim(claim)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error())?;
+        if DB::rows_affected(&claimed) != 1 {
+            return Ok(false);
+        }
+        let queued = Self::job_insert(run, job, None, 0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.error())?;
+        if queued.is_none() {
+            return Err(Error::StoreData {
+                backend: DB::BACKEND,
+                message: format!(
+                    "the run {} of a tick of schedule `{}` was not queued",
+                    run.id, claim.schedule
+                ),
+            });
+        }
+        tx.commit().await.map_err(self.error())?;
+        Ok(true)
+    }
+
+    /// The statement that claims `claim`'s tick: one row changed when this claim made it.
+    pub(super) fn tick_claim(claim: &TickClaim) -> sqlx::query::Query<'static, DB, DB::Arguments> {
+        sqlx::query::<DB>(
             "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
@@ -252,10 +294,6 @@ where
         .bind(claim.target.clone())
         .bind(claim.instance.clone())
         .bind(Timestamp::now().as_millisecond())
-        .execute(self.pool)
-        .await
-        .map_err(self.error())?;
-        Ok(DB::rows_affected(&done) == 1)
     }
 
     /// Claims many ticks, [`TICKS_PER_STATEMENT`] to a statement; for each, in order,

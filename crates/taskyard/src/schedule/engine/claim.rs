@@ -19,10 +19,15 @@ impl Scheduler {
     /// Claims `tick` for this instance in the ledger. Without a store there is only this
     /// process, and nothing to claim against.
     pub(super) async fn claim(&self, def: &ScheduleDef, tick: Timestamp) -> Result<bool, Error> {
-        let inner = &self.inner;
-        let Some(claims) = &inner.claims else {
+        let Some(claims) = &self.inner.claims else {
             return Ok(true);
         };
+        claims.call(self.claim_when_due(def, tick).await).await
+    }
+
+    /// This instance's claim of `tick`, once it is this instance's turn to make it.
+    pub(super) async fn claim_when_due(&self, def: &ScheduleDef, tick: Timestamp) -> TickClaim {
+        let inner = &self.inner;
         let target = match def.kind {
             Kind::All => inner.instance.clone(),
             Kind::Worker | Kind::Custom(_) => {
@@ -46,14 +51,12 @@ impl Scheduler {
                 String::new()
             }
         };
-        claims
-            .call(TickClaim {
-                schedule: String::from(&*def.name),
-                tick,
-                target,
-                instance: inner.instance.clone(),
-            })
-            .await
+        TickClaim {
+            schedule: String::from(&*def.name),
+            tick,
+            target,
+            instance: inner.instance.clone(),
+        }
     }
 
     pub(super) async fn run_membership(self) {

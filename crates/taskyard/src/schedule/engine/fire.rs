@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::durable::Claimed;
 use super::tick::Turn;
 use super::{Origin, Scheduler};
 use crate::schedule::checked::{Kind, ScheduleDef};
@@ -140,13 +141,31 @@ impl Scheduler {
                 target: String::new(),
                 instance: self.inner.instance.clone(),
             };
+            if self.claims_with_run(def) {
+                return match self.claim_with_run(&entry, &claim, Origin::Platform).await? {
+                    Claimed::Started(handle, _) => {
+                        self.follow_in_log(def, &handle);
+                        Ok(Fired::Started { tick, handle })
+                    }
+                    Claimed::Skipped(skip) => Ok(Fired::Skipped {
+                        tick,
+                        previous_run: skip.run_id,
+                    }),
+                    Claimed::Elsewhere => Ok(Fired::Claimed { tick }),
+                };
+            }
             if !store.claim_tick(&claim).await? {
                 return Ok(Fired::Claimed { tick });
             }
         }
         let _turn = match self.take_turn(&entry, tick, Origin::Platform).await {
             Turn::Go(turn) => turn,
-            Turn::Skipped(previous_run) => return Ok(Fired::Skipped { tick, previous_run }),
+            Turn::Skipped(skip) => {
+                return Ok(Fired::Skipped {
+                    tick,
+                    previous_run: skip.run_id,
+                });
+            }
             Turn::Stopped => {
                 return Ok(Fired::Inactive {
                     tick,
@@ -155,11 +174,16 @@ impl Scheduler {
             }
         };
         let handle = self.start_run(&entry, def.request(tick)).await?;
+        self.follow_in_log(def, &handle);
+        Ok(Fired::Started { tick, handle })
+    }
+
+    /// Writes a fired tick's run's start and end to the schedule log, on a task of its own.
+    fn follow_in_log(&self, def: &ScheduleDef, handle: &RunHandle) {
         let follower = self.clone();
         let followed = handle.clone();
         let def = def.clone();
         tokio::spawn(async move { follower.follow_run(&def, followed).await });
-        Ok(Fired::Started { tick, handle })
     }
 }
 

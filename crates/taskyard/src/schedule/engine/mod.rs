@@ -30,6 +30,7 @@
 //! broadcasts; `info` what a listing shows of a schedule.
 
 mod claim;
+mod durable;
 mod fire;
 mod info;
 mod pauses;

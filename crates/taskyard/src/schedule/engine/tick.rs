@@ -40,6 +40,10 @@ impl Scheduler {
         // Without a store there is no claim to see through, so no token: every tick shares
         // it, and ticks due together would pass it between threads on every take and drop.
         let claiming = inner.claims.as_ref().map(|_| inner.claiming.token());
+        if claiming.is_some() && self.claims_with_run(def) {
+            Box::pin(self.run_durable_tick(entry, tick, origin)).await;
+            return;
+        }
         let claimed = match &inner.claims {
             Some(_) => Box::pin(self.claim(def, tick)).await,
             None => Ok(true),
@@ -48,29 +52,17 @@ impl Scheduler {
             Ok(true) => {}
             Ok(false) => return,
             Err(error) => {
-                tracing::error!(schedule = %def.name, %error, "cannot claim a tick; it is skipped");
-                inner.log.line(
-                    "claim_failed",
-                    &[("schedule", &def.name), ("tick", &tick), ("error", &error)],
-                );
+                self.log_claim_failed(def, tick, &error);
                 return;
             }
         }
-        {
-            let mut state = lock(&entry.state);
-            // Paused or disabled while the tick waited for its time or its turn to claim
-            // (another instance's pause reaches this one within a second).
-            if state.paused || state.disabled {
-                drop(state);
-                let reason = "paused or disabled before the tick ran";
-                inner.log.line(
-                    "skipped",
-                    &[("schedule", &def.name), ("tick", &tick), ("reason", &reason)],
-                );
-                return;
-            }
-            state.last_tick = Some(tick.as_millisecond());
+        // Paused or disabled while the tick waited for its time or its turn to claim
+        // (another instance's pause reaches this one within a second).
+        if self.inactive(entry) {
+            self.log_inactive(def, tick);
+            return;
         }
+        lock(&entry.state).last_tick = Some(tick.as_millisecond());
         let turn = match self.take_turn(entry, tick, origin).await {
             Turn::Go(turn) => turn,
             Turn::Skipped(_) | Turn::Stopped => return,
@@ -106,8 +98,41 @@ impl Scheduler {
     /// (the guard keeps it while the run starts). The timers' ticks and the fires from
     /// outside take the same path.
     pub(super) async fn take_turn<'e>(&self, entry: &'e Entry, tick: Timestamp, origin: Origin) -> Turn<'e> {
+        self.log_trigger(&entry.def, tick, origin);
+        let turn = self.turn(entry, tick, origin).await;
+        if let Turn::Skipped(skip) = &turn {
+            self.log_skipped(&entry.def, tick, skip);
+        }
+        turn
+    }
+
+    /// True when the schedule is paused or disabled.
+    pub(super) fn inactive(&self, entry: &Entry) -> bool {
+        let state = lock(&entry.state);
+        state.paused || state.disabled
+    }
+
+    /// Logs a claimed tick skipped because its schedule is paused or disabled.
+    pub(super) fn log_inactive(&self, def: &ScheduleDef, tick: Timestamp) {
+        let reason = "paused or disabled before the tick ran";
+        self.inner.log.line(
+            "skipped",
+            &[("schedule", &def.name), ("tick", &tick), ("reason", &reason)],
+        );
+    }
+
+    /// Logs a tick whose claim failed: this instance skips it.
+    pub(super) fn log_claim_failed(&self, def: &ScheduleDef, tick: Timestamp, error: &Error) {
+        tracing::error!(schedule = %def.name, %error, "cannot claim a tick; it is skipped");
+        self.inner.log.line(
+            "claim_failed",
+            &[("schedule", &def.name), ("tick", &tick), ("error", error)],
+        );
+    }
+
+    /// Logs a claimed tick's trigger.
+    pub(super) fn log_trigger(&self, def: &ScheduleDef, tick: Timestamp, origin: Origin) {
         let inner = &self.inner;
-        let def = &entry.def;
         inner.log.line(
             "trigger",
             &[
@@ -117,6 +142,31 @@ impl Scheduler {
                 ("instance", &inner.instance),
             ],
         );
+    }
+
+    /// Logs a claimed tick that the overlap policy skipped.
+    pub(super) fn log_skipped(&self, def: &ScheduleDef, tick: Timestamp, skip: &Skip) {
+        let reason = if skip.run_id.is_empty() {
+            "another tick's run is starting here"
+        } else {
+            "previous run still going"
+        };
+        self.inner.log.line(
+            "skipped",
+            &[
+                ("schedule", &def.name),
+                ("tick", &tick),
+                ("reason", &reason),
+                ("previous_run_id", &skip.run_id),
+                ("previous_instance", &skip.instance),
+            ],
+        );
+    }
+
+    /// The overlap policy's answer for `tick` (see [`Scheduler::take_turn`]), unlogged.
+    pub(super) async fn turn<'e>(&self, entry: &'e Entry, tick: Timestamp, origin: Origin) -> Turn<'e> {
+        let inner = &self.inner;
+        let def = &entry.def;
         match def.overlap {
             Overlap::Skip => {
                 let grace = inner.settings.worker_grace;
@@ -161,22 +211,7 @@ impl Scheduler {
                 match previous {
                     Some((run_id, instance)) => {
                         drop(starting);
-                        let reason = if run_id.is_empty() {
-                            "another tick's run is starting here"
-                        } else {
-                            "previous run still going"
-                        };
-                        inner.log.line(
-                            "skipped",
-                            &[
-                                ("schedule", &def.name),
-                                ("tick", &tick),
-                                ("reason", &reason),
-                                ("previous_run_id", &run_id),
-                                ("previous_instance", &instance),
-                            ],
-                        );
-                        Turn::Skipped(run_id)
+                        Turn::Skipped(Skip { run_id, instance })
                     }
                     None => Turn::Go(starting.map_or(Held::Nothing, Held::Starting)),
                 }
@@ -215,7 +250,8 @@ impl Scheduler {
         Ok(handle)
     }
 
-    /// A run of another instance of the cluster started by this schedule, not finished yet,
+    /// A run of another instance of the cluster (or, for durable runs, of any) started by
+    /// this schedule, not finished yet,
     /// that holds the tick `before` (see [`going_at`]; with `later`, later ticks' runs too,
     /// and with `sends`, runs of a strategy's sends), as (run id, instance). Only `worker`
     /// and custom schedules share runs across instances; a store error counts as none, so
@@ -236,9 +272,12 @@ impl Scheduler {
                 return None;
             }
         };
+        // This instance's own runs are its entry's latest run, except durable ones, which
+        // any instance's claimer may have taken.
+        let anywhere = self.runs_anywhere(def);
         let earlier_runs: Vec<RunRecord> = runs
             .into_iter()
-            .filter(|run| run.instance != inner.instance)
+            .filter(|run| anywhere || run.instance != inner.instance)
             .filter(|run| match &run.trigger {
                 Trigger::Schedule { .. } => going_at(
                     &run.trigger,
@@ -312,10 +351,18 @@ impl Scheduler {
 pub(super) enum Turn<'e> {
     /// Start its run, holding what the policy asks.
     Go(Held<'e>),
-    /// Skipped: this run of another tick still goes on (empty while it is starting here).
-    Skipped(String),
+    /// Skipped: another tick's run still goes on.
+    Skipped(Skip),
     /// The scheduler stopped while the tick waited for its turn.
     Stopped,
+}
+
+/// Why a `skip` tick was skipped.
+pub(super) struct Skip {
+    /// The run of another tick still going (empty while it is starting here).
+    pub run_id: String,
+    /// The instance it goes on.
+    pub instance: String,
 }
 
 /// What a tick let through by the overlap policy holds while its run starts; the guards

@@ -1,0 +1,121 @@
+//! A durable tick: its claim in the ledger and its run's job are one write. An instance
+//! that dies around that write leaves both (the run waits in the queue, and any live
+//! instance runs it) or neither (the tick is unclaimed, and another instance claims it
+//! after the worker grace), never a tick claimed with no run.
+//!
+//! Since the claim is now the run's start, the overlap policy is asked before it, and the
+//! trigger (and a skip) are logged only by the instance whose claim landed. A tick the
+//! policy skips is claimed alone, so that no other instance runs it. `queue` schedules
+//! keep the claim first: their ticks wait for their turn on the instance that claimed
+//! them, and their runs are written when the turn comes.
+
+use jiff::Timestamp;
+
+use super::tick::{Held, Skip, Turn};
+use super::{Entry, Origin, Scheduler};
+use crate::schedule::checked::ScheduleDef;
+use crate::schedule::definition::Overlap;
+use crate::store::TickClaim;
+use crate::sync::lock;
+use crate::{Error, RunHandle};
+
+/// What a durable tick's claim did.
+pub(super) enum Claimed<'e> {
+    /// Claimed here, its run queued in the same write.
+    Started(RunHandle, Held<'e>),
+    /// Claimed here and skipped by the overlap policy.
+    Skipped(Skip),
+    /// Claimed before, by another instance or call: nothing was written here.
+    Elsewhere,
+}
+
+impl Scheduler {
+    /// True when `def`'s ticks are claimed with their runs in one write: their runs are
+    /// durable (the schedule's or its task's), there is a store, and the overlap policy is
+    /// `allow` or `skip`.
+    pub(super) fn claims_with_run(&self, def: &ScheduleDef) -> bool {
+        self.inner.store.is_some() && def.overlap != Overlap::Queue && self.runs_anywhere(def)
+    }
+
+    /// True when `def`'s runs are durable, the schedule's or its task's: any instance may
+    /// run them, this one too without its entry knowing.
+    pub(super) fn runs_anywhere(&self, def: &ScheduleDef) -> bool {
+        def.durable || self.inner.runtime.is_durable(&def.task)
+    }
+
+    /// Asks the overlap policy about `claim`'s tick, then claims it: with its run in one
+    /// write when the tick goes, alone when the policy skips it.
+    pub(super) async fn claim_with_run<'e>(
+        &self,
+        entry: &'e Entry,
+        claim: &TickClaim,
+        origin: Origin,
+    ) -> Result<Claimed<'e>, Error> {
+        let def = &entry.def;
+        let tick = claim.tick;
+        match self.turn(entry, tick, origin).await {
+            Turn::Go(held) => {
+                let started = self
+                    .inner
+                    .runtime
+                    .start_with_tick(def.request(tick), claim)
+                    .await?;
+                let Some(handle) = started else {
+                    return Ok(Claimed::Elsewhere);
+                };
+                self.claimed_here(entry, tick, origin);
+                // As `start_run` keeps it: the schedule's latest run, what `skip` looks at.
+                lock(&entry.state).last_run = (!handle.is_finished()).then(|| handle.clone());
+                Ok(Claimed::Started(handle, held.started()))
+            }
+            Turn::Skipped(skip) => {
+                if !self.claim_alone(claim).await? {
+                    return Ok(Claimed::Elsewhere);
+                }
+                self.claimed_here(entry, tick, origin);
+                self.log_skipped(def, tick, &skip);
+                Ok(Claimed::Skipped(skip))
+            }
+            // Only a `queue` tick waits for its turn, and those never come here.
+            Turn::Stopped => Ok(Claimed::Elsewhere),
+        }
+    }
+
+    /// One tick of a schedule whose ticks are claimed with their runs (see
+    /// [`Scheduler::claims_with_run`]), from its claim to its run's end in the log.
+    pub(super) async fn run_durable_tick(&self, entry: &Entry, tick: Timestamp, origin: Origin) {
+        let def = &entry.def;
+        let claim = self.claim_when_due(def, tick).await;
+        if self.inactive(entry) {
+            // Claimed alone, so that the skip is logged once in the cluster.
+            if matches!(self.claim_alone(&claim).await, Ok(true)) {
+                self.log_inactive(def, tick);
+            }
+            return;
+        }
+        match self.claim_with_run(entry, &claim, origin).await {
+            Ok(Claimed::Started(handle, held)) => {
+                drop(held);
+                if self.inner.log.is_enabled() {
+                    Box::pin(self.follow_run(def, handle)).await;
+                }
+            }
+            Ok(Claimed::Skipped(_) | Claimed::Elsewhere) => {}
+            Err(error) => self.log_claim_failed(def, tick, &error),
+        }
+    }
+
+    /// Claims `claim`'s tick with no run: true when this call made the claim.
+    async fn claim_alone(&self, claim: &TickClaim) -> Result<bool, Error> {
+        match &self.inner.store {
+            Some(store) => store.claim_tick(claim).await,
+            None => Ok(true),
+        }
+    }
+
+    /// Notes a tick claimed here: the schedule's last tick, and its trigger in the log.
+    fn claimed_here(&self, entry: &Entry, tick: Timestamp, origin: Origin) {
+        lock(&entry.state).last_tick = Some(tick.as_millisecond());
+        self.log_trigger(&entry.def, tick, origin);
+    }
+}
