@@ -9,6 +9,7 @@
 //! deleted or replaced under the running instance.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +21,7 @@ use sqlx::{Connection, Sqlite, SqlitePool};
 use super::columns::{fenced_written, insert_runs, parse_ids};
 use super::sql::Statements;
 use super::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunCount, RunFilter,
+    Batched, Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunCount, RunFilter,
     SchedulePause, Store, TickClaim, sqlx_error,
 };
 use crate::Error;
@@ -41,6 +42,9 @@ pub struct SqliteStore {
     /// transaction, so batches spread over the pool's connections each read the tables'
     /// and indexes' pages again from the file; on one connection they stay in its cache.
     writes: SqlitePool,
+    /// Enqueues without a key made while one is on its way share the next statement and
+    /// its commit (see `sqlite_batch::enqueues`).
+    enqueues: Arc<Batched<(RunRecord, Job), ()>>,
     path: PathBuf,
     /// The opened file's identity (device, inode), to notice it being replaced.
     identity: Option<(u64, u64)>,
@@ -89,6 +93,7 @@ impl SqliteStore {
         super::migrate::migrate_sqlite(&pool).await?;
         let writes = connect(&options, 1).await.map_err(sqlx_error(BACKEND))?;
         Ok(SqliteStore {
+            enqueues: Arc::new(super::sqlite_batch::enqueues(pool.clone())),
             pool,
             writes,
             path: path.to_owned(),
@@ -282,7 +287,12 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
-        self.sql().enqueue(run, job).await
+        // A run with a key may meet a live one: it is written alone, to learn which.
+        if job.key.is_some() {
+            return self.sql().enqueue(run, job).await;
+        }
+        self.enqueues.call((run.clone(), job.clone())).await?;
+        Ok(Enqueued::New(run.id))
     }
 
     async fn claim_tick_and_enqueue(

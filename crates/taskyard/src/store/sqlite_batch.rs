@@ -1,13 +1,17 @@
-//! SQLite's batch of claimed runs' states: the whole batch one JSON parameter, its rows
-//! read back by `json_each`, so a batch of any size is the same statement, prepared once
-//! per connection.
+//! SQLite's batches of claimed runs' states and of enqueued jobs: the whole batch one JSON
+//! parameter, its rows read back by `json_each`, so a batch of any size is the same
+//! statement, prepared once per connection.
 //!
 //! Not a `VALUES` list of `$N` parameters: sqlx finds each parameter's place by asking
 //! SQLite for its name, and SQLite finds a name by walking the statement's list of named
 //! parameters, so binding a batch of n named parameters costs n² steps. For a batch of 512
 //! runs (6,656 parameters) that was most of the queue's time on SQLite.
 
+use sqlx::SqlitePool;
+
 use super::columns::{COLUMNS, RunRow};
+use super::queue::Job;
+use super::{Batched, sqlx_error};
 use crate::Error;
 use crate::history::RunRecord;
 
@@ -93,6 +97,72 @@ pub(super) fn batch(runs: &[(RunRecord, i64)]) -> Result<String, Error> {
     serde_json::to_string(&values).map_err(|error| Error::StoreData {
         backend: "sqlite",
         message: format!("claimed runs' states as JSON: {error}"),
+    })
+}
+
+/// Inserts the jobs of durable runs enqueued without a key, the batch one JSON parameter:
+/// a row of `$1` is the run's columns in `COLUMNS` order (the JSON ones as the text they
+/// are stored as), then its `run_at`, priority and attempts.
+pub(super) static INSERT_JOBS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let columns: Vec<String> = (0..20).map(|at| format!("v.value ->> {at}")).collect();
+    let (run, queue) = columns.split_at(17);
+    format!(
+        "INSERT INTO taskyard_jobs ({COLUMNS}, run_at, priority, max_attempts, unique_key, fence) \
+         SELECT {}, {}, NULL, 0 FROM json_each($1) AS v",
+        run.join(", "),
+        queue.join(", ")
+    )
+});
+
+/// Enqueues without a key on `pool`, those made while a statement is out sent together in
+/// the next: one [`INSERT_JOBS`] and one commit for all of them.
+pub(super) fn enqueues(pool: SqlitePool) -> Batched<(RunRecord, Job), ()> {
+    Batched::start(move |jobs: Vec<(RunRecord, Job)>| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(INSERT_JOBS.as_str())
+                .bind(jobs_batch(&jobs)?)
+                .execute(&pool)
+                .await
+                .map_err(sqlx_error("sqlite"))?;
+            Ok(vec![(); jobs.len()])
+        }
+    })
+}
+
+/// Durable runs' jobs as the JSON parameter of [`INSERT_JOBS`].
+fn jobs_batch(jobs: &[(RunRecord, Job)]) -> Result<String, Error> {
+    let rows: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|(run, job)| {
+            let row = RunRow::encode(run);
+            serde_json::json!([
+                row.id,
+                row.task,
+                row.status,
+                row.trigger_kind,
+                row.trigger_data,
+                row.payload,
+                row.attempt,
+                row.attempts,
+                row.instance,
+                row.queued_at,
+                row.started_at,
+                row.finished_at,
+                row.duration_ms,
+                row.result,
+                row.error,
+                row.progress,
+                row.progress_message,
+                job.run_at.as_millisecond(),
+                job.priority,
+                job.max_attempts,
+            ])
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|error| Error::StoreData {
+        backend: "sqlite",
+        message: format!("enqueued runs as JSON: {error}"),
     })
 }
 
