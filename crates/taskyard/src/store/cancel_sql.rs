@@ -60,9 +60,11 @@ where
             "UPDATE taskyard_jobs SET cancel_requested = TRUE WHERE id = $1 RETURNING claimed_by",
         )
         .bind(id.to_string())
-        .fetch_optional(self.pool)
+        .fetch_all(self.pool)
         .await
-        .map_err(self.error())?;
+        .map_err(self.error())?
+        .into_iter()
+        .next();
         if let Some(job) = flagged
             && let Some(mut run) = self.get_run(id).await?
         {

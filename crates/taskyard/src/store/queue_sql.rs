@@ -76,15 +76,15 @@ where
             let Some(key) = &job.key else {
                 break;
             };
-            let live: Option<String> = sqlx::query_scalar::<DB, String>(
+            let live: Vec<String> = sqlx::query_scalar::<DB, String>(
                 "SELECT id FROM taskyard_jobs WHERE task = $1 AND unique_key = $2",
             )
             .bind(run.task.clone())
             .bind(key.clone())
-            .fetch_optional(self.pool)
+            .fetch_all(self.pool)
             .await
             .map_err(self.error())?;
-            if let Some(id) = live {
+            if let Some(id) = live.into_iter().next() {
                 return Ok(Enqueued::Existing(parse_id(DB::BACKEND, id)?));
             }
         }
@@ -100,10 +100,10 @@ where
     /// Inserts a durable run's job; false when another live run holds its key.
     async fn insert_job(&self, run: &RunRecord, job: &Job) -> Result<bool, Error> {
         let inserted = Self::job_insert(run, job, job.key.clone(), 0)
-            .fetch_optional(self.pool)
+            .fetch_all(self.pool)
             .await
             .map_err(self.error())?;
-        Ok(inserted.is_some())
+        Ok(!inserted.is_empty())
     }
 
     /// [`insert_job`]'s statement for `run` waiting as `job` says, under `key` and `fence`.
@@ -169,13 +169,13 @@ where
             index = DB::indexed_by(DUE_INDEX),
             tasks = DB::TASKS_OF_2
         );
-        let found: Option<String> = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(probe))
+        let found: Vec<String> = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(probe))
             .bind(now.as_millisecond())
             .bind(json_names(tasks)?)
-            .fetch_optional(self.pool)
+            .fetch_all(self.pool)
             .await
             .map_err(self.error())?;
-        Ok(found.is_some())
+        Ok(!found.is_empty())
     }
 
     /// Claims at most `room` runs of a task with a limit, leaving its claimed jobs across
@@ -284,24 +284,24 @@ where
     /// fenced past every claim it had before.
     pub async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await.map_err(self.error())?;
-        let ended: Option<(i64, Option<String>)> = sqlx::query_as::<DB, (i64, Option<String>)>(
+        let ended: Vec<(i64, Option<String>)> = sqlx::query_as::<DB, (i64, Option<String>)>(
             "DELETE FROM taskyard_runs WHERE id = $1 AND status = $2 RETURNING fence, unique_key",
         )
         .bind(run.id.to_string())
         .bind(finished_as.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(self.error())?;
-        let Some((fence, key)) = ended else {
+        let Some((fence, key)) = ended.into_iter().next() else {
             return Ok(false);
         };
         let insert = Self::job_insert(run, job, key, fence + 1)
-            .fetch_optional(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(self.error())?;
         // The run's key is held by another live run of its task: the transaction,
         // dropped, rolls the record back.
-        if insert.is_none() {
+        if insert.is_empty() {
             return Ok(false);
         }
         tx.commit().await.map_err(self.error())?;
@@ -419,14 +419,14 @@ where
              RETURNING run_at, CAST(priority AS BIGINT) AS priority, unique_key, \
              CAST(max_attempts AS BIGINT) AS max_attempts, fence"
         );
-        let job: Option<(i64, i64, Option<String>, i64, i64)> =
+        let job: Vec<(i64, i64, Option<String>, i64, i64)> =
             sqlx::query_as::<DB, (i64, i64, Option<String>, i64, i64)>(sqlx::AssertSqlSafe(delete))
                 .bind(run.id.to_string())
                 .bind(fence)
-                .fetch_optional(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(self.error())?;
-        let Some((run_at, priority, key, max_attempts, fence)) = job else {
+        let Some((run_at, priority, key, max_attempts, fence)) = job.into_iter().next() else {
             return Ok(None);
         };
         let j = DB::JSON;

@@ -5,6 +5,11 @@
 //! runs and marking runs `abandoned` (SQLite's single writer connection, closed after a
 //! failed transaction, against PostgreSQL's pool).
 //!
+//! Statements read every row they return (`fetch_all`), never only the first
+//! (`fetch_optional`, `fetch_one`): sqlx resets a SQLite statement once it has the first
+//! row, and a write that SQLite commits on that reset, not at its end, skips SQLite's
+//! checkpoint hook, so its pages stay in the WAL (a test in `sqlite` shows it).
+//!
 //! Placeholders are `$N` in both: SQLite reads `$N` as the N-th argument too. The durable
 //! queue's statements are in `queue_sql` and `cancel_sql`, the history's pages in
 //! `pages_sql`.
@@ -267,10 +272,10 @@ where
             return Ok(false);
         }
         let queued = Self::job_insert(run, job, None, 0)
-            .fetch_optional(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(self.error())?;
-        if queued.is_none() {
+        if queued.is_empty() {
             return Err(Error::StoreData {
                 backend: DB::BACKEND,
                 message: format!(
@@ -372,9 +377,12 @@ where
         let tick: Option<i64> =
             sqlx::query_scalar::<DB, Option<i64>>("SELECT MAX(tick) FROM taskyard_ticks WHERE schedule = $1")
                 .bind(schedule.to_owned())
-                .fetch_one(self.pool)
+                .fetch_all(self.pool)
                 .await
-                .map_err(self.error())?;
+                .map_err(self.error())?
+                .into_iter()
+                .next()
+                .flatten();
         tick.map(|ms| {
             Timestamp::from_millisecond(ms).map_err(|_| Error::StoreData {
                 backend: DB::BACKEND,
