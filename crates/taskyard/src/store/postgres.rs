@@ -261,12 +261,7 @@ impl Store for PostgresStore {
     }
 
     async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
-        // A run with a key may meet a live one: it is written alone, to learn which.
-        if job.key.is_some() {
-            return self.sql().enqueue(run, job).await;
-        }
-        self.enqueues.call((run.clone(), job.clone())).await?;
-        Ok(Enqueued::New(run.id))
+        self.sql().enqueue_together(&self.enqueues, run, job).await
     }
 
     async fn claim_tick_and_enqueue(

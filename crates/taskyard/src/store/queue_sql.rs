@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use sqlx::query::Query;
 use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
+use super::Batched;
 use super::columns::{COLUMNS, RunRow, decode_rows, parse_id};
 use super::queue::{ClaimTask, Claimed, Enqueued, Job, Orphan, rescue, rescued_due};
 use super::sql::{Dialect, Statements};
@@ -95,6 +96,22 @@ where
                 run.id, run.task
             ),
         })
+    }
+
+    /// [`Statements::enqueue`] for a store whose enqueues without a key made at the same
+    /// time share a statement (`together`). A run with a key is written alone: it may meet
+    /// a live one, and learns which.
+    pub async fn enqueue_together(
+        &self,
+        together: &Batched<(RunRecord, Job), ()>,
+        run: &RunRecord,
+        job: &Job,
+    ) -> Result<Enqueued, Error> {
+        if job.key.is_some() {
+            return self.enqueue(run, job).await;
+        }
+        together.call((run.clone(), job.clone())).await?;
+        Ok(Enqueued::New(run.id))
     }
 
     /// Inserts a durable run's job; false when another live run holds its key.

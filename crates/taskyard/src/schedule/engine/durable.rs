@@ -11,9 +11,8 @@
 
 use jiff::Timestamp;
 
-use super::tick::{Held, Skip, Turn};
+use super::tick::{Held, Skip, Turn, keep_latest};
 use super::{Entry, Origin, Scheduler};
-use crate::schedule::checked::ScheduleDef;
 use crate::schedule::definition::Overlap;
 use crate::store::TickClaim;
 use crate::sync::lock;
@@ -30,17 +29,11 @@ pub(super) enum Claimed<'e> {
 }
 
 impl Scheduler {
-    /// True when `def`'s ticks are claimed with their runs in one write: their runs are
+    /// True when `entry`'s ticks are claimed with their runs in one write: their runs are
     /// durable (the schedule's or its task's), there is a store, and the overlap policy is
     /// `allow` or `skip`.
-    pub(super) fn claims_with_run(&self, def: &ScheduleDef) -> bool {
-        self.inner.store.is_some() && def.overlap != Overlap::Queue && self.runs_anywhere(def)
-    }
-
-    /// True when `def`'s runs are durable, the schedule's or its task's: any instance may
-    /// run them, this one too without its entry knowing.
-    pub(super) fn runs_anywhere(&self, def: &ScheduleDef) -> bool {
-        def.durable || self.inner.runtime.is_durable(&def.task)
+    pub(super) fn claims_with_run(&self, entry: &Entry) -> bool {
+        self.inner.store.is_some() && entry.def.overlap != Overlap::Queue && entry.runs_anywhere
     }
 
     /// Asks the overlap policy about `claim`'s tick, then claims it: with its run in one
@@ -64,8 +57,7 @@ impl Scheduler {
                     return Ok(Claimed::Elsewhere);
                 };
                 self.claimed_here(entry, tick, origin);
-                // As `start_run` keeps it: the schedule's latest run, what `skip` looks at.
-                lock(&entry.state).last_run = (!handle.is_finished()).then(|| handle.clone());
+                keep_latest(entry, &handle);
                 Ok(Claimed::Started(handle, held.started()))
             }
             Turn::Skipped(skip) => {

@@ -141,7 +141,7 @@ impl Scheduler {
                 target: String::new(),
                 instance: self.inner.instance.clone(),
             };
-            if self.claims_with_run(def) {
+            if self.claims_with_run(&entry) {
                 return match self.claim_with_run(&entry, &claim, Origin::Platform).await? {
                     Claimed::Started(handle, _) => {
                         self.follow_in_log(def, &handle);

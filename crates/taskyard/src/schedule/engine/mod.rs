@@ -145,6 +145,8 @@ struct Entry {
     /// Held by a `queue` tick while it waits for and runs its turn; tokio's mutex is fair,
     /// so queued ticks run in order. Only `queue` schedules have one.
     queue: Option<Box<tokio::sync::Mutex<()>>>,
+    /// Its runs are durable (the schedule's or its task's): any instance may run them.
+    runs_anywhere: bool,
 }
 
 #[derive(Default)]
@@ -422,6 +424,7 @@ impl Scheduler {
             closed: (def.disable_signal.is_some() || matches!(def.kind, Kind::Custom(_)))
                 .then(|| self.inner.stop.child_token()),
             queue: (def.overlap == Overlap::Queue).then(|| Box::new(tokio::sync::Mutex::new(()))),
+            runs_anywhere: def.durable || self.inner.runtime.is_durable(&def.task),
             def,
         });
         {

@@ -40,7 +40,7 @@ impl Scheduler {
         // Without a store there is no claim to see through, so no token: every tick shares
         // it, and ticks due together would pass it between threads on every take and drop.
         let claiming = inner.claims.as_ref().map(|_| inner.claiming.token());
-        if claiming.is_some() && self.claims_with_run(def) {
+        if claiming.is_some() && self.claims_with_run(entry) {
             Box::pin(self.run_durable_tick(entry, tick, origin)).await;
             return;
         }
@@ -206,7 +206,7 @@ impl Scheduler {
                 };
                 let previous = match previous {
                     Some(previous) => Some(previous),
-                    None => self.unfinished_elsewhere(def, tick, true, on_time).await,
+                    None => self.unfinished_elsewhere(entry, tick, true, on_time).await,
                 };
                 match previous {
                     Some((run_id, instance)) => {
@@ -224,7 +224,7 @@ impl Scheduler {
                         None => None,
                     };
                     // Then wait for earlier ticks' runs on other instances.
-                    while self.unfinished_elsewhere(def, tick, false, false).await.is_some() {
+                    while self.unfinished_elsewhere(entry, tick, false, false).await.is_some() {
                         tokio::time::sleep(QUEUE_POLL).await;
                     }
                     turn
@@ -242,11 +242,7 @@ impl Scheduler {
         request: crate::RunRequest,
     ) -> Result<RunHandle, Error> {
         let handle = self.inner.runtime.start_here(request).await?;
-        // A run that already ended holds no tick, so it is not kept: freed by this tick,
-        // while its memory is in the cache, not by the next one a second later, which had
-        // to read it back first (BENCHMARKS.md, "Ticks due together").
-        let going = (!handle.is_finished()).then(|| handle.clone());
-        lock(&entry.state).last_run = going;
+        keep_latest(entry, &handle);
         Ok(handle)
     }
 
@@ -258,12 +254,13 @@ impl Scheduler {
     /// the tick runs.
     pub(super) async fn unfinished_elsewhere(
         &self,
-        def: &ScheduleDef,
+        entry: &Entry,
         before: Timestamp,
         sends: bool,
         later: bool,
     ) -> Option<(String, String)> {
         let inner = &self.inner;
+        let def = &entry.def;
         let unfinished = inner.unfinished.as_ref().filter(|_| def.kind != Kind::All)?;
         let runs = match unfinished.call(String::from(&*def.name)).await {
             Ok(runs) => runs,
@@ -274,10 +271,9 @@ impl Scheduler {
         };
         // This instance's own runs are its entry's latest run, except durable ones, which
         // any instance's claimer may have taken.
-        let anywhere = self.runs_anywhere(def);
         let earlier_runs: Vec<RunRecord> = runs
             .into_iter()
-            .filter(|run| anywhere || run.instance != inner.instance)
+            .filter(|run| entry.runs_anywhere || run.instance != inner.instance)
             .filter(|run| match &run.trigger {
                 Trigger::Schedule { .. } => going_at(
                     &run.trigger,
@@ -345,6 +341,14 @@ impl Scheduler {
             ),
         }
     }
+}
+
+/// Keeps `handle` as `entry`'s latest run, what `skip` looks at. A run that already ended
+/// holds no tick, so it is not kept: freed by this tick, while its memory is in the cache,
+/// not by the next one a second later, which had to read it back first (BENCHMARKS.md,
+/// "Ticks due together").
+pub(super) fn keep_latest(entry: &Entry, handle: &RunHandle) {
+    lock(&entry.state).last_run = (!handle.is_finished()).then(|| handle.clone());
 }
 
 /// What the overlap policy lets a claimed tick do.
