@@ -20,7 +20,7 @@ use common::http::call;
 use common::{Backend, durable_backends};
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use taskyard::schedule::Schedule;
+use taskyard::schedule::{Overlap, Schedule};
 use taskyard::{
     App, Concurrency, Retry, RunFilter, RunRecord, RunStatus, StoreConfig, Task, TaskContext, TaskError,
 };
@@ -469,6 +469,58 @@ async fn a_durable_tick_whose_instance_dies_before_its_run_is_written_runs_elsew
     b.stop();
 }
 
+/// A durable `queue` tick waits for its turn before it is claimed: an instance killed
+/// while its tick waits behind the previous tick's run leaves the tick to another
+/// instance, which runs it once. Both ticks are fired from outside; the first tick's run
+/// naps 1.5 s, and its instance is killed during the nap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_queue_tick_whose_instance_dies_while_it_waits_runs_elsewhere() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let effects = tempfile::tempdir().expect("effects dir");
+        let first = "/_tasks/schedules/yearly:queued/tick?at=2026-01-01T00:00:00Z";
+        let second = "/_tasks/schedules/yearly:queued/tick?at=2027-01-01T00:00:00Z";
+        let a = Instance::start(&backend, effects.path(), 0);
+        let fired = a.post(first, "").await;
+        assert_eq!(fired["status"], "started", "{name}: {fired}");
+        let store = backend.open().await;
+        let of_schedule = RunFilter::default().schedule("yearly:queued".to_owned());
+        eventually("the first tick's run naps", Duration::from_secs(10), async || {
+            let runs = store.list_runs(&of_schedule).await.expect("list");
+            runs.iter()
+                .any(|run| run.status == RunStatus::Running)
+                .then_some(())
+        })
+        .await;
+        // The second tick waits for the first one's run; its answer never comes, since
+        // its instance is killed while it waits.
+        let address = a.url.trim_start_matches("http://").to_owned();
+        std::thread::spawn(move || {
+            if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
+                let request =
+                    format!("POST {second} HTTP/1.1\r\nhost: {address}\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream.write_all(request.as_bytes());
+                let _ = std::io::Read::read(&mut stream, &mut [0; 256]);
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        a.kill();
+        let b = Instance::start(&backend, effects.path(), 0);
+        let fired = b.post(second, "").await;
+        assert_eq!(
+            fired["status"], "started",
+            "{name}: the dead instance's waiting tick: {fired}"
+        );
+        let runs = eventually("both ticks' runs succeed", Duration::from_secs(20), async || {
+            let runs = store.list_runs(&of_schedule).await.expect("list");
+            (runs.len() >= 2 && runs.iter().all(|run| run.status == RunStatus::Succeeded)).then_some(runs)
+        })
+        .await;
+        assert_eq!(runs.len(), 2, "{name}: one run a tick: {runs:?}");
+        b.stop();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by the tests above"]
 async fn queue_child() {
@@ -526,6 +578,12 @@ async fn queue_child() {
     };
     let beat = Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(Value::Null) })
         .concurrency(Concurrency::Parallel(8));
+    let nap = Task::new(|_cx: TaskContext| async {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        Ok::<_, TaskError>(Value::Null)
+    })
+    .concurrency(Concurrency::Parallel(8))
+    .retry(Retry::exponential(3).initial(Duration::from_millis(100)));
     let running = App::new()
         .store(StoreConfig::from_url(&url).expect("url"))
         .lease_ttl(LEASE)
@@ -537,11 +595,20 @@ async fn queue_child() {
         .task("hold", hold())
         .task("hold:durable", hold().durable())
         .task("beat", beat)
+        .task("nap", nap)
         .schedule("tick", Schedule::worker().interval("300ms").task("beat"))
         // Fired only from outside (its own ticks come once a year).
         .schedule(
             "yearly",
             Schedule::worker().cron("0 0 1 1 *").durable(true).task("beat"),
+        )
+        .schedule(
+            "yearly:queued",
+            Schedule::worker()
+                .cron("0 0 1 1 *")
+                .durable(true)
+                .overlap(Overlap::Queue)
+                .task("nap"),
         )
         .start()
         .await

@@ -141,9 +141,10 @@ async fn send_all_runs_once_on_every_instance_and_send_one_only_here() {
 /// has seen it (membership refreshes every second). The worker grace is long, so that no
 /// tick is taken over: a tick taken over late runs even while a later tick's run goes on,
 /// by design, and a loaded machine can delay a claim by a few hundred milliseconds.
+/// With `durable`, the ticks' runs are durable: any instance may run them.
 async fn overlapping(
     backend: &Backend,
-    overlap: Overlap,
+    (overlap, durable): (Overlap, bool),
     watch: Duration,
 ) -> (Seen, Vec<taskyard::RunRecord>) {
     let seen = Seen::default();
@@ -152,7 +153,11 @@ async fn overlapping(
             .task("slow", seen.task(Duration::from_millis(450)))
             .schedule(
                 "slow",
-                Schedule::worker().interval("150ms").overlap(overlap).task("slow"),
+                Schedule::worker()
+                    .interval("150ms")
+                    .overlap(overlap)
+                    .durable(durable)
+                    .task("slow"),
             )
     };
     let a = start_with_grace(backend, instance(), Duration::from_secs(3)).await;
@@ -181,7 +186,7 @@ async fn skip_holds_across_instances() {
         // Each run spans three ticks, so about one tick in four runs, each on an instance
         // picked by hash: six seconds give a dozen picks, and all on one instance would
         // be a 1-in-2,000 event.
-        let (seen, _) = overlapping(&backend, Overlap::Skip, Duration::from_secs(6)).await;
+        let (seen, _) = overlapping(&backend, (Overlap::Skip, false), Duration::from_secs(6)).await;
         let runs = seen.runs();
         assert_eq!(
             seen.peak.load(Ordering::SeqCst),
@@ -196,23 +201,24 @@ async fn skip_holds_across_instances() {
     }
 }
 
+/// `queue` ticks, their runs in process and then durable (their ticks wait for their turn
+/// before they are claimed, their runs taken by either instance): one run at a time, in
+/// tick order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_holds_across_instances_and_keeps_tick_order() {
     for backend in common::durable_backends().await {
-        let (seen, _) = overlapping(&backend, Overlap::Queue, Duration::from_secs(3)).await;
-        let runs = seen.runs();
-        assert_eq!(
-            seen.peak.load(Ordering::SeqCst),
-            1,
-            "{}: runs overlapped",
-            backend.name
-        );
-        assert!(runs.len() >= 5, "{}: {} runs", backend.name, runs.len());
-        let ticks: Vec<Timestamp> = runs.iter().map(|(_, trigger)| tick(trigger)).collect();
-        assert!(
-            ticks.windows(2).all(|w| w[0] < w[1]),
-            "{}: runs out of tick order: {ticks:?}",
-            backend.name
-        );
+        for (durable, watch, least) in [(false, 3, 5), (true, 6, 6)] {
+            let name = format!("{}, durable {durable}", backend.name);
+            let (seen, _) =
+                overlapping(&backend, (Overlap::Queue, durable), Duration::from_secs(watch)).await;
+            let runs = seen.runs();
+            assert_eq!(seen.peak.load(Ordering::SeqCst), 1, "{name}: runs overlapped");
+            assert!(runs.len() >= least, "{name}: {} runs", runs.len());
+            let ticks: Vec<Timestamp> = runs.iter().map(|(_, trigger)| tick(trigger)).collect();
+            assert!(
+                ticks.windows(2).all(|w| w[0] < w[1]),
+                "{name}: runs out of tick order: {ticks:?}"
+            );
+        }
     }
 }

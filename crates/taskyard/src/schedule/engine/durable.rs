@@ -5,15 +5,15 @@
 //!
 //! Since the claim is now the run's start, the overlap policy is asked before it, and the
 //! trigger (and a skip) are logged only by the instance whose claim landed. A tick the
-//! policy skips is claimed alone, so that no other instance runs it. `queue` schedules
-//! keep the claim first: their ticks wait for their turn on the instance that claimed
-//! them, and their runs are written when the turn comes.
+//! policy skips is claimed alone, so that no other instance runs it. A `queue` tick waits
+//! for its turn unclaimed, on every instance whose timer has it (the others after the
+//! worker grace): an instance that dies while its tick waits leaves the tick to the
+//! others, and the first whose turn comes claims it with its run.
 
 use jiff::Timestamp;
 
 use super::tick::{Held, Skip, Turn, keep_latest};
 use super::{Entry, Origin, Scheduler};
-use crate::schedule::definition::Overlap;
 use crate::store::TickClaim;
 use crate::sync::lock;
 use crate::{Error, RunHandle};
@@ -26,14 +26,15 @@ pub(super) enum Claimed<'e> {
     Skipped(Skip),
     /// Claimed before, by another instance or call: nothing was written here.
     Elsewhere,
+    /// The app stopped while a `queue` tick waited for its turn: nothing was written.
+    Stopped,
 }
 
 impl Scheduler {
     /// True when `entry`'s ticks are claimed with their runs in one write: their runs are
-    /// durable (the schedule's or its task's), there is a store, and the overlap policy is
-    /// `allow` or `skip`.
+    /// durable (the schedule's or its task's) and there is a store.
     pub(super) fn claims_with_run(&self, entry: &Entry) -> bool {
-        self.inner.store.is_some() && entry.def.overlap != Overlap::Queue && entry.runs_anywhere
+        self.inner.store.is_some() && entry.runs_anywhere
     }
 
     /// Asks the overlap policy about `claim`'s tick, then claims it: with its run in one
@@ -68,8 +69,7 @@ impl Scheduler {
                 self.log_skipped(def, tick, &skip);
                 Ok(Claimed::Skipped(skip))
             }
-            // Only a `queue` tick waits for its turn, and those never come here.
-            Turn::Stopped => Ok(Claimed::Elsewhere),
+            Turn::Stopped => Ok(Claimed::Stopped),
         }
     }
 
@@ -87,12 +87,19 @@ impl Scheduler {
         }
         match self.claim_with_run(entry, &claim, origin).await {
             Ok(Claimed::Started(handle, held)) => {
-                drop(held);
+                // A `queue` schedule's turn is held until the run ends, so that its next
+                // tick here waits behind this one; the others' holds end with the start.
+                let queue = matches!(held, Held::Queue(_));
+                if !queue {
+                    drop(held);
+                }
                 if self.inner.log.is_enabled() {
                     Box::pin(self.follow_run(def, handle)).await;
+                } else if queue {
+                    drop(handle.outcome().await);
                 }
             }
-            Ok(Claimed::Skipped(_) | Claimed::Elsewhere) => {}
+            Ok(Claimed::Skipped(_) | Claimed::Elsewhere | Claimed::Stopped) => {}
             Err(error) => self.log_claim_failed(def, tick, &error),
         }
     }

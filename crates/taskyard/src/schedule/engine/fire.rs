@@ -152,6 +152,10 @@ impl Scheduler {
                         previous_run: skip.run_id,
                     }),
                     Claimed::Elsewhere => Ok(Fired::Claimed { tick }),
+                    Claimed::Stopped => Ok(Fired::Inactive {
+                        tick,
+                        state: "stopped",
+                    }),
                 };
             }
             if !store.claim_tick(&claim).await? {

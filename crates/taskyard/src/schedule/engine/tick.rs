@@ -206,7 +206,10 @@ impl Scheduler {
                 };
                 let previous = match previous {
                     Some(previous) => Some(previous),
-                    None => self.unfinished_elsewhere(entry, tick, true, on_time).await,
+                    None => {
+                        self.unfinished_elsewhere(entry, tick, true, Holds::GoingAt(on_time))
+                            .await
+                    }
                 };
                 match previous {
                     Some((run_id, instance)) => {
@@ -223,8 +226,16 @@ impl Scheduler {
                         Some(queue) => Some(queue.lock().await),
                         None => None,
                     };
-                    // Then wait for earlier ticks' runs on other instances.
-                    while self.unfinished_elsewhere(entry, tick, false, false).await.is_some() {
+                    // Then wait for earlier ticks' runs on other instances. A durable tick
+                    // waits unclaimed, and may be another instance's by now (one that took it
+                    // over after the worker grace): every other tick's run holds it, however
+                    // late it is, or it would start beside the runs it queued behind.
+                    let holds = if self.claims_with_run(entry) {
+                        Holds::Every
+                    } else {
+                        Holds::GoingAt(false)
+                    };
+                    while self.unfinished_elsewhere(entry, tick, false, holds).await.is_some() {
                         tokio::time::sleep(QUEUE_POLL).await;
                     }
                     turn
@@ -247,17 +258,16 @@ impl Scheduler {
     }
 
     /// A run of another instance of the cluster (or, for durable runs, of any) started by
-    /// this schedule, not finished yet,
-    /// that holds the tick `before` (see [`going_at`]; with `later`, later ticks' runs too,
-    /// and with `sends`, runs of a strategy's sends), as (run id, instance). Only `worker`
-    /// and custom schedules share runs across instances; a store error counts as none, so
-    /// the tick runs.
+    /// this schedule, not finished yet, that holds the tick `before` (see [`Holds`]; with
+    /// `sends`, runs of a strategy's sends too), as (run id, instance). Only `worker` and
+    /// custom schedules share runs across instances; a store error counts as none, so the
+    /// tick runs.
     pub(super) async fn unfinished_elsewhere(
         &self,
         entry: &Entry,
         before: Timestamp,
         sends: bool,
-        later: bool,
+        holds: Holds,
     ) -> Option<(String, String)> {
         let inner = &self.inner;
         let def = &entry.def;
@@ -275,13 +285,16 @@ impl Scheduler {
             .into_iter()
             .filter(|run| entry.runs_anywhere || run.instance != inner.instance)
             .filter(|run| match &run.trigger {
-                Trigger::Schedule { .. } => going_at(
-                    &run.trigger,
-                    run.queued_at,
-                    before,
-                    later,
-                    inner.settings.worker_grace,
-                ),
+                Trigger::Schedule { scheduled_at, .. } => match holds {
+                    Holds::GoingAt(on_time) => going_at(
+                        &run.trigger,
+                        run.queued_at,
+                        before,
+                        on_time,
+                        inner.settings.worker_grace,
+                    ),
+                    Holds::Every => *scheduled_at != before,
+                },
                 _ => sends,
             })
             .collect();
@@ -367,6 +380,16 @@ pub(super) struct Skip {
     pub run_id: String,
     /// The instance it goes on.
     pub instance: String,
+}
+
+/// Which unfinished runs of a schedule's other ticks hold a tick.
+#[derive(Clone, Copy)]
+pub(super) enum Holds {
+    /// Those going when it came (see [`going_at`]); `true` for a tick come to its turn on
+    /// time.
+    GoingAt(bool),
+    /// Every one.
+    Every,
 }
 
 /// What a tick let through by the overlap policy holds while its run starts; the guards
