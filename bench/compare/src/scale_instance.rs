@@ -1,6 +1,7 @@
 //! One instance of the `scale` comparison, run by it as a child process
 //! (`taskyard-bench scale-instance`): an app with `TASKYARD_SCALE_SCHEDULES` `worker`
-//! schedules on a no-op task, sharing the store at `TASKYARD_SCALE_STORE` with the other
+//! schedules on a no-op task (their runs durable with `TASKYARD_SCALE_DURABLE=1`), sharing
+//! the store at `TASKYARD_SCALE_STORE` with the other
 //! instances. It prints `ready ID` once started, runs until its stdin closes, shuts down
 //! gracefully and writes to `TASKYARD_SCALE_OUT`:
 //!
@@ -160,10 +161,12 @@ async fn run(store: StoreConfig, schedules: usize) -> Vec<(u32, i64, u64)> {
         .concurrency(Concurrency::Unlimited)
     };
     let mut app = App::new().task("noop", task).store(store).schedule_log(None);
+    let durable = crate::setting("TASKYARD_SCALE_DURABLE", 0) == 1;
     for i in 0..schedules {
         // Each schedule once a minute, their seconds spread evenly over the minute.
         let cron = format!("{} * * * * *", i % 60);
-        app = app.schedule(&format!("s{i}"), Schedule::worker().cron(&cron).task("noop"));
+        let schedule = Schedule::worker().cron(&cron).durable(durable).task("noop");
+        app = app.schedule(&format!("s{i}"), schedule);
     }
     let running = app.start().await.expect("the instance starts");
     println!("ready {}", running.runtime().instance());

@@ -319,6 +319,43 @@ async fn a_durable_tick_is_skipped_and_claimed_while_an_earlier_ticks_run_goes_o
     }
 }
 
+/// A durable `skip` schedule's ticks on one instance, each after the previous one's run
+/// ended, all run, although nothing here awaits those runs (the schedule log is off): their
+/// handles never learn of their ends, and `skip` reads the runs in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_ticks_after_their_earlier_runs_ended_run_unawaited() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let app = App::new()
+            .store(backend.config())
+            .schedule_log(None)
+            .shutdown_grace(Duration::from_millis(300))
+            .task(
+                "beat",
+                Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>("sent") }),
+            )
+            .schedule(
+                "often",
+                Schedule::worker().interval("250ms").durable(true).task("beat"),
+            )
+            .start()
+            .await
+            .expect("app starts");
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        let runs = app
+            .runtime()
+            .list_runs(&taskyard::RunFilter::default().schedule("often"))
+            .await
+            .expect("list");
+        assert!(
+            runs.len() >= 5,
+            "{name}: {} runs in 2 s of ticks every 250 ms",
+            runs.len()
+        );
+        app.shutdown().await;
+    }
+}
+
 /// Waits (at most 10 s) until run `id` has `status`.
 async fn until_status(app: &RunningApp, id: taskyard::RunId, status: RunStatus) {
     let began = std::time::Instant::now();

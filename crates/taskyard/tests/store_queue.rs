@@ -416,6 +416,73 @@ async fn a_ticks_claim_and_its_durable_run_are_one_write() {
     }
 }
 
+/// Four instances (each its own store, so its own claims together) claim the same 1,500
+/// durable ticks with their runs at once, each in its own order: every tick is claimed by
+/// exactly one, its run queued once, and no claim fails. A claim's transaction holds its
+/// rows to its end, over more than one statement for 1,500 ticks: inserted in different
+/// orders, PostgreSQL would find deadlocks between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_ticks_claimed_together_by_racing_instances_each_run_once() {
+    for backend in common::durable_backends().await {
+        let name = backend.name;
+        // Three rounds: a deadlock needs two transactions' statements to interleave.
+        for round in 0..3 {
+            let ticks: Vec<TickClaim> = (0..1_500)
+                .map(|i| TickClaim {
+                    schedule: format!("s{i}"),
+                    tick: at(5_000 + round),
+                    target: String::new(),
+                    instance: "a".into(),
+                })
+                .collect();
+            let start = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+            let mut racers = Vec::new();
+            for racer in 0..4 {
+                let store = backend.open().await;
+                let start = start.clone();
+                let mut ticks = ticks.clone();
+                ticks.rotate_left(racer * 375);
+                if racer % 2 == 1 {
+                    ticks.reverse();
+                }
+                racers.push(tokio::spawn(async move {
+                    start.wait().await;
+                    let claims = ticks.into_iter().map(|tick| {
+                        let store = store.clone();
+                        async move {
+                            let run = queued("report");
+                            let claimed = store
+                                .claim_tick_and_enqueue(&tick, &run, &job(0, 0, None))
+                                .await
+                                .expect("no claim fails");
+                            claimed.then_some(tick.schedule)
+                        }
+                    });
+                    futures_util::future::join_all(claims)
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                }));
+            }
+            let mut won = Vec::new();
+            for racer in racers {
+                won.extend(racer.await.expect("join"));
+            }
+            won.sort();
+            let mut all: Vec<String> = ticks.into_iter().map(|tick| tick.schedule).collect();
+            all.sort();
+            assert_eq!(won, all, "{name}: each tick claimed by exactly one instance");
+        }
+        let store = backend.open().await;
+        let claimed = store
+            .claim("b", &free("report"), at(1_000), 10_000)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 4_500, "{name}: one run a tick");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claimers_never_get_the_same_run() {
     for backend in backends().await {

@@ -12,6 +12,7 @@ use sqlx::{PgPool, Postgres};
 use super::columns::{COLUMNS, RunRow, UPSERT_TAIL};
 use super::queue::Job;
 use super::{Batched, sqlx_error};
+use crate::Error;
 use crate::history::RunRecord;
 
 /// [`insert_runs`]' statement.
@@ -52,7 +53,7 @@ pub(super) fn enqueues(pool: PgPool) -> Batched<(RunRecord, Job), ()> {
     Batched::start(move |jobs: Vec<(RunRecord, Job)>| {
         let pool = pool.clone();
         async move {
-            insert_jobs(&jobs)
+            insert_jobs(&jobs)?
                 .execute(&pool)
                 .await
                 .map_err(sqlx_error("postgres"))?;
@@ -61,20 +62,23 @@ pub(super) fn enqueues(pool: PgPool) -> Batched<(RunRecord, Job), ()> {
     })
 }
 
-/// One `INSERT` of durable runs' jobs without a key (see [`INSERT_JOBS`]).
-fn insert_jobs(jobs: &[(RunRecord, Job)]) -> Query<'static, Postgres, PgArguments> {
-    with_runs(sqlx::query(INSERT_JOBS.as_str()), jobs.iter().map(|(run, _)| run))
-        .bind(
-            jobs.iter()
-                .map(|(_, job)| job.run_at.as_millisecond())
-                .collect::<Vec<i64>>(),
-        )
-        .bind(jobs.iter().map(|(_, job)| job.priority).collect::<Vec<i32>>())
-        .bind(
-            jobs.iter()
-                .map(|(_, job)| i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
-                .collect::<Vec<i32>>(),
-        )
+/// One `INSERT` of durable runs' jobs without a key (see [`INSERT_JOBS`]); a `Result`, as
+/// SQLite's is, so that either is a `tick_sql::InsertJobs`.
+pub(super) fn insert_jobs(jobs: &[(RunRecord, Job)]) -> Result<Query<'static, Postgres, PgArguments>, Error> {
+    Ok(
+        with_runs(sqlx::query(INSERT_JOBS.as_str()), jobs.iter().map(|(run, _)| run))
+            .bind(
+                jobs.iter()
+                    .map(|(_, job)| job.run_at.as_millisecond())
+                    .collect::<Vec<i64>>(),
+            )
+            .bind(jobs.iter().map(|(_, job)| job.priority).collect::<Vec<i32>>())
+            .bind(
+                jobs.iter()
+                    .map(|(_, job)| i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                    .collect::<Vec<i32>>(),
+            ),
+    )
 }
 
 /// `query` with `runs` bound as its first 17 parameters, one array a column in `COLUMNS`

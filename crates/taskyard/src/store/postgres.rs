@@ -11,9 +11,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use super::columns::{fenced_written, parse_ids};
-use super::pg_batch::{enqueues, insert_runs, put_claimed};
+use super::pg_batch::{enqueues, insert_jobs, insert_runs, put_claimed};
 use super::pg_tidy::Tidy;
 use super::sql::Statements;
+use super::tick_sql::TickWithRun;
 use super::{
     Batched, Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Notice, RunCount,
     RunFilter, SchedulePause, Store, TickClaim, sqlx_error,
@@ -71,6 +72,8 @@ pub struct PostgresStore {
     /// Enqueues without a key, those made while a statement is out sent together in the
     /// next (see `pg_batch::enqueues`), where each waited for a commit of its own.
     enqueues: Arc<Batched<(RunRecord, Job), ()>>,
+    /// Durable ticks' claims, with their runs, made together (`Statements::claims_with_runs`).
+    ticks: Arc<Batched<TickWithRun, bool>>,
 }
 
 /// `options` for connections whose statements find their rows by key: told not to read a
@@ -154,12 +157,14 @@ impl PostgresStore {
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_lazy_with(by_key(options));
         let enqueues = Arc::new(enqueues(pool.clone()));
+        let ticks = Arc::new(Statements::claims_with_runs(pool.clone(), insert_jobs));
         Ok(PostgresStore {
             pool,
             claims,
             ends,
             tidy: Arc::default(),
             enqueues,
+            ticks,
         })
     }
 }
@@ -270,7 +275,7 @@ impl Store for PostgresStore {
         run: &RunRecord,
         job: &Job,
     ) -> Result<bool, Error> {
-        self.sql().claim_tick_and_enqueue(claim, run, job).await
+        self.ticks.call((claim.clone(), run.clone(), job.clone())).await
     }
 
     async fn claim(

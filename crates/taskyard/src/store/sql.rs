@@ -18,14 +18,14 @@ use jiff::Timestamp;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
 use super::columns::{COLUMNS, decode_rows};
-use super::queue::{Job, SchedulePause};
-use super::{Broadcast, InstanceLease, RunCount, TickClaim, sqlx_error};
+use super::queue::SchedulePause;
+use super::{Broadcast, InstanceLease, RunCount, sqlx_error};
 use crate::Error;
 use crate::history::{RunId, RunRecord};
 
 /// Ticks claimed, or schedules looked up, by one statement: at most five parameters each,
 /// well within both backends' limits (SQLite 32,766, PostgreSQL 65,535).
-const TICKS_PER_STATEMENT: usize = 1_000;
+pub(super) const TICKS_PER_STATEMENT: usize = 1_000;
 
 /// The view of every run: the records of ended runs and the durable runs still queued or
 /// running, whose records are their jobs until they end.
@@ -244,106 +244,6 @@ where
             .await
             .map_err(self.error())?;
         Ok(DB::rows_affected(&done))
-    }
-
-    /// Claims a tick in the ledger; true if this call made the claim.
-    pub async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
-        let done = Self::tick_claim(claim)
-            .execute(self.pool)
-            .await
-            .map_err(self.error())?;
-        Ok(DB::rows_affected(&done) == 1)
-    }
-
-    /// Claims `claim`'s tick and queues its run (see `Store::claim_tick_and_enqueue`) in
-    /// one transaction: the claim first, so a tick claimed before writes nothing.
-    pub async fn claim_tick_and_enqueue(
-        &self,
-        claim: &TickClaim,
-        run: &RunRecord,
-        job: &Job,
-    ) -> Result<bool, Error> {
-        let mut tx = self.pool.begin().await.map_err(self.error())?;
-        let claimed = Self::tick_claim(claim)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.error())?;
-        if DB::rows_affected(&claimed) != 1 {
-            return Ok(false);
-        }
-        let queued = Self::job_insert(run, job, None, 0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(self.error())?;
-        if queued.is_empty() {
-            return Err(Error::StoreData {
-                backend: DB::BACKEND,
-                message: format!(
-                    "the run {} of a tick of schedule `{}` was not queued",
-                    run.id, claim.schedule
-                ),
-            });
-        }
-        tx.commit().await.map_err(self.error())?;
-        Ok(true)
-    }
-
-    /// The statement that claims `claim`'s tick: one row changed when this claim made it.
-    pub(super) fn tick_claim(claim: &TickClaim) -> sqlx::query::Query<'static, DB, DB::Arguments> {
-        sqlx::query::<DB>(
-            "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(claim.schedule.clone())
-        .bind(claim.tick.as_millisecond())
-        .bind(claim.target.clone())
-        .bind(claim.instance.clone())
-        .bind(Timestamp::now().as_millisecond())
-    }
-
-    /// Claims many ticks, [`TICKS_PER_STATEMENT`] to a statement; for each, in order,
-    /// true if this call made the claim.
-    pub async fn claim_ticks(&self, claims: &[TickClaim]) -> Result<Vec<bool>, Error> {
-        let claimed_at = Timestamp::now().as_millisecond();
-        let mut claimed = Vec::with_capacity(claims.len());
-        for chunk in claims.chunks(TICKS_PER_STATEMENT) {
-            // Every instance inserts in the same order: two instances claiming the same
-            // ticks in different orders would each wait for a row the other inserted
-            // (PostgreSQL reports a deadlock and fails both).
-            let mut sorted: Vec<&TickClaim> = chunk.iter().collect();
-            sorted.sort_unstable_by(|a, b| {
-                (&a.schedule, a.tick, &a.target).cmp(&(&b.schedule, b.tick, &b.target))
-            });
-            let mut query = QueryBuilder::<DB>::new(
-                "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) ",
-            );
-            query.push_values(sorted, |mut values, claim| {
-                values
-                    .push_bind(claim.schedule.clone())
-                    .push_bind(claim.tick.as_millisecond())
-                    .push_bind(claim.target.clone())
-                    .push_bind(claim.instance.clone())
-                    .push_bind(claimed_at);
-            });
-            query.push(" ON CONFLICT DO NOTHING RETURNING schedule, tick, target");
-            let made: Vec<(String, i64, String)> = query
-                .build_query_as()
-                .fetch_all(self.pool)
-                .await
-                .map_err(self.error())?;
-            let mut made: std::collections::HashSet<(&str, i64, &str)> = made
-                .iter()
-                .map(|(schedule, tick, target)| (schedule.as_str(), *tick, target.as_str()))
-                .collect();
-            claimed.extend(chunk.iter().map(|claim| {
-                made.remove(&(
-                    claim.schedule.as_str(),
-                    claim.tick.as_millisecond(),
-                    claim.target.as_str(),
-                ))
-            }));
-        }
-        Ok(claimed)
     }
 
     /// The unfinished runs of any of `schedules`, newest first; see

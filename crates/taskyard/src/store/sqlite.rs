@@ -20,6 +20,7 @@ use sqlx::{Connection, Sqlite, SqlitePool};
 
 use super::columns::{fenced_written, insert_runs, parse_ids};
 use super::sql::Statements;
+use super::tick_sql::TickWithRun;
 use super::{
     Batched, Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunCount, RunFilter,
     SchedulePause, Store, TickClaim, sqlx_error,
@@ -45,6 +46,8 @@ pub struct SqliteStore {
     /// Enqueues without a key made while one is on its way share the next statement and
     /// its commit (see `sqlite_batch::enqueues`).
     enqueues: Arc<Batched<(RunRecord, Job), ()>>,
+    /// Durable ticks' claims, with their runs, made together (`Statements::claims_with_runs`).
+    ticks: Arc<Batched<TickWithRun, bool>>,
     path: PathBuf,
     /// The opened file's identity (device, inode), to notice it being replaced.
     identity: Option<(u64, u64)>,
@@ -94,6 +97,10 @@ impl SqliteStore {
         let writes = connect(&options, 1).await.map_err(sqlx_error(BACKEND))?;
         Ok(SqliteStore {
             enqueues: Arc::new(super::sqlite_batch::enqueues(pool.clone())),
+            ticks: Arc::new(Statements::claims_with_runs(
+                pool.clone(),
+                super::sqlite_batch::insert_jobs,
+            )),
             pool,
             writes,
             path: path.to_owned(),
@@ -296,7 +303,7 @@ impl Store for SqliteStore {
         run: &RunRecord,
         job: &Job,
     ) -> Result<bool, Error> {
-        self.sql().claim_tick_and_enqueue(claim, run, job).await
+        self.ticks.call((claim.clone(), run.clone(), job.clone())).await
     }
 
     async fn claim(

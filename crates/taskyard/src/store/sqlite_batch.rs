@@ -7,7 +7,9 @@
 //! parameters, so binding a batch of n named parameters costs n² steps. For a batch of 512
 //! runs (6,656 parameters) that was most of the queue's time on SQLite.
 
-use sqlx::SqlitePool;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Sqlite, SqlitePool};
 
 use super::columns::{COLUMNS, RunRow};
 use super::queue::Job;
@@ -120,14 +122,20 @@ pub(super) fn enqueues(pool: SqlitePool) -> Batched<(RunRecord, Job), ()> {
     Batched::start(move |jobs: Vec<(RunRecord, Job)>| {
         let pool = pool.clone();
         async move {
-            sqlx::query(INSERT_JOBS.as_str())
-                .bind(jobs_batch(&jobs)?)
+            insert_jobs(&jobs)?
                 .execute(&pool)
                 .await
                 .map_err(sqlx_error("sqlite"))?;
             Ok(vec![(); jobs.len()])
         }
     })
+}
+
+/// One [`INSERT_JOBS`] of durable runs' jobs without a key.
+pub(super) fn insert_jobs(
+    jobs: &[(RunRecord, Job)],
+) -> Result<Query<'static, Sqlite, SqliteArguments>, Error> {
+    Ok(sqlx::query(INSERT_JOBS.as_str()).bind(jobs_batch(jobs)?))
 }
 
 /// Durable runs' jobs as the JSON parameter of [`INSERT_JOBS`].

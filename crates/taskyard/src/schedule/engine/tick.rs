@@ -361,6 +361,12 @@ impl Scheduler {
 /// not by the next one a second later, which had to read it back first (BENCHMARKS.md,
 /// "Ticks due together").
 pub(super) fn keep_latest(entry: &Entry, handle: &RunHandle) {
+    // A durable run's handle learns of its end only when someone awaits it, so kept here
+    // it would hold every later tick of the schedule on this instance; `skip` finds the
+    // schedule's durable runs in the store instead, wherever they run.
+    if entry.runs_anywhere {
+        return;
+    }
     lock(&entry.state).last_run = (!handle.is_finished()).then(|| handle.clone());
 }
 
