@@ -178,6 +178,55 @@ async fn the_tick_endpoint_claims_once_and_refuses_bad_input() {
     served.stop().await;
 }
 
+/// Ticks of one `queue` schedule fired one after another on one instance take their turns
+/// in order: a fire answers once its run has started, and the next tick waits until that
+/// run has ended, its runs in process or durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_ticks_fired_one_after_another_run_one_at_a_time() {
+    for backend in durable_backends().await {
+        for durable in [false, true] {
+            let name = format!("{}, durable {durable}", backend.name);
+            let (task, peak) = overlap_counted();
+            let schedule = format!("rollup-{durable}");
+            let running = App::new()
+                .time_zone("UTC")
+                .store(backend.config())
+                .schedule_log(None)
+                .shutdown_grace(Duration::from_millis(300))
+                .task("rollup", task)
+                .schedule(
+                    &schedule,
+                    Schedule::worker()
+                        .cron("0 0 * * *")
+                        .overlap(taskyard::schedule::Overlap::Queue)
+                        .durable(durable)
+                        .task("rollup"),
+                )
+                .start()
+                .await
+                .expect("app starts");
+            let mut handles = Vec::new();
+            for day in 10..13 {
+                let tick: Timestamp = format!("2026-11-{day}T00:00:00Z").parse().expect("instant");
+                let fired = running
+                    .scheduler()
+                    .fire(&schedule, TickAt::At(tick))
+                    .await
+                    .expect("fires");
+                let Fired::Started { handle, .. } = fired else {
+                    panic!("{name}: day {day}: {fired:?}")
+                };
+                handles.push(handle);
+            }
+            for handle in handles {
+                handle.outcome().await.expect("succeeds");
+            }
+            assert_eq!(peak.load(Ordering::SeqCst), 1, "{name}: runs overlapped");
+            running.shutdown().await;
+        }
+    }
+}
+
 /// Two ticks of one `skip` schedule fired at once on one instance: one starts, the other
 /// finds it starting or going and is skipped, whichever came to its turn first. Each fire
 /// awaits the store between its overlap check and its run's start, so the check and the
@@ -185,21 +234,7 @@ async fn the_tick_endpoint_claims_once_and_refuses_bad_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ticks_fired_at_once_on_one_instance_start_one_run_under_skip() {
     for backend in durable_backends().await {
-        let going = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let task = {
-            let (going, peak) = (going.clone(), peak.clone());
-            Task::new(move |_cx: TaskContext| {
-                let (going, peak) = (going.clone(), peak.clone());
-                async move {
-                    peak.fetch_max(going.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(400)).await;
-                    going.fetch_sub(1, Ordering::SeqCst);
-                    Ok::<_, TaskError>(())
-                }
-            })
-            .concurrency(taskyard::Concurrency::Parallel(4))
-        };
+        let (task, peak) = overlap_counted();
         let running = App::new()
             .time_zone("UTC")
             .store(backend.config())
@@ -354,6 +389,24 @@ async fn durable_ticks_after_their_earlier_runs_ended_run_unawaited() {
         );
         app.shutdown().await;
     }
+}
+
+/// A task whose runs take 400 ms, and the peak of its runs going at once.
+fn overlap_counted() -> (Task, Arc<AtomicUsize>) {
+    let going = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let counted = peak.clone();
+    let task = Task::new(move |_cx: TaskContext| {
+        let (going, peak) = (going.clone(), counted.clone());
+        async move {
+            peak.fetch_max(going.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            going.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, TaskError>(())
+        }
+    })
+    .concurrency(taskyard::Concurrency::Parallel(4));
+    (task, peak)
 }
 
 /// Waits (at most 10 s) until run `id` has `status`.

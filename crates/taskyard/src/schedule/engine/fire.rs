@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::durable::Claimed;
-use super::tick::Turn;
+use super::tick::{Held, Turn};
 use super::{Origin, Scheduler};
 use crate::schedule::checked::{Kind, ScheduleDef};
 use crate::store::TickClaim;
@@ -143,8 +143,8 @@ impl Scheduler {
             };
             if self.claims_with_run(&entry) {
                 return match self.claim_with_run(&entry, &claim, Origin::Platform).await? {
-                    Claimed::Started(handle, _) => {
-                        self.follow_in_log(def, &handle);
+                    Claimed::Started(handle, turn) => {
+                        self.follow_fired(def, &handle, turn);
                         Ok(Fired::Started { tick, handle })
                     }
                     Claimed::Skipped(skip) => Ok(Fired::Skipped {
@@ -162,7 +162,7 @@ impl Scheduler {
                 return Ok(Fired::Claimed { tick });
             }
         }
-        let _turn = match self.take_turn(&entry, tick, Origin::Platform).await {
+        let turn = match self.take_turn(&entry, tick, Origin::Platform).await {
             Turn::Go(turn) => turn,
             Turn::Skipped(skip) => {
                 return Ok(Fired::Skipped {
@@ -178,16 +178,25 @@ impl Scheduler {
             }
         };
         let handle = self.start_run(&entry, def.request(tick)).await?;
-        self.follow_in_log(def, &handle);
+        self.follow_fired(def, &handle, turn.started());
         Ok(Fired::Started { tick, handle })
     }
 
-    /// Writes a fired tick's run's start and end to the schedule log, on a task of its own.
-    fn follow_in_log(&self, def: &ScheduleDef, handle: &RunHandle) {
+    /// Follows a fired tick's run on a task of its own, since the fire answers once it has
+    /// started: writes its start and end to the schedule log, and holds a `queue`
+    /// schedule's turn until it ends, so that the schedule's next tick here waits for it.
+    fn follow_fired(&self, def: &ScheduleDef, handle: &RunHandle, turn: Held<'_>) {
+        let queue = match turn {
+            Held::Queue(turn) => Some(turn),
+            Held::Nothing | Held::Starting(_) => None,
+        };
         let follower = self.clone();
         let followed = handle.clone();
         let def = def.clone();
-        tokio::spawn(async move { follower.follow_run(&def, followed).await });
+        tokio::spawn(async move {
+            follower.follow_run(&def, followed).await;
+            drop(queue);
+        });
     }
 }
 

@@ -143,8 +143,9 @@ struct Entry {
     /// with a strategy or a `disable` signal have something to stop.
     closed: Option<CancellationToken>,
     /// Held by a `queue` tick while it waits for and runs its turn; tokio's mutex is fair,
-    /// so queued ticks run in order. Only `queue` schedules have one.
-    queue: Option<Box<tokio::sync::Mutex<()>>>,
+    /// so queued ticks run in order. Only `queue` schedules have one. Shared, so that a
+    /// fired tick's turn can be held by the task that follows its run.
+    queue: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Its runs are durable (the schedule's or its task's): any instance may run them.
     runs_anywhere: bool,
 }
@@ -423,7 +424,7 @@ impl Scheduler {
             }),
             closed: (def.disable_signal.is_some() || matches!(def.kind, Kind::Custom(_)))
                 .then(|| self.inner.stop.child_token()),
-            queue: (def.overlap == Overlap::Queue).then(|| Box::new(tokio::sync::Mutex::new(()))),
+            queue: (def.overlap == Overlap::Queue).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             runs_anywhere: def.durable || self.inner.runtime.is_durable(&def.task),
             def,
         });

@@ -223,7 +223,7 @@ impl Scheduler {
                 _ = inner.stop.cancelled() => Turn::Stopped,
                 turn = async {
                     let turn = match &entry.queue {
-                        Some(queue) => Some(queue.lock().await),
+                        Some(queue) => Some(queue.clone().lock_owned().await),
                         None => None,
                     };
                     // Then wait for earlier ticks' runs on other instances. A durable tick
@@ -405,7 +405,7 @@ pub(super) enum Held<'e> {
     /// Nothing to hold (`allow`, or a late `skip` tick).
     Nothing,
     /// A `queue` schedule's turn, held until the run ends.
-    Queue(tokio::sync::MutexGuard<'e, ()>),
+    Queue(tokio::sync::OwnedMutexGuard<()>),
     /// A `skip` tick's hold on the schedule here, until its run is the schedule's latest.
     Starting(Starting<'e>),
 }
