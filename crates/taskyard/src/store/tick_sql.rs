@@ -61,11 +61,8 @@ where
     /// true if this call made the claim.
     pub async fn claim_ticks(&self, claims: &[TickClaim]) -> Result<Vec<bool>, Error> {
         let mut conn = self.pool.acquire().await.map_err(self.error())?;
-        let mut claimed = Vec::with_capacity(claims.len());
-        for chunk in claims.chunks(TICKS_PER_STATEMENT) {
-            claimed.extend(self.claim_chunk(&mut *conn, chunk.iter()).await?);
-        }
-        Ok(claimed)
+        let claims: Vec<&TickClaim> = claims.iter().collect();
+        self.claim_in_key_order(&mut conn, &claims).await
     }
 
     /// Claims durable ticks and queues the runs of those this call claimed, in one
@@ -77,21 +74,9 @@ where
         ticks: &[TickWithRun],
         insert: InsertJobs<DB>,
     ) -> Result<Vec<bool>, Error> {
-        // The transaction holds each statement's claims to its end: sorted across all of
-        // its statements, not only within each, so that two instances' transactions never
-        // wait for each other's rows.
-        let mut order: Vec<usize> = (0..ticks.len()).collect();
-        order.sort_unstable_by(|&a, &b| key(&ticks[a].0).cmp(&key(&ticks[b].0)));
         let mut tx = self.pool.begin().await.map_err(self.error())?;
-        let mut claimed = vec![false; ticks.len()];
-        for chunk in order.chunks(TICKS_PER_STATEMENT) {
-            let made = self
-                .claim_chunk(&mut *tx, chunk.iter().map(|&at| &ticks[at].0))
-                .await?;
-            for (&at, made) in chunk.iter().zip(made) {
-                claimed[at] = made;
-            }
-        }
+        let claims: Vec<&TickClaim> = ticks.iter().map(|(claim, _, _)| claim).collect();
+        let claimed = self.claim_in_key_order(&mut tx, &claims).await?;
         let jobs: Vec<(RunRecord, Job)> = ticks
             .iter()
             .zip(&claimed)
@@ -128,21 +113,40 @@ where
         })
     }
 
-    /// Claims `claims` (at most [`TICKS_PER_STATEMENT`]) in one statement on `conn`; for
-    /// each, in order, true if this statement made the claim.
-    async fn claim_chunk<'t>(
+    /// Claims `claims` on `conn`, [`TICKS_PER_STATEMENT`] to a statement, all of them in
+    /// the ledger's key order: a transaction holds each statement's claims to its end, so
+    /// the order holds across its statements, not only within each. For each claim, in
+    /// the order given, true if this call made it.
+    async fn claim_in_key_order(
         &self,
         conn: &mut DB::Connection,
-        claims: impl Iterator<Item = &'t TickClaim>,
+        claims: &[&TickClaim],
     ) -> Result<Vec<bool>, Error> {
-        let claims: Vec<&TickClaim> = claims.collect();
-        let mut sorted = claims.clone();
-        sorted.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        let mut order: Vec<usize> = (0..claims.len()).collect();
+        order.sort_unstable_by(|&a, &b| key(claims[a]).cmp(&key(claims[b])));
+        let mut claimed = vec![false; claims.len()];
+        for chunk in order.chunks(TICKS_PER_STATEMENT) {
+            let sorted: Vec<&TickClaim> = chunk.iter().map(|&at| claims[at]).collect();
+            let made = self.claim_sorted(conn, &sorted).await?;
+            for (&at, made) in chunk.iter().zip(made) {
+                claimed[at] = made;
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Claims `claims`, in key order and at most [`TICKS_PER_STATEMENT`], in one statement
+    /// on `conn`; for each, true if this statement made the claim.
+    async fn claim_sorted(
+        &self,
+        conn: &mut DB::Connection,
+        claims: &[&TickClaim],
+    ) -> Result<Vec<bool>, Error> {
         let claimed_at = Timestamp::now().as_millisecond();
         let mut query = QueryBuilder::<DB>::new(
             "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) ",
         );
-        query.push_values(sorted, |mut values, claim| {
+        query.push_values(claims, |mut values, claim| {
             values
                 .push_bind(claim.schedule.clone())
                 .push_bind(claim.tick.as_millisecond())
