@@ -2,7 +2,9 @@
 //! the same local PostgreSQL: a burn-down of `JOBS` no-op jobs queued beforehand in bulk
 //! (as graphile-worker's own benchmark does), with the same worker concurrency, then the
 //! enqueue→start latency of single jobs on an idle worker, and the rows written per job
-//! (`pg_stat_database`). The same on SQLite beside apalis's SQLite backend.
+//! (`pg_stat_database`). The same on SQLite beside apalis's SQLite backend. taskyard runs
+//! twice: keeping each run's record in its history (the default, which no peer does), and
+//! with its succeeded runs not kept (`Task::keep_succeeded(false)`), the peers' work.
 //! `TASKYARD_BENCH_QUEUE_JOBS` sets the size; `TASKYARD_BENCH_QUEUE_TASKYARD_ONLY=1` measures
 //! taskyard and the floors alone (to profile them), and with it
 //! `TASKYARD_BENCH_QUEUE_STORE=sqlite` (or `postgres`) one store only.
@@ -29,9 +31,33 @@ const JOBS: usize = 100_000;
 /// Jobs each system runs at once (taskyard: one instance's room).
 const CONCURRENCY: usize = 64;
 
+/// How taskyard's burn-down task is declared.
+#[derive(Debug, Clone, Copy)]
+struct Burn {
+    concurrency: Concurrency,
+    /// Whether its succeeded runs are kept in the history (`Task::keep_succeeded`).
+    kept: bool,
+}
+
+/// The default: each run's record kept in the history, which none of the peers keeps.
+const KEPT: Burn = Burn {
+    concurrency: Concurrency::Unlimited,
+    kept: true,
+};
+
+/// Succeeded runs not kept: a job is an insert, a claim and a delete, as in
+/// graphile-worker.
+const NOT_KEPT: Burn = Burn {
+    concurrency: Concurrency::Unlimited,
+    kept: false,
+};
+
 /// The burn-down's task with a limit held across the cluster, which the peers do not have:
 /// the claim counts the task's running runs.
-const LIMITED: Concurrency = Concurrency::Parallel(CONCURRENCY);
+const LIMITED: Burn = Burn {
+    concurrency: Concurrency::Parallel(CONCURRENCY),
+    kept: true,
+};
 
 /// Jobs apalis burns down on SQLite at most.
 const APALIS_SQLITE_JOBS: usize = 3_000;
@@ -64,21 +90,27 @@ pub fn compare(root: &Path) -> Vec<Row> {
         }
         if only != "postgres" {
             let dir = queue_dir();
-            eprintln!("queue: taskyard SQLite {:?}", measure_sqlite(&dir, jobs));
+            eprintln!("queue: taskyard SQLite {:?}", measure_sqlite(&dir, jobs, KEPT));
+            eprintln!(
+                "queue: taskyard SQLite, succeeded runs not kept {:?}",
+                measure_sqlite(&dir, jobs, NOT_KEPT)
+            );
             let floor = queue_floor::measure_sqlite(&dir.join("floor.db"), jobs, LATENCY_JOBS);
             eprintln!("queue: the floor on SQLite {floor:?}");
             let _ = std::fs::remove_dir_all(&dir);
         }
         return Vec::new();
     }
-    let schema = PostgresSchema::create();
-    let ours = measure(
-        StoreConfig::Postgres(schema.url.clone()),
-        Some(&schema.base),
-        jobs,
-        Concurrency::Unlimited,
-    );
-    drop(schema);
+    // Each on a fresh schema, its rows counted.
+    let [ours, ours_not_kept] = [KEPT, NOT_KEPT].map(|burn| {
+        let schema = PostgresSchema::create();
+        measure(
+            StoreConfig::Postgres(schema.url.clone()),
+            Some(&schema.base),
+            jobs,
+            burn,
+        )
+    });
     let floor = {
         let schema = PostgresSchema::create();
         queue_floor::measure_postgres(&schema.url, jobs, LATENCY_JOBS)
@@ -94,7 +126,8 @@ pub fn compare(root: &Path) -> Vec<Row> {
         measured
     };
     let dir = queue_dir();
-    let sqlite = measure_sqlite(&dir, jobs);
+    let sqlite = measure_sqlite(&dir, jobs, KEPT);
+    let sqlite_not_kept = measure_sqlite(&dir, jobs, NOT_KEPT);
     let sqlite_floor = queue_floor::measure_sqlite(&dir.join("floor.db"), jobs, LATENCY_JOBS);
     // apalis on SQLite burns ~100 jobs/s: its rate is measured on fewer jobs, so that the
     // comparison ends in minutes.
@@ -106,12 +139,14 @@ pub fn compare(root: &Path) -> Vec<Row> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("queue: taskyard PostgreSQL {ours:?}");
+    eprintln!("queue: taskyard PostgreSQL, succeeded runs not kept {ours_not_kept:?}");
     eprintln!("queue: the floor on PostgreSQL {floor:?}");
     eprintln!("queue: the floor on SQLite {sqlite_floor:?}");
     eprintln!("queue: graphile-worker {graphile:?}");
     eprintln!("queue: graphile-worker's Rust port {graphile_rs:?}");
     eprintln!("queue: apalis PostgreSQL {apalis_pg:?}");
     eprintln!("queue: taskyard SQLite {sqlite:?}");
+    eprintln!("queue: taskyard SQLite, succeeded runs not kept {sqlite_not_kept:?}");
     eprintln!("queue: apalis SQLite {apalis_sqlite:?}");
     let best = graphile
         .jobs_per_s
@@ -119,19 +154,46 @@ pub fn compare(root: &Path) -> Vec<Row> {
         .max(apalis_pg.jobs_per_s);
     let comparison = format!("durable queue, {jobs} no-op jobs, concurrency {CONCURRENCY}");
     eprintln!(
-        "queue: of the PostgreSQL floor's jobs/s, taskyard reaches {:.2}, graphile-worker {:.2} and its Rust port {:.2}",
+        "queue: of the PostgreSQL floor's jobs/s, taskyard reaches {:.2} ({:.2} with succeeded runs not kept), graphile-worker {:.2} and its Rust port {:.2}",
         ours.jobs_per_s / floor.jobs_per_s,
+        ours_not_kept.jobs_per_s / floor.jobs_per_s,
         graphile.jobs_per_s / floor.jobs_per_s,
         graphile_rs.jobs_per_s / floor.jobs_per_s,
     );
     let mut rows = floor_rows("PostgreSQL", jobs, &ours, &floor);
     rows.extend(floor_rows("SQLite", jobs, &sqlite, &sqlite_floor));
-    for (backend, taskyard, peer, name) in [
-        ("PostgreSQL", ours, graphile, "graphile-worker"),
-        ("PostgreSQL", ours, graphile_rs, "graphile-worker's Rust port"),
-        ("PostgreSQL", ours, apalis_pg, "apalis"),
-        ("SQLite", sqlite, apalis_sqlite, "apalis"),
+    for (backend, (taskyard, burn), peer, name) in [
+        ("PostgreSQL", (ours, KEPT), graphile, "graphile-worker"),
+        (
+            "PostgreSQL",
+            (ours, KEPT),
+            graphile_rs,
+            "graphile-worker's Rust port",
+        ),
+        ("PostgreSQL", (ours, KEPT), apalis_pg, "apalis"),
+        (
+            "PostgreSQL",
+            (ours_not_kept, NOT_KEPT),
+            graphile,
+            "graphile-worker",
+        ),
+        (
+            "PostgreSQL",
+            (ours_not_kept, NOT_KEPT),
+            graphile_rs,
+            "graphile-worker's Rust port",
+        ),
+        ("PostgreSQL", (ours_not_kept, NOT_KEPT), apalis_pg, "apalis"),
+        ("SQLite", (sqlite, KEPT), apalis_sqlite, "apalis"),
+        ("SQLite", (sqlite_not_kept, NOT_KEPT), apalis_sqlite, "apalis"),
     ] {
+        // The same runs with no history, as the peers keep none: the rates and the writes
+        // a job compare the same work; the idle latencies are the kept rows'.
+        let us = if burn.kept {
+            "taskyard"
+        } else {
+            "taskyard, succeeded runs not kept"
+        };
         let row = |metric: String,
                    ours: f64,
                    theirs: f64,
@@ -160,9 +222,9 @@ pub fn compare(root: &Path) -> Vec<Row> {
         };
         rows.push(row(
             if backend == "SQLite" {
-                format!("burn-down on {backend}, jobs/s (taskyard / {name}, {name} on at most {APALIS_SQLITE_JOBS} jobs)")
+                format!("burn-down on {backend}, jobs/s ({us} / {name}, {name} on at most {APALIS_SQLITE_JOBS} jobs)")
             } else {
-                format!("burn-down on {backend}, jobs/s (taskyard / {name})")
+                format!("burn-down on {backend}, jobs/s ({us} / {name})")
             },
             taskyard.jobs_per_s,
             peer.jobs_per_s,
@@ -171,6 +233,20 @@ pub fn compare(root: &Path) -> Vec<Row> {
             met,
             "jobs/s",
         ));
+        if !burn.kept {
+            if backend == "PostgreSQL" {
+                rows.push(row(
+                    format!("rows written per job during the burn-down ({name} / {us})"),
+                    taskyard.rows_per_job,
+                    peer.rows_per_job,
+                    false,
+                    "≤ the peer's, to 0.01 row",
+                    taskyard.rows_per_job <= peer.rows_per_job + 0.01,
+                    "rows",
+                ));
+            }
+            continue;
+        }
         rows.push(row(
             format!("enqueue→start p50 when idle on {backend}, ms ({name} / taskyard)"),
             taskyard.p50_ms,
@@ -277,17 +353,16 @@ fn apalis(root: &Path, backend: &str, url: &str, jobs: usize) -> Measured {
     measured(&output, "apalis")
 }
 
-/// taskyard alone on PostgreSQL, its floor, and taskyard again under a cluster-wide limit,
-/// each on a fresh schema, printed.
+/// taskyard alone on PostgreSQL (its runs kept, then not kept), its floor, and taskyard
+/// again under a cluster-wide limit, each on a fresh schema, printed.
 fn taskyard_postgres(jobs: usize) {
     let schema = PostgresSchema::create();
-    let ours = measure(
-        StoreConfig::Postgres(schema.url.clone()),
-        None,
-        jobs,
-        Concurrency::Unlimited,
-    );
+    let ours = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs, KEPT);
     eprintln!("queue: taskyard PostgreSQL {ours:?}");
+    drop(schema);
+    let schema = PostgresSchema::create();
+    let not_kept = measure(StoreConfig::Postgres(schema.url.clone()), None, jobs, NOT_KEPT);
+    eprintln!("queue: taskyard PostgreSQL, succeeded runs not kept {not_kept:?}");
     drop(schema);
     let schema = PostgresSchema::create();
     let floor = queue_floor::measure_postgres(&schema.url, jobs, LATENCY_JOBS);
@@ -305,19 +380,19 @@ fn queue_dir() -> std::path::PathBuf {
     dir
 }
 
-/// taskyard's burn-down and latency on an SQLite file in `dir`.
-fn measure_sqlite(dir: &Path, jobs: usize) -> Measured {
-    measure(
-        StoreConfig::Sqlite(dir.join("taskyard.db")),
-        None,
-        jobs,
-        Concurrency::Unlimited,
-    )
+/// taskyard's burn-down and latency on an SQLite file of its own in `dir`.
+fn measure_sqlite(dir: &Path, jobs: usize, burn: Burn) -> Measured {
+    let file = if burn.kept {
+        "taskyard.db"
+    } else {
+        "taskyard-not-kept.db"
+    };
+    measure(StoreConfig::Sqlite(dir.join(file)), None, jobs, burn)
 }
 
 /// taskyard's burn-down and latency on `store`; `stats` is the PostgreSQL database whose
 /// row counters are read.
-fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Concurrency) -> Measured {
+fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, burn: Burn) -> Measured {
     let runtime = crate::two_workers();
     runtime.block_on(async {
         let queue = store.open().await.expect("store opens").expect("a store");
@@ -339,7 +414,8 @@ fn measure(store: StoreConfig, stats: Option<&str>, jobs: usize, concurrency: Co
                 Ok::<_, TaskError>(())
             }
         })
-        .concurrency(concurrency)
+        .concurrency(burn.concurrency)
+        .keep_succeeded(burn.kept)
         .durable();
         let latency = Task::new(move |_cx: TaskContext| {
             let started = started.clone();

@@ -1072,3 +1072,61 @@ async fn claimed_writes_in_one_group_are_each_fenced() {
         assert_eq!(second, untouched, "{name}: the stale write changed nothing");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_success_leaves_no_trace_and_a_stale_claim_forgets_nothing() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let runs: Vec<_> = (0..3).map(|_| queued("mail")).collect();
+        for run in &runs {
+            let key = (run.id == runs[2].id).then_some("welcome");
+            store.enqueue(run, &job(0, 0, key)).await.expect("enqueue");
+        }
+        let claimed = store.claim("i1", &free("mail"), at(100), 3).await.expect("claim");
+        assert_eq!(claimed.len(), 3, "{name}");
+        let fence = |id: RunId| {
+            claimed
+                .iter()
+                .find(|claim| claim.run.id == id)
+                .map(|claim| claim.fence)
+                .expect("claimed")
+        };
+        // The second one's claim is stale: its attempt lost it.
+        let forgets = vec![
+            (runs[0].id, fence(runs[0].id)),
+            (runs[1].id, fence(runs[1].id) - 1),
+            (runs[2].id, fence(runs[2].id)),
+        ];
+        let untouched = store.get_run(runs[1].id).await.expect("get").expect("queued");
+        let deleted = store.forget_claimed_many(&forgets).await.expect("forgotten");
+        assert_eq!(deleted, vec![true, false, true], "{name}");
+        assert_eq!(
+            store.get_run(runs[0].id).await.expect("get"),
+            None,
+            "{name}: no record"
+        );
+        let stale = store.get_run(runs[1].id).await.expect("get").expect("kept");
+        assert_eq!(stale, untouched, "{name}: the stale forget changed nothing");
+        assert_eq!(
+            listed(store.as_ref(), "mail", None).await,
+            vec![runs[1].id],
+            "{name}"
+        );
+        // Its key is free again: a new run with it is new, not joined.
+        let again = queued("mail");
+        let enqueued = store
+            .enqueue(&again, &job(0, 0, Some("welcome")))
+            .await
+            .expect("enqueue");
+        assert_eq!(enqueued, Enqueued::New(again.id), "{name}");
+        // Forgetting it twice deletes nothing more.
+        let twice = store.forget_claimed_many(&forgets[..1]).await.expect("forgotten");
+        assert_eq!(twice, vec![false], "{name}");
+        assert_eq!(
+            store.forget_claimed_many(&[]).await.expect("none"),
+            Vec::<bool>::new(),
+            "{name}"
+        );
+    }
+}

@@ -403,7 +403,8 @@ impl RuntimeInner {
             // another attempt, and a run whose end never reaches the store is queued again
             // once this instance's lease is gone. Its room is free at once.
             (Some(recorder), Some(claim)) => {
-                recorder.put_claimed_end(run.snapshot(&self.instance), claim.fence)
+                let kept = status != RunStatus::Succeeded || self.keeps_succeeded(&run.task);
+                recorder.put_claimed_end(run.snapshot(&self.instance), claim.fence, kept)
             }
             (Some(recorder), None) => {
                 if let Err(error) = Box::pin(recorder.put_durable(run.snapshot(&self.instance))).await {

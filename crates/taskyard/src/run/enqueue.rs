@@ -91,11 +91,12 @@ impl Enqueue {
     pub async fn handle(self) -> Result<RunHandle, Error> {
         let runtime = self.runtime.clone();
         let trigger = self.trigger.clone();
+        let task = self.task.clone();
         let enqueued = self.submit().await?;
         let joined = matches!(enqueued, Enqueued::Existing(_));
         Ok(super::request::stored(
             runtime,
-            enqueued.run_id(),
+            (enqueued.run_id(), &task),
             trigger,
             joined,
         ))
@@ -121,6 +122,7 @@ impl Enqueue {
     pub(crate) async fn submit_with_tick(self, claim: &TickClaim) -> Result<Option<RunHandle>, Error> {
         let runtime = self.runtime.clone();
         let trigger = self.trigger.clone();
+        let task = self.task.clone();
         let (store, run, job) = self.prepared()?;
         if !runtime
             .bounded(store.claim_tick_and_enqueue(claim, &run, &job))
@@ -129,7 +131,12 @@ impl Enqueue {
             return Ok(None);
         }
         runtime.inner.wake_queue();
-        Ok(Some(super::request::stored(runtime, run.id, trigger, false)))
+        Ok(Some(super::request::stored(
+            runtime,
+            (run.id, &task),
+            trigger,
+            false,
+        )))
     }
 
     /// The run as this enqueue describes it (its payload checked against the task's

@@ -73,6 +73,9 @@ enum Started {
 pub(super) struct StoredRun {
     pub id: RunId,
     pub trigger: Trigger,
+    /// Whether the run's task keeps its succeeded durable runs: when it does not, a run
+    /// gone from the store succeeded.
+    pub kept: bool,
     pub runtime: Runtime,
     pub outcome: OnceLock<Result<Value, Error>>,
 }
@@ -142,7 +145,7 @@ impl RunHandle {
                 }
                 // Boxed: following a stored run is the slow path, and its state inline
                 // would grow every local run's wait.
-                let outcome = Box::pin(run.runtime.outcome(run.id)).await;
+                let outcome = Box::pin(run.runtime.follow(run.id, run.kept)).await;
                 // Only the run's own end is kept, not a failure to follow it.
                 if !matches!(
                     outcome,
@@ -170,11 +173,18 @@ pub(super) fn started(run: Arc<ActiveRun>) -> RunHandle {
     }
 }
 
-/// The handle of a durable run in the store; `joined` when the call found it there.
-pub(super) fn stored(runtime: Runtime, id: RunId, trigger: Trigger, joined: bool) -> RunHandle {
+/// The handle of a durable run of `task` in the store; `joined` when the call found it
+/// there.
+pub(super) fn stored(
+    runtime: Runtime,
+    (id, task): (RunId, &str),
+    trigger: Trigger,
+    joined: bool,
+) -> RunHandle {
     RunHandle {
         run: Started::Stored(Arc::new(StoredRun {
             id,
+            kept: runtime.inner.keeps_succeeded(task),
             trigger,
             runtime,
             outcome: OnceLock::new(),

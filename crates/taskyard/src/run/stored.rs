@@ -20,16 +20,28 @@ const LONGEST_WAIT: Duration = Duration::from_millis(250);
 impl Runtime {
     /// Waits until the run `run_id` has ended, on this instance or any other, and returns
     /// what its callers receive: its result, or the error it ended with. An unknown id is
-    /// `RunNotFound`; once this runtime shuts down, a run still going elsewhere is
+    /// `RunNotFound`, and so is a succeeded run of a task that keeps none
+    /// (`Task::keep_succeeded`) once it is gone; its handle's `outcome` knows the task and
+    /// gives `null`. Once this runtime shuts down, a run still going elsewhere is
     /// `ShuttingDown` here.
     pub async fn outcome(&self, run_id: RunId) -> Result<Value, Error> {
+        self.follow(run_id, true).await
+    }
+
+    /// [`Runtime::outcome`] of a run whose task keeps its succeeded runs (`kept`) or not:
+    /// a run of a task that keeps none is gone from the store once it succeeded, and its
+    /// callers receive `null`.
+    pub(super) async fn follow(&self, run_id: RunId, kept: bool) -> Result<Value, Error> {
         let mut events = self.subscribe();
         let mut wait = FIRST_WAIT;
         loop {
-            let run = self
-                .get_run(run_id)
-                .await?
-                .ok_or_else(|| Error::RunNotFound(run_id.to_string()))?;
+            let Some(run) = self.get_run(run_id).await? else {
+                return if kept {
+                    Err(Error::RunNotFound(run_id.to_string()))
+                } else {
+                    Ok(Value::Null)
+                };
+            };
             if let Some(outcome) = self.outcome_of(&run) {
                 return outcome;
             }

@@ -49,6 +49,7 @@ pub struct Task {
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: Retry,
     pub(crate) durable: bool,
+    pub(crate) keep_succeeded: bool,
     pub(crate) payload_schema: Option<Value>,
     pub(crate) validate: Validate,
     pub(crate) body: Arc<Body>,
@@ -74,6 +75,7 @@ impl Task {
             timeout: None,
             retry: Retry::NONE,
             durable: false,
+            keep_succeeded: true,
             payload_schema,
             validate,
             body,
@@ -116,6 +118,24 @@ impl Task {
         self
     }
 
+    /// Whether the history keeps the task's durable runs that succeeded. Default `true`.
+    /// With `false`, a durable run that succeeds leaves the store at its end: its job is deleted and no record is written, which makes
+    /// the queue's work a job an insert, a claim and a delete. Runs that fail, time out,
+    /// are cancelled or abandoned are kept as always, and the task's in-process runs are
+    /// recorded as always. Callers that wait for such a run receive `null` as its result
+    /// (it was not kept), and once it has succeeded the run is not found by id. See
+    /// `docs/queue.md`.
+    pub fn keep_succeeded(mut self, keep: bool) -> Self {
+        self.keep_succeeded = keep;
+        self
+    }
+
+    /// Whether the history keeps the task's durable runs that succeeded
+    /// ([`Task::keep_succeeded`]).
+    pub fn keeps_succeeded(&self) -> bool {
+        self.keep_succeeded
+    }
+
     /// True when every run goes through the store ([`Task::durable`]).
     pub fn is_durable(&self) -> bool {
         self.durable
@@ -154,6 +174,8 @@ impl std::fmt::Debug for Task {
             .field("concurrency", &self.concurrency)
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("durable", &self.durable)
+            .field("keep_succeeded", &self.keep_succeeded)
             .field("has_payload", &self.payload_schema.is_some())
             .finish_non_exhaustive()
     }

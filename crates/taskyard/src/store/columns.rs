@@ -224,6 +224,14 @@ pub(super) fn fenced_written(runs: &[(RunRecord, i64)], written: &HashSet<(Strin
         .collect()
 }
 
+/// Which of `runs` a statement deleted, from the ids and fences it returned.
+pub(super) fn forgotten(runs: &[(RunId, i64)], deleted: Vec<(String, i64)>) -> Vec<bool> {
+    let deleted: HashSet<(String, i64)> = deleted.into_iter().collect();
+    runs.iter()
+        .map(|(id, fence)| deleted.contains(&(id.to_string(), *fence)))
+        .collect()
+}
+
 /// Run ids as the store returned them; `backend` names the store in errors.
 pub(super) fn parse_ids(backend: &'static str, ids: Vec<String>) -> Result<Vec<RunId>, Error> {
     ids.into_iter().map(|id| parse_id(backend, id)).collect()

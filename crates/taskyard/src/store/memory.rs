@@ -362,6 +362,22 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn forget_claimed_many(&self, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error> {
+        let mut tables = self.tables();
+        Ok(runs
+            .iter()
+            .map(|(id, fence)| {
+                if tables.jobs.get(id).map(|(_, current)| *current) != Some(*fence) {
+                    return false;
+                }
+                tables.jobs.remove(id);
+                tables.runs.remove(id);
+                tables.cancels.remove(id);
+                true
+            })
+            .collect())
+    }
+
     async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
         let mut tables = self.tables();
         let Tables {

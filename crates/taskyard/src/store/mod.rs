@@ -205,6 +205,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(written)
     }
 
+    /// Ends claimed runs that succeeded and whose task keeps no succeeded runs
+    /// (`Task::keep_succeeded`): each run's job is deleted, and no record written, if its
+    /// fence (the `i64`) is still the run's. One answer per run, in order: `false`,
+    /// deleting nothing, when the attempt lost its claim. One transaction where the store
+    /// has them.
+    async fn forget_claimed_many(&self, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error>;
+
     /// Ends a claimed attempt that will be retried: writes `run` (status `queued`, the
     /// failed attempt among its attempts) due again at `run_at`, if `fence` is still the
     /// run's; the claim ends with it. `false`, writing nothing, when the attempt lost its

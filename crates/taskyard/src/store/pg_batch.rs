@@ -9,11 +9,11 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::{Query, QueryAs};
 use sqlx::{PgPool, Postgres};
 
-use super::columns::{COLUMNS, RunRow, UPSERT_TAIL};
+use super::columns::{COLUMNS, RunRow, UPSERT_TAIL, fenced_written, forgotten};
 use super::queue::Job;
 use super::{Batched, sqlx_error};
 use crate::Error;
-use crate::history::RunRecord;
+use crate::history::{RunId, RunRecord};
 
 /// [`insert_runs`]' statement.
 pub(super) static INSERT_RUNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -150,6 +150,47 @@ pub(super) fn put_claimed(
     with_claimed(sqlx::query_as(PUT_CLAIMED.as_str()), runs)
 }
 
+/// `Store::put_claimed_many` on `pool` (the store's connections that find rows by key):
+/// one [`put_claimed`], so one transaction, with no `BEGIN` and `COMMIT` round trips.
+pub(super) async fn put_claimed_many(pool: &PgPool, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, i64)> = put_claimed(runs)
+        .fetch_all(pool)
+        .await
+        .map_err(sqlx_error("postgres"))?;
+    Ok(fenced_written(runs, &rows.into_iter().collect()))
+}
+
+/// `Store::forget_claimed_many` on `pool`: one [`FORGET_CLAIMED`].
+pub(super) async fn forget_claimed_many(pool: &PgPool, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let deleted: Vec<(String, i64)> = forget_claimed(runs)
+        .fetch_all(pool)
+        .await
+        .map_err(sqlx_error("postgres"))?;
+    Ok(forgotten(runs, deleted))
+}
+
+/// Deletes the jobs of succeeded runs whose task keeps no succeeded runs, each where its
+/// fence is still the claim's (see `Store::forget_claimed_many`): the jobs found by key from
+/// the array of ids, as in [`PUT_CLAIMED`], and matched with their fences; returns the id
+/// and fence of each job it deleted.
+const FORGET_CLAIMED: &str = "DELETE FROM taskyard_jobs j USING UNNEST($1::text[], $2::int8[]) AS v(id, fence) \
+     WHERE j.id = ANY($1) AND j.id = v.id AND j.fence = v.fence RETURNING j.id, j.fence";
+
+/// [`FORGET_CLAIMED`] for `runs`, each with its claim's fence.
+pub(super) fn forget_claimed(
+    runs: &[(RunId, i64)],
+) -> QueryAs<'static, Postgres, (String, i64), PgArguments> {
+    sqlx::query_as(FORGET_CLAIMED)
+        .bind(runs.iter().map(|(id, _)| id.to_string()).collect::<Vec<String>>())
+        .bind(runs.iter().map(|(_, fence)| *fence).collect::<Vec<i64>>())
+}
+
 /// `query` (`PUT_CLAIMED`, or a statement around it) with `runs` bound as its columns.
 fn with_claimed<O>(
     query: QueryAs<'static, Postgres, O, PgArguments>,
@@ -256,20 +297,35 @@ mod tests {
             .fetch_all(&pool)
             .await
             .expect("the statement's plan");
-        let plan: Vec<String> = plan.into_iter().map(|(line,)| line).collect();
+        // The same ends, not kept: a delete of their jobs alone.
+        let forgets: Vec<(RunId, i64)> = ends.iter().map(|(run, fence)| (run.id, *fence)).collect();
+        let forget_plan: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(format!("EXPLAIN {FORGET_CLAIMED}")))
+            .bind(
+                forgets
+                    .iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect::<Vec<String>>(),
+            )
+            .bind(forgets.iter().map(|(_, fence)| *fence).collect::<Vec<i64>>())
+            .fetch_all(&pool)
+            .await
+            .expect("the delete's plan");
         pool.close().await;
         schema.drop().await;
-        // Every table read by key: no scan from end to end, nor a walk of a whole index
-        // (an index scan without a condition).
-        let whole_index = plan.windows(2).any(|pair| {
-            pair[0].contains("Index Scan using")
-                && pair[0].contains("taskyard_")
-                && !pair[1].contains("Index Cond")
-        });
-        assert!(
-            !whole_index && !plan.iter().any(|line| line.contains("Seq Scan on taskyard_")),
-            "the batch reads a whole table or index:\n{}",
-            plan.join("\n")
-        );
+        for plan in [plan, forget_plan] {
+            let plan: Vec<String> = plan.into_iter().map(|(line,)| line).collect();
+            // Every table read by key: no scan from end to end, nor a walk of a whole index
+            // (an index scan without a condition).
+            let whole_index = plan.windows(2).any(|pair| {
+                pair[0].contains("Index Scan using")
+                    && pair[0].contains("taskyard_")
+                    && !pair[1].contains("Index Cond")
+            });
+            assert!(
+                !whole_index && !plan.iter().any(|line| line.contains("Seq Scan on taskyard_")),
+                "the batch reads a whole table or index:\n{}",
+                plan.join("\n")
+            );
+        }
     }
 }

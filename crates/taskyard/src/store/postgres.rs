@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
-use super::columns::{fenced_written, parse_ids};
-use super::pg_batch::{enqueues, insert_jobs, insert_runs, put_claimed};
+use super::columns::parse_ids;
+use super::pg_batch::{enqueues, insert_jobs, insert_runs};
 use super::pg_tidy::Tidy;
 use super::sql::Statements;
 use super::tick_sql::TickWithRun;
@@ -333,15 +333,7 @@ impl Store for PostgresStore {
     }
 
     async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One statement, so one transaction: no `BEGIN` and `COMMIT` round trips.
-        let rows: Vec<(String, i64)> = put_claimed(runs)
-            .fetch_all(&self.ends)
-            .await
-            .map_err(sqlx_error(BACKEND))?;
-        let written = fenced_written(runs, &rows.into_iter().collect());
+        let written = super::pg_batch::put_claimed_many(&self.ends, runs).await?;
         self.tidy.ended(
             runs.iter()
                 .zip(&written)
@@ -349,6 +341,13 @@ impl Store for PostgresStore {
                 .count(),
         );
         Ok(written)
+    }
+
+    async fn forget_claimed_many(&self, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error> {
+        let deleted = super::pg_batch::forget_claimed_many(&self.ends, runs).await?;
+        self.tidy
+            .ended(deleted.iter().filter(|deleted| **deleted).count());
+        Ok(deleted)
     }
 
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {

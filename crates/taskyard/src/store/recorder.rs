@@ -35,9 +35,8 @@ pub(crate) const MAX_BATCH: usize = 512;
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Put(RunRecord, Option<oneshot::Sender<()>>),
-    /// A claimed durable run's state, written only while `i64` is still its fence; `true`
-    /// when it is the run's end.
-    PutClaimed(RunRecord, i64, bool),
+    /// A claimed durable run's state, written only while `i64` is still its fence.
+    PutClaimed(RunRecord, i64, Claimed),
     Flush(oneshot::Sender<()>),
     /// Write what is queued, then stop.
     Close,
@@ -56,6 +55,17 @@ pub(crate) struct Recorder {
     claimed_written: Arc<Notify>,
     /// Per task, the claimed runs whose end is queued here and not yet committed.
     ended: Ended,
+}
+
+/// What a claimed run's write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claimed {
+    /// A state of the run while it goes on.
+    State,
+    /// Its end, recorded.
+    End,
+    /// Its end, a success its task does not keep: the job is deleted and no record written.
+    Forgotten,
 }
 
 /// Per task, the claimed runs whose ends are on their way to the store.
@@ -121,17 +131,21 @@ impl Recorder {
     /// store refuses because the claim was lost is logged, and a run whose end was never
     /// written is queued again once its instance's lease is gone.
     pub fn put_claimed(&self, run: RunRecord, fence: i64) {
-        let _ = self.lane_of(run.id).send(Command::PutClaimed(run, fence, false));
+        let _ = self
+            .lane_of(run.id)
+            .send(Command::PutClaimed(run, fence, Claimed::State));
     }
 
     /// [`Recorder::put_claimed`] for a claimed run's end: until it is committed, the run
-    /// is counted in [`Recorder::ended_unwritten`].
-    pub fn put_claimed_end(&self, run: RunRecord, fence: i64) {
+    /// is counted in [`Recorder::ended_unwritten`]. With `kept` false (a success its task
+    /// does not keep), the run's job is deleted and no record is written.
+    pub fn put_claimed_end(&self, run: RunRecord, fence: i64, kept: bool) {
         lock(&self.ended)
             .entry(run.task.clone())
             .or_default()
             .insert(run.id);
-        let _ = self.lane_of(run.id).send(Command::PutClaimed(run, fence, true));
+        let write = if kept { Claimed::End } else { Claimed::Forgotten };
+        let _ = self.lane_of(run.id).send(Command::PutClaimed(run, fence, write));
     }
 
     /// `task`'s claimed runs that ended here with their ends not yet committed: the store
@@ -252,11 +266,11 @@ async fn write_loop(
                     }
                     acks.extend(ack);
                 }
-                Command::PutClaimed(run, fence, end) => {
-                    if end {
+                Command::PutClaimed(run, fence, write) => {
+                    if write != Claimed::State {
                         ends.push((run.task.clone(), run.id));
                     }
-                    claimed.push((run, fence));
+                    claimed.push((run, fence, write));
                 }
                 Command::Flush(ack) => acks.push(ack),
                 Command::Close => closing = true,
@@ -266,26 +280,30 @@ async fn write_loop(
         batch.clear();
         index.clear();
         // Claimed runs in one transaction, each write fenced on its own; of a run's
-        // states in this batch only the last is written.
+        // states in this batch only the last is written. Successes their tasks do not keep
+        // are deleted in a second one.
         if !claimed.is_empty() {
-            let mut latest: Vec<(RunRecord, i64)> = Vec::with_capacity(claimed.len());
-            let mut at: HashMap<(RunId, i64), usize> = HashMap::with_capacity(claimed.len());
-            for (run, fence) in claimed.drain(..) {
-                match at.get(&(run.id, fence)) {
-                    Some(&slot) => latest[slot].0 = run,
-                    None => {
-                        at.insert((run.id, fence), latest.len());
-                        latest.push((run, fence));
-                    }
-                }
-            }
-            let written = retrying(&health, (latest.len(), "claimed runs"), || {
-                store.put_claimed_many(&latest)
-            })
-            .await;
-            for ((run, _), written) in latest.iter().zip(written) {
+            let (latest, forgotten) = latest_claimed(&mut claimed);
+            let written = if latest.is_empty() {
+                Vec::new()
+            } else {
+                retrying(&health, (latest.len(), "claimed runs"), || {
+                    store.put_claimed_many(&latest)
+                })
+                .await
+            };
+            let deleted = if forgotten.is_empty() {
+                Vec::new()
+            } else {
+                retrying(&health, (forgotten.len(), "ended claimed runs"), || {
+                    store.forget_claimed_many(&forgotten)
+                })
+                .await
+            };
+            let refused = latest.iter().map(|(run, _)| run.id).zip(written);
+            for (run_id, written) in refused.chain(forgotten.iter().map(|(id, _)| *id).zip(deleted)) {
                 if !written {
-                    tracing::warn!(run_id = %run.id, "a write of an attempt that lost its claim was refused");
+                    tracing::warn!(%run_id, "a write of an attempt that lost its claim was refused");
                 }
             }
             // Committed (or refused: the run is another attempt's now), so no longer
@@ -303,6 +321,35 @@ async fn write_loop(
             let _ = ack.send(());
         }
     }
+}
+
+/// Claimed runs' writes taken out of `claimed`, the last of each run's (and claim's) in
+/// this batch alone, split into the states and ends to write and the ends to forget.
+#[allow(clippy::type_complexity)]
+fn latest_claimed(
+    claimed: &mut Vec<(RunRecord, i64, Claimed)>,
+) -> (Vec<(RunRecord, i64)>, Vec<(RunId, i64)>) {
+    let mut latest: Vec<(RunRecord, i64, Claimed)> = Vec::with_capacity(claimed.len());
+    let mut at: HashMap<(RunId, i64), usize> = HashMap::with_capacity(claimed.len());
+    for (run, fence, write) in claimed.drain(..) {
+        match at.get(&(run.id, fence)) {
+            Some(&slot) => latest[slot] = (run, fence, write),
+            None => {
+                at.insert((run.id, fence), latest.len());
+                latest.push((run, fence, write));
+            }
+        }
+    }
+    let (forgotten, written): (Vec<_>, Vec<_>) = latest
+        .into_iter()
+        .partition(|(_, _, write)| *write == Claimed::Forgotten);
+    (
+        written.into_iter().map(|(run, fence, _)| (run, fence)).collect(),
+        forgotten
+            .into_iter()
+            .map(|(run, fence, _)| (run.id, fence))
+            .collect(),
+    )
 }
 
 async fn write_with_retry(store: &dyn Store, health: &StoreHealth, batch: &[RunRecord]) {

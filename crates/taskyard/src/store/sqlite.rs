@@ -18,7 +18,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Sqlite, SqlitePool};
 
-use super::columns::{fenced_written, insert_runs, parse_ids};
+use super::columns::{insert_runs, parse_ids};
 use super::sql::Statements;
 use super::tick_sql::TickWithRun;
 use super::{
@@ -325,38 +325,11 @@ impl Store for SqliteStore {
     }
 
     async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The ended runs' records first: the transaction takes the write lock with its
-        // first statement, so nothing moves a fence between the records and their jobs.
-        let err = sqlx_error(BACKEND);
-        let batch = super::sqlite_batch::batch(runs)?;
-        let mut tx = self.pool.begin().await.map_err(&err)?;
-        let ended: Vec<super::sqlite_batch::Written> = sqlx::query_as(super::sqlite_batch::ENDED.as_str())
-            .bind(batch.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&err)?;
-        if !ended.is_empty() {
-            let ids: Vec<&str> = ended.iter().map(|(id, _)| id.as_str()).collect();
-            let ids = serde_json::to_string(&ids).map_err(|error| Error::StoreData {
-                backend: BACKEND,
-                message: format!("ended runs' ids as JSON: {error}"),
-            })?;
-            sqlx::query(super::sqlite_batch::END_JOBS)
-                .bind(ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(&err)?;
-        }
-        let live: Vec<super::sqlite_batch::Written> = sqlx::query_as(super::sqlite_batch::LIVE)
-            .bind(batch.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&err)?;
-        tx.commit().await.map_err(&err)?;
-        Ok(fenced_written(runs, &ended.into_iter().chain(live).collect()))
+        super::sqlite_batch::put_claimed_many(&self.pool, runs).await
+    }
+
+    async fn forget_claimed_many(&self, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error> {
+        super::sqlite_batch::forget_claimed_many(&self.pool, runs).await
     }
 
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {

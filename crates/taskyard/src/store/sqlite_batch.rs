@@ -11,11 +11,14 @@ use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Sqlite, SqlitePool};
 
-use super::columns::{COLUMNS, RunRow};
+use super::columns::{COLUMNS, RunRow, fenced_written, forgotten};
 use super::queue::Job;
 use super::{Batched, sqlx_error};
 use crate::Error;
-use crate::history::RunRecord;
+use crate::history::{RunId, RunRecord};
+
+/// The store's name in errors.
+const BACKEND: &str = "sqlite";
 
 /// The records of the batch's runs that ended, inserted into the history where their
 /// job's fence is still the claim's, the columns the batch does not carry (task, trigger,
@@ -51,8 +54,79 @@ pub(super) const LIVE: &str = "UPDATE taskyard_jobs SET status = v.value ->> 2, 
 /// Deletes the jobs of the runs in the JSON array `$1` of ids: their runs ended.
 pub(super) const END_JOBS: &str = "DELETE FROM taskyard_jobs WHERE id IN (SELECT value FROM json_each($1))";
 
-/// A run [`ENDED`] or [`LIVE`] wrote: its id and fence.
+/// Deletes the jobs of succeeded runs whose task keeps no succeeded runs, each where its
+/// fence is still the claim's (see `Store::forget_claimed_many`); a row of `$1` is
+/// `[id, fence]`. The jobs are found from the batch by key, then deleted by row; returns
+/// the id and fence of each job it deleted.
+pub(super) const FORGET: &str = "DELETE FROM taskyard_jobs WHERE rowid IN \
+     (SELECT j.rowid FROM json_each($1) AS v JOIN taskyard_jobs AS j \
+     ON j.id = v.value ->> 0 AND j.fence = v.value ->> 1) \
+     RETURNING id, fence";
+
+/// A run [`ENDED`], [`LIVE`] or [`FORGET`] wrote: its id and fence.
 pub(super) type Written = (String, i64);
+
+/// `Store::put_claimed_many` on `pool`: the ended runs' records ([`ENDED`]) and the deletes
+/// of their jobs ([`END_JOBS`]), then the jobs of runs still going ([`LIVE`]), in one
+/// transaction.
+pub(super) async fn put_claimed_many(
+    pool: &SqlitePool,
+    runs: &[(RunRecord, i64)],
+) -> Result<Vec<bool>, Error> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The ended runs' records first: the transaction takes the write lock with its
+    // first statement, so nothing moves a fence between the records and their jobs.
+    let err = sqlx_error(BACKEND);
+    let batch = batch(runs)?;
+    let mut tx = pool.begin().await.map_err(&err)?;
+    let ended: Vec<Written> = sqlx::query_as(ENDED.as_str())
+        .bind(batch.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&err)?;
+    if !ended.is_empty() {
+        let ids: Vec<&str> = ended.iter().map(|(id, _)| id.as_str()).collect();
+        let ids = serde_json::to_string(&ids).map_err(|error| Error::StoreData {
+            backend: BACKEND,
+            message: format!("ended runs' ids as JSON: {error}"),
+        })?;
+        sqlx::query(END_JOBS)
+            .bind(ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+    }
+    let live: Vec<Written> = sqlx::query_as(LIVE)
+        .bind(batch.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&err)?;
+    tx.commit().await.map_err(&err)?;
+    Ok(fenced_written(runs, &ended.into_iter().chain(live).collect()))
+}
+
+/// `Store::forget_claimed_many` on `pool`: one [`FORGET`].
+pub(super) async fn forget_claimed_many(
+    pool: &SqlitePool,
+    runs: &[(RunId, i64)],
+) -> Result<Vec<bool>, Error> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch: Vec<(String, i64)> = runs.iter().map(|(id, fence)| (id.to_string(), *fence)).collect();
+    let batch = serde_json::to_string(&batch).map_err(|error| Error::StoreData {
+        backend: BACKEND,
+        message: format!("forgotten runs' ids as JSON: {error}"),
+    })?;
+    let deleted: Vec<Written> = sqlx::query_as(FORGET)
+        .bind(batch)
+        .fetch_all(pool)
+        .await
+        .map_err(sqlx_error(BACKEND))?;
+    Ok(forgotten(runs, deleted))
+}
 
 /// A claimed run's row in the batch's parameter.
 type ClaimedRow<'r> = (
@@ -195,8 +269,9 @@ mod tests {
         crate::store::migrate::migrate_sqlite(&pool)
             .await
             .expect("migrated");
-        // The ends read their jobs (`j`), the states of runs still going update theirs.
-        for (statement, table) in [(ENDED.as_str(), "j"), (LIVE, "taskyard_jobs")] {
+        // The ends read their jobs (`j`), the states of runs still going update theirs,
+        // and the ends not kept find their jobs (`j`) before they delete them by row.
+        for (statement, table) in [(ENDED.as_str(), "j"), (LIVE, "taskyard_jobs"), (FORGET, "j")] {
             let plan = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}")))
                 .bind("[]")
                 .fetch_all(&pool)
