@@ -1,6 +1,7 @@
 //! A task that keeps no succeeded durable runs (`Task::keep_succeeded(false)`), on SQLite
 //! and PostgreSQL: its durable runs that succeed leave the store at their end and their
-//! callers receive `null`; its failures and its in-process runs are kept.
+//! callers receive `null`; its failures and its in-process runs are kept; the API and the
+//! dashboard say so.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::durable_backends;
+use common::http::{get, post, serve_on_store};
 use serde_json::{Value, json};
 use taskyard::{
     App, Concurrency, Error, Retry, RunFilter, RunRequest, RunStatus, Task, TaskContext, TaskError,
@@ -168,5 +170,54 @@ async fn a_task_keeps_its_succeeded_durable_runs_unless_told_otherwise() {
         assert_eq!(record.status, RunStatus::Succeeded, "{name}");
         assert!(Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) }).keeps_succeeded());
         app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_and_the_dashboard_say_the_succeeded_runs_are_not_kept() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let app = App::new()
+            .task("mail", mail(&ran))
+            .task("kept", mail(&ran).keep_succeeded(true));
+        let served = serve_on_store(app, None, backend.config()).await;
+        let tasks = get(&served, "/_tasks").await.json();
+        let keeps = |task: &str| {
+            tasks["tasks"]
+                .as_array()
+                .expect("tasks")
+                .iter()
+                .find(|info| info["name"] == task)
+                .map(|info| info["keep_succeeded"].clone())
+        };
+        assert_eq!(keeps("mail"), Some(json!(false)), "{name}: {tasks}");
+        assert_eq!(keeps("kept"), Some(json!(true)), "{name}: {tasks}");
+
+        let reply = post(
+            &served,
+            "/_tasks/mail/runs",
+            r#"{ "payload": { "n": 1 }, "durable": true }"#,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.text);
+        let body = reply.json();
+        assert_eq!(body["result"], Value::Null, "{name}: {body}");
+        let id = body["run_id"].as_str().expect("its id");
+        assert_eq!(
+            get(&served, &format!("/_tasks/runs/{id}")).await.status,
+            404,
+            "{name}"
+        );
+
+        let page = get(&served, "/_tasks/ui/tasks/mail").await;
+        assert_eq!(page.status, 200, "{name}");
+        assert!(
+            page.text.contains("succeeded durable runs are not kept"),
+            "{name}"
+        );
+        let page = get(&served, "/_tasks/ui/tasks/kept").await;
+        assert!(!page.text.contains("not kept"), "{name}");
+        served.stop().await;
     }
 }

@@ -403,6 +403,8 @@ fn base_schemas() -> Map<String, Value> {
                 "concurrency": { "type": "object", "properties": { "mode": { "type": "string" }, "limit": { "type": "integer" } } },
                 "timeout_ms": { "type": ["integer", "null"] },
                 "max_attempts": { "type": "integer" },
+                "durable": { "type": "boolean", "description": "Every run goes through the store" },
+                "keep_succeeded": { "type": "boolean", "description": "Whether its succeeded durable runs are kept in the history" },
                 "source": { "type": "string" }
             },
             "required": ["name", "description", "payload_schema", "concurrency"]

@@ -141,6 +141,10 @@ pub struct TaskInfo {
     /// Whether every run goes through the store.
     #[serde(default)]
     pub durable: bool,
+    /// Whether its succeeded durable runs are kept in the history
+    /// (`Task::keep_succeeded`).
+    #[serde(default = "kept")]
+    pub keep_succeeded: bool,
     /// Where it was defined: a file, or code.
     pub source: String,
 }
@@ -159,9 +163,15 @@ impl TaskEntry {
                 .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
             max_attempts: task.get_retry().max_attempts(),
             durable: task.is_durable(),
+            keep_succeeded: task.keeps_succeeded(),
             source: self.source().to_string(),
         }
     }
+}
+
+/// What a listing without `keep_succeeded` means: the default, kept.
+fn kept() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -156,6 +156,9 @@ async fn task_page(api: &Api, ui: &Ui, name: &str, typed: &Typed, refused: Optio
                 dt { "timeout" } dd { @if let Some(ms) = task.timeout_ms { (format::duration(ms)) } @else { "none" } }
                 dt { "attempts" } dd { (task.max_attempts) }
                 dt { "durable" } dd { @if task.durable { "every run goes through the store" } @else { "when asked" } }
+                @if !task.keep_succeeded {
+                    dt { "history" } dd { "succeeded durable runs are not kept, nor counted below" }
+                }
                 dt { "defined in" } dd { code { (task.source) } }
                 dt { "success" } dd {
                     @if record.finished == 0 { "no finished run yet" } @else { (record.success()) " of the last " (record.finished) " finished runs" }
