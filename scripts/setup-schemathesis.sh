@@ -10,7 +10,10 @@ if ! python3 -m venv --help >/dev/null 2>&1; then
   echo "setup-schemathesis: installing python3-venv with apt-get" >&2
   apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
 fi
-if [ ! -x "$dir/bin/st" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$version" ]; then
+# A virtual environment names its own path in its scripts: one moved with its checkout
+# (or its `target/`) no longer runs, and is made again.
+if ! "$dir/bin/st" --version >/dev/null 2>&1 || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$version" ]; then
+  rm -rf "$dir"
   python3 -m venv "$dir"
   "$dir/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
   echo "$version" > "$dir/.installed"
