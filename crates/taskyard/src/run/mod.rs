@@ -426,7 +426,6 @@ impl Runtime {
 }
 
 impl RuntimeInner {
-    /// The slot of `task` and the store its durable runs go to, or why there are none.
     /// Whether `task`'s succeeded durable runs are kept (`Task::keep_succeeded`); an
     /// unknown task's are.
     pub(super) fn keeps_succeeded(&self, task: &str) -> bool {
@@ -435,6 +434,7 @@ impl RuntimeInner {
             .is_none_or(|slot| slot.entry.task.keep_succeeded)
     }
 
+    /// The slot of `task` and the store its durable runs go to, or why there are none.
     fn queue_target(&self, task: &str) -> Result<(&Arc<TaskSlot>, &Arc<dyn Store>), Error> {
         if !self.accepting.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);

@@ -107,6 +107,7 @@ impl Store for HeldClaim {
     async fn forget_claimed_many(&self, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error> {
         self.store.forget_claimed_many(runs).await
     }
+
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
         self.store.requeue_claimed(run, fence, run_at).await
     }

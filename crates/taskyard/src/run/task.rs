@@ -119,12 +119,12 @@ impl Task {
     }
 
     /// Whether the history keeps the task's durable runs that succeeded. Default `true`.
-    /// With `false`, a durable run that succeeds leaves the store at its end: its job is deleted and no record is written, which makes
-    /// the queue's work a job an insert, a claim and a delete. Runs that fail, time out,
-    /// are cancelled or abandoned are kept as always, and the task's in-process runs are
-    /// recorded as always. Callers that wait for such a run receive `null` as its result
-    /// (it was not kept), and once it has succeeded the run is not found by id. See
-    /// `docs/queue.md`.
+    /// With `false`, a durable run that succeeds leaves the store at its end: its job is
+    /// deleted and no record is written, which makes the queue's work for it an insert, a
+    /// claim and a delete. Runs that fail, time out, are cancelled or abandoned are kept
+    /// as always, and the task's in-process runs are recorded as always. Callers that wait
+    /// for such a run receive `null` as its result (it was not kept), and once it has
+    /// succeeded the run is not found by id. See `docs/queue.md`.
     pub fn keep_succeeded(mut self, keep: bool) -> Self {
         self.keep_succeeded = keep;
         self
