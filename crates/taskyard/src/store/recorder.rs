@@ -284,22 +284,15 @@ async fn write_loop(
         // are deleted in a second one.
         if !claimed.is_empty() {
             let (latest, forgotten) = latest_claimed(&mut claimed);
-            let written = if latest.is_empty() {
-                Vec::new()
-            } else {
-                retrying(&health, (latest.len(), "claimed runs"), || {
-                    store.put_claimed_many(&latest)
-                })
-                .await
-            };
-            let deleted = if forgotten.is_empty() {
-                Vec::new()
-            } else {
-                retrying(&health, (forgotten.len(), "ended claimed runs"), || {
-                    store.forget_claimed_many(&forgotten)
-                })
-                .await
-            };
+            // Either may be empty: every store answers an empty batch at once.
+            let written = retrying(&health, (latest.len(), "claimed runs"), || {
+                store.put_claimed_many(&latest)
+            })
+            .await;
+            let deleted = retrying(&health, (forgotten.len(), "ended claimed runs"), || {
+                store.forget_claimed_many(&forgotten)
+            })
+            .await;
             let refused = latest.iter().map(|(run, _)| run.id).zip(written);
             for (run_id, written) in refused.chain(forgotten.iter().map(|(id, _)| *id).zip(deleted)) {
                 if !written {
@@ -323,13 +316,16 @@ async fn write_loop(
     }
 }
 
+/// A claimed run's write, fenced by the `i64`, as the writer collects them.
+type ClaimedWrite = (RunRecord, i64, Claimed);
+
+/// The states and ends to write, and the ends to forget, each with its claim's fence.
+type Split = (Vec<(RunRecord, i64)>, Vec<(RunId, i64)>);
+
 /// Claimed runs' writes taken out of `claimed`, the last of each run's (and claim's) in
 /// this batch alone, split into the states and ends to write and the ends to forget.
-#[allow(clippy::type_complexity)]
-fn latest_claimed(
-    claimed: &mut Vec<(RunRecord, i64, Claimed)>,
-) -> (Vec<(RunRecord, i64)>, Vec<(RunId, i64)>) {
-    let mut latest: Vec<(RunRecord, i64, Claimed)> = Vec::with_capacity(claimed.len());
+fn latest_claimed(claimed: &mut Vec<ClaimedWrite>) -> Split {
+    let mut latest: Vec<ClaimedWrite> = Vec::with_capacity(claimed.len());
     let mut at: HashMap<(RunId, i64), usize> = HashMap::with_capacity(claimed.len());
     for (run, fence, write) in claimed.drain(..) {
         match at.get(&(run.id, fence)) {
