@@ -30,6 +30,7 @@ mod recorder;
 mod sql;
 mod sqlite;
 mod sqlite_batch;
+mod sqlite_checkpoint;
 mod tick_sql;
 
 use std::path::PathBuf;

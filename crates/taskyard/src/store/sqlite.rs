@@ -20,6 +20,7 @@ use sqlx::{Connection, Sqlite, SqlitePool};
 
 use super::columns::{insert_runs, parse_ids};
 use super::sql::Statements;
+use super::sqlite_checkpoint::Checkpoints;
 use super::tick_sql::TickWithRun;
 use super::{
     Batched, Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunCount, RunFilter,
@@ -43,6 +44,8 @@ pub struct SqliteStore {
     /// transaction, so batches spread over the pool's connections each read the tables'
     /// and indexes' pages again from the file; on one connection they stay in its cache.
     writes: SqlitePool,
+    /// Checkpoints of the WAL, which `writes` leaves to another connection.
+    checkpoints: Arc<Checkpoints>,
     /// Enqueues without a key made while one is on its way share the next statement and
     /// its commit (see `sqlite_batch::enqueues`).
     enqueues: Arc<Batched<(RunRecord, Job), ()>>,
@@ -94,13 +97,18 @@ impl SqliteStore {
                 ),
             })?;
         super::migrate::migrate_sqlite(&pool).await?;
-        let writes = connect(&options, 1).await.map_err(sqlx_error(BACKEND))?;
+        // The records' commits do not wait for checkpoints (see `sqlite_checkpoint`).
+        let writes = connect(&options.clone().pragma("wal_autocheckpoint", "0"), 1)
+            .await
+            .map_err(sqlx_error(BACKEND))?;
+        let checkpoints = Checkpoints::open(&options, writes.clone(), path).await?;
         Ok(SqliteStore {
             enqueues: Arc::new(super::sqlite_batch::enqueues(pool.clone())),
             ticks: Arc::new(Statements::claims_with_runs(
                 pool.clone(),
                 super::sqlite_batch::insert_jobs,
             )),
+            checkpoints: Arc::new(checkpoints),
             pool,
             writes,
             path: path.to_owned(),
@@ -127,7 +135,7 @@ const OPEN_ATTEMPTS: u32 = 20;
 /// (or recovering its WAL index) can get `SQLITE_BUSY` at once, without the busy timeout's
 /// wait, and two processes started together on one new file would otherwise see one of
 /// them fail to start.
-async fn connect(options: &SqliteConnectOptions, max: u32) -> Result<SqlitePool, sqlx::Error> {
+pub(super) async fn connect(options: &SqliteConnectOptions, max: u32) -> Result<SqlitePool, sqlx::Error> {
     let mut attempt = 1;
     loop {
         let opened = SqlitePoolOptions::new()
@@ -204,6 +212,7 @@ impl Store for SqliteStore {
             tx.commit().await
         }
         .await;
+        self.checkpoints.wrote();
         close_on_error(&mut conn, written)
     }
 
@@ -236,6 +245,7 @@ impl Store for SqliteStore {
             tx.commit().await.map(|()| ids)
         }
         .await;
+        self.checkpoints.wrote();
         parse_ids(BACKEND, close_on_error(&mut conn, marked)?)
     }
 
@@ -373,6 +383,27 @@ pub(super) const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned',
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The records' connection leaves its checkpoints to the store's task; the others
+    /// checkpoint as SQLite does by default.
+    #[tokio::test]
+    async fn the_records_commits_do_not_checkpoint() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = SqliteStore::open(dir.path().join("t.db"))
+            .await
+            .expect("the store");
+        let pages = |pool: SqlitePool| async move {
+            let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+                .fetch_one(&pool)
+                .await
+                .expect("a pragma");
+            pages
+        };
+        assert_eq!(
+            (pages(store.writes.clone()).await, pages(store.pool.clone()).await),
+            (0, 1000)
+        );
+    }
 
     /// A file another connection holds locked reads as busy, and opening is tried again;
     /// any other error is not.
