@@ -23,10 +23,9 @@
 //! for them and for readers bounded by the connection's short busy timeout ([`WAIT`]).
 
 use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::path::Path;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
