@@ -78,12 +78,21 @@ fn start(data: &Path) -> Quickstart {
 
 /// One echo run, timed: (status, body, how long the answer took).
 fn echo(quickstart: &Quickstart, query: &str, n: usize) -> (u16, Value, Duration) {
+    echo_with(quickstart, query, &format!(r#"{{"payload":{{"n":{n}}}}}"#))
+}
+
+/// One durable echo run (enqueued, claimed, run and ended in the store), timed.
+fn durable_echo(quickstart: &Quickstart, n: usize) -> (u16, Value, Duration) {
+    echo_with(
+        quickstart,
+        "",
+        &format!(r#"{{"payload":{{"n":{n}}},"durable":true}}"#),
+    )
+}
+
+fn echo_with(quickstart: &Quickstart, query: &str, body: &str) -> (u16, Value, Duration) {
     let began = Instant::now();
-    let (status, body) = quickstart.http(
-        "POST",
-        &format!("/_tasks/echo:payload/runs{query}"),
-        &format!(r#"{{"payload":{{"n":{n}}}}}"#),
-    );
+    let (status, body) = quickstart.http("POST", &format!("/_tasks/echo:payload/runs{query}"), body);
     (status, body, began.elapsed())
 }
 
@@ -145,6 +154,9 @@ fn a_full_disk_answers_503_in_time_recovers_by_itself_and_loses_no_acknowledged_
         "a 202 would acknowledge a run the store does not hold"
     );
     assert!(took < bound);
+    let (status, body, took) = durable_echo(&quickstart, 98);
+    assert_eq!(status, 503, "a durable run the store cannot take: {body}");
+    assert!(took < bound);
     let (status, health) = quickstart.http("GET", "/_tasks/health", "");
     assert_eq!(
         (status, health["status"].as_str()),
@@ -181,6 +193,12 @@ fn a_full_disk_answers_503_in_time_recovers_by_itself_and_loses_no_acknowledged_
     }
     let (status, body, _) = echo(&quickstart, "?wait=false", 2000);
     assert_eq!(status, 202, "{body}");
+    acknowledged.push(body["run_id"].as_str().expect("id").to_owned());
+    // The queue's writes (enqueue, claim, end) work again too.
+    let (status, body, took) = durable_echo(&quickstart, 2001);
+    assert_eq!(status, 200, "a durable run after the disk's recovery: {body}");
+    assert_eq!(body["result"]["n"], 2001, "{body}");
+    assert!(took < bound, "answered after {took:?}");
     acknowledged.push(body["run_id"].as_str().expect("id").to_owned());
     // Health follows at the next write of each writer (a heartbeat comes every second).
     let began = Instant::now();

@@ -1,8 +1,10 @@
 //! [`SqliteStore`]: run history in an SQLite file.
 //!
-//! WAL mode lets readers proceed while one writer commits; every write transaction starts
-//! with `BEGIN IMMEDIATE` and waits up to the busy timeout for the write lock, so several
-//! processes can share one file without "database is locked" errors or lost writes.
+//! WAL mode lets readers proceed while one writer commits. A process makes all its writes
+//! on one connection ([`SqliteStore::writes`]), in turn, and its reads on a pool whose
+//! connections refuse to write; between processes, a write waits up to the busy timeout
+//! for the file's write lock, so several processes can share one file without "database
+//! is locked" errors or lost writes.
 //!
 //! A write transaction that fails part-way (a full disk, an I/O error) closes its
 //! connection instead of returning it to the pool; [`Store::verify`] notices the file being
@@ -38,11 +40,19 @@ const MMAP_SIZE: &str = "268435456";
 /// Run history in an SQLite file (see the module docs).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Connections for reads.
     pool: SqlitePool,
-    /// One connection for the run records' batches and the lease sweep. SQLite drops a
-    /// connection's whole page cache when another connection wrote since its last
-    /// transaction, so batches spread over the pool's connections each read the tables'
-    /// and indexes' pages again from the file; on one connection they stay in its cache.
+    /// The one connection for every write of this process: the run records' batches,
+    /// enqueues, claims, ends, ticks, heartbeats, the lease sweep.
+    ///
+    /// SQLite lets one connection write at a time and makes the others wait for the lock
+    /// in its busy handler, which sleeps 1, 2, 5, 10 … 100 ms between tries: with claims,
+    /// ends and records on four connections, a burn-down of the queue slept there about a
+    /// hundred times a second. Waiting for this pool's connection instead takes turns
+    /// without sleeping; the busy handler is left to other processes on the same file.
+    /// And SQLite drops a connection's whole page cache when another connection wrote
+    /// since its last transaction: on one connection the tables' and indexes' pages stay
+    /// in its cache.
     writes: SqlitePool,
     /// Checkpoints of the WAL, which `writes` leaves to another connection.
     checkpoints: Arc<Checkpoints>,
@@ -57,9 +67,21 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// The statements shared with the other SQL backend, on this store's pool.
+    /// The statements shared with the other SQL backend that only read, on the pool.
     fn sql(&self) -> Statements<'_, sqlx::Sqlite> {
         Statements { pool: &self.pool }
+    }
+
+    /// The statements shared with the other SQL backend that write, on the writes'
+    /// connection (see [`SqliteStore::writes`]).
+    fn write(&self) -> Statements<'_, sqlx::Sqlite> {
+        Statements { pool: &self.writes }
+    }
+
+    /// `result`, after telling the checkpoints that the writes' connection committed.
+    fn wrote<T>(&self, result: T) -> T {
+        self.checkpoints.wrote();
+        result
     }
 
     /// Opens `path` (creating it and its folder if missing) and applies migrations.
@@ -86,8 +108,9 @@ impl SqliteStore {
             .pragma("mmap_size", MMAP_SIZE);
         // A ping before each use is a round trip to the connection's thread for a file that
         // cannot hang up; a failing statement closes its connection instead
-        // (`close_on_error`).
-        let pool = connect(&options, 4)
+        // (`close_on_error`). This process's writes, one at a time; their commits do not
+        // wait for checkpoints (see `sqlite_checkpoint`).
+        let writes = connect(&options.clone().pragma("wal_autocheckpoint", "0"), 1)
             .await
             .map_err(|error| Error::StoreUnavailable {
                 backend: BACKEND,
@@ -96,16 +119,19 @@ impl SqliteStore {
                     path.display()
                 ),
             })?;
-        super::migrate::migrate_sqlite(&pool).await?;
-        // The records' commits do not wait for checkpoints (see `sqlite_checkpoint`).
-        let writes = connect(&options.clone().pragma("wal_autocheckpoint", "0"), 1)
+        super::migrate::migrate_sqlite(&writes).await?;
+        // The reads' connections refuse to write, so that every write takes its turn on
+        // `writes`.
+        let pool = connect(&options.clone().pragma("query_only", "ON"), 4)
             .await
             .map_err(sqlx_error(BACKEND))?;
         let checkpoints = Checkpoints::open(&options, writes.clone(), path).await?;
+        // The migrations' pages, if any.
+        checkpoints.wrote();
         Ok(SqliteStore {
-            enqueues: Arc::new(super::sqlite_batch::enqueues(pool.clone())),
+            enqueues: Arc::new(super::sqlite_batch::enqueues(writes.clone())),
             ticks: Arc::new(Statements::claims_with_runs(
-                pool.clone(),
+                writes.clone(),
                 super::sqlite_batch::insert_jobs,
             )),
             checkpoints: Arc::new(checkpoints),
@@ -141,6 +167,7 @@ pub(super) async fn connect(options: &SqliteConnectOptions, max: u32) -> Result<
         let opened = SqlitePoolOptions::new()
             .max_connections(max)
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(out_of_transaction(conn)))
             .connect_with(options.clone())
             .await;
         match opened {
@@ -151,6 +178,21 @@ pub(super) async fn connect(options: &SqliteConnectOptions, max: u32) -> Result<
             opened => return opened,
         }
     }
+}
+
+/// Whether a connection given back to its pool may be used again: not while it still
+/// counts itself inside a transaction. A transaction dropped after an error queues its
+/// `ROLLBACK`; when SQLite had already rolled back by itself (it does on a full disk),
+/// that `ROLLBACK` fails, sqlx keeps counting the transaction, and the connection would
+/// refuse every later `BEGIN`. Such a connection is closed and a new one opened. A ping
+/// waits for a queued `ROLLBACK`, but only where one may be pending: a connection out of
+/// any transaction goes back at once.
+async fn out_of_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }
 
 /// True when SQLite answered `SQLITE_BUSY` or `SQLITE_LOCKED` (or one of their extended
@@ -225,11 +267,11 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, lease: &InstanceLease) -> Result<(), Error> {
-        self.sql().heartbeat(lease).await
+        self.wrote(self.write().heartbeat(lease).await)
     }
 
     async fn release_instance(&self, instance: &str) -> Result<(), Error> {
-        self.sql().release_instance(instance).await
+        self.wrote(self.write().release_instance(instance).await)
     }
 
     async fn mark_abandoned(&self, now: Timestamp) -> Result<Vec<RunId>, Error> {
@@ -250,15 +292,15 @@ impl Store for SqliteStore {
     }
 
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
-        self.sql().prune_runs(finished_before).await
+        self.wrote(self.write().prune_runs(finished_before).await)
     }
 
     async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
-        self.sql().claim_tick(claim).await
+        self.wrote(self.write().claim_tick(claim).await)
     }
 
     async fn claim_ticks(&self, claims: &[TickClaim]) -> Result<Vec<bool>, Error> {
-        self.sql().claim_ticks(claims).await
+        self.wrote(self.write().claim_ticks(claims).await)
     }
 
     async fn unfinished_of_schedules(&self, schedules: &[String]) -> Result<Vec<RunRecord>, Error> {
@@ -281,7 +323,7 @@ impl Store for SqliteStore {
         self.sql().run_counts(since, bucket_ms).await
     }
     async fn broadcast(&self, broadcast: &Broadcast) -> Result<(), Error> {
-        self.sql().broadcast(broadcast).await
+        self.wrote(self.write().broadcast(broadcast).await)
     }
 
     async fn verify(&self) -> Result<(), Error> {
@@ -304,7 +346,7 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue(&self, run: &RunRecord, job: &Job) -> Result<Enqueued, Error> {
-        self.sql().enqueue_together(&self.enqueues, run, job).await
+        self.wrote(self.write().enqueue_together(&self.enqueues, run, job).await)
     }
 
     async fn claim_tick_and_enqueue(
@@ -313,7 +355,7 @@ impl Store for SqliteStore {
         run: &RunRecord,
         job: &Job,
     ) -> Result<bool, Error> {
-        self.ticks.call((claim.clone(), run.clone(), job.clone())).await
+        self.wrote(self.ticks.call((claim.clone(), run.clone(), job.clone())).await)
     }
 
     async fn claim(
@@ -323,35 +365,35 @@ impl Store for SqliteStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error> {
-        self.sql().claim(instance, tasks, now, limit).await
+        self.wrote(self.write().claim(instance, tasks, now, limit).await)
     }
 
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
-        self.sql().put_claimed(run, fence).await
+        self.wrote(self.write().put_claimed(run, fence).await)
     }
 
     async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
-        self.sql().requeue_orphans(now).await
+        self.wrote(self.write().requeue_orphans(now).await)
     }
 
     async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
-        super::sqlite_batch::put_claimed_many(&self.pool, runs).await
+        self.wrote(super::sqlite_batch::put_claimed_many(&self.writes, runs).await)
     }
 
     async fn forget_claimed_many(&self, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error> {
-        super::sqlite_batch::forget_claimed_many(&self.pool, runs).await
+        self.wrote(super::sqlite_batch::forget_claimed_many(&self.writes, runs).await)
     }
 
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
-        self.sql().requeue_claimed(run, fence, run_at).await
+        self.wrote(self.write().requeue_claimed(run, fence, run_at).await)
     }
 
     async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error> {
-        self.sql().requeue(run, job, finished_as).await
+        self.wrote(self.write().requeue(run, job, finished_as).await)
     }
 
     async fn request_cancel(&self, id: RunId, now: Timestamp) -> Result<Option<CancelRequest>, Error> {
-        self.sql().request_cancel(id, now).await
+        self.wrote(self.write().request_cancel(id, now).await)
     }
 
     async fn cancel_requests(&self, instance: &str) -> Result<Vec<RunId>, Error> {
@@ -359,7 +401,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_schedule_paused(&self, pause: &SchedulePause) -> Result<(), Error> {
-        self.sql().set_schedule_paused(pause).await
+        self.wrote(self.write().set_schedule_paused(pause).await)
     }
 
     async fn schedule_pauses(&self) -> Result<Vec<SchedulePause>, Error> {
@@ -381,169 +423,5 @@ pub(super) const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned',
      RETURNING id";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The records' connection leaves its checkpoints to the store's task; the others
-    /// checkpoint as SQLite does by default.
-    #[tokio::test]
-    async fn the_records_commits_do_not_checkpoint() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let store = SqliteStore::open(dir.path().join("t.db"))
-            .await
-            .expect("the store");
-        let pages = |pool: SqlitePool| async move {
-            let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-                .fetch_one(&pool)
-                .await
-                .expect("a pragma");
-            pages
-        };
-        assert_eq!(
-            (pages(store.writes.clone()).await, pages(store.pool.clone()).await),
-            (0, 1000)
-        );
-    }
-
-    /// A file another connection holds locked reads as busy, and opening is tried again;
-    /// any other error is not.
-    #[tokio::test]
-    async fn a_file_held_by_another_connection_reads_as_busy() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("held.db"))
-            .create_if_missing(true)
-            .busy_timeout(Duration::ZERO);
-        let mut holder = sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .expect("the holder connects");
-        sqlx::query("CREATE TABLE t (x INTEGER)")
-            .execute(&mut holder)
-            .await
-            .expect("a table");
-        sqlx::query("BEGIN EXCLUSIVE")
-            .execute(&mut holder)
-            .await
-            .expect("the lock");
-        let mut other = sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .expect("the other connects");
-        let busy = sqlx::query("SELECT x FROM t")
-            .fetch_all(&mut other)
-            .await
-            .expect_err("the file is locked");
-        assert!(is_busy(&busy), "{busy}");
-        sqlx::query("ROLLBACK")
-            .execute(&mut holder)
-            .await
-            .expect("the lock released");
-        let wrong = sqlx::query("SELECT nothing FROM t")
-            .fetch_all(&mut other)
-            .await
-            .expect_err("no such column");
-        assert!(!is_busy(&wrong), "{wrong}");
-    }
-
-    /// Writes that end on their own keep the WAL checkpointed. A statement SQLite is told to
-    /// reset before it ran to its end (what sqlx does for `fetch_optional` and `fetch_one`
-    /// once it has the first row) commits without calling SQLite's checkpoint hook: keyed
-    /// enqueues alone grew the WAL by every page they wrote (769 MB for 30,000 jobs).
-    #[tokio::test]
-    async fn keyed_enqueues_alone_keep_the_wal_checkpointed() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let store = SqliteStore::open(dir.path().join("jobs.db"))
-            .await
-            .expect("the store opens");
-        let now = jiff::Timestamp::now();
-        for n in 0..600 {
-            let run = RunRecord::queued(
-                "mail".into(),
-                serde_json::json!({}),
-                crate::Trigger::Manual,
-                "i".into(),
-                now,
-            );
-            let job = Job {
-                run_at: now,
-                priority: 0,
-                key: Some(format!("k{n}")),
-                max_attempts: 1,
-            };
-            store.enqueue(&run, &job).await.expect("enqueued");
-        }
-        // Past SQLite's 1,000-page threshold its checkpoints start the WAL over: what is
-        // left in it is what came after the last one.
-        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_all(&store.writes)
-            .await
-            .expect("a checkpoint")
-            .pop()
-            .expect("its counts");
-        assert!(frames < 1_500, "{frames} pages in the WAL after 600 enqueues");
-    }
-
-    /// Every connection, the pool's and the writer's, reads the file through its mapping.
-    #[tokio::test]
-    async fn every_connection_maps_the_file() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let store = SqliteStore::open(dir.path().join("runs.db"))
-            .await
-            .expect("the store opens");
-        for pool in [&store.pool, &store.writes] {
-            let mapped: i64 = sqlx::query_scalar("PRAGMA mmap_size")
-                .fetch_one(pool)
-                .await
-                .expect("the setting");
-            assert_eq!(mapped.to_string(), MMAP_SIZE);
-        }
-    }
-
-    /// The steps of SQLite's plan for a page of runs of `status`, in a new store.
-    async fn page_plan(status: RunStatus) -> Vec<String> {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let store = SqliteStore::open(dir.path().join("runs.db"))
-            .await
-            .expect("the store opens");
-        let filter = crate::history::RunFilter::default().status(status);
-        let plan: Vec<(i64, i64, i64, String)> =
-            Statements::<Sqlite>::runs_page(&filter, "EXPLAIN QUERY PLAN ")
-                .build_query_as()
-                .fetch_all(&store.pool)
-                .await
-                .expect("the page's plan");
-        plan.into_iter().map(|(.., step)| step).collect()
-    }
-
-    /// The status index leaves out succeeded runs, most of them: a page of failed runs is
-    /// still read from it (SQLite uses a partial index only where the index's condition is
-    /// written among the page's), not walked out of the whole history. Failed runs are
-    /// records only: the queue's jobs are not read for them.
-    #[tokio::test]
-    async fn a_page_of_failed_runs_reads_the_status_index() {
-        let steps = page_plan(RunStatus::Failed).await;
-        assert!(
-            steps.iter().any(|step| step.contains("taskyard_runs_by_status")),
-            "{steps:?}"
-        );
-        assert!(
-            !steps.iter().any(|step| step.contains("taskyard_jobs")),
-            "{steps:?}"
-        );
-    }
-
-    /// A page of runs still going reads the queue's jobs too, merged by id with the
-    /// records, not sorted: a durable run is its job until it ends.
-    #[tokio::test]
-    async fn a_page_of_queued_runs_merges_the_jobs_with_the_records() {
-        let steps = page_plan(RunStatus::Queued).await;
-        assert!(steps.iter().any(|step| step == "MERGE (UNION ALL)"), "{steps:?}");
-        assert!(
-            steps.iter().any(|step| step.contains("taskyard_jobs")),
-            "{steps:?}"
-        );
-        assert!(
-            !steps.iter().any(|step| step.contains("TEMP B-TREE")),
-            "{steps:?}"
-        );
-    }
-}
+#[path = "sqlite_tests.rs"]
+mod tests;

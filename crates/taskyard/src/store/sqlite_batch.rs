@@ -34,7 +34,7 @@ pub(super) static ENDED: std::sync::LazyLock<String> = std::sync::LazyLock::new(
          v.value ->> 4, v.value ->> 5, j.queued_at, v.value ->> 6, v.value ->> 7, v.value ->> 8, \
          v.value ->> 9, v.value ->> 10, v.value ->> 11, v.value ->> 12, TRUE, j.run_at, j.priority, \
          j.unique_key, j.max_attempts, j.fence \
-         FROM json_each($1) AS v JOIN taskyard_jobs AS j ON j.id = v.value ->> 0 AND j.fence = v.value ->> 1 \
+         FROM jsonb_each($1) AS v JOIN taskyard_jobs AS j ON j.id = v.value ->> 0 AND j.fence = v.value ->> 1 \
          WHERE v.value ->> 2 NOT IN ('queued', 'running') \
          RETURNING id, fence"
     )
@@ -46,7 +46,7 @@ pub(super) const LIVE: &str = "UPDATE taskyard_jobs SET status = v.value ->> 2, 
      attempts = v.value ->> 4, instance = v.value ->> 5, started_at = v.value ->> 6, \
      finished_at = v.value ->> 7, duration_ms = v.value ->> 8, result = v.value ->> 9, \
      error = v.value ->> 10, progress = v.value ->> 11, progress_message = v.value ->> 12 \
-     FROM json_each($1) AS v \
+     FROM jsonb_each($1) AS v \
      WHERE taskyard_jobs.id = v.value ->> 0 AND taskyard_jobs.fence = v.value ->> 1 \
      AND v.value ->> 2 IN ('queued', 'running') \
      RETURNING id, fence";
@@ -59,7 +59,7 @@ pub(super) const END_JOBS: &str = "DELETE FROM taskyard_jobs WHERE id IN (SELECT
 /// `[id, fence]`. The jobs are found from the batch by key, then deleted by row; returns
 /// the id and fence of each job it deleted.
 pub(super) const FORGET: &str = "DELETE FROM taskyard_jobs WHERE rowid IN \
-     (SELECT j.rowid FROM json_each($1) AS v JOIN taskyard_jobs AS j \
+     (SELECT j.rowid FROM jsonb_each($1) AS v JOIN taskyard_jobs AS j \
      ON j.id = v.value ->> 0 AND j.fence = v.value ->> 1) \
      RETURNING id, fence";
 
@@ -184,7 +184,7 @@ pub(super) static INSERT_JOBS: std::sync::LazyLock<String> = std::sync::LazyLock
     let (run, queue) = columns.split_at(17);
     format!(
         "INSERT INTO taskyard_jobs ({COLUMNS}, run_at, priority, max_attempts, unique_key, fence) \
-         SELECT {}, {}, NULL, 0 FROM json_each($1) AS v",
+         SELECT {}, {}, NULL, 0 FROM jsonb_each($1) AS v",
         run.join(", "),
         queue.join(", ")
     )
