@@ -32,7 +32,7 @@ where
     pub async fn request_cancel(&self, id: RunId, now: Timestamp) -> Result<Option<CancelRequest>, Error> {
         // A job no instance holds: its run is read, then ended if no claim took the job
         // in between (the delete checks again).
-        let mut tx = self.pool.begin().await.map_err(self.error())?;
+        let mut tx = self.begin().await?;
         let read = format!(
             "{} WHERE id = $1 AND claimed_by IS NULL",
             DB::SELECT_RUNS.replace(super::sql::HISTORY, "taskyard_jobs")

@@ -224,7 +224,7 @@ where
         match DB::TASK_LOCK {
             None => query.fetch_all(self.pool).await.map_err(self.error()),
             Some(lock) => {
-                let mut tx = self.pool.begin().await.map_err(self.error())?;
+                let mut tx = self.begin().await?;
                 sqlx::query::<DB>(lock)
                     .bind(task.name.clone())
                     .execute(&mut *tx)
@@ -300,7 +300,7 @@ where
     /// still `finished_as`, leaves the history's table for a job under the key it had,
     /// fenced past every claim it had before.
     pub async fn requeue(&self, run: &RunRecord, job: &Job, finished_as: RunStatus) -> Result<bool, Error> {
-        let mut tx = self.pool.begin().await.map_err(self.error())?;
+        let mut tx = self.begin().await?;
         let ended: Vec<(i64, Option<String>)> = sqlx::query_as::<DB, (i64, Option<String>)>(
             "DELETE FROM taskyard_runs WHERE id = $1 AND status = $2 RETURNING fence, unique_key",
         )
@@ -396,7 +396,7 @@ where
         requeue_at: Option<Timestamp>,
     ) -> Result<bool, Error> {
         if run.status.is_final() {
-            let mut tx = self.pool.begin().await.map_err(self.error())?;
+            let mut tx = self.begin().await?;
             if self.end_job(&mut tx, run, Some(fence), "").await?.is_none() {
                 return Ok(false);
             }

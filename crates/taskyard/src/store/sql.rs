@@ -81,6 +81,11 @@ pub(super) trait Dialect: Database {
     /// transaction, with the task's name as `$1`, so that claimers of that task count
     /// its running runs one after another (`None`: the statement alone is atomic).
     const TASK_LOCK: Option<&'static str>;
+    /// What begins a write transaction. SQLite's takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), waiting for it up to the busy timeout: a deferred transaction
+    /// that reads first fails with `SQLITE_BUSY` at its first write, without waiting, when
+    /// another process wrote since its read.
+    const BEGIN: &'static str;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -114,6 +119,7 @@ impl Dialect for sqlx::Sqlite {
     const LEAST: &'static str = "MIN";
     // One writer at a time: the claim's statement counts and claims under the write lock.
     const TASK_LOCK: Option<&'static str> = None;
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -149,6 +155,7 @@ impl Dialect for sqlx::Postgres {
     // task, held to the end of the transaction, makes the second count after the first
     // committed.
     const TASK_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtext('taskyard:' || $1))");
+    const BEGIN: &'static str = "BEGIN";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -181,6 +188,11 @@ where
 {
     pub(super) fn error(&self) -> impl Fn(sqlx::Error) -> Error {
         sqlx_error(DB::BACKEND)
+    }
+
+    /// A write transaction on the pool ([`Dialect::BEGIN`]).
+    pub(super) async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>, Error> {
+        self.pool.begin_with(DB::BEGIN).await.map_err(self.error())
     }
 
     /// The run with `id`, if it is stored.

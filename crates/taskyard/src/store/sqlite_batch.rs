@@ -80,7 +80,7 @@ pub(super) async fn put_claimed_many(
     // first statement, so nothing moves a fence between the records and their jobs.
     let err = sqlx_error(BACKEND);
     let batch = batch(runs)?;
-    let mut tx = pool.begin().await.map_err(&err)?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
     let ended: Vec<Written> = sqlx::query_as(ENDED.as_str())
         .bind(batch.as_str())
         .fetch_all(&mut *tx)

@@ -209,3 +209,27 @@ async fn a_connection_left_inside_a_transaction_is_not_reused() {
         .expect("a write");
     tx.commit().await.expect("committed");
 }
+
+/// A write transaction of the shared statements takes the write lock at its start, so a
+/// transaction that reads before it writes never finds, at its first write, that another
+/// process wrote since its read (SQLite then fails it without waiting).
+#[tokio::test]
+async fn a_write_transaction_takes_the_write_lock_at_once() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).await.expect("the store");
+    let tx = store.write().begin().await.expect("a transaction");
+    // Another process's connection, which does not wait for the lock.
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .busy_timeout(Duration::ZERO);
+    let mut other = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("another connection");
+    let refused = sqlx::query("DELETE FROM taskyard_runs")
+        .execute(&mut other)
+        .await
+        .expect_err("the write lock is held from the transaction's start");
+    assert!(is_busy(&refused), "{refused}");
+    drop(tx);
+}

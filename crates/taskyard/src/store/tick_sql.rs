@@ -74,7 +74,7 @@ where
         ticks: &[TickWithRun],
         insert: InsertJobs<DB>,
     ) -> Result<Vec<bool>, Error> {
-        let mut tx = self.pool.begin().await.map_err(self.error())?;
+        let mut tx = self.begin().await?;
         let claims: Vec<&TickClaim> = ticks.iter().map(|(claim, _, _)| claim).collect();
         let claimed = self.claim_in_key_order(&mut tx, &claims).await?;
         let jobs: Vec<(RunRecord, Job)> = ticks
