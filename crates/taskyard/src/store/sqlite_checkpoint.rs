@@ -8,10 +8,8 @@
 //! the requests whose records were in such a batch waited for it, about 16 times a second
 //! under load, 5–15 ms each. That connection checkpoints nothing now. After its writes, at
 //! most every [`GAP`], a task of the store's makes a passive checkpoint (one that waits for
-//! no reader or writer) on a connection of its own, and syncs the file every few MiB it
-//! copied; the next writes are made meanwhile. After a checkpoint that found few new pages
-//! the next waits [`QUIET_GAP`]: an idle app's heartbeats and polls would otherwise cost
-//! SQLite two syncs each.
+//! no reader or writer) on a connection of its own, then syncs the file, and the next
+//! writes are made meanwhile.
 //!
 //! SQLite starts the WAL over only when a write begins with every page of the WAL back in
 //! the file, which a checkpoint beside a steady stream of writes never leaves: the WAL
@@ -28,7 +26,6 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -50,27 +47,11 @@ const RESTART_AT: i64 = 16_384;
 /// write back while it waits for readers to leave the WAL.
 const WAIT: Duration = Duration::from_millis(100);
 
-/// New pages in the WAL under which a checkpoint counts as quiet: the next one then waits
-/// [`QUIET_GAP`] instead of [`GAP`]. An idle app's heartbeats and polls write a few pages a
-/// second; each checkpoint of them costs SQLite two syncs.
-const QUIET_PAGES: i64 = 64;
-
-/// The least time between two checkpoints after a quiet one. Load that starts meanwhile
-/// writes at most a second of pages before the next, under [`RESTART_AT`].
-const QUIET_GAP: Duration = Duration::from_secs(1);
-
-/// Pages copied back since the file's last sync past which the task syncs it (4 MiB):
-/// what the copy before a restart has to sync is then at most this much and its own.
-const SYNC_PAGES: i64 = 1_024;
-
 /// The store's checkpointing task, which ends when the last clone of the store is dropped.
 #[derive(Debug)]
 pub(super) struct Checkpoints {
     /// Wakes the task after a write.
     wrote: Arc<Notify>,
-    /// The checkpoints the task made so far.
-    #[cfg(test)]
-    made: Arc<AtomicU64>,
     _stop: DropGuard,
 }
 
@@ -84,19 +65,6 @@ pub(super) struct Files {
     pub file: File,
     /// The WAL's pages past which the checkpoints start it over ([`RESTART_AT`]).
     pub restart_at: i64,
-    /// The checkpoints made so far.
-    pub made: Arc<AtomicU64>,
-}
-
-/// What the task saw at its last checkpoint, in the WAL it found.
-#[derive(Debug, Default)]
-struct Seen {
-    /// The WAL's pages.
-    pages: i64,
-    /// Its pages copied back into the file.
-    copied: i64,
-    /// Its pages copied back when the file was last synced.
-    synced: i64,
 }
 
 impl Checkpoints {
@@ -116,7 +84,6 @@ impl Checkpoints {
             writes,
             file,
             restart_at: RESTART_AT,
-            made: Arc::default(),
         }))
     }
 
@@ -124,8 +91,6 @@ impl Checkpoints {
     pub(super) fn start(files: Files) -> Checkpoints {
         let wrote = Arc::new(Notify::new());
         let stop = CancellationToken::new();
-        #[cfg(test)]
-        let made = files.made.clone();
         drop(tokio::spawn(checkpoint_after_writes(
             Arc::new(files),
             wrote.clone(),
@@ -133,16 +98,8 @@ impl Checkpoints {
         )));
         Checkpoints {
             wrote,
-            #[cfg(test)]
-            made,
             _stop: stop.drop_guard(),
         }
-    }
-
-    /// The checkpoints the task made so far.
-    #[cfg(test)]
-    pub(super) fn made(&self) -> u64 {
-        self.made.load(Ordering::Relaxed)
     }
 
     /// Says that the connection that does not checkpoint by itself committed.
@@ -152,56 +109,38 @@ impl Checkpoints {
 }
 
 /// After each write (the writes made meanwhile together), one checkpoint, then at least
-/// [`GAP`] before the next, or [`QUIET_GAP`] after a checkpoint that found few new pages.
+/// [`GAP`] before the next.
 async fn checkpoint_after_writes(files: Arc<Files>, wrote: Arc<Notify>, stop: CancellationToken) {
-    let mut seen = Seen::default();
     loop {
         tokio::select! {
             () = wrote.notified() => {}
             () = stop.cancelled() => return,
         }
-        let gap = match checkpoint(&files, &mut seen).await {
-            Ok(new) if new < QUIET_PAGES => QUIET_GAP,
-            Ok(_) => GAP,
-            // A failure (a full disk, say) leaves the pages in the WAL, where readers find
-            // them: the next write tries again, and the writes' own errors say what is
-            // wrong.
-            Err(error) => {
-                tracing::debug!(%error, "checkpointing the SQLite WAL failed");
-                GAP
-            }
-        };
+        // A failure (a full disk, say) leaves the pages in the WAL, where readers find
+        // them: the next write tries again, and the writes' own errors say what is wrong.
+        if let Err(error) = checkpoint(&files).await {
+            tracing::debug!(%error, "checkpointing the SQLite WAL failed");
+        }
         tokio::select! {
-            () = tokio::time::sleep(gap) => {}
+            () = tokio::time::sleep(GAP) => {}
             () = stop.cancelled() => return,
         }
     }
 }
 
-/// A passive checkpoint, and a sync of the file once [`SYNC_PAGES`] were copied back since
-/// the last; when the WAL is long, another checkpoint while the writes' connection is held,
-/// and a restart checkpoint when that one could not copy everything back and the WAL is
-/// longer still (see the module docs). Returns the pages written to the WAL since the
-/// checkpoint before.
-async fn checkpoint(files: &Arc<Files>, seen: &mut Seen) -> Result<i64, sqlx::Error> {
-    files.made.fetch_add(1, Ordering::Relaxed);
+/// A passive checkpoint and a sync of the file; when the WAL is long, another checkpoint
+/// while the writes' connection is held, and a restart checkpoint when that one could not
+/// copy everything back and the WAL is longer still (see the module docs).
+async fn checkpoint(files: &Arc<Files>) -> Result<(), sqlx::Error> {
     let (pages, copied) = passive(&files.own).await?;
-    // Both counts only grow until the WAL starts over.
-    if pages < seen.pages || copied < seen.copied {
-        *seen = Seen::default();
-    }
-    let new = pages - seen.pages;
-    seen.pages = pages;
-    seen.copied = copied;
-    if copied - seen.synced >= SYNC_PAGES {
+    if copied > 0 {
         let synced = files.clone();
         tokio::task::spawn_blocking(move || synced.file.sync_data())
             .await
             .map_err(|error| sqlx::Error::Io(std::io::Error::other(error)))??;
-        seen.synced = copied;
     }
     if pages < files.restart_at {
-        return Ok(new);
+        return Ok(());
     }
     // This process's writes wait while the pages written since are copied back.
     let held = files.writes.acquire().await?;
@@ -212,7 +151,7 @@ async fn checkpoint(files: &Arc<Files>, seen: &mut Seen) -> Result<i64, sqlx::Er
             .execute(&files.own)
             .await?;
     }
-    Ok(new)
+    Ok(())
 }
 
 /// A passive checkpoint: the pages in the WAL, and how many of them are back in the file.
@@ -263,7 +202,6 @@ mod tests {
             writes: writes.clone(),
             file: File::open(&path).expect("the file"),
             restart_at,
-            made: Arc::default(),
         });
         // Each commit adds a page of its own to the table, and its frames to the WAL.
         let mut written = 0;
@@ -286,48 +224,6 @@ mod tests {
         assert!(
             pages < written / 2,
             "the WAL holds {pages} pages after {written} commits, started over at {restart_at}"
-        );
-    }
-
-    /// A trickle of writes, as an idle app's heartbeats and polls are, gets a checkpoint
-    /// about once a [`QUIET_GAP`], not one after each write.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_trickle_of_writes_is_checkpointed_about_once_a_second() {
-        let dir = tempfile::tempdir().expect("a folder");
-        let path = dir.path().join("wal.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
-        let writes = pool(&options.clone().pragma("wal_autocheckpoint", "0")).await;
-        sqlx::query("CREATE TABLE t (x)")
-            .execute(&writes)
-            .await
-            .expect("a table");
-        let checkpoints = Checkpoints::start(Files {
-            own: pool(&options.clone().busy_timeout(WAIT)).await,
-            writes: writes.clone(),
-            file: File::open(&path).expect("the file"),
-            restart_at: RESTART_AT,
-            made: Arc::default(),
-        });
-        // 40 commits, one every 75 ms: three seconds.
-        for n in 0..40 {
-            sqlx::query("INSERT INTO t VALUES (?)")
-                .bind(n)
-                .execute(&writes)
-                .await
-                .expect("a write");
-            checkpoints.wrote();
-            tokio::time::sleep(Duration::from_millis(75)).await;
-        }
-        let made = checkpoints.made();
-        // About one a second, and the first at once: at most 5 in 3 s on a slow machine.
-        // After each write, they would be one every 100 ms: about 30.
-        assert!(
-            (1..=5).contains(&made),
-            "{made} checkpoints for 40 small commits in 3 s"
         );
     }
 }
