@@ -254,8 +254,7 @@ impl Store for SqliteStore {
             tx.commit().await
         }
         .await;
-        self.checkpoints.wrote();
-        close_on_error(&mut conn, written)
+        self.wrote(close_on_error(&mut conn, written))
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, Error> {
@@ -287,8 +286,7 @@ impl Store for SqliteStore {
             tx.commit().await.map(|()| ids)
         }
         .await;
-        self.checkpoints.wrote();
-        parse_ids(BACKEND, close_on_error(&mut conn, marked)?)
+        parse_ids(BACKEND, self.wrote(close_on_error(&mut conn, marked))?)
     }
 
     async fn prune_runs(&self, finished_before: Timestamp) -> Result<u64, Error> {
