@@ -8,8 +8,9 @@
 //! the requests whose records were in such a batch waited for it, about 16 times a second
 //! under load, 5–15 ms each. That connection checkpoints nothing now. After its writes, at
 //! most every [`GAP`], a task of the store's makes a passive checkpoint (one that waits for
-//! no reader or writer) on a connection of its own, then syncs the file, and the next
-//! writes are made meanwhile.
+//! no reader or writer) on a connection of its own, then syncs the file when that copied
+//! new pages without finishing (SQLite syncs it after a checkpoint that finished), and the
+//! next writes are made meanwhile.
 //!
 //! SQLite starts the WAL over only when a write begins with every page of the WAL back in
 //! the file, which a checkpoint beside a steady stream of writes never leaves: the WAL
@@ -111,6 +112,7 @@ impl Checkpoints {
 /// After each write (the writes made meanwhile together), one checkpoint, then at least
 /// [`GAP`] before the next.
 async fn checkpoint_after_writes(files: Arc<Files>, wrote: Arc<Notify>, stop: CancellationToken) {
+    let mut unsynced = Unsynced::default();
     loop {
         tokio::select! {
             () = wrote.notified() => {}
@@ -118,7 +120,7 @@ async fn checkpoint_after_writes(files: Arc<Files>, wrote: Arc<Notify>, stop: Ca
         }
         // A failure (a full disk, say) leaves the pages in the WAL, where readers find
         // them: the next write tries again, and the writes' own errors say what is wrong.
-        if let Err(error) = checkpoint(&files).await {
+        if let Err(error) = checkpoint(&files, &mut unsynced).await {
             tracing::debug!(%error, "checkpointing the SQLite WAL failed");
         }
         tokio::select! {
@@ -131,13 +133,14 @@ async fn checkpoint_after_writes(files: Arc<Files>, wrote: Arc<Notify>, stop: Ca
 /// A passive checkpoint and a sync of the file; when the WAL is long, another checkpoint
 /// while the writes' connection is held, and a restart checkpoint when that one could not
 /// copy everything back and the WAL is longer still (see the module docs).
-async fn checkpoint(files: &Arc<Files>) -> Result<(), sqlx::Error> {
+async fn checkpoint(files: &Arc<Files>, unsynced: &mut Unsynced) -> Result<(), sqlx::Error> {
     let (pages, copied) = passive(&files.own).await?;
-    if copied > 0 {
+    if unsynced.after(pages, copied) {
         let synced = files.clone();
         tokio::task::spawn_blocking(move || synced.file.sync_data())
             .await
             .map_err(|error| sqlx::Error::Io(std::io::Error::other(error)))??;
+        unsynced.synced(copied);
     }
     if pages < files.restart_at {
         return Ok(());
@@ -152,6 +155,39 @@ async fn checkpoint(files: &Arc<Files>) -> Result<(), sqlx::Error> {
             .await?;
     }
     Ok(())
+}
+
+/// Which pages copied back into the file no sync has covered yet: the task syncs the file
+/// only after a checkpoint that copied new pages and did not finish. SQLite syncs the file
+/// itself after a checkpoint that copied the whole WAL back (with `synchronous = NORMAL`),
+/// and a checkpoint that found nothing new copied nothing, so an idle app's heartbeats cost
+/// SQLite's syncs alone.
+#[derive(Debug, Default)]
+struct Unsynced {
+    /// The WAL's pages copied back as of the task's last sync (or SQLite's).
+    copied: i64,
+}
+
+impl Unsynced {
+    /// After a checkpoint that found `pages` in the WAL and `copied` of them back in the
+    /// file: whether the file needs the task's sync.
+    fn after(&mut self, pages: i64, copied: i64) -> bool {
+        if copied < self.copied {
+            // The WAL started over: nothing of it has been synced.
+            self.copied = 0;
+        }
+        if copied == pages {
+            // Finished: SQLite synced the file.
+            self.copied = copied;
+            return false;
+        }
+        copied > self.copied
+    }
+
+    /// The file was synced with `copied` pages back in it.
+    fn synced(&mut self, copied: i64) {
+        self.copied = copied;
+    }
 }
 
 /// A passive checkpoint: the pages in the WAL, and how many of them are back in the file.
@@ -177,6 +213,21 @@ mod tests {
             .connect_with(options.clone())
             .await
             .expect("a connection")
+    }
+
+    /// The task's sync follows new pages copied by a checkpoint that did not finish; an
+    /// idle app's checkpoints, which find nothing new or finish, cost it none.
+    #[test]
+    fn the_file_is_synced_after_new_pages_an_unfinished_checkpoint_copied() {
+        let mut unsynced = Unsynced::default();
+        assert!(unsynced.after(100, 40), "40 new pages, the WAL not all back");
+        unsynced.synced(40);
+        assert!(!unsynced.after(100, 40), "nothing copied since the sync");
+        assert!(!unsynced.after(120, 120), "finished: SQLite synced the file");
+        assert!(!unsynced.after(120, 120), "nothing new");
+        assert!(unsynced.after(200, 150), "new pages, not finished");
+        unsynced.synced(150);
+        assert!(unsynced.after(30, 10), "the WAL started over: its pages are new");
     }
 
     /// Writes that never checkpoint by themselves, one commit after another without a
