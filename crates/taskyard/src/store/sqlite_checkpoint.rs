@@ -10,7 +10,9 @@
 //! most every [`GAP`], a task of the store's makes a passive checkpoint (one that waits for
 //! no reader or writer) on a connection of its own, then syncs the file when that copied
 //! new pages without finishing (SQLite syncs it after a checkpoint that finished), and the
-//! next writes are made meanwhile.
+//! next writes are made meanwhile. A checkpoint that found few new pages (an idle app's
+//! heartbeats and ticks) makes the next one wait [`QUIET_GAP`] instead, unless load comes
+//! back meanwhile ([`QUIET_WRITES`]).
 //!
 //! SQLite starts the WAL over only when a write begins with every page of the WAL back in
 //! the file, which a checkpoint beside a steady stream of writes never leaves: the WAL
@@ -27,6 +29,7 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -48,12 +51,49 @@ const RESTART_AT: i64 = 16_384;
 /// write back while it waits for readers to leave the WAL.
 const WAIT: Duration = Duration::from_millis(100);
 
+/// New pages in the WAL under which a checkpoint counts as quiet: an idle app's heartbeats
+/// and ticks, a few pages each.
+const QUIET_PAGES: i64 = 64;
+
+/// After a quiet checkpoint the next one waits this long, or for [`QUIET_WRITES`] writes,
+/// whichever comes first. Each checkpoint that finds new pages costs SQLite three syncs (the
+/// WAL's before the copy, the file's after it, and the WAL's header when the next write
+/// starts it over): once a second each, an idle app's heartbeats kept it syncing three times
+/// a second. It is also how long a power cut can take an idle app's last commits with it
+/// (`synchronous = NORMAL` syncs the WAL at checkpoints, not at commits).
+const QUIET_GAP: Duration = Duration::from_secs(5);
+
+/// Writes after a quiet checkpoint that end its wait at once: load coming back, which the
+/// checkpoints then follow every [`GAP`] again.
+const QUIET_WRITES: u64 = 64;
+
 /// The store's checkpointing task, which ends when the last clone of the store is dropped.
 #[derive(Debug)]
 pub(super) struct Checkpoints {
-    /// Wakes the task after a write.
-    wrote: Arc<Notify>,
+    /// Counts the writes and wakes the task after each.
+    wrote: Arc<Writes>,
     _stop: DropGuard,
+}
+
+/// The writes made so far, and the task's wake-up.
+#[derive(Debug, Default)]
+struct Writes {
+    made: AtomicU64,
+    wake: Notify,
+}
+
+impl Writes {
+    /// The writes made so far.
+    fn made(&self) -> u64 {
+        self.made.load(Ordering::Acquire)
+    }
+
+    /// Waits until more than `seen` writes were made.
+    async fn past(&self, seen: u64) {
+        while self.made() <= seen {
+            self.wake.notified().await;
+        }
+    }
 }
 
 /// What the checkpointing task works with.
@@ -66,6 +106,8 @@ pub(super) struct Files {
     pub file: File,
     /// The WAL's pages past which the checkpoints start it over ([`RESTART_AT`]).
     pub restart_at: i64,
+    /// The wait after a quiet checkpoint ([`QUIET_GAP`]).
+    pub quiet_gap: Duration,
 }
 
 impl Checkpoints {
@@ -85,12 +127,13 @@ impl Checkpoints {
             writes,
             file,
             restart_at: RESTART_AT,
+            quiet_gap: QUIET_GAP,
         }))
     }
 
     /// Starts the task, which checkpoints after each [`Checkpoints::wrote`].
     pub(super) fn start(files: Files) -> Checkpoints {
-        let wrote = Arc::new(Notify::new());
+        let wrote = Arc::new(Writes::default());
         let stop = CancellationToken::new();
         drop(tokio::spawn(checkpoint_after_writes(
             Arc::new(files),
@@ -105,26 +148,40 @@ impl Checkpoints {
 
     /// Says that the connection that does not checkpoint by itself committed.
     pub(super) fn wrote(&self) {
-        self.wrote.notify_one();
+        self.wrote.made.fetch_add(1, Ordering::Release);
+        self.wrote.wake.notify_one();
     }
 }
 
 /// After each write (the writes made meanwhile together), one checkpoint, then at least
-/// [`GAP`] before the next.
-async fn checkpoint_after_writes(files: Arc<Files>, wrote: Arc<Notify>, stop: CancellationToken) {
+/// [`GAP`] before the next; after a quiet one, [`QUIET_GAP`] or [`QUIET_WRITES`] writes.
+async fn checkpoint_after_writes(files: Arc<Files>, wrote: Arc<Writes>, stop: CancellationToken) {
     let mut unsynced = Unsynced::default();
+    let mut seen = 0;
     loop {
         tokio::select! {
-            () = wrote.notified() => {}
+            () = wrote.past(seen) => {}
             () = stop.cancelled() => return,
         }
+        seen = wrote.made();
         // A failure (a full disk, say) leaves the pages in the WAL, where readers find
         // them: the next write tries again, and the writes' own errors say what is wrong.
-        if let Err(error) = checkpoint(&files, &mut unsynced).await {
-            tracing::debug!(%error, "checkpointing the SQLite WAL failed");
-        }
+        let quiet = match checkpoint(&files, &mut unsynced).await {
+            Ok(new) => new < QUIET_PAGES,
+            Err(error) => {
+                tracing::debug!(%error, "checkpointing the SQLite WAL failed");
+                false
+            }
+        };
+        let wait = async {
+            tokio::time::sleep(GAP).await;
+            if quiet {
+                let rest = files.quiet_gap.saturating_sub(GAP);
+                let _ = tokio::time::timeout(rest, wrote.past(seen + QUIET_WRITES)).await;
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(GAP) => {}
+            () = wait => {}
             () = stop.cancelled() => return,
         }
     }
@@ -133,8 +190,11 @@ async fn checkpoint_after_writes(files: Arc<Files>, wrote: Arc<Notify>, stop: Ca
 /// A passive checkpoint and a sync of the file; when the WAL is long, another checkpoint
 /// while the writes' connection is held, and a restart checkpoint when that one could not
 /// copy everything back and the WAL is longer still (see the module docs).
-async fn checkpoint(files: &Arc<Files>, unsynced: &mut Unsynced) -> Result<(), sqlx::Error> {
+///
+/// Returns the pages it found in the WAL that the last checkpoint had not.
+async fn checkpoint(files: &Arc<Files>, unsynced: &mut Unsynced) -> Result<i64, sqlx::Error> {
     let (pages, copied) = passive(&files.own).await?;
+    let new = unsynced.found(pages);
     if unsynced.after(pages, copied) {
         let synced = files.clone();
         tokio::task::spawn_blocking(move || synced.file.sync_data())
@@ -143,7 +203,7 @@ async fn checkpoint(files: &Arc<Files>, unsynced: &mut Unsynced) -> Result<(), s
         unsynced.synced(copied);
     }
     if pages < files.restart_at {
-        return Ok(());
+        return Ok(new);
     }
     // This process's writes wait while the pages written since are copied back.
     let held = files.writes.acquire().await?;
@@ -154,7 +214,7 @@ async fn checkpoint(files: &Arc<Files>, unsynced: &mut Unsynced) -> Result<(), s
             .execute(&files.own)
             .await?;
     }
-    Ok(())
+    Ok(new)
 }
 
 /// Which pages copied back into the file no sync has covered yet: the task syncs the file
@@ -166,9 +226,18 @@ async fn checkpoint(files: &Arc<Files>, unsynced: &mut Unsynced) -> Result<(), s
 struct Unsynced {
     /// The WAL's pages copied back as of the task's last sync (or SQLite's).
     copied: i64,
+    /// The WAL's pages at the last checkpoint.
+    pages: i64,
 }
 
 impl Unsynced {
+    /// A checkpoint found `pages` in the WAL: how many the one before had not. Fewer than
+    /// before means the WAL started over, and all of them are new.
+    fn found(&mut self, pages: i64) -> i64 {
+        let last = std::mem::replace(&mut self.pages, pages);
+        if pages < last { pages } else { pages - last }
+    }
+
     /// After a checkpoint that found `pages` in the WAL and `copied` of them back in the
     /// file: whether the file needs the task's sync.
     fn after(&mut self, pages: i64, copied: i64) -> bool {
@@ -203,6 +272,7 @@ async fn passive(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
 mod tests {
     use std::time::Instant;
 
+    use sqlx::Connection;
     use sqlx::sqlite::{SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
     use super::*;
@@ -230,6 +300,109 @@ mod tests {
         assert!(unsynced.after(30, 10), "the WAL started over: its pages are new");
     }
 
+    /// Options for a WAL file at `path`, and a writes' connection that never checkpoints
+    /// by itself, as the store's.
+    async fn wal_file(path: &Path) -> (SqliteConnectOptions, SqlitePool) {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let writes = pool(&options.clone().pragma("wal_autocheckpoint", "0")).await;
+        (options, writes)
+    }
+
+    /// The rows of `t` in the database file itself: a connection that opens it as
+    /// immutable reads the file alone, without the WAL.
+    async fn rows_in_file(path: &Path) -> i64 {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .immutable(true)
+            .read_only(true);
+        let mut file = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("the file opens");
+        // Before the first checkpoint the file has no table yet.
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut file)
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Waits up to `within` for `rows` rows in the file; how many it found.
+    async fn file_reaches(path: &Path, rows: i64, within: Duration) -> i64 {
+        let began = Instant::now();
+        loop {
+            let found = rows_in_file(path).await;
+            if found >= rows || began.elapsed() > within {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// After a checkpoint that found few new pages, the next waits the quiet gap, or for
+    /// enough writes that load has come back; either way the writes reach the file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_checkpoint_waits_for_the_gap_or_for_load() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("quiet.db");
+        let (options, writes) = wal_file(&path).await;
+        let quiet_gap = Duration::from_secs(2);
+        let checkpoints = Checkpoints::start(Files {
+            own: pool(&options.clone().busy_timeout(WAIT)).await,
+            writes: writes.clone(),
+            file: File::open(&path).expect("the file"),
+            restart_at: RESTART_AT,
+            quiet_gap,
+        });
+        let write = || async {
+            sqlx::query("INSERT INTO t VALUES (1)")
+                .execute(&writes)
+                .await
+                .expect("a write");
+            checkpoints.wrote();
+        };
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&writes)
+            .await
+            .expect("a table");
+        write().await;
+        assert_eq!(
+            file_reaches(&path, 1, Duration::from_secs(5)).await,
+            1,
+            "the first write"
+        );
+
+        // A quiet checkpoint: the next write waits in the WAL for the gap.
+        let began = Instant::now();
+        write().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let early = rows_in_file(&path).await;
+        // (A machine that stalled the test for the whole gap proves nothing either way.)
+        if began.elapsed() < quiet_gap {
+            assert_eq!(early, 1, "the second write was copied back within 500 ms");
+        }
+        assert_eq!(file_reaches(&path, 2, quiet_gap * 3).await, 2, "after the gap");
+
+        // Load comes back: its writes end the quiet wait long before the gap.
+        let began = Instant::now();
+        for _ in 0..=QUIET_WRITES {
+            write().await;
+        }
+        let all = 3 + i64::try_from(QUIET_WRITES).expect("a count");
+        assert_eq!(
+            file_reaches(&path, all, quiet_gap * 3).await,
+            all,
+            "the load's writes"
+        );
+        assert!(
+            began.elapsed() < quiet_gap,
+            "load waited {:?}, the whole quiet gap",
+            began.elapsed()
+        );
+    }
+
     /// Writes that never checkpoint by themselves, one commit after another without a
     /// pause, leave a WAL that the task keeps short: without its turn on the writes'
     /// connection, the WAL would hold every page they wrote.
@@ -237,12 +410,7 @@ mod tests {
     async fn a_steady_stream_of_writes_keeps_the_wal_short() {
         let dir = tempfile::tempdir().expect("a folder");
         let path = dir.path().join("wal.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
-        let writes = pool(&options.clone().pragma("wal_autocheckpoint", "0")).await;
+        let (options, writes) = wal_file(&path).await;
         sqlx::query("CREATE TABLE t (x BLOB)")
             .execute(&writes)
             .await
@@ -253,6 +421,7 @@ mod tests {
             writes: writes.clone(),
             file: File::open(&path).expect("the file"),
             restart_at,
+            quiet_gap: QUIET_GAP,
         });
         // Each commit adds a page of its own to the table, and its frames to the WAL.
         let mut written = 0;
