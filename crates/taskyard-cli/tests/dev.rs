@@ -7,20 +7,14 @@
 //!
 //! `TASKYARD_DEV_EDITS` sets the number of edits (20).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository")
-}
 
 /// One request on a new connection: the status and the body, or what went wrong.
 fn request(addr: SocketAddr, path: &str, accept: &str) -> Result<(u16, String), String> {
@@ -76,7 +70,7 @@ fn edits_swap_in_without_refusing_a_connection() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
-    let repo = repository();
+    let repo = common::repository();
     let temp = tempfile::tempdir().expect("tempdir");
     let created = Command::new(env!("CARGO_BIN_EXE_taskyard"))
         .current_dir(temp.path())
@@ -94,20 +88,8 @@ fn edits_swap_in_without_refusing_a_connection() {
     let mut config = std::fs::read_to_string(app.join("taskyard.toml")).expect("taskyard.toml");
     config.push_str("\n[schedules.tick]\ntype = \"worker\"\ninterval = \"1s\"\ntask = \"greet\"\npayload = { name = \"tick\" }\n");
     std::fs::write(app.join("taskyard.toml"), config).expect("taskyard.toml");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taskyard"))
-        .args([
-            "dev",
-            "--dir",
-            &app.display().to_string(),
-            "--port",
-            &port.to_string(),
-        ])
-        .env("CARGO_TARGET_DIR", repo.join("target/guide-app"))
+    let addr = common::free_addr();
+    let mut child = common::dev(&app, addr, "guide-app")
         .env_remove("TASKYARD_DATABASE_URL")
         .env_remove("TASKYARD_ENV")
         .env("RUST_LOG", "warn")
@@ -152,6 +134,24 @@ fn edits_swap_in_without_refusing_a_connection() {
             }
         })
     };
+    // The versions that open pages hear of (the script `taskyard dev` adds to HTML pages
+    // reloads a page when the version that served it is no longer the one serving).
+    let versions = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let versions = versions.clone();
+        let mut stream = TcpStream::connect(addr).expect("the events stream");
+        let head = format!(
+            "GET /_taskyard/dev/events HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("send");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Some(version) = line.strip_prefix("data: ") {
+                    versions.lock().expect("versions").push(version.to_owned());
+                }
+            }
+        });
+    }
     let index = app.join("src/routes/index.get.rs");
     for edit in 1..=edits {
         let version = format!("version {edit}");
@@ -193,6 +193,22 @@ fn edits_swap_in_without_refusing_a_connection() {
     until("the fix is visible", Duration::from_secs(180), || {
         request(addr, "/", "text/html").is_ok_and(|(status, body)| status == 200 && body == "fixed\n")
     });
+    // Every swap and the failure reached the events stream, in order, the fix last.
+    until("the fix's version is heard", Duration::from_secs(10), || {
+        versions.lock().expect("versions").len() >= edits + 3
+    });
+    let heard = versions.lock().expect("versions").clone();
+    let failing = heard.iter().filter(|v| v.ends_with("failing")).count();
+    assert_eq!(failing, 1, "the broken build, once: {heard:?}");
+    assert!(heard[heard.len() - 2].ends_with("failing"), "{heard:?}");
+    let mut served: Vec<&String> = heard.iter().filter(|v| !v.ends_with("failing")).collect();
+    assert_eq!(
+        served.len(),
+        edits + 2,
+        "the first version and one per good build: {heard:?}"
+    );
+    served.dedup();
+    assert_eq!(served.len(), edits + 2, "each swap a new version: {heard:?}");
     // taskyard.toml reaches the app without a build.
     let mut config = std::fs::read_to_string(app.join("taskyard.toml")).expect("taskyard.toml");
     config.push_str("# edited while serving\n");

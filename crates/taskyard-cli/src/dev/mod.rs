@@ -16,6 +16,7 @@ mod child;
 mod compile;
 mod page;
 mod proxy;
+mod reload;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -17,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 
-use super::page;
+use super::{page, reload};
 
 /// How long a request waits for a ready process.
 const WAIT_FOR_READY: Duration = Duration::from_secs(60);
@@ -60,6 +60,9 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     if parts.uri.path() == "/_taskyard/dev" {
         return axum::Json(page::state_json(&proxy.status.borrow())).into_response();
     }
+    if parts.uri.path() == reload::EVENTS {
+        return reload::events(proxy.status.clone()).into_response();
+    }
     let wants_page = parts.method == axum::http::Method::GET
         && parts
             .headers
@@ -83,7 +86,7 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         {
             return page::failure_response(failure, wants_page);
         }
-        let Some(backend) = current.ready else {
+        let Some(backend) = current.ready.clone() else {
             // No process yet (the first build) or none between a crash and its restart.
             if tokio::time::timeout_at(deadline, status.changed()).await.is_err() {
                 break;
@@ -117,6 +120,11 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
                 response
                     .headers_mut()
                     .insert("x-taskyard-dev", HeaderValue::from_static("proxied"));
+                if wants_page && reload::is_page(response.headers()) {
+                    // The version that answered: the page reloads once another serves.
+                    let version = reload::version(&current).unwrap_or_default();
+                    return reload::add_script(response, &version).await;
+                }
                 return response;
             }
             // The process was gone before the request reached it (a swap or a crash): send
