@@ -4,7 +4,8 @@
 //!
 //! The app is the smallest one `taskyard dev` can serve (std only, so that its builds take
 //! a second): it says where it listens as a taskyard app does, answers its health, and
-//! serves one HTML page naming its version. `scripts/setup-chromium.sh` installs the
+//! serves one HTML page naming its version, under a Content-Security-Policy as strict as
+//! the dashboard's (no inline script). `scripts/setup-chromium.sh` installs the
 //! browser; under `TASKYARD_REQUIRE_BROWSER=1` (CI) a missing one is a failure.
 
 mod common;
@@ -24,6 +25,8 @@ fn source(version: &str, broken: bool) -> String {
 use std::net::TcpListener;
 
 const VERSION: &str = "{version}";
+// As strict as the dashboard's: scripts and connections of the page's own origin only.
+const POLICY: &str = "content-security-policy: default-src 'none'; script-src 'self'; connect-src 'self'\r\n";
 
 fn main() {{
     {error}
@@ -49,7 +52,7 @@ fn main() {{
             let mut stream = stream;
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: {{kind}}\r\ncontent-length: {{}}\r\nconnection: close\r\n\r\n{{body}}",
+                "HTTP/1.1 200 OK\r\ncontent-type: {{kind}}\r\ncontent-length: {{}}\r\n{{POLICY}}connection: close\r\n\r\n{{body}}",
                 body.len()
             );
         }});

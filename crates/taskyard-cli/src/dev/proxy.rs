@@ -63,6 +63,9 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     if parts.uri.path() == reload::EVENTS {
         return reload::events(proxy.status.clone()).into_response();
     }
+    if parts.uri.path() == reload::SCRIPT {
+        return reload::script_file();
+    }
     let wants_page = parts.method == axum::http::Method::GET
         && parts
             .headers

@@ -1,7 +1,9 @@
 //! Pages that reload themselves after a swap: every HTML page the app serves through the
 //! held port gets a small script that listens to `GET /_taskyard/dev/events` and reloads
 //! the page once the version it came from is no longer the one serving (a new process
-//! swapped in, or a build failed and its errors are to be shown).
+//! swapped in, or a build failed and its errors are to be shown). The script is a file of
+//! the held port's own (`GET /_taskyard/dev/reload.js`), not inline, so that a page whose
+//! Content-Security-Policy allows only its own origin's scripts (the dashboard's) runs it.
 
 use std::convert::Infallible;
 
@@ -16,6 +18,31 @@ use super::proxy::Status;
 
 /// The path of the events stream.
 pub const EVENTS: &str = "/_taskyard/dev/events";
+
+/// The path of the script.
+pub const SCRIPT: &str = "/_taskyard/dev/reload.js";
+
+/// The script: it reloads the page when a version other than its tag's serves. (An
+/// `EventSource` connects again by itself when the dev server restarts, and is told the
+/// version then.)
+const RELOAD_JS: &str = "(() => {\n\
+    const served = document.currentScript.dataset.version;\n\
+    new EventSource(\"/_taskyard/dev/events\").addEventListener(\"version\", (event) => {\n\
+      if (event.data !== served) location.reload();\n\
+    });\n\
+  })();\n";
+
+/// `GET /_taskyard/dev/reload.js`.
+pub fn script_file() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        RELOAD_JS,
+    )
+        .into_response()
+}
 
 /// The largest page the script is added to; a larger one is passed on as it is.
 const PAGE_LIMIT: usize = 16 << 20;
@@ -52,17 +79,14 @@ fn versions(status: watch::Receiver<Status>) -> impl Stream<Item = Option<String
     })
 }
 
-/// The script added to a page that `version` served: it reloads the page when another
-/// version serves. (An `EventSource` connects again by itself when the dev server
-/// restarts, and is told the version then.)
+/// The tag added to a page that `version` served.
 fn script(version: &str) -> String {
-    let version = serde_json::Value::from(version)
-        .to_string()
-        .replace('<', "\\u003c");
-    format!(
-        "<script>(()=>{{const v={version};new EventSource(\"{EVENTS}\").addEventListener(\"version\",\
-         e=>{{if(e.data!==v)location.reload()}})}})()</script>"
-    )
+    let version = version
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!("<script src=\"{SCRIPT}\" data-version=\"{version}\"></script>")
 }
 
 /// Whether an answer is a page the script is added to: HTML, not compressed, and not said
@@ -251,14 +275,23 @@ mod tests {
         assert_eq!(next_version(&mut events).await, one.addr.to_string());
         // The new page names the version that served it.
         let (_, page) = get(held, "/", "text/html").await;
-        assert!(page.contains(&format!("const v=\"{}\"", one.addr)), "{page}");
+        assert!(page.contains(&format!("data-version=\"{}\"", one.addr)), "{page}");
+        // The script itself.
+        let (head, js) = get(held, SCRIPT, "*/*").await;
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/javascript"),
+            "{head}"
+        );
+        assert!(js.contains(EVENTS) && js.contains("dataset.version"), "{js}");
     }
 
     #[test]
     fn the_script_is_inert_text_and_goes_before_the_last_body_end() {
         assert_eq!(find_last_body_end(b"<body></body><p></BoDy >"), Some(16));
         assert_eq!(find_last_body_end(b"<p>no end</p>"), None);
-        let script = script("</script><script>alert(1)</script>");
-        assert!(!script.contains("</script><script>alert"), "{script}");
+        let script = script("\"></script><script>alert(1)</script>");
+        assert!(!script.contains("<script>alert"), "{script}");
+        assert_eq!(script.matches('"').count(), 4, "{script}");
     }
 }
