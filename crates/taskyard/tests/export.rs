@@ -90,6 +90,9 @@ fn schedules(target: Target) -> Vec<(&'static str, Schedule)> {
             ("nearest-1", cron("0 8 1W * *")),
             ("catch-up", cron("0 2 * * *").catch_up(CatchUp::Once)),
             ("every-6h", Schedule::worker().interval("6h").task("mail:digest")),
+            ("some-years", cron("0 0 12 1 1,7 * 2027-2030,2035")),
+            ("odd-years", cron("0 30 6 * * MON 2027/2")),
+            ("far-years", cron("0 0 0 29 2 * 2196-2400")),
         ]),
         Target::Kubernetes => all.extend([
             ("paris", cron("0 9 * * MON-FRI").tz("Europe/Paris")),
@@ -162,7 +165,8 @@ fn infos(target: Target) -> Vec<ScheduleInfo> {
     })
 }
 
-/// The next `TICKS` ticks of a schedule after `from`, as taskyard computes them.
+/// The next `TICKS` ticks of a schedule after `from` (or all, when fewer), as taskyard
+/// computes them.
 fn ticks_of(info: &ScheduleInfo, from: Timestamp) -> Vec<Timestamp> {
     match (&info.cron, info.interval_ms) {
         (Some(cron), _) => next_times(
@@ -185,8 +189,10 @@ fn next_times(expr: &CronExpr, zone: &str, from: Timestamp) -> Vec<Timestamp> {
     let zone = TimeZone::get(zone).expect("zone");
     let mut times = Vec::with_capacity(TICKS);
     let mut at = from;
-    while times.len() < TICKS {
-        let next = expr.next_after(at, &zone).expect("a next time");
+    // A year field may leave fewer than `TICKS`.
+    while times.len() < TICKS
+        && let Some(next) = expr.next_after(at, &zone)
+    {
         times.push(next);
         at = next;
     }
@@ -537,7 +543,13 @@ fn every_refusal_names_its_reason() {
             Schedule::worker().interval("1500ms").task("db:backup"),
             "is not a whole number of seconds",
         ),
-        (Systemd, cron("0 0 0 1 1 * 2027-2030"), "limits the years"),
+        (Crontab, cron("0 0 0 1 1 * 2027-2030"), "limits the years"),
+        (Vercel, cron("0 0 0 1 1 * 2027-2030"), "limits the years"),
+        (
+            Systemd,
+            cron("0 0 0 1 1 * 2300-2310"),
+            "fires in no year before 2200",
+        ),
         (
             Systemd,
             cron("0 8 30W * *"),

@@ -80,6 +80,11 @@ impl CronExpr {
         self.years.is_some()
     }
 
+    /// Whether the expression fires in `year` at all (always, without a year field).
+    pub(crate) fn in_year(&self, year: i64) -> bool {
+        self.years.as_ref().is_none_or(|years| years.contains(year))
+    }
+
     /// The first local (civil) time strictly after `civil` that the pattern matches, read
     /// as a wall clock with no zone: what a calendar that knows nothing of daylight saving
     /// would fire at.

@@ -80,9 +80,15 @@ pub(crate) struct Calendar {
     pub weekdays: Weekdays,
     pub rule: DayRule,
     pub zone: TimeZone,
+    /// The years systemd's calendar can name (1970 to 2199) in which it fires, when a year
+    /// field limits them; `None` for every year.
+    pub years: Option<Vec<u16>>,
     /// The expression it came from, or the interval, for messages.
     pub source: String,
 }
+
+/// The years systemd's calendar can name.
+pub(crate) const CALENDAR_YEARS: std::ops::RangeInclusive<u16> = 1970..=2199;
 
 impl Calendar {
     /// The calendar of a checked schedule, or why it has none.
@@ -99,12 +105,11 @@ impl Calendar {
 
     fn of_cron(expr: &CronExpr, zone: TimeZone) -> Result<Calendar, String> {
         let source = expr.as_str().to_owned();
-        if expr.has_years() {
-            return Err(format!(
-                "`{source}` limits the years (its 7th field); platform schedulers have no year field, so \
-                 it would fire in other years too: drop the year field and end the schedule with `end`"
-            ));
-        }
+        let years = expr.has_years().then(|| {
+            CALENDAR_YEARS
+                .filter(|&year| expr.in_year(i64::from(year)))
+                .collect::<Vec<u16>>()
+        });
         let pattern = expr.pattern();
         let values = |component: &croner::CronComponent, bit: u8| -> Vec<u8> {
             let mut values: Vec<u8> = component
@@ -167,6 +172,7 @@ impl Calendar {
                 DayRule::Or
             },
             zone,
+            years,
             source,
         })
     }
@@ -220,6 +226,7 @@ impl Calendar {
             },
             rule: DayRule::Or,
             zone: TimeZone::UTC,
+            years: None,
             source: format!("every {written}"),
         })
     }

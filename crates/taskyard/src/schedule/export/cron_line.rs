@@ -25,6 +25,12 @@ const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 pub(crate) fn line(calendar: &Calendar, dialect: &Dialect) -> Result<String, String> {
     let target = dialect.target;
     let source = &calendar.source;
+    if calendar.years.is_some() {
+        return Err(format!(
+            "`{source}` limits the years (its 7th field); {target} has no year field, so it would fire \
+             in other years too (only systemd has one): drop the year field and end the schedule with `end`"
+        ));
+    }
     if calendar.seconds != [0] {
         let seconds: Vec<String> = calendar.seconds.iter().map(u8::to_string).collect();
         return Err(format!(

@@ -3,10 +3,11 @@
 //! systemd matches a weekday AND a date, and ORs its several `OnCalendar=` lines, so cron's
 //! "day of month OR day of week" becomes one line for each side. Its `~` counts days from
 //! the month's end, which gives `L` (`~01`), the last Friday (`Fri *-*~01..07`), and with
-//! weekdays `LW` and `nW`; `#n` is a week of days (`Mon *-*-08..14`). Seconds and IANA
-//! zones are its own.
+//! weekdays `LW` and `nW`; `#n` is a week of days (`Mon *-*-08..14`). Seconds, years and
+//! IANA zones are its own; its calendar ends with the year 2199, so a year field is written
+//! up to there (every schedule's timer ends then).
 
-use super::calendar::{Calendar, DayRule};
+use super::calendar::{CALENDAR_YEARS, Calendar, DayRule};
 use super::cron_line::{even_step, runs};
 
 const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -87,6 +88,15 @@ pub(crate) fn on_calendar(calendar: &Calendar) -> Result<Vec<String>, String> {
         }
     };
     let months = list(&calendar.months, 1, 12);
+    let years = match &calendar.years {
+        None => "*".to_owned(),
+        Some(years) if years.is_empty() => {
+            return Err(format!(
+                "`{source}` fires in no year before 2200, where systemd's calendar ends"
+            ));
+        }
+        Some(years) => year_list(years),
+    };
     let time = format!(
         "{}:{}:{}",
         list(&calendar.hours, 0, 23),
@@ -97,7 +107,7 @@ pub(crate) fn on_calendar(calendar: &Calendar) -> Result<Vec<String>, String> {
         .into_iter()
         .map(|(weekday, day)| {
             let weekday = weekday.map(|w| format!("{w} ")).unwrap_or_default();
-            format!("{weekday}*-{months}{day} {time} {zone}")
+            format!("{weekday}{years}-{months}{day} {time} {zone}")
         })
         .collect())
 }
@@ -120,6 +130,39 @@ fn list(values: &[u8], low: u8, high: u8) -> String {
             0 => format!("{from:02}"),
             1 => format!("{from:02},{to:02}"),
             _ => format!("{from:02}..{to:02}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Years (within systemd's calendar) as its year field: `*`, `first/step` when they run to
+/// its end evenly, or runs (`2027..2030,2035`).
+fn year_list(years: &[u16]) -> String {
+    let (first, last) = (years[0], years[years.len() - 1]);
+    let every = usize::from(CALENDAR_YEARS.end() - CALENDAR_YEARS.start()) + 1;
+    if years.len() == every {
+        return "*".to_owned();
+    }
+    let steps: Vec<u16> = years.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    if let Some(&step) = steps.first()
+        && steps.iter().all(|&s| s == step)
+        && step > 1
+        && last + step > *CALENDAR_YEARS.end()
+    {
+        return format!("{first}/{step}");
+    }
+    let mut runs: Vec<(u16, u16)> = Vec::new();
+    for &year in years {
+        match runs.last_mut() {
+            Some((_, to)) if *to + 1 == year => *to = year,
+            _ => runs.push((year, year)),
+        }
+    }
+    runs.into_iter()
+        .map(|(from, to)| match to - from {
+            0 => format!("{from}"),
+            1 => format!("{from},{to}"),
+            _ => format!("{from}..{to}"),
         })
         .collect::<Vec<_>>()
         .join(",")
