@@ -350,3 +350,23 @@ fn a_dev_info_file_that_cannot_be_removed_is_reported() {
         "{said}"
     );
 }
+
+/// `TASKYARD_SQLITE_SYNCHRONOUS` is read when the store opens: a value it does not take
+/// stops the app at start-up, naming the variable and the values it takes.
+#[test]
+fn an_unknown_sqlite_sync_setting_stops_the_app_naming_it() {
+    let data = tempfile::tempdir().expect("a folder");
+    let output = Command::new(env!("CARGO_BIN_EXE_quickstart"))
+        .env("PORT", "0")
+        .env("TASKYARD_DATA_DIR", data.path())
+        .env_remove("TASKYARD_DATABASE_URL")
+        .env("TASKYARD_SQLITE_SYNCHRONOUS", "sometimes")
+        .output()
+        .expect("the app runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("TASKYARD_SQLITE_SYNCHRONOUS `sometimes` is not a setting; use `normal`"),
+        "{stderr}"
+    );
+}

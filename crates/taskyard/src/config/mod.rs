@@ -13,6 +13,7 @@
 //! | `TASKYARD_MAX_CONNECTIONS` | `1024` | most HTTP connections open at once |
 //! | `TASKYARD_HEADER_READ_TIMEOUT_MS` | `10000` | longest wait for a request's head |
 //! | `TASKYARD_UI` | `on` | the dashboard at `/_tasks/ui`: `on`, `readonly` or `off` |
+//! | `TASKYARD_SQLITE_SYNCHRONOUS` | `normal` | when an SQLite commit is on disk: at the next checkpoint (`normal`) or before it returns (`full`) |
 //!
 //! The app's own `taskyard.toml` is read through [`Config`] (`file.rs`); where a serving
 //! app can be reached is in [`DevInfo`] (`dev_info.rs`).
@@ -26,12 +27,14 @@ mod dashboard;
 mod dev_info;
 mod file;
 mod limits;
+mod sqlite_sync;
 
 pub use self::dashboard::{DASHBOARD_VAR, Dashboard};
 pub use self::dev_info::{DevInfo, process_alive};
 pub(crate) use self::file::ConfigWatch;
 pub use self::file::{CONFIG_VAR, Config};
 pub use self::limits::{ServerLimits, server_limits};
+pub use self::sqlite_sync::{SQLITE_SYNC_VAR, SqliteSync};
 
 /// The folder that holds the app's state.
 pub fn data_dir() -> PathBuf {

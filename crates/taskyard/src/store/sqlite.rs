@@ -29,6 +29,7 @@ use super::{
     SchedulePause, Store, TickClaim, sqlx_error,
 };
 use crate::Error;
+use crate::config::SqliteSync;
 use crate::history::{RunId, RunRecord, RunStatus};
 
 const BACKEND: &str = "sqlite";
@@ -84,8 +85,14 @@ impl SqliteStore {
         result
     }
 
-    /// Opens `path` (creating it and its folder if missing) and applies migrations.
+    /// Opens `path` (creating it and its folder if missing) and applies migrations, its
+    /// commits synced as `TASKYARD_SQLITE_SYNCHRONOUS` says ([`SqliteSync`]).
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        SqliteStore::open_with(path, SqliteSync::from_env()?).await
+    }
+
+    /// Opens `path` as [`SqliteStore::open`] does, its commits synced as `sync` says.
+    pub async fn open_with(path: impl AsRef<Path>, sync: SqliteSync) -> Result<Self, Error> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -95,9 +102,13 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL: a commit survives a process crash; only a power loss can lose
-            // the last transactions. The usual choice for WAL.
-            .synchronous(SqliteSynchronous::Normal)
+            // WAL + NORMAL (the default, the usual choice for WAL): a commit survives a
+            // process crash; a power loss can take the commits since the WAL's last sync
+            // (at a checkpoint). FULL syncs the WAL at each commit.
+            .synchronous(match sync {
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+                SqliteSync::Full => SqliteSynchronous::Full,
+            })
             .busy_timeout(Duration::from_secs(30))
             // Pages read through a shared mapping of the file instead of a copy into each
             // connection's cache: SQLite drops a connection's cache whenever another one

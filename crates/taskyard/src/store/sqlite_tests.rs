@@ -1,5 +1,6 @@
 //! The SQLite store's own tests (the shared ones are in `tests/store_*.rs`).
 
+use crate::config::SqliteSync;
 use crate::store::sqlite::*;
 
 /// Every write goes to the one writes' connection, which leaves its checkpoints to the
@@ -232,4 +233,23 @@ async fn a_write_transaction_takes_the_write_lock_at_once() {
         .expect_err("the write lock is held from the transaction's start");
     assert!(is_busy(&refused), "{refused}");
     drop(tx);
+}
+
+/// `SqliteSync::Full` syncs the WAL at each commit on every connection of the store, the
+/// writes' and the reads'; `Normal` leaves it to the checkpoints.
+#[tokio::test]
+async fn each_commit_is_synced_when_asked() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for (sync, expected) in [(SqliteSync::Full, 2), (SqliteSync::Normal, 1)] {
+        let store = SqliteStore::open_with(dir.path().join(format!("{sync:?}.db")), sync)
+            .await
+            .expect("the store");
+        for pool in [&store.writes, &store.pool] {
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .expect("a pragma");
+            assert_eq!(synchronous, expected, "{sync:?}");
+        }
+    }
 }
