@@ -17,6 +17,8 @@ mod compile;
 mod page;
 mod proxy;
 mod reload;
+#[cfg(test)]
+mod stand_in;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

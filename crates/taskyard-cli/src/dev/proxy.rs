@@ -21,9 +21,29 @@ use super::{page, reload};
 
 /// How long a request waits for a ready process.
 const WAIT_FOR_READY: Duration = Duration::from_secs(60);
-/// The largest request body passed on (it is read whole, so a request can be sent again
-/// when its process went away under it).
+/// The largest request body read whole before it is passed on, so that the request can be
+/// sent again when its process went away under it. A larger body whose length is given is
+/// passed on as it comes, and such a request is not sent again; one of unknown length over
+/// this is refused.
 const BODY_LIMIT: usize = 64 << 20;
+
+/// A request's body on its way to the app.
+enum Outgoing {
+    /// Read whole: sent again as often as it takes.
+    Whole(axum::body::Bytes),
+    /// Passed on as it comes (over [`BODY_LIMIT`]): sent once.
+    Stream(Option<Body>),
+}
+
+impl Outgoing {
+    /// The body for the next try; `None` once a streamed body went out.
+    fn next(&mut self) -> Option<Body> {
+        match self {
+            Outgoing::Whole(bytes) => Some(Body::from(bytes.clone())),
+            Outgoing::Stream(body) => body.take(),
+        }
+    }
+}
 
 /// A ready process of the app and the requests it is answering.
 #[derive(Clone)]
@@ -72,12 +92,24 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
             .get(header::ACCEPT)
             .and_then(|accept| accept.to_str().ok())
             .is_some_and(|accept| accept.contains("text/html"));
-    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "taskyard dev: the request body is over 64 MiB\n",
-        )
-            .into_response();
+    let large = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|length| length > BODY_LIMIT);
+    let mut body = if large {
+        Outgoing::Stream(Some(body))
+    } else {
+        match axum::body::to_bytes(body, BODY_LIMIT).await {
+            Ok(bytes) => Outgoing::Whole(bytes),
+            Err(_) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "taskyard dev: the request body is over 64 MiB and its length was not given (send a content-length)\n",
+                )
+                    .into_response();
+            }
+        }
     };
     let mut status = proxy.status.clone();
     let deadline = tokio::time::Instant::now() + WAIT_FOR_READY;
@@ -107,7 +139,15 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         for (name, value) in &parts.headers {
             outgoing = outgoing.header(name, value);
         }
-        let Ok(outgoing) = outgoing.body(Body::from(body.clone())) else {
+        let Some(sent) = body.next() else {
+            // A body passed on as it came cannot be sent again.
+            return (
+                StatusCode::BAD_GATEWAY,
+                "taskyard dev: the app's process went away before it took the request, whose body was over 64 MiB; send it again\n",
+            )
+                .into_response();
+        };
+        let Ok(outgoing) = outgoing.body(sent) else {
             return (
                 StatusCode::BAD_REQUEST,
                 "taskyard dev: the request cannot be passed on\n",
@@ -150,4 +190,27 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     }
     let why = last_error.unwrap_or_else(|| "no process of the app became ready within 60 s".to_owned());
     (StatusCode::BAD_GATEWAY, format!("taskyard dev: {why}\n")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::stand_in::{app, post, serve};
+
+    /// A body of any size reaches the app: a small one read whole first (so that it can
+    /// be sent again), one over 64 MiB passed on as it comes.
+    #[tokio::test]
+    async fn bodies_small_and_over_64_mib_reach_the_app() {
+        let backend = app("one").await;
+        let (_status, watched) = watch::channel(Status {
+            ready: Some(backend),
+            failure: None,
+        });
+        let held = serve(router(watched)).await;
+        for length in [1024, BODY_LIMIT + 1] {
+            let (head, body) = post(held, "/upload", length).await;
+            assert!(head.starts_with("HTTP/1.1 200"), "{length} bytes: {head}");
+            assert_eq!(body, length.to_string(), "the app read every byte");
+        }
+    }
 }

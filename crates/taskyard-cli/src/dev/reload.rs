@@ -134,63 +134,16 @@ fn find_last_body_end(page: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
 
     use super::*;
     use crate::dev::page::Failure;
-    use crate::dev::proxy::{self, Backend};
-
-    /// Serves `router` on a loopback port of its own.
-    async fn serve(router: axum::Router) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let addr = listener.local_addr().expect("its address");
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        addr
-    }
-
-    /// An app process's stand-in: a page, a page without `</body>`, and JSON.
-    async fn app(name: &'static str) -> Backend {
-        let router = axum::Router::new()
-            .route(
-                "/",
-                axum::routing::get(move || async move {
-                    axum::response::Html(format!("<html><BODY><p>{name}</p></BODY></html>"))
-                }),
-            )
-            .route(
-                "/bare",
-                axum::routing::get(|| async { axum::response::Html("<p>bare</p>") }),
-            )
-            .route(
-                "/data",
-                axum::routing::get(|| async { axum::Json(serde_json::json!({ "body": "</body>" })) }),
-            );
-        Backend {
-            addr: serve(router).await,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    /// One GET on a new connection: the head and the body.
-    async fn get(addr: SocketAddr, path: &str, accept: &str) -> (String, String) {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let head =
-            format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: {accept}\r\nconnection: close\r\n\r\n");
-        stream.write_all(head.as_bytes()).await.expect("send");
-        let mut answer = String::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
-            .await
-            .expect("an answer in time")
-            .expect("read");
-        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
-        (head.to_owned(), body.to_owned())
-    }
+    use crate::dev::proxy;
+    use crate::dev::stand_in::{app, get, serve};
 
     /// The next `version` event's data on an open events stream.
     async fn next_version(lines: &mut BufReader<TcpStream>) -> String {
