@@ -78,7 +78,8 @@ pub fn failure_response(failure: &Failure, html: bool) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
-fn escape(text: &str) -> String {
+/// `text` safe inside HTML: its text and its quoted attributes.
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -27,6 +27,13 @@ const WAIT_FOR_READY: Duration = Duration::from_secs(60);
 /// this is refused.
 const BODY_LIMIT: usize = 64 << 20;
 
+/// The `content-length` a message gives, if any.
+pub fn content_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse().ok())
+}
+
 /// A request's body on its way to the app.
 enum Outgoing {
     /// Read whole: sent again as often as it takes.
@@ -92,11 +99,7 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
             .get(header::ACCEPT)
             .and_then(|accept| accept.to_str().ok())
             .is_some_and(|accept| accept.contains("text/html"));
-    let large = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|length| length.to_str().ok()?.parse::<usize>().ok())
-        .is_some_and(|length| length > BODY_LIMIT);
+    let large = content_length(&parts.headers).is_some_and(|length| length > BODY_LIMIT);
     let mut body = if large {
         Outgoing::Stream(Some(body))
     } else {

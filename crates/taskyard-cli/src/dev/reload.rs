@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
-use super::proxy::Status;
+use super::page::escape;
+use super::proxy::{Status, content_length};
 
 /// The path of the events stream.
 pub const EVENTS: &str = "/_taskyard/dev/events";
@@ -81,11 +82,7 @@ fn versions(status: watch::Receiver<Status>) -> impl Stream<Item = Option<String
 
 /// The tag added to a page that `version` served.
 fn script(version: &str) -> String {
-    let version = version
-        .replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let version = escape(version);
     format!("<script src=\"{SCRIPT}\" data-version=\"{version}\"></script>")
 }
 
@@ -96,10 +93,7 @@ pub fn is_page(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("text/html"));
-    let small = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
-        .is_none_or(|length| length <= PAGE_LIMIT);
+    let small = content_length(headers).is_none_or(|length| length <= PAGE_LIMIT);
     html && small && !headers.contains_key(header::CONTENT_ENCODING)
 }
 

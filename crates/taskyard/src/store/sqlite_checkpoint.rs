@@ -88,6 +88,12 @@ impl Writes {
         self.made.load(Ordering::Acquire)
     }
 
+    /// One more write: wakes the task.
+    fn add(&self) {
+        self.made.fetch_add(1, Ordering::Release);
+        self.wake.notify_one();
+    }
+
     /// Waits until more than `seen` writes were made.
     async fn past(&self, seen: u64) {
         while self.made() <= seen {
@@ -148,8 +154,7 @@ impl Checkpoints {
 
     /// Says that the connection that does not checkpoint by itself committed.
     pub(super) fn wrote(&self) {
-        self.wrote.made.fetch_add(1, Ordering::Release);
-        self.wrote.wake.notify_one();
+        self.wrote.add();
     }
 }
 
@@ -217,8 +222,10 @@ async fn checkpoint(files: &Arc<Files>, unsynced: &mut Unsynced) -> Result<i64, 
     Ok(new)
 }
 
-/// Which pages copied back into the file no sync has covered yet: the task syncs the file
-/// only after a checkpoint that copied new pages and did not finish. SQLite syncs the file
+/// What the task knows of the WAL from its checkpoints: how many pages the last one found
+/// (so that the next tells how many are new), and which pages copied back into the file no
+/// sync has covered yet. The task syncs the file only after a checkpoint that copied new
+/// pages and did not finish. SQLite syncs the file
 /// itself after a checkpoint that copied the whole WAL back (with `synchronous = NORMAL`),
 /// and a checkpoint that found nothing new copied nothing, so an idle app's heartbeats cost
 /// SQLite's syncs alone.
@@ -269,7 +276,7 @@ async fn passive(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Instant;
 
     use sqlx::Connection;
@@ -312,9 +319,9 @@ mod tests {
         (options, writes)
     }
 
-    /// The rows of `t` in the database file itself: a connection that opens it as
+    /// The rows of `table` in the database file itself: a connection that opens it as
     /// immutable reads the file alone, without the WAL.
-    async fn rows_in_file(path: &Path) -> i64 {
+    async fn rows_in_file(path: &Path, table: &str) -> i64 {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .immutable(true)
@@ -323,17 +330,17 @@ mod tests {
             .await
             .expect("the file opens");
         // Before the first checkpoint the file has no table yet.
-        sqlx::query_scalar("SELECT count(*) FROM t")
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
             .fetch_one(&mut file)
             .await
             .unwrap_or(0)
     }
 
-    /// Waits up to `within` for `rows` rows in the file; how many it found.
-    async fn file_reaches(path: &Path, rows: i64, within: Duration) -> i64 {
+    /// Waits up to `within` for `rows` rows of `table` in the file; how many it found.
+    pub(in crate::store) async fn file_reaches(path: &Path, table: &str, rows: i64, within: Duration) -> i64 {
         let began = Instant::now();
         loop {
-            let found = rows_in_file(path).await;
+            let found = rows_in_file(path, table).await;
             if found >= rows || began.elapsed() > within {
                 return found;
             }
@@ -369,7 +376,7 @@ mod tests {
             .expect("a table");
         write().await;
         assert_eq!(
-            file_reaches(&path, 1, Duration::from_secs(5)).await,
+            file_reaches(&path, "t", 1, Duration::from_secs(5)).await,
             1,
             "the first write"
         );
@@ -378,12 +385,16 @@ mod tests {
         let began = Instant::now();
         write().await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let early = rows_in_file(&path).await;
+        let early = rows_in_file(&path, "t").await;
         // (A machine that stalled the test for the whole gap proves nothing either way.)
         if began.elapsed() < quiet_gap {
             assert_eq!(early, 1, "the second write was copied back within 500 ms");
         }
-        assert_eq!(file_reaches(&path, 2, quiet_gap * 3).await, 2, "after the gap");
+        assert_eq!(
+            file_reaches(&path, "t", 2, quiet_gap * 3).await,
+            2,
+            "after the gap"
+        );
 
         // Load comes back: its writes end the quiet wait long before the gap.
         let began = Instant::now();
@@ -392,7 +403,7 @@ mod tests {
         }
         let all = 3 + i64::try_from(QUIET_WRITES).expect("a count");
         assert_eq!(
-            file_reaches(&path, all, quiet_gap * 3).await,
+            file_reaches(&path, "t", all, quiet_gap * 3).await,
             all,
             "the load's writes"
         );

@@ -2,6 +2,7 @@
 
 use crate::config::SqliteSync;
 use crate::store::sqlite::*;
+use crate::store::sqlite_checkpoint::tests::file_reaches;
 
 /// Every write goes to the one writes' connection, which leaves its checkpoints to the
 /// store's task: the reads' connections refuse to write.
@@ -94,26 +95,7 @@ async fn keyed_enqueues_alone_reach_the_file() {
         };
         store.enqueue(&run, &job).await.expect("enqueued");
     }
-    let in_file = || async {
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .immutable(true)
-            .read_only(true);
-        let mut file = sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .expect("the file opens");
-        // Before the first checkpoint the file has no table of jobs yet.
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM taskyard_jobs")
-            .fetch_one(&mut file)
-            .await
-            .unwrap_or(0)
-    };
-    let started = std::time::Instant::now();
-    let mut jobs = in_file().await;
-    while jobs < 600 && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        jobs = in_file().await;
-    }
+    let jobs = file_reaches(&path, "taskyard_jobs", 600, Duration::from_secs(10)).await;
     assert_eq!(jobs, 600, "jobs in the database file after 600 keyed enqueues");
 }
 

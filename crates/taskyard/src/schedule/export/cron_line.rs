@@ -148,12 +148,15 @@ pub(crate) fn even_step(values: &[u8]) -> Option<u8> {
     (step > 1 && values.windows(2).all(|pair| pair[1] - pair[0] == step)).then_some(step)
 }
 
-/// Sorted values as (first, last) runs of consecutive values.
-pub(crate) fn runs(values: &[u8]) -> Vec<(u8, u8)> {
-    let mut runs: Vec<(u8, u8)> = Vec::new();
+/// Sorted values (a field's, or years) as (first, last) runs of consecutive values.
+pub(crate) fn runs<T>(values: &[T]) -> Vec<(T, T)>
+where
+    T: Copy + PartialEq + std::ops::Add<Output = T> + From<u8>,
+{
+    let mut runs: Vec<(T, T)> = Vec::new();
     for &value in values {
         match runs.last_mut() {
-            Some((_, to)) if *to + 1 == value => *to = value,
+            Some((_, to)) if *to + T::from(1) == value => *to = value,
             _ => runs.push((value, value)),
         }
     }

@@ -151,14 +151,8 @@ fn year_list(years: &[u16]) -> String {
     {
         return format!("{first}/{step}");
     }
-    let mut runs: Vec<(u16, u16)> = Vec::new();
-    for &year in years {
-        match runs.last_mut() {
-            Some((_, to)) if *to + 1 == year => *to = year,
-            _ => runs.push((year, year)),
-        }
-    }
-    runs.into_iter()
+    runs(years)
+        .into_iter()
         .map(|(from, to)| match to - from {
             0 => format!("{from}"),
             1 => format!("{from},{to}"),
