@@ -216,4 +216,33 @@ mod tests {
             assert_eq!(body, length.to_string(), "the app read every byte");
         }
     }
+
+    /// A body over 64 MiB goes out once: when the process it was sent to was gone, the
+    /// caller is told to send it again rather than the body being lost on the way to the
+    /// next process.
+    #[tokio::test]
+    async fn a_large_body_whose_process_was_gone_is_answered_502() {
+        // A port nothing listens on any more.
+        let gone = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a port");
+        let (status, watched) = watch::channel(Status {
+            ready: Some(Backend {
+                addr: gone,
+                in_flight: std::sync::Arc::default(),
+            }),
+            failure: None,
+        });
+        let held = serve(router(watched)).await;
+        let next = app("next").await;
+        let swap = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            status.send_modify(|s| s.ready = Some(next));
+            status
+        });
+        let (head, body) = post(held, "/upload", BODY_LIMIT + 1).await;
+        assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+        assert!(body.contains("send it again"), "{body}");
+        drop(swap.await);
+    }
 }

@@ -65,25 +65,36 @@ pub(super) async fn get(addr: SocketAddr, path: &str, accept: &str) -> (String, 
 }
 
 /// One `POST` of `length` zero bytes on a new connection, its length given: the head and
-/// the body of the answer.
+/// the body of the answer. The body is sent beside the read, so that an answer given before
+/// the body was taken is read too.
 pub(super) async fn post(addr: SocketAddr, path: &str, length: usize) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (reading, mut writing) = stream.into_split();
     let head = format!(
         "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
     );
-    stream.write_all(head.as_bytes()).await.expect("send");
-    let chunk = vec![0u8; 1 << 20];
-    let mut left = length;
-    while left > 0 {
-        let part = left.min(chunk.len());
-        stream.write_all(&chunk[..part]).await.expect("send the body");
-        left -= part;
-    }
-    answer(stream).await
+    writing.write_all(head.as_bytes()).await.expect("send");
+    let sending = tokio::spawn(async move {
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = length;
+        while left > 0 {
+            let part = left.min(chunk.len());
+            // A server that answered without the body may close before it is all sent.
+            if writing.write_all(&chunk[..part]).await.is_err() {
+                return;
+            }
+            left -= part;
+        }
+        // Held open until the answer is read: a closed write side ends the request.
+        std::future::pending::<()>().await;
+    });
+    let answer = answer(reading).await;
+    sending.abort();
+    answer
 }
 
 /// The answer on `stream`, once the server closes it: its head and its body.
-async fn answer(mut stream: TcpStream) -> (String, String) {
+async fn answer(mut stream: impl tokio::io::AsyncRead + Unpin) -> (String, String) {
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(60), stream.read_to_string(&mut answer))
         .await
