@@ -3,125 +3,13 @@
 //! merging, the cache, errors as JSON or HTML, and the OpenAPI document read by a real
 //! OpenAPI 3.1 parser.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
+use common::{Reply, call, echo, example, get, serve};
 use serde_json::{Value, json};
-use taskyard::{App, StoreConfig};
-use tokio_util::sync::CancellationToken;
-
-const RULES: &str = include_str!("../taskyard.toml");
-
-struct Served {
-    base: String,
-    stop: CancellationToken,
-    done: tokio::task::JoinHandle<()>,
-}
-
-impl Served {
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.done)
-            .await
-            .expect("the app stops in time")
-            .expect("server task");
-    }
-}
-
-async fn serve(app: App) -> Served {
-    let running = app.store(StoreConfig::Memory).start().await.expect("app starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
-    let router = running.router();
-    let shutdown = stop.clone().cancelled_owned();
-    let done = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .expect("serves");
-        running.shutdown().await;
-    });
-    Served { base, stop, done }
-}
-
-/// The example app with `extra` route rules after those of its `taskyard.toml`.
-fn example(extra: &str) -> App {
-    routing_example::routing_app().config_toml("taskyard.toml", &format!("{RULES}\n{extra}"))
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-/// One request, redirects not followed; blocking I/O on a blocking thread.
-async fn call(method: &str, url: String, body: Option<&str>, headers: &[(&str, &str)]) -> Reply {
-    let method = method.to_owned();
-    let body = body.map(str::to_owned);
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
-        let mut request = ureq::http::Request::builder().method(method.as_str()).uri(&url);
-        for (key, value) in &headers {
-            request = request.header(key, value);
-        }
-        let response = match body {
-            Some(body) => agent.run(
-                request
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .expect("request"),
-            ),
-            None => agent.run(request.body(()).expect("request")),
-        };
-        let mut response = response.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            text,
-        }
-    })
-    .await
-    .expect("request thread")
-}
-
-async fn get(served: &Served, path: &str) -> Reply {
-    call("GET", format!("{}{path}", served.base), None, &[]).await
-}
+use taskyard::App;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_beats_param_beats_catch_all_and_params_reach_handlers() {
@@ -304,28 +192,7 @@ async fn proxies_reach_internal_paths_and_other_servers() {
     // Another server on loopback, answering with what it received.
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let upstream_addr = upstream.local_addr().expect("addr");
-    let echo = axum::Router::new().fallback(|request: axum::extract::Request| async move {
-        let path = request.uri().path().to_owned();
-        let host = request
-            .headers()
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let forwarded = request
-            .headers()
-            .get("x-forwarded-host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = axum::body::to_bytes(request.into_body(), 1 << 20)
-            .await
-            .unwrap_or_default();
-        axum::Json(
-            json!({ "host": host, "forwarded_host": forwarded, "path": path, "body": String::from_utf8_lossy(&body) }),
-        )
-    });
-    let upstream_task = tokio::spawn(async move { axum::serve(upstream, echo).await });
+    let upstream_task = tokio::spawn(async move { axum::serve(upstream, echo()).await });
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let closed_addr = closed.local_addr().expect("addr");
     drop(closed);

@@ -150,7 +150,8 @@ impl From<crate::TaskError> for HttpError {
     }
 }
 
-fn causes(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+/// An error's message and its sources' messages, outermost first.
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
     let mut stack = Vec::new();
     let mut next = Some(error);
     while let Some(error) = next {

@@ -2,16 +2,25 @@
 //!
 //! An internal target (`/api/**`) is served in-process by the whole app again, path
 //! rewritten, so the rules and middleware of the new path apply (Nitro's local fetch); a
-//! chain of more than 8 internal proxies is a loop and answers 508. An
-//! `http://` target is forwarded with hyper: the method, headers and body go out, minus
+//! chain of more than 8 internal proxies is a loop and answers 508. An `http://` or
+//! `https://` target is forwarded with hyper: the method, headers and body go out, minus
 //! hop-by-hop headers and with `host` set to the target and `x-forwarded-*` added; the
-//! answer comes back as it is. An unreachable target answers 502.
+//! answer comes back as it is. An unreachable target, or one whose certificate is not
+//! trusted, answers 502 with the reason.
+//!
+//! An `https://` target's certificate is checked against Mozilla's roots (those Node
+//! ships, so what Nitro's proxy trusts) and the system's store, read as OpenSSL reads it:
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR` name other files, which is how a private CA is
+//! trusted. The roots are read when the first `https://` target is reached.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::{Arc, OnceLock};
+
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -29,29 +38,91 @@ struct Hops(u8);
 
 /// Checks a proxy target when the rules are read.
 pub(crate) fn check_target(to: &str) -> Result<(), String> {
-    if to.starts_with("https://") {
-        return Err(format!(
-            "the target `{to}` is https, which the proxy does not speak yet; use an http:// target (such as a local TLS-terminating proxy)"
-        ));
-    }
-    if to.starts_with("http://") && to.replace("/**", "").parse::<Uri>().is_err() {
+    let external = to.starts_with("http://") || to.starts_with("https://");
+    if external && to.replace("/**", "").parse::<Uri>().is_err() {
         return Err(format!("the target `{to}` is not a valid URL"));
     }
     Ok(())
 }
 
-/// The client external targets are reached with; it keeps connections alive between
+/// The clients external targets are reached with; each keeps connections alive between
 /// requests.
+#[derive(Default)]
 pub(crate) struct ProxyClient {
-    client: Client<HttpConnector, Body>,
+    /// For `http://` targets.
+    plain: OnceLock<Client<HttpConnector, Body>>,
+    /// For `https://` targets, made with the roots when the first one is reached.
+    tls: OnceLock<Result<Client<HttpsConnector<HttpConnector>, Body>, String>>,
 }
 
-impl Default for ProxyClient {
-    fn default() -> Self {
-        ProxyClient {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+impl ProxyClient {
+    fn plain(&self) -> &Client<HttpConnector, Body> {
+        self.plain
+            .get_or_init(|| Client::builder(TokioExecutor::new()).build_http())
     }
+
+    /// The client for `https://` targets, or why TLS could not be set up.
+    fn tls(&self) -> Result<&Client<HttpsConnector<HttpConnector>, Body>, &str> {
+        self.tls
+            .get_or_init(|| {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|error| format!("TLS could not be set up: {error}"))?
+                    .with_root_certificates(trusted_roots())
+                    .with_no_client_auth();
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(config)
+                    .https_only()
+                    .enable_http1()
+                    .build();
+                Ok(Client::builder(TokioExecutor::new()).build(connector))
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
+
+/// The roots an `https://` target's certificate may chain to: Mozilla's and the system's
+/// (see the module docs). A certificate of the system's store that cannot be read is
+/// logged and skipped.
+fn trusted_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let system = rustls_native_certs::load_native_certs();
+    for error in &system.errors {
+        tracing::warn!(%error, "the proxy could not read a certificate of the system's store; it is not trusted");
+    }
+    let (_, unparsable) = roots.add_parsable_certificates(system.certs);
+    if unparsable > 0 {
+        tracing::warn!(
+            unparsable,
+            "the proxy skipped certificates of the system's store that are not valid"
+        );
+    }
+    roots
+}
+
+/// Whether `error` comes from a target's certificate that TLS refused: rustls's error, as
+/// a source or inside I/O errors (the connector wraps the TLS stream's I/O error in one of
+/// its own).
+fn certificate_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let mut inner: &(dyn std::error::Error + 'static) = error;
+        while let Some(wrapped) = inner.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            inner = wrapped;
+        }
+        if matches!(
+            inner.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_))
+        ) {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1).
@@ -131,18 +202,45 @@ impl ProxyClient {
         if let Some(ip) = client_ip.and_then(|ip| HeaderValue::try_from(ip).ok()) {
             headers.append("x-forwarded-for", ip);
         }
+        let tls = uri.scheme() == Some(&axum::http::uri::Scheme::HTTPS);
         *request.uri_mut() = uri;
-        match self.client.request(request).await {
+        let answer = if tls {
+            match self.tls() {
+                Ok(client) => client.request(request).await,
+                Err(reason) => {
+                    return HttpError::status(
+                        StatusCode::BAD_GATEWAY,
+                        format!("the proxy target `{target}` was not reached: {reason}"),
+                    )
+                    .into_response();
+                }
+            }
+        } else {
+            self.plain().request(request).await
+        };
+        match answer {
             Ok(response) => {
                 let mut response = response.map(Body::new);
                 strip_hop_by_hop(response.headers_mut());
                 response
             }
-            Err(error) => HttpError::status(
-                StatusCode::BAD_GATEWAY,
-                format!("the proxy target `{target}` did not answer: {error}"),
-            )
-            .into_response(),
+            // hyper's own message is only its kind ("client error (Connect)"): the reason,
+            // a refused connection or a certificate not trusted, is in its sources.
+            Err(error) => {
+                let hint = if certificate_refused(&error) {
+                    "; to trust the CA that signed it, add it to the system's certificates or name a PEM file of it in SSL_CERT_FILE"
+                } else {
+                    ""
+                };
+                HttpError::status(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "the proxy target `{target}` did not answer: {}{hint}",
+                        crate::http::error::causes(&error).join(": ")
+                    ),
+                )
+                .into_response()
+            }
         }
     }
 }
