@@ -5,7 +5,7 @@
 //! | `PORT` | `3000` | port to listen on |
 //! | `HOST` | `127.0.0.1` | address to listen on |
 //! | `TASKYARD_DATA_DIR` | `./.taskyard` | folder for the SQLite file and logs |
-//! | `TASKYARD_DATABASE_URL` | unset | `postgres://…` to share history through PostgreSQL |
+//! | `TASKYARD_DATABASE_URL` | unset | `postgres://…` to share history through PostgreSQL; `sqlite://PATH` (`?synchronous=full` to sync each commit) or `memory:` |
 //! | `TASKYARD_ENV` | `development` in debug builds, `production` in release builds | the app's environment, matched by a schedule's `env` list |
 //! | `TZ` | `UTC` | default time zone of cron schedules (an IANA name) |
 //! | `TASKYARD_TASKS_TOKEN` | unset | in production, turns the task endpoints on and is the bearer token they require |

@@ -32,15 +32,21 @@ impl SqliteSync {
 
     /// The setting `value` names, as `TASKYARD_SQLITE_SYNCHRONOUS` takes it.
     pub fn parse(value: &str) -> Result<Self, Error> {
+        SqliteSync::named(value).ok_or_else(|| Error::Env {
+            var: SQLITE_SYNC_VAR,
+            message: format!(
+                "{SQLITE_SYNC_VAR} `{value}` is not a setting; use `normal` (commits synced at checkpoints) or `full` (each commit synced)"
+            ),
+        })
+    }
+
+    /// The setting `value` names (`normal`, the default when empty, or `full`, in any
+    /// case), if it names one.
+    pub fn named(value: &str) -> Option<Self> {
         match value.trim().to_ascii_lowercase().as_str() {
-            "" | "normal" => Ok(SqliteSync::Normal),
-            "full" => Ok(SqliteSync::Full),
-            _ => Err(Error::Env {
-                var: SQLITE_SYNC_VAR,
-                message: format!(
-                    "{SQLITE_SYNC_VAR} `{value}` is not a setting; use `normal` (commits synced at checkpoints) or `full` (each commit synced)"
-                ),
-            }),
+            "" | "normal" => Some(SqliteSync::Normal),
+            "full" => Some(SqliteSync::Full),
+            _ => None,
         }
     }
 }

@@ -49,6 +49,7 @@ pub(crate) use self::queue::{Orphan, rescue};
 pub(crate) use self::recorder::{MAX_BATCH, Recorder};
 pub use self::sqlite::SqliteStore;
 use crate::Error;
+use crate::config::SqliteSync;
 pub use crate::history::RunFilter;
 use crate::history::{RunId, RunRecord, RunStatus};
 
@@ -335,8 +336,12 @@ pub enum StoreConfig {
     Disabled,
     /// History in memory: lost with the process.
     Memory,
-    /// An SQLite file, created with its folder when missing.
+    /// An SQLite file, created with its folder when missing; its commits reach the disk
+    /// as `TASKYARD_SQLITE_SYNCHRONOUS` says (see [`SqliteSync`]).
     Sqlite(PathBuf),
+    /// An SQLite file whose commits reach the disk as the [`SqliteSync`] says, whatever
+    /// the environment says: `sqlite://PATH?synchronous=full` in a URL.
+    SqliteWith(PathBuf, SqliteSync),
     /// A `postgres://` URL.
     Postgres(String),
 }
@@ -351,12 +356,16 @@ impl StoreConfig {
         }
     }
 
-    /// Parses `postgres://…`, `postgresql://…`, `sqlite://PATH` or `memory:`.
+    /// Parses `postgres://…`, `postgresql://…`, `sqlite://PATH` (with
+    /// `?synchronous=normal|full` if wanted, see [`SqliteSync`]) or `memory:`.
     pub fn from_url(url: &str) -> Result<StoreConfig, Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(StoreConfig::Postgres(url.to_owned()))
-        } else if let Some(path) = url.strip_prefix("sqlite://") {
-            Ok(StoreConfig::Sqlite(PathBuf::from(path)))
+        } else if let Some(rest) = url.strip_prefix("sqlite://") {
+            match rest.split_once('?') {
+                None => Ok(StoreConfig::Sqlite(PathBuf::from(rest))),
+                Some((path, query)) => Ok(StoreConfig::SqliteWith(PathBuf::from(path), sqlite_query(query)?)),
+            }
         } else if url == "memory:" {
             Ok(StoreConfig::Memory)
         } else {
@@ -376,15 +385,85 @@ impl StoreConfig {
         Ok(match self {
             StoreConfig::Disabled => None,
             StoreConfig::Memory => Some(Arc::new(MemoryStore::new())),
-            StoreConfig::Sqlite(path) => Some(Arc::new(SqliteStore::open(path).await?)),
+            StoreConfig::Sqlite(path) | StoreConfig::SqliteWith(path, _) => {
+                Some(Arc::new(SqliteStore::open_with(path, self.sqlite_sync()?).await?))
+            }
             StoreConfig::Postgres(url) => Some(Arc::new(PostgresStore::connect(url).await?)),
         })
     }
+}
+
+impl StoreConfig {
+    /// How an SQLite store's commits reach the disk: as said, or as the environment says.
+    fn sqlite_sync(&self) -> Result<SqliteSync, Error> {
+        match self {
+            StoreConfig::SqliteWith(_, sync) => Ok(*sync),
+            _ => SqliteSync::from_env(),
+        }
+    }
+}
+
+/// The setting an `sqlite://PATH?…` URL's query names: `synchronous=normal|full`, and
+/// nothing else.
+fn sqlite_query(query: &str) -> Result<SqliteSync, Error> {
+    let refused = |message: String| Error::Env {
+        var: "TASKYARD_DATABASE_URL",
+        message,
+    };
+    let mut sync = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key != "synchronous" {
+            return Err(refused(format!(
+                "the sqlite:// URL's parameter `{key}` is not a setting; the one it takes is `synchronous=normal` or `synchronous=full`"
+            )));
+        }
+        sync = Some(SqliteSync::named(&value).ok_or_else(|| {
+            refused(format!(
+                "the sqlite:// URL's `synchronous={value}` is not a setting; use `synchronous=normal` (commits synced at checkpoints) or `synchronous=full` (each commit synced)"
+            ))
+        })?);
+    }
+    sync.ok_or_else(|| {
+        refused("the sqlite:// URL has a `?` without a setting; use `?synchronous=full` or no `?`".to_owned())
+    })
 }
 
 pub(crate) fn sqlx_error(backend: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |source| Error::Store {
         backend,
         source: Arc::new(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sqlite_url_may_say_how_commits_are_synced() {
+        let config = StoreConfig::from_url("sqlite://data/app.db?synchronous=full").expect("a URL");
+        assert_eq!(
+            config,
+            StoreConfig::SqliteWith(PathBuf::from("data/app.db"), SqliteSync::Full)
+        );
+        assert_eq!(config.sqlite_sync().ok(), Some(SqliteSync::Full));
+        let config = StoreConfig::from_url("sqlite://app.db?synchronous=NORMAL").expect("a URL");
+        assert_eq!(config.sqlite_sync().ok(), Some(SqliteSync::Normal));
+        assert_eq!(
+            StoreConfig::from_url("sqlite://app.db").ok(),
+            Some(StoreConfig::Sqlite(PathBuf::from("app.db")))
+        );
+        for (url, named) in [
+            ("sqlite://app.db?synchronous=extra", "`synchronous=extra`"),
+            ("sqlite://app.db?mode=ro", "parameter `mode`"),
+            ("sqlite://app.db?", "without a setting"),
+        ] {
+            let error = StoreConfig::from_url(url).expect_err("refused");
+            let message = error.to_string();
+            assert!(
+                message.contains(named) && message.contains("synchronous=full"),
+                "{url}: {message}"
+            );
+        }
     }
 }
