@@ -392,6 +392,33 @@ async fn production_logs_in_with_the_token_and_the_cookie_opens_the_dashboard_on
         !cookie.contains("s3cret"),
         "the cookie holds a digest, not the token"
     );
+    assert!(!cookie.contains("Secure"), "over plain HTTP: {cookie}");
+    // Behind a proxy that ends TLS, or from an https:// page, the cookie is `Secure`.
+    for header in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=192.0.2.1;proto=https"),
+        ("origin", "https://tasks.example"),
+    ] {
+        let over_tls = request(
+            &served,
+            "POST",
+            "/_tasks/ui/login",
+            Some(&[("token", "s3cret")]),
+            &[header],
+        )
+        .await;
+        let cookie = over_tls.header("set-cookie").unwrap_or("");
+        assert!(cookie.ends_with("; Secure"), "{header:?}: {cookie}");
+    }
+    let plain = request(
+        &served,
+        "POST",
+        "/_tasks/ui/login",
+        Some(&[("token", "s3cret")]),
+        &[("x-forwarded-proto", "http")],
+    )
+    .await;
+    assert!(!plain.header("set-cookie").unwrap_or("Secure").contains("Secure"));
     let session = cookie.split(';').next().expect("name=value").to_owned();
     let with_cookie = [("cookie", session.as_str())];
     let runs = request(&served, "GET", "/_tasks/ui/runs", None, &with_cookie).await;

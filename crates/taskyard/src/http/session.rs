@@ -2,7 +2,7 @@
 //!
 //! A browser cannot send the production token as a bearer header, so the dashboard's login
 //! form trades it for a cookie (`HttpOnly`, `SameSite=Strict`, limited to the dashboard's
-//! path) holding a digest of the token: every instance with the same token accepts it, and
+//! path, and `Secure` when the login came over HTTPS) holding a digest of the token: every instance with the same token accepts it, and
 //! changing the token ends every session. The cookie opens the dashboard's own paths only,
 //! never the JSON API, so no other page can use it to run a task.
 //!
@@ -61,17 +61,42 @@ pub(crate) fn session_value(token: &str) -> String {
     digest("taskyard dashboard session", token)
 }
 
-/// The `Set-Cookie` value that opens a session for `token`.
-pub(crate) fn session_cookie(token: &str) -> String {
+/// The `Set-Cookie` value that opens a session for `token`; `Secure` for a request that
+/// came over HTTPS (see [`over_https`]).
+pub(crate) fn session_cookie(token: &str, headers: &HeaderMap) -> String {
     format!(
-        "{SESSION_COOKIE}={}; Path={UI_PATH}; HttpOnly; SameSite=Strict",
-        session_value(token)
+        "{SESSION_COOKIE}={}; Path={UI_PATH}; HttpOnly; SameSite=Strict{}",
+        session_value(token),
+        secure(headers)
     )
 }
 
 /// The `Set-Cookie` value that ends the session.
-pub(crate) fn ended_session_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path={UI_PATH}; HttpOnly; SameSite=Strict; Max-Age=0")
+pub(crate) fn ended_session_cookie(headers: &HeaderMap) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path={UI_PATH}; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure(headers)
+    )
+}
+
+fn secure(headers: &HeaderMap) -> &'static str {
+    if over_https(headers) { "; Secure" } else { "" }
+}
+
+/// Whether the browser reached the app over HTTPS, through a proxy that ends TLS (the app
+/// itself serves plain HTTP): its `X-Forwarded-Proto` or `Forwarded` header says `https`, or
+/// the form's page was an `https://` one (the browser's `Origin`). A header that says so
+/// falsely only keeps the cookie from plain-HTTP requests: it opens nothing.
+pub(crate) fn over_https(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    let first = |list: &str| list.split(',').next().unwrap_or("").trim().to_ascii_lowercase();
+    text("x-forwarded-proto").is_some_and(|proto| first(proto) == "https")
+        || text("forwarded").is_some_and(|forwarded| {
+            first(forwarded)
+                .split(';')
+                .any(|pair| pair.trim() == "proto=https" || pair.trim() == "proto=\"https\"")
+        })
+        || text("origin").is_some_and(|origin| origin.to_ascii_lowercase().starts_with("https://"))
 }
 
 /// True when the request carries the session cookie of `token`.
@@ -114,7 +139,7 @@ mod tests {
         assert!(!has_session(&headers, "other"));
         assert!(!has_session(&HeaderMap::new(), "s3cret"));
         // The cookie is a digest, never the token itself.
-        assert!(!session_cookie("s3cret").contains("s3cret"));
+        assert!(!session_cookie("s3cret", &HeaderMap::new()).contains("s3cret"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::OriginalUri;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use maud::html;
 use subtle::ConstantTimeEq;
@@ -21,7 +21,7 @@ pub(super) async fn form(Extension(api): Extension<Api>, OriginalUri(uri): Origi
 }
 
 /// `POST /_tasks/ui/login`: the token right, a session and back to the page asked for.
-pub(super) async fn submit(Extension(api): Extension<Api>, body: Bytes) -> Response {
+pub(super) async fn submit(Extension(api): Extension<Api>, headers: HeaderMap, body: Bytes) -> Response {
     let ui = Ui::of(&api);
     let form = Form::parse(&body);
     let next = form.get("next");
@@ -34,14 +34,14 @@ pub(super) async fn submit(Extension(api): Extension<Api>, body: Bytes) -> Respo
         return login_page(&ui, &api.access, StatusCode::UNAUTHORIZED, next, Some(&message));
     }
     let mut response = layout::see_other(safe_next(next));
-    if let Ok(cookie) = HeaderValue::from_str(&session::session_cookie(expected)) {
+    if let Ok(cookie) = HeaderValue::from_str(&session::session_cookie(expected, &headers)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
 }
 
 /// `POST /_tasks/ui/logout`: the session ends.
-pub(super) async fn logout(Extension(api): Extension<Api>, body: Bytes) -> Response {
+pub(super) async fn logout(Extension(api): Extension<Api>, headers: HeaderMap, body: Bytes) -> Response {
     let ui = Ui::of(&api);
     let form = Form::parse(&body);
     // Read-only or not, logging out takes the form's token: no other page ends a session.
@@ -49,7 +49,7 @@ pub(super) async fn logout(Extension(api): Extension<Api>, body: Bytes) -> Respo
         return layout::problem(&ui, StatusCode::FORBIDDEN, super::CSRF_REFUSAL);
     }
     let mut response = layout::see_other(&format!("{UI_PATH}/login"));
-    if let Ok(cookie) = HeaderValue::from_str(&session::ended_session_cookie()) {
+    if let Ok(cookie) = HeaderValue::from_str(&session::ended_session_cookie(&headers)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
