@@ -25,14 +25,28 @@ pub struct AppProcess {
     pub tail: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// The app's command: in `dir`, on a free loopback port, as `development` and following
+/// the app's `taskyard.toml` unless `TASKYARD_ENV` and `TASKYARD_CONFIG` say otherwise. A
+/// debug build does both by itself; a `--release` build would run as `production` on the
+/// copy of the file built into it.
+fn command(binary: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.current_dir(dir).env("HOST", "127.0.0.1").env("PORT", "0");
+    if std::env::var_os("TASKYARD_ENV").is_none() {
+        command.env("TASKYARD_ENV", "development");
+    }
+    let config = dir.join("taskyard.toml");
+    if std::env::var_os("TASKYARD_CONFIG").is_none() && config.is_file() {
+        command.env("TASKYARD_CONFIG", config);
+    }
+    command
+}
+
 impl AppProcess {
     /// Starts `binary` in `dir` on a free loopback port and waits until it answers
     /// `GET /_tasks/health`.
     pub async fn start(binary: &Path, dir: &Path) -> Result<AppProcess, String> {
-        let mut child = Command::new(binary)
-            .current_dir(dir)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
+        let mut child = command(binary, dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -170,4 +184,38 @@ async fn healthy(addr: SocketAddr) -> bool {
     }
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).await.is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_app_runs_as_development_on_a_free_loopback_port_following_its_file() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let config = dir.path().join("taskyard.toml");
+        std::fs::write(&config, "").expect("the file");
+        let command = command(Path::new("app"), dir.path());
+        let envs: Vec<(String, String)> = command
+            .as_std()
+            .get_envs()
+            .filter_map(|(key, value)| Some((key.to_str()?.to_owned(), value?.to_str()?.to_owned())))
+            .collect();
+        let set = |name: &str| {
+            let found = envs.iter().find(|(key, _)| key == name);
+            found.map(|(_, value)| value.clone())
+        };
+        assert_eq!(set("HOST").as_deref(), Some("127.0.0.1"));
+        assert_eq!(set("PORT").as_deref(), Some("0"));
+        // Each is set unless the environment sets it already: then it passes on as it is.
+        let unless_set = |name: &str, value: String| std::env::var_os(name).is_none().then_some(value);
+        assert_eq!(
+            set("TASKYARD_ENV"),
+            unless_set("TASKYARD_ENV", "development".to_owned())
+        );
+        assert_eq!(
+            set("TASKYARD_CONFIG"),
+            unless_set("TASKYARD_CONFIG", config.display().to_string())
+        );
+    }
 }

@@ -40,12 +40,18 @@ pub struct Failed {
     pub output: String,
 }
 
-/// Builds the app in `dir`; the path of its binary.
-pub async fn build(dir: &Path) -> Result<PathBuf, Failed> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+/// Builds the app in `dir`, optimized when `release`; the path of its binary.
+pub async fn build(dir: &Path, release: bool) -> Result<PathBuf, Failed> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    build_with(&cargo, dir, release).await
+}
+
+/// [`build`] through the `cargo` given.
+async fn build_with(cargo: &std::ffi::OsStr, dir: &Path, release: bool) -> Result<PathBuf, Failed> {
     let output = Command::new(cargo)
         .current_dir(dir)
         .args(["build", "--message-format=json"])
+        .args(release.then_some("--release"))
         .stdin(Stdio::null())
         .output()
         .await
@@ -103,5 +109,45 @@ fn diagnostic(message: &serde_json::Value, dir: &Path) -> Diagnostic {
         column: primary.and_then(|span| span["column_start"].as_u64()),
         message: message["message"].as_str().unwrap_or_default().to_owned(),
         rendered: rendered.replace(&format!("{}/", dir.display()), ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for cargo that writes the arguments it was given next to itself and
+    /// reports a binary built where cargo would put it.
+    fn fake_cargo(dir: &Path) -> PathBuf {
+        let script = dir.join("cargo");
+        let text = format!(
+            "#!/bin/sh\necho \"$@\" > {args}\ncase \"$*\" in *--release*) profile=release ;; *) profile=debug ;; esac\n\
+             echo '{{\"reason\":\"compiler-artifact\",\"target\":{{\"kind\":[\"bin\"]}},\"executable\":\"/app/target/'$profile'/app\"}}'\n",
+            args = dir.join("args").display()
+        );
+        std::fs::write(&script, text).expect("the script");
+        let mut permissions = std::fs::metadata(&script).expect("metadata").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&script, permissions).expect("executable");
+        script
+    }
+
+    #[tokio::test]
+    async fn a_release_build_asks_cargo_for_one_and_runs_its_binary() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let cargo = fake_cargo(dir.path());
+        for (release, args, binary) in [
+            (false, "build --message-format=json", "/app/target/debug/app"),
+            (
+                true,
+                "build --message-format=json --release",
+                "/app/target/release/app",
+            ),
+        ] {
+            let built = build_with(cargo.as_os_str(), dir.path(), release).await;
+            assert_eq!(built.ok(), Some(PathBuf::from(binary)), "release: {release}");
+            let given = std::fs::read_to_string(dir.path().join("args")).expect("the arguments");
+            assert_eq!(given.trim(), args);
+        }
     }
 }

@@ -49,6 +49,11 @@ pub struct DevCommand {
     /// The address to hold it on.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     host: String,
+    /// Builds with `cargo build --release`: an optimized app (to measure it, or for tasks
+    /// too slow unoptimized), at the price of slower builds. It still runs as
+    /// `development` unless `TASKYARD_ENV` says otherwise.
+    #[arg(long)]
+    release: bool,
 }
 
 /// Runs the dev server until Ctrl-C or SIGTERM.
@@ -128,7 +133,7 @@ async fn run(dir: &Path, command: DevCommand) -> Result<(), String> {
             rebuild = false;
             let started = Instant::now();
             let built = tokio::select! {
-                built = compile::build(&dir) => built,
+                built = compile::build(&dir, command.release) => built,
                 () = &mut stopping => break,
             };
             match built {
