@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -22,9 +23,9 @@ use super::{page, reload};
 /// How long a request waits for a ready process.
 const WAIT_FOR_READY: Duration = Duration::from_secs(60);
 /// The largest request body read whole before it is passed on, so that the request can be
-/// sent again when its process went away under it. A larger body whose length is given is
-/// passed on as it comes, and such a request is not sent again; one of unknown length over
-/// this is refused.
+/// sent again when its process went away under it. A larger body is passed on as it comes
+/// (one of unknown length once this much of it was read), and such a request is not sent
+/// again.
 const BODY_LIMIT: usize = 64 << 20;
 
 /// The `content-length` a message gives, if any.
@@ -43,6 +44,28 @@ enum Outgoing {
 }
 
 impl Outgoing {
+    /// `body` read whole if it ends within [`BODY_LIMIT`]; otherwise what was read of it,
+    /// then the rest as it comes.
+    async fn read(body: Body) -> Result<Outgoing, axum::Error> {
+        let mut rest = body.into_data_stream();
+        let mut read = Vec::new();
+        let mut size = 0;
+        while let Some(chunk) = rest.next().await {
+            let chunk = chunk?;
+            size += chunk.len();
+            read.push(chunk);
+            if size > BODY_LIMIT {
+                let head = futures_util::stream::iter(read.into_iter().map(Ok::<_, axum::Error>));
+                return Ok(Outgoing::Stream(Some(Body::from_stream(head.chain(rest)))));
+            }
+        }
+        Ok(Outgoing::Whole(match read.len() {
+            // One piece (the usual case) is kept as it is, without a copy.
+            1 => read.swap_remove(0),
+            _ => read.concat().into(),
+        }))
+    }
+
     /// The body for the next try; `None` once a streamed body went out.
     fn next(&mut self) -> Option<Body> {
         match self {
@@ -103,12 +126,12 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let mut body = if large {
         Outgoing::Stream(Some(body))
     } else {
-        match axum::body::to_bytes(body, BODY_LIMIT).await {
-            Ok(bytes) => Outgoing::Whole(bytes),
-            Err(_) => {
+        match Outgoing::read(body).await {
+            Ok(body) => body,
+            Err(error) => {
                 return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "taskyard dev: the request body is over 64 MiB and its length was not given (send a content-length)\n",
+                    StatusCode::BAD_REQUEST,
+                    format!("taskyard dev: the request body could not be read: {error}\n"),
                 )
                     .into_response();
             }
@@ -200,8 +223,8 @@ mod tests {
     use super::*;
     use crate::dev::stand_in::{app, post, serve};
 
-    /// A body of any size reaches the app: a small one read whole first (so that it can
-    /// be sent again), one over 64 MiB passed on as it comes.
+    /// A body of any size, its length given or not, reaches the app: a small one read
+    /// whole first (so that it can be sent again), one over 64 MiB passed on as it comes.
     #[tokio::test]
     async fn bodies_small_and_over_64_mib_reach_the_app() {
         let backend = app("one").await;
@@ -210,10 +233,15 @@ mod tests {
             failure: None,
         });
         let held = serve(router(watched)).await;
-        for length in [1024, BODY_LIMIT + 1] {
-            let (head, body) = post(held, "/upload", length).await;
-            assert!(head.starts_with("HTTP/1.1 200"), "{length} bytes: {head}");
-            assert_eq!(body, length.to_string(), "the app read every byte");
+        for chunked in [false, true] {
+            for length in [1024, (3 << 20) + 5, BODY_LIMIT + 1] {
+                let (head, body) = post(held, "/upload", length, chunked).await;
+                assert!(
+                    head.starts_with("HTTP/1.1 200"),
+                    "{length} bytes, chunked {chunked}: {head}"
+                );
+                assert_eq!(body, length.to_string(), "the app read every byte");
+            }
         }
     }
 
@@ -234,15 +262,25 @@ mod tests {
             failure: None,
         });
         let held = serve(router(watched)).await;
-        let next = app("next").await;
-        let swap = tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            status.send_modify(|s| s.ready = Some(next));
-            status
-        });
-        let (head, body) = post(held, "/upload", BODY_LIMIT + 1).await;
-        assert!(head.starts_with("HTTP/1.1 502"), "{head}");
-        assert!(body.contains("send it again"), "{body}");
-        drop(swap.await);
+        // Without a length, 64 MiB are read before the first try: the next process comes
+        // after that try, as it does after a length's stream went out.
+        for (chunked, after) in [(false, 300), (true, 3_000)] {
+            let next = app("next").await;
+            let swapping = status.clone();
+            let swap = tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(after)).await;
+                swapping.send_modify(|s| s.ready = Some(next));
+            });
+            let (head, body) = post(held, "/upload", BODY_LIMIT + 1, chunked).await;
+            assert!(head.starts_with("HTTP/1.1 502"), "chunked {chunked}: {head}");
+            assert!(body.contains("send it again"), "{body}");
+            drop(swap.await);
+            status.send_modify(|s| {
+                s.ready = Some(Backend {
+                    addr: gone,
+                    in_flight: std::sync::Arc::default(),
+                });
+            });
+        }
     }
 }

@@ -64,26 +64,40 @@ pub(super) async fn get(addr: SocketAddr, path: &str, accept: &str) -> (String, 
     answer(stream).await
 }
 
-/// One `POST` of `length` zero bytes on a new connection, its length given: the head and
-/// the body of the answer. The body is sent beside the read, so that an answer given before
-/// the body was taken is read too.
-pub(super) async fn post(addr: SocketAddr, path: &str, length: usize) -> (String, String) {
+/// One `POST` of `length` zero bytes on a new connection, its length given, or in chunks
+/// of 1 MiB without it when `chunked`: the head and the body of the answer. The body is
+/// sent beside the read, so that an answer given before the body was taken is read too.
+pub(super) async fn post(addr: SocketAddr, path: &str, length: usize, chunked: bool) -> (String, String) {
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (reading, mut writing) = stream.into_split();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
-    );
+    let framing = if chunked {
+        "transfer-encoding: chunked".to_owned()
+    } else {
+        format!("content-length: {length}")
+    };
+    let head = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\n{framing}\r\nconnection: close\r\n\r\n");
     writing.write_all(head.as_bytes()).await.expect("send");
     let sending = tokio::spawn(async move {
         let chunk = vec![0u8; 1 << 20];
         let mut left = length;
         while left > 0 {
             let part = left.min(chunk.len());
+            let mut frame = Vec::with_capacity(part + 16);
+            if chunked {
+                frame.extend_from_slice(format!("{part:x}\r\n").as_bytes());
+            }
+            frame.extend_from_slice(&chunk[..part]);
+            if chunked {
+                frame.extend_from_slice(b"\r\n");
+            }
             // A server that answered without the body may close before it is all sent.
-            if writing.write_all(&chunk[..part]).await.is_err() {
+            if writing.write_all(&frame).await.is_err() {
                 return;
             }
             left -= part;
+        }
+        if chunked && writing.write_all(b"0\r\n\r\n").await.is_err() {
+            return;
         }
         // Held open until the answer is read: a closed write side ends the request.
         std::future::pending::<()>().await;
