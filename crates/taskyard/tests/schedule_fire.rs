@@ -334,6 +334,12 @@ async fn a_durable_tick_is_skipped_and_claimed_while_an_earlier_ticks_run_goes_o
         assert!(matches!(again, Fired::Claimed { .. }), "{name}: {again:?}");
         gate.add_permits(1);
         until_status(&app, first, RunStatus::Succeeded).await;
+        // `get_run` answers from the run held here as soon as it ends; `skip` reads the
+        // store, which has the end once the recorder wrote it.
+        app.runtime()
+            .flush_records()
+            .await
+            .expect("the end is in the store");
         let next = app
             .scheduler()
             .fire("daily", TickAt::At(tick(12)))
