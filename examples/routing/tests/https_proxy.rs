@@ -73,7 +73,9 @@ async fn tls_echo(config: rustls::ServerConfig) -> SocketAddr {
 fn https_targets_are_reached_when_their_certificate_is_trusted() {
     let trusted = Ca::new("taskyard test CA");
     let stranger = Ca::new("a CA nobody trusts");
-    let roots = std::env::temp_dir().join(format!("taskyard-https-proxy-{}.pem", std::process::id()));
+    // Removed when dropped, a failed assertion's unwinding included.
+    let dir = tempfile::tempdir().expect("a folder");
+    let roots = dir.path().join("ca.pem");
     std::fs::write(&roots, trusted.0.pem()).expect("the CA's file");
     // SAFETY: no other thread runs yet (this binary's only test, before its runtime), so
     // nothing reads the environment while it changes.
@@ -122,5 +124,4 @@ fn https_targets_are_reached_when_their_certificate_is_trusted() {
         );
         served.stop().await;
     });
-    let _ = std::fs::remove_file(&roots);
 }
