@@ -1,6 +1,6 @@
 //! `taskyard new`: each flag combination's files against its snapshot
 //! (`tests/snapshots/new-STORE-TEMPLATE.txt`; `TASKYARD_UPDATE_SNAPSHOTS=1` rewrites them
-//! after a deliberate change), the generators inside an app, and every refusal — exit code
+//! after a deliberate change), the answers of `--ask` against the flags', the generators inside an app, and every refusal — exit code
 //! 2, nothing written. `.ci/run` builds and tests one generated app.
 
 use std::path::{Path, PathBuf};
@@ -93,6 +93,41 @@ fn each_flag_combination_matches_its_snapshot() {
 }
 
 #[test]
+fn asked_the_app_is_the_one_its_flags_make() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskyard"))
+        .current_dir(temp.path())
+        .args(["new", "--ask"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // A bad folder name first, then the store by name and the template by number.
+    child
+        .stdin
+        .take()
+        .expect("its input")
+        .write_all(b"tokio\nshop\npostgres\n2\n")
+        .expect("answered");
+    let out = child.wait_with_output().expect("ends");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("`tokio` is taken by Rust or a crate the app uses"),
+        "{said}"
+    );
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/new-postgres-full.txt");
+    assert_eq!(
+        listing(&temp.path().join("shop")),
+        std::fs::read_to_string(snapshot).expect("the snapshot"),
+        "the answers make the app `--store postgres --template full` makes"
+    );
+}
+
+#[test]
 fn path_takes_taskyard_from_a_checkout() {
     let temp = tempfile::tempdir().expect("tempdir");
     let repository = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -121,7 +156,15 @@ fn bad_input_is_refused_with_exit_code_2_and_nothing_written() {
     let temp = tempfile::tempdir().expect("tempdir");
     let dir = temp.path();
     std::fs::create_dir(dir.join("taken")).expect("folder");
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["new"],
+            "name the app: `taskyard new my-app`, or `taskyard new --ask`",
+        ),
+        (
+            &["new", "--ask"],
+            "no answer to \"The app's folder (letters, digits, `-` and `_`)\" (nothing was written)",
+        ),
         (
             &["new", "taken"],
             "taken exists; choose another name or remove it (nothing was written)",

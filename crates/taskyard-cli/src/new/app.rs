@@ -92,22 +92,11 @@ const RESERVED: &[&str] = &[
 pub fn create(args: AppArgs) -> Result<Vec<PathBuf>, String> {
     let Some(folder) = args.name else {
         return Err(
-            "name the app: `taskyard new my-app` (or, inside an app, `taskyard new task|route|schedule …`)"
+            "name the app: `taskyard new my-app`, or `taskyard new --ask` to be asked (or, inside an app, `taskyard new task|route|schedule …`)"
                 .to_owned(),
         );
     };
-    let name = folder
-        .file_name()
-        .and_then(|name| name.to_str())
-        .ok_or_else(|| format!("`{}` does not end in a folder name", folder.display()))?
-        .to_owned();
-    check_name(&name)?;
-    if folder.exists() {
-        return Err(format!(
-            "{} exists; choose another name or remove it (nothing was written)",
-            folder.display()
-        ));
-    }
+    let name = check_folder(&folder)?;
     let (taskyard, taskyard_build) = match &args.path {
         None => {
             let version = env!("CARGO_PKG_VERSION");
@@ -192,6 +181,24 @@ pub fn create(args: AppArgs) -> Result<Vec<PathBuf>, String> {
     let written = super::write_all(&folder, &files, false)?;
     make_executable(&folder.join(".ci/run"));
     Ok(written)
+}
+
+/// The crate's name `folder` gives a new app, if its last part is a name cargo takes and
+/// nothing is there yet.
+pub(super) fn check_folder(folder: &Path) -> Result<String, String> {
+    let name = folder
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| format!("`{}` does not end in a folder name", folder.display()))?
+        .to_owned();
+    check_name(&name)?;
+    if folder.exists() {
+        return Err(format!(
+            "{} exists; choose another name or remove it (nothing was written)",
+            folder.display()
+        ));
+    }
+    Ok(name)
 }
 
 /// A name cargo takes for a package and that shadows nothing the app uses.

@@ -5,8 +5,10 @@
 //! overwritten without `--force`. A refusal names what is wrong and exits with code 2.
 
 mod app;
+mod ask;
 mod files;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,6 +39,10 @@ pub struct AppArgs {
     /// Take taskyard from this checkout of its repository instead of crates.io.
     #[arg(long, value_name = "REPOSITORY")]
     pub path: Option<PathBuf>,
+    /// Ask for the folder (unless named), the store and the template, one answer a line
+    /// (from a pipe too). On a terminal, `taskyard new` alone asks.
+    #[arg(long)]
+    pub ask: bool,
 }
 
 /// Where a new app keeps its run history.
@@ -101,7 +107,15 @@ enum FileCommand {
 /// Runs `taskyard new`; `dir` is the app's folder for the file commands.
 pub fn new(dir: Option<PathBuf>, command: NewCommand) -> ExitCode {
     let result = match command.file {
-        None => app::create(command.app),
+        None => {
+            let app = command.app;
+            let asking = app.ask || (app.name.is_none() && std::io::stdin().is_terminal());
+            let app = match asking {
+                true => ask::ask(app, &mut std::io::stdin().lock(), &mut std::io::stdout()),
+                false => Ok(app),
+            };
+            app.and_then(app::create)
+        }
         Some(file) => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
             match file {
