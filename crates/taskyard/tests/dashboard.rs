@@ -129,8 +129,31 @@ async fn every_page_renders_with_its_policy_and_escapes_what_it_shows() {
     assert_eq!(get(&served, "/_tasks/ui/assets/app.0000.css").await.status, 404);
 
     // The charts: SVG of the finished runs, drawn by the server.
-    assert!(overview.text.contains(r#"<img src="/_tasks/ui/charts/hour.svg""#));
-    let chart = get(&served, "/_tasks/ui/charts/hour.svg").await;
+    // Their addresses change with the period their counts are kept (5 s for the hour's,
+    // a minute for the day's), inside a live region, so an open overview draws them anew.
+    assert!(
+        overview
+            .text
+            .contains(r#"<div class="charts" data-live-region="charts">"#)
+    );
+    let src = |text: &str, chart: &str| {
+        let mark = format!(r#"<img src="/_tasks/ui/charts/{chart}.svg?at="#);
+        let at = text
+            .find(&mark)
+            .unwrap_or_else(|| panic!("no {chart} chart in {text}"))
+            + 10;
+        text[at..at + text[at..].find('"').expect("the end of its address")].to_owned()
+    };
+    let hour = src(&overview.text, "hour");
+    let period = |address: &str| -> i64 {
+        address[address.find("?at=").expect("?at=") + 4..]
+            .parse()
+            .expect("a number")
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    assert!((now_ms / 5_000 - period(&hour)).abs() <= 1, "{hour}");
+    assert!((now_ms / 60_000 - period(&src(&overview.text, "day"))).abs() <= 1);
+    let chart = get(&served, &hour).await;
     assert_eq!(chart.status, 200);
     assert_eq!(chart.header("content-type"), Some("image/svg+xml"));
     assert!(

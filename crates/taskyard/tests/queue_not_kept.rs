@@ -1,7 +1,7 @@
 //! A task that keeps no succeeded durable runs (`Task::keep_succeeded(false)`), on SQLite
 //! and PostgreSQL: its durable runs that succeed leave the store at their end and their
-//! callers receive `null`; its failures and its in-process runs are kept; the API and the
-//! dashboard say so.
+//! callers receive `null`; its failures and its in-process runs are kept; the dashboard's
+//! counts have the runs not kept; the API and the dashboard say so.
 
 mod common;
 
@@ -139,6 +139,22 @@ async fn succeeded_durable_runs_leave_the_store_and_the_rest_are_kept() {
         // One attempt for the first run, two for the flaky one, two for the failing one,
         // one in process: every forgotten run did run.
         assert_eq!(ran.load(Ordering::SeqCst), 6, "{name}");
+        // The dashboard's counts have them: the two forgotten successes beside the kept
+        // one, and the failure.
+        let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        let counts = runtime.run_counts(since, 3_600_000).await.expect("counted");
+        let total = |status: RunStatus| {
+            counts
+                .iter()
+                .filter(|count| count.status == status)
+                .map(|count| count.count)
+                .sum::<u64>()
+        };
+        assert_eq!(
+            (total(RunStatus::Succeeded), total(RunStatus::Failed)),
+            (3, 1),
+            "{name}: {counts:?}"
+        );
         app.shutdown().await;
     }
 }
@@ -210,8 +226,20 @@ async fn the_api_and_the_dashboard_say_the_succeeded_runs_are_not_kept() {
             "{name}"
         );
 
-        let page = get(&served, "/_tasks/ui/tasks/mail").await;
-        assert_eq!(page.status, 200, "{name}");
+        // The page counts the run: each instance writes its counts about once a second.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let page = loop {
+            let page = get(&served, "/_tasks/ui/tasks/mail").await;
+            assert_eq!(page.status, 200, "{name}");
+            if page
+                .text
+                .contains("not kept, nor counted below: 1 in the last day")
+            {
+                break page;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name}: {}", page.text);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(
             page.text.contains("succeeded durable runs are not kept"),
             "{name}"

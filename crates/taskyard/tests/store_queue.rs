@@ -10,7 +10,8 @@ use common::records::{at, job, lease, queued, record};
 use serde_json::json;
 use taskyard::run::{Attempt, Progress};
 use taskyard::store::{
-    CancelRequest, ClaimTask, Enqueued, InstanceLease, Job, Notice, SchedulePause, TickClaim,
+    CancelRequest, ClaimTask, Enqueued, ForgottenCount, InstanceLease, Job, Notice, RunCount, SchedulePause,
+    TickClaim,
 };
 use taskyard::{RunId, RunStatus};
 
@@ -1127,6 +1128,98 @@ async fn a_forgotten_success_leaves_no_trace_and_a_stale_claim_forgets_nothing()
             store.forget_claimed_many(&[]).await.expect("none"),
             Vec::<bool>::new(),
             "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_of_runs_not_kept_add_up_with_the_records() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        // A kept success in the minute of `at(0)`.
+        store
+            .put_runs(&[record("mail", RunStatus::Succeeded, "i1", 0)])
+            .await
+            .expect("put");
+        let count = |minute_ms: i64, task: &str, runs: u64| ForgottenCount {
+            minute: at(minute_ms).as_millisecond(),
+            task: task.into(),
+            runs,
+        };
+        // Two instances, each into rows of its own; the first twice into the same row.
+        store
+            .count_forgotten("i1", &[count(0, "mail", 2), count(60_000, "mail", 1)])
+            .await
+            .expect("counted");
+        store
+            .count_forgotten("i1", &[count(0, "mail", 3)])
+            .await
+            .expect("added");
+        store
+            .count_forgotten("i2", &[count(0, "push", 4)])
+            .await
+            .expect("counted");
+        store.count_forgotten("i2", &[]).await.expect("nothing");
+        let succeeded = |bucket_ms: i64, since_ms: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .run_counts(at(since_ms), bucket_ms)
+                    .await
+                    .expect("counts")
+                    .into_iter()
+                    .map(
+                        |RunCount {
+                             bucket,
+                             status,
+                             count,
+                         }| {
+                            assert_eq!(status, RunStatus::Succeeded, "{name}");
+                            (bucket, count)
+                        },
+                    )
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            succeeded(60_000, 0).await,
+            vec![(at(0), 1 + 2 + 3 + 4), (at(60_000), 1)],
+            "{name}: by the minute, with the record"
+        );
+        assert_eq!(
+            succeeded(1_800_000, 0).await,
+            vec![(at(0), 11)],
+            "{name}: by the half hour"
+        );
+        // From the minute `since` falls in (the record, at 1 ms into it, is before it).
+        assert_eq!(
+            succeeded(60_000, 30_000).await,
+            vec![(at(0), 9), (at(60_000), 1)],
+            "{name}"
+        );
+        assert_eq!(succeeded(60_000, 60_000).await, vec![(at(60_000), 1)], "{name}");
+        // By task, from the minute `since` falls in.
+        let of = |task: &'static str, since_ms: i64| {
+            let store = store.clone();
+            async move { store.forgotten_runs(task, at(since_ms)).await.expect("counted") }
+        };
+        assert_eq!(
+            (
+                of("mail", 0).await,
+                of("push", 0).await,
+                of("mail", 60_500).await,
+                of("nope", 0).await
+            ),
+            (6, 4, 1, 0),
+            "{name}"
+        );
+        // Pruned with the runs that ended before the cutoff.
+        store.prune_runs(at(60_000)).await.expect("pruned");
+        assert_eq!(
+            succeeded(60_000, 0).await,
+            vec![(at(60_000), 1)],
+            "{name}: pruned"
         );
     }
 }

@@ -4,7 +4,8 @@
 //! `target/dashboard-screenshots/`; `echo:payload` runs from its generated form and reaches
 //! `succeeded` on an open runs page without a reload; a wrong type comes back at its field;
 //! `demo:slow`'s progress moves, Cancel asks first and ends it; a schedule pauses and
-//! resumes; a filter URL opened directly lists what it says; a hostile payload stays text;
+//! resumes; the overview's chart counts runs that end while it is open; a filter URL opened
+//! directly lists what it says; a hostile payload stays text;
 //! with JavaScript off every page reads and every form works.
 //!
 //! `scripts/setup-chromium.sh` installs Debian's `chromium` and `chromium-driver`; CI sets
@@ -287,6 +288,74 @@ async fn a_run_from_its_form_reaches_succeeded_on_an_open_runs_page() {
     )
     .await;
     until_true(&client, "return window.kept === 1", Duration::ZERO).await;
+    client.close().await.expect("the session ends");
+}
+
+/// The runs the overview's chart of the last hour counts, as the page shows it now: the
+/// chart's SVG read again from the address its `<img>` has, from the browser's cache, which
+/// holds what the image loaded, however old.
+async fn charted(client: &Client) -> (String, u64) {
+    let read = "return fetch(document.querySelector('img[data-chart=hour]').src, { cache: 'force-cache' })\
+        .then((r) => r.text())\
+        .then((svg) => [document.querySelector('img[data-chart=hour]').src, svg])";
+    let found = client.execute(read, vec![]).await.expect("the chart");
+    let src = found[0].as_str().expect("its address").to_owned();
+    let svg = found[1].as_str().expect("its SVG");
+    let total = svg
+        .split(" runs finished over the last hour")
+        .next()
+        .and_then(|head| head.rsplit(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {svg}"));
+    (src, total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_charts_runs_that_end_while_it_is_open() {
+    let Some((_driver, client)) = browser(true).await else {
+        return;
+    };
+    let app = Quickstart::start(&[]);
+    client.goto(&url(&app, "/_tasks/ui")).await.expect("the overview");
+    client
+        .execute("window.kept = 1; return true", vec![])
+        .await
+        .expect("a mark");
+    until_true(
+        &client,
+        "const img = document.querySelector('img[data-chart=hour]'); return img.complete && img.naturalWidth > 0",
+        Duration::from_secs(5),
+    )
+    .await;
+    let (first_src, first) = charted(&client).await;
+    let ids: Vec<String> = (0..3)
+        .map(|n| start(&app, "echo:payload", json!({ "n": n })))
+        .collect();
+    for id in &ids {
+        until_status(&app, id, "succeeded").await;
+    }
+    // The chart's address changes every 5 s, and the page is drawn again at least as often:
+    // within 12 s the open page shows a chart that counts the three runs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        let (src, total) = charted(&client).await;
+        if src != first_src && total >= first + 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chart at {src} counts {total} runs, {first} before three more ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    until_true(
+        &client,
+        "const img = document.querySelector('img[data-chart=hour]'); return img.complete && img.naturalWidth > 0",
+        Duration::from_secs(5),
+    )
+    .await;
+    until_true(&client, "return window.kept === 1", Duration::ZERO).await;
+    assert_eq!(console_errors(&client).await, Vec::<String>::new());
     client.close().await.expect("the session ends");
 }
 

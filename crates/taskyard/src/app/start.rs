@@ -85,7 +85,8 @@ impl App {
                 );
                 keeper.tick().await?;
                 background.push(tokio::spawn(keeper.run(stop_lease.clone())));
-                let (recorder, writers) = Recorder::spawn(store.clone(), health.clone(), self.store.timeout);
+                let (recorder, writers) =
+                    Recorder::spawn(store.clone(), health.clone(), self.store.timeout, &instance);
                 background.extend(writers);
                 Some(recorder)
             }

@@ -14,8 +14,8 @@ use crate::history::{RunFilter, RunId, RunRecord, RunStatus};
 use crate::run::registry::{Registry, TaskSource};
 use crate::run::{Runtime, RuntimeParts};
 use crate::store::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, MemoryStore, Recorder,
-    RunCount, SchedulePause, Store, StoreHealth, TickClaim,
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, ForgottenCount, InstanceLease, Job, MemoryStore,
+    Recorder, RunCount, SchedulePause, Store, StoreHealth, TickClaim,
 };
 use crate::{Error, Task, TaskContext, TaskError};
 
@@ -108,6 +108,14 @@ impl Store for HeldClaim {
         self.store.forget_claimed_many(runs).await
     }
 
+    async fn count_forgotten(&self, writer: &str, counts: &[ForgottenCount]) -> Result<(), Error> {
+        self.store.count_forgotten(writer, counts).await
+    }
+
+    async fn forgotten_runs(&self, task: &str, since: Timestamp) -> Result<u64, Error> {
+        self.store.forgotten_runs(task, since).await
+    }
+
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
         self.store.requeue_claimed(run, fence, run_at).await
     }
@@ -136,7 +144,7 @@ async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
     let held = Arc::new(HeldClaim::default());
     let store: Arc<dyn Store> = held.clone();
     let health = Arc::new(StoreHealth::default());
-    let (recorder, _writers) = Recorder::spawn(store.clone(), health.clone(), Duration::from_secs(5));
+    let (recorder, _writers) = Recorder::spawn(store.clone(), health.clone(), Duration::from_secs(5), "i1");
     let (started, mut starts) = mpsc::unbounded_channel::<Instant>();
     let task = Task::new(move |_cx: TaskContext| {
         let _ = started.send(Instant::now());

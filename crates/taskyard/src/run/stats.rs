@@ -26,4 +26,14 @@ impl Runtime {
             None => Ok(Vec::new()),
         }
     }
+
+    /// How many succeeded durable runs of `task` that were not kept
+    /// (`Task::keep_succeeded(false)`) ended since `since`, by the minute (see
+    /// [`Store::forgotten_runs`](crate::store::Store::forgotten_runs)); without a store, 0.
+    pub async fn forgotten_runs(&self, task: &str, since: Timestamp) -> Result<u64, Error> {
+        match &self.inner.store {
+            Some(store) => self.bounded(store.forgotten_runs(task, since)).await,
+            None => Ok(0),
+        }
+    }
 }

@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+use super::queue::minute_of;
 use super::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, Orphan, RunCount, RunFilter,
-    SchedulePause, Store, TickClaim, rescue,
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, ForgottenCount, InstanceLease, Job, Orphan,
+    RunCount, RunFilter, SchedulePause, Store, TickClaim, rescue,
 };
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
@@ -36,6 +37,8 @@ struct Tables {
     cancels: HashSet<RunId>,
     /// Schedules paused or resumed, by name.
     pauses: BTreeMap<String, SchedulePause>,
+    /// Succeeded runs not kept, by (minute they ended in, task).
+    forgotten: BTreeMap<(i64, String), u64>,
 }
 
 impl MemoryStore {
@@ -169,6 +172,8 @@ impl Store for MemoryStore {
         tables
             .broadcasts
             .retain(|broadcast| broadcast.sent_at >= finished_before);
+        let cutoff = finished_before.as_millisecond();
+        tables.forgotten.retain(|(minute, _), _| *minute >= cutoff);
         Ok(pruned)
     }
 
@@ -207,16 +212,18 @@ impl Store for MemoryStore {
         let bucket_ms = bucket_ms.max(1);
         let mut counts: std::collections::BTreeMap<(i64, &'static str), (RunStatus, u64)> =
             Default::default();
-        for run in self.tables().runs.values() {
-            let Some(finished) = run.finished_at.filter(|finished| *finished >= since) else {
-                continue;
-            };
-            let bucket = finished.as_millisecond().div_euclid(bucket_ms) * bucket_ms;
-            counts
-                .entry((bucket, run.status.as_str()))
-                .or_insert((run.status, 0))
-                .1 += 1;
+        let tables = self.tables();
+        let records = tables.runs.values().filter_map(|run| {
+            let finished = run.finished_at.filter(|finished| *finished >= since)?;
+            Some((finished.as_millisecond(), run.status, 1))
+        });
+        let forgotten = (tables.forgotten.range((minute_of(since), String::new())..))
+            .map(|((minute, _), runs)| (*minute, RunStatus::Succeeded, *runs));
+        for (at, status, runs) in records.chain(forgotten) {
+            let bucket = at.div_euclid(bucket_ms) * bucket_ms;
+            counts.entry((bucket, status.as_str())).or_insert((status, 0)).1 += runs;
         }
+        drop(tables);
         counts
             .into_iter()
             .map(|((bucket, _), (status, count))| {
@@ -376,6 +383,26 @@ impl Store for MemoryStore {
                 true
             })
             .collect())
+    }
+
+    async fn forgotten_runs(&self, task: &str, since: Timestamp) -> Result<u64, Error> {
+        let tables = self.tables();
+        let since = tables.forgotten.range((minute_of(since), String::new())..);
+        Ok(since
+            .filter(|((_, of), _)| of == task)
+            .map(|(_, runs)| runs)
+            .sum())
+    }
+
+    async fn count_forgotten(&self, _writer: &str, counts: &[ForgottenCount]) -> Result<(), Error> {
+        let mut tables = self.tables();
+        for count in counts {
+            *tables
+                .forgotten
+                .entry((count.minute, count.task.clone()))
+                .or_default() += count.runs;
+        }
+        Ok(())
     }
 
     async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {

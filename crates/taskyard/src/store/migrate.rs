@@ -72,6 +72,11 @@ const SQLITE: &[Migration] = &[
         name: "records written when runs end",
         sql: include_str!("migrations/sqlite/0011_records_at_end.sql"),
     },
+    Migration {
+        version: 12,
+        name: "succeeded runs not kept, counted",
+        sql: include_str!("migrations/sqlite/0012_forgotten_counts.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -145,10 +150,15 @@ const POSTGRES: &[Migration] = &[
         name: "claims return their rows as they come",
         sql: include_str!("migrations/postgres/0014_claim_returns_rows.sql"),
     },
+    Migration {
+        version: 15,
+        name: "succeeded runs not kept, counted",
+        sql: include_str!("migrations/postgres/0015_forgotten_counts.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 14;
+pub const MIGRATIONS_VERSION: i64 = 15;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

@@ -14,6 +14,7 @@
 mod batched;
 mod cancel_sql;
 mod columns;
+mod forgotten;
 mod health;
 pub(crate) mod lease;
 mod memory;
@@ -44,7 +45,7 @@ pub use self::health::{StoreFailure, StoreHealth};
 pub use self::memory::MemoryStore;
 pub use self::migrate::MIGRATIONS_VERSION;
 pub use self::postgres::PostgresStore;
-pub use self::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, Job, SchedulePause};
+pub use self::queue::{CancelRequest, ClaimTask, Claimed, Enqueued, ForgottenCount, Job, SchedulePause};
 pub(crate) use self::queue::{Orphan, rescue};
 pub(crate) use self::recorder::{MAX_BATCH, Recorder};
 pub use self::sqlite::SqliteStore;
@@ -145,7 +146,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The runs that finished at or after `since`, counted by status in buckets of
     /// `bucket_ms` milliseconds of their finish time (each bucket starting at a multiple
-    /// of `bucket_ms` since 1970), oldest bucket first.
+    /// of `bucket_ms` since 1970), oldest bucket first. Succeeded runs that were not kept
+    /// count too ([`Store::count_forgotten`]), by the minute they ended in, from the minute
+    /// `since` falls in: with buckets of whole minutes, each in the right one.
     async fn run_counts(&self, since: Timestamp, bucket_ms: i64) -> Result<Vec<RunCount>, Error>;
 
     /// Checks that the store is still the one opened: for SQLite, that the file was not
@@ -213,6 +216,15 @@ pub trait Store: Send + Sync + 'static {
     /// deleting nothing, when the attempt lost its claim. One transaction where the store
     /// has them.
     async fn forget_claimed_many(&self, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error>;
+
+    /// Adds `counts` of succeeded runs not kept ([`Store::forget_claimed_many`]) to those
+    /// `writer` (an instance) counted before, as [`Store::run_counts`] reads them. Each
+    /// instance writes rows of its own, so that two never wait for each other's row.
+    async fn count_forgotten(&self, writer: &str, counts: &[ForgottenCount]) -> Result<(), Error>;
+
+    /// How many succeeded runs of `task` that were not kept ([`Store::count_forgotten`])
+    /// ended since the minute `since` falls in.
+    async fn forgotten_runs(&self, task: &str, since: Timestamp) -> Result<u64, Error>;
 
     /// Ends a claimed attempt that will be retried: writes `run` (status `queued`, the
     /// failed attempt among its attempts) due again at `run_at`, if `fence` is still the

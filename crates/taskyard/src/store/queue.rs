@@ -49,6 +49,27 @@ impl Enqueued {
     }
 }
 
+/// Succeeded durable runs of one task that were not kept (`Task::keep_succeeded(false)`),
+/// counted by the minute they ended in, as
+/// [`Store::count_forgotten`](super::Store::count_forgotten) adds them up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForgottenCount {
+    /// The minute's start, in Unix milliseconds: a multiple of 60,000.
+    pub minute: i64,
+    /// The task.
+    pub task: String,
+    /// How many of its runs ended in that minute.
+    pub runs: u64,
+}
+
+/// The start of the minute `at` falls in, in Unix milliseconds.
+pub(crate) fn minute_of(at: Timestamp) -> i64 {
+    at.as_millisecond().div_euclid(MINUTE_MS) * MINUTE_MS
+}
+
+/// The span that the ends of runs not kept are counted by, in milliseconds.
+pub(crate) const MINUTE_MS: i64 = 60_000;
+
 /// A durable run an instance claimed: now `running` there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {

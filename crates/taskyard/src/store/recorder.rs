@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::forgotten::Forgotten;
 use super::health::Writer;
 use super::{Store, StoreHealth};
 use crate::Error;
@@ -55,6 +56,8 @@ pub(crate) struct Recorder {
     claimed_written: Arc<Notify>,
     /// Per task, the claimed runs whose end is queued here and not yet committed.
     ended: Ended,
+    /// The succeeded runs not kept, counted here.
+    forgotten: Arc<Forgotten>,
 }
 
 /// What a claimed run's write is.
@@ -72,26 +75,35 @@ enum Claimed {
 type Ended = Arc<Mutex<HashMap<String, HashSet<RunId>>>>;
 
 impl Recorder {
+    /// Starts the writers of `store` for the instance `instance`; their tasks come back
+    /// with the recorder, each ending once the recorder is closed and its writes are done.
     pub fn spawn(
         store: Arc<dyn Store>,
         health: Arc<StoreHealth>,
         timeout: Duration,
+        instance: &str,
     ) -> (Recorder, Vec<JoinHandle<()>>) {
         let backend = store.backend();
         let claimed_written = Arc::new(Notify::new());
         let ended = Ended::default();
-        let (lanes, writers): (Vec<_>, Vec<_>) = (0..store.write_lanes().max(1))
+        let forgotten = Arc::new(Forgotten::new(store.clone(), instance));
+        // Each lane holds a sender until it ends: the counts' writer writes once more then.
+        let (alive, lanes_gone) = mpsc::channel::<()>(1);
+        let (lanes, mut writers): (Vec<_>, Vec<_>) = (0..store.write_lanes().max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let writer = tokio::spawn(write_loop(
                     store.clone(),
                     health.clone(),
                     (claimed_written.clone(), ended.clone()),
+                    (forgotten.clone(), alive.clone()),
                     rx,
                 ));
                 (tx, writer)
             })
             .unzip();
+        drop(alive);
+        writers.push(tokio::spawn(forgotten.clone().write_while(timeout, lanes_gone)));
         let recorder = Recorder {
             lanes: lanes.into(),
             health,
@@ -99,6 +111,7 @@ impl Recorder {
             timeout,
             claimed_written,
             ended,
+            forgotten,
         };
         (recorder, writers)
     }
@@ -181,7 +194,8 @@ impl Recorder {
         self.flush_within(self.timeout).await
     }
 
-    /// Waits until everything queued before this call is committed, for at most `limit`.
+    /// Waits until everything queued before this call is committed, and the counts of the
+    /// runs not kept among it written, for at most `limit`.
     pub async fn flush_within(&self, limit: Duration) -> Result<(), Error> {
         let acks: Vec<_> = self
             .lanes
@@ -192,10 +206,12 @@ impl Recorder {
             })
             .collect();
         // Every lane gets its flush before any is waited for, so one wait bounds them all.
+        let forgotten = &self.forgotten;
         let all = async move {
             for acked in acks {
                 acked.await?;
             }
+            forgotten.write().await;
             Ok(())
         };
         self.wait(all, limit).await
@@ -243,6 +259,8 @@ async fn write_loop(
     store: Arc<dyn Store>,
     health: Arc<StoreHealth>,
     (claimed_written, ended): (Arc<Notify>, Ended),
+    // Held until this lane ends (see `Forgotten::write_while`).
+    (forgotten, _alive): (Arc<Forgotten>, mpsc::Sender<()>),
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
@@ -283,18 +301,24 @@ async fn write_loop(
         // states in this batch only the last is written. Successes their tasks do not keep
         // are deleted in a second one.
         if !claimed.is_empty() {
-            let (latest, forgotten) = latest_claimed(&mut claimed);
+            let (latest, forgets) = latest_claimed(&mut claimed);
             // Either may be empty: every store answers an empty batch at once.
             let written = retrying(&health, (latest.len(), "claimed runs"), || {
                 store.put_claimed_many(&latest)
             })
             .await;
-            let deleted = retrying(&health, (forgotten.len(), "ended claimed runs"), || {
-                store.forget_claimed_many(&forgotten)
+            let ids: Vec<(RunId, i64)> = forgets.iter().map(|(run, fence)| (run.id, *fence)).collect();
+            let deleted = retrying(&health, (ids.len(), "ended claimed runs"), || {
+                store.forget_claimed_many(&ids)
             })
             .await;
+            for ((run, _), deleted) in forgets.iter().zip(&deleted) {
+                if *deleted {
+                    forgotten.add(run);
+                }
+            }
             let refused = latest.iter().map(|(run, _)| run.id).zip(written);
-            for (run_id, written) in refused.chain(forgotten.iter().map(|(id, _)| *id).zip(deleted)) {
+            for (run_id, written) in refused.chain(ids.iter().map(|(id, _)| *id).zip(deleted)) {
                 if !written {
                     tracing::warn!(%run_id, "a write of an attempt that lost its claim was refused");
                 }
@@ -320,7 +344,7 @@ async fn write_loop(
 type ClaimedWrite = (RunRecord, i64, Claimed);
 
 /// The states and ends to write, and the ends to forget, each with its claim's fence.
-type Split = (Vec<(RunRecord, i64)>, Vec<(RunId, i64)>);
+type Split = (Vec<(RunRecord, i64)>, Vec<(RunRecord, i64)>);
 
 /// Claimed runs' writes taken out of `claimed`, the last of each run's (and claim's) in
 /// this batch alone, split into the states and ends to write and the ends to forget.
@@ -336,16 +360,14 @@ fn latest_claimed(claimed: &mut Vec<ClaimedWrite>) -> Split {
             }
         }
     }
-    let (forgotten, written): (Vec<_>, Vec<_>) = latest
-        .into_iter()
-        .partition(|(_, _, write)| *write == Claimed::Forgotten);
-    (
-        written.into_iter().map(|(run, fence, _)| (run, fence)).collect(),
-        forgotten
-            .into_iter()
-            .map(|(run, fence, _)| (run.id, fence))
-            .collect(),
-    )
+    let (mut written, mut forgotten) = (Vec::new(), Vec::new());
+    for (run, fence, write) in latest {
+        match write {
+            Claimed::Forgotten => forgotten.push((run, fence)),
+            Claimed::State | Claimed::End => written.push((run, fence)),
+        }
+    }
+    (written, forgotten)
 }
 
 async fn write_with_retry(store: &dyn Store, health: &StoreHealth, batch: &[RunRecord]) {

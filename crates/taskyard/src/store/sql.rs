@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
 use super::columns::{COLUMNS, decode_rows};
-use super::queue::SchedulePause;
+use super::queue::{ForgottenCount, SchedulePause, minute_of};
 use super::{Broadcast, InstanceLease, RunCount, sqlx_error};
 use crate::Error;
 use crate::history::{RunId, RunRecord};
@@ -250,11 +250,16 @@ where
         .execute(self.pool)
         .await
         .map_err(self.error())?;
-        sqlx::query::<DB>("DELETE FROM taskyard_broadcasts WHERE sent_at < $1")
-            .bind(cutoff)
-            .execute(self.pool)
-            .await
-            .map_err(self.error())?;
+        for table in [
+            "DELETE FROM taskyard_broadcasts WHERE sent_at < $1",
+            "DELETE FROM taskyard_forgotten WHERE minute < $1",
+        ] {
+            sqlx::query::<DB>(table)
+                .bind(cutoff)
+                .execute(self.pool)
+                .await
+                .map_err(self.error())?;
+        }
         Ok(DB::rows_affected(&done))
     }
 
@@ -349,12 +354,19 @@ where
     /// Finished runs by bucket of finish time and status (see `Store::run_counts`).
     pub async fn run_counts(&self, since: Timestamp, bucket_ms: i64) -> Result<Vec<RunCount>, Error> {
         let bucket_ms = bucket_ms.max(1);
+        // The records by finish time, and the succeeded runs not kept by the minute they
+        // ended in, from the minute `since` falls in.
         let rows: Vec<(i64, String, i64)> = sqlx::query_as::<DB, _>(
-            "SELECT (finished_at / $2) * $2 AS bucket, status, COUNT(*) FROM taskyard_runs \
-             WHERE finished_at >= $1 GROUP BY bucket, status ORDER BY bucket, status",
+            "SELECT bucket, status, CAST(SUM(runs) AS BIGINT) FROM (\
+             SELECT (finished_at / $2) * $2 AS bucket, status, COUNT(*) AS runs FROM taskyard_runs \
+             WHERE finished_at >= $1 GROUP BY bucket, status \
+             UNION ALL SELECT (minute / $2) * $2 AS bucket, 'succeeded' AS status, SUM(runs) AS runs \
+             FROM taskyard_forgotten WHERE minute >= $3 GROUP BY bucket\
+             ) counted GROUP BY bucket, status ORDER BY bucket, status",
         )
         .bind(since.as_millisecond())
         .bind(bucket_ms)
+        .bind(minute_of(since))
         .fetch_all(self.pool)
         .await
         .map_err(self.error())?;
@@ -374,6 +386,40 @@ where
                 })
             })
             .collect()
+    }
+
+    /// Adds to `writer`'s counts of succeeded runs not kept (see `Store::count_forgotten`).
+    pub async fn count_forgotten(&self, writer: &str, counts: &[ForgottenCount]) -> Result<(), Error> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut query =
+            QueryBuilder::<DB>::new("INSERT INTO taskyard_forgotten (minute, task, writer, runs) ");
+        query.push_values(counts, |mut values, count| {
+            values
+                .push_bind(count.minute)
+                .push_bind(count.task.clone())
+                .push_bind(writer.to_owned())
+                .push_bind(i64::try_from(count.runs).unwrap_or(i64::MAX));
+        });
+        query.push(
+            " ON CONFLICT (minute, task, writer) DO UPDATE SET runs = taskyard_forgotten.runs + excluded.runs",
+        );
+        query.build().execute(self.pool).await.map_err(self.error())?;
+        Ok(())
+    }
+
+    /// `task`'s succeeded runs not kept since `since`'s minute (see `Store::forgotten_runs`).
+    pub async fn forgotten_runs(&self, task: &str, since: Timestamp) -> Result<u64, Error> {
+        let runs: i64 = sqlx::query_scalar::<DB, i64>(
+            "SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM taskyard_forgotten WHERE minute >= $1 AND task = $2",
+        )
+        .bind(minute_of(since))
+        .bind(task.to_owned())
+        .fetch_one(self.pool)
+        .await
+        .map_err(self.error())?;
+        Ok(u64::try_from(runs).unwrap_or_default())
     }
 
     /// Writes a broadcast for the other instances.

@@ -25,8 +25,8 @@ use super::sql::Statements;
 use super::sqlite_checkpoint::Checkpoints;
 use super::tick_sql::TickWithRun;
 use super::{
-    Batched, Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, InstanceLease, Job, RunCount, RunFilter,
-    SchedulePause, Store, TickClaim, sqlx_error,
+    Batched, Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, ForgottenCount, InstanceLease, Job,
+    RunCount, RunFilter, SchedulePause, Store, TickClaim, sqlx_error,
 };
 use crate::Error;
 use crate::config::SqliteSync;
@@ -387,6 +387,14 @@ impl Store for SqliteStore {
 
     async fn put_claimed_many(&self, runs: &[(RunRecord, i64)]) -> Result<Vec<bool>, Error> {
         self.wrote(super::sqlite_batch::put_claimed_many(&self.writes, runs).await)
+    }
+
+    async fn count_forgotten(&self, writer: &str, counts: &[ForgottenCount]) -> Result<(), Error> {
+        self.wrote(self.write().count_forgotten(writer, counts).await)
+    }
+
+    async fn forgotten_runs(&self, task: &str, since: Timestamp) -> Result<u64, Error> {
+        self.sql().forgotten_runs(task, since).await
     }
 
     async fn forget_claimed_many(&self, runs: &[(RunId, i64)]) -> Result<Vec<bool>, Error> {

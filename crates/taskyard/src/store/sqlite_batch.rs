@@ -88,10 +88,7 @@ pub(super) async fn put_claimed_many(
         .map_err(&err)?;
     if !ended.is_empty() {
         let ids: Vec<&str> = ended.iter().map(|(id, _)| id.as_str()).collect();
-        let ids = serde_json::to_string(&ids).map_err(|error| Error::StoreData {
-            backend: BACKEND,
-            message: format!("ended runs' ids as JSON: {error}"),
-        })?;
+        let ids = as_json("ended runs' ids", &ids)?;
         sqlx::query(END_JOBS)
             .bind(ids)
             .execute(&mut *tx)
@@ -116,16 +113,20 @@ pub(super) async fn forget_claimed_many(
         return Ok(Vec::new());
     }
     let batch: Vec<(String, i64)> = runs.iter().map(|(id, fence)| (id.to_string(), *fence)).collect();
-    let batch = serde_json::to_string(&batch).map_err(|error| Error::StoreData {
-        backend: BACKEND,
-        message: format!("forgotten runs' ids as JSON: {error}"),
-    })?;
     let deleted: Vec<Written> = sqlx::query_as(FORGET)
-        .bind(batch)
+        .bind(as_json("forgotten runs' ids", &batch)?)
         .fetch_all(pool)
         .await
         .map_err(sqlx_error(BACKEND))?;
     Ok(forgotten(runs, deleted))
+}
+
+/// `value` as the JSON text of a batch's parameter; `what` names it in the error.
+fn as_json<T: serde::Serialize + ?Sized>(what: &str, value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|error| Error::StoreData {
+        backend: BACKEND,
+        message: format!("{what} as JSON: {error}"),
+    })
 }
 
 /// A claimed run's row in the batch's parameter.
@@ -170,10 +171,7 @@ pub(super) fn batch(runs: &[(RunRecord, i64)]) -> Result<String, Error> {
             )
         })
         .collect();
-    serde_json::to_string(&values).map_err(|error| Error::StoreData {
-        backend: "sqlite",
-        message: format!("claimed runs' states as JSON: {error}"),
-    })
+    as_json("claimed runs' states", &values)
 }
 
 /// Inserts the jobs of durable runs enqueued without a key, the batch one JSON parameter:
@@ -242,10 +240,7 @@ fn jobs_batch(jobs: &[(RunRecord, Job)]) -> Result<String, Error> {
             ])
         })
         .collect();
-    serde_json::to_string(&rows).map_err(|error| Error::StoreData {
-        backend: "sqlite",
-        message: format!("enqueued runs as JSON: {error}"),
-    })
+    as_json("enqueued runs", &rows)
 }
 
 #[cfg(test)]

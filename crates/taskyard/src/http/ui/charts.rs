@@ -38,6 +38,14 @@ impl Window {
         }
     }
 
+    /// Its short name, as the overview marks its chart.
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Hour => "hour",
+            Window::Day => "day",
+        }
+    }
+
     /// The span, the bucket, and how long its counts are kept.
     fn span(self) -> (SignedDuration, i64, Duration) {
         match self {
@@ -53,12 +61,21 @@ impl Window {
         }
     }
 
-    /// Where the overview finds it.
-    pub fn href(self) -> &'static str {
+    /// Where the chart is served.
+    fn path(self) -> &'static str {
         match self {
             Window::Hour => "/_tasks/ui/charts/hour.svg",
             Window::Day => "/_tasks/ui/charts/day.svg",
         }
+    }
+
+    /// Where the overview finds it at `now`: the address names the period of its counts'
+    /// keeping (`?at=`), so that a live overview, drawn again, shows a new address, and
+    /// the browser a new chart, once per period and not more often.
+    pub fn href(self, now: Timestamp) -> String {
+        let (_, _, keep) = self.span();
+        let period = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX).max(1);
+        format!("{}?at={}", self.path(), now.as_millisecond().div_euclid(period))
     }
 }
 

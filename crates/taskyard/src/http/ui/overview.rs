@@ -56,9 +56,9 @@ pub(super) async fn page(Extension(api): Extension<Api>) -> Response {
             }
         }
         h2 { "Finished runs" }
-        div.charts {
+        div.charts data-live-region="charts" {
             @for window in [Window::Hour, Window::Day] {
-                img src=(window.href()) width="720" height="160"
+                img src=(window.href(now)) data-chart=(window.name()) width="720" height="160"
                     alt="Runs finished, by bucket of time: succeeded, failed and cancelled, and the failure rate";
             }
         }

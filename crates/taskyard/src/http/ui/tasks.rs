@@ -146,6 +146,12 @@ async fn task_page(api: &Api, ui: &Ui, name: &str, typed: &Typed, refused: Optio
         Err(error) => return layout::failed(ui, error),
     };
     let record = Record::of(&runs);
+    // A task that keeps no succeeded runs: how many ended so over the last day.
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24);
+    let forgotten = match task.keep_succeeded {
+        true => 0,
+        false => api.runtime.forgotten_runs(name, since).await.unwrap_or_default(),
+    };
     let durable_store = api.runtime.store().is_some();
     let body = html! {
         h1 { "Task " (task.name) }
@@ -157,7 +163,7 @@ async fn task_page(api: &Api, ui: &Ui, name: &str, typed: &Typed, refused: Optio
                 dt { "attempts" } dd { (task.max_attempts) }
                 dt { "durable" } dd { @if task.durable { "every run goes through the store" } @else { "when asked" } }
                 @if !task.keep_succeeded {
-                    dt { "history" } dd { "succeeded durable runs are not kept, nor counted below" }
+                    dt { "history" } dd { "succeeded durable runs are not kept, nor counted below: " (forgotten) " in the last day (in the overview's charts too)" }
                 }
                 dt { "defined in" } dd { code { (task.source) } }
                 dt { "success" } dd {
