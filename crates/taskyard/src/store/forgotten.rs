@@ -64,6 +64,14 @@ impl Forgotten {
         }
     }
 
+    /// [`Forgotten::write`] on a task of its own, which a caller that stops waiting for it
+    /// leaves going: the counts it took out are written or put back, never dropped while
+    /// the write waits for a connection (a flush cut short by its time limit).
+    pub(super) fn write_apart(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.write().await })
+    }
+
     /// Writes what was added since the last write; on failure, puts it back.
     pub(super) async fn write(&self) {
         let taken = std::mem::take(&mut *lock(&self.counts));
@@ -134,6 +142,50 @@ mod tests {
         drop(alive);
         writer.await.expect("the writer ends with the lanes");
         assert_eq!(succeeded(&store).await, 3, "the last ones written as it ends");
+    }
+
+    /// A flush that stops waiting while the counts' write waits for the store's one
+    /// writing connection (busy with records that wait for a lock held elsewhere) leaves
+    /// the write going: once the lock is let go, the counts are in the store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn counts_whose_wait_is_cut_short_are_written_all_the_same() {
+        use sqlx::Connection;
+
+        use crate::store::SqliteStore;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let store = Arc::new(SqliteStore::open(&path).await.expect("the store opens"));
+        let since = Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        let forgotten = Arc::new(Forgotten::new(store.clone(), "i1"));
+        let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("a second connection");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .await
+            .expect("the write lock held");
+        // Records that take the store's writing connection and wait there for the lock.
+        let records = tokio::spawn({
+            let store = store.clone();
+            async move { store.put_runs(&[ended("mail")]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        forgotten.add(&ended("mail"));
+        let cut_short = tokio::time::timeout(Duration::from_millis(200), forgotten.write_apart()).await;
+        assert!(cut_short.is_err(), "the write waits for the connection");
+        sqlx::query("COMMIT")
+            .execute(&mut holder)
+            .await
+            .expect("the lock let go");
+        records
+            .await
+            .expect("the records' task")
+            .expect("the records written");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while store.forgotten_runs("mail", since).await.expect("counted") != 1 {
+            assert!(tokio::time::Instant::now() < deadline, "the count was lost");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A real SQLite store that cannot take the counts (their table gone) keeps them in

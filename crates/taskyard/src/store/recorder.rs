@@ -211,7 +211,8 @@ impl Recorder {
             for acked in acks {
                 acked.await?;
             }
-            forgotten.write().await;
+            // Apart, so that a wait cut short by `limit` does not drop counts taken out.
+            let _ = forgotten.write_apart().await;
             Ok(())
         };
         self.wait(all, limit).await
