@@ -66,10 +66,14 @@ impl Forgotten {
 
     /// [`Forgotten::write`] on a task of its own, which a caller that stops waiting for it
     /// leaves going: the counts it took out are written or put back, never dropped while
-    /// the write waits for a connection (a flush cut short by its time limit).
-    pub(super) fn write_apart(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// the write waits for a connection (a flush cut short by its time limit). `None`,
+    /// with no task, when nothing was added since the last write.
+    pub(super) fn write_apart(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if lock(&self.counts).is_empty() {
+            return None;
+        }
         let this = self.clone();
-        tokio::spawn(async move { this.write().await })
+        Some(tokio::spawn(async move { this.write().await }))
     }
 
     /// Writes what was added since the last write; on failure, puts it back.
@@ -171,7 +175,8 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
         forgotten.add(&ended("mail"));
-        let cut_short = tokio::time::timeout(Duration::from_millis(200), forgotten.write_apart()).await;
+        let write = forgotten.write_apart().expect("a count to write");
+        let cut_short = tokio::time::timeout(Duration::from_millis(200), write).await;
         assert!(cut_short.is_err(), "the write waits for the connection");
         sqlx::query("COMMIT")
             .execute(&mut holder)

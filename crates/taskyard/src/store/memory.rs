@@ -217,7 +217,9 @@ impl Store for MemoryStore {
             let finished = run.finished_at.filter(|finished| *finished >= since)?;
             Some((finished.as_millisecond(), run.status, 1))
         });
-        let forgotten = (tables.forgotten.range((minute_of(since), String::new())..))
+        let forgotten = tables
+            .forgotten
+            .range((minute_of(since), String::new())..)
             .map(|((minute, _), runs)| (*minute, RunStatus::Succeeded, *runs));
         for (at, status, runs) in records.chain(forgotten) {
             let bucket = at.div_euclid(bucket_ms) * bucket_ms;

@@ -211,8 +211,11 @@ impl Recorder {
             for acked in acks {
                 acked.await?;
             }
-            // Apart, so that a wait cut short by `limit` does not drop counts taken out.
-            let _ = forgotten.write_apart().await;
+            // Apart, so that a wait cut short by `limit` does not drop counts taken out;
+            // nothing at all when none were added (the usual flush, a request's `202`).
+            if let Some(write) = forgotten.write_apart() {
+                let _ = write.await;
+            }
             Ok(())
         };
         self.wait(all, limit).await

@@ -250,11 +250,11 @@ where
         .execute(self.pool)
         .await
         .map_err(self.error())?;
-        for table in [
+        for statement in [
             "DELETE FROM taskyard_broadcasts WHERE sent_at < $1",
             "DELETE FROM taskyard_forgotten WHERE minute < $1",
         ] {
-            sqlx::query::<DB>(table)
+            sqlx::query::<DB>(statement)
                 .bind(cutoff)
                 .execute(self.pool)
                 .await
