@@ -249,3 +249,37 @@ async fn the_api_and_the_dashboard_say_the_succeeded_runs_are_not_kept() {
         served.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_page_fails_openly_when_the_counts_cannot_be_read() {
+    let backend = common::sqlite();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let app = App::new().task("mail", mail(&ran));
+    let served = serve_on_store(app, None, backend.config()).await;
+    let page = get(&served, "/_tasks/ui/tasks/mail").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text
+            .contains("not kept, nor counted below: 0 in the last day")
+    );
+
+    // The counts' table gone, under the running instance: its runs are still read.
+    let breaker = sqlx::SqlitePool::connect(&backend.url)
+        .await
+        .expect("a second connection");
+    sqlx::query("DROP TABLE taskyard_forgotten")
+        .execute(&breaker)
+        .await
+        .expect("dropped");
+    assert_eq!(get(&served, "/_tasks/runs?task=mail").await.status, 200);
+    let page = get(&served, "/_tasks/ui/tasks/mail").await;
+    assert_eq!(page.status, 503, "{}", page.text);
+    assert!(
+        page.text.contains("no such table: taskyard_forgotten"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("in the last day"), "{}", page.text);
+    breaker.close().await;
+    served.stop().await;
+}

@@ -148,9 +148,14 @@ async fn task_page(api: &Api, ui: &Ui, name: &str, typed: &Typed, refused: Optio
     let record = Record::of(&runs);
     // A task that keeps no succeeded runs: how many ended so over the last day.
     let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24);
+    // Read like the runs above: a store that cannot answer fails the page, rather than
+    // have it say that no run ended.
     let forgotten = match task.keep_succeeded {
         true => 0,
-        false => api.runtime.forgotten_runs(name, since).await.unwrap_or_default(),
+        false => match api.runtime.forgotten_runs(name, since).await {
+            Ok(count) => count,
+            Err(error) => return layout::failed(ui, error),
+        },
     };
     let durable_store = api.runtime.store().is_some();
     let body = html! {
