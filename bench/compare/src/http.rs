@@ -136,12 +136,14 @@ pub fn compare(root: &Path, charts: &mut Vec<Distribution>) -> Vec<Row> {
     };
     let task = "task run over HTTP";
     vec![
+        // Against Nitro, req/s has no goal of its own: the goal is against the plain route
+        // below, which a task request cannot outrun (SPEC's numbers to reach).
         row(
             task,
             "requests/s",
             ours.requests_per_second,
             theirs.requests_per_second,
-            Some(10.0),
+            None,
             "req/s",
         ),
         row(

@@ -9,6 +9,8 @@
 //! `CLIENTS` callers on a 2-worker runtime each await one `run_task` after another for
 //! `SECONDS`, `ROUNDS` times, after a warm-up; the median round counts. After the rounds
 //! the store is read back: every run a caller saw succeed must be there.
+//! `TASKYARD_BENCH_RECORDED_CLIENTS` sets the callers' number, and
+//! `TASKYARD_BENCH_STORES` the stores measured (both by default).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -29,17 +31,27 @@ const FLOOR_BATCH: usize = 512;
 pub fn compare() -> Vec<Row> {
     let dir = std::env::temp_dir().join(format!("taskyard-bench-recorded-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
-    let sqlite = runs_per_second(StoreConfig::Sqlite(dir.join("taskyard.db")));
+    let clients = crate::setting("TASKYARD_BENCH_RECORDED_CLIENTS", CLIENTS);
+    let mut measured = Vec::new();
+    if crate::measures_store("sqlite") {
+        let sqlite = runs_per_second(StoreConfig::Sqlite(dir.join("taskyard.db")), clients);
+        measured.push(("SQLite", sqlite, 20_000.0));
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    let schema = PostgresSchema::create();
-    let postgres = runs_per_second(StoreConfig::Postgres(schema.url.clone()));
-    drop(schema);
-    eprintln!(
-        "recorded: SQLite {:.0} runs/s (floor {:.0}), PostgreSQL {:.0} runs/s (floor {:.0})",
-        sqlite.recorded, sqlite.floor, postgres.recorded, postgres.floor
-    );
+    if crate::measures_store("postgres") {
+        let schema = PostgresSchema::create();
+        let postgres = runs_per_second(StoreConfig::Postgres(schema.url.clone()), clients);
+        drop(schema);
+        measured.push(("PostgreSQL", postgres, 10_000.0));
+    }
+    for (store, rates, _) in &measured {
+        eprintln!(
+            "recorded: {store} {:.0} runs/s (floor {:.0}) from {clients} callers",
+            rates.recorded, rates.floor
+        );
+    }
     let mut rows = Vec::new();
-    for (store, rates, target) in [("SQLite", sqlite, 20_000.0), ("PostgreSQL", postgres, 10_000.0)] {
+    for (store, rates, target) in measured {
         rows.push(Row {
             comparison: format!("recorded runs into {store}"),
             metric: "runs/s (taskyard / target)".into(),
@@ -74,7 +86,7 @@ struct Rates {
 }
 
 /// The median of `ROUNDS` rounds, each run's record checked in the store afterwards.
-fn runs_per_second(store: StoreConfig) -> Rates {
+fn runs_per_second(store: StoreConfig, clients: usize) -> Rates {
     let runtime = crate::two_workers();
     runtime.block_on(async {
         let app = App::new()
@@ -83,7 +95,7 @@ fn runs_per_second(store: StoreConfig) -> Rates {
                 // Parallel: by default concurrent callers of one task join the run in
                 // flight (Nitro's rule), and here every call must be a run of its own.
                 Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(()) })
-                    .concurrency(Concurrency::Parallel(CLIENTS)),
+                    .concurrency(Concurrency::Parallel(clients)),
             )
             .store(store)
             .schedule_log(None)
@@ -91,10 +103,10 @@ fn runs_per_second(store: StoreConfig) -> Rates {
             .await
             .expect("the app starts with its store");
         let succeeded = Arc::new(AtomicU64::new(0));
-        round(&app, &succeeded, 1.0).await;
+        round(&app, &succeeded, clients, 1.0).await;
         let mut rates = Vec::new();
         for _ in 0..ROUNDS {
-            rates.push(round(&app, &succeeded, SECONDS).await);
+            rates.push(round(&app, &succeeded, clients, SECONDS).await);
         }
         let store = app.runtime().store().expect("a store").clone();
         let recorded = store
@@ -157,12 +169,12 @@ async fn floor(store: &Arc<dyn Store>, sample: &RunRecord, writers: usize) -> f6
     rates[rates.len() / 2]
 }
 
-/// Runs per second of `CLIENTS` callers for `seconds`.
-async fn round(app: &taskyard::RunningApp, succeeded: &Arc<AtomicU64>, seconds: f64) -> f64 {
+/// Runs per second of `clients` callers for `seconds`.
+async fn round(app: &taskyard::RunningApp, succeeded: &Arc<AtomicU64>, clients: usize, seconds: f64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let before = succeeded.load(Ordering::SeqCst);
     let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
+    let callers: Vec<_> = (0..clients)
         .map(|_| {
             let tasks = app.runtime().clone();
             let succeeded = succeeded.clone();
@@ -177,16 +189,15 @@ async fn round(app: &taskyard::RunningApp, succeeded: &Arc<AtomicU64>, seconds: 
             })
         })
         .collect();
-    for client in clients {
-        client.await.expect("a client");
+    for caller in callers {
+        caller.await.expect("a caller");
     }
     (succeeded.load(Ordering::SeqCst) - before) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// A fresh schema in the benchmark database, dropped afterwards. The database comes from
-/// `TASKYARD_BENCH_DATABASE_URL`, else `TASKYARD_TEST_DATABASE_URL`, else the local server
-/// `scripts/setup-postgres.sh` starts.
-/// A schema of its own in the benchmark database, dropped afterwards.
+/// A schema of its own in the benchmark database, dropped afterwards. The database comes
+/// from `TASKYARD_BENCH_DATABASE_URL`, else `TASKYARD_TEST_DATABASE_URL`, else the local
+/// server `scripts/setup-postgres.sh` starts.
 pub(crate) struct PostgresSchema {
     /// The database's URL.
     pub base: String,
