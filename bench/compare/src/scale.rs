@@ -11,10 +11,12 @@
 //! Lateness is from each tick to its run's start. The store's writes are counted by each
 //! instance from the driver's statement log: rows written into the tick ledger per tick
 //! (one by design: the ledger's key is the schedule and the tick), the statements that
-//! claim, and every statement that writes (runs' records, heartbeats), per tick.
+//! claim, and every statement that writes (runs' records, heartbeats), per tick claimed:
+//! the ticks that ran, and the durable ticks whose runs were left queued in the store as
+//! the instances stopped.
 //!
-//! `TASKYARD_BENCH_SCALE_CHECK=1` makes duplicates, missing ticks, and more than one ledger
-//! row or claim statement per tick fail the run: CI runs it so, small.
+//! `TASKYARD_BENCH_SCALE_CHECK=1` makes duplicates, missing ticks, and other than one ledger
+//! row, or more than one claim statement, per tick fail the run: CI runs it so, small.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
