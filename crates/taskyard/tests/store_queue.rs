@@ -1223,3 +1223,80 @@ async fn counts_of_runs_not_kept_add_up_with_the_records() {
         );
     }
 }
+
+/// A durable run whose attempt failed and went back to the queue just as someone asked to
+/// cancel it: the claim made while it waited had the cancel asked for, and the queued run
+/// keeps it, due again at `due`. The next claim says so.
+async fn a_retry_that_crossed_a_cancel(store: &dyn taskyard::store::Store, due: jiff::Timestamp) -> RunId {
+    let run = queued("mail");
+    store.enqueue(&run, &job(0, 0, None)).await.expect("enqueue");
+    let claimed = store.claim("i1", &free("mail"), at(100), 1).await.expect("claim");
+    let claimed = claimed.into_iter().next().expect("claimed");
+    assert!(!claimed.cancel_requested);
+    assert!(matches!(
+        store.request_cancel(run.id, at(150)).await.expect("cancel"),
+        Some(CancelRequest::Requested(_))
+    ));
+    let mut retry = claimed.run.clone();
+    retry.status = RunStatus::Queued;
+    retry.attempt = 2;
+    assert!(
+        store
+            .requeue_claimed(&retry, claimed.fence, due)
+            .await
+            .expect("requeue")
+    );
+    run.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_says_when_a_cancel_was_asked_for_while_the_run_waited() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let id = a_retry_that_crossed_a_cancel(&*store, at(200)).await;
+        let again = store.claim("i2", &free("mail"), at(300), 1).await.expect("claim");
+        assert_eq!(again.len(), 1, "{name}");
+        assert_eq!(again[0].run.id, id, "{name}");
+        assert!(again[0].cancel_requested, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_claimed_with_a_cancel_asked_for_ends_cancelled_without_running() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use taskyard::{App, Task, TaskContext, TaskError};
+
+    for backend in common::durable_backends().await {
+        let name = backend.name;
+        let due = jiff::Timestamp::now();
+        let id = a_retry_that_crossed_a_cancel(&*backend.open().await, due).await;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counted = ran.clone();
+        let app = App::new()
+            .store(backend.config())
+            .task(
+                "mail",
+                Task::new(move |_cx: TaskContext| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    async { Ok::<_, TaskError>(()) }
+                }),
+            )
+            .start()
+            .await
+            .expect("app starts");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let ended = loop {
+            let run = app.runtime().get_run(id).await.expect("read").expect("the run");
+            if run.status.is_final() {
+                break run;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name}: {run:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(ended.status, RunStatus::Cancelled, "{name}: {ended:?}");
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "{name}: the body never ran");
+        app.shutdown().await;
+    }
+}

@@ -204,6 +204,10 @@ impl Runtime {
                 return;
             };
             let run = Arc::new(ActiveRun::claimed(&claimed, slot.entry.name.clone()));
+            // A cancel asked for while the run was between claims: it never starts.
+            if claimed.cancel_requested {
+                run.cancel.cancel();
+            }
             lock(&runtime.inner.active).insert(run.id, run.clone());
             let mut execution = execute::execute(
                 runtime.clone(),

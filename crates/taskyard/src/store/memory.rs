@@ -307,7 +307,9 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Claimed>, Error> {
         let mut tables = self.tables();
-        let Tables { runs, jobs, .. } = &mut *tables;
+        let Tables {
+            runs, jobs, cancels, ..
+        } = &mut *tables;
         let limits: HashMap<&str, Option<u32>> = tasks
             .iter()
             .map(|task| (task.name.as_str(), task.limit))
@@ -357,6 +359,7 @@ impl Store for MemoryStore {
                 run: run.clone(),
                 fence: *fence,
                 max_attempts: job.max_attempts,
+                cancel_requested: cancels.contains(&id),
             });
         }
         Ok(claimed)

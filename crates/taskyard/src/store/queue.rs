@@ -79,6 +79,9 @@ pub struct Claimed {
     pub fence: i64,
     /// How many attempts the run gets in all.
     pub max_attempts: u32,
+    /// A cancel was asked for before the claim (while its last attempt ended, or while the
+    /// run of a dead instance was rescued): the run ends `cancelled` without starting.
+    pub cancel_requested: bool,
 }
 
 /// A task whose durable runs an instance claims, and how many of them may run at once

@@ -259,6 +259,7 @@ where
                     run,
                     fence: extra.fence,
                     max_attempts: extra.max_attempts,
+                    cancel_requested: extra.cancel_requested,
                 },
             ));
         }
