@@ -9,8 +9,8 @@ use jiff::Timestamp;
 
 use super::queue::minute_of;
 use super::{
-    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, ForgottenCount, InstanceLease, Job, Orphan,
-    RunCount, RunFilter, SchedulePause, Store, TickClaim, rescue,
+    Broadcast, CancelRequest, ClaimTask, Claimed, Enqueued, ForgottenCount, InstanceLease, Job, RunCount,
+    RunFilter, SchedulePause, Store, TickClaim,
 };
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
@@ -306,63 +306,7 @@ impl Store for MemoryStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error> {
-        let mut tables = self.tables();
-        let Tables {
-            runs, jobs, cancels, ..
-        } = &mut *tables;
-        let limits: HashMap<&str, Option<u32>> = tasks
-            .iter()
-            .map(|task| (task.name.as_str(), task.limit))
-            .collect();
-        let ended: HashSet<RunId> = tasks.iter().flat_map(|task| task.ended.iter().copied()).collect();
-        let mut running: HashMap<String, u32> = HashMap::new();
-        for id in jobs.keys().filter(|id| !ended.contains(id)) {
-            if let Some(run) = runs.get(id).filter(|run| run.status == RunStatus::Running) {
-                *running.entry(run.task.clone()).or_default() += 1;
-            }
-        }
-        let mut due: Vec<(i32, Timestamp, RunId)> = jobs
-            .iter()
-            .filter(|(id, (job, _))| {
-                job.run_at <= now
-                    && runs.get(id).is_some_and(|run| {
-                        run.status == RunStatus::Queued && limits.contains_key(run.task.as_str())
-                    })
-            })
-            .map(|(id, (job, _))| (job.priority, job.run_at, *id))
-            .collect();
-        due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        let mut claimed = Vec::new();
-        for (_, _, id) in due {
-            if claimed.len() == limit {
-                break;
-            }
-            let (Some(run), Some((job, fence))) = (runs.get_mut(&id), jobs.get_mut(&id)) else {
-                continue;
-            };
-            let count = running.entry(run.task.clone()).or_default();
-            if limits
-                .get(run.task.as_str())
-                .copied()
-                .flatten()
-                .is_some_and(|max| *count >= max)
-            {
-                continue;
-            }
-            *count += 1;
-            run.status = RunStatus::Running;
-            run.instance = instance.to_owned();
-            run.started_at = run.started_at.or(Some(now));
-            job.run_at = now;
-            *fence += 1;
-            claimed.push(Claimed {
-                run: run.clone(),
-                fence: *fence,
-                max_attempts: job.max_attempts,
-                cancel_requested: cancels.contains(&id),
-            });
-        }
-        Ok(claimed)
+        Ok(self.tables().claim(instance, tasks, now, limit))
     }
 
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
@@ -411,44 +355,7 @@ impl Store for MemoryStore {
     }
 
     async fn requeue_orphans(&self, now: Timestamp) -> Result<(Vec<RunId>, Vec<RunId>), Error> {
-        let mut tables = self.tables();
-        let Tables {
-            runs,
-            instances,
-            jobs,
-            cancels,
-            ..
-        } = &mut *tables;
-        let (mut requeued, mut abandoned) = (Vec::new(), Vec::new());
-        for (id, (job, fence)) in jobs.iter_mut() {
-            let Some(run) = runs.get_mut(id) else {
-                continue;
-            };
-            let lease = instances.get(&run.instance);
-            if run.status != RunStatus::Running || lease.is_some_and(|(lease, _)| lease.lease_until >= now) {
-                continue;
-            }
-            let orphan = Orphan {
-                run: run.clone(),
-                fence: *fence,
-                max_attempts: job.max_attempts,
-                claimed_at: Some(job.run_at),
-                seen: lease.map(|(_, seen)| *seen),
-                cancel_requested: cancels.contains(id),
-            };
-            let (next, again) = rescue(&orphan, now);
-            let due = super::queue::rescued_due(&next, now);
-            *run = next;
-            // The lost attempt can write no more.
-            *fence += 1;
-            if again {
-                job.run_at = due;
-                requeued.push(*id);
-            } else {
-                abandoned.push(*id);
-            }
-        }
-        Ok((requeued, abandoned))
+        Ok(self.tables().requeue_orphans(now))
     }
 
     async fn requeue_claimed(&self, run: &RunRecord, fence: i64, run_at: Timestamp) -> Result<bool, Error> {
@@ -543,6 +450,9 @@ impl Store for MemoryStore {
         Ok(self.tables().pauses.values().cloned().collect())
     }
 }
+
+#[path = "memory_queue.rs"]
+mod queue;
 
 #[cfg(test)]
 #[path = "memory_tests.rs"]
