@@ -91,6 +91,20 @@ pub enum Error {
         run_id: RunId,
     },
 
+    /// A claimed durable run was stopped on this instance because its claim could no
+    /// longer be counted on: the instance's lease ran out before it could renew it, or the
+    /// store refused a write of the attempt because another instance had taken the run
+    /// over. The run is not over: it goes on as its next attempt on a live instance.
+    #[error(
+        "Run `{run_id}` of task `{task}` was stopped on this instance: its claim on the run was lost (the instance's lease ran out, or another instance took the run over); the run goes on elsewhere"
+    )]
+    ClaimLost {
+        /// The task.
+        task: String,
+        /// The run.
+        run_id: RunId,
+    },
+
     /// The runtime is shutting down and takes no new runs.
     #[error("The task runtime is shutting down and accepts no new runs")]
     ShuttingDown,
@@ -310,6 +324,7 @@ impl Error {
             Error::RunState { .. } => ErrorKind::Conflict,
             Error::ShuttingDown
             | Error::Interrupted { .. }
+            | Error::ClaimLost { .. }
             | Error::ScheduleInactive { .. }
             | Error::Store { .. }
             | Error::StoreUnavailable { .. }

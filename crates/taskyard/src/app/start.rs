@@ -72,6 +72,7 @@ impl App {
         let health = Arc::new(StoreHealth::default());
         let halt = Arc::new(Halt::default());
         let mut background = Vec::new();
+        let mut lease = None;
         let recorder = match &store {
             Some(store) => {
                 // The lease is in place before any run can be recorded, so no other
@@ -84,6 +85,7 @@ impl App {
                     halt.clone(),
                 );
                 keeper.tick().await?;
+                lease = Some(keeper.clock());
                 background.push(tokio::spawn(keeper.run(stop_lease.clone())));
                 let (recorder, writers) =
                     Recorder::spawn(store.clone(), health.clone(), self.store.timeout, &instance);
@@ -99,6 +101,7 @@ impl App {
             store: store.clone(),
             recorder,
             health,
+            lease,
         });
         let front = Arc::new(crate::http::front::Front {
             rules,

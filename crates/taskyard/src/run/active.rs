@@ -29,6 +29,8 @@ pub(crate) struct ActiveRun {
     pub claim: Option<Claim>,
     /// Whether the run's records are held back (see [`ActiveRun::records_held`]).
     records_held: AtomicBool,
+    /// Set when this instance gave up its claim on the run (see [`ActiveRun::give_up`]).
+    claim_lost: AtomicBool,
     live: Mutex<Live>,
     /// What every caller of the run receives, set once when it ends.
     outcome: OnceLock<Result<Value, Error>>,
@@ -71,6 +73,7 @@ impl ActiveRun {
             claim: None,
             // Its `queued` record waits for the end of its first poll.
             records_held: AtomicBool::new(true),
+            claim_lost: AtomicBool::new(false),
             outcome: OnceLock::new(),
             ended: Notify::new(),
             live: Mutex::new(Live {
@@ -105,6 +108,7 @@ impl ActiveRun {
             // Its `running` record waits for the end of its body's first poll, as a run
             // launched here waits for its first poll (see `Runtime::execute_claimed`).
             records_held: AtomicBool::new(true),
+            claim_lost: AtomicBool::new(false),
             outcome: OnceLock::new(),
             ended: Notify::new(),
             live: Mutex::new(Live {
@@ -125,6 +129,19 @@ impl ActiveRun {
     /// `.await`, and a panic cannot happen while it is held, so poisoning is impossible.
     pub fn live(&self) -> MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops a claimed run whose claim this instance can no longer count on (its lease ran
+    /// out, or the store refused a write of its attempt): it is cancelled here, and its end
+    /// is not written, so the store keeps it for the instance that takes it over.
+    pub(super) fn give_up(&self) {
+        self.claim_lost.store(true, Ordering::Release);
+        self.cancel.cancel();
+    }
+
+    /// Whether [`ActiveRun::give_up`] stopped the run.
+    pub(super) fn claim_lost(&self) -> bool {
+        self.claim_lost.load(Ordering::Acquire)
     }
 
     /// True while the run's records are held back: a run launched here is not recorded
@@ -393,11 +410,18 @@ impl RuntimeInner {
             }
         });
         lock(&self.active).remove(&run.id);
-        self.publish(run, || RunEventKind::Finished { status, error });
-        let interrupted = matches!(end, AttemptEnd::Cancelled) && !self.accepting.load(Ordering::Acquire);
+        // Stopped because its claim was lost: the run is not over, it goes on elsewhere.
+        let lost = matches!(end, AttemptEnd::Cancelled) && run.claim_lost();
+        if !lost {
+            self.publish(run, || RunEventKind::Finished { status, error });
+        }
+        let interrupted =
+            matches!(end, AttemptEnd::Cancelled) && (lost || !self.accepting.load(Ordering::Acquire));
         match (&self.recorder, run.claim) {
             // A durable run the shutdown interrupted keeps its claim's `running` row: once
-            // this instance's lease is gone, a live instance queues it again.
+            // this instance's lease is gone, a live instance queues it again. So does one
+            // whose claim was lost: its instance's lease ran out, or the run is already
+            // another attempt's.
             (Some(_), Some(_)) if interrupted => {}
             // Queued, not awaited: the claim's fence keeps a late write from landing over
             // another attempt, and a run whose end never reaches the store is queued again
@@ -418,6 +442,7 @@ impl RuntimeInner {
             (None, _) => {}
         }
         match end.into_result(run) {
+            Err(Error::Cancelled { task, run_id }) if lost => Err(Error::ClaimLost { task, run_id }),
             // Cancelled by the shutdown, not by anyone's choice: the caller may retry
             // elsewhere (503), rather than read it as a failure of the task (500).
             Err(Error::Cancelled { task, run_id }) if !self.accepting.load(Ordering::Acquire) => {

@@ -12,7 +12,8 @@
 //! transitions), `execute` (the attempt loop: timeout, retries, cancellation), `cancel` (a
 //! cancellation that is a flag until something waits on it), `context` (what a body sees),
 //! `task` and `registry` (a task's definition and the app's tasks by name), `events` (what
-//! subscribers hear).
+//! subscribers hear), `queue` (claiming durable runs), `lost_claims` (stopping them when
+//! the claim is lost).
 
 mod active;
 mod cancel;
@@ -23,6 +24,7 @@ mod events;
 mod execute;
 mod gate;
 mod launch;
+mod lost_claims;
 mod queue;
 mod registry;
 mod request;
@@ -51,7 +53,7 @@ pub use self::request::{RunHandle, RunRequest};
 pub(crate) use self::task::Decoded;
 pub use self::task::{Task, TaskBody};
 pub use crate::history::{Attempt, Progress, RunId, RunRecord, RunStatus};
-use crate::store::{CancelRequest, Recorder, RunFilter, Store, StoreFailure, StoreHealth};
+use crate::store::{CancelRequest, LeaseClock, Recorder, RunFilter, Store, StoreFailure, StoreHealth};
 use crate::sync::lock;
 use crate::{AppState, Error, Trigger};
 
@@ -87,6 +89,10 @@ pub(crate) struct RuntimeInner {
     queued: std::sync::atomic::AtomicU64,
     /// Stops the claimer, even in the middle of a store call, when the runtime stops.
     queue_stop: tokio_util::sync::CancellationToken,
+    /// Until when this instance's claims hold, from its lease keeper (see `lost_claims`).
+    lease: Option<LeaseClock>,
+    /// How many times the lease ran out before it was renewed.
+    lapses: std::sync::atomic::AtomicU64,
 }
 
 /// How the runtime is put together; built by [`App`](crate::App).
@@ -97,6 +103,8 @@ pub(crate) struct RuntimeParts {
     pub store: Option<Arc<dyn Store>>,
     pub recorder: Option<Recorder>,
     pub health: Arc<StoreHealth>,
+    /// Until when the instance's claims hold; `None` without a lease keeper.
+    pub lease: Option<LeaseClock>,
 }
 
 impl Runtime {
@@ -124,6 +132,8 @@ impl Runtime {
                 queue_wake: tokio::sync::Notify::new(),
                 queued: std::sync::atomic::AtomicU64::new(0),
                 queue_stop: tokio_util::sync::CancellationToken::new(),
+                lease: parts.lease,
+                lapses: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -192,13 +202,14 @@ impl Runtime {
         Enqueue::new(self.clone(), task, payload)
     }
 
-    /// Starts this instance's claimer of durable runs and its watch for cancels asked for
-    /// through other instances; both end when the runtime stops accepting runs. Does
-    /// nothing without a store.
+    /// Starts this instance's claimer of durable runs, its watch for cancels asked for
+    /// through other instances and its watch over its claims; they end when the runtime
+    /// stops accepting runs. Does nothing without a store.
     pub(crate) fn start_queue(&self) {
         if let Some(store) = &self.inner.store {
             drop(self.inner.tracker.spawn(self.clone().run_queue()));
             drop(self.inner.tracker.spawn(self.clone().watch_cancels()));
+            drop(self.inner.tracker.spawn(self.clone().watch_claims()));
             if let Some(notices) = store.notices() {
                 drop(self.inner.tracker.spawn(self.clone().follow_notices(notices)));
             }

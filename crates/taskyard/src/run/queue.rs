@@ -95,7 +95,8 @@ impl Runtime {
             // Refilled by halves while runs wait here, so that a stream of short runs is
             // claimed in groups, not one statement per run that ended; at once when the
             // runs executing here would otherwise run out.
-            let worth = free > 0 && (holding < ROOM || free >= target / 2);
+            // Nothing while this instance's lease has run out: its claims would not hold.
+            let worth = free > 0 && (holding < ROOM || free >= target / 2) && self.lease_holds();
             // A claim takes at most half the runs held here (a room at least), so that a
             // second claim can be out while the first one's runs execute: under a limit
             // across the cluster, a burn-down ran ~1.6× as fast (five rounds of five),
@@ -151,6 +152,7 @@ impl Runtime {
         let inner = &self.inner;
         let asked = reserved.num_permits();
         let queued = inner.queued.load(Ordering::Acquire);
+        let lapses = self.lapses();
         let claim = self.bounded(store.claim(&inner.instance, &tasks, Timestamp::now(), asked));
         let claimed = tokio::select! {
             claimed = claim => claimed,
@@ -164,7 +166,7 @@ impl Runtime {
                     let Some(permit) = reserved.split(1) else {
                         break;
                     };
-                    let execution = self.execute_claimed(run, executing.clone(), took.clone());
+                    let execution = self.execute_claimed(run, (executing.clone(), took.clone()), lapses);
                     let runtime = self.clone();
                     drop(inner.tracker.spawn(async move {
                         execution.await;
@@ -188,12 +190,13 @@ impl Runtime {
     }
 
     /// The execution of a run this instance claimed, once `executing` has room for it; it
-    /// can be cancelled while it waits.
+    /// can be cancelled while it waits. `lapses` is how many times the lease had run out
+    /// when the claim was asked for.
     fn execute_claimed(
         &self,
         claimed: Claimed,
-        executing: Arc<Semaphore>,
-        took: Arc<Took>,
+        (executing, took): (Arc<Semaphore>, Arc<Took>),
+        lapses: u64,
     ) -> impl Future<Output = ()> + Send + 'static {
         let inner = &self.inner;
         let slot = inner.slots.get(claimed.run.task.as_str()).cloned();
@@ -209,6 +212,8 @@ impl Runtime {
                 run.cancel.cancel();
             }
             lock(&runtime.inner.active).insert(run.id, run.clone());
+            // The lease ran out while the claim was out: the run never starts here.
+            runtime.give_up_if_lapsed(&run, lapses);
             let mut execution = execute::execute(
                 runtime.clone(),
                 slot,

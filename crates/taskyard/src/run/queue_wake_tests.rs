@@ -161,6 +161,7 @@ async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
         store: Some(store),
         recorder: Some(recorder),
         health,
+        lease: None,
     });
     // The claimer's first claim takes all its room, finds the queue empty, and is held.
     held.armed.store(true, Ordering::SeqCst);

@@ -8,11 +8,16 @@
 //! has expired (a process that was killed, or a machine that vanished), as their next
 //! attempt, and to mark `abandoned` their other queued or running runs. About once a
 //! minute it also deletes runs older than the retention period.
+//!
+//! It also says, through a [`LeaseClock`], until when this instance's claims on durable
+//! runs hold: an instance cut off from the store for longer than its lease must stop the
+//! runs it claimed before a live instance takes them over, or both would run them at once.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Writer;
@@ -65,12 +70,24 @@ impl Default for LeaseSettings {
     }
 }
 
+/// Until when this instance's claims on durable runs hold: the end of its lease as last
+/// renewed, less one beat. Other instances take a run over once its instance's lease has
+/// ended (by their clocks, at their next sweep), so the runs stopped at this time have
+/// stopped before then, unless the clocks of the two hosts are a beat apart. Updated at
+/// every renewal; `Timestamp::MIN` before the first.
+pub(crate) type LeaseClock = watch::Receiver<Timestamp>;
+
 pub(crate) struct LeaseKeeper {
     store: Arc<dyn Store>,
     lease: InstanceLease,
     settings: LeaseSettings,
     health: Arc<StoreHealth>,
     halt: Arc<Halt>,
+    /// Where the claims' time is told (see [`LeaseClock`]).
+    claims_hold: watch::Sender<Timestamp>,
+    /// The end of the lease as last renewed (`lease.lease_until` is the last one asked
+    /// for, written or not); `None` before the first renewal.
+    renewed_until: Option<Timestamp>,
 }
 
 impl LeaseKeeper {
@@ -95,7 +112,22 @@ impl LeaseKeeper {
             settings,
             health,
             halt,
+            claims_hold: watch::Sender::new(Timestamp::MIN),
+            renewed_until: None,
         }
+    }
+
+    /// Until when this instance's claims hold, as each renewal moves it.
+    pub fn clock(&self) -> LeaseClock {
+        self.claims_hold.subscribe()
+    }
+
+    /// How often the lease is renewed and dead instances' runs swept: every
+    /// [`HEARTBEAT`], or a third of the lease if shorter.
+    fn period(&self) -> Duration {
+        HEARTBEAT
+            .min(self.settings.ttl / 3)
+            .max(Duration::from_millis(50))
     }
 
     /// Renews the lease and reaps dead instances' runs.
@@ -114,10 +146,35 @@ impl LeaseKeeper {
     /// Renews the lease, after checking the store is still the one opened.
     async fn beat(&mut self) -> Result<(), Error> {
         self.store.verify().await?;
-        let now = Timestamp::now();
+        let mut now = Timestamp::now();
+        // The claims stopped holding before this renewal (the store could not be reached,
+        // or this beat came late): this instance stopped the runs it claimed (see
+        // `LeaseClock`). Those no live instance took over yet go back to the queue, as
+        // their next attempt, before the lease is renewed: renewed first, they would stay
+        // `running` here with nothing running them. The lease is let run out first, so that
+        // the store sees them as a dead instance's.
+        if let Some(expired_at) = self
+            .renewed_until
+            .filter(|until| now >= *until - signed(self.period()))
+        {
+            if now < expired_at {
+                tokio::time::sleep(Duration::try_from(expired_at.duration_since(now)).unwrap_or_default())
+                    .await;
+                now = Timestamp::now();
+            }
+            tracing::warn!(
+                %expired_at,
+                "this instance's lease ran out before it could renew it; its claimed runs go back to the queue"
+            );
+            self.sweeper().requeue().await?;
+        }
         self.lease.heartbeat_at = now;
         self.lease.lease_until = now + signed(self.settings.ttl);
-        self.store.heartbeat(&self.lease).await
+        self.store.heartbeat(&self.lease).await?;
+        self.renewed_until = Some(self.lease.lease_until);
+        self.claims_hold
+            .send_replace(self.lease.lease_until - signed(self.period()));
+        Ok(())
     }
 
     /// Runs until `stop`, then releases the lease. The heartbeat keeps its own beat: the
@@ -126,9 +183,7 @@ impl LeaseKeeper {
     pub async fn run(mut self, stop: CancellationToken) {
         // Sweeping as often as beating: a dead instance's runs go on elsewhere within a
         // beat of its lease's end, not a third of the lease later.
-        let period = HEARTBEAT
-            .min(self.settings.ttl / 3)
-            .max(Duration::from_millis(50));
+        let period = self.period();
         let sweeping = self.sweeper().run(period, stop.clone());
         let beating = async {
             let mut beats = every(period);
@@ -190,20 +245,29 @@ impl Sweeper {
     }
 
     async fn reap(&self) -> Result<(), Error> {
-        let now = Timestamp::now();
         // Durable runs first, while the dead instances' last heartbeats are still known.
-        let (requeued, out_of_attempts) = self.store.requeue_orphans(now).await?;
+        self.requeue().await?;
+        let abandoned = self.store.mark_abandoned(Timestamp::now()).await?;
+        if !abandoned.is_empty() {
+            tracing::warn!(runs = abandoned.len(), "marked runs of dead instances abandoned");
+        }
+        Ok(())
+    }
+
+    /// Queues again the claimed durable runs of instances whose lease has ended; those
+    /// with no attempt left end `abandoned`.
+    async fn requeue(&self) -> Result<(), Error> {
+        let (requeued, out_of_attempts) = self.store.requeue_orphans(Timestamp::now()).await?;
         if !requeued.is_empty() {
             tracing::warn!(
                 runs = requeued.len(),
                 "queued the durable runs of dead instances again"
             );
         }
-        let abandoned = self.store.mark_abandoned(now).await?;
-        if !abandoned.is_empty() || !out_of_attempts.is_empty() {
+        if !out_of_attempts.is_empty() {
             tracing::warn!(
-                runs = abandoned.len() + out_of_attempts.len(),
-                "marked runs of dead instances abandoned"
+                runs = out_of_attempts.len(),
+                "marked durable runs of dead instances abandoned: no attempt left"
             );
         }
         Ok(())
@@ -242,4 +306,70 @@ fn hostname() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{RunRecord, RunStatus, Trigger};
+    use crate::store::{ClaimTask, Job, MemoryStore};
+
+    /// An instance whose claims stopped holding before it renewed its lease gives the
+    /// runs it claimed back to the queue before it renews, whether its lease ran out or
+    /// its renewal came within the last beat of the lease: renewed first, they would stay
+    /// `running` under a live lease, with nothing running them.
+    #[tokio::test]
+    async fn claims_that_stopped_holding_go_back_to_the_queue_before_the_lease_is_renewed() {
+        // The lease is 300 ms and its beat 100 ms: the claims hold 200 ms after a renewal.
+        for (unrenewed, when) in [(350, "after the lease ran out"), (230, "in its last beat")] {
+            let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+            let settings = LeaseSettings {
+                ttl: Duration::from_millis(300),
+                retention: None,
+            };
+            let mut keeper = LeaseKeeper::new(
+                store.clone(),
+                "a".into(),
+                settings,
+                Arc::default(),
+                Arc::default(),
+            );
+            let clock = keeper.clock();
+            keeper.beat().await.expect("renewed");
+            let now = Timestamp::now();
+            assert!(*clock.borrow() > now, "the claims hold once the lease is renewed");
+            let run = RunRecord::queued(
+                "noop".into(),
+                serde_json::Value::Null,
+                Trigger::Manual,
+                "a".into(),
+                now,
+            );
+            let job = Job {
+                run_at: now,
+                priority: 0,
+                key: None,
+                max_attempts: 3,
+            };
+            store.enqueue(&run, &job).await.expect("enqueued");
+            let task = ClaimTask {
+                name: "noop".into(),
+                limit: None,
+                ended: Vec::new(),
+            };
+            let claimed = store.claim("a", &[task], now, 1).await.expect("claimed");
+            assert_eq!(claimed.len(), 1);
+            // No renewal meanwhile, as while the store could not be reached.
+            tokio::time::sleep(Duration::from_millis(unrenewed)).await;
+            assert!(*clock.borrow() < Timestamp::now(), "the claims no longer hold");
+            keeper.beat().await.expect("renewed again");
+            let run = store.get_run(run.id).await.expect("read").expect("stored");
+            assert_eq!(
+                (run.status, run.attempt),
+                (RunStatus::Queued, 2),
+                "renewed {when}: {run:?}"
+            );
+            assert!(*clock.borrow() > Timestamp::now(), "the claims hold again");
+        }
+    }
 }

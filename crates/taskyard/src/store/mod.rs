@@ -42,6 +42,7 @@ use jiff::Timestamp;
 
 pub(crate) use self::batched::Batched;
 pub use self::health::{StoreFailure, StoreHealth};
+pub(crate) use self::lease::LeaseClock;
 pub use self::memory::MemoryStore;
 pub use self::migrate::MIGRATIONS_VERSION;
 pub use self::postgres::PostgresStore;

@@ -58,6 +58,40 @@ pub(crate) struct Recorder {
     ended: Ended,
     /// The succeeded runs not kept, counted here.
     forgotten: Arc<Forgotten>,
+    /// Claimed runs whose writes the store refused.
+    refused: Arc<Refused>,
+}
+
+/// Claimed runs whose writes the store refused, each with the fence the refused write
+/// carried: the run is another attempt's now (its claim was handed on), and the attempt
+/// with that fence must stop where it runs.
+#[derive(Debug, Default)]
+pub(crate) struct Refused {
+    runs: Mutex<Vec<(RunId, i64)>>,
+    told: Notify,
+}
+
+impl Refused {
+    fn add(&self, refused: impl IntoIterator<Item = (RunId, i64)>) {
+        let mut runs = lock(&self.runs);
+        let before = runs.len();
+        runs.extend(refused);
+        if runs.len() > before {
+            drop(runs);
+            self.told.notify_one();
+        }
+    }
+
+    /// The refused runs told since the last call.
+    pub fn take(&self) -> Vec<(RunId, i64)> {
+        std::mem::take(&mut *lock(&self.runs))
+    }
+
+    /// Resolves once runs were refused since the last [`Refused::take`] (or at once if
+    /// some were told before the call).
+    pub async fn told(&self) {
+        self.told.notified().await;
+    }
 }
 
 /// What a claimed run's write is.
@@ -86,6 +120,7 @@ impl Recorder {
         let backend = store.backend();
         let claimed_written = Arc::new(Notify::new());
         let ended = Ended::default();
+        let refused = Arc::new(Refused::default());
         let forgotten = Arc::new(Forgotten::new(store.clone(), instance));
         // Each lane holds a sender until it ends: the counts' writer writes once more then.
         let (alive, lanes_gone) = mpsc::channel::<()>(1);
@@ -95,7 +130,7 @@ impl Recorder {
                 let writer = tokio::spawn(write_loop(
                     store.clone(),
                     health.clone(),
-                    (claimed_written.clone(), ended.clone()),
+                    (claimed_written.clone(), ended.clone(), refused.clone()),
                     (forgotten.clone(), alive.clone()),
                     rx,
                 ));
@@ -112,6 +147,7 @@ impl Recorder {
             claimed_written,
             ended,
             forgotten,
+            refused,
         };
         (recorder, writers)
     }
@@ -179,6 +215,11 @@ impl Recorder {
     /// left room under their tasks' limits across the cluster.
     pub fn claimed_written(&self) -> Arc<Notify> {
         self.claimed_written.clone()
+    }
+
+    /// Where the claimed runs whose writes the store refused are told.
+    pub fn refused(&self) -> Arc<Refused> {
+        self.refused.clone()
     }
 
     /// Writes everything queued so far, then stops the writer; later records are refused.
@@ -262,7 +303,7 @@ impl Recorder {
 async fn write_loop(
     store: Arc<dyn Store>,
     health: Arc<StoreHealth>,
-    (claimed_written, ended): (Arc<Notify>, Ended),
+    (claimed_written, ended, refused_runs): (Arc<Notify>, Ended, Arc<Refused>),
     // Held until this lane ends (see `Forgotten::write_while`).
     (forgotten, _alive): (Arc<Forgotten>, mpsc::Sender<()>),
     mut rx: mpsc::UnboundedReceiver<Command>,
@@ -321,12 +362,15 @@ async fn write_loop(
                     forgotten.add(run);
                 }
             }
-            let refused = latest.iter().map(|(run, _)| run.id).zip(written);
-            for (run_id, written) in refused.chain(ids.iter().map(|(id, _)| *id).zip(deleted)) {
-                if !written {
-                    tracing::warn!(%run_id, "a write of an attempt that lost its claim was refused");
-                }
+            let tried = latest.iter().map(|(run, fence)| (run.id, *fence)).zip(written);
+            let refused: Vec<(RunId, i64)> = tried
+                .chain(ids.iter().copied().zip(deleted))
+                .filter_map(|(claim, written)| (!written).then_some(claim))
+                .collect();
+            for (run_id, fence) in &refused {
+                tracing::warn!(%run_id, fence, "a write of an attempt that lost its claim was refused");
             }
+            refused_runs.add(refused);
             // Committed (or refused: the run is another attempt's now), so no longer
             // `running` on this instance's account.
             let mut ended = lock(&ended);

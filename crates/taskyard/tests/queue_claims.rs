@@ -1,0 +1,303 @@
+//! A durable run stops where its claim is lost, so that it never runs on two instances at
+//! once: an instance cut off from PostgreSQL (through a loopback relay that drops every
+//! connection, as a network partition would) for longer than its lease stops the runs it
+//! claimed before a live instance takes them over, and gives them back to the queue itself
+//! when nobody did; an attempt whose write the store refuses (another claim holds the run)
+//! stops at once.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Backend, durable_backends};
+use jiff::Timestamp;
+use serde_json::json;
+use taskyard::{
+    App, Retry, RunId, RunRecord, RunStatus, RunningApp, StoreConfig, Task, TaskContext, TaskError,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The instances' lease: a cut-off instance's runs are taken over after this.
+const LEASE: Duration = Duration::from_secs(2);
+
+/// How long an attempt of the test's task runs when nothing stops it.
+const BODY: Duration = Duration::from_secs(4);
+
+/// One note of a running attempt: its instance, its attempt, and when.
+type Beat = (&'static str, u32, Timestamp);
+
+/// Every beat of every attempt, from every instance in this process.
+#[derive(Clone, Default)]
+struct Beats(Arc<Mutex<Vec<Beat>>>);
+
+impl Beats {
+    /// A durable task whose attempts beat every 50 ms (reporting progress, so that the
+    /// attempt writes to the store as it goes) for [`BODY`], then answer with their
+    /// instance.
+    fn task(&self, instance: &'static str) -> Task {
+        let beats = self.clone();
+        Task::new(move |cx: TaskContext| {
+            let beats = beats.clone();
+            async move {
+                let began = Instant::now();
+                while began.elapsed() < BODY {
+                    beats
+                        .0
+                        .lock()
+                        .expect("beats")
+                        .push((instance, cx.attempt(), Timestamp::now()));
+                    cx.progress(began.elapsed().as_secs_f64() / BODY.as_secs_f64(), "");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok::<_, TaskError>(json!({ "by": instance }))
+            }
+        })
+        .retry(Retry::exponential(3).initial(Duration::from_millis(50)))
+        .durable()
+    }
+
+    fn of(&self, instance: &str) -> Vec<Beat> {
+        let beats = self.0.lock().expect("beats");
+        beats.iter().filter(|beat| beat.0 == instance).cloned().collect()
+    }
+}
+
+async fn app(store: StoreConfig, task: Task) -> RunningApp {
+    App::new()
+        .store(store)
+        .store_timeout(Duration::from_millis(500))
+        .lease_ttl(LEASE)
+        .shutdown_grace(Duration::from_millis(300))
+        .schedule_log(None)
+        .task("long", task)
+        .start()
+        .await
+        .expect("app starts")
+}
+
+/// Waits (at most `limit`) until `check` holds.
+async fn eventually(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let began = Instant::now();
+    while !check().await {
+        assert!(began.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The run as `app` reads it from the store, once it has ended (at most 20 s).
+async fn ended(app: &RunningApp, id: RunId) -> RunRecord {
+    let mut last = None;
+    eventually("the run ends", Duration::from_secs(20), async || {
+        last = app.runtime().get_run(id).await.ok().flatten();
+        last.as_ref().is_some_and(|run| run.status.is_final())
+    })
+    .await;
+    last.expect("read")
+}
+
+/// A TCP relay on loopback in front of PostgreSQL that can drop every connection through
+/// it and turn new ones away, as a partition would, then let them through again.
+struct Relay {
+    address: SocketAddr,
+    cut: watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (cut, _) = watch::channel(false);
+        let watching = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut near, _)) = listener.accept().await {
+                let mut cut = watching.subscribe();
+                if *cut.borrow() {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut far) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut near, &mut far) => {}
+                        _ = cut.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Relay { address, cut }
+    }
+
+    /// `url` with its host and port replaced by this relay's.
+    fn through(&self, url: &str) -> String {
+        let (before, _, after) = host_of(url);
+        format!("{before}{}{after}", self.address)
+    }
+
+    fn cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// `url` split around its host and port.
+fn host_of(url: &str) -> (&str, &str, &str) {
+    let start = url.find("://").expect("a scheme") + 3;
+    let end = url[start..].find('/').map_or(url.len(), |end| start + end);
+    let host = url[start..end].rfind('@').map_or(start, |at| start + at + 1);
+    (&url[..host], &url[host..end], &url[end..])
+}
+
+/// Instance `a`, on `backend`'s server through a relay of its own.
+async fn behind_a_relay(backend: &Backend, beats: &Beats) -> (Relay, RunningApp) {
+    let relay = Relay::start(host_of(&backend.url).1.to_owned()).await;
+    let url = relay.through(&backend.url);
+    (relay, app(StoreConfig::Postgres(url), beats.task("a")).await)
+}
+
+/// Enqueues a run of the test's task on `a`, and waits until it beats there.
+async fn beating(a: &RunningApp, beats: &Beats) -> RunId {
+    let id = a.runtime().enqueue("long", json!({})).await.expect("enqueue");
+    eventually("the run beats on a", Duration::from_secs(5), async || {
+        !beats.of("a").is_empty()
+    })
+    .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_past_its_lease_stops_its_runs_before_a_live_one_takes_them_over() {
+    let Some(backend) = common::postgres().await else {
+        return;
+    };
+    let beats = Beats::default();
+    let (relay, a) = behind_a_relay(&backend, &beats).await;
+    let id = beating(&a, &beats).await;
+    // Only now: the run is a's.
+    let b = app(backend.config(), beats.task("b")).await;
+    relay.cut(true);
+    let cut_at = Timestamp::now();
+    let run = ended(&b, id).await;
+    relay.cut(false);
+
+    let (on_a, on_b) = (beats.of("a"), beats.of("b"));
+    let a_last = on_a.last().expect("a beat").2;
+    let b_first = on_b.first().expect("b took the run over").2;
+    assert!(
+        a_last < b_first,
+        "a's attempt beat at {a_last}, after b's began at {b_first}: the run ran on both at once"
+    );
+    assert!(
+        a_last.duration_since(cut_at) < jiff::SignedDuration::try_from(LEASE).expect("lease"),
+        "a's attempt went on until {a_last}, more than the lease after the cut at {cut_at}"
+    );
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.result, Some(json!({ "by": "b" })), "{run:?}");
+    assert_eq!(run.attempt, 2, "{run:?}");
+    assert_eq!(run.attempts[0].status, RunStatus::Abandoned, "{run:?}");
+    assert!(
+        on_b.iter().all(|beat| beat.1 == 2),
+        "b ran the next attempt: {on_b:?}"
+    );
+
+    // Back in touch, a renews its lease and claims again (alone now).
+    b.shutdown().await;
+    let again = a
+        .runtime()
+        .enqueue("long", json!({ "again": true }))
+        .await
+        .expect("enqueue");
+    eventually("a claims again", Duration::from_secs(10), async || {
+        a.runtime()
+            .get_run(again)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|run| run.status != RunStatus::Queued)
+    })
+    .await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_instance_cut_off_past_its_lease_runs_its_run_again_once_back() {
+    let Some(backend) = common::postgres().await else {
+        return;
+    };
+    let beats = Beats::default();
+    let (relay, a) = behind_a_relay(&backend, &beats).await;
+    let id = beating(&a, &beats).await;
+    relay.cut(true);
+    // Past the lease: the attempt stops here, and nobody else is there to take the run.
+    tokio::time::sleep(LEASE + Duration::from_secs(1)).await;
+    let first = beats.of("a");
+    relay.cut(false);
+    let back_at = Timestamp::now();
+    let run = ended(&a, id).await;
+
+    let stopped = first.last().expect("a beat").2;
+    assert!(stopped < back_at, "the first attempt stopped while cut off");
+    let on_a = beats.of("a");
+    let second: Vec<_> = on_a.iter().filter(|beat| beat.1 == 2).collect();
+    assert!(
+        second.first().is_some_and(|beat| beat.2 > back_at),
+        "the second attempt began once the store was back: {on_a:?}"
+    );
+    assert!(
+        on_a.iter()
+            .filter(|beat| beat.1 == 1)
+            .all(|beat| beat.2 <= stopped),
+        "the first attempt never went on after it stopped: {on_a:?}"
+    );
+    // Not written `cancelled` by the stopped attempt: it ran again and succeeded.
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.attempt, 2, "{run:?}");
+    assert_eq!(run.attempts[0].status, RunStatus::Abandoned, "{run:?}");
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_write_the_store_refuses_stops_at_once() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let beats = Beats::default();
+        let a = app(backend.config(), beats.task("a")).await;
+        let id = beating(&a, &beats).await;
+        // Another claim takes the run, as an instance that took it over would; that
+        // instance is gone at once (it has no lease), so the run is queued again.
+        let taken_at = Timestamp::now();
+        take_over(&backend, id).await;
+        let run = ended(&a, id).await;
+        let first: Vec<_> = beats.of("a").into_iter().filter(|beat| beat.1 == 1).collect();
+        let last = first.last().expect("a beat").2;
+        assert!(
+            last.duration_since(taken_at) < jiff::SignedDuration::from_millis(600),
+            "{name}: the first attempt went on until {last}, taken over at {taken_at}"
+        );
+        // Its end was not written over the other claim's: the run went on as attempt 2.
+        assert_eq!(run.status, RunStatus::Succeeded, "{name}: {run:?}");
+        assert_eq!(run.attempt, 2, "{name}: {run:?}");
+        assert_eq!(run.attempts[0].status, RunStatus::Abandoned, "{name}: {run:?}");
+        a.shutdown().await;
+    }
+}
+
+/// Moves the fence of `id`'s job on, as another instance's claim does.
+async fn take_over(backend: &Backend, id: RunId) {
+    let update = "UPDATE taskyard_jobs SET fence = fence + 1, claimed_by = 'elsewhere' WHERE id = $1";
+    let changed = if backend.name == "postgres" {
+        let pool = sqlx::PgPool::connect(&backend.url).await.expect("connect");
+        let done = sqlx::query(update).bind(id.to_string()).execute(&pool).await;
+        pool.close().await;
+        done.expect("take over").rows_affected()
+    } else {
+        let pool = sqlx::SqlitePool::connect(&backend.url).await.expect("connect");
+        let done = sqlx::query(update).bind(id.to_string()).execute(&pool).await;
+        pool.close().await;
+        done.expect("take over").rows_affected()
+    };
+    assert_eq!(changed, 1, "{}: the run's job", backend.name);
+}
