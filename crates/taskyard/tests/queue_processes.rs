@@ -527,6 +527,11 @@ async fn queue_child() {
     if std::env::var("TASKYARD_QUEUE_CHILD").is_err() {
         return;
     }
+    // Errors (`RUST_LOG=error`, set by the parent) on stderr, which the test shows.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let url = std::env::var("TASKYARD_CHILD_STORE").expect("store url");
     let effects = PathBuf::from(std::env::var("TASKYARD_CHILD_EFFECTS").expect("effects dir"));
     let enqueue: usize = std::env::var("TASKYARD_CHILD_ENQUEUE")

@@ -1,5 +1,7 @@
-//! A run queued while a claim is out is claimed when that claim ends, not at the next
-//! poll: a store whose claim, once armed, reads the queue and then waits to answer.
+//! Claims that take their time, through a store whose claim, once armed, reads the queue
+//! and then waits to answer: a run queued while a claim is out is claimed when that claim
+//! ends, not at the next poll; a run claimed while the instance's lease ran out never
+//! starts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde_json::json;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::history::{RunFilter, RunId, RunRecord, RunStatus};
 use crate::run::registry::{Registry, TaskSource};
@@ -185,4 +187,59 @@ async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
         waited < Duration::from_millis(120),
         "started {waited:?} after the claim ended"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_claimed_while_the_lease_ran_out_never_starts() {
+    let held = Arc::new(HeldClaim::default());
+    let store: Arc<dyn Store> = held.clone();
+    let health = Arc::new(StoreHealth::default());
+    let (recorder, _writers) = Recorder::spawn(store.clone(), health.clone(), Duration::from_secs(5), "i1");
+    let (started, mut starts) = mpsc::unbounded_channel::<()>();
+    let task = Task::new(move |_cx: TaskContext| {
+        let _ = started.send(());
+        async { Ok::<_, TaskError>(json!(null)) }
+    });
+    let mut registry = Registry::new();
+    registry
+        .add("mail", task, TaskSource::File("src/tasks/mail.rs".into()))
+        .expect("a task");
+    // The lease keeper's word, told by hand: the claims hold for a minute.
+    let (lease, clock) = watch::channel(Timestamp::now() + jiff::SignedDuration::from_mins(1));
+    let runtime = Runtime::new(RuntimeParts {
+        registry,
+        state: Default::default(),
+        instance: "a".into(),
+        store: Some(store.clone()),
+        recorder: Some(recorder),
+        health,
+        lease: Some(clock),
+    });
+    let id = runtime.enqueue("mail", json!({})).await.expect("enqueued");
+    // The claim takes the run, and is held.
+    held.armed.store(true, Ordering::SeqCst);
+    runtime.start_queue();
+    tokio::time::timeout(Duration::from_secs(5), held.holding.notified())
+        .await
+        .expect("the claim");
+    // Meanwhile the lease runs out: the runs this instance holds are stopped; the claimed
+    // one is not among them yet.
+    lease.send_replace(Timestamp::now());
+    let began = Instant::now();
+    while runtime.lapses() == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "the lease's end not seen"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    held.release.notify_one();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        starts.try_recv().is_err(),
+        "the run started after the lease ran out"
+    );
+    // Nothing was written over its claim: it waits there for the rescue.
+    let run = store.get_run(id).await.expect("read").expect("stored");
+    assert_eq!(run.status, RunStatus::Running, "{run:?}");
 }
