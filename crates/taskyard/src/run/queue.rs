@@ -21,6 +21,7 @@ use super::active::ActiveRun;
 use super::gate::{GateKey, Wait};
 use super::{Runtime, execute};
 use crate::Concurrency;
+use crate::history::RunStatus;
 use crate::store::{ClaimTask, Claimed, Store};
 use crate::sync::lock;
 
@@ -153,9 +154,26 @@ impl Runtime {
         let asked = reserved.num_permits();
         let queued = inner.queued.load(Ordering::Acquire);
         let lapses = self.lapses();
-        let claim = self.bounded(store.claim(&inner.instance, &tasks, Timestamp::now(), asked));
+        let mut claim: ClaimAnswer = {
+            let (store, instance) = (store.clone(), inner.instance.clone());
+            Box::pin(async move { store.claim(&instance, &tasks, Timestamp::now(), asked).await })
+        };
+        let limit = inner
+            .recorder
+            .as_ref()
+            .map_or(LATE, |recorder| recorder.timeout());
         let claimed = tokio::select! {
-            claimed = claim => claimed,
+            claimed = &mut claim => claimed,
+            () = tokio::time::sleep(limit) => {
+                // Dropped now, the claim could still commit in the store, its runs
+                // claimed by this instance and run by none until it stops.
+                tracing::warn!(
+                    limit_ms = limit.as_millis() as u64,
+                    "a claim of durable runs was not answered in time; the runs it takes, if any, go back to the queue"
+                );
+                drop(inner.tracker.spawn(give_back(store, claim, inner.queue_stop.clone())));
+                return;
+            }
             _ = inner.queue_stop.cancelled() => return,
         };
         drop(claiming);
@@ -240,6 +258,52 @@ impl Runtime {
             let live = run.live();
             if let (Some(start), Some(end)) = (live.attempt_started_at, live.finished_at) {
                 took.add(end.duration_since(start).unsigned_abs());
+            }
+        }
+    }
+}
+
+/// A claim's answer, on its way.
+type ClaimAnswer = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Claimed>, crate::Error>> + Send>>;
+
+/// How long a claim may take without a store timeout to go by.
+const LATE: Duration = Duration::from_secs(5);
+
+/// The end of a claim that was not answered in time: the runs it took, if it took any, go
+/// back to the queue as they were, each fenced by its claim, for any instance to claim.
+/// Not counted as an attempt: none of them started. Until `stop`: past it this instance's
+/// lease is released, and a live instance queues its claimed runs again.
+async fn give_back(store: Arc<dyn Store>, claim: ClaimAnswer, stop: tokio_util::sync::CancellationToken) {
+    let claimed = tokio::select! {
+        claimed = claim => claimed,
+        () = stop.cancelled() => return,
+    };
+    let Ok(claimed) = claimed else {
+        return;
+    };
+    for Claimed { mut run, fence, .. } in claimed {
+        run.status = RunStatus::Queued;
+        // The claim's time is not a start; a run with earlier attempts keeps its first's.
+        if run.attempts.is_empty() {
+            run.started_at = None;
+        }
+        // Due as it was queued: ahead of the runs queued after it. Tried until the store
+        // takes it (or it is another claim's by then).
+        loop {
+            match store.requeue_claimed(&run, fence, run.queued_at).await {
+                Ok(requeued) => {
+                    if requeued {
+                        tracing::info!(run_id = %run.id, "a run of a late claim went back to the queue");
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(run_id = %run.id, %error, "a run of a late claim could not go back to the queue; trying again");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
             }
         }
     }

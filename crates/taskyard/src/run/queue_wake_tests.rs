@@ -1,7 +1,7 @@
 //! Claims that take their time, through a store whose claim, once armed, reads the queue
 //! and then waits to answer: a run queued while a claim is out is claimed when that claim
 //! ends, not at the next poll; a run claimed while the instance's lease ran out never
-//! starts.
+//! starts; a claim answered after the store timeout gives its runs back to the queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,13 +141,17 @@ impl Store for HeldClaim {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
-    let held = Arc::new(HeldClaim::default());
+/// A runtime on `held` whose store timeout is `timeout` and whose lease is told by
+/// `lease`, with one task, `mail`, whose runs say when they start.
+fn runtime_on(
+    held: &Arc<HeldClaim>,
+    timeout: Duration,
+    lease: Option<watch::Receiver<Timestamp>>,
+) -> (Runtime, mpsc::UnboundedReceiver<Instant>) {
     let store: Arc<dyn Store> = held.clone();
     let health = Arc::new(StoreHealth::default());
-    let (recorder, _writers) = Recorder::spawn(store.clone(), health.clone(), Duration::from_secs(5), "i1");
-    let (started, mut starts) = mpsc::unbounded_channel::<Instant>();
+    let (recorder, _writers) = Recorder::spawn(store.clone(), health.clone(), timeout, "i1");
+    let (started, starts) = mpsc::unbounded_channel::<Instant>();
     let task = Task::new(move |_cx: TaskContext| {
         let _ = started.send(Instant::now());
         async { Ok::<_, TaskError>(json!(null)) }
@@ -163,8 +167,15 @@ async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
         store: Some(store),
         recorder: Some(recorder),
         health,
-        lease: None,
+        lease,
     });
+    (runtime, starts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
+    let held = Arc::new(HeldClaim::default());
+    let (runtime, mut starts) = runtime_on(&held, Duration::from_secs(5), None);
     // The claimer's first claim takes all its room, finds the queue empty, and is held.
     held.armed.store(true, Ordering::SeqCst);
     runtime.start_queue();
@@ -193,28 +204,9 @@ async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
 async fn a_run_claimed_while_the_lease_ran_out_never_starts() {
     let held = Arc::new(HeldClaim::default());
     let store: Arc<dyn Store> = held.clone();
-    let health = Arc::new(StoreHealth::default());
-    let (recorder, _writers) = Recorder::spawn(store.clone(), health.clone(), Duration::from_secs(5), "i1");
-    let (started, mut starts) = mpsc::unbounded_channel::<()>();
-    let task = Task::new(move |_cx: TaskContext| {
-        let _ = started.send(());
-        async { Ok::<_, TaskError>(json!(null)) }
-    });
-    let mut registry = Registry::new();
-    registry
-        .add("mail", task, TaskSource::File("src/tasks/mail.rs".into()))
-        .expect("a task");
     // The lease keeper's word, told by hand: the claims hold for a minute.
     let (lease, clock) = watch::channel(Timestamp::now() + jiff::SignedDuration::from_mins(1));
-    let runtime = Runtime::new(RuntimeParts {
-        registry,
-        state: Default::default(),
-        instance: "a".into(),
-        store: Some(store.clone()),
-        recorder: Some(recorder),
-        health,
-        lease: Some(clock),
-    });
+    let (runtime, mut starts) = runtime_on(&held, Duration::from_secs(5), Some(clock));
     let id = runtime.enqueue("mail", json!({})).await.expect("enqueued");
     // The claim takes the run, and is held.
     held.armed.store(true, Ordering::SeqCst);
@@ -242,4 +234,38 @@ async fn a_run_claimed_while_the_lease_ran_out_never_starts() {
     // Nothing was written over its claim: it waits there for the rescue.
     let run = store.get_run(id).await.expect("read").expect("stored");
     assert_eq!(run.status, RunStatus::Running, "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_answered_after_its_time_gives_its_runs_back_to_the_queue() {
+    let held = Arc::new(HeldClaim::default());
+    let store: Arc<dyn Store> = held.clone();
+    // The store timeout, which bounds a claim's wait.
+    let timeout = Duration::from_millis(200);
+    let (runtime, mut starts) = runtime_on(&held, timeout, None);
+    let id = runtime.enqueue("mail", json!({})).await.expect("enqueued");
+    // The claim takes the run in the store, and its answer is held past the timeout.
+    held.armed.store(true, Ordering::SeqCst);
+    runtime.start_queue();
+    tokio::time::timeout(Duration::from_secs(5), held.holding.notified())
+        .await
+        .expect("the claim");
+    tokio::time::sleep(timeout * 2).await;
+    held.release.notify_one();
+    // Given back, the run is claimed again and runs.
+    tokio::time::timeout(Duration::from_secs(5), starts.recv())
+        .await
+        .expect("the run starts after all")
+        .expect("a start");
+    let began = Instant::now();
+    loop {
+        let run = store.get_run(id).await.expect("read").expect("stored");
+        if run.status == RunStatus::Succeeded {
+            // Not counted as an attempt: the late claim never started it.
+            assert_eq!(run.attempt, 1, "{run:?}");
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(5), "{run:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
