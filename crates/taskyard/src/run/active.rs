@@ -296,6 +296,15 @@ impl RuntimeInner {
         error
     }
 
+    /// How long the runtime waits for a store call of a claimed run (a claim, a retry put
+    /// back): the store timeout. Claimed runs come with a store and its recorder; 5 s
+    /// stands in without one.
+    pub(super) fn store_timeout(&self) -> Duration {
+        self.recorder
+            .as_ref()
+            .map_or(Duration::from_secs(5), |recorder| recorder.timeout())
+    }
+
     /// Puts a claimed run whose attempt failed back in the store as its next attempt, due
     /// after `delay`, and lets it go here. `false` when the store did not take it (the run
     /// then waits for its retry here).
@@ -316,12 +325,11 @@ impl RuntimeInner {
         let run_at = Timestamp::now()
             .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or(jiff::SignedDuration::MAX))
             .unwrap_or(Timestamp::MAX);
-        let timeout = self
-            .recorder
-            .as_ref()
-            .map_or(Duration::from_secs(5), |r| r.timeout());
-        let requeued =
-            tokio::time::timeout(timeout, store.requeue_claimed(&snapshot, claim.fence, run_at)).await;
+        let requeued = tokio::time::timeout(
+            self.store_timeout(),
+            store.requeue_claimed(&snapshot, claim.fence, run_at),
+        )
+        .await;
         let _entered = run.span.enter();
         match requeued {
             Ok(Ok(requeued)) => {

@@ -158,10 +158,7 @@ impl Runtime {
             let (store, instance) = (store.clone(), inner.instance.clone());
             Box::pin(async move { store.claim(&instance, &tasks, Timestamp::now(), asked).await })
         };
-        let limit = inner
-            .recorder
-            .as_ref()
-            .map_or(LATE, |recorder| recorder.timeout());
+        let limit = inner.store_timeout();
         let claimed = tokio::select! {
             claimed = &mut claim => claimed,
             () = tokio::time::sleep(limit) => {
@@ -265,9 +262,6 @@ impl Runtime {
 
 /// A claim's answer, on its way.
 type ClaimAnswer = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Claimed>, crate::Error>> + Send>>;
-
-/// How long a claim may take without a store timeout to go by.
-const LATE: Duration = Duration::from_secs(5);
 
 /// The end of a claim that was not answered in time: the runs it took, if it took any, go
 /// back to the queue as they were, each fenced by its claim, for any instance to claim.

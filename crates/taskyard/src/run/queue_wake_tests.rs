@@ -30,6 +30,18 @@ struct HeldClaim {
     release: Notify,
 }
 
+impl HeldClaim {
+    /// Starts `runtime`'s claimer, and returns once its first claim has read the queue
+    /// and is held.
+    async fn hold_first_claim(&self, runtime: &Runtime) {
+        self.armed.store(true, Ordering::SeqCst);
+        runtime.start_queue();
+        tokio::time::timeout(Duration::from_secs(5), self.holding.notified())
+            .await
+            .expect("the claimer's first claim");
+    }
+}
+
 #[async_trait]
 impl Store for HeldClaim {
     fn backend(&self) -> &'static str {
@@ -177,11 +189,7 @@ async fn a_run_queued_while_a_claim_is_out_is_claimed_when_it_ends() {
     let held = Arc::new(HeldClaim::default());
     let (runtime, mut starts) = runtime_on(&held, Duration::from_secs(5), None);
     // The claimer's first claim takes all its room, finds the queue empty, and is held.
-    held.armed.store(true, Ordering::SeqCst);
-    runtime.start_queue();
-    tokio::time::timeout(Duration::from_secs(5), held.holding.notified())
-        .await
-        .expect("the claimer's first claim");
+    held.hold_first_claim(&runtime).await;
     runtime.enqueue("mail", json!({})).await.expect("enqueued");
     // The wake-up came while the claim held the room: the claimer could not claim.
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -209,11 +217,7 @@ async fn a_run_claimed_while_the_lease_ran_out_never_starts() {
     let (runtime, mut starts) = runtime_on(&held, Duration::from_secs(5), Some(clock));
     let id = runtime.enqueue("mail", json!({})).await.expect("enqueued");
     // The claim takes the run, and is held.
-    held.armed.store(true, Ordering::SeqCst);
-    runtime.start_queue();
-    tokio::time::timeout(Duration::from_secs(5), held.holding.notified())
-        .await
-        .expect("the claim");
+    held.hold_first_claim(&runtime).await;
     // Meanwhile the lease runs out: the runs this instance holds are stopped; the claimed
     // one is not among them yet.
     lease.send_replace(Timestamp::now());
@@ -245,11 +249,7 @@ async fn a_claim_answered_after_its_time_gives_its_runs_back_to_the_queue() {
     let (runtime, mut starts) = runtime_on(&held, timeout, None);
     let id = runtime.enqueue("mail", json!({})).await.expect("enqueued");
     // The claim takes the run in the store, and its answer is held past the timeout.
-    held.armed.store(true, Ordering::SeqCst);
-    runtime.start_queue();
-    tokio::time::timeout(Duration::from_secs(5), held.holding.notified())
-        .await
-        .expect("the claim");
+    held.hold_first_claim(&runtime).await;
     tokio::time::sleep(timeout * 2).await;
     held.release.notify_one();
     // Given back, the run is claimed again and runs.
