@@ -1,7 +1,8 @@
 //! The durable queue's part of the store conformance suite, on memory, SQLite and
 //! PostgreSQL: enqueue with unique keys, claims by priority and time under each task's limit
-//! across the cluster, fenced writes, retries and orphans back in the queue, cancels asked
-//! for through any instance, and schedule pauses.
+//! across the cluster, fenced writes, retries and orphans back in the queue, the runs of a
+//! claim whose answer was lost given back, cancels asked for through any instance, and
+//! schedule pauses.
 
 mod common;
 
@@ -520,6 +521,77 @@ async fn concurrent_claimers_never_get_the_same_run() {
         assert_eq!(claimed.len(), 200, "{name}: every run claimed once, none twice");
         let unique: std::collections::HashSet<_> = claimed.iter().copied().collect();
         assert_eq!(unique, ids, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_of_a_claim_whose_answer_was_lost_go_back_to_the_queue() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let (lost, kept) = (queued("mail"), queued("mail"));
+        store.enqueue(&lost, &job(100, 0, None)).await.expect("enqueue");
+        store.enqueue(&kept, &job(200, 0, None)).await.expect("enqueue");
+        // Two claims of one instance, each at a millisecond of its own.
+        let first = store
+            .claim("i1", &free("mail"), at(1_000), 1)
+            .await
+            .expect("claim");
+        let second = store
+            .claim("i1", &free("mail"), at(1_001), 1)
+            .await
+            .expect("claim");
+        assert_eq!(first[0].run.id, lost.id, "{name}");
+        assert_eq!(second[0].run.id, kept.id, "{name}");
+        // Neither another instance's name nor another time gives anything back.
+        for (instance, time) in [("i2", at(1_000)), ("i1", at(999))] {
+            let released = store
+                .release_claim(instance, &free("mail"), time)
+                .await
+                .expect("release");
+            assert_eq!(released, 0, "{name}: {instance} at {time}");
+        }
+        let released = store
+            .release_claim("i1", &free("mail"), at(1_000))
+            .await
+            .expect("release");
+        assert_eq!(released, 1, "{name}: the first claim's run");
+        let back = store.get_run(lost.id).await.expect("get").expect("run");
+        assert_eq!(back.status, RunStatus::Queued, "{name}: {back:?}");
+        assert_eq!(back.started_at, None, "{name}: the claim was no start");
+        // The claim's fence can write no more.
+        let mut done = first[0].run.clone();
+        done.status = RunStatus::Succeeded;
+        done.finished_at = Some(at(1_500));
+        assert!(
+            !store.put_claimed(&done, first[0].fence).await.expect("put"),
+            "{name}: the lost claim's write"
+        );
+        // Due again as it was queued: ahead of a run queued later and due before the claim.
+        let later = queued("mail");
+        store.enqueue(&later, &job(50, 0, None)).await.expect("enqueue");
+        let again = store
+            .claim("i2", &free("mail"), at(1_002), 1)
+            .await
+            .expect("claim");
+        assert_eq!(again[0].run.id, lost.id, "{name}");
+        assert_eq!(again[0].run.attempt, 1, "{name}: not counted as an attempt");
+        assert!(
+            again[0].fence > first[0].fence + 1,
+            "{name}: {} after {}",
+            again[0].fence,
+            first[0].fence
+        );
+        // The other claim's run is still its instance's.
+        let rest = store
+            .claim("i2", &free("mail"), at(1_003), 10)
+            .await
+            .expect("claim");
+        assert_eq!(
+            rest.iter().map(|c| c.run.id).collect::<Vec<_>>(),
+            [later.id],
+            "{name}"
+        );
     }
 }
 

@@ -21,7 +21,6 @@ use super::active::ActiveRun;
 use super::gate::{GateKey, Wait};
 use super::{Runtime, execute};
 use crate::Concurrency;
-use crate::history::RunStatus;
 use crate::store::{ClaimTask, Claimed, Store};
 use crate::sync::lock;
 
@@ -78,6 +77,7 @@ impl Runtime {
         let held = Arc::new(Semaphore::new(ROOM + AHEAD));
         let executing = Arc::new(Semaphore::new(ROOM));
         let mut pace = Pace::new();
+        let mut clock = ClaimClock::default();
         let claims = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
         // Ends are written after their runs' room is free: a claim that found a task at
         // its limit tries again once they are in.
@@ -119,7 +119,7 @@ impl Runtime {
                 }
                 drop(inner.tracker.spawn(self.clone().claim_into(
                     store.clone(),
-                    tasks.clone(),
+                    (Arc::new(tasks.clone()), clock.next()),
                     (executing.clone(), pace.took.clone()),
                     reserved,
                     claiming,
@@ -139,13 +139,14 @@ impl Runtime {
         }
     }
 
-    /// One claim for as many runs as `reserved` holds permits, each claimed run held
-    /// under one of them and executed under one of `executing`'s, its time added to
-    /// `took`; `claiming` is this claim's place among those in flight.
+    /// One claim of `tasks` at `now` for as many runs as `reserved` holds permits, each
+    /// claimed run held under one of them and executed under one of `executing`'s, its
+    /// time added to `took`; `claiming` is this claim's place among those in flight, kept
+    /// until the runs of a claim whose answer was lost are back in the queue.
     async fn claim_into(
         self,
         store: Arc<dyn Store>,
-        tasks: Vec<ClaimTask>,
+        (tasks, now): (Arc<Vec<ClaimTask>>, Timestamp),
         (executing, took): (Arc<Semaphore>, Arc<Took>),
         mut reserved: OwnedSemaphorePermit,
         claiming: OwnedSemaphorePermit,
@@ -155,8 +156,8 @@ impl Runtime {
         let queued = inner.queued.load(Ordering::Acquire);
         let lapses = self.lapses();
         let mut claim: ClaimAnswer = {
-            let (store, instance) = (store.clone(), inner.instance.clone());
-            Box::pin(async move { store.claim(&instance, &tasks, Timestamp::now(), asked).await })
+            let (store, instance, tasks) = (store.clone(), inner.instance.clone(), tasks.clone());
+            Box::pin(async move { store.claim(&instance, &tasks, now, asked).await })
         };
         let limit = inner.store_timeout();
         let claimed = tokio::select! {
@@ -168,14 +169,14 @@ impl Runtime {
                     limit_ms = limit.as_millis() as u64,
                     "a claim of durable runs was not answered in time; the runs it takes, if any, go back to the queue"
                 );
-                drop(inner.tracker.spawn(give_back(store, claim, inner.queue_stop.clone())));
+                self.give_back(store, Some(claim), &tasks, now).await;
                 return;
             }
             _ = inner.queue_stop.cancelled() => return,
         };
-        drop(claiming);
         match claimed {
             Ok(claimed) => {
+                drop(claiming);
                 let full = claimed.len() == asked;
                 for run in claimed {
                     let Some(permit) = reserved.split(1) else {
@@ -199,8 +200,48 @@ impl Runtime {
                     inner.queue_wake.notify_one();
                 }
             }
-            // The claimer looks again at its next poll or wake-up.
-            Err(error) => tracing::warn!(%error, "claiming durable runs failed; trying again"),
+            // The store may have committed the claim all the same (its connection broke
+            // after the commit, or a limited task's statement failed after others took
+            // their runs). The claimer looks again at its next poll or wake-up.
+            Err(error) => {
+                tracing::warn!(%error, "claiming durable runs failed; the runs it took, if any, go back to the queue");
+                self.give_back(store, None, &tasks, now).await;
+            }
+        }
+    }
+
+    /// Gives back to the queue the runs that this instance's claim of `tasks` at `now`
+    /// took, if it took any, for a claim whose answer never came: once its `late` answer
+    /// came, if it was still on its way. Tried until the store takes it; a claim that
+    /// erred is given back once more a store timeout later, in case the server commits it
+    /// after its connection broke. Until the queue stops: past it this instance's lease is
+    /// released, and a live instance queues its claimed runs again.
+    async fn give_back(
+        &self,
+        store: Arc<dyn Store>,
+        late: Option<ClaimAnswer>,
+        tasks: &Arc<Vec<ClaimTask>>,
+        now: Timestamp,
+    ) {
+        let inner = &self.inner;
+        let stop = inner.queue_stop.clone();
+        let erred = match late {
+            Some(claim) => tokio::select! {
+                answer = claim => answer.is_err(),
+                () = stop.cancelled() => return,
+            },
+            None => true,
+        };
+        let instance = inner.instance.clone();
+        release(&*store, &instance, tasks, now, &stop).await;
+        if erred {
+            let (tasks, limit) = (tasks.clone(), inner.store_timeout());
+            drop(inner.tracker.spawn(async move {
+                tokio::select! {
+                    () = tokio::time::sleep(limit) => release(&*store, &instance, &tasks, now, &stop).await,
+                    () = stop.cancelled() => {}
+                }
+            }));
         }
     }
 
@@ -263,43 +304,55 @@ impl Runtime {
 /// A claim's answer, on its way.
 type ClaimAnswer = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Claimed>, crate::Error>> + Send>>;
 
-/// The end of a claim that was not answered in time: the runs it took, if it took any, go
-/// back to the queue as they were, each fenced by its claim, for any instance to claim.
-/// Not counted as an attempt: none of them started. Until `stop`: past it this instance's
-/// lease is released, and a live instance queues its claimed runs again.
-async fn give_back(store: Arc<dyn Store>, claim: ClaimAnswer, stop: tokio_util::sync::CancellationToken) {
-    let claimed = tokio::select! {
-        claimed = claim => claimed,
-        () = stop.cancelled() => return,
-    };
-    let Ok(claimed) = claimed else {
-        return;
-    };
-    for Claimed { mut run, fence, .. } in claimed {
-        run.status = RunStatus::Queued;
-        // The claim's time is not a start; a run with earlier attempts keeps its first's.
-        if run.attempts.is_empty() {
-            run.started_at = None;
-        }
-        // Due as it was queued: ahead of the runs queued after it. Tried until the store
-        // takes it (or it is another claim's by then).
-        loop {
-            match store.requeue_claimed(&run, fence, run.queued_at).await {
-                Ok(requeued) => {
-                    if requeued {
-                        tracing::info!(run_id = %run.id, "a run of a late claim went back to the queue");
-                    }
-                    break;
+/// Gives back to the queue the runs of `instance`'s claim of `tasks` at `now`
+/// (`Store::release_claim`), tried until the store takes it or `stop`.
+async fn release(
+    store: &dyn Store,
+    instance: &str,
+    tasks: &[ClaimTask],
+    now: Timestamp,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match store.release_claim(instance, tasks, now).await {
+            Ok(released) => {
+                if released > 0 {
+                    tracing::info!(
+                        runs = released,
+                        "the runs of a claim whose answer was lost went back to the queue"
+                    );
                 }
-                Err(error) => {
-                    tracing::warn!(run_id = %run.id, %error, "a run of a late claim could not go back to the queue; trying again");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = stop.cancelled() => return,
-                    }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the runs of a claim whose answer was lost could not go back to the queue; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = stop.cancelled() => return,
                 }
             }
         }
+    }
+}
+
+/// A time for each claim of an instance, each in a later millisecond than the one before
+/// (the stores keep milliseconds): a claim writes it as its runs' `run_at`, so that it
+/// names them in the store if the claim's answer is lost (`Store::release_claim`). The
+/// clock's time, or the next millisecond for a claim made in the same one as the last.
+#[derive(Default)]
+struct ClaimClock {
+    last: i64,
+}
+
+impl ClaimClock {
+    fn next(&mut self) -> Timestamp {
+        let now = Timestamp::now();
+        if now.as_millisecond() > self.last {
+            self.last = now.as_millisecond();
+            return now;
+        }
+        self.last += 1;
+        Timestamp::from_millisecond(self.last).unwrap_or(now)
     }
 }
 
@@ -405,6 +458,15 @@ mod tests {
             pace.ahead();
         }
         assert!(pace.ahead() <= 5, "{}", pace.ahead());
+    }
+
+    #[test]
+    fn each_claim_has_a_millisecond_of_its_own() {
+        let mut clock = ClaimClock::default();
+        let times: Vec<i64> = (0..1_000).map(|_| clock.next().as_millisecond()).collect();
+        assert!(times.windows(2).all(|pair| pair[0] < pair[1]), "{times:?}");
+        // Never far ahead of the clock: one millisecond a claim at most.
+        assert!(times[999] <= Timestamp::now().as_millisecond() + 1_000);
     }
 }
 

@@ -1,7 +1,8 @@
 //! Claims that take their time, through a store whose claim, once armed, reads the queue
 //! and then waits to answer: a run queued while a claim is out is claimed when that claim
 //! ends, not at the next poll; a run claimed while the instance's lease ran out never
-//! starts; a claim answered after the store timeout gives its runs back to the queue.
+//! starts; a claim answered after the store timeout gives its runs back to the queue, and
+//! so does one that answers an error after its commit, or before it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,13 +22,23 @@ use crate::store::{
 };
 use crate::{Error, Task, TaskContext, TaskError};
 
-/// The memory store, but its next claim once armed answers only when released.
+/// The memory store, but its next claim once armed answers only when released, and its
+/// next claim once told to lose its answer answers an error: after its commit, or before
+/// a commit that comes 100 ms later.
 #[derive(Default)]
 struct HeldClaim {
-    store: MemoryStore,
+    store: Arc<MemoryStore>,
     armed: AtomicBool,
     holding: Notify,
     release: Notify,
+    lose_answer: std::sync::Mutex<Option<Commit>>,
+}
+
+/// When a claim whose answer is lost commits.
+#[derive(Clone, Copy)]
+enum Commit {
+    BeforeItsError,
+    AfterItsError,
 }
 
 impl HeldClaim {
@@ -54,6 +65,26 @@ impl Store for HeldClaim {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error> {
+        let lose = self.lose_answer.lock().expect("the answer to lose").take();
+        let lost = Err(Error::StoreUnavailable {
+            backend: "memory",
+            message: "the connection broke".into(),
+        });
+        match lose {
+            Some(Commit::BeforeItsError) => {
+                self.store.claim(instance, tasks, now, limit).await?;
+                return lost;
+            }
+            Some(Commit::AfterItsError) => {
+                let (store, instance, tasks) = (self.store.clone(), instance.to_owned(), tasks.to_vec());
+                drop(tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    store.claim(&instance, &tasks, now, limit).await
+                }));
+                return lost;
+            }
+            None => {}
+        }
         let claimed = self.store.claim(instance, tasks, now, limit).await;
         if self.armed.swap(false, Ordering::SeqCst) {
             self.holding.notify_one();
@@ -113,6 +144,9 @@ impl Store for HeldClaim {
         job: &Job,
     ) -> Result<bool, Error> {
         self.store.claim_tick_and_enqueue(claim, run, job).await
+    }
+    async fn release_claim(&self, instance: &str, tasks: &[ClaimTask], now: Timestamp) -> Result<u64, Error> {
+        self.store.release_claim(instance, tasks, now).await
     }
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
         self.store.put_claimed(run, fence).await
@@ -257,15 +291,55 @@ async fn a_claim_answered_after_its_time_gives_its_runs_back_to_the_queue() {
         .await
         .expect("the run starts after all")
         .expect("a start");
+    // Not counted as an attempt: the late claim never started it.
+    assert_eq!(succeeded(&*store, id).await.attempt, 1);
+}
+
+/// Waits until run `id` has succeeded, and returns it.
+async fn succeeded(store: &dyn Store, id: RunId) -> RunRecord {
     let began = Instant::now();
     loop {
         let run = store.get_run(id).await.expect("read").expect("stored");
         if run.status == RunStatus::Succeeded {
-            // Not counted as an attempt: the late claim never started it.
-            assert_eq!(run.attempt, 1, "{run:?}");
-            break;
+            return run;
         }
         assert!(began.elapsed() < Duration::from_secs(5), "{run:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A claim that answers an error, committed before or after it, under a store timeout of
+/// `timeout`: the run it took is claimed again, runs within `within`, and succeeds as
+/// its first attempt.
+async fn a_lost_answer_gives_the_run_back(commit: Commit, timeout: Duration, within: Duration) {
+    let held = Arc::new(HeldClaim::default());
+    let store: Arc<dyn Store> = held.clone();
+    let (runtime, mut starts) = runtime_on(&held, timeout, None);
+    let id = runtime.enqueue("mail", json!({})).await.expect("enqueued");
+    *held.lose_answer.lock().expect("the answer to lose") = Some(commit);
+    let began = Instant::now();
+    runtime.start_queue();
+    tokio::time::timeout(within, starts.recv())
+        .await
+        .expect("the run starts after all")
+        .expect("a start");
+    assert!(began.elapsed() < within, "started after {:?}", began.elapsed());
+    // Not counted as an attempt: the lost claim never started it.
+    assert_eq!(succeeded(&*store, id).await.attempt, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_errs_after_its_commit_gives_its_runs_back_to_the_queue() {
+    // Given back at once, and claimed again at the next poll: long before the store
+    // timeout's second look.
+    let timeout = Duration::from_secs(5);
+    a_lost_answer_gives_the_run_back(Commit::BeforeItsError, timeout, Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_committed_after_its_error_gives_its_runs_back_a_store_timeout_later() {
+    // The first look finds nothing: the commit comes 100 ms after the error. The second
+    // look, 300 ms after the first, finds the run.
+    let timeout = Duration::from_millis(300);
+    a_lost_answer_gives_the_run_back(Commit::AfterItsError, timeout, Duration::from_secs(3)).await;
 }

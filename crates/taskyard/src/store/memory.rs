@@ -309,6 +309,10 @@ impl Store for MemoryStore {
         Ok(self.tables().claim(instance, tasks, now, limit))
     }
 
+    async fn release_claim(&self, instance: &str, tasks: &[ClaimTask], now: Timestamp) -> Result<u64, Error> {
+        Ok(self.tables().release_claim(instance, tasks, now))
+    }
+
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
         let mut tables = self.tables();
         if tables.jobs.get(&run.id).map(|(_, current)| *current) != Some(fence) {

@@ -77,6 +77,34 @@ impl Tables {
         claimed
     }
 
+    /// Gives back to the queue the runs of `tasks` that `instance`'s claim at `now` took
+    /// (see `Store::release_claim`); returns how many.
+    pub(super) fn release_claim(&mut self, instance: &str, tasks: &[ClaimTask], now: Timestamp) -> u64 {
+        let Tables { runs, jobs, .. } = self;
+        let mut released = 0;
+        for (id, (job, fence)) in jobs.iter_mut() {
+            let Some(run) = runs.get_mut(id) else {
+                continue;
+            };
+            if run.status != RunStatus::Running
+                || run.instance != instance
+                || job.run_at != now
+                || !tasks.iter().any(|task| task.name == run.task)
+            {
+                continue;
+            }
+            run.status = RunStatus::Queued;
+            // The claim's time was no start; a run with earlier attempts keeps its first's.
+            if run.attempts.is_empty() {
+                run.started_at = None;
+            }
+            job.run_at = run.queued_at;
+            *fence += 1;
+            released += 1;
+        }
+        released
+    }
+
     /// Queues again, or ends, the claimed runs of instances without a live lease at `now`
     /// (see `Store::requeue_orphans`): the ids queued again, then those ended.
     pub(super) fn requeue_orphans(&mut self, now: Timestamp) -> (Vec<RunId>, Vec<RunId>) {

@@ -13,6 +13,7 @@
 
 mod batched;
 mod cancel_sql;
+mod claim_sql;
 mod columns;
 mod forgotten;
 mod health;
@@ -196,6 +197,14 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Claimed>, Error>;
+
+    /// Gives back to the queue the runs that `instance`'s claim at `now` (its
+    /// [`Store::claim`]'s `now`) took of `tasks`, for a claim whose answer never came: the
+    /// store may have committed it all the same, its runs then held by the instance and
+    /// executed by none. An instance gives each of its claims a `now` of its own. Each run
+    /// is due again as it was queued, under a new fence, its claim not counted as an
+    /// attempt. Returns how many went back; none for a claim that was not committed.
+    async fn release_claim(&self, instance: &str, tasks: &[ClaimTask], now: Timestamp) -> Result<u64, Error>;
 
     /// Writes the state of a claimed run (progress, its end) if `fence` is still the run's;
     /// `false`, writing nothing, when the attempt lost its claim.

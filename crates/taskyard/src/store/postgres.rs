@@ -325,6 +325,10 @@ impl Store for PostgresStore {
         self.sql().requeue_orphans(now).await
     }
 
+    async fn release_claim(&self, instance: &str, tasks: &[ClaimTask], now: Timestamp) -> Result<u64, Error> {
+        self.sql().release_claim(instance, tasks, now).await
+    }
+
     fn notices(&self) -> Option<tokio::sync::mpsc::Receiver<Notice>> {
         let (send, receive) = tokio::sync::mpsc::channel(NOTICES);
         drop(tokio::spawn(listen(self.pool.clone(), send)));

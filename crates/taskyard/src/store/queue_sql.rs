@@ -1,7 +1,6 @@
 //! The durable queue's statements, shared by both SQL backends like those of `sql`:
-//! enqueue, claim (with each task's limit of running runs across the cluster), fenced
-//! writes of a claimed attempt, and the queue again for retries and orphans (cancels are in
-//! `cancel_sql`). A queued or claimed durable run is a row of `taskyard_jobs`, which holds
+//! enqueue, fenced writes of a claimed attempt, and the queue again for retries and orphans
+//! (claims are in `claim_sql`, cancels in `cancel_sql`). A queued or claimed durable run is a row of `taskyard_jobs`, which holds
 //! its record's columns beside the queue's own; the run's record goes into `taskyard_runs`
 //! only when it ends, and the job leaves in the same transaction. A run is in exactly one of
 //! the two tables; `taskyard_history` reads both.
@@ -12,7 +11,7 @@ use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
 use super::Batched;
 use super::columns::{COLUMNS, RunRow, decode_rows, parse_id};
-use super::queue::{ClaimTask, Claimed, Enqueued, Job, Orphan, rescue, rescued_due};
+use super::queue::{Enqueued, Job, Orphan, rescue, rescued_due};
 use super::sql::{Dialect, Statements};
 use crate::Error;
 use crate::history::{RunId, RunRecord, RunStatus};
@@ -136,149 +135,6 @@ where
             .bind(key)
             .bind(i64::from(job.max_attempts))
             .bind(fence)
-    }
-
-    /// Claims due durable runs for `instance` (see `Store::claim`): the tasks without a
-    /// limit in one statement, each task with a limit in one of its own that counts the
-    /// task's claimed jobs as it claims. Each statement returns its claimed jobs' rows and
-    /// walks the queue's indexes (named on SQLite; PostgreSQL claims through a function of
-    /// its own, `taskyard_claim`).
-    pub async fn claim(
-        &self,
-        instance: &str,
-        tasks: &[ClaimTask],
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Claimed>, Error> {
-        let (limited, free): (Vec<&ClaimTask>, Vec<&ClaimTask>) =
-            tasks.iter().partition(|task| task.limit.is_some());
-        let mut rows = Vec::new();
-        let names: Vec<&str> = free.iter().map(|task| task.name.as_str()).collect();
-        if !names.is_empty() && limit > 0 && self.any_due(&names, now).await? {
-            let statement = claim_statement::<DB>(&format!("task IN ({})", DB::TASKS_OF_2), "$4", DUE_INDEX);
-            let query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement))
-                .bind(now.as_millisecond())
-                .bind(json_names(&names)?)
-                .bind(instance.to_owned())
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX));
-            rows.extend(query.fetch_all(self.pool).await.map_err(self.error())?);
-        }
-        let names: Vec<&str> = limited.iter().map(|task| task.name.as_str()).collect();
-        if !names.is_empty() && self.any_due(&names, now).await? {
-            for task in limited {
-                let room = limit.saturating_sub(rows.len());
-                if room == 0 {
-                    break;
-                }
-                rows.extend(self.claim_limited(instance, task, now, room).await?);
-            }
-        }
-        self.claimed_in_order(&rows, instance, now)
-    }
-
-    /// True when a durable run of one of `tasks` is due at `now`. A read first: on SQLite
-    /// even an `UPDATE` that changes nothing takes the write lock, and an idle instance
-    /// asks several times a second. Ordered as the queue is, so that it walks the queue's
-    /// index.
-    async fn any_due(&self, tasks: &[&str], now: Timestamp) -> Result<bool, Error> {
-        let probe = format!(
-            "SELECT id FROM taskyard_jobs{index} WHERE {DUE} AND task IN ({tasks}) ORDER BY priority DESC, run_at, id LIMIT 1",
-            index = DB::indexed_by(DUE_INDEX),
-            tasks = DB::TASKS_OF_2
-        );
-        let found: Vec<String> = sqlx::query_scalar::<DB, String>(sqlx::AssertSqlSafe(probe))
-            .bind(now.as_millisecond())
-            .bind(json_names(tasks)?)
-            .fetch_all(self.pool)
-            .await
-            .map_err(self.error())?;
-        Ok(!found.is_empty())
-    }
-
-    /// Claims at most `room` runs of a task with a limit, leaving its claimed jobs across
-    /// the cluster at or under it; returns their rows.
-    async fn claim_limited(
-        &self,
-        instance: &str,
-        task: &ClaimTask,
-        now: Timestamp,
-        room: usize,
-    ) -> Result<Vec<DB::Row>, Error> {
-        let running = format!(
-            "(SELECT COUNT(*) FROM taskyard_jobs WHERE task = $2 AND claimed_by IS NOT NULL AND id NOT IN ({ended}))",
-            ended = DB::TASKS_OF_6
-        );
-        let count = format!(
-            "{greatest}(0, {least}($4, $5 - {running}))",
-            greatest = DB::GREATEST,
-            least = DB::LEAST
-        );
-        let statement = claim_statement::<DB>("task = $2", &count, DUE_BY_TASK_INDEX);
-        let query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement))
-            .bind(now.as_millisecond())
-            .bind(task.name.clone())
-            .bind(instance.to_owned())
-            .bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .bind(i64::from(task.limit.unwrap_or(u32::MAX)))
-            .bind(json_ids(&task.ended)?);
-        match DB::TASK_LOCK {
-            None => query.fetch_all(self.pool).await.map_err(self.error()),
-            Some(lock) => {
-                let mut tx = self.begin().await?;
-                sqlx::query::<DB>(lock)
-                    .bind(task.name.clone())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(self.error())?;
-                let rows = query.fetch_all(&mut *tx).await.map_err(self.error())?;
-                tx.commit().await.map_err(self.error())?;
-                Ok(rows)
-            }
-        }
-    }
-
-    /// Claimed runs as a statement read them (the run's columns, then `CLAIM_EXTRA`), in
-    /// the queue's order, each `running` on `instance` since `now` (its job in the store
-    /// says so once the instance writes the run's start).
-    pub fn claimed_in_order(
-        &self,
-        rows: &[DB::Row],
-        instance: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Claimed>, Error> {
-        let runs = decode_rows(rows, DB::BACKEND)?;
-        let mut claimed: Vec<(QueueOrder, Claimed)> = Vec::with_capacity(runs.len());
-        for (mut run, row) in runs.into_iter().zip(rows) {
-            let extra = self.extra(row)?;
-            run.status = RunStatus::Running;
-            run.instance = instance.to_owned();
-            run.started_at.get_or_insert(now);
-            claimed.push((
-                (std::cmp::Reverse(extra.priority), extra.run_at, run.id),
-                Claimed {
-                    run,
-                    fence: extra.fence,
-                    max_attempts: extra.max_attempts,
-                    cancel_requested: extra.cancel_requested,
-                },
-            ));
-        }
-        // Neither `RETURNING` nor the read keeps an order: the queue's is restored here.
-        claimed.sort_by_key(|(order, _)| *order);
-        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
-    }
-
-    /// What `CLAIM_EXTRA` read of a row.
-    fn extra(&self, row: &DB::Row) -> Result<Extra, Error> {
-        let max_attempts: i64 = row.try_get("max_attempts").map_err(self.error())?;
-        let cancel_requested: i64 = row.try_get("cancel_requested").map_err(self.error())?;
-        Ok(Extra {
-            fence: row.try_get("fence").map_err(self.error())?,
-            max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
-            priority: row.try_get("priority").map_err(self.error())?,
-            run_at: row.try_get("run_at").map_err(self.error())?,
-            cancel_requested: cancel_requested != 0,
-        })
     }
 
     /// Writes a claimed run's state if `fence` is still its own (see `Store::put_claimed`).
@@ -479,57 +335,13 @@ fn insert_job<DB: Dialect>() -> String {
     )
 }
 
-/// A claimed run's place in the queue: priority (highest first), `run_at`, id.
-type QueueOrder = (std::cmp::Reverse<i64>, i64, RunId);
-
-/// Jobs no instance holds that are due at `$1`.
-const DUE: &str = "claimed_by IS NULL AND run_at <= $1";
-
-/// The queue's order over the jobs no instance holds, and the same per task.
-const DUE_INDEX: &str = "taskyard_jobs_due";
-const DUE_BY_TASK_INDEX: &str = "taskyard_jobs_due_by_task";
-
-/// Claims for instance `$3` the due jobs `which` picks, at most `count` of them, in the
-/// queue's order, walking `index`; returns their runs' columns and `CLAIM_EXTRA`, as the
-/// update wrote them.
-fn claim_statement<DB: Dialect>(which: &str, count: &str, index: &str) -> String {
-    format!(
-        "WITH due AS (SELECT id FROM taskyard_jobs{indexed} WHERE {DUE} AND {which} ORDER BY priority DESC, run_at, id LIMIT {count}{lock}) \
-         UPDATE taskyard_jobs SET claimed_by = $3, run_at = $1, fence = fence + 1 \
-         WHERE {in_due} AND claimed_by IS NULL \
-         RETURNING {columns}, {extra}",
-        indexed = DB::indexed_by(index),
-        lock = DB::SKIP_LOCKED,
-        in_due = DB::IN_DUE,
-        columns = DB::RUN_COLUMNS,
-        extra = DB::CLAIM_EXTRA,
-    )
-}
-
 /// Run ids (parsed, or as the store returned them) as the JSON array `TASKS_OF_6` and
 /// `IDS_OF_1` read.
-fn json_ids<Id: ToString>(ids: &[Id]) -> Result<String, Error> {
+pub(super) fn json_ids<Id: ToString>(ids: &[Id]) -> Result<String, Error> {
     serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).map_err(|error| {
         Error::StoreData {
             backend: "sql",
             message: format!("run ids as JSON: {error}"),
         }
     })
-}
-
-/// Task names as the JSON array `TASKS_OF_2` reads.
-fn json_names(names: &[&str]) -> Result<String, Error> {
-    serde_json::to_string(names).map_err(|error| Error::StoreData {
-        backend: "sql",
-        message: format!("task names as JSON: {error}"),
-    })
-}
-
-/// What a claim reads of a durable run beyond its record.
-struct Extra {
-    fence: i64,
-    max_attempts: u32,
-    priority: i64,
-    run_at: i64,
-    cancel_requested: bool,
 }

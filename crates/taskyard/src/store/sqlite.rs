@@ -377,6 +377,10 @@ impl Store for SqliteStore {
         self.wrote(self.write().claim(instance, tasks, now, limit).await)
     }
 
+    async fn release_claim(&self, instance: &str, tasks: &[ClaimTask], now: Timestamp) -> Result<u64, Error> {
+        self.wrote(self.write().release_claim(instance, tasks, now).await)
+    }
+
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
         self.wrote(self.write().put_claimed(run, fence).await)
     }
