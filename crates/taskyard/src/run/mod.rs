@@ -24,6 +24,7 @@ mod events;
 mod execute;
 mod gate;
 mod launch;
+mod lost_answers;
 mod lost_claims;
 mod queue;
 mod registry;

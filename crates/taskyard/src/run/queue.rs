@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::active::ActiveRun;
 use super::gate::{GateKey, Wait};
+use super::lost_answers::{ClaimClock, Giver, LostAnswer, LostAnswers};
 use super::{Runtime, execute};
 use crate::Concurrency;
 use crate::store::{ClaimTask, Claimed, Store};
@@ -78,6 +79,15 @@ impl Runtime {
         let executing = Arc::new(Semaphore::new(ROOM));
         let mut pace = Pace::new();
         let mut clock = ClaimClock::default();
+        let (lost, answers) = tokio::sync::mpsc::unbounded_channel();
+        let giver = Giver {
+            store: store.clone(),
+            instance: inner.instance.clone(),
+            tasks: tasks.clone(),
+            timeout: inner.store_timeout(),
+            stop: inner.queue_stop.clone(),
+        };
+        drop(inner.tracker.spawn(giver.run(answers)));
         let claims = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
         // Ends are written after their runs' room is free: a claim that found a task at
         // its limit tries again once they are in.
@@ -119,7 +129,7 @@ impl Runtime {
                 }
                 drop(inner.tracker.spawn(self.clone().claim_into(
                     store.clone(),
-                    (Arc::new(tasks.clone()), clock.next()),
+                    (tasks.clone(), clock.next(), lost.clone()),
                     (executing.clone(), pace.took.clone()),
                     reserved,
                     claiming,
@@ -141,12 +151,12 @@ impl Runtime {
 
     /// One claim of `tasks` at `now` for as many runs as `reserved` holds permits, each
     /// claimed run held under one of them and executed under one of `executing`'s, its
-    /// time added to `took`; `claiming` is this claim's place among those in flight, kept
-    /// until the runs of a claim whose answer was lost are back in the queue.
+    /// time added to `took`; `claiming` is this claim's place among those in flight. A
+    /// claim whose answer never comes goes to `lost`, whose task gives its runs back.
     async fn claim_into(
         self,
         store: Arc<dyn Store>,
-        (tasks, now): (Arc<Vec<ClaimTask>>, Timestamp),
+        (tasks, now, lost): (Vec<ClaimTask>, Timestamp, LostAnswers),
         (executing, took): (Arc<Semaphore>, Arc<Took>),
         mut reserved: OwnedSemaphorePermit,
         claiming: OwnedSemaphorePermit,
@@ -156,7 +166,7 @@ impl Runtime {
         let queued = inner.queued.load(Ordering::Acquire);
         let lapses = self.lapses();
         let mut claim: ClaimAnswer = {
-            let (store, instance, tasks) = (store.clone(), inner.instance.clone(), tasks.clone());
+            let instance = inner.instance.clone();
             Box::pin(async move { store.claim(&instance, &tasks, now, asked).await })
         };
         let limit = inner.store_timeout();
@@ -169,14 +179,24 @@ impl Runtime {
                     limit_ms = limit.as_millis() as u64,
                     "a claim of durable runs was not answered in time; the runs it takes, if any, go back to the queue"
                 );
-                self.give_back(store, Some(claim), &tasks, now).await;
+                let stop = inner.queue_stop.clone();
+                drop(inner.tracker.spawn(async move {
+                    // Past the queue's stop this instance's lease is released, and a live
+                    // instance queues its claimed runs again.
+                    let erred = tokio::select! {
+                        answer = claim => answer.is_err(),
+                        () = stop.cancelled() => return,
+                    };
+                    // The giver stops with the queue: nothing to give back then.
+                    let _ = lost.send(LostAnswer { now, erred });
+                }));
                 return;
             }
             _ = inner.queue_stop.cancelled() => return,
         };
+        drop(claiming);
         match claimed {
             Ok(claimed) => {
-                drop(claiming);
                 let full = claimed.len() == asked;
                 for run in claimed {
                     let Some(permit) = reserved.split(1) else {
@@ -205,43 +225,8 @@ impl Runtime {
             // their runs). The claimer looks again at its next poll or wake-up.
             Err(error) => {
                 tracing::warn!(%error, "claiming durable runs failed; the runs it took, if any, go back to the queue");
-                self.give_back(store, None, &tasks, now).await;
+                let _ = lost.send(LostAnswer { now, erred: true });
             }
-        }
-    }
-
-    /// Gives back to the queue the runs that this instance's claim of `tasks` at `now`
-    /// took, if it took any, for a claim whose answer never came: once its `late` answer
-    /// came, if it was still on its way. Tried until the store takes it; a claim that
-    /// erred is given back once more a store timeout later, in case the server commits it
-    /// after its connection broke. Until the queue stops: past it this instance's lease is
-    /// released, and a live instance queues its claimed runs again.
-    async fn give_back(
-        &self,
-        store: Arc<dyn Store>,
-        late: Option<ClaimAnswer>,
-        tasks: &Arc<Vec<ClaimTask>>,
-        now: Timestamp,
-    ) {
-        let inner = &self.inner;
-        let stop = inner.queue_stop.clone();
-        let erred = match late {
-            Some(claim) => tokio::select! {
-                answer = claim => answer.is_err(),
-                () = stop.cancelled() => return,
-            },
-            None => true,
-        };
-        let instance = inner.instance.clone();
-        release(&*store, &instance, tasks, now, &stop).await;
-        if erred {
-            let (tasks, limit) = (tasks.clone(), inner.store_timeout());
-            drop(inner.tracker.spawn(async move {
-                tokio::select! {
-                    () = tokio::time::sleep(limit) => release(&*store, &instance, &tasks, now, &stop).await,
-                    () = stop.cancelled() => {}
-                }
-            }));
         }
     }
 
@@ -303,58 +288,6 @@ impl Runtime {
 
 /// A claim's answer, on its way.
 type ClaimAnswer = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Claimed>, crate::Error>> + Send>>;
-
-/// Gives back to the queue the runs of `instance`'s claim of `tasks` at `now`
-/// (`Store::release_claim`), tried until the store takes it or `stop`.
-async fn release(
-    store: &dyn Store,
-    instance: &str,
-    tasks: &[ClaimTask],
-    now: Timestamp,
-    stop: &tokio_util::sync::CancellationToken,
-) {
-    loop {
-        match store.release_claim(instance, tasks, now).await {
-            Ok(released) => {
-                if released > 0 {
-                    tracing::info!(
-                        runs = released,
-                        "the runs of a claim whose answer was lost went back to the queue"
-                    );
-                }
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "the runs of a claim whose answer was lost could not go back to the queue; trying again");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = stop.cancelled() => return,
-                }
-            }
-        }
-    }
-}
-
-/// A time for each claim of an instance, each in a later millisecond than the one before
-/// (the stores keep milliseconds): a claim writes it as its runs' `run_at`, so that it
-/// names them in the store if the claim's answer is lost (`Store::release_claim`). The
-/// clock's time, or the next millisecond for a claim made in the same one as the last.
-#[derive(Default)]
-struct ClaimClock {
-    last: i64,
-}
-
-impl ClaimClock {
-    fn next(&mut self) -> Timestamp {
-        let now = Timestamp::now();
-        if now.as_millisecond() > self.last {
-            self.last = now.as_millisecond();
-            return now;
-        }
-        self.last += 1;
-        Timestamp::from_millisecond(self.last).unwrap_or(now)
-    }
-}
 
 impl super::RuntimeInner {
     /// Wakes the claimer for runs just queued, and counts them: a claim already out may
@@ -458,15 +391,6 @@ mod tests {
             pace.ahead();
         }
         assert!(pace.ahead() <= 5, "{}", pace.ahead());
-    }
-
-    #[test]
-    fn each_claim_has_a_millisecond_of_its_own() {
-        let mut clock = ClaimClock::default();
-        let times: Vec<i64> = (0..1_000).map(|_| clock.next().as_millisecond()).collect();
-        assert!(times.windows(2).all(|pair| pair[0] < pair[1]), "{times:?}");
-        // Never far ahead of the clock: one millisecond a claim at most.
-        assert!(times[999] <= Timestamp::now().as_millisecond() + 1_000);
     }
 }
 
