@@ -24,7 +24,8 @@ use crate::{Error, Task, TaskContext, TaskError};
 
 /// The memory store, but its next claim once armed answers only when released, and its
 /// next claim once told to lose its answer answers an error: after its commit, or before
-/// a commit that comes 100 ms later.
+/// a commit that comes 100 ms later; it refuses as many give-backs of a lost claim's runs
+/// as it is told.
 #[derive(Default)]
 struct HeldClaim {
     store: Arc<MemoryStore>,
@@ -32,6 +33,8 @@ struct HeldClaim {
     holding: Notify,
     release: Notify,
     lose_answer: std::sync::Mutex<Option<Commit>>,
+    /// Give-backs of a lost claim's runs to refuse before one is taken.
+    refused_releases: std::sync::atomic::AtomicU32,
 }
 
 /// When a claim whose answer is lost commits.
@@ -146,6 +149,15 @@ impl Store for HeldClaim {
         self.store.claim_tick_and_enqueue(claim, run, job).await
     }
     async fn release_claim(&self, instance: &str, tasks: &[ClaimTask], now: Timestamp) -> Result<u64, Error> {
+        let refused = self
+            .refused_releases
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1));
+        if refused.is_ok() {
+            return Err(Error::StoreUnavailable {
+                backend: "memory",
+                message: "the store is down".into(),
+            });
+        }
         self.store.release_claim(instance, tasks, now).await
     }
     async fn put_claimed(&self, run: &RunRecord, fence: i64) -> Result<bool, Error> {
@@ -311,8 +323,13 @@ async fn succeeded(store: &dyn Store, id: RunId) -> RunRecord {
 /// A claim that answers an error, committed before or after it, under a store timeout of
 /// `timeout`: the run it took is claimed again, runs within `within`, and succeeds as
 /// its first attempt.
-async fn a_lost_answer_gives_the_run_back(commit: Commit, timeout: Duration, within: Duration) {
+async fn a_lost_answer_gives_the_run_back(
+    (commit, refused): (Commit, u32),
+    timeout: Duration,
+    within: Duration,
+) {
     let held = Arc::new(HeldClaim::default());
+    held.refused_releases.store(refused, Ordering::SeqCst);
     let store: Arc<dyn Store> = held.clone();
     let (runtime, mut starts) = runtime_on(&held, timeout, None);
     let id = runtime.enqueue("mail", json!({})).await.expect("enqueued");
@@ -333,7 +350,7 @@ async fn a_claim_that_errs_after_its_commit_gives_its_runs_back_to_the_queue() {
     // Given back at once, and claimed again at the next poll: long before the store
     // timeout's second look.
     let timeout = Duration::from_secs(5);
-    a_lost_answer_gives_the_run_back(Commit::BeforeItsError, timeout, Duration::from_secs(2)).await;
+    a_lost_answer_gives_the_run_back((Commit::BeforeItsError, 0), timeout, Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,5 +358,12 @@ async fn a_claim_committed_after_its_error_gives_its_runs_back_a_store_timeout_l
     // The first look finds nothing: the commit comes 100 ms after the error. The second
     // look, 300 ms after the first, finds the run.
     let timeout = Duration::from_millis(300);
-    a_lost_answer_gives_the_run_back(Commit::AfterItsError, timeout, Duration::from_secs(3)).await;
+    a_lost_answer_gives_the_run_back((Commit::AfterItsError, 0), timeout, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_claims_runs_go_back_once_the_store_takes_them() {
+    // The store refuses the first two give-backs; the third, two seconds later, is taken.
+    let timeout = Duration::from_secs(5);
+    a_lost_answer_gives_the_run_back((Commit::BeforeItsError, 2), timeout, Duration::from_secs(4)).await;
 }
