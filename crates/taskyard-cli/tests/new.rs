@@ -1,6 +1,7 @@
 //! `taskyard new`: each flag combination's files against its snapshot
 //! (`tests/snapshots/new-STORE-TEMPLATE.txt`; `TASKYARD_UPDATE_SNAPSHOTS=1` rewrites them
-//! after a deliberate change), the answers of `--ask` against the flags', the generators inside an app, and every refusal — exit code
+//! after a deliberate change), the answers of `--ask` against the flags' (from a pipe, and
+//! picked with the arrow keys on a pseudo-terminal), the generators inside an app, and every refusal — exit code
 //! 2, nothing written. `.ci/run` builds and tests one generated app.
 
 use std::path::{Path, PathBuf};
@@ -125,6 +126,84 @@ fn asked_the_app_is_the_one_its_flags_make() {
         std::fs::read_to_string(snapshot).expect("the snapshot"),
         "the answers make the app `--store postgres --template full` makes"
     );
+}
+
+/// Presses `keys` on `terminal` once the program reads them: a list switches the terminal to
+/// raw mode after it is drawn, and the switch drops the keys that came before it.
+fn press(terminal: &mut rexpect::session::PtySession, keys: &str) {
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    terminal.send(keys).expect("pressed");
+    terminal.flush().expect("sent");
+}
+
+#[test]
+fn on_a_terminal_the_store_and_the_template_are_picked_with_the_arrow_keys() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_taskyard"));
+    command.current_dir(temp.path()).arg("new").env("TERM", "xterm");
+    // A real terminal: a pseudo-terminal for the input and the output, keys as it sends them.
+    let mut terminal = rexpect::session::spawn_with_options(
+        command,
+        rexpect::session::Options {
+            timeout_ms: Some(20_000),
+            strip_ansi_escape_codes: true,
+        },
+    )
+    .expect("a terminal");
+    terminal.exp_string("The app's folder").expect("the folder asked");
+    // A bad name is said why and asked again.
+    terminal.send_line("tokio").expect("typed");
+    terminal
+        .exp_string("`tokio` is taken by Rust or a crate the app uses")
+        .expect("why");
+    terminal.send_line("shop").expect("typed");
+    // The store's list, the cursor on sqlite: one down, then Enter.
+    terminal
+        .exp_string("PostgreSQL, through TASKYARD_DATABASE_URL")
+        .expect("the stores listed");
+    press(&mut terminal, "\x1b[B");
+    press(&mut terminal, "\r");
+    // The template's: down twice wraps past the end back to minimal, up once is full.
+    terminal
+        .exp_string("the minimal app and a lifecycle task")
+        .expect("the templates listed");
+    for key in ["\x1b[B", "\x1b[B", "\x1b[A", "\r"] {
+        press(&mut terminal, key);
+    }
+    terminal.exp_eof().expect("ends");
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/new-postgres-full.txt");
+    assert_eq!(
+        listing(&temp.path().join("shop")),
+        std::fs::read_to_string(snapshot).expect("the snapshot"),
+        "the picks make the app `--store postgres --template full` makes"
+    );
+}
+
+#[test]
+fn on_a_terminal_escape_stops_it_and_writes_nothing() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_taskyard"));
+    command
+        .current_dir(temp.path())
+        .args(["new", "shop", "--ask"])
+        .env("TERM", "xterm");
+    let mut terminal = rexpect::session::spawn_with_options(
+        command,
+        rexpect::session::Options {
+            timeout_ms: Some(20_000),
+            strip_ansi_escape_codes: true,
+        },
+    )
+    .expect("a terminal");
+    terminal
+        .exp_string("Where runs are kept")
+        .expect("the store asked");
+    press(&mut terminal, "q");
+    terminal
+        .exp_string("no answer to \"Where runs are kept\" (nothing was written)")
+        .expect("stopped");
+    terminal.exp_eof().expect("ends");
+    assert!(!temp.path().join("shop").exists(), "nothing written");
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! `taskyard new` asking for the app: its folder, its store and its template, one question
-//! a line. It asks on a terminal when no folder is named, and always with `--ask`, whose
-//! answers may then come from a pipe. An answer it cannot take is said why, and asked
-//! again; an empty one takes the value in brackets; the input's end stops it, nothing
-//! written.
+//! `taskyard new` asking for the app: its folder, its store and its template. It asks on a
+//! terminal when no folder is named, and always with `--ask`. On a terminal the store and
+//! the template are picked from a list with the arrow keys (Enter takes one, Esc or `q`
+//! stops, nothing written); from a pipe each is one question a line. An answer it cannot
+//! take is said why, and asked again; an empty one takes the value in brackets; the
+//! input's end stops it, nothing written.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -11,30 +12,95 @@ use clap::ValueEnum;
 
 use super::{AppArgs, Store, Template, app};
 
+/// The folder's question.
+const FOLDER: &str = "The app's folder (letters, digits, `-` and `_`)";
+
+/// The store's question, and what each store is.
+const STORE: &str = "Where runs are kept";
+fn store_about(store: &Store) -> &'static str {
+    match store {
+        Store::Sqlite => "a SQLite file in .taskyard/, nothing to set up",
+        Store::Postgres => "PostgreSQL, through TASKYARD_DATABASE_URL",
+    }
+}
+
+/// The template's question, and what each template holds.
+const TEMPLATE: &str = "What the app holds";
+fn template_about(template: &Template) -> &'static str {
+    match template {
+        Template::Minimal => "a task, a route, an API route, a middleware and a schedule",
+        Template::Full => "the minimal app and a lifecycle task",
+    }
+}
+
+/// A folder's answer taken, or why not.
+fn folder(answer: &str) -> Result<PathBuf, String> {
+    let folder = PathBuf::from(answer);
+    app::check_folder(&folder).map(|_| folder)
+}
+
 /// `args` with what its flags did not say asked on `output` and read from `input`: the
 /// folder unless named, then the store and the template, each offering its flag's value.
 pub fn ask(mut args: AppArgs, input: &mut impl BufRead, output: &mut impl Write) -> Result<AppArgs, String> {
     let mut prompt = Prompt { input, output };
     if args.name.is_none() {
-        let folder = prompt.until_taken(
-            "The app's folder (letters, digits, `-` and `_`)",
-            None,
-            |answer| {
-                let folder = PathBuf::from(answer);
-                app::check_folder(&folder).map(|_| folder)
-            },
-        )?;
-        args.name = Some(folder);
+        args.name = Some(prompt.until_taken(FOLDER, None, folder)?);
     }
-    args.store = prompt.choice("Where runs are kept", args.store, |store| match store {
-        Store::Sqlite => "a SQLite file in .taskyard/, nothing to set up",
-        Store::Postgres => "PostgreSQL, through TASKYARD_DATABASE_URL",
-    })?;
-    args.template = prompt.choice("What the app holds", args.template, |template| match template {
-        Template::Minimal => "a task, a route, an API route, a middleware and a schedule",
-        Template::Full => "the minimal app and a lifecycle task",
-    })?;
+    args.store = prompt.choice(STORE, args.store, store_about)?;
+    args.template = prompt.choice(TEMPLATE, args.template, template_about)?;
     Ok(args)
+}
+
+/// [`ask`] on the terminal (drawn on stderr): the folder typed, said why and asked again
+/// when it cannot be taken; the store and the template picked from lists, the cursor on
+/// each flag's value.
+pub fn ask_on_terminal(mut args: AppArgs) -> Result<AppArgs, String> {
+    let theme = dialoguer::theme::ColorfulTheme::default();
+    let failed = |error: dialoguer::Error| format!("cannot ask on the terminal: {error}");
+    if args.name.is_none() {
+        let answer: String = dialoguer::Input::with_theme(&theme)
+            .with_prompt(FOLDER)
+            .validate_with(|answer: &String| folder(answer.trim()).map(|_| ()))
+            .interact_text()
+            .map_err(failed)?;
+        args.name = Some(folder(answer.trim())?);
+    }
+    args.store = pick(&theme, STORE, args.store, store_about)?;
+    args.template = pick(&theme, TEMPLATE, args.template, template_about)?;
+    Ok(args)
+}
+
+/// One of `V`'s values picked from a list on the terminal, the cursor on `default`.
+fn pick<V: ValueEnum>(
+    theme: &dyn dialoguer::theme::Theme,
+    question: &str,
+    default: V,
+    about: impl Fn(&V) -> &'static str,
+) -> Result<V, String> {
+    let values = V::value_variants();
+    let items = values
+        .iter()
+        .map(|value| format!("{} — {}", name(value), about(value)));
+    let at = values
+        .iter()
+        .position(|value| name(value) == name(&default))
+        .unwrap_or(0);
+    let picked = dialoguer::Select::with_theme(theme)
+        .with_prompt(question)
+        .items(items)
+        .default(at)
+        .interact_opt()
+        .map_err(|error| format!("cannot ask on the terminal: {error}"))?;
+    picked
+        .and_then(|at| values.get(at).cloned())
+        .ok_or_else(|| format!("no answer to \"{question}\" (nothing was written)"))
+}
+
+/// A value's name, as its flag takes it.
+fn name<V: ValueEnum>(value: &V) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
 }
 
 struct Prompt<'a, R, W> {
@@ -51,11 +117,6 @@ impl<R: BufRead, W: Write> Prompt<'_, R, W> {
         about: impl Fn(&V) -> &'static str,
     ) -> Result<V, String> {
         let values = V::value_variants();
-        let name = |value: &V| {
-            value
-                .to_possible_value()
-                .map_or_else(String::new, |v| v.get_name().to_owned())
-        };
         let mut lines = vec![format!("{question}:")];
         for (at, value) in values.iter().enumerate() {
             lines.push(format!("  {}. {} — {}", at + 1, name(value), about(value)));
@@ -71,7 +132,7 @@ impl<R: BufRead, W: Write> Prompt<'_, R, W> {
                     .ok()
                     .and_then(|n| values.get(n.checked_sub(1)?));
                 by_number
-                    .or_else(|| values.iter().find(|value| name(value) == answer))
+                    .or_else(|| values.iter().find(|value| name(*value) == answer))
                     .cloned()
                     .ok_or_else(|| {
                         format!(

@@ -110,9 +110,11 @@ pub fn new(dir: Option<PathBuf>, command: NewCommand) -> ExitCode {
         None => {
             let app = command.app;
             let asking = app.ask || (app.name.is_none() && std::io::stdin().is_terminal());
-            let app = match asking {
-                true => ask::ask(app, &mut std::io::stdin().lock(), &mut std::io::stdout()),
-                false => Ok(app),
+            let on_terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            let app = match (asking, on_terminal) {
+                (true, true) => ask::ask_on_terminal(app),
+                (true, false) => ask::ask(app, &mut std::io::stdin().lock(), &mut std::io::stdout()),
+                (false, _) => Ok(app),
             };
             app.and_then(app::create)
         }
