@@ -102,6 +102,9 @@ async fn ended(app: &RunningApp, id: RunId) -> RunRecord {
     last.expect("read")
 }
 
+/// The text of the statement a relay breaks a connection after, until it did.
+type Armed = Arc<Mutex<Option<&'static [u8]>>>;
+
 /// A TCP relay on loopback in front of PostgreSQL that can drop every connection through
 /// it and turn new ones away, as a partition would, then let them through again; or break
 /// one connection after a statement it carries reached the server, its answer lost.
@@ -109,7 +112,7 @@ struct Relay {
     address: SocketAddr,
     cut: watch::Sender<bool>,
     /// Text whose statement breaks its connection once executed (see [`Relay::break_after`]).
-    armed: Arc<Mutex<Option<&'static [u8]>>>,
+    armed: Armed,
     /// How many connections it broke so.
     broken: Arc<AtomicUsize>,
 }
@@ -170,7 +173,7 @@ async fn relay(
     near: TcpStream,
     far: TcpStream,
     mut cut: watch::Receiver<bool>,
-    (armed, broken): (Arc<Mutex<Option<&'static [u8]>>>, Arc<AtomicUsize>),
+    (armed, broken): (Armed, Arc<AtomicUsize>),
 ) {
     let ((mut near_read, mut near_write), (mut far_read, mut far_write)) =
         (near.into_split(), far.into_split());
