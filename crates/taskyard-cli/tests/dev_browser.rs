@@ -1,6 +1,7 @@
 //! `taskyard dev` and a page open in a real headless Chromium: after an edit the page
 //! shows the new version by itself, after a broken edit it shows the compiler's errors,
-//! and after the fix the fixed version, with no navigation by the test.
+//! and after the fix the fixed version, with no navigation by the test; what was typed in
+//! the page's field and how far it was scrolled are kept across each reload.
 //!
 //! The app is the smallest one `taskyard dev` can serve (std only, so that its builds take
 //! a second): it says where it listens as a taskyard app does, answers its health, and
@@ -47,7 +48,9 @@ fn main() {{
             let (kind, body) = if first.contains(" /_tasks/health ") {{
                 ("application/json", r#"{{"status":"ok"}}"#.to_owned())
             }} else {{
-                ("text/html; charset=utf-8", format!("<!doctype html><html><body><h1 id=\"v\">{{VERSION}}</h1></body></html>"))
+                // A field, and lines enough to scroll by.
+                let lines = "<p>line</p>".repeat(300);
+                ("text/html; charset=utf-8", format!("<!doctype html><html><body><h1 id=\"v\">{{VERSION}}</h1><input id=\"note\">{{lines}}</body></html>"))
             }};
             let mut stream = stream;
             let _ = write!(
@@ -91,6 +94,29 @@ async fn until_page(client: &Client, what: &str, limit: Duration, wanted: impl F
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{what}: not within {limit:?}; the page reads {last:?}");
+}
+
+/// Checks that the reloaded page holds what was typed and is scrolled where it was.
+async fn kept(client: &Client, when: &str) {
+    let began = Instant::now();
+    loop {
+        let held = client
+            .execute(
+                "return [document.getElementById('note').value, window.scrollY];",
+                vec![],
+            )
+            .await
+            .expect("a script runs");
+        if held == serde_json::json!(["half-written", 600]) {
+            return;
+        }
+        // The scroll comes back once the page has loaded.
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{when}: the page holds {held}, not what it held before"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,6 +165,18 @@ async fn an_open_page_follows_each_swap_and_shows_a_broken_build() {
         .execute("window.loadedOnce = true; return true;", vec![])
         .await
         .expect("a script runs");
+    // What the page holds: text typed in its field, and how far it was scrolled.
+    client
+        .find(Locator::Id("note"))
+        .await
+        .expect("the field")
+        .send_keys("half-written")
+        .await
+        .expect("typed");
+    client
+        .execute("window.scrollTo(0, 600); return window.scrollY;", vec![])
+        .await
+        .expect("scrolled");
 
     // An edit: the open page reloads itself onto version two.
     write_app(&app, "two", false);
@@ -158,6 +196,7 @@ async fn an_open_page_follows_each_swap_and_shows_a_broken_build() {
         serde_json::Value::Bool(false),
         "the page was loaded again"
     );
+    kept(&client, "after the swap").await;
 
     // A broken edit: the open page shows the compiler's error.
     write_app(&app, "three", true);
@@ -176,5 +215,7 @@ async fn an_open_page_follows_each_swap_and_shows_a_broken_build() {
         t.contains("three") && !t.contains("does not build")
     })
     .await;
+    // The error page between them kept nothing of its own, and left what was kept.
+    kept(&client, "after the error page").await;
     client.close().await.expect("the session ends");
 }

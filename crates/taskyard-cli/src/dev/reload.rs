@@ -1,9 +1,11 @@
 //! Pages that reload themselves after a swap: every HTML page the app serves through the
 //! held port gets a small script that listens to `GET /_taskyard/dev/events` and reloads
 //! the page once the version it came from is no longer the one serving (a new process
-//! swapped in, or a build failed and its errors are to be shown). The script is a file of
-//! the held port's own (`GET /_taskyard/dev/reload.js`), not inline, so that a page whose
-//! Content-Security-Policy allows only its own origin's scripts (the dashboard's) runs it.
+//! swapped in, or a build failed and its errors are to be shown), its scroll position and
+//! form fields kept (in the tab's `sessionStorage`) for the page that comes next. The
+//! script is a file of the held port's own (`GET /_taskyard/dev/reload.js`, `reload.js`
+//! beside this file), not inline, so that a page whose Content-Security-Policy allows only
+//! its own origin's scripts (the dashboard's) runs it.
 
 use std::convert::Infallible;
 
@@ -23,15 +25,10 @@ pub const EVENTS: &str = "/_taskyard/dev/events";
 /// The path of the script.
 pub const SCRIPT: &str = "/_taskyard/dev/reload.js";
 
-/// The script: it reloads the page when a version other than its tag's serves. (An
-/// `EventSource` connects again by itself when the dev server restarts, and is told the
-/// version then.)
-const RELOAD_JS: &str = "(() => {\n\
-    const served = document.currentScript.dataset.version;\n\
-    new EventSource(\"/_taskyard/dev/events\").addEventListener(\"version\", (event) => {\n\
-      if (event.data !== served) location.reload();\n\
-    });\n\
-  })();\n";
+/// The script: it reloads the page when a version other than its tag's serves, keeping
+/// the page's scroll position and form fields across the reload. (An `EventSource`
+/// connects again by itself when the dev server restarts, and is told the version then.)
+const RELOAD_JS: &str = include_str!("reload.js");
 
 /// `GET /_taskyard/dev/reload.js`.
 pub fn script_file() -> Response {
