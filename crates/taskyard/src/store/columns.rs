@@ -56,73 +56,123 @@ impl RunRow {
         }
     }
 
+    /// The record this row holds; its strings move into it.
     pub fn decode(self, backend: &'static str) -> Result<RunRecord, Error> {
+        let RunRow {
+            id,
+            task,
+            status,
+            trigger_kind: _,
+            trigger_data,
+            payload,
+            attempt,
+            attempts,
+            instance,
+            queued_at,
+            started_at,
+            finished_at,
+            duration_ms,
+            result,
+            error,
+            progress,
+            progress_message,
+        } = self;
         let bad = |what: &str, detail: String| Error::StoreData {
             backend,
-            message: format!("run {}: bad {what}: {detail}", self.id),
+            message: format!("run {id}: bad {what}: {detail}"),
         };
         let time =
             |what: &str, ms: i64| Timestamp::from_millisecond(ms).map_err(|e| bad(what, e.to_string()));
-        let id: RunId = self.id.parse().map_err(|_| bad("id", self.id.clone()))?;
-        let progress = self.progress.map(|fraction| crate::history::Progress {
-            fraction,
-            message: self.progress_message.clone(),
-        });
+        let parsed: RunId = id.parse().map_err(|_| bad("id", id.clone()))?;
         Ok(RunRecord {
-            id,
-            task: self.task.clone(),
-            trigger: serde_json::from_str(&self.trigger_data).map_err(|e| bad("trigger", e.to_string()))?,
-            payload: serde_json::from_str(&self.payload).map_err(|e| bad("payload", e.to_string()))?,
-            status: self
-                .status
-                .parse()
-                .map_err(|_| bad("status", self.status.clone()))?,
-            attempt: u32::try_from(self.attempt).map_err(|e| bad("attempt", e.to_string()))?,
-            attempts: serde_json::from_str(&self.attempts).map_err(|e| bad("attempts", e.to_string()))?,
-            instance: self.instance.clone(),
-            queued_at: time("queued_at", self.queued_at)?,
-            started_at: self.started_at.map(|ms| time("started_at", ms)).transpose()?,
-            finished_at: self.finished_at.map(|ms| time("finished_at", ms)).transpose()?,
-            duration_ms: self.duration_ms.map(|d| u64::try_from(d).unwrap_or(0)),
-            result: self
-                .result
+            id: parsed,
+            trigger: serde_json::from_str(&trigger_data).map_err(|e| bad("trigger", e.to_string()))?,
+            payload: serde_json::from_str(&payload).map_err(|e| bad("payload", e.to_string()))?,
+            status: status.parse().map_err(|_| bad("status", status.clone()))?,
+            attempt: u32::try_from(attempt).map_err(|e| bad("attempt", e.to_string()))?,
+            attempts: serde_json::from_str(&attempts).map_err(|e| bad("attempts", e.to_string()))?,
+            queued_at: time("queued_at", queued_at)?,
+            started_at: started_at.map(|ms| time("started_at", ms)).transpose()?,
+            finished_at: finished_at.map(|ms| time("finished_at", ms)).transpose()?,
+            duration_ms: duration_ms.map(|d| u64::try_from(d).unwrap_or(0)),
+            result: result
                 .as_deref()
                 .map(serde_json::from_str)
                 .transpose()
                 .map_err(|e| bad("result", e.to_string()))?,
-            error: self.error.clone(),
-            progress,
+            progress: progress.map(|fraction| crate::history::Progress {
+                fraction,
+                message: progress_message,
+            }),
+            task,
+            instance,
+            error,
         })
     }
 }
 
-/// Reads a `taskyard_runs` row of either backend (the columns have the same names and
-/// types in both).
-fn read_row<'r, R: sqlx::Row>(row: &'r R) -> Result<RunRow, sqlx::Error>
+/// The run's columns by name, in the order `RunRow` holds them.
+const NAMES: [&str; 17] = [
+    "id",
+    "task",
+    "status",
+    "trigger_kind",
+    "trigger_data",
+    "payload",
+    "attempt",
+    "attempts",
+    "instance",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "result",
+    "error",
+    "progress",
+    "progress_message",
+];
+
+/// Where each of [`NAMES`] is in a result's rows (every row of a result has the same
+/// columns): found by name once a result, not once a column of every row, which a claim
+/// of 1,024 runs did 17,408 times.
+fn places<R: sqlx::Row>(row: &R) -> Result<[usize; 17], sqlx::Error>
 where
-    &'r str: sqlx::ColumnIndex<R>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    let mut places = [0; 17];
+    for (place, name) in places.iter_mut().zip(NAMES) {
+        *place = sqlx::ColumnIndex::index(&name, row)?;
+    }
+    Ok(places)
+}
+
+/// Reads a `taskyard_runs` row of either backend (the columns have the same names and
+/// types in both), its columns at `at` ([`places`]).
+fn read_row<'r, R: sqlx::Row>(row: &'r R, at: &[usize; 17]) -> Result<RunRow, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(RunRow {
-        id: row.try_get("id")?,
-        task: row.try_get("task")?,
-        status: row.try_get("status")?,
-        trigger_kind: row.try_get("trigger_kind")?,
-        trigger_data: row.try_get("trigger_data")?,
-        payload: row.try_get("payload")?,
-        attempt: row.try_get("attempt")?,
-        attempts: row.try_get("attempts")?,
-        instance: row.try_get("instance")?,
-        queued_at: row.try_get("queued_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        duration_ms: row.try_get("duration_ms")?,
-        result: row.try_get("result")?,
-        error: row.try_get("error")?,
-        progress: row.try_get("progress")?,
-        progress_message: row.try_get("progress_message")?,
+        id: row.try_get(at[0])?,
+        task: row.try_get(at[1])?,
+        status: row.try_get(at[2])?,
+        trigger_kind: row.try_get(at[3])?,
+        trigger_data: row.try_get(at[4])?,
+        payload: row.try_get(at[5])?,
+        attempt: row.try_get(at[6])?,
+        attempts: row.try_get(at[7])?,
+        instance: row.try_get(at[8])?,
+        queued_at: row.try_get(at[9])?,
+        started_at: row.try_get(at[10])?,
+        finished_at: row.try_get(at[11])?,
+        duration_ms: row.try_get(at[12])?,
+        result: row.try_get(at[13])?,
+        error: row.try_get(at[14])?,
+        progress: row.try_get(at[15])?,
+        progress_message: row.try_get(at[16])?,
     })
 }
 
@@ -130,12 +180,21 @@ where
 pub(super) fn decode_rows<R: sqlx::Row>(rows: &[R], backend: &'static str) -> Result<Vec<RunRecord>, Error>
 where
     for<'r> &'r str: sqlx::ColumnIndex<R>,
+    usize: sqlx::ColumnIndex<R>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let at = places(first).map_err(super::sqlx_error(backend))?;
     rows.iter()
-        .map(|row| read_row(row).map_err(super::sqlx_error(backend))?.decode(backend))
+        .map(|row| {
+            read_row(row, &at)
+                .map_err(super::sqlx_error(backend))?
+                .decode(backend)
+        })
         .collect()
 }
 

@@ -211,8 +211,12 @@ where
             .map_err(self.error())?;
         let runs = decode_rows(&rows, DB::BACKEND)?;
         let (mut requeued, mut ended) = (Vec::new(), Vec::new());
+        let Some(first) = rows.first() else {
+            return Ok((requeued, ended));
+        };
+        let at = self.extra_places(first)?;
         for (mut run, row) in runs.into_iter().zip(&rows) {
-            let extra = self.extra(row)?;
+            let extra = self.extra(row, &at)?;
             let seen: Option<i64> = row.try_get("seen").map_err(self.error())?;
             // The job may not show the attempt's start yet: the lost attempt ran there,
             // from its claim.
