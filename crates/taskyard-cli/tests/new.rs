@@ -136,20 +136,25 @@ fn press(terminal: &mut rexpect::session::PtySession, keys: &str) {
     terminal.flush().expect("sent");
 }
 
-#[test]
-fn on_a_terminal_the_store_and_the_template_are_picked_with_the_arrow_keys() {
-    let temp = tempfile::tempdir().expect("tempdir");
+/// `taskyard ARGS` in `dir` on a real terminal: a pseudo-terminal for its input and output,
+/// keys as a terminal sends them.
+fn on_a_terminal(dir: &Path, args: &[&str]) -> rexpect::session::PtySession {
     let mut command = Command::new(env!("CARGO_BIN_EXE_taskyard"));
-    command.current_dir(temp.path()).arg("new").env("TERM", "xterm");
-    // A real terminal: a pseudo-terminal for the input and the output, keys as it sends them.
-    let mut terminal = rexpect::session::spawn_with_options(
+    command.current_dir(dir).args(args).env("TERM", "xterm");
+    rexpect::session::spawn_with_options(
         command,
         rexpect::session::Options {
             timeout_ms: Some(20_000),
             strip_ansi_escape_codes: true,
         },
     )
-    .expect("a terminal");
+    .expect("a terminal")
+}
+
+#[test]
+fn on_a_terminal_the_store_and_the_template_are_picked_with_the_arrow_keys() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut terminal = on_a_terminal(temp.path(), &["new"]);
     terminal.exp_string("The app's folder").expect("the folder asked");
     // A bad name is said why and asked again.
     terminal.send_line("tokio").expect("typed");
@@ -180,21 +185,9 @@ fn on_a_terminal_the_store_and_the_template_are_picked_with_the_arrow_keys() {
 }
 
 #[test]
-fn on_a_terminal_escape_stops_it_and_writes_nothing() {
+fn on_a_terminal_quitting_a_list_writes_nothing() {
     let temp = tempfile::tempdir().expect("tempdir");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_taskyard"));
-    command
-        .current_dir(temp.path())
-        .args(["new", "shop", "--ask"])
-        .env("TERM", "xterm");
-    let mut terminal = rexpect::session::spawn_with_options(
-        command,
-        rexpect::session::Options {
-            timeout_ms: Some(20_000),
-            strip_ansi_escape_codes: true,
-        },
-    )
-    .expect("a terminal");
+    let mut terminal = on_a_terminal(temp.path(), &["new", "shop", "--ask"]);
     terminal
         .exp_string("Where runs are kept")
         .expect("the store asked");

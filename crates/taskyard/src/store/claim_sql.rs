@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
-use super::columns::decode_rows;
+use super::columns::{decode_rows, places};
 use super::queue::{ClaimTask, Claimed};
 use super::queue_sql::json_ids;
 use super::sql::{Dialect, Statements};
@@ -196,11 +196,7 @@ where
 
     /// Where `CLAIM_EXTRA`'s columns are in a result's rows, found by name once a result.
     pub(super) fn extra_places(&self, row: &DB::Row) -> Result<[usize; 5], Error> {
-        let mut places = [0; 5];
-        for (place, name) in places.iter_mut().zip(EXTRA) {
-            *place = sqlx::ColumnIndex::index(&name, row).map_err(self.error())?;
-        }
-        Ok(places)
+        places(row, EXTRA).map_err(self.error())
     }
 
     /// What `CLAIM_EXTRA` read of a row, its columns at `at` ([`Statements::extra_places`]).

@@ -132,22 +132,25 @@ const NAMES: [&str; 17] = [
     "progress_message",
 ];
 
-/// Where each of [`NAMES`] is in a result's rows (every row of a result has the same
-/// columns): found by name once a result, not once a column of every row, which a claim
-/// of 1,024 runs did 17,408 times.
-fn places<R: sqlx::Row>(row: &R) -> Result<[usize; 17], sqlx::Error>
+/// Where each of `names` is in a result's rows, read off its first `row` (every row of a
+/// result has the same columns): found by name once a result, not once a column of every
+/// row, which a claim of 1,024 runs did 17,408 times.
+pub(super) fn places<R: sqlx::Row, const N: usize>(
+    row: &R,
+    names: [&str; N],
+) -> Result<[usize; N], sqlx::Error>
 where
     for<'r> &'r str: sqlx::ColumnIndex<R>,
 {
-    let mut places = [0; 17];
-    for (place, name) in places.iter_mut().zip(NAMES) {
+    let mut places = [0; N];
+    for (place, name) in places.iter_mut().zip(names) {
         *place = sqlx::ColumnIndex::index(&name, row)?;
     }
     Ok(places)
 }
 
 /// Reads a `taskyard_runs` row of either backend (the columns have the same names and
-/// types in both), its columns at `at` ([`places`]).
+/// types in both), its columns at `at` ([`places`] of [`NAMES`]).
 fn read_row<'r, R: sqlx::Row>(row: &'r R, at: &[usize; 17]) -> Result<RunRow, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
@@ -188,7 +191,7 @@ where
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
     };
-    let at = places(first).map_err(super::sqlx_error(backend))?;
+    let at = places(first, NAMES).map_err(super::sqlx_error(backend))?;
     rows.iter()
         .map(|row| {
             read_row(row, &at)
