@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::relay::Relay;
 use common::{Backend, durable_backends};
 use jiff::Timestamp;
 use serde_json::json;
@@ -20,9 +19,6 @@ use taskyard::store::Job;
 use taskyard::{
     App, Retry, RunId, RunRecord, RunStatus, RunningApp, StoreConfig, Task, TaskContext, TaskError, Trigger,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 /// The instances' lease: a cut-off instance's runs are taken over after this.
 const LEASE: Duration = Duration::from_secs(2);
@@ -102,137 +98,9 @@ async fn ended(app: &RunningApp, id: RunId) -> RunRecord {
     last.expect("read")
 }
 
-/// The text of the statement a relay breaks a connection after, until it did.
-type Armed = Arc<Mutex<Option<&'static [u8]>>>;
-
-/// A TCP relay on loopback in front of PostgreSQL that can drop every connection through
-/// it and turn new ones away, as a partition would, then let them through again; or break
-/// one connection after a statement it carries reached the server, its answer lost.
-struct Relay {
-    address: SocketAddr,
-    cut: watch::Sender<bool>,
-    /// Text whose statement breaks its connection once executed (see [`Relay::break_after`]).
-    armed: Armed,
-    /// How many connections it broke so.
-    broken: Arc<AtomicUsize>,
-}
-
-impl Relay {
-    async fn start(upstream: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let (cut, _) = watch::channel(false);
-        let (armed, broken) = (Arc::new(Mutex::new(None)), Arc::new(AtomicUsize::new(0)));
-        let watching = cut.clone();
-        let (arming, breaking) = (armed.clone(), broken.clone());
-        tokio::spawn(async move {
-            while let Ok((near, _)) = listener.accept().await {
-                let cut = watching.subscribe();
-                if *cut.borrow() {
-                    continue;
-                }
-                let upstream = upstream.clone();
-                let (armed, broken) = (arming.clone(), breaking.clone());
-                tokio::spawn(async move {
-                    let Ok(far) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    relay(near, far, cut, (armed, broken)).await;
-                });
-            }
-        });
-        Relay {
-            address,
-            cut,
-            armed,
-            broken,
-        }
-    }
-
-    /// Breaks the next connection that prepares a statement holding `text`, once its
-    /// execution (the client's next message) is on its way to the server: the client sees
-    /// its connection closed, while the server runs the statement and commits.
-    fn break_after(&self, text: &'static [u8]) {
-        *self.armed.lock().expect("armed") = Some(text);
-    }
-
-    /// `url` with its host and port replaced by this relay's.
-    fn through(&self, url: &str) -> String {
-        let (before, _, after) = host_of(url);
-        format!("{before}{}{after}", self.address)
-    }
-
-    fn cut(&self, cut: bool) {
-        self.cut.send_replace(cut);
-    }
-}
-
-/// Relays `near` to `far` and back until either ends or `cut`; breaks the connection after
-/// the armed statement's execution, once (see [`Relay::break_after`]).
-async fn relay(
-    near: TcpStream,
-    far: TcpStream,
-    mut cut: watch::Receiver<bool>,
-    (armed, broken): (Armed, Arc<AtomicUsize>),
-) {
-    let ((mut near_read, mut near_write), (mut far_read, mut far_write)) =
-        (near.into_split(), far.into_split());
-    let (mut up, mut down) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    // The statement was prepared: its execution is the client's next message.
-    let mut prepared = false;
-    loop {
-        tokio::select! {
-            read = near_read.read(&mut up) => {
-                let Ok(n) = read else { return };
-                if n == 0 || far_write.write_all(&up[..n]).await.is_err() {
-                    return;
-                }
-                if prepared {
-                    break;
-                }
-                prepared = prepares(&armed, &up[..n]);
-            }
-            read = far_read.read(&mut down) => {
-                let Ok(n) = read else { return };
-                if n == 0 || near_write.write_all(&down[..n]).await.is_err() {
-                    return;
-                }
-            }
-            // The guard it answers with is dropped here, not held over the other branches.
-            () = async { drop(cut.wait_for(|cut| *cut).await) } => return,
-        }
-    }
-    broken.fetch_add(1, Ordering::SeqCst);
-    // The client's side closes now, its statement unanswered; the server's answer is read
-    // and dropped, as the network drops it, so that it commits as it would.
-    drop((near_read, near_write));
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while far_read.read(&mut down).await.is_ok_and(|n| n > 0) {}
-    })
-    .await;
-}
-
-/// Whether `sent` prepares the armed statement; disarms it if so.
-fn prepares(armed: &Mutex<Option<&'static [u8]>>, sent: &[u8]) -> bool {
-    let mut armed = armed.lock().expect("armed");
-    let hit = armed.is_some_and(|text| sent.windows(text.len()).any(|window| window == text));
-    if hit {
-        *armed = None;
-    }
-    hit
-}
-
-/// `url` split around its host and port.
-fn host_of(url: &str) -> (&str, &str, &str) {
-    let start = url.find("://").expect("a scheme") + 3;
-    let end = url[start..].find('/').map_or(url.len(), |end| start + end);
-    let host = url[start..end].rfind('@').map_or(start, |at| start + at + 1);
-    (&url[..host], &url[host..end], &url[end..])
-}
-
 /// Instance `a`, on `backend`'s server through a relay of its own.
 async fn behind_a_relay(backend: &Backend, beats: &Beats) -> (Relay, RunningApp) {
-    let relay = Relay::start(host_of(&backend.url).1.to_owned()).await;
+    let relay = Relay::before(&backend.url).await;
     let url = relay.through(&backend.url);
     (relay, app(StoreConfig::Postgres(url), beats.task("a")).await)
 }
@@ -384,7 +252,7 @@ async fn a_claim_whose_connection_breaks_after_its_commit_gives_its_runs_back() 
         store.enqueue(&run, &job).await.expect("enqueue");
         ids.push(run.id);
     }
-    let relay = Relay::start(host_of(&backend.url).1.to_owned()).await;
+    let relay = Relay::before(&backend.url).await;
     relay.break_after(b"taskyard_claim");
     let quick = Task::new(|_cx: TaskContext| async { Ok::<_, TaskError>(json!("done")) }).durable();
     let a = App::new()
@@ -402,11 +270,7 @@ async fn a_claim_whose_connection_breaks_after_its_commit_gives_its_runs_back() 
         assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
         assert_eq!(run.attempt, 1, "not counted as an attempt: {run:?}");
     }
-    assert_eq!(
-        relay.broken.load(Ordering::SeqCst),
-        1,
-        "the claim's connection broke"
-    );
+    assert_eq!(relay.broken(), 1, "the claim's connection broke");
     a.shutdown().await;
 }
 

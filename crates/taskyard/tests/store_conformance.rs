@@ -668,6 +668,55 @@ async fn each_tick_is_claimed_once_per_target_and_live_instances_are_listed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_claimed_again_is_held_by_the_instance_whose_claim_landed() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open().await;
+        let claim = |tick: i64, instance: &str| TickClaim {
+            schedule: "beat".into(),
+            tick: at(tick),
+            target: String::new(),
+            instance: instance.into(),
+        };
+        // The first claim landed, its answer lost: claimed again, the tick is still ours,
+        // and as often as asked.
+        assert!(
+            store.claim_tick(&claim(1_000, "a")).await.expect("claim"),
+            "{name}"
+        );
+        for _ in 0..2 {
+            assert!(
+                store.claim_tick_again(&claim(1_000, "a")).await.expect("again"),
+                "{name}: a's own claim"
+            );
+        }
+        // Another instance's claim is not taken from it.
+        assert!(
+            !store.claim_tick_again(&claim(1_000, "b")).await.expect("again"),
+            "{name}: a holds the tick"
+        );
+        // The first claim never landed: claimed again, the tick is claimed now, once.
+        assert!(
+            store.claim_tick_again(&claim(2_000, "b")).await.expect("again"),
+            "{name}"
+        );
+        assert!(
+            !store.claim_tick(&claim(2_000, "a")).await.expect("claim"),
+            "{name}"
+        );
+        assert!(
+            !store.claim_tick_again(&claim(2_000, "a")).await.expect("again"),
+            "{name}"
+        );
+        assert_eq!(
+            store.last_tick("beat").await.expect("last"),
+            Some(at(2_000)),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticks_claimed_together_are_each_claimed_once() {
     for backend in backends().await {
         let name = backend.name;

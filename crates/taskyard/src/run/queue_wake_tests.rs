@@ -119,6 +119,9 @@ impl Store for HeldClaim {
     async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
         self.store.claim_tick(claim).await
     }
+    async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error> {
+        self.store.claim_tick_again(claim).await
+    }
     async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {
         self.store.last_tick(schedule).await
     }

@@ -28,7 +28,8 @@ struct Tables {
     /// stores keep the column).
     instances: HashMap<String, (InstanceLease, Timestamp)>,
     /// (schedule, tick in ms, target) → when it was claimed
-    ticks: HashMap<(String, i64, String), Timestamp>,
+    /// Each claimed tick's claim time and instance.
+    ticks: HashMap<(String, i64, String), (Timestamp, String)>,
     last_ticks: HashMap<String, Timestamp>,
     broadcasts: Vec<Broadcast>,
     /// Durable runs: how each waits, and the fence of its current claim.
@@ -64,7 +65,7 @@ impl Tables {
         if self.ticks.contains_key(&key) {
             return false;
         }
-        self.ticks.insert(key, Timestamp::now());
+        self.ticks.insert(key, (Timestamp::now(), claim.instance.clone()));
         let last = self
             .last_ticks
             .entry(claim.schedule.clone())
@@ -168,7 +169,7 @@ impl Store for MemoryStore {
         // Each schedule's latest tick is kept apart in `last_ticks`.
         tables
             .ticks
-            .retain(|_, claimed_at| *claimed_at >= finished_before);
+            .retain(|_, (claimed_at, _)| *claimed_at >= finished_before);
         tables
             .broadcasts
             .retain(|broadcast| broadcast.sent_at >= finished_before);
@@ -179,6 +180,19 @@ impl Store for MemoryStore {
 
     async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
         Ok(self.tables().claim_tick(claim))
+    }
+
+    async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error> {
+        let mut tables = self.tables();
+        let key = (
+            claim.schedule.clone(),
+            claim.tick.as_millisecond(),
+            claim.target.clone(),
+        );
+        Ok(match tables.ticks.get(&key) {
+            Some((_, instance)) => *instance == claim.instance,
+            None => tables.claim_tick(claim),
+        })
     }
 
     async fn last_tick(&self, schedule: &str) -> Result<Option<Timestamp>, Error> {

@@ -104,6 +104,14 @@ pub trait Store: Send + Sync + 'static {
     /// other: this is what makes a tick run exactly once across instances.
     async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error>;
 
+    /// Claims `claim`'s tick again after a claim whose call failed: the store may have
+    /// committed that claim although its caller saw an error (a connection broken after
+    /// the commit, an answer later than the store timeout). `true` when the ledger holds the
+    /// tick for `claim.instance` after this call, by this call's claim or by that earlier
+    /// one; `false` when another instance holds it. Instance names are new at each start,
+    /// so no other claim of the same instance can be mistaken for it.
+    async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error>;
+
     /// Claims many ticks as [`Store::claim_tick`] claims one: for each claim, in order,
     /// `true` if this call made it (of two equal claims in one call, the first). The
     /// scheduler sends the ticks due together in one call, so a store that can write them

@@ -233,6 +233,10 @@ impl Store for PostgresStore {
         self.sql().claim_tick(claim).await
     }
 
+    async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error> {
+        self.sql().claim_tick_again(claim).await
+    }
+
     async fn claim_ticks(&self, claims: &[TickClaim]) -> Result<Vec<bool>, Error> {
         self.sql().claim_ticks(claims).await
     }

@@ -308,6 +308,10 @@ impl Store for SqliteStore {
         self.wrote(self.write().claim_tick(claim).await)
     }
 
+    async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error> {
+        self.wrote(self.write().claim_tick_again(claim).await)
+    }
+
     async fn claim_ticks(&self, claims: &[TickClaim]) -> Result<Vec<bool>, Error> {
         self.wrote(self.write().claim_ticks(claims).await)
     }

@@ -42,18 +42,37 @@ where
 {
     /// Claims a tick in the ledger; true if this call made the claim.
     pub async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
-        let done = sqlx::query::<DB>(
-            "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        self.insert_claim(claim, "DO NOTHING").await
+    }
+
+    /// Claims a tick again after a failed claim (see `Store::claim_tick_again`): the
+    /// insert, or the row already there when `instance` holds it (its update changes
+    /// nothing, and only makes the row come back).
+    pub async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error> {
+        self.insert_claim(
+            claim,
+            "(schedule, tick, target) DO UPDATE SET instance = excluded.instance \
+             WHERE taskyard_ticks.instance = excluded.instance",
         )
-        .bind(claim.schedule.clone())
-        .bind(claim.tick.as_millisecond())
-        .bind(claim.target.clone())
-        .bind(claim.instance.clone())
-        .bind(Timestamp::now().as_millisecond())
-        .execute(self.pool)
         .await
-        .map_err(self.error())?;
+    }
+
+    /// Inserts `claim` into the ledger, `on_conflict` saying what an existing row does;
+    /// true if a row was inserted or updated.
+    async fn insert_claim(&self, claim: &TickClaim, on_conflict: &'static str) -> Result<bool, Error> {
+        let sql = format!(
+            "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT {on_conflict}"
+        );
+        let done = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .bind(claim.schedule.clone())
+            .bind(claim.tick.as_millisecond())
+            .bind(claim.target.clone())
+            .bind(claim.instance.clone())
+            .bind(Timestamp::now().as_millisecond())
+            .execute(self.pool)
+            .await
+            .map_err(self.error())?;
         Ok(DB::rows_affected(&done) == 1)
     }
 

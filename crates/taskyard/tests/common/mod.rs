@@ -17,6 +17,7 @@ use taskyard::store::Store;
 pub mod dashboard;
 pub mod http;
 pub mod records;
+pub mod relay;
 
 /// A backend under test: how to open it (again) and how to describe it to a child process.
 pub struct Backend {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
@@ -15,6 +16,11 @@ use crate::store::{Batched, Store, TickClaim};
 use crate::sync::lock;
 use crate::{RunRecord, Trigger};
 
+/// How often a tick whose claim failed is claimed again while that fails too.
+const CLAIM_AGAIN_EVERY: Duration = Duration::from_secs(1);
+/// How long a tick whose claim failed is claimed again before it is skipped.
+const CLAIM_AGAIN_FOR: Duration = Duration::from_secs(30);
+
 impl Scheduler {
     /// Claims `tick` for this instance in the ledger. Without a store there is only this
     /// process, and nothing to claim against.
@@ -22,40 +28,76 @@ impl Scheduler {
         let Some(claims) = &self.inner.claims else {
             return Ok(true);
         };
-        claims.call(self.claim_when_due(def, tick).await).await
+        match claims.call(self.claim_when_due(def, tick).await).await {
+            // The claim went into the batch: it is made again from the definition.
+            Err(error) => self.claim_again(&self.tick_claim(def, tick), error).await,
+            claimed => claimed,
+        }
     }
 
     /// This instance's claim of `tick`, once it is this instance's turn to make it.
     pub(super) async fn claim_when_due(&self, def: &ScheduleDef, tick: Timestamp) -> TickClaim {
         let inner = &self.inner;
-        let target = match def.kind {
-            Kind::All => inner.instance.clone(),
-            Kind::Worker | Kind::Custom(_) => {
-                if inner.shared {
-                    let members = lock(&inner.members).clone();
-                    // `queue` ticks all go to one instance, whose queue keeps them in
-                    // order; the others spread tick by tick.
-                    let spread_by = (def.overlap != Overlap::Queue).then_some(tick);
-                    let index = (spread_hash(&def.name, spread_by) % members.len() as u64) as usize;
-                    if members[index] != inner.instance {
-                        // The tick is another instance's: give it time to claim first, then
-                        // take over if it did not (it may have died). An instance stopping
-                        // meanwhile claims it at once: the one it was meant for may have
-                        // started after the tick and never have it on its timer.
-                        tokio::select! {
-                            _ = inner.stop.cancelled() => {}
-                            () = tokio::time::sleep(inner.settings.worker_grace) => {}
-                        }
-                    }
+        if def.kind != Kind::All && inner.shared {
+            let members = lock(&inner.members).clone();
+            // `queue` ticks all go to one instance, whose queue keeps them in order; the
+            // others spread tick by tick.
+            let spread_by = (def.overlap != Overlap::Queue).then_some(tick);
+            let index = (spread_hash(&def.name, spread_by) % members.len() as u64) as usize;
+            if members[index] != inner.instance {
+                // The tick is another instance's: give it time to claim first, then take
+                // over if it did not (it may have died). An instance stopping meanwhile
+                // claims it at once: the one it was meant for may have started after the
+                // tick and never have it on its timer.
+                tokio::select! {
+                    _ = inner.stop.cancelled() => {}
+                    () = tokio::time::sleep(inner.settings.worker_grace) => {}
                 }
-                String::new()
             }
-        };
+        }
+        self.tick_claim(def, tick)
+    }
+
+    /// This instance's claim of `tick`: `all` ticks are claimed once per instance, the
+    /// others once.
+    fn tick_claim(&self, def: &ScheduleDef, tick: Timestamp) -> TickClaim {
+        let instance = &self.inner.instance;
         TickClaim {
             schedule: String::from(&*def.name),
             tick,
-            target,
-            instance: inner.instance.clone(),
+            target: if def.kind == Kind::All {
+                instance.clone()
+            } else {
+                String::new()
+            },
+            instance: instance.clone(),
+        }
+    }
+
+    /// Claims `claim` again after its claim failed with `error`: at once, then every
+    /// [`CLAIM_AGAIN_EVERY`] while that fails too, for [`CLAIM_AGAIN_FOR`] at most or until
+    /// the scheduler stops. The store may have committed the failed claim although its
+    /// caller saw an error (a connection broken after the commit); then the ledger holds
+    /// the tick for this instance, no other instance will run it, and it must run here.
+    /// The error is the last one when no try got an answer.
+    pub(super) async fn claim_again(&self, claim: &TickClaim, mut error: Error) -> Result<bool, Error> {
+        let Some(store) = &self.inner.store else {
+            return Err(error);
+        };
+        tracing::warn!(schedule = %claim.schedule, %error, "a tick's claim failed; claiming it again");
+        let began = Instant::now();
+        loop {
+            match store.claim_tick_again(claim).await {
+                Ok(held) => return Ok(held),
+                Err(again) => error = again,
+            }
+            if began.elapsed() >= CLAIM_AGAIN_FOR {
+                return Err(error);
+            }
+            tokio::select! {
+                _ = self.inner.stop.cancelled() => return Err(error),
+                () = tokio::time::sleep(CLAIM_AGAIN_EVERY) => {}
+            }
         }
     }
 

@@ -158,7 +158,11 @@ impl Scheduler {
                     }),
                 };
             }
-            if !store.claim_tick(&claim).await? {
+            let claimed = match store.claim_tick(&claim).await {
+                Ok(claimed) => claimed,
+                Err(error) => self.claim_again(&claim, error).await?,
+            };
+            if !claimed {
                 return Ok(Fired::Claimed { tick });
             }
         }
