@@ -74,21 +74,35 @@ impl Scheduler {
         }
     }
 
-    /// Claims `claim` again after its claim failed with `error`: at once, then every
-    /// [`CLAIM_AGAIN_EVERY`] while that fails too, for [`CLAIM_AGAIN_FOR`] at most or until
-    /// the scheduler stops. The store may have committed the failed claim although its
-    /// caller saw an error (a connection broken after the commit); then the ledger holds
-    /// the tick for this instance, no other instance will run it, and it must run here.
-    /// The error is the last one when no try got an answer.
-    pub(super) async fn claim_again(&self, claim: &TickClaim, mut error: Error) -> Result<bool, Error> {
+    /// Claims `claim` again after its claim failed with `error`. The store may have
+    /// committed the failed claim although its caller saw an error (a connection broken
+    /// after the commit); then the ledger holds the tick for this instance, no other
+    /// instance will run it, and it must run here.
+    pub(super) async fn claim_again(&self, claim: &TickClaim, error: Error) -> Result<bool, Error> {
         let Some(store) = &self.inner.store else {
             return Err(error);
         };
-        tracing::warn!(schedule = %claim.schedule, %error, "a tick's claim failed; claiming it again");
+        self.again(&claim.schedule, error, || store.claim_tick_again(claim))
+            .await
+    }
+
+    /// Tries `attempt` after a tick of `schedule` failed with `error`: at once, then every
+    /// [`CLAIM_AGAIN_EVERY`] while it fails too, for [`CLAIM_AGAIN_FOR`] at most or until
+    /// the scheduler stops. The error is the last one when no try got an answer.
+    pub(super) async fn again<T, F>(
+        &self,
+        schedule: &str,
+        mut error: Error,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>>,
+    {
+        tracing::warn!(schedule, %error, "a tick's claim failed; claiming it again");
         let began = Instant::now();
         loop {
-            match store.claim_tick_again(claim).await {
-                Ok(held) => return Ok(held),
+            match attempt().await {
+                Ok(answer) => return Ok(answer),
                 Err(again) => error = again,
             }
             if began.elapsed() >= CLAIM_AGAIN_FOR {

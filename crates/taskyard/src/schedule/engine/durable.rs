@@ -85,7 +85,18 @@ impl Scheduler {
             }
             return;
         }
-        match self.claim_with_run(entry, &claim, origin).await {
+        let claimed = match self.claim_with_run(entry, &claim, origin).await {
+            // The failed write either landed (the run is queued, and the claim made again
+            // finds the tick claimed) or did not (and the claim made again lands).
+            Err(error) => {
+                self.again(def.name.as_ref(), error, || {
+                    self.claim_with_run(entry, &claim, origin)
+                })
+                .await
+            }
+            claimed => claimed,
+        };
+        match claimed {
             Ok(Claimed::Started(handle, held)) => {
                 // A `queue` schedule's turn is held until the run ends, so that its next
                 // tick here waits behind this one; the others' holds end with the start.
