@@ -594,6 +594,7 @@ async fn each_tick_is_claimed_once_per_target_and_live_instances_are_listed() {
             tick: at(tick),
             target: target.into(),
             instance: instance.into(),
+            claimed_at: Timestamp::now(),
         };
         assert_eq!(store.last_tick("beat").await.expect("last"), None, "{name}");
         // Eight claimers race for one worker tick: exactly one wins.
@@ -668,44 +669,66 @@ async fn each_tick_is_claimed_once_per_target_and_live_instances_are_listed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tick_claimed_again_is_held_by_the_instance_whose_claim_landed() {
+async fn a_tick_claimed_again_is_held_by_the_claim_that_landed() {
     for backend in backends().await {
         let name = backend.name;
         let store = backend.open().await;
-        let claim = |tick: i64, instance: &str| TickClaim {
+        // A claim is its instance's and its time's: (tick, instance, claimed at).
+        let claim = |tick: i64, instance: &str, claimed_at: i64| TickClaim {
             schedule: "beat".into(),
             tick: at(tick),
             target: String::new(),
             instance: instance.into(),
+            claimed_at: at(claimed_at),
         };
-        // The first claim landed, its answer lost: claimed again, the tick is still ours,
-        // and as often as asked.
+        // The first claim landed, its answer lost: claimed again, the tick is still its,
+        // as often as asked.
         assert!(
-            store.claim_tick(&claim(1_000, "a")).await.expect("claim"),
+            store.claim_tick(&claim(1_000, "a", 1_005)).await.expect("claim"),
             "{name}"
         );
         for _ in 0..2 {
             assert!(
-                store.claim_tick_again(&claim(1_000, "a")).await.expect("again"),
+                store
+                    .claim_tick_again(&claim(1_000, "a", 1_005))
+                    .await
+                    .expect("again"),
                 "{name}: a's own claim"
             );
         }
-        // Another instance's claim is not taken from it.
+        // Another instance's claim is not taken from it, nor another claim of the same
+        // instance (a second fire of the tick there).
         assert!(
-            !store.claim_tick_again(&claim(1_000, "b")).await.expect("again"),
+            !store
+                .claim_tick_again(&claim(1_000, "b", 1_005))
+                .await
+                .expect("again"),
             "{name}: a holds the tick"
+        );
+        assert!(
+            !store
+                .claim_tick_again(&claim(1_000, "a", 1_007))
+                .await
+                .expect("again"),
+            "{name}: a's other claim holds the tick"
         );
         // The first claim never landed: claimed again, the tick is claimed now, once.
         assert!(
-            store.claim_tick_again(&claim(2_000, "b")).await.expect("again"),
+            store
+                .claim_tick_again(&claim(2_000, "b", 2_001))
+                .await
+                .expect("again"),
             "{name}"
         );
         assert!(
-            !store.claim_tick(&claim(2_000, "a")).await.expect("claim"),
+            !store.claim_tick(&claim(2_000, "a", 2_002)).await.expect("claim"),
             "{name}"
         );
         assert!(
-            !store.claim_tick_again(&claim(2_000, "a")).await.expect("again"),
+            !store
+                .claim_tick_again(&claim(2_000, "a", 2_002))
+                .await
+                .expect("again"),
             "{name}"
         );
         assert_eq!(
@@ -726,6 +749,7 @@ async fn ticks_claimed_together_are_each_claimed_once() {
             tick: at(tick),
             target: target.into(),
             instance: "i".into(),
+            claimed_at: Timestamp::now(),
         };
         assert!(store.claim_tick(&claim("a", 1_000, "")).await.expect("claim"));
         let claimed = store

@@ -365,6 +365,7 @@ async fn a_ticks_claim_and_its_durable_run_are_one_write() {
             tick: at(tick),
             target: String::new(),
             instance: "a".into(),
+            claimed_at: jiff::Timestamp::now(),
         };
         let run = queued("report");
         assert!(
@@ -435,6 +436,7 @@ async fn durable_ticks_claimed_together_by_racing_instances_each_run_once() {
                     tick: at(5_000 + round),
                     target: String::new(),
                     instance: "a".into(),
+                    claimed_at: jiff::Timestamp::now(),
                 })
                 .collect();
             let start = std::sync::Arc::new(tokio::sync::Barrier::new(4));

@@ -28,7 +28,7 @@ struct Tables {
     /// stores keep the column).
     instances: HashMap<String, (InstanceLease, Timestamp)>,
     /// (schedule, tick in ms, target) → when it was claimed
-    /// Each claimed tick's claim time and instance.
+    /// Each claimed tick's claim: its time and instance.
     ticks: HashMap<(String, i64, String), (Timestamp, String)>,
     last_ticks: HashMap<String, Timestamp>,
     broadcasts: Vec<Broadcast>,
@@ -65,7 +65,7 @@ impl Tables {
         if self.ticks.contains_key(&key) {
             return false;
         }
-        self.ticks.insert(key, (Timestamp::now(), claim.instance.clone()));
+        self.ticks.insert(key, (claim.claimed_at, claim.instance.clone()));
         let last = self
             .last_ticks
             .entry(claim.schedule.clone())
@@ -190,7 +190,7 @@ impl Store for MemoryStore {
             claim.target.clone(),
         );
         Ok(match tables.ticks.get(&key) {
-            Some((_, instance)) => *instance == claim.instance,
+            Some((claimed_at, instance)) => *instance == claim.instance && *claimed_at == claim.claimed_at,
             None => tables.claim_tick(claim),
         })
     }

@@ -107,9 +107,9 @@ pub trait Store: Send + Sync + 'static {
     /// Claims `claim`'s tick again after a claim whose call failed: the store may have
     /// committed that claim although its caller saw an error (a connection broken after
     /// the commit, an answer later than the store timeout). `true` when the ledger holds the
-    /// tick for `claim.instance` after this call, by this call's claim or by that earlier
-    /// one; `false` when another instance holds it. Instance names are new at each start,
-    /// so no other claim of the same instance can be mistaken for it.
+    /// tick for this claim after this call (its instance and `claimed_at`), by this call's
+    /// insert or by that earlier one; `false` when another claim holds it, of another
+    /// instance or of another fire of this one. Instance names are new at each start.
     async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error>;
 
     /// Claims many ticks as [`Store::claim_tick`] claims one: for each claim, in order,
@@ -328,6 +328,10 @@ pub struct TickClaim {
     pub target: String,
     /// The claiming instance.
     pub instance: String,
+    /// When the claim was made. With the instance, it tells this claim from another of
+    /// the same instance (a platform's duplicate fire of a tick its timer fired too), so
+    /// that a claim made again finds only its own (see [`Store::claim_tick_again`]).
+    pub claimed_at: Timestamp,
 }
 
 /// How many runs ended in one status within one bucket of time (see

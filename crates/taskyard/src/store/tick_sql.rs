@@ -46,13 +46,13 @@ where
     }
 
     /// Claims a tick again after a failed claim (see `Store::claim_tick_again`): the
-    /// insert, or the row already there when `instance` holds it (its update changes
-    /// nothing, and only makes the row come back).
+    /// insert, or the row already there when it is this claim's, the same instance and
+    /// claim time (its update changes nothing, and only makes the row come back).
     pub async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error> {
         self.insert_claim(
             claim,
             "(schedule, tick, target) DO UPDATE SET instance = excluded.instance \
-             WHERE taskyard_ticks.instance = excluded.instance",
+             WHERE taskyard_ticks.instance = excluded.instance AND taskyard_ticks.claimed_at = excluded.claimed_at",
         )
         .await
     }
@@ -69,7 +69,7 @@ where
             .bind(claim.tick.as_millisecond())
             .bind(claim.target.clone())
             .bind(claim.instance.clone())
-            .bind(Timestamp::now().as_millisecond())
+            .bind(claim.claimed_at.as_millisecond())
             .execute(self.pool)
             .await
             .map_err(self.error())?;
@@ -161,7 +161,6 @@ where
         conn: &mut DB::Connection,
         claims: &[&TickClaim],
     ) -> Result<Vec<bool>, Error> {
-        let claimed_at = Timestamp::now().as_millisecond();
         let mut query = QueryBuilder::<DB>::new(
             "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) ",
         );
@@ -171,7 +170,7 @@ where
                 .push_bind(claim.tick.as_millisecond())
                 .push_bind(claim.target.clone())
                 .push_bind(claim.instance.clone())
-                .push_bind(claimed_at);
+                .push_bind(claim.claimed_at.as_millisecond());
         });
         query.push(" ON CONFLICT DO NOTHING RETURNING schedule, tick, target");
         let made: Vec<(String, i64, String)> = query

@@ -28,9 +28,18 @@ impl Scheduler {
         let Some(claims) = &self.inner.claims else {
             return Ok(true);
         };
-        match claims.call(self.claim_when_due(def, tick).await).await {
-            // The claim went into the batch: it is made again from the definition.
-            Err(error) => self.claim_again(&self.tick_claim(def, tick), error).await,
+        let claim = self.claim_when_due(def, tick).await;
+        let claimed_at = claim.claimed_at;
+        match claims.call(claim).await {
+            // The claim went into the batch: it is made again from the definition, at its
+            // time.
+            Err(error) => {
+                let claim = TickClaim {
+                    claimed_at,
+                    ..self.tick_claim(def, tick)
+                };
+                self.claim_again(&claim, error).await
+            }
             claimed => claimed,
         }
     }
@@ -71,13 +80,14 @@ impl Scheduler {
                 String::new()
             },
             instance: instance.clone(),
+            claimed_at: Timestamp::now(),
         }
     }
 
     /// Claims `claim` again after its claim failed with `error`. The store may have
     /// committed the failed claim although its caller saw an error (a connection broken
-    /// after the commit); then the ledger holds the tick for this instance, no other
-    /// instance will run it, and it must run here.
+    /// after the commit); then the ledger holds the tick for this claim, nothing else will
+    /// run it, and it must run here.
     pub(super) async fn claim_again(&self, claim: &TickClaim, error: Error) -> Result<bool, Error> {
         let Some(store) = &self.inner.store else {
             return Err(error);

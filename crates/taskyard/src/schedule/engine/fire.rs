@@ -140,6 +140,7 @@ impl Scheduler {
                 tick,
                 target: String::new(),
                 instance: self.inner.instance.clone(),
+                claimed_at: Timestamp::now(),
             };
             if self.claims_with_run(&entry) {
                 return match self.claim_with_run(&entry, &claim, Origin::Platform).await? {
