@@ -27,8 +27,7 @@ struct Tables {
     /// Each instance's lease, with when its last heartbeat came (kept apart, as the SQL
     /// stores keep the column).
     instances: HashMap<String, (InstanceLease, Timestamp)>,
-    /// (schedule, tick in ms, target) → when it was claimed
-    /// Each claimed tick's claim: its time and instance.
+    /// (schedule, tick in ms, target) → its claim: when it was made, and by which instance
     ticks: HashMap<(String, i64, String), (Timestamp, String)>,
     last_ticks: HashMap<String, Timestamp>,
     broadcasts: Vec<Broadcast>,

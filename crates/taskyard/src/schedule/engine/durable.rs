@@ -52,7 +52,7 @@ impl Scheduler {
                 let started = self
                     .inner
                     .runtime
-                    .start_with_tick(def.request(tick), claim)
+                    .start_with_tick(def.request(tick), &made_now(claim))
                     .await?;
                 let Some(handle) = started else {
                     return Ok(Claimed::Elsewhere);
@@ -62,7 +62,7 @@ impl Scheduler {
                 Ok(Claimed::Started(handle, held.started()))
             }
             Turn::Skipped(skip) => {
-                if !self.claim_alone(claim).await? {
+                if !self.claim_alone(&made_now(claim)).await? {
                     return Ok(Claimed::Elsewhere);
                 }
                 self.claimed_here(entry, tick, origin);
@@ -127,5 +127,14 @@ impl Scheduler {
     fn claimed_here(&self, entry: &Entry, tick: Timestamp, origin: Origin) {
         lock(&entry.state).last_tick = Some(tick.as_millisecond());
         self.log_trigger(&entry.def, tick, origin);
+    }
+}
+
+/// `claim` as it is made now, after its turn came (a `queue` tick's may come long after
+/// the claim was drawn up): the ledger's `claimed_at` says when the tick was claimed.
+fn made_now(claim: &TickClaim) -> TickClaim {
+    TickClaim {
+        claimed_at: Timestamp::now(),
+        ..claim.clone()
     }
 }
