@@ -329,8 +329,9 @@ pub struct TickClaim {
     /// The claiming instance.
     pub instance: String,
     /// When the claim was made. With the instance, it tells this claim from another of
-    /// the same instance (a platform's duplicate fire of a tick its timer fired too), so
-    /// that a claim made again finds only its own (see [`Store::claim_tick_again`]).
+    /// the same instance (a platform's fire of a tick its timer fired too) drawn up at
+    /// another millisecond, so that a claim made again finds only its own (see
+    /// [`Store::claim_tick_again`]).
     pub claimed_at: Timestamp,
 }
 
