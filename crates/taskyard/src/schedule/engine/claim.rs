@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -20,6 +21,10 @@ use crate::{RunRecord, Trigger};
 const CLAIM_AGAIN_EVERY: Duration = Duration::from_secs(1);
 /// How long a tick whose claim failed is claimed again before it is skipped.
 const CLAIM_AGAIN_FOR: Duration = Duration::from_secs(30);
+/// How many ticks an instance claims again at once. Past that (a store down while many
+/// schedules tick) a failed claim's tick is skipped at once, so that an outage neither
+/// keeps thousands of ticks waiting nor meets the store's return with as many statements.
+const CLAIM_AGAIN_AT_MOST: usize = 256;
 
 impl Scheduler {
     /// Claims `tick` for this instance in the ledger. Without a store there is only this
@@ -98,7 +103,8 @@ impl Scheduler {
 
     /// Tries `attempt` after a tick of `schedule` failed with `error`: at once, then every
     /// [`CLAIM_AGAIN_EVERY`] while it fails too, for [`CLAIM_AGAIN_FOR`] at most or until
-    /// the scheduler stops. The error is the last one when no try got an answer.
+    /// the scheduler stops. The error is the last one when no try got an answer, or
+    /// `error` itself when [`CLAIM_AGAIN_AT_MOST`] ticks are being claimed again already.
     pub(super) async fn again<T, F>(
         &self,
         schedule: &str,
@@ -108,7 +114,14 @@ impl Scheduler {
     where
         F: Future<Output = Result<T, Error>>,
     {
-        tracing::warn!(schedule, %error, "a tick's claim failed; claiming it again");
+        let again = &self.inner.claiming_again;
+        if again.fetch_add(1, Ordering::SeqCst) >= CLAIM_AGAIN_AT_MOST {
+            again.fetch_sub(1, Ordering::SeqCst);
+            return Err(error);
+        }
+        // Counted until this call ends, however it ends (a dropped future included).
+        let _counted = Counted(again);
+        tracing::debug!(schedule, %error, "a tick's claim failed; claiming it again");
         let began = Instant::now();
         loop {
             match attempt().await {
@@ -153,6 +166,15 @@ impl Scheduler {
             }
             Err(error) => tracing::warn!(%error, "cannot read the live instances; keeping the last list"),
         }
+    }
+}
+
+/// One of the ticks being claimed again, counted while it lives.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -238,5 +260,73 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod again_tests {
+    use super::*;
+    use crate::run::{Registry, Runtime, RuntimeParts};
+    use crate::schedule::engine::Settings;
+    use crate::schedule::log::ScheduleLog;
+    use crate::store::{MemoryStore, StoreHealth};
+
+    fn scheduler() -> Scheduler {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let runtime = Runtime::new(RuntimeParts {
+            registry: Registry::new(),
+            state: Default::default(),
+            instance: "a".into(),
+            store: Some(store.clone()),
+            recorder: None,
+            health: Arc::new(StoreHealth::default()),
+            lease: None,
+        });
+        let settings = Settings {
+            worker_grace: Duration::from_secs(2),
+            membership_refresh: Duration::from_secs(1),
+            default_zone: jiff::tz::TimeZone::UTC,
+            strategies: Vec::new(),
+        };
+        Scheduler::new(runtime, Some(store), settings, ScheduleLog::disabled())
+    }
+
+    fn down() -> Error {
+        Error::StoreUnavailable {
+            backend: "memory",
+            message: "down".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_claim_is_tried_again_within_the_bound_and_not_past_it() {
+        let scheduler = scheduler();
+        let tries = AtomicUsize::new(0);
+        let attempt = || async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Error>(true)
+        };
+        let counted = || scheduler.inner.claiming_again.load(Ordering::SeqCst);
+        assert!(matches!(scheduler.again("beat", down(), attempt).await, Ok(true)));
+        assert_eq!(
+            (tries.load(Ordering::SeqCst), counted()),
+            (1, 0),
+            "tried, then uncounted"
+        );
+        // As many ticks as the bound are being claimed again: this one is skipped, with
+        // its own error, and not tried.
+        scheduler
+            .inner
+            .claiming_again
+            .store(CLAIM_AGAIN_AT_MOST, Ordering::SeqCst);
+        let skipped = scheduler.again("beat", down(), attempt).await;
+        assert!(
+            matches!(skipped, Err(Error::StoreUnavailable { .. })),
+            "{skipped:?}"
+        );
+        assert_eq!(
+            (tries.load(Ordering::SeqCst), counted()),
+            (1, CLAIM_AGAIN_AT_MOST)
+        );
     }
 }

@@ -131,9 +131,10 @@ struct Inner {
     log: ScheduleLog,
     stop: CancellationToken,
     dispatches: TaskTracker,
-    /// Ticks between asking for their claim and starting their run: seen through at
-    /// shutdown, so a tick whose claim landed is never dropped.
+    /// Ticks from their claim to their run's start, seen through at shutdown (never dropped).
     claiming: TaskTracker,
+    /// How many ticks are claimed again after a failed claim (`Scheduler::again`).
+    claiming_again: std::sync::atomic::AtomicUsize,
 }
 
 struct Entry {
@@ -237,6 +238,7 @@ impl Scheduler {
                 stop: CancellationToken::new(),
                 dispatches: TaskTracker::new(),
                 claiming: TaskTracker::new(),
+                claiming_again: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
