@@ -25,6 +25,17 @@ pub(super) type TickWithRun = (TickClaim, RunRecord, Job);
 pub(super) type InsertJobs<DB> =
     fn(&[(RunRecord, Job)]) -> Result<Query<'static, DB, <DB as sqlx::Database>::Arguments>, Error>;
 
+/// A claim's insert into the ledger, `$on_conflict` saying what an existing row does.
+macro_rules! insert_claim {
+    ($on_conflict:literal) => {
+        concat!(
+            "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT ",
+            $on_conflict
+        )
+    };
+}
+
 impl<DB> Statements<'_, DB>
 where
     DB: Dialect,
@@ -42,7 +53,7 @@ where
 {
     /// Claims a tick in the ledger; true if this call made the claim.
     pub async fn claim_tick(&self, claim: &TickClaim) -> Result<bool, Error> {
-        self.insert_claim(claim, "DO NOTHING").await
+        self.insert_claim(claim, insert_claim!("DO NOTHING")).await
     }
 
     /// Claims a tick again after a failed claim (see `Store::claim_tick_again`): the
@@ -51,20 +62,18 @@ where
     pub async fn claim_tick_again(&self, claim: &TickClaim) -> Result<bool, Error> {
         self.insert_claim(
             claim,
-            "(schedule, tick, target) DO UPDATE SET instance = excluded.instance \
-             WHERE taskyard_ticks.instance = excluded.instance AND taskyard_ticks.claimed_at = excluded.claimed_at",
+            insert_claim!(
+                "(schedule, tick, target) DO UPDATE SET instance = excluded.instance \
+                 WHERE taskyard_ticks.instance = excluded.instance AND taskyard_ticks.claimed_at = excluded.claimed_at"
+            ),
         )
         .await
     }
 
-    /// Inserts `claim` into the ledger, `on_conflict` saying what an existing row does;
-    /// true if a row was inserted or updated.
-    async fn insert_claim(&self, claim: &TickClaim, on_conflict: &'static str) -> Result<bool, Error> {
-        let sql = format!(
-            "INSERT INTO taskyard_ticks (schedule, tick, target, instance, claimed_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT {on_conflict}"
-        );
-        let done = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+    /// Inserts `claim` into the ledger with `sql` (an [`insert_claim!`]); true if a row was
+    /// inserted or updated.
+    async fn insert_claim(&self, claim: &TickClaim, sql: &'static str) -> Result<bool, Error> {
+        let done = sqlx::query::<DB>(sql)
             .bind(claim.schedule.clone())
             .bind(claim.tick.as_millisecond())
             .bind(claim.target.clone())
