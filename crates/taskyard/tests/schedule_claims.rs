@@ -2,17 +2,20 @@
 //! PostgreSQL committed it (through a loopback relay that lets the claim reach the server,
 //! then closes the client's side), so the ledger holds the tick for this instance, no other
 //! instance will run it, and this one must. A durable tick's claim, whose transaction the
-//! broken connection rolls back, is made again with its run.
+//! broken connection rolls back, is made again with its run. A claim whose client vanished
+//! in the middle of its transaction holds the tick for seconds, not for hours.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::records::{job, queued};
 use common::relay::Relay;
 use jiff::Timestamp;
 use serde_json::Value;
 use taskyard::schedule::{Overlap, Schedule};
+use taskyard::store::{PostgresStore, Store, TickClaim};
 use taskyard::{App, StoreConfig, Task, TaskContext, TaskError, Trigger};
 
 /// The ticks whose runs began, in order.
@@ -137,4 +140,52 @@ async fn a_durable_tick_whose_claim_breaks_is_claimed_again_with_its_run() {
     let (claimed, ran, broke_at) = with_a_claim_broken(true).await;
     no_tick_missing(&claimed, broke_at);
     assert_eq!(ran, claimed, "each tick in the ledger ran once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_client_vanished_holds_its_tick_for_seconds_not_hours() {
+    let Some(backend) = common::postgres().await else {
+        return;
+    };
+    // The client of a durable tick's claim vanishes in the middle of its transaction, its
+    // host lost: nothing closes the server's side of the connection (the relay keeps it
+    // open, reading), so the server's session waits for the next statement, the tick's
+    // ledger row locked, until TCP gives up on it. The store's sessions are ended by the
+    // server after 10 s idle in a transaction instead.
+    let live = PostgresStore::connect(&backend.url).await.expect("connect");
+    let relay = Relay::before(&backend.url).await;
+    relay.break_after(b"INSERT INTO taskyard_ticks");
+    relay.hold_broken(Duration::from_secs(120));
+    let lost = PostgresStore::connect(&relay.through(&backend.url))
+        .await
+        .expect("connect through the relay");
+    let claim = |instance: &str| TickClaim {
+        schedule: "nightly".into(),
+        tick: Timestamp::from_millisecond(1_000).expect("tick"),
+        target: String::new(),
+        instance: instance.into(),
+        claimed_at: Timestamp::now(),
+    };
+    let cut = lost
+        .claim_tick_and_enqueue(&claim("lost"), &queued("report"), &job(0, 0, None))
+        .await;
+    assert!(cut.is_err(), "the claim's connection broke: {cut:?}");
+    assert_eq!(relay.broken(), 1);
+    let began = Instant::now();
+    let claimed = tokio::time::timeout(
+        Duration::from_secs(30),
+        live.claim_tick_and_enqueue(&claim("live"), &queued("report"), &job(0, 0, None)),
+    )
+    .await
+    .expect("the vanished client's transaction still holds the tick after 30 s")
+    .expect("claim");
+    let waited = began.elapsed();
+    assert!(
+        claimed,
+        "the vanished client's claim was rolled back: the tick is free"
+    );
+    assert!(
+        waited < Duration::from_secs(15),
+        "the tick was held {waited:?}, past the 10 s bound"
+    );
 }

@@ -40,6 +40,16 @@ const END_CONNECTIONS: u32 = 2 * WRITE_LANES;
 /// How long connecting, or waiting for a pooled connection, may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long one of the store's sessions may sit idle inside a transaction before the server
+/// ends it, unless the store's URL sets `idle_in_transaction_session_timeout` itself. The
+/// store's transactions are a few statements sent back to back, so none of them waits this
+/// long. A client that vanished without closing its socket (its host lost, the network
+/// between cut) leaves its session waiting for the next statement, its transaction's locks
+/// held, until the server's TCP keepalive gives up on it: two hours by Linux's defaults.
+/// Meanwhile every instance's claim of that tick, end of that job or sweep of those runs
+/// would wait on the locks.
+const IDLE_IN_TRANSACTION: &str = "10s";
+
 /// A claim (see `Store::claim`) in one round trip, through `taskyard_claim` (migration 14):
 /// the tasks without a limit together in the queue's order, then each task with a limit
 /// under a lock of its own, the claimed jobs' rows returned. Run on the claims pool.
@@ -92,6 +102,18 @@ pub(super) fn for_claims(options: PgConnectOptions) -> PgConnectOptions {
     by_key(options).options([("enable_sort", "off")])
 }
 
+/// `options` with the store's bound on sessions idle inside a transaction
+/// ([`IDLE_IN_TRANSACTION`]), unless they name one already.
+fn idle_transactions_bounded(options: PgConnectOptions) -> PgConnectOptions {
+    let named = options
+        .get_options()
+        .is_some_and(|set| set.contains("idle_in_transaction_session_timeout"));
+    if named {
+        return options;
+    }
+    options.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)])
+}
+
 impl PostgresStore {
     /// The statements shared with the other SQL backend, on this store's pool.
     fn sql(&self) -> Statements<'_, sqlx::Postgres> {
@@ -118,6 +140,7 @@ impl PostgresStore {
             options.get_port(),
             options.get_database().unwrap_or("the user's default")
         );
+        let options = idle_transactions_bounded(options);
         let unavailable = |reason: String| Error::StoreUnavailable {
             backend: BACKEND,
             message: format!(

@@ -4,7 +4,7 @@
 //! whose answer is lost although it commits.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,10 @@ use tokio::sync::watch;
 
 /// The text of the statement a relay breaks a connection after, until it did.
 type Armed = Arc<Mutex<Option<&'static [u8]>>>;
+
+/// What a relay's broken connections share: the statement armed, how many it broke, and
+/// how long (in milliseconds) it keeps a broken connection's server side open.
+type Breaking = (Armed, Arc<AtomicUsize>, Arc<AtomicU64>);
 
 /// A TCP relay on loopback in front of PostgreSQL that can drop every connection through
 /// it and turn new ones away, as a partition would, then let them through again; or break
@@ -25,6 +29,9 @@ pub struct Relay {
     armed: Armed,
     /// How many connections it broke so.
     broken: Arc<AtomicUsize>,
+    /// How long it keeps a broken connection's server side open, in milliseconds (see
+    /// [`Relay::hold_broken`]).
+    hold: Arc<AtomicU64>,
 }
 
 impl Relay {
@@ -34,8 +41,9 @@ impl Relay {
         let address = listener.local_addr().expect("address");
         let (cut, _) = watch::channel(false);
         let (armed, broken) = (Arc::new(Mutex::new(None)), Arc::new(AtomicUsize::new(0)));
+        let hold = Arc::new(AtomicU64::new(2_000));
         let watching = cut.clone();
-        let (arming, breaking) = (armed.clone(), broken.clone());
+        let breaking: Breaking = (armed.clone(), broken.clone(), hold.clone());
         tokio::spawn(async move {
             while let Ok((near, _)) = listener.accept().await {
                 let cut = watching.subscribe();
@@ -43,12 +51,12 @@ impl Relay {
                     continue;
                 }
                 let upstream = upstream.clone();
-                let (armed, broken) = (arming.clone(), breaking.clone());
+                let breaking = breaking.clone();
                 tokio::spawn(async move {
                     let Ok(far) = TcpStream::connect(&upstream).await else {
                         return;
                     };
-                    relay(near, far, cut, (armed, broken)).await;
+                    relay(near, far, cut, breaking).await;
                 });
             }
         });
@@ -57,6 +65,7 @@ impl Relay {
             cut,
             armed,
             broken,
+            hold,
         }
     }
 
@@ -65,6 +74,15 @@ impl Relay {
     /// its connection closed, while the server runs the statement and commits.
     pub fn break_after(&self, text: &'static [u8]) {
         *self.armed.lock().expect("armed") = Some(text);
+    }
+
+    /// Keeps a broken connection's server side open for `hold` (2 s unless told), reading
+    /// and dropping what the server sends, as a network that lost the client would: the
+    /// server sees its client gone only when the relay closes that side, or when it ends
+    /// the session itself.
+    pub fn hold_broken(&self, hold: Duration) {
+        let millis = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+        self.hold.store(millis, Ordering::SeqCst);
     }
 
     /// How many connections it broke after a statement (see [`Relay::break_after`]).
@@ -95,7 +113,7 @@ async fn relay(
     near: TcpStream,
     far: TcpStream,
     mut cut: watch::Receiver<bool>,
-    (armed, broken): (Armed, Arc<AtomicUsize>),
+    (armed, broken, hold): Breaking,
 ) {
     let ((mut near_read, mut near_write), (mut far_read, mut far_write)) =
         (near.into_split(), far.into_split());
@@ -128,7 +146,8 @@ async fn relay(
     // The client's side closes now, its statement unanswered; the server's answer is read
     // and dropped, as the network drops it, so that it commits as it would.
     drop((near_read, near_write));
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+    let hold = Duration::from_millis(hold.load(Ordering::SeqCst));
+    let _ = tokio::time::timeout(hold, async {
         while far_read.read(&mut down).await.is_ok_and(|n| n > 0) {}
     })
     .await;
