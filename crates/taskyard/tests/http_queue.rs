@@ -222,6 +222,37 @@ async fn a_durable_task_goes_through_the_store_from_every_endpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_joins_a_run_for_later_is_answered_at_once() {
+    for backend in durable_backends().await {
+        let name = backend.name;
+        let served = serve_on_store(app(), None, backend.config()).await;
+        let later = post(&served, "/_tasks/report/runs?delay=1h", "{}").await;
+        assert_eq!(later.status, 202, "{name}: {}", later.text);
+        let id = later.json()["run_id"].clone();
+        // `report` runs one at a time (`Dedupe`): every start below joins the run queued
+        // for in an hour, and is answered with its id at once, as a run for later is,
+        // instead of waiting an hour for its result (`wait=true` included: nothing it
+        // could wait for ends within a request).
+        for (path, body) in [
+            ("/_tasks/report/runs", "{}"),
+            ("/_tasks/report/runs?wait=true", "{}"),
+            ("/_tasks/report/runs", r#"{ "run_at": "2020-01-01T00:00:00Z" }"#),
+        ] {
+            let joined = tokio::time::timeout(Duration::from_secs(5), post(&served, path, body))
+                .await
+                .unwrap_or_else(|_| panic!("{name}: POST {path} {body} waits for the run due in an hour"));
+            assert_eq!(joined.status, 202, "{name}: {path} {body}: {}", joined.text);
+            let answer = joined.json();
+            assert_eq!(answer["run_id"], id, "{name}: {answer}");
+            assert_eq!(answer["joined"], true, "{name}: {answer}");
+            assert_eq!(answer["durable"], true, "{name}: {answer}");
+        }
+        assert_eq!(stored_runs(&served).await, 1, "{name}: one run, joined");
+        served.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_is_retried_from_history_and_a_queued_one_cancelled() {
     for backend in durable_backends().await {
         let name = backend.name;

@@ -261,6 +261,12 @@ async fn one_live_run_per_task_and_key_held_by_the_store() {
             outcomes.iter().all(|o| o.run_id() == live),
             "{name}: {outcomes:?}"
         );
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| !matches!(o, Enqueued::Existing(_, due) if *due != at(0))),
+            "{name}: a run joined is due when the live run is: {outcomes:?}"
+        );
         // Another task, or another key, is another run.
         let other_key = store
             .enqueue(&queued("report"), &job(0, 0, Some("2026-12")))
@@ -282,7 +288,10 @@ async fn one_live_run_per_task_and_key_held_by_the_store() {
             .enqueue(&queued("report"), &job(0, 0, Some("2026-11")))
             .await
             .expect("enqueue");
-        assert_eq!(again, Enqueued::Existing(live), "{name}");
+        assert!(
+            matches!(again, Enqueued::Existing(id, due) if id == live && due == at(1_000)),
+            "{name}: a running run is due at its claim's time: {again:?}"
+        );
         let mut done = claimed
             .iter()
             .find(|c| c.run.id == live)

@@ -185,7 +185,7 @@ fn start_run_operation(operation_id: &str, payload: Value) -> Value {
                 "properties": { "run_id": { "type": "string" }, "result": {} },
                 "required": ["run_id", "result"]
             })),
-            "202": ok("The run started (`wait=false`), or is queued for later (`run_at`, `delay`)", json!({
+            "202": ok("The run started (`wait=false`), is queued for later (`run_at`, `delay`), or this start joined a run queued for later", json!({
                 "type": "object",
                 "properties": { "run_id": { "type": "string" }, "joined": { "type": "boolean" }, "durable": { "type": "boolean" } },
                 "required": ["run_id", "joined", "durable"]

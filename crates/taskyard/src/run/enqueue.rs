@@ -83,7 +83,7 @@ impl Enqueue {
     /// Checks the task and payload, then writes the run to the queue: it is committed when
     /// this returns its id (with a key, the id of the live run it joined).
     pub async fn send(self) -> Result<RunId, Error> {
-        self.submit().await.map(Enqueued::run_id)
+        self.submit().await.map(|(enqueued, _)| enqueued.run_id())
     }
 
     /// [`Enqueue::send`], with the run's handle to await its result (joined when the run
@@ -92,28 +92,31 @@ impl Enqueue {
         let runtime = self.runtime.clone();
         let trigger = self.trigger.clone();
         let task = self.task.clone();
-        let enqueued = self.submit().await?;
-        let joined = matches!(enqueued, Enqueued::Existing(_));
+        let (enqueued, due) = self.submit().await?;
+        let joined = matches!(enqueued, Enqueued::Existing(..));
         Ok(super::request::stored(
             runtime,
             (enqueued.run_id(), &task),
             trigger,
-            joined,
+            (joined, due),
         ))
     }
 
-    /// [`Enqueue::send`], saying whether the run is new or a live one it joined. Without an
-    /// explicit key, a `Dedupe` task's run joins the task's live durable run, and a
-    /// `DedupeByPayload` task's the live one of the same payload; a schedule's tick never
-    /// joins (the tick ledger already runs each tick once).
-    pub(crate) async fn submit(self) -> Result<Enqueued, Error> {
+    /// [`Enqueue::send`], saying whether the run is new or a live one it joined, and when
+    /// it is due. Without an explicit key, a `Dedupe` task's run joins the task's live
+    /// durable run, and a `DedupeByPayload` task's the live one of the same payload; a
+    /// schedule's tick never joins (the tick ledger already runs each tick once).
+    pub(crate) async fn submit(self) -> Result<(Enqueued, Timestamp), Error> {
         let runtime = self.runtime.clone();
         let (store, run, job) = self.prepared()?;
         let enqueued = runtime.bounded(store.enqueue(&run, &job)).await?;
-        if let Enqueued::New(_) = enqueued {
-            runtime.inner.wake_queue();
+        match enqueued {
+            Enqueued::New(_) => {
+                runtime.inner.wake_queue();
+                Ok((enqueued, job.run_at))
+            }
+            Enqueued::Existing(_, due) => Ok((enqueued, due)),
         }
-        Ok(enqueued)
     }
 
     /// Claims `claim`'s tick and writes this run with it, in one transaction (see
@@ -135,7 +138,7 @@ impl Enqueue {
             runtime,
             (run.id, &task),
             trigger,
-            false,
+            (false, job.run_at),
         )))
     }
 

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use jiff::Timestamp;
 use serde_json::Value;
 
 use super::Runtime;
@@ -76,6 +77,9 @@ pub(super) struct StoredRun {
     /// Whether the run's task keeps its succeeded durable runs: when it does not, a run
     /// gone from the store succeeded.
     pub kept: bool,
+    /// When the run is due (not before), as the call that made this handle found it: the
+    /// time it was queued for, or the run joined's (once claimed, its claim's time).
+    pub due: Timestamp,
     pub runtime: Runtime,
     pub outcome: OnceLock<Result<Value, Error>>,
 }
@@ -134,6 +138,17 @@ impl RunHandle {
         matches!(self.run, Started::Stored(_))
     }
 
+    /// For a durable run, when it is due (it starts no earlier), as the call that made
+    /// this handle found it: the time it was queued for, or, for a run it joined, that
+    /// run's (once claimed, its claim's time). `None` for a run in this process, which
+    /// starts at once.
+    pub fn due_at(&self) -> Option<Timestamp> {
+        match &self.run {
+            Started::Local(_) => None,
+            Started::Stored(run) => Some(run.due),
+        }
+    }
+
     /// Waits for the run to end and returns its result. Dropping this future does not
     /// cancel the run: the runtime owns it (or, for a durable run, the store).
     pub async fn outcome(self) -> Result<Value, Error> {
@@ -173,18 +188,19 @@ pub(super) fn started(run: Arc<ActiveRun>) -> RunHandle {
     }
 }
 
-/// The handle of a durable run of `task` in the store; `joined` when the call found it
-/// there.
+/// The handle of a durable run of `task` in the store, due at `due`; `joined` when the
+/// call found it there.
 pub(super) fn stored(
     runtime: Runtime,
     (id, task): (RunId, &str),
     trigger: Trigger,
-    joined: bool,
+    (joined, due): (bool, Timestamp),
 ) -> RunHandle {
     RunHandle {
         run: Started::Stored(Arc::new(StoredRun {
             id,
             kept: runtime.inner.keeps_succeeded(task),
+            due,
             trigger,
             runtime,
             outcome: OnceLock::new(),

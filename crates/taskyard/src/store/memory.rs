@@ -277,10 +277,10 @@ impl Store for MemoryStore {
             let live = tables.jobs.iter().find_map(|(id, (other, _))| {
                 let record = tables.runs.get(id)?;
                 (other.key.as_ref() == Some(key) && record.task == run.task && !record.status.is_final())
-                    .then_some(*id)
+                    .then_some((*id, other.run_at))
             });
-            if let Some(id) = live {
-                return Ok(Enqueued::Existing(id));
+            if let Some((id, due)) = live {
+                return Ok(Enqueued::Existing(id, due));
             }
         }
         tables.runs.insert(run.id, run.clone());

@@ -35,16 +35,16 @@ pub struct Job {
 pub enum Enqueued {
     /// The run is in the queue, committed.
     New(RunId),
-    /// A run of the same task and key was already queued or running: this is its id, and
-    /// nothing was written.
-    Existing(RunId),
+    /// A run of the same task and key was already queued or running: this is its id and
+    /// the time it is due (once claimed, its claim's time), and nothing was written.
+    Existing(RunId, Timestamp),
 }
 
 impl Enqueued {
     /// The id of the run that will do the work.
     pub fn run_id(self) -> RunId {
         match self {
-            Enqueued::New(id) | Enqueued::Existing(id) => id,
+            Enqueued::New(id) | Enqueued::Existing(id, _) => id,
         }
     }
 }

@@ -10,7 +10,7 @@ use sqlx::query::Query;
 use sqlx::{Encode, Executor, IntoArguments, Row, Type};
 
 use super::Batched;
-use super::columns::{COLUMNS, RunRow, decode_rows, parse_id};
+use super::columns::{COLUMNS, RunRow, decode_rows, parse_id, timestamp};
 use super::queue::{Enqueued, Job, Orphan, rescue, rescued_due};
 use super::sql::{Dialect, Statements};
 use crate::Error;
@@ -76,16 +76,17 @@ where
             let Some(key) = &job.key else {
                 break;
             };
-            let live: Vec<String> = sqlx::query_scalar::<DB, String>(
-                "SELECT id FROM taskyard_jobs WHERE task = $1 AND unique_key = $2",
+            let live: Vec<(String, i64)> = sqlx::query_as::<DB, (String, i64)>(
+                "SELECT id, run_at FROM taskyard_jobs WHERE task = $1 AND unique_key = $2",
             )
             .bind(run.task.clone())
             .bind(key.clone())
             .fetch_all(self.pool)
             .await
             .map_err(self.error())?;
-            if let Some(id) = live.into_iter().next() {
-                return Ok(Enqueued::Existing(parse_id(DB::BACKEND, id)?));
+            if let Some((id, run_at)) = live.into_iter().next() {
+                let due = timestamp(DB::BACKEND, run_at)?;
+                return Ok(Enqueued::Existing(parse_id(DB::BACKEND, id)?, due));
             }
         }
         Err(Error::StoreData {
