@@ -176,6 +176,15 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
                 400,
                 Some("wait"),
             ),
+            // A body without `payload` is the payload: an option there, which the task's
+            // payload does not have, would be dropped and the run start at once.
+            ("/_tasks/report/runs", r#"{ "delay": "1h" }"#, 400, Some("delay")),
+            (
+                "/_tasks/email:send/runs",
+                r#"{ "to": "a", "run_at": "2030-01-01T00:00:00Z" }"#,
+                400,
+                Some("run_at"),
+            ),
         ];
         for (path, body, status, field) in cases {
             let reply = post(&served, path, body).await;
@@ -236,7 +245,10 @@ async fn a_start_that_joins_a_run_for_later_is_answered_at_once() {
         for (path, body) in [
             ("/_tasks/report/runs", "{}"),
             ("/_tasks/report/runs?wait=true", "{}"),
-            ("/_tasks/report/runs", r#"{ "run_at": "2020-01-01T00:00:00Z" }"#),
+            (
+                "/_tasks/report/runs",
+                r#"{ "payload": {}, "run_at": "2020-01-01T00:00:00Z" }"#,
+            ),
         ] {
             let joined = tokio::time::timeout(Duration::from_secs(5), post(&served, path, body))
                 .await

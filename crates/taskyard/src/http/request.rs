@@ -68,8 +68,8 @@ pub(super) fn body_payload(body: &[u8]) -> Result<Map<String, Value>, HttpError>
 }
 
 /// The payload a task endpoint's body carries and, when the body wraps it in `payload`,
-/// the body's other keys (the run's options).
-pub(super) fn body_payload_and_options(body: &[u8]) -> Result<(Object, Object), HttpError> {
+/// the body's other keys (the run's options); `None` when the body is the payload whole.
+pub(super) fn body_payload_and_options(body: &[u8]) -> Result<(Object, Option<Object>), HttpError> {
     payload(json(body)?)
 }
 
@@ -98,15 +98,15 @@ pub(crate) fn decode<T: DeserializeOwned>(value: Value, what: &str) -> Result<T,
 
 /// The payload a body carries: its `payload` key when it has one, otherwise the whole
 /// object. Anything but an object there is refused, naming what was sent. Beside it, the
-/// body's other keys when it has a `payload` key.
-pub(super) fn payload(body: Option<Value>) -> Result<(Object, Object), HttpError> {
+/// body's other keys when it has a `payload` key (`None` when it has none).
+pub(super) fn payload(body: Option<Value>) -> Result<(Object, Option<Object>), HttpError> {
     let (payload, rest) = match body {
-        None => return Ok((Map::new(), Map::new())),
+        None => return Ok((Map::new(), None)),
         Some(Value::Object(mut object)) => match object.remove("payload") {
-            Some(payload) => (payload, object),
-            None => (Value::Object(object), Map::new()),
+            Some(payload) => (payload, Some(object)),
+            None => (Value::Object(object), None),
         },
-        Some(other) => (other, Map::new()),
+        Some(other) => (other, None),
     };
     match payload {
         Value::Object(object) => Ok((object, rest)),
@@ -258,10 +258,10 @@ mod tests {
     fn a_body_without_a_payload_key_is_the_payload_and_scalars_are_refused() {
         let (whole, rest) = payload(Some(json!({ "a": 1 }))).expect("object");
         assert_eq!(Value::Object(whole), json!({ "a": 1 }));
-        assert!(rest.is_empty());
+        assert_eq!(rest, None);
         let (inner, rest) = payload(Some(json!({ "payload": { "b": 2 }, "name": "x" }))).expect("object");
         assert_eq!(Value::Object(inner), json!({ "b": 2 }));
-        assert_eq!(Value::Object(rest), json!({ "name": "x" }));
+        assert_eq!(rest.map(Value::Object), Some(json!({ "name": "x" })));
         let error = payload(Some(json!({ "payload": [1] }))).expect_err("array");
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
         assert!(error.message.contains("got an array"), "{}", error.message);

@@ -97,6 +97,46 @@ impl RunOptions {
     }
 }
 
+/// 400 when a body without a `payload` key, which is then the task's payload whole, holds
+/// a run option's name that the payload does not declare (`schema`: the task's payload
+/// schema, `None` when it takes none). The client meant the option: left in the payload,
+/// it would be dropped with the payload's unknown fields, and the run would start at once.
+pub(super) fn no_option_in_payload(
+    task: &str,
+    payload: &Map<String, Value>,
+    schema: Option<&Value>,
+) -> Result<(), HttpError> {
+    match FIELDS
+        .into_iter()
+        .find(|field| payload.contains_key(*field) && !declares(schema, field))
+    {
+        None => Ok(()),
+        Some(field) => Err(invalid(
+            field,
+            &format!(
+                "`{field}` is a run option, but a body without `payload` is the payload itself, and the payload of `{task}` has no `{field}`; send the options beside the payload, {{\"payload\": {{…}}, \"{field}\": …}}, or in the query, ?{field}=…"
+            ),
+        )),
+    }
+}
+
+/// Whether a payload of `schema` may hold `field`: the schema names it among its
+/// properties, or lists none (any JSON, a map). `None`: the task takes no payload.
+fn declares(schema: Option<&Value>, field: &str) -> bool {
+    let Some(schema) = schema else {
+        return false;
+    };
+    match schema.get("properties").and_then(Value::as_object) {
+        Some(properties) => {
+            properties.contains_key(field)
+                || schema
+                    .get("additionalProperties")
+                    .is_some_and(|more| *more != Value::Bool(false))
+        }
+        None => true,
+    }
+}
+
 /// 400 naming `field`.
 fn invalid(field: &str, message: &str) -> HttpError {
     HttpError::bad_request(message.to_owned()).with_data(json!({ "path": field, "reason": message }))
@@ -200,6 +240,36 @@ mod tests {
     fn a_delay_past_any_duration_is_refused_not_a_panic() {
         let error = delay(&json!(1e300)).expect_err("refused");
         assert!(format!("{error:?}").contains("too long"), "{error:?}");
+    }
+
+    #[test]
+    fn an_options_name_in_a_payload_that_does_not_declare_it_is_refused() {
+        #[derive(schemars::JsonSchema)]
+        #[allow(dead_code)]
+        struct Email {
+            to: String,
+            delay: Option<u32>,
+        }
+        let email = crate::task::payload::schema_of::<Email>();
+        let any = crate::task::payload::schema_of::<Value>();
+        let map = crate::task::payload::schema_of::<std::collections::HashMap<String, u32>>();
+        let body = |value: Value| match value {
+            Value::Object(object) => object,
+            _ => panic!("an object"),
+        };
+        // No payload at all, or a typed one without the field: the option was meant.
+        for (payload, schema) in [
+            (json!({ "delay": "1h" }), None),
+            (json!({ "key": "k" }), Some(&email)),
+        ] {
+            let refused = no_option_in_payload("mail", &body(payload.clone()), schema);
+            assert!(refused.is_err(), "{payload} against {schema:?}");
+        }
+        // The payload's own field, or a payload of any JSON or any keys: it is the payload.
+        for schema in [&email, &any, &map] {
+            no_option_in_payload("mail", &body(json!({ "delay": 5 })), Some(schema)).expect("the payload's");
+        }
+        no_option_in_payload("mail", &body(json!({ "to": "ada" })), None).expect("no option named");
     }
 
     fn read(body: Value, query: &str) -> Result<RunOptions, HttpError> {

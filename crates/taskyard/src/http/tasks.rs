@@ -11,7 +11,7 @@ use axum::{Extension, Json, Router};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::run_options::RunOptions;
+use super::run_options::{self, RunOptions};
 use super::{Api, HttpError, Param, request};
 use crate::{Error, RunFilter, RunId, RunRequest, RunStatus, Trigger};
 
@@ -88,8 +88,11 @@ async fn start_run(
     body: Body,
 ) -> Result<Response, HttpError> {
     let body = request::read_body(body, api.body_limit).await?;
-    let (payload, options) = request::body_payload_and_options(&body)?;
-    let options = RunOptions::read(&options, &uri)?;
+    let (payload, beside) = request::body_payload_and_options(&body)?;
+    if beside.is_none() && api.runtime.has_task(&name) {
+        run_options::no_option_in_payload(&name, &payload, api.runtime.payload_schema(&name))?;
+    }
+    let options = RunOptions::read(&beside.unwrap_or_default(), &uri)?;
     let wait = match query_value(&uri, "wait").as_deref() {
         // A run for later answers at once, with its id.
         None => !options.deferred(),
