@@ -22,6 +22,7 @@ mod memory;
 mod migrate;
 mod pages_sql;
 mod pg_batch;
+mod pg_connect;
 #[cfg(test)]
 mod pg_test_schema;
 mod pg_tidy;

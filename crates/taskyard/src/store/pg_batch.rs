@@ -113,7 +113,7 @@ fn with_runs<'r>(
 /// claim's, in one statement. The jobs of runs that ended are deleted and their records
 /// inserted into the history, the columns the batch does not carry (task, trigger,
 /// payload, queued time, the queue's own) taken from the deleted job; the jobs of runs
-/// still going are updated. Sent on connections made by `postgres::by_key`, so that the
+/// still going are updated. Sent on connections made by `pg_connect::by_key`, so that the
 /// batch's rows are found by key; the jobs are looked up by an array of ids, which
 /// PostgreSQL reads key by key, where a join with the batch was planned as a walk of the
 /// whole queue's key index.
@@ -243,7 +243,7 @@ mod tests {
         };
         let url = schema.url.clone();
         let options: sqlx::postgres::PgConnectOptions = url.parse().expect("the test schema's URL");
-        let pool = PgPool::connect_with(crate::store::postgres::by_key(options))
+        let pool = PgPool::connect_with(crate::store::pg_connect::by_key(options))
             .await
             .expect("the test schema");
         sqlx::query(

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use sqlx::{PgPool, Postgres};
 
 use super::columns::parse_ids;
 use super::pg_batch::{enqueues, insert_jobs, insert_runs};
+use super::pg_connect::{CONNECT_TIMEOUT, Sessions};
 use super::pg_tidy::Tidy;
 use super::sql::Statements;
 use super::tick_sql::TickWithRun;
@@ -36,19 +37,6 @@ const WRITE_LANES: u32 = 2;
 /// runtime on the same store (instances in one process), so that neither waits for the
 /// other's batches. The pool is lazy: a runtime opens what it uses.
 const END_CONNECTIONS: u32 = 2 * WRITE_LANES;
-
-/// How long connecting, or waiting for a pooled connection, may take.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How long one of the store's sessions may sit idle inside a transaction before the server
-/// ends it, unless the store's URL sets `idle_in_transaction_session_timeout` itself. The
-/// store's transactions are a few statements sent back to back, so none of them waits this
-/// long. A client that vanished without closing its socket (its host lost, the network
-/// between cut) leaves its session waiting for the next statement, its transaction's locks
-/// held, until the server's TCP keepalive gives up on it: two hours by Linux's defaults.
-/// Meanwhile every instance's claim of that tick, end of that job or sweep of those runs
-/// would wait on the locks.
-const IDLE_IN_TRANSACTION: &str = "10s";
 
 /// A claim (see `Store::claim`) in one round trip, through `taskyard_claim` (migration 14):
 /// the tasks without a limit together in the queue's order, then each task with a limit
@@ -85,35 +73,6 @@ pub struct PostgresStore {
     ticks: Arc<Batched<TickWithRun, bool>>,
 }
 
-/// `options` for connections whose statements find their rows by key: told not to read a
-/// table from end to end. A batch of claimed runs' states joins its 512 ids with the runs;
-/// the plans PostgreSQL makes for a connection's first five executions of a statement
-/// know the batch's size, and for a table of up to a few hundred thousand runs they read
-/// it all and hash it (30 ms a batch at 30,000 runs, against 4 ms by key).
-pub(super) fn by_key(options: PgConnectOptions) -> PgConnectOptions {
-    options.options([("enable_seqscan", "off")])
-}
-
-/// `options` for the claims' connections: [`by_key`], and told not to sort, so that the
-/// planner walks the queue's index in its order even while the table's statistics still
-/// describe the empty table of a minute ago (a claim of 64 among 50,000 queued runs:
-/// 80 ms sorted, 2 ms walked).
-pub(super) fn for_claims(options: PgConnectOptions) -> PgConnectOptions {
-    by_key(options).options([("enable_sort", "off")])
-}
-
-/// `options` with the store's bound on sessions idle inside a transaction
-/// ([`IDLE_IN_TRANSACTION`]), unless they name one already.
-fn idle_transactions_bounded(options: PgConnectOptions) -> PgConnectOptions {
-    let named = options
-        .get_options()
-        .is_some_and(|set| set.contains("idle_in_transaction_session_timeout"));
-    if named {
-        return options;
-    }
-    options.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)])
-}
-
 impl PostgresStore {
     /// The statements shared with the other SQL backend, on this store's pool.
     fn sql(&self) -> Statements<'_, sqlx::Postgres> {
@@ -140,44 +99,30 @@ impl PostgresStore {
             options.get_port(),
             options.get_database().unwrap_or("the user's default")
         );
-        let options = idle_transactions_bounded(options);
         let unavailable = |reason: String| Error::StoreUnavailable {
             backend: BACKEND,
             message: format!(
                 "cannot connect to {place}: {reason}. Check TASKYARD_DATABASE_URL and that the server runs"
             ),
         };
-        // One connection first: its error is the server's own ("connection refused",
-        // "password authentication failed"), where a pool only reports that it timed out.
-        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
-            Err(_) => {
-                return Err(unavailable(format!(
-                    "no answer within {}s",
-                    CONNECT_TIMEOUT.as_secs()
-                )));
-            }
-            Ok(Err(error)) => return Err(unavailable(error.to_string())),
-            Ok(Ok(connection)) => {
-                let _ = connection.close().await;
-            }
-        }
+        let sessions = Sessions::open(options, &place).await.map_err(&unavailable)?;
         // Bounded waits for a connection: while the server is unreachable, callers get an
         // error after this long instead of hanging.
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options.clone())
+            .connect_with(sessions.main)
             .await
             .map_err(|error| unavailable(error.to_string()))?;
         super::migrate::migrate_postgres(&pool).await?;
         let claims = PgPoolOptions::new()
             .max_connections(CLAIM_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(for_claims(options.clone()));
+            .connect_lazy_with(sessions.claims);
         let ends = PgPoolOptions::new()
             .max_connections(END_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(by_key(options));
+            .connect_lazy_with(sessions.ends);
         let enqueues = Arc::new(enqueues(pool.clone()));
         let ticks = Arc::new(Statements::claims_with_runs(pool.clone(), insert_jobs));
         Ok(PostgresStore {

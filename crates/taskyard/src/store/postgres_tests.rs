@@ -2,7 +2,9 @@
 //! runs.
 
 use super::*;
+use crate::store::pg_connect::for_claims;
 use crate::store::pg_test_schema::TestSchema;
+use sqlx::{Connection, PgConnection};
 
 /// Jobs queued, more than the claims take.
 const QUEUED: i64 = 20_000;
