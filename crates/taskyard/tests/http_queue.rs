@@ -259,6 +259,16 @@ async fn a_start_that_joins_a_run_for_later_is_answered_at_once() {
             assert_eq!(answer["joined"], true, "{name}: {answer}");
             assert_eq!(answer["durable"], true, "{name}: {answer}");
         }
+        // Nitro's endpoint answers with the result, which comes in an hour: 409, naming
+        // the run.
+        let nitro = tokio::time::timeout(
+            Duration::from_secs(5),
+            post(&served, "/_nitro/tasks/report", "{}"),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{name}: Nitro's endpoint waits for the run due in an hour"));
+        let error = assert_error(&nitro, 409, "Conflict", "/_nitro/tasks/report");
+        assert_eq!(error["data"]["run_id"], id, "{name}: {error}");
         assert_eq!(stored_runs(&served).await, 1, "{name}: one run, joined");
         served.stop().await;
     }

@@ -7,12 +7,13 @@
 
 use axum::body::Body;
 use axum::extract::OriginalUri;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::{Api, HttpError, Param, request};
-use crate::{Error, RunRequest, Trigger};
+use crate::{Error, RunHandle, RunRequest, Trigger};
 
 pub(super) fn routes() -> Router {
     Router::new()
@@ -82,10 +83,19 @@ async fn run(
     } else {
         payload.extend(from_body);
     }
-    let request = RunRequest::new(name)
+    let request = RunRequest::new(name.clone())
         .payload(Value::Object(payload))
         .trigger(Trigger::Http);
-    let result = api.runtime.run(request).await.map_err(|error| {
+    let outcome = if api.runtime.is_durable(&name) {
+        match api.runtime.start(request).await {
+            Ok(handle) if handle.joined_later() => return Err(joined_later(&name, &handle)),
+            Ok(handle) => handle.outcome().await,
+            Err(error) => Err(error),
+        }
+    } else {
+        api.runtime.run(request).await
+    };
+    let result = outcome.map_err(|error| {
         // A field that came from the query string failed its type: say how to send it.
         let hint = match &error {
             Error::InvalidPayload { path, .. } => {
@@ -103,6 +113,21 @@ async fn run(
         error
     })?;
     Ok(Json(NitroResult { result }))
+}
+
+/// 409 for a start of a durable task that joined its live run due later (a `Dedupe` task's
+/// run queued with a delay): Nitro's answer is the run's result, which comes then, not
+/// within this request.
+fn joined_later(task: &str, handle: &RunHandle) -> HttpError {
+    let run_id = handle.run_id();
+    let due = handle.due_at().map(|due| due.to_string()).unwrap_or_default();
+    HttpError::status(
+        StatusCode::CONFLICT,
+        format!(
+            "this start of `{task}` joined its live run {run_id}, which is due at {due}: its result comes then, not within this request; follow it at GET /_tasks/runs/{run_id}"
+        ),
+    )
+    .with_data(json!({ "run_id": run_id, "run_at": due }))
 }
 
 /// Nitro's answer to a task run: `{"result": …}`, written straight from the run's result.

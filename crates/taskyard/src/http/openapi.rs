@@ -323,7 +323,7 @@ fn nitro_run(operation_id: &str, name: &Value) -> Value {
         "parameters": [name],
         "responses": {
             "200": ok("The task's result", json!({ "type": "object", "properties": { "result": {} }, "required": ["result"] })),
-            "400": error(), "404": error(), "413": error(), "500": error()
+            "400": error(), "404": error(), "409": error(), "413": error(), "500": error()
         }
     })
 }

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::run_options::{self, RunOptions};
@@ -143,8 +142,7 @@ async fn start_run(
     let run_id = handle.run_id();
     // A start that joined a live run due later (one run per key, or a `Dedupe` task's)
     // answers as a run for later does: nothing it could wait for ends within a request.
-    let joined_later = handle.joined() && handle.due_at().is_some_and(|due| due > Timestamp::now());
-    if !wait || joined_later {
+    if !wait || handle.joined_later() {
         // `202` acknowledges the run: its queued record is in the store first.
         runtime.flush_records().await?;
         let body = json!({ "run_id": run_id, "joined": handle.joined(), "durable": handle.is_durable() });

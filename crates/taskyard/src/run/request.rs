@@ -149,6 +149,12 @@ impl RunHandle {
         }
     }
 
+    /// True when this call joined a durable run that is not due yet: its result comes
+    /// then, not within a request.
+    pub(crate) fn joined_later(&self) -> bool {
+        self.joined && self.due_at().is_some_and(|due| due > Timestamp::now())
+    }
+
     /// Waits for the run to end and returns its result. Dropping this future does not
     /// cancel the run: the runtime owns it (or, for a durable run, the store).
     pub async fn outcome(self) -> Result<Value, Error> {
