@@ -52,8 +52,8 @@ impl Sessions {
             }),
             Err(reason) if reason.contains(REFUSED_SETTINGS) => {
                 let with_options = options.get_options().is_some();
-                // sqlx also sends `extra_float_digits`, for servers before PostgreSQL 12
-                // (which print floats shortest and exact without it).
+                // sqlx also sends `extra_float_digits`, for servers before PostgreSQL 12;
+                // later ones print floats shortest and exact without it.
                 let plain = options.extra_float_digits(None);
                 first_session(&plain).await.map_err(|reason| {
                     if with_options && reason.contains(REFUSED_SETTINGS) {
