@@ -108,23 +108,19 @@ impl Drop for Bouncer {
 }
 
 /// A database of its own on the server of `server` (a PostgreSQL URL without a database),
-/// dropped when this is, whatever the test did.
+/// dropped when this is, whatever the test did (with `psql`, as the tests' schemas are).
 struct Database {
     server: String,
     name: String,
 }
 
 impl Database {
-    async fn create(server: &str) -> Database {
+    fn create(server: &str) -> Database {
         let name = format!("ty_pool_{}", common::uuid_simple());
-        let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
-            .await
-            .expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        admin.close().await;
+        assert!(
+            common::psql(&format!("{server}/postgres"), &format!("CREATE DATABASE {name}")),
+            "cannot create the test database {name} on {server}"
+        );
         Database {
             server: server.to_owned(),
             name,
@@ -138,25 +134,12 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let (url, name) = (format!("{}/postgres", self.server), self.name.clone());
-        // Its own thread and runtime: a drop cannot await, and may run inside a runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let admin = sqlx::PgPool::connect(&url).await.map_err(std::io::Error::other)?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-                    .execute(&admin)
-                    .await
-                    .map_err(std::io::Error::other)?;
-                admin.close().await;
-                Ok::<_, std::io::Error>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test database {}: {dropped:?}", self.name);
+        let dropped = common::psql(
+            &format!("{}/postgres", self.server),
+            &format!("DROP DATABASE {} WITH (FORCE)", self.name),
+        );
+        if !dropped {
+            eprintln!("could not drop the test database {}", self.name);
         }
     }
 }
@@ -189,7 +172,7 @@ async fn the_store_works_behind_pgbouncer() {
         .split_once('?')
         .map_or(backend.url.as_str(), |(url, _)| url);
     let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-    let database = Database::create(server).await;
+    let database = Database::create(server);
     let bouncer = Bouncer::start(&program, base, &database.name, user_of(base));
     let url = format!("postgres://{}@127.0.0.1:{}/app", user_of(base), bouncer.port);
 

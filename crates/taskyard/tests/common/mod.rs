@@ -42,17 +42,20 @@ impl Drop for Backend {
     fn drop(&mut self) {
         if let Some(schema) = self.pg_schema.take() {
             let base = std::env::var("TASKYARD_TEST_DATABASE_URL").unwrap_or_default();
-            let _ = Command::new("psql")
-                .args([
-                    base.as_str(),
-                    "-qc",
-                    &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            psql(&base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
     }
+}
+
+/// Runs `sql` with `psql` on the database of the PostgreSQL URL `url`, quietly: for the
+/// clean-up of a drop, which cannot await. True when it succeeded.
+pub fn psql(url: &str, sql: &str) -> bool {
+    Command::new("psql")
+        .args([url, "-qc", sql])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 pub fn sqlite() -> Backend {
