@@ -155,10 +155,15 @@ const POSTGRES: &[Migration] = &[
         name: "succeeded runs not kept, counted",
         sql: include_str!("migrations/postgres/0015_forgotten_counts.sql"),
     },
+    Migration {
+        version: 16,
+        name: "claims carry their planner settings",
+        sql: include_str!("migrations/postgres/0016_claim_settings.sql"),
+    },
 ];
 
 /// The schema version this build of taskyard writes.
-pub const MIGRATIONS_VERSION: i64 = 15;
+pub const MIGRATIONS_VERSION: i64 = 16;
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that serialises migrations.
 const PG_MIGRATION_LOCK: i64 = 0x7461_736b_7961_7264; // "taskyard"

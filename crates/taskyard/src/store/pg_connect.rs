@@ -24,59 +24,43 @@ const IDLE_IN_TRANSACTION: &str = "10s";
 /// parameter: options").
 const REFUSED_SETTINGS: &str = "unsupported startup parameter";
 
-/// The options of the store's three pools.
-pub(super) struct Sessions {
-    /// The pool of every statement but claims and claimed runs' states.
-    pub main: PgConnectOptions,
-    /// The claimer's (see [`for_claims`]).
-    pub claims: PgConnectOptions,
-    /// The claimed runs' states' (see [`by_key`]).
-    pub ends: PgConnectOptions,
-}
-
-impl Sessions {
-    /// Opens one session with `options` and the store's settings, for the server's own
-    /// error ("connection refused", "password authentication failed") where a pool only
-    /// reports that it timed out; the reason is the text of that error. Behind a pooler,
-    /// which refuses settings at the start of a session, the sessions start with
-    /// `options` alone (and without sqlx's `extra_float_digits`). Then the claims' planner
-    /// settings are not applied, and a vanished client's transaction is bounded by the
-    /// pooler's own setting (PgBouncer's `idle_transaction_timeout`), which a warning says.
-    pub async fn open(options: PgConnectOptions, place: &str) -> Result<Sessions, String> {
-        let bounded = idle_transactions_bounded(options.clone());
-        match first_session(&bounded).await {
-            Ok(()) => Ok(Sessions {
-                claims: for_claims(bounded.clone()),
-                ends: by_key(bounded.clone()),
-                main: bounded,
-            }),
-            Err(reason) if reason.contains(REFUSED_SETTINGS) => {
-                let with_options = options.get_options().is_some();
-                // sqlx also sends `extra_float_digits`, for servers before PostgreSQL 12;
-                // later ones print floats shortest and exact without it.
-                let plain = options.extra_float_digits(None);
-                first_session(&plain).await.map_err(|reason| {
-                    if with_options && reason.contains(REFUSED_SETTINGS) {
-                        format!("{reason}; a pooler takes no `options` in the URL: set them on the role instead (ALTER ROLE … SET …)")
-                    } else {
-                        reason
-                    }
-                })?;
-                tracing::warn!(
-                    "{place} refuses settings at a session's start, as a pooler such as PgBouncer does: \
-                     the store's sessions start without them. The claims lose their planner \
-                     settings, and a client that vanished in the middle of a transaction holds \
-                     its locks until the pooler ends it: set PgBouncer's idle_transaction_timeout \
-                     (10 s, say)"
-                );
-                Ok(Sessions {
-                    main: plain.clone(),
-                    claims: plain.clone(),
-                    ends: plain,
-                })
-            }
-            Err(reason) => Err(reason),
+/// Opens one session with `options` and the store's settings, for the server's own
+/// error ("connection refused", "password authentication failed") where a pool only
+/// reports that it timed out, and returns the options every session of the store's
+/// pools starts with; the reason is the text of that error. Behind a pooler, which
+/// refuses settings at the start of a session, the sessions start with `options` alone
+/// (and without sqlx's `extra_float_digits`). Then a vanished client's transaction is
+/// bounded by the pooler's own setting (PgBouncer's `idle_transaction_timeout`), which
+/// a warning says. The claims keep their planner settings either way: they are the
+/// claim function's own (migration 16).
+pub(super) async fn session_options(
+    options: PgConnectOptions,
+    place: &str,
+) -> Result<PgConnectOptions, String> {
+    let bounded = idle_transactions_bounded(options.clone());
+    match first_session(&bounded).await {
+        Ok(()) => Ok(bounded),
+        Err(reason) if reason.contains(REFUSED_SETTINGS) => {
+            let with_options = options.get_options().is_some();
+            // sqlx also sends `extra_float_digits`, for servers before PostgreSQL 12;
+            // later ones print floats shortest and exact without it.
+            let plain = options.extra_float_digits(None);
+            first_session(&plain).await.map_err(|reason| {
+                if with_options && reason.contains(REFUSED_SETTINGS) {
+                    format!("{reason}; a pooler takes no `options` in the URL: set them on the role instead (ALTER ROLE … SET …)")
+                } else {
+                    reason
+                }
+            })?;
+            tracing::warn!(
+                "{place} refuses settings at a session's start, as a pooler such as PgBouncer does: \
+                 the store's sessions start without them, and a client that vanished in the \
+                 middle of a transaction holds its locks until the pooler ends it: set \
+                 PgBouncer's idle_transaction_timeout (10 s, say)"
+            );
+            Ok(plain)
         }
+        Err(reason) => Err(reason),
     }
 }
 
@@ -102,21 +86,4 @@ fn idle_transactions_bounded(options: PgConnectOptions) -> PgConnectOptions {
         return options;
     }
     options.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)])
-}
-
-/// `options` for connections whose statements find their rows by key: told not to read a
-/// table from end to end. A batch of claimed runs' states joins its 512 ids with the runs;
-/// the plans PostgreSQL makes for a connection's first five executions of a statement
-/// know the batch's size, and for a table of up to a few hundred thousand runs they read
-/// it all and hash it (30 ms a batch at 30,000 runs, against 4 ms by key).
-pub(super) fn by_key(options: PgConnectOptions) -> PgConnectOptions {
-    options.options([("enable_seqscan", "off")])
-}
-
-/// `options` for the claims' connections: [`by_key`], and told not to sort, so that the
-/// planner walks the queue's index in its order even while the table's statistics still
-/// describe the empty table of a minute ago (a claim of 64 among 50,000 queued runs:
-/// 80 ms sorted, 2 ms walked).
-pub(super) fn for_claims(options: PgConnectOptions) -> PgConnectOptions {
-    by_key(options).options([("enable_sort", "off")])
 }

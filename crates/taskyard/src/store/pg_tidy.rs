@@ -177,9 +177,7 @@ mod tests {
             .await
             .expect("the store migrates");
         let options: sqlx::postgres::PgConnectOptions = schema.url.parse().expect("the test schema's URL");
-        let pool = PgPool::connect_with(crate::store::pg_connect::for_claims(options))
-            .await
-            .expect("the test schema");
+        let pool = PgPool::connect_with(options).await.expect("the test schema");
         for (statement, jobs) in [
             ("ALTER TABLE taskyard_jobs SET (autovacuum_enabled = false)", None),
             (

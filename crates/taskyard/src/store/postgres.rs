@@ -12,7 +12,7 @@ use sqlx::{PgPool, Postgres};
 
 use super::columns::parse_ids;
 use super::pg_batch::{enqueues, insert_jobs, insert_runs};
-use super::pg_connect::{CONNECT_TIMEOUT, Sessions};
+use super::pg_connect::{CONNECT_TIMEOUT, session_options};
 use super::pg_tidy::Tidy;
 use super::sql::Statements;
 use super::tick_sql::TickWithRun;
@@ -60,9 +60,9 @@ const ABANDON: &str = "UPDATE taskyard_runs SET status = 'abandoned', \
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// The claimer's connections (see `connect_with`).
+    /// The claimer's connections, so that a claim never waits behind other statements.
     claims: PgPool,
-    /// The connections that write claimed runs' states (see [`by_key`]).
+    /// The connections that write claimed runs' states (see [`END_CONNECTIONS`]).
     ends: PgPool,
     /// When to vacuum the table of live jobs (see `pg_tidy`).
     pub(super) tidy: Arc<Tidy>,
@@ -105,24 +105,24 @@ impl PostgresStore {
                 "cannot connect to {place}: {reason}. Check TASKYARD_DATABASE_URL and that the server runs"
             ),
         };
-        let sessions = Sessions::open(options, &place).await.map_err(&unavailable)?;
+        let sessions = session_options(options, &place).await.map_err(&unavailable)?;
         // Bounded waits for a connection: while the server is unreachable, callers get an
         // error after this long instead of hanging.
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(sessions.main)
+            .connect_with(sessions.clone())
             .await
             .map_err(|error| unavailable(error.to_string()))?;
         super::migrate::migrate_postgres(&pool).await?;
         let claims = PgPoolOptions::new()
             .max_connections(CLAIM_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(sessions.claims);
+            .connect_lazy_with(sessions.clone());
         let ends = PgPoolOptions::new()
             .max_connections(END_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(sessions.ends);
+            .connect_lazy_with(sessions);
         let enqueues = Arc::new(enqueues(pool.clone()));
         let ticks = Arc::new(Statements::claims_with_runs(pool.clone(), insert_jobs));
         Ok(PostgresStore {

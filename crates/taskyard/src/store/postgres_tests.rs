@@ -2,7 +2,6 @@
 //! runs.
 
 use super::*;
-use crate::store::pg_connect::for_claims;
 use crate::store::pg_test_schema::TestSchema;
 use sqlx::{Connection, PgConnection};
 
@@ -13,61 +12,80 @@ const QUEUED: i64 = 20_000;
 const ROOM: i64 = 256;
 
 /// A claim reads the entries of the jobs it takes from the queue's order, and those of
-/// jobs that other claims hold locked, never the whole queue: not even while the
-/// table's statistics say that almost nothing is queued (as they do after a burst of
-/// enqueues), when its update was planned as a bitmap of every queued job's entry.
+/// jobs that other claims hold locked, never the whole queue, whatever the table's
+/// statistics say: that almost nothing is queued (as they do after a burst of enqueues),
+/// when its update was planned as a bitmap of every queued job's entry, or that the queue
+/// holds none of this task's jobs (as when another task's burst was queued at the last
+/// `ANALYZE`), when every due job was read and sorted. The session has no settings of its own, as every session
+/// behind a pooler: the claim's planner settings are its function's.
 #[tokio::test]
 async fn a_claim_reads_what_it_takes_not_the_whole_queue() {
     let Some(schema) = TestSchema::migrated("ty_claim").await else {
         return;
     };
     let options: PgConnectOptions = schema.url.parse().expect("the test schema's URL");
-    let mut connection = PgConnection::connect_with(&for_claims(options))
+    let mut connection = PgConnection::connect_with(&options)
         .await
         .expect("the test schema");
-    for statement in [
-        // Statistics taken while every job was held, then the jobs queued.
+    let queue = |from: i64, to: i64, task: &str, held: &str| {
         format!(
             "INSERT INTO taskyard_jobs (id, task, status, trigger_kind, trigger_data, payload, attempt, \
              attempts, instance, queued_at, priority, run_at, max_attempts, fence, claimed_by) \
-             SELECT '01a236f2-089e-7000-8000-' || lpad(to_hex(n), 12, '0'), 'noop', 'queued', 'manual', \
-             '{{}}', '{{}}', 0, '[]', 'a', 0, 0, 0, 1, 0, 'gone' FROM generate_series(1, {QUEUED}) AS n"
-        ),
-        "ANALYZE taskyard_runs, taskyard_jobs".into(),
-        "UPDATE taskyard_jobs SET claimed_by = NULL".into(),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&mut connection)
-            .await
-            .expect("a queue");
-    }
+             SELECT '01a236f2-089e-7000-8000-' || lpad(to_hex(n), 12, '0'), '{task}', 'queued', 'manual', \
+             '{{}}', '{{}}', 0, '[]', 'a', 0, 0, 0, 1, 0, {held} FROM generate_series({from}, {to}) AS n"
+        )
+    };
+    let statistics = [
+        // Taken while every job was held, then the jobs queued.
+        vec![
+            queue(1, QUEUED, "noop", "'gone'"),
+            "ANALYZE taskyard_runs, taskyard_jobs".into(),
+            "UPDATE taskyard_jobs SET claimed_by = NULL".into(),
+        ],
+        // Taken while another task's jobs were queued, then this task's.
+        vec![
+            "TRUNCATE taskyard_jobs".into(),
+            queue(QUEUED + 1, 2 * QUEUED, "other", "NULL"),
+            "ANALYZE taskyard_jobs".into(),
+            "DELETE FROM taskyard_jobs".into(),
+            queue(1, QUEUED, "noop", "NULL"),
+        ],
+    ];
     // The counts of entries read since the backend last reported them, summed over
     // its transactions: each claim's reads are the difference.
     const READ: &str = "SELECT pg_stat_get_xact_tuples_returned('taskyard_jobs_due'::regclass) \
          + pg_stat_get_xact_tuples_returned('taskyard_jobs_due_by_task'::regclass)";
-    // Past the five executions after which PostgreSQL may plan the function's
-    // statements once for all values. Each claim is rolled back, so each finds the
-    // same queue.
     let mut reads = Vec::new();
-    for _ in 0..8 {
-        let mut claim = connection.begin().await.expect("a transaction");
-        let (before,): (i64,) = sqlx::query_as(READ)
-            .fetch_one(&mut *claim)
-            .await
-            .expect("the reads before the claim");
-        let claimed: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM taskyard_claim('me', 1, $1, ARRAY['noop'], '{}', '{}', '{}')")
-                .bind(i32::try_from(ROOM).expect("a room"))
-                .fetch_all(&mut *claim)
+    for statements in statistics {
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut connection)
                 .await
-                .expect("a claim");
-        assert_eq!(claimed.len() as i64, ROOM);
-        let (after,): (i64,) = sqlx::query_as(READ)
-            .fetch_one(&mut *claim)
-            .await
-            .expect("the claim's reads");
-        reads.push(after - before);
-        claim.rollback().await.expect("rolled back");
+                .expect("a queue");
+        }
+        // Past the five executions after which PostgreSQL may plan the function's
+        // statements once for all values. Each claim is rolled back, so each finds the
+        // same queue.
+        for _ in 0..8 {
+            let mut claim = connection.begin().await.expect("a transaction");
+            let (before,): (i64,) = sqlx::query_as(READ)
+                .fetch_one(&mut *claim)
+                .await
+                .expect("the reads before the claim");
+            let claimed: Vec<(String,)> =
+                sqlx::query_as("SELECT id FROM taskyard_claim('me', 1, $1, ARRAY['noop'], '{}', '{}', '{}')")
+                    .bind(i32::try_from(ROOM).expect("a room"))
+                    .fetch_all(&mut *claim)
+                    .await
+                    .expect("a claim");
+            assert_eq!(claimed.len() as i64, ROOM);
+            let (after,): (i64,) = sqlx::query_as(READ)
+                .fetch_one(&mut *claim)
+                .await
+                .expect("the claim's reads");
+            reads.push(after - before);
+            claim.rollback().await.expect("rolled back");
+        }
     }
     drop(connection);
     schema.drop().await;
