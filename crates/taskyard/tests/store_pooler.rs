@@ -2,9 +2,10 @@
 //! endpoints: a pooler refuses the settings a direct connection starts its sessions with
 //! (`options`, and sqlx's `extra_float_digits`), in every pooling mode. A real PgBouncer on
 //! loopback in session pooling mode, in front of a database of its own: the app migrates
-//! its store, records runs, claims ticks and runs durable runs through it. (Transaction
-//! pooling also needs named prepared statements passed on, PgBouncer 1.21 and later with
-//! `max_prepared_statements`; Debian's PgBouncer here is 1.18.)
+//! its store, records runs, claims ticks and runs durable runs through it. In transaction
+//! and statement pooling, Debian's PgBouncer 1.18 mixes its clients' prepared statements
+//! (1.21 and later keep them apart, with `max_prepared_statements`): the app refuses to
+//! start there, saying so.
 //!
 //! `scripts/setup-pgbouncer.sh` installs it. Without it the test is skipped loudly, unless
 //! `TASKYARD_REQUIRE_PGBOUNCER=1` (set by `.ci/run`).
@@ -40,9 +41,9 @@ fn pgbouncer() -> Option<PathBuf> {
     installed
 }
 
-/// A PgBouncer in session pooling mode on a free loopback port, in front of
-/// `database` on the server of `base` (a PostgreSQL URL), letting in `user` without a
-/// password; killed when dropped.
+/// A PgBouncer in `mode` (`session`, `transaction`, `statement`) on a free loopback port,
+/// in front of `database` on the server of `base` (a PostgreSQL URL), letting in `user`
+/// without a password; killed when dropped.
 struct Bouncer {
     child: Child,
     port: u16,
@@ -50,7 +51,7 @@ struct Bouncer {
 }
 
 impl Bouncer {
-    fn start(program: &Path, base: &str, database: &str, user: &str) -> Bouncer {
+    fn start(program: &Path, base: &str, database: &str, user: &str, mode: &str) -> Bouncer {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -64,7 +65,7 @@ impl Bouncer {
             format!(
                 "[databases]\napp = host={host} port={upstream_port} dbname={database}\n\
                  [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-                 auth_type = trust\nauth_file = {}\npool_mode = session\n\
+                 auth_type = trust\nauth_file = {}\npool_mode = {mode}\n\
                  default_pool_size = 20\nmax_client_conn = 200\n",
                 dir.path().join("users.txt").display()
             ),
@@ -158,23 +159,28 @@ fn user_of(url: &str) -> &str {
     credentials.split(':').next().unwrap_or("")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_works_behind_pgbouncer() {
-    let Some(backend) = common::postgres().await else {
-        return;
-    };
-    let Some(program) = pgbouncer() else {
-        return;
-    };
-    // A database of its own: a pooler takes no `search_path` from its clients.
+/// A database of its own behind a PgBouncer in `mode` (a pooler takes no `search_path`
+/// from its clients), and the URL of the app's store through it; `None` (the test skipped)
+/// without PostgreSQL or PgBouncer.
+async fn behind_pgbouncer(mode: &str) -> Option<(Database, Bouncer, String)> {
+    let backend = common::postgres().await?;
+    let program = pgbouncer()?;
     let base = backend
         .url
         .split_once('?')
         .map_or(backend.url.as_str(), |(url, _)| url);
     let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
     let database = Database::create(server);
-    let bouncer = Bouncer::start(&program, base, &database.name, user_of(base));
+    let bouncer = Bouncer::start(&program, base, &database.name, user_of(base), mode);
     let url = format!("postgres://{}@127.0.0.1:{}/app", user_of(base), bouncer.port);
+    Some((database, bouncer, url))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_works_behind_pgbouncer() {
+    let Some((database, bouncer, url)) = behind_pgbouncer("session").await else {
+        return;
+    };
 
     let app = App::new()
         .store(StoreConfig::Postgres(url))
@@ -242,4 +248,36 @@ async fn the_store_works_behind_pgbouncer() {
     assert!(beats >= ticks - 1, "{beats} runs recorded for {ticks} ticks");
     direct.close().await;
     drop(bouncer);
+}
+
+/// A pooler in transaction mode that does not keep a session's prepared statements
+/// (PgBouncer before 1.21, or without `max_prepared_statements`: Debian's 1.18 here), or
+/// in statement mode, would fail the store's statements at random under load ("prepared
+/// statement "sqlx_s_1" does not exist"). The app does not start behind one, and says what
+/// to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooler_that_loses_prepared_statements_is_refused_by_name() {
+    for mode in ["transaction", "statement"] {
+        let Some((database, bouncer, url)) = behind_pgbouncer(mode).await else {
+            return;
+        };
+        let started = App::new()
+            .store(StoreConfig::Postgres(url))
+            .schedule_log(None)
+            .start()
+            .await;
+        let message = match started {
+            Ok(app) => {
+                app.shutdown().await;
+                panic!("the app started behind PgBouncer in {mode} mode");
+            }
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            message.contains("pool_mode = session") && message.contains("max_prepared_statements"),
+            "{mode}: {message}"
+        );
+        drop(bouncer);
+        drop(database);
+    }
 }

@@ -12,7 +12,7 @@ use sqlx::{PgPool, Postgres};
 
 use super::columns::parse_ids;
 use super::pg_batch::{enqueues, insert_jobs, insert_runs};
-use super::pg_connect::{CONNECT_TIMEOUT, session_options};
+use super::pg_connect::{CONNECT_TIMEOUT, Refusal, session_options};
 use super::pg_tidy::Tidy;
 use super::sql::Statements;
 use super::tick_sql::TickWithRun;
@@ -105,7 +105,15 @@ impl PostgresStore {
                 "cannot connect to {place}: {reason}. Check TASKYARD_DATABASE_URL and that the server runs"
             ),
         };
-        let sessions = session_options(options, &place).await.map_err(&unavailable)?;
+        let sessions = session_options(options, &place)
+            .await
+            .map_err(|refusal| match refusal {
+                Refusal::Unreachable(reason) => unavailable(reason),
+                Refusal::Pooler(message) => Error::Setting {
+                    setting: "store",
+                    message,
+                },
+            })?;
         // Bounded waits for a connection: while the server is unreachable, callers get an
         // error after this long instead of hanging.
         let pool = PgPoolOptions::new()
