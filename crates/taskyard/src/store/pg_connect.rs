@@ -1,6 +1,7 @@
-//! How the PostgreSQL store opens its sessions: the settings each pool's sessions start
-//! with, and a server that takes none of them, a pooler such as PgBouncer in front of
-//! PostgreSQL (as managed PostgreSQL runs on its pooled endpoints).
+//! How the PostgreSQL store opens its sessions: the settings its pools' sessions start
+//! with, a server that takes none of them (a pooler such as PgBouncer in front of
+//! PostgreSQL, as managed PostgreSQL runs on its pooled endpoints), and a pooler that
+//! would mix its clients' prepared statements, refused.
 
 use std::time::Duration;
 
