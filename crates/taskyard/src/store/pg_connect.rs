@@ -87,8 +87,9 @@ pub(super) async fn session_options(
 /// lands on the server session where another's of the same name was prepared: "prepared
 /// statement "sqlx_s_1" already exists", at random, under load. Here the first session
 /// (`first`) prepares a statement and closes, then a second one prepares its own: a pooler
-/// hands it the server session just used, the most recent first, as PgBouncer does, and
-/// in session mode resets that server session when its client leaves.
+/// hands it the server session just used, the most recent first, as PgBouncer does by
+/// default (with `server_round_robin` set it may not, and the check passes), and in
+/// session mode resets that server session when its client leaves.
 async fn prepared_statements_kept(
     mut first: PgConnection,
     options: &PgConnectOptions,
